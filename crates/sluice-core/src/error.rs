@@ -1,0 +1,107 @@
+//! Errors for reading and validating a project.
+//!
+//! Every user-facing error carries where it happened (file, and line/column when the parser knows them),
+//! so that a malformed project file is reported the way a compiler reports a syntax error.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A position in a file: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// Errors raised while loading or validating a project.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A YAML file is malformed or does not have the expected shape.
+    #[error("{path}{}: {message}", position.map(|p| format!(":{p}")).unwrap_or_default())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// Where the parser stopped, when known.
+        position: Option<Position>,
+        /// The parser's message (names the field and what was expected).
+        message: String,
+    },
+    /// A value is well-formed YAML but not valid for its field.
+    #[error("{path}: field `{field}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted field path, e.g. `tables[2].mode`.
+        field: String,
+        /// What was expected.
+        message: String,
+    },
+    /// The project folder has no `sluice.yml`.
+    #[error("{0}: not a Sluice project (no sluice.yml); run `sluice init DIR` to create one")]
+    NotAProject(PathBuf),
+    /// Two assets share a name.
+    #[error("duplicate {kind} `{name}`: defined in {first} and {second}")]
+    Duplicate {
+        /// What kind of thing (model, source).
+        kind: &'static str,
+        /// The duplicated name.
+        name: String,
+        /// First definition.
+        first: PathBuf,
+        /// Second definition.
+        second: PathBuf,
+    },
+    /// An environment variable referenced as `${NAME}` is not set.
+    #[error("{path}: environment variable `{name}` is not set (referenced as ${{{name}}})")]
+    MissingEnv {
+        /// The file that referenced it.
+        path: PathBuf,
+        /// The variable.
+        name: String,
+    },
+}
+
+/// Errors in the asset graph.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// A dependency names an asset that does not exist.
+    #[error("{from}: unknown {kind} `{target}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownRef {
+        /// The asset whose definition holds the reference.
+        from: String,
+        /// `ref` or `source`.
+        kind: &'static str,
+        /// The missing name.
+        target: String,
+        /// The closest existing name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// The graph has a cycle; the path is closed (first == last).
+    #[error("cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    /// A selector matched nothing.
+    #[error("selector `{0}` matches no asset")]
+    EmptySelection(String),
+}
+
+/// A list of errors reported together (validation collects all, then reports).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct Errors(pub Vec<String>);

@@ -1,0 +1,42 @@
+//! The Sluice project model: the files a data engineer writes, and the asset graph built from them.
+//!
+//! A project is a folder:
+//!
+//! ```text
+//! my-project/
+//!   sluice.yml            name, lake location, state database, serve addresses, vars, defaults
+//!   sources/*.yml         one file per source system (parsed in full by its connector in sluice-ingest)
+//!   models/<layer>/*.sql  one SELECT per model; the folder (silver | gold) is the layer
+//!   models/**/*.yml       dbt-style properties: descriptions, owners, columns, checks, freshness
+//! ```
+//!
+//! [`Project::load`] reads it and reports every problem at once, each with its file and line.
+//! [`AssetGraph`] is the DAG of assets that the transform layer fills from `ref()` and `source()`.
+//!
+//! ```
+//! let mut g = sluice_core::AssetGraph::new();
+//! g.add_edge("shop.orders", "stg_orders");
+//! g.add_edge("stg_orders", "fct_orders");
+//! assert_eq!(g.topological_order().unwrap(), ["shop.orders", "stg_orders", "fct_orders"]);
+//! ```
+//!
+//! Modules: [`config`] (`sluice.yml`), [`source`] (the envelope every source file shares), [`model`]
+//! (models, properties, check declarations), [`project`] (loading), [`graph`] (DAG, cycles, selection),
+//! [`error`], and small helpers for YAML ([`yaml`]), durations ([`duration`]) and `${ENV}` ([`env`]).
+
+pub mod config;
+pub mod duration;
+pub mod env;
+pub mod error;
+pub mod graph;
+pub mod model;
+pub mod project;
+pub mod source;
+pub mod yaml;
+
+pub use config::ProjectConfig;
+pub use error::{ConfigError, GraphError};
+pub use graph::AssetGraph;
+pub use model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, Severity};
+pub use project::{Project, ProjectErrors};
+pub use source::SourceDecl;

@@ -1,0 +1,412 @@
+//! Loading a project folder: `sluice.yml`, `sources/`, `models/`.
+//!
+//! Loading collects every error it finds (a broken project is reported in one pass, not one error per
+//! attempt) and checks only what can be checked without rendering SQL; the graph of `ref()`s is built by
+//! `sluice-transform` after rendering.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::ProjectConfig;
+use crate::error::ConfigError;
+use crate::model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, PropertiesFile};
+use crate::source::{SourceDecl, SourceEnvelope, is_valid_identifier};
+use crate::yaml::{parse_yaml, read_text};
+
+/// A loaded project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project folder (absolute).
+    pub root: PathBuf,
+    /// `sluice.yml`.
+    pub config: ProjectConfig,
+    /// `sources/*.yml`, sorted by name.
+    pub sources: Vec<SourceDecl>,
+    /// `models/**/*.sql`, sorted by name.
+    pub models: Vec<ModelFile>,
+    /// Every check declared in properties files.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// Every error found while loading a project.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ProjectErrors(pub Vec<ConfigError>);
+
+impl Project {
+    /// Loads the project in `dir`.
+    pub fn load(dir: &Path) -> Result<Project, ProjectErrors> {
+        let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut errors = Vec::new();
+        let config_path = root.join("sluice.yml");
+        if !config_path.is_file() {
+            return Err(ProjectErrors(vec![ConfigError::NotAProject(root)]));
+        }
+        let config = match read_text(&config_path)
+            .and_then(|t| parse_yaml::<ProjectConfig>(&config_path, &t))
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let sources = load_sources(&root.join("sources"), &mut errors);
+        let properties = load_properties(&root.join("models"), &mut errors);
+        let mut models = load_models(&root.join("models"), &mut errors);
+        let mut checks = Vec::new();
+        let mut described: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for (name, props) in properties {
+            let props_path = props.path.clone().unwrap_or_default();
+            let Some(model) = models.iter_mut().find(|m| m.name == name) else {
+                let suggestion = crate::graph::suggest(&name, models.iter().map(|m| m.name.as_str()));
+                errors.push(ConfigError::Invalid {
+                    path: props_path,
+                    field: format!("models[name={name}]"),
+                    message: format!(
+                        "describes a model that has no SQL file{}",
+                        suggestion
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default()
+                    ),
+                });
+                continue;
+            };
+            described.insert(name.clone(), props_path.clone());
+            collect_checks(&props, &props_path, &mut checks, &mut errors);
+            model.properties = props;
+        }
+        if !errors.is_empty() {
+            return Err(ProjectErrors(errors));
+        }
+        let Some(config) = config else {
+            return Err(ProjectErrors(errors));
+        };
+        Ok(Project {
+            root,
+            config,
+            sources,
+            models,
+            checks,
+        })
+    }
+
+    /// Resolves a path from a project file relative to the project folder.
+    pub fn resolve_path(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.root.join(path)
+        }
+    }
+
+    /// The lake location: an absolute folder path or a URL.
+    pub fn lake_location(&self) -> String {
+        let lake = &self.config.lake;
+        if lake.contains("://") {
+            lake.clone()
+        } else {
+            self.resolve_path(lake).to_string_lossy().into_owned()
+        }
+    }
+
+    /// The state database path.
+    pub fn state_path(&self) -> PathBuf {
+        self.resolve_path(&self.config.state)
+    }
+
+    /// A model by name.
+    pub fn model(&self, name: &str) -> Option<&ModelFile> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// A source by name.
+    pub fn source(&self, name: &str) -> Option<&SourceDecl> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// The checks of one model.
+    pub fn checks_of<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a CheckSpec> + 'a {
+        self.checks.iter().filter(move |c| c.model == model)
+    }
+}
+
+fn sorted_files(dir: &Path, ext: &[&str], recursive: bool, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return out;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(source) => {
+                errors.push(ConfigError::Io { path: d, source });
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                if recursive {
+                    stack.push(p);
+                }
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ext.contains(&e))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn file_stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn load_sources(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<SourceDecl> {
+    let mut out: Vec<SourceDecl> = Vec::new();
+    for path in sorted_files(dir, &["yml", "yaml"], false, errors) {
+        let text = match read_text(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let env: SourceEnvelope = match parse_yaml(&path, &text) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let name = env.name.unwrap_or_else(|| file_stem(&path));
+        if !is_valid_identifier(&name) {
+            errors.push(ConfigError::Invalid {
+                path: path.clone(),
+                field: "name".into(),
+                message: format!("`{name}` is not a valid name (letters, digits, _; not starting with a digit)"),
+            });
+            continue;
+        }
+        for (i, t) in env.tables.iter().enumerate() {
+            if !is_valid_identifier(&t.name) {
+                errors.push(ConfigError::Invalid {
+                    path: path.clone(),
+                    field: format!("tables[{i}].name"),
+                    message: format!("`{}` is not a valid table name", t.name),
+                });
+            }
+        }
+        if let Some(prev) = out.iter().find(|s| s.name == name) {
+            errors.push(ConfigError::Duplicate {
+                kind: "source",
+                name,
+                first: prev.path.clone(),
+                second: path,
+            });
+            continue;
+        }
+        out.push(SourceDecl {
+            name,
+            kind: env.kind,
+            owner: env.owner,
+            tables: env.tables,
+            path,
+            text,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn load_models(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<ModelFile> {
+    let mut out: Vec<ModelFile> = Vec::new();
+    for path in sorted_files(dir, &["sql"], true, errors) {
+        let rel = path.strip_prefix(dir).unwrap_or(&path);
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(layer) = ModelLayer::from_folder(&top) else {
+            errors.push(ConfigError::Invalid {
+                path: path.clone(),
+                field: "folder".into(),
+                message: "a model must live under models/silver/ or models/gold/ (the folder is its layer)"
+                    .into(),
+            });
+            continue;
+        };
+        let name = file_stem(&path);
+        if !is_valid_identifier(&name) {
+            errors.push(ConfigError::Invalid {
+                path: path.clone(),
+                field: "file name".into(),
+                message: format!("`{name}` is not a valid model name (letters, digits, _)"),
+            });
+            continue;
+        }
+        let sql = match read_text(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if let Some(prev) = out.iter().find(|m| m.name == name) {
+            errors.push(ConfigError::Duplicate {
+                kind: "model",
+                name,
+                first: prev.path.clone(),
+                second: path,
+            });
+            continue;
+        }
+        out.push(ModelFile {
+            name,
+            layer,
+            path,
+            sql,
+            properties: ModelProperties::default(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn load_properties(dir: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, ModelProperties> {
+    let mut out: BTreeMap<String, ModelProperties> = BTreeMap::new();
+    for path in sorted_files(dir, &["yml", "yaml"], true, errors) {
+        let parsed = read_text(&path).and_then(|t| parse_yaml::<PropertiesFile>(&path, &t));
+        let file = match parsed {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for mut props in file.models {
+            props.path = Some(path.clone());
+            if let Some(prev) = out.get(&props.name) {
+                errors.push(ConfigError::Duplicate {
+                    kind: "model properties",
+                    name: props.name.clone(),
+                    first: prev.path.clone().unwrap_or_default(),
+                    second: path.clone(),
+                });
+                continue;
+            }
+            out.insert(props.name.clone(), props);
+        }
+    }
+    out
+}
+
+fn collect_checks(
+    props: &ModelProperties,
+    path: &Path,
+    checks: &mut Vec<CheckSpec>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut push = |entry: &serde_yaml_ng::Value, column: Option<&str>, field: String| {
+        match CheckSpec::parse(entry, &props.name, column, path) {
+            Ok(mut c) => {
+                // Keep names unique when the same kind is declared twice on one target.
+                let base = c.name.clone();
+                let mut n = 2;
+                while checks.iter().any(|x| x.name == c.name) {
+                    c.name = format!("{base}_{n}");
+                    n += 1;
+                }
+                checks.push(c);
+            }
+            Err(message) => errors.push(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                message,
+            }),
+        }
+    };
+    for (i, t) in props.tests.iter().enumerate() {
+        push(t, None, format!("models[{}].tests[{i}]", props.name));
+    }
+    for col in &props.columns {
+        for (i, t) in col.tests.iter().enumerate() {
+            push(
+                t,
+                Some(&col.name),
+                format!("models[{}].columns[{}].tests[{i}]", props.name, col.name),
+            );
+        }
+    }
+    if let Some(f) = &props.freshness {
+        let entry = serde_yaml_ng::Value::Mapping(
+            [(serde_yaml_ng::Value::String("freshness".into()), f.clone())]
+                .into_iter()
+                .collect(),
+        );
+        push(&entry, None, format!("models[{}].freshness", props.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn loads_a_project() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "sluice.yml", "name: t\n");
+        write(d.path(), "sources/app.yml", "kind: sqlite\nconnection: x.db\ntables:\n  - name: orders\n    mode: full\n");
+        write(d.path(), "models/silver/stg.sql", "select 1 as id");
+        write(
+            d.path(),
+            "models/silver/schema.yml",
+            "version: 2\nmodels:\n  - name: stg\n    columns:\n      - name: id\n        tests: [not_null, unique]\n",
+        );
+        let p = Project::load(d.path()).unwrap();
+        assert_eq!(p.sources[0].name, "app");
+        assert_eq!(p.sources[0].tables[0].name, "orders");
+        assert_eq!(p.models[0].layer, ModelLayer::Silver);
+        assert_eq!(p.checks.len(), 2);
+        assert_eq!(p.config.lake, "lake");
+    }
+
+    #[test]
+    fn collects_all_errors_with_locations() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "sluice.yml", "name: t\nlake: [unclosed\n");
+        write(d.path(), "sources/bad.yml", "kind: sqlite\ntables: 5\n");
+        write(d.path(), "models/bronze/x.sql", "select 1");
+        write(d.path(), "models/gold/schema.yml", "models:\n  - name: nothere\n");
+        let err = Project::load(d.path()).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 4, "{text}");
+        assert!(text.contains("sluice.yml:2:"), "{text}");
+        assert!(text.contains("bad.yml:2:"), "{text}");
+        assert!(text.contains("models/silver/ or models/gold/"), "{text}");
+        assert!(text.contains("describes a model that has no SQL file"), "{text}");
+    }
+
+    #[test]
+    fn missing_project_file() {
+        let d = tempfile::tempdir().unwrap();
+        let err = Project::load(d.path()).unwrap_err();
+        assert!(err.to_string().contains("not a Sluice project"));
+    }
+}

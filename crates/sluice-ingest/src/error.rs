@@ -1,0 +1,72 @@
+//! Errors of the ingestion layer.
+
+use std::path::PathBuf;
+
+/// Errors raised while landing data.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The source file (`sources/*.yml`) is invalid for its kind.
+    #[error(transparent)]
+    Config(#[from] sluice_core::ConfigError),
+    /// The source names a kind no connector implements.
+    #[error("{path}: unknown source kind `{kind}`{hint}; available kinds: {available}")]
+    UnknownKind {
+        /// The source file.
+        path: PathBuf,
+        /// The kind given.
+        kind: String,
+        /// A suggestion.
+        hint: String,
+        /// Every kind.
+        available: String,
+    },
+    /// A table name that the source does not declare.
+    #[error("source `{source_name}` has no table `{table}`")]
+    UnknownTable {
+        /// The source.
+        source_name: String,
+        /// The table.
+        table: String,
+    },
+    /// Reading the source system failed.
+    #[error("{source_name}.{table}: {message}")]
+    Read {
+        /// The source.
+        source_name: String,
+        /// The table.
+        table: String,
+        /// What went wrong.
+        message: String,
+        /// Whether retrying may help (connection refused, busy database, timeouts).
+        transient: bool,
+    },
+    /// A landing file could not be read at all.
+    #[error(transparent)]
+    Format(#[from] crate::formats::FormatError),
+    /// Writing to the lake failed.
+    #[error(transparent)]
+    Lake(#[from] sluice_lake::LakeError),
+    /// Arrow failed building a batch (a bug or an unsupported type).
+    #[error("{context}: {source}")]
+    Arrow {
+        /// What was being built.
+        context: String,
+        /// Arrow's error.
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    /// The generator failed.
+    #[error(transparent)]
+    Generator(#[from] crate::generator::GeneratorError),
+}
+
+impl IngestError {
+    /// Whether retrying the same work may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IngestError::Read { transient, .. } => *transient,
+            IngestError::Lake(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Landing rows in bronze: PII handling, metadata columns, one idempotent Delta commit per batch.
+//!
+//! Every bronze row carries `_ingested_at`, `_ingest_date` (the partition column), `_batch_id` and
+//! `_source`. The connector's position (high-water mark, files landed) travels in the same commit's
+//! metadata, so that data and position can never disagree after a crash.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sluice_lake::{QuarantinedRow, TableId, WriteMode, WriteOutcome, WriteSpec};
+
+use crate::error::IngestError;
+use crate::source::IngestContext;
+
+/// The application id under which a table's ingestion commits (Delta `txn`).
+pub fn app_id(source: &str, table: &str) -> String {
+    format!("sluice:ingest:{source}.{table}")
+}
+
+/// How a PII column is protected before it lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pii {
+    /// Replace with the SHA-256 hex digest (joins still work, values are unreadable).
+    Hash,
+    /// Keep only the last 4 characters (`****1234`); emails keep their domain.
+    Mask,
+    /// Remove the column.
+    Drop,
+}
+
+/// One batch to land.
+pub struct Landing<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Table name.
+    pub table: &'a str,
+    /// Rows as read (no metadata columns yet).
+    pub batches: Vec<RecordBatch>,
+    /// Rows that failed to parse.
+    pub rejected: Vec<QuarantinedRow>,
+    /// Append or overwrite.
+    pub mode: WriteMode,
+    /// Idempotency version for this table's app id.
+    pub txn_version: i64,
+    /// Connector position and anything else to record in the commit.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// PII rules.
+    pub pii: &'a std::collections::BTreeMap<String, Pii>,
+    /// `_source` value for these rows (e.g. the file path).
+    pub origin: &'a str,
+}
+
+/// What a landing committed.
+pub struct Landed {
+    /// Rows committed to bronze.
+    pub rows: u64,
+    /// Rows committed to quarantine.
+    pub quarantined: u64,
+    /// Whether a commit was made (false: already committed before, or nothing to do).
+    pub committed: bool,
+}
+
+/// Lands one batch set in one commit (plus one quarantine commit, guarded by the same token).
+pub async fn land(cx: &IngestContext, landing: Landing<'_>) -> Result<Landed, IngestError> {
+    let id = TableId::bronze(landing.source, landing.table);
+    let app = app_id(landing.source, landing.table);
+    let batch_id = format!("{}:{}.{}:{}", cx.run_id, landing.source, landing.table, landing.txn_version);
+    let mut quarantined = 0;
+    if !landing.rejected.is_empty() {
+        // Quarantine first: if the data commit then fails, the retry re-reads the same rows and the
+        // quarantine write below is skipped by its own idempotency token.
+        let q_id = TableId::quarantine(&format!("{}.{}", landing.source, landing.table));
+        let done = cx.lake.txn_version(&q_id, &app).await?;
+        if done.is_none_or(|v| v < landing.txn_version) {
+            quarantined = cx.lake.quarantine_with_txn(
+                &format!("{}.{}", landing.source, landing.table),
+                landing.rejected,
+                &batch_id,
+                Some((app.clone(), landing.txn_version)),
+            ).await?;
+        }
+    }
+    let mut out = Vec::with_capacity(landing.batches.len());
+    for b in landing.batches {
+        let b = apply_pii(b, landing.pii)?;
+        out.push(add_metadata(b, cx, &batch_id, landing.origin)?);
+    }
+    let mut metadata = landing.metadata;
+    metadata.insert("sluice.batch_id".into(), batch_id.clone().into());
+    metadata.insert("sluice.run_id".into(), cx.run_id.clone().into());
+    let spec = WriteSpec {
+        mode: landing.mode,
+        partition_by: vec!["_ingest_date".into()],
+        txn: Some((app, landing.txn_version)),
+        metadata,
+        merge_schema: true,
+    };
+    let outcome = cx.lake.write(&id, out, &spec).await?;
+    Ok(match outcome {
+        WriteOutcome::Committed { rows, .. } => Landed { rows, quarantined, committed: true },
+        WriteOutcome::AlreadyCommitted { .. } => Landed { rows: 0, quarantined, committed: false },
+        WriteOutcome::Empty => Landed { rows: 0, quarantined, committed: false },
+    })
+}
+
+/// The schema of bronze metadata columns.
+pub fn metadata_fields() -> Vec<Field> {
+    vec![
+        Field::new("_ingested_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("_ingest_date", DataType::Date32, false),
+        Field::new("_batch_id", DataType::Utf8, false),
+        Field::new("_source", DataType::Utf8, false),
+    ]
+}
+
+fn add_metadata(batch: RecordBatch, cx: &IngestContext, batch_id: &str, origin: &str) -> Result<RecordBatch, IngestError> {
+    let n = batch.num_rows();
+    let ts = cx.ingested_at.timestamp_micros();
+    let days = cx.ingested_at.date_naive().signed_duration_since(chrono::NaiveDate::default()).num_days();
+    let epoch_offset = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .map(|e| e.signed_duration_since(chrono::NaiveDate::default()).num_days())
+        .unwrap_or(0);
+    let date = i32::try_from(days - epoch_offset).unwrap_or(0);
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| !f.name().starts_with("_ingest") && f.name() != "_batch_id" && f.name() != "_source")
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns: Vec<ArrayRef> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| !f.name().starts_with("_ingest") && f.name() != "_batch_id" && f.name() != "_source")
+        .map(|(_, c)| c.clone())
+        .collect();
+    fields.extend(metadata_fields());
+    columns.push(Arc::new(TimestampMicrosecondArray::from(vec![ts; n]).with_timezone("UTC")));
+    columns.push(Arc::new(Date32Array::from(vec![date; n])));
+    columns.push(Arc::new(StringArray::from(vec![batch_id; n])));
+    columns.push(Arc::new(StringArray::from(vec![origin; n])));
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    RecordBatch::try_new(schema, columns).map_err(|source| IngestError::Arrow {
+        context: "adding bronze metadata columns".into(),
+        source,
+    })
+}
+
+/// Applies PII rules to a batch. Only string columns can be hashed or masked; other types are cast to
+/// strings first.
+pub fn apply_pii(batch: RecordBatch, rules: &std::collections::BTreeMap<String, Pii>) -> Result<RecordBatch, IngestError> {
+    if rules.is_empty() {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        match rules.get(f.name()) {
+            None => {
+                fields.push(f.as_ref().clone());
+                columns.push(c.clone());
+            }
+            Some(Pii::Drop) => {}
+            Some(rule) => {
+                let as_str = arrow::compute::cast(c, &DataType::Utf8).map_err(|source| IngestError::Arrow {
+                    context: format!("PII column `{}`", f.name()),
+                    source,
+                })?;
+                let Some(strings) = as_str.as_any().downcast_ref::<StringArray>() else {
+                    continue;
+                };
+                let protected: StringArray = strings
+                    .iter()
+                    .map(|v| v.map(|s| if *rule == Pii::Hash { hash(s) } else { mask(s) }))
+                    .collect();
+                fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+                columns.push(Arc::new(protected));
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|source| IngestError::Arrow {
+        context: "applying PII rules".into(),
+        source,
+    })
+}
+
+fn hash(s: &str) -> String {
+    let digest = Sha256::digest(s.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mask(s: &str) -> String {
+    if let Some((_, domain)) = s.split_once('@') {
+        return format!("****@{domain}");
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let keep = chars.len().saturating_sub(4).max(chars.len() / 2);
+    let tail: String = chars[keep..].iter().collect();
+    format!("{}{tail}", "*".repeat(keep.min(8)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pii_rules() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("email", DataType::Utf8, true),
+            Field::new("phone", DataType::Utf8, true),
+            Field::new("ssn", DataType::Utf8, true),
+            Field::new("id", DataType::Int64, false),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![Some("a@x.com"), None])),
+                Arc::new(StringArray::from(vec![Some("5551234567"), Some("12")])),
+                Arc::new(StringArray::from(vec![Some("123-45-6789"), Some("x")])),
+                Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+            ],
+        )
+        .unwrap();
+        let rules = [("email".to_string(), Pii::Hash), ("phone".to_string(), Pii::Mask), ("ssn".to_string(), Pii::Drop)]
+            .into_iter()
+            .collect();
+        let out = apply_pii(b, &rules).unwrap();
+        assert_eq!(out.num_columns(), 3);
+        let email = out.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(email.value(0).len(), 64);
+        assert!(email.is_null(1));
+        let phone = out.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(phone.value(0), "******4567");
+        assert!(!phone.value(1).contains("12") || phone.value(1).starts_with('*'));
+    }
+}

@@ -1,0 +1,172 @@
+//! The `files` connector.
+//!
+//! Each new file is landed in its own Delta commit whose metadata names the file; the set of landed
+//! files is read back from the table's log, so a file is landed exactly once even if the process dies
+//! between files, and no side database can drift from the lake.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use sluice_core::SourceDecl;
+use sluice_core::env::expand_env;
+use sluice_core::yaml::parse_yaml;
+use sluice_lake::{QuarantinedRow, TableId, WriteMode};
+
+use super::config::{FilesConfig, FilesTable};
+use crate::error::IngestError;
+use crate::formats::{FileFormat, ReadOptions, parse_type_name, read_file};
+use crate::landing::{Landing, app_id, land};
+use crate::source::{IngestContext, IngestReport, Source};
+
+/// Lands files matched by globs.
+#[derive(Debug, Clone)]
+pub struct FilesSource {
+    name: String,
+    root: PathBuf,
+    path: PathBuf,
+    config: FilesConfig,
+}
+
+impl FilesSource {
+    /// Parses and validates a source file of kind `files`.
+    pub fn from_decl(decl: &SourceDecl, root: &Path) -> Result<Self, IngestError> {
+        let config: FilesConfig = parse_yaml(&decl.path, &decl.text)?;
+        for (i, t) in config.tables.iter().enumerate() {
+            let invalid = |field: String, message: String| {
+                IngestError::Config(sluice_core::ConfigError::Invalid { path: decl.path.clone(), field, message })
+            };
+            if let Some(f) = &t.format {
+                f.parse::<FileFormat>().map_err(|e| invalid(format!("tables[{i}].format"), e.to_string()))?;
+            }
+            for (col, ty) in &t.columns {
+                parse_type_name(ty).map_err(|e| invalid(format!("tables[{i}].columns.{col}"), e.to_string()))?;
+            }
+        }
+        Ok(Self { name: decl.name.clone(), root: root.to_path_buf(), path: decl.path.clone(), config })
+    }
+
+    fn table(&self, name: &str) -> Result<&FilesTable, IngestError> {
+        self.config.tables.iter().find(|t| t.name == name).ok_or_else(|| IngestError::UnknownTable {
+            source_name: self.name.clone(),
+            table: name.to_string(),
+        })
+    }
+
+    /// Files matching the table's glob, sorted (so files named by time land in order).
+    fn matching_files(&self, t: &FilesTable) -> Result<Vec<PathBuf>, IngestError> {
+        let pattern = expand_env(&t.path, &self.path)?;
+        let full = if Path::new(&pattern).is_absolute() { PathBuf::from(&pattern) } else { self.root.join(&pattern) };
+        let read_err = |message: String| IngestError::Read { source_name: self.name.clone(), table: t.name.clone(), message, transient: false };
+        let paths = glob::glob(&full.to_string_lossy()).map_err(|e| read_err(format!("invalid glob `{pattern}`: {e}")))?;
+        let mut files = Vec::new();
+        for p in paths {
+            let p = p.map_err(|e| read_err(format!("cannot list `{pattern}`: {e}")))?;
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    fn relative(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned()
+    }
+}
+
+#[async_trait]
+impl Source for FilesSource {
+    fn kind(&self) -> &'static str {
+        "files"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tables(&self) -> Vec<String> {
+        self.config.tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
+        let t = self.table(table)?;
+        let id = TableId::bronze(&self.name, &t.name);
+        let app = app_id(&self.name, &t.name);
+        let history = cx.lake.app_commits(&id, &app).await?;
+        let mut txn_version = history.iter().filter_map(|c| c.txn_version).max().unwrap_or(0);
+        let landed: BTreeSet<String> = history
+            .iter()
+            .filter_map(|c| c.metadata.get("sluice.file").and_then(|v| v.as_str()).map(str::to_string))
+            .collect();
+        let declared = t
+            .columns
+            .iter()
+            .map(|(c, ty)| parse_type_name(ty).map(|dt| (c.clone(), dt)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut report = IngestReport::default();
+        for file in self.matching_files(t)? {
+            let rel = self.relative(&file);
+            if landed.contains(&rel) {
+                report.files_skipped += 1;
+                continue;
+            }
+            let format = match &t.format {
+                Some(f) => f.parse::<FileFormat>()?,
+                None => FileFormat::from_path(&file)?,
+            };
+            let existing_schema = match cx.lake.load(&id).await? {
+                Some(table) => Some(sluice_lake::arrow_schema(&table)?),
+                None => None,
+            };
+            let mut opts = ReadOptions::new(format);
+            opts.existing_schema = existing_schema;
+            opts.declared = declared.clone();
+            if let Some(d) = t.delimiter {
+                opts.csv_delimiter = u8::try_from(d).unwrap_or(b',');
+            }
+            if let Some(h) = t.header {
+                opts.csv_has_header = h;
+            }
+            let path = file.clone();
+            let parsed = tokio::task::spawn_blocking(move || read_file(&path, &opts))
+                .await
+                .map_err(|e| IngestError::Read { source_name: self.name.clone(), table: t.name.clone(), message: format!("reader failed: {e}"), transient: false })??;
+            report.rows_read += parsed.rows;
+            txn_version += 1;
+            let rejected = parsed
+                .rejected
+                .into_iter()
+                .map(|r| QuarantinedRow { source_file: Some(rel.clone()), line: Some(r.line), reason: format!("{rel}:{}: {}", r.line, r.reason), raw: r.raw })
+                .collect();
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("sluice.file".into(), rel.clone().into());
+            let batches = if parsed.batches.is_empty() {
+                vec![arrow::array::RecordBatch::new_empty(parsed.schema.clone())]
+            } else {
+                parsed.batches
+            };
+            let l = land(
+                cx,
+                Landing {
+                    source: &self.name,
+                    table: &t.name,
+                    batches,
+                    rejected,
+                    mode: WriteMode::Append,
+                    txn_version,
+                    metadata,
+                    pii: &t.pii,
+                    origin: &rel,
+                },
+            )
+            .await?;
+            report.rows_written += l.rows;
+            report.rows_quarantined += l.quarantined;
+            report.commits += u64::from(l.committed);
+            report.files.push(rel);
+            cx.report_progress(report.rows_written);
+        }
+        Ok(report)
+    }
+}

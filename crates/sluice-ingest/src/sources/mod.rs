@@ -1,0 +1,5 @@
+//! The connectors, one folder each: `config.rs` (the YAML shape, with a doc comment per field) and
+//! `source.rs` (the [`crate::Source`] implementation).
+
+pub mod files;
+pub mod sqlite;

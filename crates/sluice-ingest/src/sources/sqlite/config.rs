@@ -1,0 +1,102 @@
+//! The YAML shape of a `kind: sqlite` source.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::landing::Pii;
+
+/// A SQLite source file.
+///
+/// ```yaml
+/// kind: sqlite
+/// connection: data/shop.db        # path relative to the project, or ${ENV_VAR}
+/// tables:
+///   - name: orders
+///     mode: incremental
+///     cursor: updated_at
+///     primary_key: [order_id]
+///   - name: customers
+///     mode: full
+///     pii: {email: hash}
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// Source name (default: the file name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Always `sqlite`.
+    pub kind: String,
+    /// Path of the database file (relative to the project), `${ENV}` allowed.
+    pub connection: String,
+    /// Who is alerted when it breaks.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// What the source is.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// When to ingest (cron or `@daily`), used by `sluice serve`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Rows per Arrow batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Incremental loads commit every this many rows (at a change of cursor value), so a large backlog
+    /// lands in bounded memory and a crash resumes from the last commit.
+    #[serde(default = "default_commit_rows")]
+    pub commit_rows: usize,
+    /// The tables to land.
+    pub tables: Vec<SqliteTable>,
+}
+
+fn default_batch_size() -> usize {
+    8192
+}
+
+fn default_commit_rows() -> usize {
+    500_000
+}
+
+/// How a table is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every run lands the whole table, replacing the previous snapshot in one commit.
+    #[default]
+    Full,
+    /// Every run lands rows whose cursor is greater than the high-water mark.
+    Incremental,
+}
+
+/// One table of a SQLite source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteTable {
+    /// Table name in the database and in bronze.
+    pub name: String,
+    /// What the table holds.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Tags for selection.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `full` or `incremental`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The column whose growth marks new or changed rows (required for `incremental`).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Primary key columns (documentation; silver models deduplicate on it).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// PII handling before landing: column → hash | mask | drop.
+    #[serde(default)]
+    pub pii: BTreeMap<String, Pii>,
+    /// Read this SELECT instead of the whole table.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Per-table schedule override.
+    #[serde(default)]
+    pub schedule: Option<String>,
+}

@@ -1,0 +1,190 @@
+//! The one error type of `sluice-lake`.
+//!
+//! Every variant that concerns a table carries its [`TableId`], and the message starts with it
+//! (`bronze.shop/orders: ...`), so that a failed run names the dataset without the caller having
+//! to add context. Failures of the underlying libraries (delta-rs, DataFusion, Arrow) keep their
+//! source error and say which lake operation was running.
+
+use std::path::PathBuf;
+
+use arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use deltalake::DeltaTableError;
+
+use crate::layout::TableId;
+
+/// Result alias for this crate.
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while opening, reading or writing the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The lake location given to [`crate::Lake::open`] cannot be used.
+    #[error("lake location `{location}`: {reason}")]
+    InvalidLocation {
+        /// The location as the user wrote it.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Creating or reading a local directory of the lake failed.
+    #[error("lake directory {}: {source}", path.display())]
+    Io {
+        /// The directory or file concerned.
+        path: PathBuf,
+        /// The operating system error.
+        source: std::io::Error,
+    },
+
+    /// A layer name other than `bronze`, `silver`, `gold` or `quarantine`.
+    #[error("unknown lake layer `{0}`: expected one of bronze, silver, gold, quarantine")]
+    UnknownLayer(String),
+
+    /// A table name that cannot be used as a lake path.
+    #[error("invalid table id `{id}`: {reason}")]
+    InvalidTableId {
+        /// The id as given (`layer.name`).
+        id: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+
+    /// A delta-rs operation failed.
+    #[error("{table}: {operation} failed: {source}")]
+    Delta {
+        /// The table concerned.
+        table: TableId,
+        /// The lake operation that was running (`load`, `append`, `merge`, ...).
+        operation: &'static str,
+        /// The delta-rs error.
+        source: DeltaTableError,
+    },
+
+    /// DataFusion failed while preparing a write or a table provider.
+    #[error("{table}: {operation} failed: {source}")]
+    DataFusion {
+        /// The table concerned.
+        table: TableId,
+        /// The lake operation that was running.
+        operation: &'static str,
+        /// The DataFusion error.
+        source: DataFusionError,
+    },
+
+    /// Building an Arrow batch failed.
+    #[error("{table}: {operation} failed: {source}")]
+    Arrow {
+        /// The table concerned.
+        table: TableId,
+        /// The lake operation that was running.
+        operation: &'static str,
+        /// The Arrow error.
+        source: ArrowError,
+    },
+
+    /// The batches handed to one write do not share one schema.
+    #[error(
+        "{table}: batch {batch} of this write has schema {found}, but batch 0 has {expected}; \
+         all batches of one write must share a schema"
+    )]
+    SchemaMismatch {
+        /// The table being written.
+        table: TableId,
+        /// Index of the first batch that differs.
+        batch: usize,
+        /// Schema of batch 0.
+        expected: String,
+        /// Schema of the differing batch.
+        found: String,
+    },
+
+    /// A merge key or partition column is not a column of the data being written.
+    #[error("{table}: {role} `{column}` is not a column of the data; columns are: {available}")]
+    MissingColumn {
+        /// The table being written.
+        table: TableId,
+        /// `merge key` or `partition column`.
+        role: &'static str,
+        /// The missing column.
+        column: String,
+        /// The columns that do exist, comma separated.
+        available: String,
+    },
+
+    /// A merge write without keys.
+    #[error("{table}: merge needs at least one key column")]
+    NoMergeKeys {
+        /// The table being written.
+        table: TableId,
+    },
+
+    /// Custom commit metadata uses a key that the Delta commit info reserves.
+    #[error(
+        "{table}: commit metadata key `{key}` is reserved by the Delta log (commitInfo); \
+         use a prefixed key such as `sluice.{key}`"
+    )]
+    ReservedMetadataKey {
+        /// The table being written.
+        table: TableId,
+        /// The reserved key.
+        key: String,
+    },
+
+    /// A commit file of the Delta log could not be parsed.
+    #[error(
+        "{table}: commit {version} of the Delta log is not valid JSON at line {line}: {source}"
+    )]
+    CorruptLog {
+        /// The table concerned.
+        table: TableId,
+        /// The commit version.
+        version: i64,
+        /// 1-based line in the commit file.
+        line: usize,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
+impl LakeError {
+    /// Wrap a delta-rs error with the table and operation.
+    pub(crate) fn delta(table: &TableId, operation: &'static str, source: DeltaTableError) -> Self {
+        LakeError::Delta {
+            table: table.clone(),
+            operation,
+            source,
+        }
+    }
+
+    /// Wrap a DataFusion error with the table and operation.
+    pub(crate) fn datafusion(
+        table: &TableId,
+        operation: &'static str,
+        source: DataFusionError,
+    ) -> Self {
+        LakeError::DataFusion {
+            table: table.clone(),
+            operation,
+            source,
+        }
+    }
+}
+
+impl LakeError {
+    /// Whether retrying may succeed: I/O hiccups and concurrent-commit conflicts, as opposed to
+    /// schema mismatches and other errors that repeat every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LakeError::Io { .. } => true,
+            LakeError::Delta { source, .. } => matches!(
+                source,
+                DeltaTableError::ObjectStore { .. }
+                    | DeltaTableError::Io { .. }
+                    | DeltaTableError::VersionAlreadyExists(_)
+                    | DeltaTableError::Transaction { .. }
+            ),
+            _ => false,
+        }
+    }
+}

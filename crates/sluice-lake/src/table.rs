@@ -1,0 +1,351 @@
+//! The [`Lake`] handle: where the lake is, which tables it holds, and reading them.
+//!
+//! A `Lake` is only a root URL; it keeps no open tables and no cache, so that every read sees
+//! the latest commit another process made. Loading a table reads its Delta log (checkpoint
+//! plus the commits after it), which is cheap next to reading the data.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use url::Url;
+
+use crate::error::{LakeError, Result};
+use crate::layout::{Layer, TableId};
+
+/// A handle on one lake folder. Cheap to clone; every method reads the current state on disk.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    inner: Arc<LakeInner>,
+}
+
+#[derive(Debug)]
+struct LakeInner {
+    /// The root as a directory URL (ends with `/`).
+    root: Url,
+    /// The same root as a local path.
+    path: PathBuf,
+}
+
+impl Lake {
+    /// Open (and create if missing) the lake at `location`: a local path, relative to the
+    /// current directory or absolute, or a `file://` URL.
+    ///
+    /// Object-store URLs (`s3://` and so on) are refused: this build of delta-rs carries no
+    /// object-store backend, and a clear error now beats a confusing one at the first write.
+    pub fn open(location: &str) -> Result<Lake> {
+        let invalid = |reason: String| LakeError::InvalidLocation {
+            location: location.to_string(),
+            reason,
+        };
+        let trimmed = location.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("the location is empty".to_string()));
+        }
+        let path = match Url::parse(trimmed) {
+            // A one-letter scheme is a Windows drive (`C:\lake`), not a URL.
+            Ok(url) if url.scheme().len() > 1 => {
+                if url.scheme() != "file" {
+                    return Err(invalid(format!(
+                        "scheme `{}` is not supported; use a local path or a file:// URL",
+                        url.scheme()
+                    )));
+                }
+                url.to_file_path()
+                    .map_err(|()| invalid("the file:// URL is not a local path".to_string()))?
+            }
+            _ => PathBuf::from(trimmed),
+        };
+        std::fs::create_dir_all(&path).map_err(|source| LakeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let path = std::fs::canonicalize(&path).map_err(|source| LakeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let root = Url::from_directory_path(&path)
+            .map_err(|()| invalid(format!("{} cannot be written as a URL", path.display())))?;
+        tracing::debug!(%root, "opened lake");
+        Ok(Lake {
+            inner: Arc::new(LakeInner { root, path }),
+        })
+    }
+
+    /// The lake root as a directory URL (ends with `/`).
+    pub fn root(&self) -> &Url {
+        &self.inner.root
+    }
+
+    /// The lake root as a local path.
+    pub fn root_path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The directory URL of a table (ends with `/`); quarantine tables live in `_quarantine/`.
+    ///
+    /// Name segments are percent-encoded and `.`/`..` segments dropped, so the URL always
+    /// stays inside the lake; methods that touch the table also [`TableId::validate`] it.
+    pub fn table_url(&self, id: &TableId) -> Url {
+        let mut url = self.inner.root.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty();
+            segments.push(id.layer.dir_name());
+            segments.extend(id.segments());
+            segments.push("");
+        }
+        url
+    }
+
+    /// The validated table URL, for methods that touch the table.
+    pub(crate) fn checked_url(&self, id: &TableId) -> Result<Url> {
+        id.validate()?;
+        Ok(self.table_url(id))
+    }
+
+    /// A delta-rs handle on the table location, not loaded yet.
+    pub(crate) fn unloaded(&self, id: &TableId) -> Result<DeltaTable> {
+        let url = self.checked_url(id)?;
+        DeltaTableBuilder::from_url(url)
+            .and_then(|builder| builder.build())
+            .map_err(|e| LakeError::delta(id, "open", e))
+    }
+
+    /// Whether the table exists: its `_delta_log` holds at least one commit or checkpoint.
+    pub async fn exists(&self, id: &TableId) -> Result<bool> {
+        self.unloaded(id)?
+            .verify_deltatable_existence()
+            .await
+            .map_err(|e| LakeError::delta(id, "check existence", e))
+    }
+
+    /// The table at its latest version, or `None` when there is no table at its location.
+    pub async fn load(&self, id: &TableId) -> Result<Option<DeltaTable>> {
+        let table = self.load_or_uninitialized(id).await?;
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// The table at its latest version; when there is none yet, a handle whose `version()` is
+    /// `None` that a first write creates the table through.
+    ///
+    /// Not `DeltaTable::try_from_url`: on a local folder that does not exist yet it fails with
+    /// "Path does not exist" instead of returning an uninitialized table.
+    pub(crate) async fn load_or_uninitialized(&self, id: &TableId) -> Result<DeltaTable> {
+        let mut table = self.unloaded(id)?;
+        let exists = table
+            .verify_deltatable_existence()
+            .await
+            .map_err(|e| LakeError::delta(id, "check existence", e))?;
+        if exists {
+            table
+                .load()
+                .await
+                .map_err(|e| LakeError::delta(id, "load", e))?;
+        }
+        Ok(table)
+    }
+
+    /// All Delta tables of the lake, in layer order then by name.
+    ///
+    /// Walks the layout folders only (`bronze/*/*`, `silver/*`, `gold/*`, `_quarantine/*`) and
+    /// keeps the folders that hold a Delta log; stray folders and files are ignored.
+    pub async fn list_tables(&self) -> Result<Vec<TableId>> {
+        let mut found = Vec::new();
+        for layer in Layer::ALL {
+            let layer_dir = self.inner.path.join(layer.dir_name());
+            for first in subdirectories(&layer_dir).await? {
+                let candidates = if layer.name_depth() == 2 {
+                    subdirectories(&layer_dir.join(&first))
+                        .await?
+                        .into_iter()
+                        .map(|second| TableId::bronze(&first, &second))
+                        .collect()
+                } else {
+                    vec![TableId { layer, name: first }]
+                };
+                for id in candidates {
+                    if id.validate().is_ok() && self.exists(&id).await? {
+                        found.push(id);
+                    }
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// A DataFusion table provider over the table's latest version, or `None` when the table
+    /// does not exist.
+    ///
+    /// The provider is pinned to the version it was built from: build a new one after each
+    /// write. It registers the table's object store in the session on first scan, so it can
+    /// go straight into `SessionContext::register_table`.
+    pub async fn table_provider(&self, id: &TableId) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.load(id).await? else {
+            return Ok(None);
+        };
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| LakeError::datafusion(id, "build table provider", e))?;
+        Ok(Some(provider))
+    }
+
+    /// The latest application-transaction version recorded for `app_id` (the Delta `txn`
+    /// action), or `None` when the table or the app id is unknown.
+    pub async fn txn_version(&self, id: &TableId, app_id: &str) -> Result<Option<i64>> {
+        let Some(table) = self.load(id).await? else {
+            return Ok(None);
+        };
+        txn_version_of(&table, id, app_id).await
+    }
+}
+
+/// The latest txn version for `app_id` in a loaded table.
+pub(crate) async fn txn_version_of(
+    table: &DeltaTable,
+    id: &TableId,
+    app_id: &str,
+) -> Result<Option<i64>> {
+    let Ok(state) = table.snapshot() else {
+        return Ok(None);
+    };
+    state
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(|e| LakeError::delta(id, "read app transaction", e))
+}
+
+/// Names of the sub-folders of `dir` (not starting with `.` or `_`); empty if `dir` is missing.
+async fn subdirectories(dir: &Path) -> Result<Vec<String>> {
+    let io_err = |source| LakeError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut names = Vec::new();
+    while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
+        if !entry.file_type().await.map_err(io_err)?.is_dir() {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !(name.starts_with('.') || name.starts_with('_')) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{int_batch, tmp_lake};
+    use crate::write::WriteSpec;
+
+    #[test]
+    fn open_creates_the_folder_and_accepts_file_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/lake");
+        let lake = Lake::open(path.to_str().unwrap()).unwrap();
+        assert!(path.is_dir());
+        assert!(lake.root().as_str().ends_with("/nested/lake/"));
+        assert_eq!(lake.root().scheme(), "file");
+
+        let again = Lake::open(lake.root().as_str()).unwrap();
+        assert_eq!(again.root(), lake.root());
+    }
+
+    #[test]
+    fn open_refuses_object_store_urls_and_empty_locations() {
+        let err = Lake::open("s3://bucket/lake").unwrap_err().to_string();
+        assert!(err.contains("scheme `s3` is not supported"), "{err}");
+        assert!(Lake::open("  ").is_err());
+    }
+
+    #[test]
+    fn table_urls_follow_the_layout() {
+        let (_dir, lake) = tmp_lake();
+        let root = lake.root().as_str().to_string();
+        let cases = [
+            (TableId::bronze("shop", "orders"), "bronze/shop/orders/"),
+            (TableId::silver("customers"), "silver/customers/"),
+            (TableId::gold("daily_sales"), "gold/daily_sales/"),
+            (
+                TableId::quarantine("load_orders"),
+                "_quarantine/load_orders/",
+            ),
+        ];
+        for (id, suffix) in cases {
+            assert_eq!(lake.table_url(&id).as_str(), format!("{root}{suffix}"));
+        }
+        // Even an unvalidated id cannot climb out of the lake.
+        let sneaky = TableId::silver("../../etc");
+        assert!(lake.table_url(&sneaky).as_str().starts_with(&root));
+    }
+
+    #[tokio::test]
+    async fn missing_tables_load_as_none() {
+        let (_dir, lake) = tmp_lake();
+        let id = TableId::silver("nothing_here");
+        assert!(!lake.exists(&id).await.unwrap());
+        assert!(lake.load(&id).await.unwrap().is_none());
+        assert!(lake.table_provider(&id).await.unwrap().is_none());
+        assert_eq!(lake.txn_version(&id, "app").await.unwrap(), None);
+        assert!(lake.list_tables().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn invalid_ids_are_refused_before_touching_storage() {
+        let (_dir, lake) = tmp_lake();
+        let err = lake.load(&TableId::silver("a b")).await.unwrap_err();
+        assert!(matches!(err, LakeError::InvalidTableId { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn list_tables_finds_only_delta_tables() {
+        let (dir, lake) = tmp_lake();
+        let ids = [
+            TableId::bronze("shop", "orders"),
+            TableId::silver("customers"),
+            TableId::gold("sales"),
+            TableId::quarantine("load_orders"),
+        ];
+        for id in &ids {
+            lake.write(id, vec![int_batch(&[1, 2])], &WriteSpec::append())
+                .await
+                .unwrap();
+        }
+        // Folders that are not Delta tables are ignored.
+        std::fs::create_dir_all(dir.path().join("silver/empty_folder")).unwrap();
+        std::fs::create_dir_all(dir.path().join("bronze/shop/not_yet/_delta_log")).unwrap();
+        std::fs::write(dir.path().join("gold/README"), "x").unwrap();
+
+        let listed = lake.list_tables().await.unwrap();
+        assert_eq!(listed, ids.to_vec());
+        assert!(lake.exists(&ids[0]).await.unwrap());
+        assert!(
+            !lake
+                .exists(&TableId::bronze("shop", "not_yet"))
+                .await
+                .unwrap()
+        );
+    }
+}
+
+/// The Arrow schema of a loaded table (what a writer must match, and what schema evolution extends).
+pub fn arrow_schema(table: &deltalake::DeltaTable) -> crate::Result<arrow::datatypes::SchemaRef> {
+    let state = table.snapshot().map_err(|source| crate::LakeError::Delta {
+        table: crate::TableId::silver("unknown"),
+        operation: "read schema",
+        source,
+    })?;
+    Ok(state.snapshot().arrow_schema())
+}

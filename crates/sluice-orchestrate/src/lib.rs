@@ -1,0 +1,14 @@
+//! Orchestration: run the asset graph, remember what happened.
+//!
+//! [`runner::run`] executes a selection of the graph: source tables are ingested, models are staged,
+//! checked and published, in dependency order with bounded parallelism, retrying transient failures and
+//! skipping only what depends on a failure. [`state::StateStore`] is the state database (SQLite by
+//! default) that records runs, node results, check results and watermarks for the CLI, API and UI.
+
+pub mod node;
+pub mod runner;
+pub mod state;
+
+pub use node::{NodeError, NodeOutput};
+pub use runner::{NodeResult, NodeStatus, RunError, RunObserver, RunOptions, RunSummary, new_run_id, run};
+pub use state::{CheckRecord, NodeRecord, RunRecord, StateError, StateStore};

@@ -1,0 +1,329 @@
+//! Compiling a project: render every model, learn its dependencies and config, build the asset graph.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sluice_core::graph::suggest;
+use sluice_core::{AssetGraph, GraphError, ModelLayer, Project};
+
+use crate::error::TransformError;
+use crate::relation::model_relation;
+use crate::render::{RenderScope, render};
+
+/// How a model is materialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Materialized {
+    /// A SQL view: nothing is stored; readers run the query.
+    View,
+    /// A table replaced atomically on every run.
+    Table,
+    /// A table that gains only new rows (append) or upserts them on `unique_key` (merge).
+    Incremental,
+}
+
+impl Materialized {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Materialized::View => "view",
+            Materialized::Table => "table",
+            Materialized::Incremental => "incremental",
+        }
+    }
+}
+
+/// How an incremental model adds rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncrementalStrategy {
+    /// Append the new rows.
+    Append,
+    /// Upsert on `unique_key`.
+    Merge,
+}
+
+/// A model's resolved configuration (`config()` in the SQL wins over the properties file).
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// Materialization.
+    pub materialized: Materialized,
+    /// Key columns for merge.
+    pub unique_key: Vec<String>,
+    /// Append or merge.
+    pub incremental_strategy: IncrementalStrategy,
+    /// Partition columns of the table.
+    pub partition_by: Vec<String>,
+    /// Tags for selection.
+    pub tags: Vec<String>,
+    /// Owner to alert.
+    pub owner: Option<String>,
+    /// Retries after transient failures (overrides the project default).
+    pub retries: Option<u32>,
+    /// Disabled models are not built and not in the graph.
+    pub enabled: bool,
+}
+
+impl ModelConfig {
+    /// Resolves a config map into typed settings.
+    pub fn from_map(map: &Map<String, Value>, path: &std::path::Path) -> Result<ModelConfig, TransformError> {
+        let err = |field: &str, message: String| TransformError::Config {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        let materialized = match map.get("materialized").and_then(Value::as_str).unwrap_or("table") {
+            "view" => Materialized::View,
+            "table" => Materialized::Table,
+            "incremental" => Materialized::Incremental,
+            other => {
+                return Err(err(
+                    "materialized",
+                    format!("`{other}` is not supported; expected view, table or incremental"),
+                ));
+            }
+        };
+        let list = |key: &str| -> Result<Vec<String>, TransformError> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::String(s)) => Ok(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| err(key, format!("expected a list of names, found {v}"))))
+                    .collect(),
+                Some(other) => Err(err(key, format!("expected a name or a list of names, found {other}"))),
+            }
+        };
+        let unique_key = list("unique_key")?;
+        let incremental_strategy = match map.get("incremental_strategy").and_then(Value::as_str) {
+            None => {
+                if unique_key.is_empty() {
+                    IncrementalStrategy::Append
+                } else {
+                    IncrementalStrategy::Merge
+                }
+            }
+            Some("append") => IncrementalStrategy::Append,
+            Some("merge") => IncrementalStrategy::Merge,
+            Some(other) => {
+                return Err(err(
+                    "incremental_strategy",
+                    format!("`{other}` is not supported; expected append or merge"),
+                ));
+            }
+        };
+        if incremental_strategy == IncrementalStrategy::Merge && unique_key.is_empty() {
+            return Err(err("unique_key", "incremental_strategy merge needs a unique_key".into()));
+        }
+        let retries = match map.get("retries") {
+            None => None,
+            Some(v) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| err("retries", format!("expected a small whole number, found {v}")))?),
+        };
+        Ok(ModelConfig {
+            materialized,
+            unique_key,
+            incremental_strategy,
+            partition_by: list("partition_by")?,
+            tags: list("tags")?,
+            owner: map.get("owner").and_then(Value::as_str).map(str::to_string),
+            retries,
+            enabled: map.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        })
+    }
+}
+
+/// A model after compilation.
+#[derive(Debug, Clone)]
+pub struct CompiledModel {
+    /// Model name.
+    pub name: String,
+    /// Its layer.
+    pub layer: ModelLayer,
+    /// The `.sql` file.
+    pub path: PathBuf,
+    /// The raw Jinja-SQL (rendered again at run time, when `is_incremental()` is known).
+    pub raw_sql: String,
+    /// SQL rendered for a full build.
+    pub sql: String,
+    /// Models it reads.
+    pub refs: Vec<String>,
+    /// Source tables it reads, as asset names `source.table`.
+    pub sources: Vec<String>,
+    /// Resolved config.
+    pub config: ModelConfig,
+    /// Description from properties.
+    pub description: Option<String>,
+    /// `<layer>.<name>`.
+    pub relation: String,
+}
+
+/// A source table asset.
+#[derive(Debug, Clone)]
+pub struct SourceAsset {
+    /// `source.table`.
+    pub name: String,
+    /// Source name.
+    pub source: String,
+    /// Table name.
+    pub table: String,
+    /// Connector kind.
+    pub kind: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// A project ready to run: every model rendered, the graph built and validated.
+#[derive(Debug, Clone)]
+pub struct CompiledProject {
+    /// The loaded project.
+    pub project: Arc<Project>,
+    /// Models by name (enabled ones only).
+    pub models: BTreeMap<String, CompiledModel>,
+    /// Source tables by asset name.
+    pub sources: BTreeMap<String, SourceAsset>,
+    /// The asset graph (sources and models).
+    pub graph: AssetGraph,
+    /// Render scope (for run-time rendering).
+    pub scope: RenderScope,
+}
+
+impl CompiledProject {
+    /// Tags of an asset, for `tag:` selectors.
+    pub fn tags_of(&self, name: &str) -> Vec<String> {
+        if let Some(m) = self.models.get(name) {
+            return m.config.tags.clone();
+        }
+        self.sources.get(name).map(|s| s.tags.clone()).unwrap_or_default()
+    }
+}
+
+/// Compiles a project, collecting every error (template errors, bad config, unknown refs, a cycle).
+pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformError>> {
+    let mut errors = Vec::new();
+    let mut scope = RenderScope {
+        vars: project.config.vars.clone(),
+        ..RenderScope::default()
+    };
+    for m in &project.models {
+        scope.models.insert(m.name.clone(), m.layer);
+    }
+    let mut sources = BTreeMap::new();
+    for s in &project.sources {
+        scope
+            .sources
+            .insert(s.name.clone(), s.tables.iter().map(|t| t.name.clone()).collect());
+        for t in &s.tables {
+            let name = s.asset_name(&t.name);
+            sources.insert(
+                name.clone(),
+                SourceAsset {
+                    name,
+                    source: s.name.clone(),
+                    table: t.name.clone(),
+                    kind: s.kind.clone(),
+                    description: t.description.clone(),
+                    owner: s.owner.clone().or_else(|| project.config.defaults.owner.clone()),
+                    tags: t.tags.clone(),
+                },
+            );
+        }
+    }
+    let mut graph = AssetGraph::new();
+    for name in sources.keys() {
+        graph.add_node(name);
+    }
+    let mut models = BTreeMap::new();
+    let mut unknown: Vec<TransformError> = Vec::new();
+    for m in &project.models {
+        let relation = model_relation(m.layer, &m.name);
+        let rendered = match render(&m.sql, &m.path, &scope, Some(&relation), false) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let mut cfg_map = m.properties.config.clone();
+        if !m.properties.tags.is_empty() {
+            cfg_map.insert("tags".into(), serde_json::json!(m.properties.tags));
+        }
+        if let Some(o) = m.properties.owner.clone().or_else(|| m.properties.meta.get("owner").and_then(Value::as_str).map(str::to_string)) {
+            cfg_map.insert("owner".into(), Value::String(o));
+        }
+        for (k, v) in &rendered.config {
+            cfg_map.insert(k.clone(), v.clone());
+        }
+        let mut config = match ModelConfig::from_map(&cfg_map, &m.path) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if !config.enabled {
+            continue;
+        }
+        if config.owner.is_none() {
+            config.owner = project.config.defaults.owner.clone();
+        }
+        for r in &rendered.unknown_refs {
+            unknown.push(TransformError::Graph(GraphError::UnknownRef {
+                from: m.path.display().to_string(),
+                kind: "ref",
+                target: r.clone(),
+                suggestion: suggest(r, scope.models.keys().map(String::as_str)),
+            }));
+        }
+        for s in &rendered.unknown_sources {
+            unknown.push(TransformError::Graph(GraphError::UnknownRef {
+                from: m.path.display().to_string(),
+                kind: "source",
+                target: s.clone(),
+                suggestion: suggest(s, sources.keys().map(String::as_str)),
+            }));
+        }
+        graph.add_node(&m.name);
+        let source_assets: Vec<String> = rendered.sources.iter().map(|(s, t)| format!("{s}.{t}")).collect();
+        models.insert(
+            m.name.clone(),
+            CompiledModel {
+                name: m.name.clone(),
+                layer: m.layer,
+                path: m.path.clone(),
+                raw_sql: m.sql.clone(),
+                sql: rendered.sql,
+                refs: rendered.refs,
+                sources: source_assets,
+                config,
+                description: m.properties.description.clone(),
+                relation,
+            },
+        );
+    }
+    for m in models.values() {
+        for r in m.refs.iter().filter(|r| scope.models.contains_key(*r)) {
+            graph.add_edge(r, &m.name);
+        }
+        for s in m.sources.iter().filter(|s| sources.contains_key(*s)) {
+            graph.add_edge(s, &m.name);
+        }
+    }
+    errors.extend(unknown);
+    if let Some(cycle) = graph.find_cycle() {
+        errors.push(TransformError::Graph(GraphError::Cycle(cycle)));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(CompiledProject {
+        project,
+        models,
+        sources,
+        graph,
+        scope,
+    })
+}

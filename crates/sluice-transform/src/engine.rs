@@ -1,0 +1,201 @@
+//! The SQL engine: a DataFusion session over the lake.
+//!
+//! Every Delta table of the lake is registered under its layer's schema (`bronze`, `silver`, `gold`,
+//! `quarantine`), views are registered from their compiled SQL, and staged model output lives in the
+//! `staging` schema while its checks run. User-facing queries go through [`Engine::query`], which refuses
+//! DDL, DML, statements and anything that would read files outside the lake.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::catalog::CatalogProvider;
+use datafusion::common::TableReference;
+use datafusion::execution::context::SQLOptions;
+use sluice_lake::{Lake, TableId};
+
+use crate::compile::{CompiledProject, Materialized};
+use crate::error::{Result, TransformError};
+use crate::relation::{CATALOG, STAGING_SCHEMA, sql_name};
+
+/// Schemas every session has.
+pub const SCHEMAS: [&str; 5] = ["bronze", "silver", "gold", "quarantine", STAGING_SCHEMA];
+
+/// A DataFusion session over one lake.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: SessionContext,
+    lake: Lake,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("lake", &self.lake.root().as_str()).finish()
+    }
+}
+
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+impl Engine {
+    /// A session with every lake table registered, and the project's views when a project is given.
+    pub async fn open(lake: &Lake, project: Option<&CompiledProject>) -> Result<Engine> {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, "gold")
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = MemoryCatalogProvider::new();
+        for s in SCHEMAS {
+            catalog
+                .register_schema(s, Arc::new(MemorySchemaProvider::new()))
+                .map_err(|e| TransformError::Query(e.to_string()))?;
+        }
+        ctx.register_catalog(CATALOG, Arc::new(catalog));
+        let engine = Engine {
+            ctx,
+            lake: lake.clone(),
+        };
+        for id in lake.list_tables().await? {
+            engine.refresh_table(&id).await?;
+        }
+        if let Some(p) = project {
+            engine.register_views(p).await;
+        }
+        Ok(engine)
+    }
+
+    /// The lake behind the session.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// The DataFusion session (for serving adapters).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// (Re-)registers one lake table at its latest version. A registered provider is pinned to the
+    /// version it was built from, so this runs after every write.
+    pub async fn refresh_table(&self, id: &TableId) -> Result<()> {
+        let (schema, table) = sql_name(id);
+        let reference = TableReference::partial(schema, table);
+        match self.lake.table_provider(id).await? {
+            Some(provider) => {
+                self.replace_table(reference, provider)?;
+            }
+            None => {
+                let _ = self.ctx.deregister_table(reference);
+            }
+        }
+        Ok(())
+    }
+
+    fn replace_table(&self, reference: TableReference, provider: Arc<dyn TableProvider>) -> Result<()> {
+        let _ = self.ctx.deregister_table(reference.clone());
+        self.ctx
+            .register_table(reference, provider)
+            .map_err(|e| TransformError::Query(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Registers every `view` model of the project, upstream first; a view whose inputs do not exist yet
+    /// is skipped (it is registered again after its inputs are built).
+    pub async fn register_views(&self, project: &CompiledProject) {
+        let Ok(order) = project.graph.topological_order() else {
+            return;
+        };
+        for name in order {
+            if let Some(m) = project.models.get(&name) {
+                if m.config.materialized == Materialized::View {
+                    if let Err(e) = self.register_view(&m.relation, &m.sql).await {
+                        tracing::debug!(view = %m.relation, error = %e, "view not registered yet");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers `relation` (`schema.name`) as a view over `sql`.
+    pub async fn register_view(&self, relation: &str, sql: &str) -> Result<()> {
+        let df = self
+            .ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| TransformError::Query(e.to_string()))?;
+        let view = df.into_view();
+        self.replace_table(TableReference::from(relation), view)
+    }
+
+    /// Registers in-memory batches as `relation` (used for staged model output).
+    pub fn register_batches(&self, relation: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
+        let table = MemTable::try_new(schema, vec![batches]).map_err(|e| TransformError::Query(e.to_string()))?;
+        self.replace_table(TableReference::from(relation), Arc::new(table))
+    }
+
+    /// Removes a registered relation (ignored when absent).
+    pub fn deregister(&self, relation: &str) {
+        let _ = self.ctx.deregister_table(TableReference::from(relation));
+    }
+
+    /// Plans read-only SQL (queries only).
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        check_no_file_access(sql)?;
+        self.ctx.sql_with_options(sql, read_only()).await.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) {
+                TransformError::ReadOnly(format!("{msg}; only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed"))
+            } else {
+                TransformError::Query(msg)
+            }
+        })
+    }
+
+    /// Runs read-only SQL and collects the result.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.plan(sql)
+            .await?
+            .collect()
+            .await
+            .map_err(|e| TransformError::Query(e.to_string()))
+    }
+
+    /// Runs read-only SQL as a stream of batches (bounded memory for large results).
+    pub async fn query_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        self.plan(sql)
+            .await?
+            .execute_stream()
+            .await
+            .map_err(|e| TransformError::Query(e.to_string()))
+    }
+}
+
+/// DataFusion can read a file named in a FROM clause when URL tables are enabled (they are not here), and
+/// a few table functions read files. Both are refused before planning, so the API cannot be used to read
+/// the server's file system.
+fn check_no_file_access(sql: &str) -> Result<()> {
+    let lower = sql.to_ascii_lowercase();
+    for f in ["read_csv", "read_parquet", "read_json", "read_avro", "read_arrow"] {
+        if lower.contains(&format!("{f}(")) || lower.contains(&format!("{f} (")) {
+            return Err(TransformError::ReadOnly(format!(
+                "function `{f}` reads files and is not allowed; query lake tables instead"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Formats batches as a text table (for the CLI and error samples).
+pub fn pretty(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|e| format!("<cannot format: {e}>"))
+}

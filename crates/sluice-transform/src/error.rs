@@ -1,0 +1,64 @@
+//! Errors of compiling and running models.
+
+use std::path::PathBuf;
+
+/// Errors raised by the transform layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    /// The model's Jinja failed to render.
+    #[error("{path}{}: template error: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Template {
+        /// The model file.
+        path: PathBuf,
+        /// Line in the template, when known.
+        line: Option<usize>,
+        /// minijinja's message.
+        message: String,
+    },
+    /// The model's configuration is invalid.
+    #[error("{path}: config `{field}`: {message}")]
+    Config {
+        /// The model file (or properties file).
+        path: PathBuf,
+        /// The config key.
+        field: String,
+        /// What was expected.
+        message: String,
+    },
+    /// The database rejected the model's SQL (planning or execution).
+    #[error("{path}: SQL error in model `{model}`: {message}")]
+    Sql {
+        /// The model file.
+        path: PathBuf,
+        /// The model.
+        model: String,
+        /// DataFusion's message.
+        message: String,
+    },
+    /// A query (ad-hoc or from the API) failed.
+    #[error("query failed: {0}")]
+    Query(String),
+    /// A query tried to change data or read outside the lake.
+    #[error("read-only: {0}")]
+    ReadOnly(String),
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] sluice_lake::LakeError),
+    /// A graph problem (unknown ref, cycle).
+    #[error(transparent)]
+    Graph(#[from] sluice_core::GraphError),
+}
+
+impl TransformError {
+    /// Whether retrying the same work may succeed (I/O and storage hiccups), as opposed to errors in the
+    /// user's SQL or config that fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransformError::Lake(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = TransformError> = std::result::Result<T, E>;

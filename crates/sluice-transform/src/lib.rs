@@ -1,0 +1,29 @@
+//! SQL models: Jinja rendering, compilation into the asset graph, the DataFusion engine over the lake,
+//! and materializations.
+//!
+//! The flow for one run: [`compile::compile`] renders every model once to learn its `ref()`/`source()`
+//! dependencies and `config()`, and builds the [`sluice_core::AssetGraph`]; [`engine::Engine`] opens a
+//! DataFusion session with every lake table registered under `bronze`/`silver`/`gold`; for each model the
+//! orchestrator asks its [`materialize::Materialization`] to `stage` the output (checks run against it),
+//! then to `publish` it atomically.
+//!
+//! This crate is the only one (with the serving adapters) that names DataFusion types: upgrades of the
+//! engine stay here.
+//!
+//! Adding a materialization: implement [`materialize::Materialization`], add a variant to
+//! [`compile::Materialized`] and its config name, and return it from [`materialize::materialization_for`].
+
+pub mod compile;
+pub mod engine;
+pub mod error;
+pub mod materialize;
+pub mod relation;
+pub mod render;
+
+pub use compile::{CompiledModel, CompiledProject, Materialized, ModelConfig, SourceAsset, compile};
+pub use engine::{Engine, pretty};
+pub use error::{Result, TransformError};
+pub use materialize::{Materialization, ModelRun, Published, Staged, materialization_for};
+pub use relation::{model_relation, source_relation};
+
+pub use arrow;
