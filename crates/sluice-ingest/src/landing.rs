@@ -117,6 +117,18 @@ pub fn metadata_fields() -> Vec<Field> {
     ]
 }
 
+/// Whether a column is one of the bronze metadata columns.
+pub fn is_metadata_column(name: &str) -> bool {
+    matches!(name, "_ingested_at" | "_ingest_date" | "_batch_id" | "_source")
+}
+
+/// A table schema without the bronze metadata columns.
+pub fn without_metadata_columns(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().filter(|f| !is_metadata_column(f.name())).cloned().collect::<Vec<_>>(),
+    ))
+}
+
 fn add_metadata(batch: RecordBatch, cx: &IngestContext, batch_id: &str, origin: &str) -> Result<RecordBatch, IngestError> {
     let n = batch.num_rows();
     let ts = cx.ingested_at.timestamp_micros();
@@ -129,7 +141,7 @@ fn add_metadata(batch: RecordBatch, cx: &IngestContext, batch_id: &str, origin: 
         .schema()
         .fields()
         .iter()
-        .filter(|f| !f.name().starts_with("_ingest") && f.name() != "_batch_id" && f.name() != "_source")
+        .filter(|f| !is_metadata_column(f.name()))
         .map(|f| f.as_ref().clone())
         .collect();
     let mut columns: Vec<ArrayRef> = batch
@@ -137,7 +149,7 @@ fn add_metadata(batch: RecordBatch, cx: &IngestContext, batch_id: &str, origin: 
         .fields()
         .iter()
         .zip(batch.columns())
-        .filter(|(f, _)| !f.name().starts_with("_ingest") && f.name() != "_batch_id" && f.name() != "_source")
+        .filter(|(f, _)| !is_metadata_column(f.name()))
         .map(|(_, c)| c.clone())
         .collect();
     fields.extend(metadata_fields());

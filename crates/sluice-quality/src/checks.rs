@@ -218,7 +218,7 @@ impl Relationships {
             spec,
         })
     }
-
+}
 
 #[async_trait]
 impl Check for Relationships {

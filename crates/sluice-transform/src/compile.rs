@@ -312,6 +312,23 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
             graph.add_edge(s, &m.name);
         }
     }
+    // A check that reads another model (`relationships: {to: ref('x')}`) must run after `x` is
+    // built, so `x` is ordered before the checked model.
+    for check in &project.checks {
+        if let (Some(to), true) = (check.args.get("to").and_then(Value::as_str), models.contains_key(&check.model)) {
+            if let Ok(r) = render(&format!("{{{{ {to} }}}}"), &check.path, &scope, None, false) {
+                for target in r.refs.iter().filter(|t| models.contains_key(*t) && **t != check.model) {
+                    graph.add_edge(target, &check.model);
+                }
+                for (s, t) in &r.sources {
+                    let name = format!("{s}.{t}");
+                    if sources.contains_key(&name) {
+                        graph.add_edge(&name, &check.model);
+                    }
+                }
+            }
+        }
+    }
     errors.extend(unknown);
     if let Some(cycle) = graph.find_cycle() {
         errors.push(TransformError::Graph(GraphError::Cycle(cycle)));

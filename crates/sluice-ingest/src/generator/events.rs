@@ -33,6 +33,7 @@ pub(crate) const WINDOW: i64 = 15 * DAY;
 /// The first file (1-based) with the `campaign` property.
 pub(crate) const DRIFT_FROM_FILE: u64 = 4;
 /// Markers of bot user agents (lower case).
+#[cfg(test)]
 pub(crate) const BOT_MARKERS: [&str; 3] = ["bot", "crawler", "spider"];
 
 const BOT_SHARE: f64 = 0.05;

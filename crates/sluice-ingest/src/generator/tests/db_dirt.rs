@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use super::*;
 use crate::generator::*;
 
+#[test]
 fn shop_db_has_the_contracted_schema_and_dirt() {
     let dir = ScratchDir::new("dirt-db");
     let report = generate(&config(0.1, 11), dir.path()).unwrap();

@@ -98,7 +98,6 @@ fn invalid_scales_are_rejected() {
 }
 
 #[test]
-#[test]
 fn defaults_are_scale_one_seed_42() {
     assert_eq!(GeneratorConfig::default(), config(1.0, 42));
     let counts = Counts::for_scale(1.0);

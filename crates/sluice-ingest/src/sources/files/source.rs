@@ -115,8 +115,10 @@ impl Source for FilesSource {
                 Some(f) => f.parse::<FileFormat>()?,
                 None => FileFormat::from_path(&file)?,
             };
+            // The reader fits rows to the table's columns; the bronze metadata columns are added
+            // after parsing, so they are not part of what a file must provide.
             let existing_schema = match cx.lake.load(&id).await? {
-                Some(table) => Some(sluice_lake::arrow_schema(&table)?),
+                Some(table) => Some(crate::landing::without_metadata_columns(sluice_lake::arrow_schema(&table)?.as_ref())),
                 None => None,
             };
             let mut opts = ReadOptions::new(format);
