@@ -226,7 +226,35 @@ impl Materialization for IncrementalMaterialization {
     async fn stage(&self, run: &ModelRun<'_>) -> Result<Staged> {
         let id = model_table(run.model.layer, &run.model.name);
         let exists = run.engine.lake().exists(&id).await?;
-        stage_rows(run, exists && !run.full_refresh).await
+        let staged = stage_rows(run, exists && !run.full_refresh).await?;
+        if staged.is_incremental {
+            // Checks judge the table as it will be after publishing (existing rows merged with the
+            // new ones), not the new rows alone: `unique` must hold across the whole table, and a
+            // run that brings no new rows must not fail `row_count`.
+            let new_rel = format!("{}__new", staged.relation);
+            run.engine.register_batches(&new_rel, staged.schema.clone(), staged.batches.clone())?;
+            let cols: Vec<String> = staged.schema.fields().iter().map(|f| crate::relation::ident(f.name())).collect();
+            let list = cols.join(", ");
+            let this = &run.model.relation;
+            let kept = match run.model.config.incremental_strategy {
+                IncrementalStrategy::Append => format!("SELECT {list} FROM {this}"),
+                IncrementalStrategy::Merge => {
+                    let on: Vec<String> = run.model.config.unique_key.iter().map(|k| {
+                        let k = crate::relation::ident(k);
+                        format!("n.{k} = t.{k}")
+                    }).collect();
+                    let t_list = cols.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+                    format!("SELECT {t_list} FROM {this} t WHERE NOT EXISTS (SELECT 1 FROM {new_rel} n WHERE {})", on.join(" AND "))
+                }
+            };
+            let sql = format!("{kept} UNION ALL SELECT {list} FROM {new_rel}");
+            run.engine.register_view(&staged.relation, &sql).await.map_err(|e| TransformError::Sql {
+                path: run.model.path.clone(),
+                model: run.model.name.clone(),
+                message: format!("the new rows do not fit the existing table: {e}"),
+            })?;
+        }
+        Ok(staged)
     }
 
     async fn publish(&self, run: &ModelRun<'_>, staged: Staged) -> Result<Published> {
@@ -240,6 +268,7 @@ impl Materialization for IncrementalMaterialization {
                 },
             }
         };
+        run.engine.deregister(&format!("{}__new", staged.relation));
         if staged.is_incremental && staged.rows == 0 {
             run.engine.deregister(&staged.relation);
             return Ok(Published { rows: 0, version: None });

@@ -10,7 +10,7 @@ pub fn sluice(project: &Path, args: &[&str]) -> Output {
         .arg("--project")
         .arg(project)
         .args(args)
-        .env("SLUICE_LOG", "warn")
+        .env("SLUICE_LOG", "error")
         .output()
         .expect("run sluice")
 }

