@@ -46,8 +46,16 @@ pub struct SqliteConfig {
     /// lands in bounded memory and a crash resumes from the last commit.
     #[serde(default = "default_commit_rows")]
     pub commit_rows: usize,
+    /// How long to wait for a lock held by the application before giving up (then the error is
+    /// transient and the run retries with backoff).
+    #[serde(default = "default_busy_timeout")]
+    pub busy_timeout: String,
     /// The tables to land.
     pub tables: Vec<SqliteTable>,
+}
+
+fn default_busy_timeout() -> String {
+    "5s".to_string()
 }
 
 fn default_batch_size() -> usize {

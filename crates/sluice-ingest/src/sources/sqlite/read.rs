@@ -28,6 +28,7 @@ pub(crate) struct ReadRequest {
     pub commit_rows: usize,
     pub source: String,
     pub table: String,
+    pub busy_timeout: std::time::Duration,
 }
 
 /// A commit-sized piece of the result.
@@ -166,7 +167,7 @@ fn read_inner(req: &ReadRequest, tx: &Sender<Result<Chunk, IngestError>>) -> Res
     }
     let conn = rusqlite::Connection::open_with_flags(&req.db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| read_error(req, format!("cannot open {}: {e}", req.db.display()), is_transient(&e)))?;
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    let _ = conn.busy_timeout(req.busy_timeout);
     let mut stmt = conn.prepare(&req.sql).map_err(|e| read_error(req, format!("{e} (query: {})", req.sql), is_transient(&e)))?;
     let columns: Vec<(String, Kind)> = stmt
         .columns()

@@ -19,6 +19,7 @@ use crate::source::{IngestContext, IngestReport, Source};
 pub struct SqliteSource {
     name: String,
     db: PathBuf,
+    busy_timeout: std::time::Duration,
     config: SqliteConfig,
 }
 
@@ -34,13 +35,15 @@ impl SqliteSource {
                 return Err(invalid(format!("tables[{i}].cursor"), format!("table `{}` is incremental and needs a `cursor` column", t.name)));
             }
         }
+        let busy_timeout = sluice_core::duration::parse_duration(&config.busy_timeout)
+            .map_err(|e| invalid("busy_timeout".into(), e))?;
         if config.batch_size == 0 || config.commit_rows == 0 {
             return Err(invalid("batch_size".into(), "batch_size and commit_rows must be at least 1".into()));
         }
         let conn = expand_env(&config.connection, &decl.path)?;
         let conn = conn.strip_prefix("sqlite://").unwrap_or(&conn).to_string();
         let db = if Path::new(&conn).is_absolute() { PathBuf::from(conn) } else { root.join(conn) };
-        Ok(Self { name: decl.name.clone(), db, config })
+        Ok(Self { name: decl.name.clone(), db, busy_timeout, config })
     }
 
     fn table(&self, name: &str) -> Result<&SqliteTable, IngestError> {
@@ -111,6 +114,7 @@ impl Source for SqliteSource {
             commit_rows,
             source: self.name.clone(),
             table: t.name.clone(),
+            busy_timeout: self.busy_timeout,
         };
         // A small channel gives backpressure: the reader waits while a chunk is being committed.
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
