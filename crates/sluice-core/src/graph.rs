@@ -259,7 +259,12 @@ mod tests {
 
     #[test]
     fn topo_order_respects_edges() {
-        let g = graph(&[("src", "stg"), ("stg", "fct"), ("src", "fct"), ("fct", "mart")]);
+        let g = graph(&[
+            ("src", "stg"),
+            ("stg", "fct"),
+            ("src", "fct"),
+            ("fct", "mart"),
+        ]);
         let order = g.topological_order().unwrap();
         let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
         assert!(pos("src") < pos("stg") && pos("stg") < pos("fct") && pos("fct") < pos("mart"));
@@ -274,7 +279,12 @@ mod tests {
 
     #[test]
     fn selection_plus_syntax() {
-        let g = graph(&[("s.t", "stg"), ("stg", "fct"), ("fct", "mart"), ("other", "x")]);
+        let g = graph(&[
+            ("s.t", "stg"),
+            ("stg", "fct"),
+            ("fct", "mart"),
+            ("other", "x"),
+        ]);
         let none = |_: &str| Vec::new();
         let sel = g.select("stg+", none).unwrap();
         assert_eq!(sel.into_iter().collect::<Vec<_>>(), ["fct", "mart", "stg"]);
@@ -283,13 +293,22 @@ mod tests {
         let sel = g.select("t", none).unwrap();
         assert_eq!(sel.into_iter().collect::<Vec<_>>(), ["s.t"]);
         assert!(g.select("nope", none).is_err());
-        let tags = |n: &str| if n == "x" { vec!["daily".to_string()] } else { vec![] };
+        let tags = |n: &str| {
+            if n == "x" {
+                vec!["daily".to_string()]
+            } else {
+                vec![]
+            }
+        };
         assert_eq!(g.select("tag:daily", tags).unwrap().len(), 1);
     }
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("stg_order", ["stg_orders", "fct_orders"]).as_deref(), Some("stg_orders"));
+        assert_eq!(
+            suggest("stg_order", ["stg_orders", "fct_orders"]).as_deref(),
+            Some("stg_orders")
+        );
         assert_eq!(suggest("zzz", ["stg_orders"]), None);
     }
 }

@@ -234,11 +234,17 @@ impl CheckSpec {
                 m.insert("values".into(), Value::Array(a));
                 m
             }
-            other => return Err(format!("arguments of `{kind}` must be a map, found {other}")),
+            other => {
+                return Err(format!(
+                    "arguments of `{kind}` must be a map, found {other}"
+                ));
+            }
         };
         let mut config = match args.remove("config") {
             Some(Value::Object(c)) => c,
-            Some(other) => return Err(format!("`config` of `{kind}` must be a map, found {other}")),
+            Some(other) => {
+                return Err(format!("`config` of `{kind}` must be a map, found {other}"));
+            }
             None => Map::new(),
         };
         // `severity`, `where` and `name` may sit at the top level or inside `config` (dbt accepts both).
@@ -253,7 +259,10 @@ impl CheckSpec {
             Some(s) if s.eq_ignore_ascii_case("warn") => Severity::Warn,
             Some(s) => return Err(format!("severity must be `error` or `warn`, found `{s}`")),
         };
-        let where_clause = config.get("where").and_then(Value::as_str).map(str::to_string);
+        let where_clause = config
+            .get("where")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let name = match config.get("name").and_then(Value::as_str) {
             Some(n) => n.to_string(),
             None => match column {
@@ -305,7 +314,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_entries() {
-        assert!(parse("{a: 1, b: 2}").unwrap_err().contains("exactly one key"));
-        assert!(parse("unique: {severity: fatal}").unwrap_err().contains("`error` or `warn`"));
+        assert!(
+            parse("{a: 1, b: 2}")
+                .unwrap_err()
+                .contains("exactly one key")
+        );
+        assert!(
+            parse("unique: {severity: fatal}")
+                .unwrap_err()
+                .contains("`error` or `warn`")
+        );
     }
 }

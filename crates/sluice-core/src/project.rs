@@ -59,7 +59,8 @@ impl Project {
         for (name, props) in properties {
             let props_path = props.path.clone().unwrap_or_default();
             let Some(model) = models.iter_mut().find(|m| m.name == name) else {
-                let suggestion = crate::graph::suggest(&name, models.iter().map(|m| m.name.as_str()));
+                let suggestion =
+                    crate::graph::suggest(&name, models.iter().map(|m| m.name.as_str()));
                 errors.push(ConfigError::Invalid {
                     path: props_path,
                     field: format!("models[name={name}]"),
@@ -132,7 +133,12 @@ impl Project {
     }
 }
 
-fn sorted_files(dir: &Path, ext: &[&str], recursive: bool, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
+fn sorted_files(
+    dir: &Path,
+    ext: &[&str],
+    recursive: bool,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if !dir.is_dir() {
         return out;
@@ -193,7 +199,9 @@ fn load_sources(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<SourceDecl> {
             errors.push(ConfigError::Invalid {
                 path: path.clone(),
                 field: "name".into(),
-                message: format!("`{name}` is not a valid name (letters, digits, _; not starting with a digit)"),
+                message: format!(
+                    "`{name}` is not a valid name (letters, digits, _; not starting with a digit)"
+                ),
             });
             continue;
         }
@@ -372,7 +380,11 @@ mod tests {
     fn loads_a_project() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "sluice.yml", "name: t\n");
-        write(d.path(), "sources/app.yml", "kind: sqlite\nconnection: x.db\ntables:\n  - name: orders\n    mode: full\n");
+        write(
+            d.path(),
+            "sources/app.yml",
+            "kind: sqlite\nconnection: x.db\ntables:\n  - name: orders\n    mode: full\n",
+        );
         write(d.path(), "models/silver/stg.sql", "select 1 as id");
         write(
             d.path(),
@@ -393,14 +405,21 @@ mod tests {
         write(d.path(), "sluice.yml", "name: t\nlake: [unclosed\n");
         write(d.path(), "sources/bad.yml", "kind: sqlite\ntables: 5\n");
         write(d.path(), "models/bronze/x.sql", "select 1");
-        write(d.path(), "models/gold/schema.yml", "models:\n  - name: nothere\n");
+        write(
+            d.path(),
+            "models/gold/schema.yml",
+            "models:\n  - name: nothere\n",
+        );
         let err = Project::load(d.path()).unwrap_err();
         let text = err.to_string();
         assert_eq!(err.0.len(), 4, "{text}");
         assert!(text.contains("sluice.yml:2:"), "{text}");
         assert!(text.contains("bad.yml:2:"), "{text}");
         assert!(text.contains("models/silver/ or models/gold/"), "{text}");
-        assert!(text.contains("describes a model that has no SQL file"), "{text}");
+        assert!(
+            text.contains("describes a model that has no SQL file"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -60,7 +60,8 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let err = parse_yaml::<Demo>(Path::new("y.yml"), "name: a\ncount: 1\ncolor: red\n").unwrap_err();
+        let err =
+            parse_yaml::<Demo>(Path::new("y.yml"), "name: a\ncount: 1\ncolor: red\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `color`"), "{err}");
     }
 }

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -68,7 +70,10 @@ pub struct Landed {
 pub async fn land(cx: &IngestContext, landing: Landing<'_>) -> Result<Landed, IngestError> {
     let id = TableId::bronze(landing.source, landing.table);
     let app = app_id(landing.source, landing.table);
-    let batch_id = format!("{}:{}.{}:{}", cx.run_id, landing.source, landing.table, landing.txn_version);
+    let batch_id = format!(
+        "{}:{}.{}:{}",
+        cx.run_id, landing.source, landing.table, landing.txn_version
+    );
     let mut quarantined = 0;
     if !landing.rejected.is_empty() {
         // Quarantine first: if the data commit then fails, the retry re-reads the same rows and the
@@ -76,12 +81,15 @@ pub async fn land(cx: &IngestContext, landing: Landing<'_>) -> Result<Landed, In
         let q_id = TableId::quarantine(&format!("{}.{}", landing.source, landing.table));
         let done = cx.lake.txn_version(&q_id, &app).await?;
         if done.is_none_or(|v| v < landing.txn_version) {
-            quarantined = cx.lake.quarantine_with_txn(
-                &format!("{}.{}", landing.source, landing.table),
-                landing.rejected,
-                &batch_id,
-                Some((app.clone(), landing.txn_version)),
-            ).await?;
+            quarantined = cx
+                .lake
+                .quarantine_with_txn(
+                    &format!("{}.{}", landing.source, landing.table),
+                    landing.rejected,
+                    &batch_id,
+                    Some((app.clone(), landing.txn_version)),
+                )
+                .await?;
         }
     }
     let mut out = Vec::with_capacity(landing.batches.len());
@@ -101,16 +109,32 @@ pub async fn land(cx: &IngestContext, landing: Landing<'_>) -> Result<Landed, In
     };
     let outcome = cx.lake.write(&id, out, &spec).await?;
     Ok(match outcome {
-        WriteOutcome::Committed { rows, .. } => Landed { rows, quarantined, committed: true },
-        WriteOutcome::AlreadyCommitted { .. } => Landed { rows: 0, quarantined, committed: false },
-        WriteOutcome::Empty => Landed { rows: 0, quarantined, committed: false },
+        WriteOutcome::Committed { rows, .. } => Landed {
+            rows,
+            quarantined,
+            committed: true,
+        },
+        WriteOutcome::AlreadyCommitted { .. } => Landed {
+            rows: 0,
+            quarantined,
+            committed: false,
+        },
+        WriteOutcome::Empty => Landed {
+            rows: 0,
+            quarantined,
+            committed: false,
+        },
     })
 }
 
 /// The schema of bronze metadata columns.
 pub fn metadata_fields() -> Vec<Field> {
     vec![
-        Field::new("_ingested_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "_ingested_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("_ingest_date", DataType::Date32, false),
         Field::new("_batch_id", DataType::Utf8, false),
         Field::new("_source", DataType::Utf8, false),
@@ -119,22 +143,42 @@ pub fn metadata_fields() -> Vec<Field> {
 
 /// Whether a column is one of the bronze metadata columns.
 pub fn is_metadata_column(name: &str) -> bool {
-    matches!(name, "_ingested_at" | "_ingest_date" | "_batch_id" | "_source")
+    matches!(
+        name,
+        "_ingested_at" | "_ingest_date" | "_batch_id" | "_source"
+    )
 }
 
 /// A table schema without the bronze metadata columns.
 pub fn without_metadata_columns(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(
-        schema.fields().iter().filter(|f| !is_metadata_column(f.name())).cloned().collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !is_metadata_column(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
     ))
 }
 
-fn add_metadata(batch: RecordBatch, cx: &IngestContext, batch_id: &str, origin: &str) -> Result<RecordBatch, IngestError> {
+fn add_metadata(
+    batch: RecordBatch,
+    cx: &IngestContext,
+    batch_id: &str,
+    origin: &str,
+) -> Result<RecordBatch, IngestError> {
     let n = batch.num_rows();
     let ts = cx.ingested_at.timestamp_micros();
-    let days = cx.ingested_at.date_naive().signed_duration_since(chrono::NaiveDate::default()).num_days();
+    let days = cx
+        .ingested_at
+        .date_naive()
+        .signed_duration_since(chrono::NaiveDate::default())
+        .num_days();
     let epoch_offset = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-        .map(|e| e.signed_duration_since(chrono::NaiveDate::default()).num_days())
+        .map(|e| {
+            e.signed_duration_since(chrono::NaiveDate::default())
+                .num_days()
+        })
         .unwrap_or(0);
     let date = i32::try_from(days - epoch_offset).unwrap_or(0);
     let mut fields: Vec<Field> = batch
@@ -153,7 +197,9 @@ fn add_metadata(batch: RecordBatch, cx: &IngestContext, batch_id: &str, origin: 
         .map(|(_, c)| c.clone())
         .collect();
     fields.extend(metadata_fields());
-    columns.push(Arc::new(TimestampMicrosecondArray::from(vec![ts; n]).with_timezone("UTC")));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![ts; n]).with_timezone("UTC"),
+    ));
     columns.push(Arc::new(Date32Array::from(vec![date; n])));
     columns.push(Arc::new(StringArray::from(vec![batch_id; n])));
     columns.push(Arc::new(StringArray::from(vec![origin; n])));
@@ -166,7 +212,10 @@ fn add_metadata(batch: RecordBatch, cx: &IngestContext, batch_id: &str, origin: 
 
 /// Applies PII rules to a batch. Only string columns can be hashed or masked; other types are cast to
 /// strings first.
-pub fn apply_pii(batch: RecordBatch, rules: &std::collections::BTreeMap<String, Pii>) -> Result<RecordBatch, IngestError> {
+pub fn apply_pii(
+    batch: RecordBatch,
+    rules: &std::collections::BTreeMap<String, Pii>,
+) -> Result<RecordBatch, IngestError> {
     if rules.is_empty() {
         return Ok(batch);
     }
@@ -181,9 +230,11 @@ pub fn apply_pii(batch: RecordBatch, rules: &std::collections::BTreeMap<String, 
             }
             Some(Pii::Drop) => {}
             Some(rule) => {
-                let as_str = arrow::compute::cast(c, &DataType::Utf8).map_err(|source| IngestError::Arrow {
-                    context: format!("PII column `{}`", f.name()),
-                    source,
+                let as_str = arrow::compute::cast(c, &DataType::Utf8).map_err(|source| {
+                    IngestError::Arrow {
+                        context: format!("PII column `{}`", f.name()),
+                        source,
+                    }
                 })?;
                 let Some(strings) = as_str.as_any().downcast_ref::<StringArray>() else {
                     continue;
@@ -197,9 +248,11 @@ pub fn apply_pii(batch: RecordBatch, rules: &std::collections::BTreeMap<String, 
             }
         }
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|source| IngestError::Arrow {
-        context: "applying PII rules".into(),
-        source,
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|source| {
+        IngestError::Arrow {
+            context: "applying PII rules".into(),
+            source,
+        }
     })
 }
 
@@ -240,15 +293,27 @@ mod tests {
             ],
         )
         .unwrap();
-        let rules = [("email".to_string(), Pii::Hash), ("phone".to_string(), Pii::Mask), ("ssn".to_string(), Pii::Drop)]
-            .into_iter()
-            .collect();
+        let rules = [
+            ("email".to_string(), Pii::Hash),
+            ("phone".to_string(), Pii::Mask),
+            ("ssn".to_string(), Pii::Drop),
+        ]
+        .into_iter()
+        .collect();
         let out = apply_pii(b, &rules).unwrap();
         assert_eq!(out.num_columns(), 3);
-        let email = out.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let email = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(email.value(0).len(), 64);
         assert!(email.is_null(1));
-        let phone = out.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let phone = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(phone.value(0), "******4567");
         assert!(!phone.value(1).contains("12") || phone.value(1).starts_with('*'));
     }

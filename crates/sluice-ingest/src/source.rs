@@ -83,8 +83,12 @@ pub const SOURCE_KINDS: &[&str] = &["sqlite", "files"];
 /// Builds the connector for a source declaration; `root` resolves relative paths.
 pub fn build_source(decl: &SourceDecl, root: &Path) -> Result<Box<dyn Source>, IngestError> {
     match decl.kind.as_str() {
-        "sqlite" => Ok(Box::new(crate::sources::sqlite::SqliteSource::from_decl(decl, root)?)),
-        "files" => Ok(Box::new(crate::sources::files::FilesSource::from_decl(decl, root)?)),
+        "sqlite" => Ok(Box::new(crate::sources::sqlite::SqliteSource::from_decl(
+            decl, root,
+        )?)),
+        "files" => Ok(Box::new(crate::sources::files::FilesSource::from_decl(
+            decl, root,
+        )?)),
         other => {
             let hint = sluice_core::graph::suggest(other, SOURCE_KINDS.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))

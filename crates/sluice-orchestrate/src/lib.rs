@@ -10,5 +10,7 @@ pub mod runner;
 pub mod state;
 
 pub use node::{NodeError, NodeOutput};
-pub use runner::{NodeResult, NodeStatus, RunError, RunObserver, RunOptions, RunSummary, new_run_id, run};
+pub use runner::{
+    NodeResult, NodeStatus, RunError, RunObserver, RunOptions, RunSummary, new_run_id, run,
+};
 pub use state::{CheckRecord, NodeRecord, RunRecord, StateError, StateStore};

@@ -7,7 +7,9 @@ use sluice_core::Project;
 use sluice_ingest::{IngestContext, IngestError, Source, build_source};
 use sluice_quality::{CheckResult, CheckStatus, build_check, evaluate};
 use sluice_transform::relation::model_table;
-use sluice_transform::{CompiledModel, CompiledProject, Engine, ModelRun, TransformError, materialization_for};
+use sluice_transform::{
+    CompiledModel, CompiledProject, Engine, ModelRun, TransformError, materialization_for,
+};
 
 /// Why a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,12 @@ impl Connectors {
         if let Some(s) = built.get(source) {
             return Ok(s.clone());
         }
-        let decl = project.source(source).ok_or_else(|| IngestError::UnknownTable { source_name: source.to_string(), table: String::new() })?;
+        let decl = project
+            .source(source)
+            .ok_or_else(|| IngestError::UnknownTable {
+                source_name: source.to_string(),
+                table: String::new(),
+            })?;
         let s: Arc<dyn Source> = Arc::from(build_source(decl, &project.root)?);
         built.insert(source.to_string(), s.clone());
         Ok(s)
@@ -82,11 +89,17 @@ pub async fn ingest_table(
     cx: &IngestContext,
 ) -> Result<NodeOutput, NodeError> {
     let Some(src) = project.sources.get(asset) else {
-        return Err(NodeError::Ingest(IngestError::UnknownTable { source_name: asset.to_string(), table: String::new() }));
+        return Err(NodeError::Ingest(IngestError::UnknownTable {
+            source_name: asset.to_string(),
+            table: String::new(),
+        }));
     };
     let connector = connectors.get(&project.project, &src.source).await?;
     let report = connector.ingest(&src.table, cx).await?;
-    engine.refresh_table(&sluice_lake::TableId::bronze(&src.source, &src.table)).await.map_err(NodeError::Transform)?;
+    engine
+        .refresh_table(&sluice_lake::TableId::bronze(&src.source, &src.table))
+        .await
+        .map_err(NodeError::Transform)?;
     Ok(NodeOutput {
         rows_in: Some(report.rows_read),
         rows_out: Some(report.rows_written),
@@ -107,19 +120,42 @@ pub async fn build_model(
     full_refresh: bool,
 ) -> Result<NodeOutput, (NodeError, Vec<CheckResult>)> {
     let m = materialization_for(model.config.materialized);
-    let run = ModelRun { engine, project, model, run_id, txn_version, full_refresh };
-    let staged = m.stage(&run).await.map_err(|e| (NodeError::from(e), Vec::new()))?;
-    let checks = run_checks(project, engine, &model.name, &staged.relation).await.map_err(|e| (e, Vec::new()))?;
-    let failed: Vec<String> = checks.iter().filter(|c| c.status == CheckStatus::Fail).map(|c| c.message.clone()).collect();
+    let run = ModelRun {
+        engine,
+        project,
+        model,
+        run_id,
+        txn_version,
+        full_refresh,
+    };
+    let staged = m
+        .stage(&run)
+        .await
+        .map_err(|e| (NodeError::from(e), Vec::new()))?;
+    let checks = run_checks(project, engine, &model.name, &staged.relation)
+        .await
+        .map_err(|e| (e, Vec::new()))?;
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.message.clone())
+        .collect();
     if !failed.is_empty() {
         engine.deregister(&staged.relation);
         return Err((NodeError::ChecksFailed(failed), checks));
     }
     let rows = staged.rows;
-    let published = m.publish(&run, staged).await.map_err(|e| (NodeError::from(e), checks.clone()))?;
+    let published = m
+        .publish(&run, staged)
+        .await
+        .map_err(|e| (NodeError::from(e), checks.clone()))?;
     Ok(NodeOutput {
         rows_in: None,
-        rows_out: Some(published.rows.max(if published.version.is_none() { rows } else { 0 })),
+        rows_out: Some(
+            published
+                .rows
+                .max(if published.version.is_none() { rows } else { 0 }),
+        ),
         rows_quarantined: None,
         version: published.version,
         watermark: None,
@@ -129,7 +165,12 @@ pub async fn build_model(
 
 /// Runs every check of `model` against `relation` (staged output during a build, the published relation
 /// for `sluice test`).
-pub async fn run_checks(project: &CompiledProject, engine: &Engine, model: &str, relation: &str) -> Result<Vec<CheckResult>, NodeError> {
+pub async fn run_checks(
+    project: &CompiledProject,
+    engine: &Engine,
+    model: &str,
+    relation: &str,
+) -> Result<Vec<CheckResult>, NodeError> {
     let mut out = Vec::new();
     for spec in project.project.checks_of(model) {
         let check = build_check(spec, &project.scope)?;
@@ -142,6 +183,10 @@ pub async fn run_checks(project: &CompiledProject, engine: &Engine, model: &str,
 pub async fn next_model_txn(engine: &Engine, model: &CompiledModel) -> Result<i64, NodeError> {
     let id = model_table(model.layer, &model.name);
     let app = format!("sluice:model:{}", model.name);
-    let v = engine.lake().txn_version(&id, &app).await.map_err(TransformError::from)?;
+    let v = engine
+        .lake()
+        .txn_version(&id, &app)
+        .await
+        .map_err(TransformError::from)?;
     Ok(v.unwrap_or(0) + 1)
 }

@@ -15,7 +15,9 @@ use sluice_quality::{CheckResult, CheckStatus};
 use sluice_transform::{CompiledProject, Engine};
 use tokio::task::JoinSet;
 
-use crate::node::{Connectors, NodeError, NodeOutput, build_model, ingest_table, next_model_txn, run_checks};
+use crate::node::{
+    Connectors, NodeError, NodeOutput, build_model, ingest_table, next_model_txn, run_checks,
+};
 use crate::state::{CheckRecord, NodeRecord, RunRecord, StateStore};
 
 /// Errors that stop a run before it starts.
@@ -175,9 +177,21 @@ pub fn new_run_id() -> String {
 }
 
 /// Runs the selected nodes of a compiled project.
-pub async fn run(project: Arc<CompiledProject>, engine: Engine, state: Arc<StateStore>, opts: RunOptions) -> Result<RunSummary, RunError> {
-    let selected = project.graph.select(&opts.selection, |n| project.tags_of(n))?;
-    let order: Vec<String> = project.graph.topological_order()?.into_iter().filter(|n| selected.contains(n)).collect();
+pub async fn run(
+    project: Arc<CompiledProject>,
+    engine: Engine,
+    state: Arc<StateStore>,
+    opts: RunOptions,
+) -> Result<RunSummary, RunError> {
+    let selected = project
+        .graph
+        .select(&opts.selection, |n| project.tags_of(n))?;
+    let order: Vec<String> = project
+        .graph
+        .topological_order()?
+        .into_iter()
+        .filter(|n| selected.contains(n))
+        .collect();
     let run_id = new_run_id();
     let started = Instant::now();
     state.start_run(&run_id, &opts.command, &opts.selection, &now())?;
@@ -198,12 +212,25 @@ pub async fn run(project: Arc<CompiledProject>, engine: Engine, state: Arc<State
         let mut i = 0;
         while i < pending.len() {
             let name = pending[i].clone();
-            let ups: Vec<&str> = project.graph.parents(&name).filter(|p| selected.contains(*p)).collect();
-            if let Some(bad) = ups.iter().find(|u| matches!(done.get(**u), Some(NodeStatus::Failed | NodeStatus::Skipped))) {
+            let ups: Vec<&str> = project
+                .graph
+                .parents(&name)
+                .filter(|p| selected.contains(*p))
+                .collect();
+            if let Some(bad) = ups.iter().find(|u| {
+                matches!(
+                    done.get(**u),
+                    Some(NodeStatus::Failed | NodeStatus::Skipped)
+                )
+            }) {
                 pending.remove(i);
                 let r = NodeResult {
                     node: name.clone(),
-                    kind: if project.models.contains_key(&name) { "model" } else { "source" },
+                    kind: if project.models.contains_key(&name) {
+                        "model"
+                    } else {
+                        "source"
+                    },
                     status: NodeStatus::Skipped,
                     attempts: 0,
                     output: NodeOutput::default(),
@@ -215,13 +242,24 @@ pub async fn run(project: Arc<CompiledProject>, engine: Engine, state: Arc<State
                 results.push(r);
                 continue;
             }
-            if running.len() < threads && ups.iter().all(|u| done.get(*u) == Some(&NodeStatus::Success)) {
+            if running.len() < threads
+                && ups
+                    .iter()
+                    .all(|u| done.get(*u) == Some(&NodeStatus::Success))
+            {
                 pending.remove(i);
                 running.insert(name.clone());
                 if let Some(o) = &opts.observer {
                     o.node_started(&name);
                 }
-                let (p, e, c, o, rid, cx) = (project.clone(), engine.clone(), connectors.clone(), opts.clone(), run_id.clone(), ingest_cx.clone());
+                let (p, e, c, o, rid, cx) = (
+                    project.clone(),
+                    engine.clone(),
+                    connectors.clone(),
+                    opts.clone(),
+                    run_id.clone(),
+                    ingest_cx.clone(),
+                );
                 tasks.spawn(async move { execute(&p, &e, &c, &o, &rid, &cx, &name).await });
                 continue;
             }
@@ -247,7 +285,11 @@ pub async fn run(project: Arc<CompiledProject>, engine: Engine, state: Arc<State
         }
     }
 
-    let summary = RunSummary { run_id: run_id.clone(), nodes: results, duration: started.elapsed() };
+    let summary = RunSummary {
+        run_id: run_id.clone(),
+        nodes: results,
+        duration: started.elapsed(),
+    };
     state.finish_run(&RunRecord {
         run_id,
         command: opts.command.clone(),
@@ -265,7 +307,12 @@ pub async fn run(project: Arc<CompiledProject>, engine: Engine, state: Arc<State
     Ok(summary)
 }
 
-fn finish_node(state: &StateStore, run_id: &str, r: &NodeResult, observer: Option<&dyn RunObserver>) -> Result<(), RunError> {
+fn finish_node(
+    state: &StateStore,
+    run_id: &str,
+    r: &NodeResult,
+    observer: Option<&dyn RunObserver>,
+) -> Result<(), RunError> {
     let at = now();
     let started = Utc::now() - chrono::Duration::from_std(r.duration).unwrap_or_default();
     state.record_node(&NodeRecord {
@@ -337,20 +384,33 @@ async fn execute(
         attempts += 1;
         let result: Result<NodeOutput, (NodeError, Vec<CheckResult>)> = match (model, &txn) {
             (_, Err(e)) => Err((NodeError::ChecksFailed(vec![e.to_string()]), Vec::new())),
-            (Some(m), _) if opts.checks_only => match run_checks(project, engine, &m.name, &m.relation).await {
-                Ok(checks) => {
-                    let failed: Vec<String> = checks.iter().filter(|c| c.status == CheckStatus::Fail).map(|c| c.message.clone()).collect();
-                    if failed.is_empty() {
-                        Ok(NodeOutput { checks, ..NodeOutput::default() })
-                    } else {
-                        Err((NodeError::ChecksFailed(failed), checks))
+            (Some(m), _) if opts.checks_only => {
+                match run_checks(project, engine, &m.name, &m.relation).await {
+                    Ok(checks) => {
+                        let failed: Vec<String> = checks
+                            .iter()
+                            .filter(|c| c.status == CheckStatus::Fail)
+                            .map(|c| c.message.clone())
+                            .collect();
+                        if failed.is_empty() {
+                            Ok(NodeOutput {
+                                checks,
+                                ..NodeOutput::default()
+                            })
+                        } else {
+                            Err((NodeError::ChecksFailed(failed), checks))
+                        }
                     }
+                    Err(e) => Err((e, Vec::new())),
                 }
-                Err(e) => Err((e, Vec::new())),
-            },
-            (Some(m), Ok(v)) => build_model(project, engine, m, run_id, *v, opts.full_refresh).await,
+            }
+            (Some(m), Ok(v)) => {
+                build_model(project, engine, m, run_id, *v, opts.full_refresh).await
+            }
             (None, _) if opts.checks_only => Ok(NodeOutput::default()),
-            (None, _) => ingest_table(project, connectors, engine, name, cx).await.map_err(|e| (e, Vec::new())),
+            (None, _) => ingest_table(project, connectors, engine, name, cx)
+                .await
+                .map_err(|e| (e, Vec::new())),
         };
         match result {
             Ok(out) => break Ok(out),
@@ -365,13 +425,24 @@ async fn execute(
         }
     };
     match outcome {
-        Ok(output) => NodeResult { node: name.to_string(), kind, status: NodeStatus::Success, attempts, output, error: None, duration: started.elapsed() },
+        Ok(output) => NodeResult {
+            node: name.to_string(),
+            kind,
+            status: NodeStatus::Success,
+            attempts,
+            output,
+            error: None,
+            duration: started.elapsed(),
+        },
         Err((e, checks)) => NodeResult {
             node: name.to_string(),
             kind,
             status: NodeStatus::Failed,
             attempts,
-            output: NodeOutput { checks, ..NodeOutput::default() },
+            output: NodeOutput {
+                checks,
+                ..NodeOutput::default()
+            },
             error: Some(e.to_string()),
             duration: started.elapsed(),
         },

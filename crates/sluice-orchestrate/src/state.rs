@@ -152,10 +152,19 @@ impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
         let display = path.display().to_string();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StateError::Io { path: display.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+                path: display.clone(),
+                source,
+            })?;
         }
-        let conn = Connection::open(path).map_err(|source| StateError::Sqlite { path: display.clone(), source })?;
-        let store = StateStore { conn: Mutex::new(conn), path: display };
+        let conn = Connection::open(path).map_err(|source| StateError::Sqlite {
+            path: display.clone(),
+            source,
+        })?;
+        let store = StateStore {
+            conn: Mutex::new(conn),
+            path: display,
+        };
         store.with(|c| {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "journal_mode", "WAL")?;
@@ -166,19 +175,34 @@ impl StateStore {
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<StateStore, StateError> {
-        let conn = Connection::open_in_memory().map_err(|source| StateError::Sqlite { path: ":memory:".into(), source })?;
-        let store = StateStore { conn: Mutex::new(conn), path: ":memory:".into() };
+        let conn = Connection::open_in_memory().map_err(|source| StateError::Sqlite {
+            path: ":memory:".into(),
+            source,
+        })?;
+        let store = StateStore {
+            conn: Mutex::new(conn),
+            path: ":memory:".into(),
+        };
         store.with(|c| c.execute_batch(SCHEMA))?;
         Ok(store)
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(|source| StateError::Sqlite { path: self.path.clone(), source })
+        f(&conn).map_err(|source| StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Records the start of a run.
-    pub fn start_run(&self, run_id: &str, command: &str, selection: &str, started_at: &str) -> Result<(), StateError> {
+    pub fn start_run(
+        &self,
+        run_id: &str,
+        command: &str,
+        selection: &str,
+        started_at: &str,
+    ) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
@@ -225,7 +249,13 @@ impl StateStore {
     }
 
     /// Records a node's high-water mark (a mirror of what its last commit recorded).
-    pub fn set_watermark(&self, node: &str, value: &serde_json::Value, run_id: &str, at: &str) -> Result<(), StateError> {
+    pub fn set_watermark(
+        &self,
+        node: &str,
+        value: &serde_json::Value,
+        run_id: &str,
+        at: &str,
+    ) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO watermarks (node, value, run_id, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -239,8 +269,12 @@ impl StateStore {
     /// A node's recorded high-water mark.
     pub fn watermark(&self, node: &str) -> Result<Option<serde_json::Value>, StateError> {
         self.with(|c| {
-            c.query_row("SELECT value FROM watermarks WHERE node = ?1", [node], |r| r.get::<_, String>(0))
-                .optional()
+            c.query_row(
+                "SELECT value FROM watermarks WHERE node = ?1",
+                [node],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
         })
         .map(|v| v.and_then(|s| serde_json::from_str(&s).ok()))
     }
@@ -407,15 +441,24 @@ mod tests {
     #[test]
     fn records_and_reads_back() {
         let s = StateStore::in_memory().unwrap();
-        s.start_run("r1", "run", "", "2026-01-01T00:00:00Z").unwrap();
-        s.record_node(&node("r1", "a", "success", "2026-01-01T00:00:01Z")).unwrap();
-        s.start_run("r2", "run", "a", "2026-01-02T00:00:00Z").unwrap();
-        s.record_node(&node("r2", "a", "failed", "2026-01-02T00:00:01Z")).unwrap();
+        s.start_run("r1", "run", "", "2026-01-01T00:00:00Z")
+            .unwrap();
+        s.record_node(&node("r1", "a", "success", "2026-01-01T00:00:01Z"))
+            .unwrap();
+        s.start_run("r2", "run", "a", "2026-01-02T00:00:00Z")
+            .unwrap();
+        s.record_node(&node("r2", "a", "failed", "2026-01-02T00:00:01Z"))
+            .unwrap();
         assert_eq!(s.runs(10).unwrap()[0].run_id, "r2");
         assert_eq!(s.latest_nodes().unwrap()[0].status, "failed");
         assert_eq!(s.latest_successes().unwrap()[0].run_id, "r1");
-        s.set_watermark("src.t", &serde_json::json!("2026-01-05"), "r1", "now").unwrap();
-        s.set_watermark("src.t", &serde_json::json!("2026-01-06"), "r2", "now").unwrap();
-        assert_eq!(s.watermark("src.t").unwrap(), Some(serde_json::json!("2026-01-06")));
+        s.set_watermark("src.t", &serde_json::json!("2026-01-05"), "r1", "now")
+            .unwrap();
+        s.set_watermark("src.t", &serde_json::json!("2026-01-06"), "r2", "now")
+            .unwrap();
+        assert_eq!(
+            s.watermark("src.t").unwrap(),
+            Some(serde_json::json!("2026-01-06"))
+        );
     }
 }

@@ -42,7 +42,10 @@ pub fn build_check(spec: &CheckSpec, scope: &RenderScope) -> Result<Box<dyn Chec
                 .unwrap_or_default();
             return Err(invalid(
                 &spec,
-                format!("unknown check kind `{other}`{hint}; known kinds: {}", CHECK_KINDS.join(", ")),
+                format!(
+                    "unknown check kind `{other}`{hint}; known kinds: {}",
+                    CHECK_KINDS.join(", ")
+                ),
             ));
         }
     })
@@ -59,14 +62,31 @@ fn invalid(spec: &CheckSpec, message: String) -> QualityError {
 fn column(spec: &CheckSpec) -> Result<String, QualityError> {
     spec.column
         .clone()
-        .or_else(|| spec.args.get("column_name").or(spec.args.get("column")).and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            spec.args
+                .get("column_name")
+                .or(spec.args.get("column"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .map(|c| quote_ident(&c))
-        .ok_or_else(|| invalid(spec, format!("`{}` needs a column: declare it under `columns:` or give `column:`", spec.kind)))
+        .ok_or_else(|| {
+            invalid(
+                spec,
+                format!(
+                    "`{}` needs a column: declare it under `columns:` or give `column:`",
+                    spec.kind
+                ),
+            )
+        })
 }
 
 /// Quotes a column name for SQL unless it is a plain lowercase identifier.
 fn quote_ident(name: &str) -> String {
-    if name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         name.to_string()
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
@@ -101,7 +121,10 @@ pub struct NotNull {
 
 impl NotNull {
     fn from_spec(spec: CheckSpec) -> Result<Self, QualityError> {
-        Ok(Self { column: column(&spec)?, spec })
+        Ok(Self {
+            column: column(&spec)?,
+            spec,
+        })
     }
 }
 
@@ -123,7 +146,10 @@ pub struct Unique {
 
 impl Unique {
     fn from_spec(spec: CheckSpec) -> Result<Self, QualityError> {
-        Ok(Self { column: column(&spec)?, spec })
+        Ok(Self {
+            column: column(&spec)?,
+            spec,
+        })
     }
 }
 
@@ -139,7 +165,10 @@ impl Check for Unique {
         )
     }
     fn describe_failure(&self, failing: u64) -> String {
-        format!("unique on {}.{}: {failing} duplicated value(s)", self.spec.model, self.column)
+        format!(
+            "unique on {}.{}: {failing} duplicated value(s)",
+            self.spec.model, self.column
+        )
     }
 }
 
@@ -152,15 +181,35 @@ pub struct AcceptedValues {
 
 impl AcceptedValues {
     fn from_spec(spec: CheckSpec) -> Result<Self, QualityError> {
-        let quote = spec.args.get("quote").and_then(Value::as_bool).unwrap_or(true);
+        let quote = spec
+            .args
+            .get("quote")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let values = match spec.args.get("values") {
             Some(Value::Array(vs)) if !vs.is_empty() => vs
                 .iter()
-                .map(|v| sql_literal(v, quote).ok_or_else(|| invalid(&spec, format!("value {v} is not a string, number or boolean"))))
+                .map(|v| {
+                    sql_literal(v, quote).ok_or_else(|| {
+                        invalid(
+                            &spec,
+                            format!("value {v} is not a string, number or boolean"),
+                        )
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(invalid(&spec, "`accepted_values` needs a non-empty list `values: [..]`".into())),
+            _ => {
+                return Err(invalid(
+                    &spec,
+                    "`accepted_values` needs a non-empty list `values: [..]`".into(),
+                ));
+            }
         };
-        Ok(Self { column: column(&spec)?, values, spec })
+        Ok(Self {
+            column: column(&spec)?,
+            values,
+            spec,
+        })
     }
 }
 
@@ -205,11 +254,29 @@ impl Relationships {
             .args
             .get("field")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&spec, "`relationships` needs `field:` (the column in `to`)".into()))?;
-        let rendered = render(&format!("{{{{ {to_raw} }}}}"), &spec.path, scope, None, false)
-            .map_err(|e| invalid(&spec, format!("`to: {to_raw}`: {e}")))?;
-        if let Some(u) = rendered.unknown_refs.first().or(rendered.unknown_sources.first()) {
-            return Err(invalid(&spec, format!("`to: {to_raw}` names unknown asset `{u}`")));
+            .ok_or_else(|| {
+                invalid(
+                    &spec,
+                    "`relationships` needs `field:` (the column in `to`)".into(),
+                )
+            })?;
+        let rendered = render(
+            &format!("{{{{ {to_raw} }}}}"),
+            &spec.path,
+            scope,
+            None,
+            false,
+        )
+        .map_err(|e| invalid(&spec, format!("`to: {to_raw}`: {e}")))?;
+        if let Some(u) = rendered
+            .unknown_refs
+            .first()
+            .or(rendered.unknown_sources.first())
+        {
+            return Err(invalid(
+                &spec,
+                format!("`to: {to_raw}` names unknown asset `{u}`"),
+            ));
         }
         Ok(Self {
             column: column(&spec)?,
@@ -257,8 +324,18 @@ impl Range {
         if min.is_none() && max.is_none() {
             return Err(invalid(&spec, "`range` needs `min`, `max` or both".into()));
         }
-        let inclusive = spec.args.get("inclusive").and_then(Value::as_bool).unwrap_or(true);
-        Ok(Self { column: column(&spec)?, min, max, inclusive, spec })
+        let inclusive = spec
+            .args
+            .get("inclusive")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        Ok(Self {
+            column: column(&spec)?,
+            min,
+            max,
+            inclusive,
+            spec,
+        })
     }
 }
 
@@ -269,7 +346,11 @@ impl Check for Range {
     }
     fn failing_rows_sql(&self, relation: &str) -> String {
         let c = &self.column;
-        let (lt, gt) = if self.inclusive { ("<", ">") } else { ("<=", ">=") };
+        let (lt, gt) = if self.inclusive {
+            ("<", ">")
+        } else {
+            ("<=", ">=")
+        };
         let mut conds = Vec::new();
         if let Some(min) = self.min {
             conds.push(format!("{c} {lt} {min}"));
@@ -285,7 +366,9 @@ impl Check for Range {
             "range on {}.{}: {failing} row(s) outside [{}, {}]",
             self.spec.model,
             self.column,
-            self.min.map(|v| v.to_string()).unwrap_or_else(|| "-∞".into()),
+            self.min
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-∞".into()),
             bound(self.max)
         )
     }
@@ -303,7 +386,10 @@ impl RowCount {
         let min = number(&spec, "min")?;
         let max = number(&spec, "max")?;
         if min.is_none() && max.is_none() {
-            return Err(invalid(&spec, "`row_count` needs `min`, `max` or both".into()));
+            return Err(invalid(
+                &spec,
+                "`row_count` needs `min`, `max` or both".into(),
+            ));
         }
         Ok(Self { min, max, spec })
     }
@@ -322,14 +408,21 @@ impl Check for RowCount {
         if let Some(max) = self.max {
             conds.push(format!("count(*) > {max}"));
         }
-        format!("SELECT count(*) AS row_count FROM {relation} HAVING {}", conds.join(" OR "))
+        format!(
+            "SELECT count(*) AS row_count FROM {relation} HAVING {}",
+            conds.join(" OR ")
+        )
     }
     fn describe_failure(&self, _failing: u64) -> String {
         format!(
             "row_count on {}: outside [{}, {}]",
             self.spec.model,
-            self.min.map(|v| v.to_string()).unwrap_or_else(|| "0".into()),
-            self.max.map(|v| v.to_string()).unwrap_or_else(|| "∞".into())
+            self.min
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "0".into()),
+            self.max
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "∞".into())
         )
     }
 }
@@ -359,10 +452,16 @@ impl Check for Expression {
         &self.spec
     }
     fn failing_rows_sql(&self, relation: &str) -> String {
-        format!("SELECT * FROM {relation} WHERE NOT coalesce(({}), false)", self.expr)
+        format!(
+            "SELECT * FROM {relation} WHERE NOT coalesce(({}), false)",
+            self.expr
+        )
     }
     fn describe_failure(&self, failing: u64) -> String {
-        format!("expression `{}` on {}: {failing} row(s) violate it", self.expr, self.spec.model)
+        format!(
+            "expression `{}` on {}: {failing} row(s) violate it",
+            self.expr, self.spec.model
+        )
     }
 }
 
@@ -381,7 +480,9 @@ impl Freshness {
         let dur = |key: &str| -> Result<Option<Duration>, QualityError> {
             match spec.args.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => parse_duration(s).map(Some).map_err(|e| invalid(&spec, format!("`{key}`: {e}"))),
+                Some(Value::String(s)) => parse_duration(s)
+                    .map(Some)
+                    .map_err(|e| invalid(&spec, format!("`{key}`: {e}"))),
                 Some(Value::Object(o)) => {
                     // dbt's `{count: 12, period: hour}`.
                     let count = o.get("count").and_then(Value::as_f64).unwrap_or(0.0);
@@ -389,19 +490,37 @@ impl Freshness {
                         Some("minute") => 60.0,
                         Some("hour") => 3600.0,
                         Some("day") => 86400.0,
-                        other => return Err(invalid(&spec, format!("`{key}.period` must be minute, hour or day, found {other:?}"))),
+                        other => {
+                            return Err(invalid(
+                                &spec,
+                                format!(
+                                    "`{key}.period` must be minute, hour or day, found {other:?}"
+                                ),
+                            ));
+                        }
                     };
                     Ok(Some(Duration::from_secs_f64(count * unit)))
                 }
-                Some(other) => Err(invalid(&spec, format!("`{key}` must be a duration like `24h`, found {other}"))),
+                Some(other) => Err(invalid(
+                    &spec,
+                    format!("`{key}` must be a duration like `24h`, found {other}"),
+                )),
             }
         };
         let warn_after = dur("warn_after")?;
         let error_after = dur("error_after")?.or(dur("max_age")?);
         if warn_after.is_none() && error_after.is_none() {
-            return Err(invalid(&spec, "`freshness` needs `warn_after` and/or `error_after` (e.g. `24h`)".into()));
+            return Err(invalid(
+                &spec,
+                "`freshness` needs `warn_after` and/or `error_after` (e.g. `24h`)".into(),
+            ));
         }
-        Ok(Self { column, warn_after, error_after, spec })
+        Ok(Self {
+            column,
+            warn_after,
+            error_after,
+            spec,
+        })
     }
 }
 
@@ -423,15 +542,40 @@ impl Check for Freshness {
         );
         let batches = engine.query(&sql).await.map_err(|e| query_error(spec, e))?;
         let rows = crate::run::to_json_rows(&batches);
-        let age = rows.first().and_then(|r| r.get("age_s")).and_then(Value::as_f64);
-        let latest = rows.first().and_then(|r| r.get("latest")).and_then(Value::as_str).unwrap_or("never").to_string();
+        let age = rows
+            .first()
+            .and_then(|r| r.get("age_s"))
+            .and_then(Value::as_f64);
+        let latest = rows
+            .first()
+            .and_then(|r| r.get("latest"))
+            .and_then(Value::as_str)
+            .unwrap_or("never")
+            .to_string();
         let (status, message) = match age {
-            None => (CheckStatus::Fail, format!("freshness on {}: no data in `{}`", spec.model, self.column)),
+            None => (
+                CheckStatus::Fail,
+                format!("freshness on {}: no data in `{}`", spec.model, self.column),
+            ),
             Some(age) => {
                 let age_d = Duration::from_secs_f64(age.max(0.0));
-                let text = format!("freshness on {}: newest `{}` is {latest} ({:.1} h old)", spec.model, self.column, age / 3600.0);
+                let text = format!(
+                    "freshness on {}: newest `{}` is {latest} ({:.1} h old)",
+                    spec.model,
+                    self.column,
+                    age / 3600.0
+                );
                 if self.error_after.is_some_and(|e| age_d > e) {
-                    (if self.warn_after.is_some() || spec.severity == sluice_core::Severity::Error { CheckStatus::Fail } else { CheckStatus::Warn }, text)
+                    (
+                        if self.warn_after.is_some()
+                            || spec.severity == sluice_core::Severity::Error
+                        {
+                            CheckStatus::Fail
+                        } else {
+                            CheckStatus::Warn
+                        },
+                        text,
+                    )
                 } else if self.warn_after.is_some_and(|w| age_d > w) {
                     (CheckStatus::Warn, text)
                 } else {
@@ -458,26 +602,46 @@ mod tests {
 
     #[test]
     fn unknown_kind_suggests() {
-        let err = build_check(&spec("not_nul", Some("a")), &RenderScope::default()).err().unwrap();
+        let err = build_check(&spec("not_nul", Some("a")), &RenderScope::default())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("did you mean `not_null`"), "{err}");
     }
 
     #[test]
     fn missing_arguments_are_named() {
         let scope = RenderScope::default();
-        let err = build_check(&spec("range: {}", Some("a")), &scope).err().unwrap();
+        let err = build_check(&spec("range: {}", Some("a")), &scope)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("needs `min`, `max`"), "{err}");
         let err = build_check(&spec("not_null", None), &scope).err().unwrap();
         assert!(err.to_string().contains("needs a column"), "{err}");
-        let err = build_check(&spec("relationships: {to: \"ref('x')\", field: id}", Some("a")), &scope).err().unwrap();
+        let err = build_check(
+            &spec("relationships: {to: \"ref('x')\", field: id}", Some("a")),
+            &scope,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("unknown asset `x`"), "{err}");
     }
 
     #[test]
     fn sql_shapes() {
-        let c = build_check(&spec("accepted_values: {values: [a, \"o'k\"]}", Some("status")), &RenderScope::default()).unwrap();
+        let c = build_check(
+            &spec("accepted_values: {values: [a, \"o'k\"]}", Some("status")),
+            &RenderScope::default(),
+        )
+        .unwrap();
         assert!(c.failing_rows_sql("t").contains("NOT IN ('a', 'o''k')"));
-        let c = build_check(&spec("range: {min: 0, max: 10}", Some("amount")), &RenderScope::default()).unwrap();
-        assert_eq!(c.failing_rows_sql("t"), "SELECT * FROM t WHERE amount < 0 OR amount > 10");
+        let c = build_check(
+            &spec("range: {min: 0, max: 10}", Some("amount")),
+            &RenderScope::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.failing_rows_sql("t"),
+            "SELECT * FROM t WHERE amount < 0 OR amount > 10"
+        );
     }
 }

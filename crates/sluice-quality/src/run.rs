@@ -68,7 +68,10 @@ pub trait Check: Send + Sync {
     fn describe_failure(&self, failing: u64) -> String {
         let s = self.spec();
         match &s.column {
-            Some(c) => format!("{} on {}.{}: {failing} offending row(s)", s.kind, s.model, c),
+            Some(c) => format!(
+                "{} on {}.{}: {failing} offending row(s)",
+                s.kind, s.model, c
+            ),
             None => format!("{} on {}: {failing} offending row(s)", s.kind, s.model),
         }
     }
@@ -80,23 +83,42 @@ pub trait Check: Send + Sync {
         let target = filtered(relation, spec.where_clause.as_deref());
         let failing_sql = self.failing_rows_sql(&target);
         let count_sql = format!("SELECT count(*) AS n FROM ({failing_sql}) AS failing");
-        let batches = engine.query(&count_sql).await.map_err(|e| query_error(spec, e))?;
+        let batches = engine
+            .query(&count_sql)
+            .await
+            .map_err(|e| query_error(spec, e))?;
         let failing = first_u64(&batches).unwrap_or(0);
         let sample = if failing > 0 {
             let rows = engine
-                .query(&format!("SELECT * FROM ({failing_sql}) AS failing LIMIT {SAMPLE_ROWS}"))
+                .query(&format!(
+                    "SELECT * FROM ({failing_sql}) AS failing LIMIT {SAMPLE_ROWS}"
+                ))
                 .await
                 .map_err(|e| query_error(spec, e))?;
             to_json_rows(&rows)
         } else {
             Vec::new()
         };
-        Ok(result(spec, failing, sample, if failing > 0 { self.describe_failure(failing) } else { "passed".into() }))
+        Ok(result(
+            spec,
+            failing,
+            sample,
+            if failing > 0 {
+                self.describe_failure(failing)
+            } else {
+                "passed".into()
+            },
+        ))
     }
 }
 
 /// Builds a result with status from severity.
-pub(crate) fn result(spec: &CheckSpec, failing: u64, sample: Vec<serde_json::Value>, message: String) -> CheckResult {
+pub(crate) fn result(
+    spec: &CheckSpec,
+    failing: u64,
+    sample: Vec<serde_json::Value>,
+    message: String,
+) -> CheckResult {
     let status = match (failing, spec.severity) {
         (0, _) => CheckStatus::Pass,
         (_, Severity::Warn) => CheckStatus::Warn,

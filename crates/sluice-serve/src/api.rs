@@ -59,13 +59,24 @@ fn relation_of(s: &AppState, name: &str) -> Result<String, ApiError> {
     if let Some(src) = s.compiled.sources.get(name) {
         return Ok(sluice_transform::source_relation(&src.source, &src.table));
     }
-    let hint = sluice_core::graph::suggest(name, s.compiled.graph.nodes()).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
-    Err(ApiError(StatusCode::NOT_FOUND, format!("no asset `{name}`{hint}")))
+    let hint = sluice_core::graph::suggest(name, s.compiled.graph.nodes())
+        .map(|h| format!(" (did you mean `{h}`?)"))
+        .unwrap_or_default();
+    Err(ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no asset `{name}`{hint}"),
+    ))
 }
 
-async fn asset(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn asset(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let relation = relation_of(&s, &name)?;
-    let status = asset_status(&s.compiled, &s.state).map_err(internal)?.into_iter().find(|a| a.name == name);
+    let status = asset_status(&s.compiled, &s.state)
+        .map_err(internal)?
+        .into_iter()
+        .find(|a| a.name == name);
     let schema = match s.engine.plan(&format!("SELECT * FROM {relation} LIMIT 0")).await {
         Ok(df) => df
             .schema()
@@ -76,7 +87,13 @@ async fn asset(State(s): State<AppState>, Path(name): Path<String>) -> Result<Js
         Err(_) => Vec::new(),
     };
     let history = s.state.node_history(&name, 20).map_err(internal)?;
-    let checks: Vec<_> = s.state.latest_checks().map_err(internal)?.into_iter().filter(|c| c.model == name).collect();
+    let checks: Vec<_> = s
+        .state
+        .latest_checks()
+        .map_err(internal)?
+        .into_iter()
+        .filter(|c| c.model == name)
+        .collect();
     let sql = s.compiled.models.get(&name).map(|m| m.sql.clone());
     Ok(Json(json!({
         "asset": status,
@@ -97,17 +114,26 @@ struct RowsQuery {
 /// Largest page served in one response.
 const MAX_LIMIT: usize = 100_000;
 
-async fn rows(State(s): State<AppState>, Path(name): Path<String>, Query(q): Query<RowsQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn rows(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<RowsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let relation = relation_of(&s, &name)?;
     let format = Format::negotiate(q.format.as_deref(), &headers).map_err(bad_request)?;
     let limit = q.limit.unwrap_or(100);
     if limit > MAX_LIMIT {
-        return Err(bad_request(format!("limit {limit} is above the maximum of {MAX_LIMIT}; page with offset")));
+        return Err(bad_request(format!(
+            "limit {limit} is above the maximum of {MAX_LIMIT}; page with offset"
+        )));
     }
     let offset = q.offset.unwrap_or(0);
     let batches = s
         .engine
-        .query(&format!("SELECT * FROM {relation} LIMIT {limit} OFFSET {offset}"))
+        .query(&format!(
+            "SELECT * FROM {relation} LIMIT {limit} OFFSET {offset}"
+        ))
         .await
         .map_err(internal)?;
     encode(&batches, format).map_err(internal)
@@ -123,10 +149,17 @@ struct SqlQuery {
     format: Option<String>,
 }
 
-async fn sql(State(s): State<AppState>, Query(q): Query<SqlQuery>, headers: HeaderMap, Json(body): Json<SqlRequest>) -> Result<Response, ApiError> {
+async fn sql(
+    State(s): State<AppState>,
+    Query(q): Query<SqlQuery>,
+    headers: HeaderMap,
+    Json(body): Json<SqlRequest>,
+) -> Result<Response, ApiError> {
     let format = Format::negotiate(q.format.as_deref(), &headers).map_err(bad_request)?;
     let batches = s.engine.query(&body.sql).await.map_err(|e| match e {
-        sluice_transform::TransformError::ReadOnly(m) => ApiError(StatusCode::FORBIDDEN, format!("read-only: {m}")),
+        sluice_transform::TransformError::ReadOnly(m) => {
+            ApiError(StatusCode::FORBIDDEN, format!("read-only: {m}"))
+        }
         other => bad_request(other),
     })?;
     encode(&batches, format).map_err(internal)
@@ -137,12 +170,18 @@ struct RunsQuery {
     limit: Option<usize>,
 }
 
-async fn runs(State(s): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn runs(
+    State(s): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let runs = s.state.runs(q.limit.unwrap_or(50)).map_err(internal)?;
     Ok(Json(json!(runs)))
 }
 
-async fn run(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let Some(run) = s.state.run(&id).map_err(internal)? else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no run `{id}`")));
     };
@@ -164,6 +203,12 @@ async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {
             json!({"name": n, "kind": kind, "layer": layer})
         })
         .collect();
-    let edges: Vec<_> = s.compiled.graph.edges().into_iter().map(|(from, to)| json!({"from": from, "to": to})).collect();
+    let edges: Vec<_> = s
+        .compiled
+        .graph
+        .edges()
+        .into_iter()
+        .map(|(from, to)| json!({"from": from, "to": to}))
+        .collect();
     Json(json!({"nodes": nodes, "edges": edges}))
 }

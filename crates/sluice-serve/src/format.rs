@@ -20,10 +20,15 @@ impl Format {
             return match f {
                 "json" => Ok(Format::Json),
                 "csv" => Ok(Format::Csv),
-                other => Err(format!("unsupported format `{other}`; expected json or csv")),
+                other => Err(format!(
+                    "unsupported format `{other}`; expected json or csv"
+                )),
             };
         }
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if accept.contains("text/csv") {
             Ok(Format::Csv)
         } else {
@@ -47,17 +52,33 @@ pub fn encode(batches: &[RecordBatch], format: Format) -> Result<Response, Strin
             if buf.is_empty() {
                 buf = b"[]".to_vec();
             }
-            Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], buf).into_response())
+            Ok((
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response())
         }
         Format::Csv => {
             let mut buf = Vec::new();
             {
-                let mut w = sluice_transform::arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+                let mut w = sluice_transform::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut buf);
                 for b in batches {
                     w.write(b).map_err(|e| e.to_string())?;
                 }
             }
-            Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"))], buf).into_response())
+            Ok((
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/csv; charset=utf-8"),
+                )],
+                buf,
+            )
+                .into_response())
         }
     }
 }

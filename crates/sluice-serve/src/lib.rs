@@ -37,11 +37,21 @@ pub struct AppState {
 impl AppState {
     /// Bundles the parts.
     pub fn new(compiled: Arc<CompiledProject>, engine: Engine, state: Arc<StateStore>) -> Self {
-        Self { compiled, engine, state }
+        Self {
+            compiled,
+            engine,
+            state,
+        }
     }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, app: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

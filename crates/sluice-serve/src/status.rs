@@ -38,28 +38,54 @@ pub struct AssetStatus {
 }
 
 /// Computes the state of every asset from the graph and the state database.
-pub fn asset_status(compiled: &CompiledProject, state: &StateStore) -> Result<Vec<AssetStatus>, StateError> {
-    let latest: BTreeMap<String, _> = state.latest_nodes()?.into_iter().map(|n| (n.node.clone(), n)).collect();
-    let success: BTreeMap<String, _> = state.latest_successes()?.into_iter().map(|n| (n.node.clone(), n)).collect();
+pub fn asset_status(
+    compiled: &CompiledProject,
+    state: &StateStore,
+) -> Result<Vec<AssetStatus>, StateError> {
+    let latest: BTreeMap<String, _> = state
+        .latest_nodes()?
+        .into_iter()
+        .map(|n| (n.node.clone(), n))
+        .collect();
+    let success: BTreeMap<String, _> = state
+        .latest_successes()?
+        .into_iter()
+        .map(|n| (n.node.clone(), n))
+        .collect();
     let checks = state.latest_checks()?;
     let mut out = Vec::new();
     for name in compiled.graph.nodes() {
-        let (kind, layer, relation, materialized, description, owner) = if let Some(m) = compiled.models.get(name) {
-            ("model", m.layer.as_str().to_string(), m.relation.clone(), Some(m.config.materialized.as_str().to_string()), m.description.clone(), m.config.owner.clone())
-        } else if let Some(s) = compiled.sources.get(name) {
-            ("source", "bronze".to_string(), sluice_transform::source_relation(&s.source, &s.table), None, s.description.clone(), s.owner.clone())
-        } else {
-            continue;
-        };
+        let (kind, layer, relation, materialized, description, owner) =
+            if let Some(m) = compiled.models.get(name) {
+                (
+                    "model",
+                    m.layer.as_str().to_string(),
+                    m.relation.clone(),
+                    Some(m.config.materialized.as_str().to_string()),
+                    m.description.clone(),
+                    m.config.owner.clone(),
+                )
+            } else if let Some(s) = compiled.sources.get(name) {
+                (
+                    "source",
+                    "bronze".to_string(),
+                    sluice_transform::source_relation(&s.source, &s.table),
+                    None,
+                    s.description.clone(),
+                    s.owner.clone(),
+                )
+            } else {
+                continue;
+            };
         let last_success = success.get(name);
         let last_success_at = last_success.map(|n| n.finished_at.clone());
         let upstream: Vec<String> = compiled.graph.parents(name).map(str::to_string).collect();
-        let upstream_newer = upstream.iter().any(|u| {
-            match (success.get(u), &last_success_at) {
+        let upstream_newer = upstream
+            .iter()
+            .any(|u| match (success.get(u), &last_success_at) {
                 (Some(us), Some(mine)) => us.finished_at > *mine,
                 _ => false,
-            }
-        });
+            });
         let state_text = match (latest.get(name).map(|n| n.status.as_str()), last_success) {
             (Some("failed"), _) => "failed",
             (_, None) => "never built",

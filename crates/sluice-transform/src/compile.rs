@@ -66,13 +66,20 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// Resolves a config map into typed settings.
-    pub fn from_map(map: &Map<String, Value>, path: &std::path::Path) -> Result<ModelConfig, TransformError> {
+    pub fn from_map(
+        map: &Map<String, Value>,
+        path: &std::path::Path,
+    ) -> Result<ModelConfig, TransformError> {
         let err = |field: &str, message: String| TransformError::Config {
             path: path.to_path_buf(),
             field: field.to_string(),
             message,
         };
-        let materialized = match map.get("materialized").and_then(Value::as_str).unwrap_or("table") {
+        let materialized = match map
+            .get("materialized")
+            .and_then(Value::as_str)
+            .unwrap_or("table")
+        {
             "view" => Materialized::View,
             "table" => Materialized::Table,
             "incremental" => Materialized::Incremental,
@@ -86,12 +93,23 @@ impl ModelConfig {
         let list = |key: &str| -> Result<Vec<String>, TransformError> {
             match map.get(key) {
                 None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::String(s)) => Ok(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()),
+                Some(Value::String(s)) => Ok(s
+                    .split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()),
                 Some(Value::Array(a)) => a
                     .iter()
-                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| err(key, format!("expected a list of names, found {v}"))))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| err(key, format!("expected a list of names, found {v}")))
+                    })
                     .collect(),
-                Some(other) => Err(err(key, format!("expected a name or a list of names, found {other}"))),
+                Some(other) => Err(err(
+                    key,
+                    format!("expected a name or a list of names, found {other}"),
+                )),
             }
         };
         let unique_key = list("unique_key")?;
@@ -113,12 +131,23 @@ impl ModelConfig {
             }
         };
         if incremental_strategy == IncrementalStrategy::Merge && unique_key.is_empty() {
-            return Err(err("unique_key", "incremental_strategy merge needs a unique_key".into()));
+            return Err(err(
+                "unique_key",
+                "incremental_strategy merge needs a unique_key".into(),
+            ));
         }
-        let retries = match map.get("retries") {
-            None => None,
-            Some(v) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| err("retries", format!("expected a small whole number, found {v}")))?),
-        };
+        let retries =
+            match map.get("retries") {
+                None => None,
+                Some(v) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                    || {
+                        err(
+                            "retries",
+                            format!("expected a small whole number, found {v}"),
+                        )
+                    },
+                )?),
+            };
         Ok(ModelConfig {
             materialized,
             unique_key,
@@ -197,7 +226,10 @@ impl CompiledProject {
         if let Some(m) = self.models.get(name) {
             return m.config.tags.clone();
         }
-        self.sources.get(name).map(|s| s.tags.clone()).unwrap_or_default()
+        self.sources
+            .get(name)
+            .map(|s| s.tags.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -213,9 +245,10 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
     }
     let mut sources = BTreeMap::new();
     for s in &project.sources {
-        scope
-            .sources
-            .insert(s.name.clone(), s.tables.iter().map(|t| t.name.clone()).collect());
+        scope.sources.insert(
+            s.name.clone(),
+            s.tables.iter().map(|t| t.name.clone()).collect(),
+        );
         for t in &s.tables {
             let name = s.asset_name(&t.name);
             sources.insert(
@@ -226,7 +259,10 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
                     table: t.name.clone(),
                     kind: s.kind.clone(),
                     description: t.description.clone(),
-                    owner: s.owner.clone().or_else(|| project.config.defaults.owner.clone()),
+                    owner: s
+                        .owner
+                        .clone()
+                        .or_else(|| project.config.defaults.owner.clone()),
                     tags: t.tags.clone(),
                 },
             );
@@ -251,7 +287,13 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
         if !m.properties.tags.is_empty() {
             cfg_map.insert("tags".into(), serde_json::json!(m.properties.tags));
         }
-        if let Some(o) = m.properties.owner.clone().or_else(|| m.properties.meta.get("owner").and_then(Value::as_str).map(str::to_string)) {
+        if let Some(o) = m.properties.owner.clone().or_else(|| {
+            m.properties
+                .meta
+                .get("owner")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }) {
             cfg_map.insert("owner".into(), Value::String(o));
         }
         for (k, v) in &rendered.config {
@@ -287,7 +329,11 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
             }));
         }
         graph.add_node(&m.name);
-        let source_assets: Vec<String> = rendered.sources.iter().map(|(s, t)| format!("{s}.{t}")).collect();
+        let source_assets: Vec<String> = rendered
+            .sources
+            .iter()
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
         models.insert(
             m.name.clone(),
             CompiledModel {
@@ -315,9 +361,16 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
     // A check that reads another model (`relationships: {to: ref('x')}`) must run after `x` is
     // built, so `x` is ordered before the checked model.
     for check in &project.checks {
-        if let (Some(to), true) = (check.args.get("to").and_then(Value::as_str), models.contains_key(&check.model)) {
+        if let (Some(to), true) = (
+            check.args.get("to").and_then(Value::as_str),
+            models.contains_key(&check.model),
+        ) {
             if let Ok(r) = render(&format!("{{{{ {to} }}}}"), &check.path, &scope, None, false) {
-                for target in r.refs.iter().filter(|t| models.contains_key(*t) && **t != check.model) {
+                for target in r
+                    .refs
+                    .iter()
+                    .filter(|t| models.contains_key(*t) && **t != check.model)
+                {
                     graph.add_edge(target, &check.model);
                 }
                 for (s, t) in &r.sources {

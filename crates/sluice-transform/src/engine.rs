@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider, TableProvider};
+use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use datafusion::catalog::CatalogProvider;
-use datafusion::common::TableReference;
 use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use sluice_lake::{Lake, TableId};
 
 use crate::compile::{CompiledProject, Materialized};
@@ -34,7 +34,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("lake", &self.lake.root().as_str()).finish()
+        f.debug_struct("Engine")
+            .field("lake", &self.lake.root().as_str())
+            .finish()
     }
 }
 
@@ -99,7 +101,11 @@ impl Engine {
         Ok(())
     }
 
-    fn replace_table(&self, reference: TableReference, provider: Arc<dyn TableProvider>) -> Result<()> {
+    fn replace_table(
+        &self,
+        reference: TableReference,
+        provider: Arc<dyn TableProvider>,
+    ) -> Result<()> {
         let _ = self.ctx.deregister_table(reference.clone());
         self.ctx
             .register_table(reference, provider)
@@ -136,8 +142,14 @@ impl Engine {
     }
 
     /// Registers in-memory batches as `relation` (used for staged model output).
-    pub fn register_batches(&self, relation: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
-        let table = MemTable::try_new(schema, vec![batches]).map_err(|e| TransformError::Query(e.to_string()))?;
+    pub fn register_batches(
+        &self,
+        relation: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<()> {
+        let table = MemTable::try_new(schema, vec![batches])
+            .map_err(|e| TransformError::Query(e.to_string()))?;
         self.replace_table(TableReference::from(relation), Arc::new(table))
     }
 
@@ -149,14 +161,21 @@ impl Engine {
     /// Plans read-only SQL (queries only).
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
         check_no_file_access(sql)?;
-        self.ctx.sql_with_options(sql, read_only()).await.map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("not supported") && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement")) {
-                TransformError::ReadOnly(format!("{msg}; only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed"))
-            } else {
-                TransformError::Query(msg)
-            }
-        })
+        self.ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| {
+                let msg = e.to_string();
+                if msg.contains("not supported")
+                    && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement"))
+                {
+                    TransformError::ReadOnly(format!(
+                        "{msg}; only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed"
+                    ))
+                } else {
+                    TransformError::Query(msg)
+                }
+            })
     }
 
     /// Runs read-only SQL and collects the result.
@@ -183,7 +202,13 @@ impl Engine {
 /// the server's file system.
 fn check_no_file_access(sql: &str) -> Result<()> {
     let lower = sql.to_ascii_lowercase();
-    for f in ["read_csv", "read_parquet", "read_json", "read_avro", "read_arrow"] {
+    for f in [
+        "read_csv",
+        "read_parquet",
+        "read_json",
+        "read_avro",
+        "read_arrow",
+    ] {
         if lower.contains(&format!("{f}(")) || lower.contains(&format!("{f} (")) {
             return Err(TransformError::ReadOnly(format!(
                 "function `{f}` reads files and is not allowed; query lake tables instead"

@@ -20,7 +20,9 @@ pub mod materialize;
 pub mod relation;
 pub mod render;
 
-pub use compile::{CompiledModel, CompiledProject, Materialized, ModelConfig, SourceAsset, compile};
+pub use compile::{
+    CompiledModel, CompiledProject, Materialized, ModelConfig, SourceAsset, compile,
+};
 pub use engine::{Engine, pretty};
 pub use error::{Result, TransformError};
 pub use materialize::{Materialization, ModelRun, Published, Staged, materialization_for};

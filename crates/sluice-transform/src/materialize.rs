@@ -82,7 +82,13 @@ pub fn materialization_for(m: Materialized) -> &'static dyn Materialization {
 /// Renders the model for this run and collects its output.
 async fn stage_rows(run: &ModelRun<'_>, is_incremental: bool) -> Result<Staged> {
     let m = run.model;
-    let rendered = render(&m.raw_sql, &m.path, &run.project.scope, Some(&m.relation), is_incremental)?;
+    let rendered = render(
+        &m.raw_sql,
+        &m.path,
+        &run.project.scope,
+        Some(&m.relation),
+        is_incremental,
+    )?;
     let sql_err = |e: TransformError| TransformError::Sql {
         path: m.path.clone(),
         model: m.name.clone(),
@@ -99,7 +105,8 @@ async fn stage_rows(run: &ModelRun<'_>, is_incremental: bool) -> Result<Staged> 
         .map_err(|e| sql_err(TransformError::Query(e.to_string())))?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     let relation = staged_relation(&m.name);
-    run.engine.register_batches(&relation, schema.clone(), batches.clone())?;
+    run.engine
+        .register_batches(&relation, schema.clone(), batches.clone())?;
     Ok(Staged {
         relation,
         sql: rendered.sql,
@@ -131,7 +138,11 @@ async fn publish_rows(run: &ModelRun<'_>, staged: Staged, mode: WriteMode) -> Re
     } else {
         staged.batches
     };
-    let outcome = run.engine.lake().write(&id, batches, &write_spec(run, mode)).await?;
+    let outcome = run
+        .engine
+        .lake()
+        .write(&id, batches, &write_spec(run, mode))
+        .await?;
     run.engine.deregister(&staged.relation);
     run.engine.refresh_table(&id).await?;
     Ok(match outcome {
@@ -143,7 +154,10 @@ async fn publish_rows(run: &ModelRun<'_>, staged: Staged, mode: WriteMode) -> Re
             rows: staged.rows,
             version,
         },
-        WriteOutcome::Empty => Published { rows: 0, version: None },
+        WriteOutcome::Empty => Published {
+            rows: 0,
+            version: None,
+        },
     })
 }
 
@@ -158,7 +172,13 @@ impl Materialization for ViewMaterialization {
 
     async fn stage(&self, run: &ModelRun<'_>) -> Result<Staged> {
         let m = run.model;
-        let rendered = render(&m.raw_sql, &m.path, &run.project.scope, Some(&m.relation), false)?;
+        let rendered = render(
+            &m.raw_sql,
+            &m.path,
+            &run.project.scope,
+            Some(&m.relation),
+            false,
+        )?;
         let relation = staged_relation(&m.name);
         run.engine
             .register_view(&relation, &rendered.sql)
@@ -168,7 +188,10 @@ impl Materialization for ViewMaterialization {
                 model: m.name.clone(),
                 message: e.to_string(),
             })?;
-        let df = run.engine.plan(&format!("SELECT * FROM {relation}")).await?;
+        let df = run
+            .engine
+            .plan(&format!("SELECT * FROM {relation}"))
+            .await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let rows = df.count().await.map_err(|e| TransformError::Sql {
             path: m.path.clone(),
@@ -186,7 +209,9 @@ impl Materialization for ViewMaterialization {
     }
 
     async fn publish(&self, run: &ModelRun<'_>, staged: Staged) -> Result<Published> {
-        run.engine.register_view(&run.model.relation, &staged.sql).await?;
+        run.engine
+            .register_view(&run.model.relation, &staged.sql)
+            .await?;
         run.engine.deregister(&staged.relation);
         Ok(Published {
             rows: staged.rows,
@@ -232,27 +257,49 @@ impl Materialization for IncrementalMaterialization {
             // new ones), not the new rows alone: `unique` must hold across the whole table, and a
             // run that brings no new rows must not fail `row_count`.
             let new_rel = format!("{}__new", staged.relation);
-            run.engine.register_batches(&new_rel, staged.schema.clone(), staged.batches.clone())?;
-            let cols: Vec<String> = staged.schema.fields().iter().map(|f| crate::relation::ident(f.name())).collect();
+            run.engine
+                .register_batches(&new_rel, staged.schema.clone(), staged.batches.clone())?;
+            let cols: Vec<String> = staged
+                .schema
+                .fields()
+                .iter()
+                .map(|f| crate::relation::ident(f.name()))
+                .collect();
             let list = cols.join(", ");
             let this = &run.model.relation;
             let kept = match run.model.config.incremental_strategy {
                 IncrementalStrategy::Append => format!("SELECT {list} FROM {this}"),
                 IncrementalStrategy::Merge => {
-                    let on: Vec<String> = run.model.config.unique_key.iter().map(|k| {
-                        let k = crate::relation::ident(k);
-                        format!("n.{k} = t.{k}")
-                    }).collect();
-                    let t_list = cols.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
-                    format!("SELECT {t_list} FROM {this} t WHERE NOT EXISTS (SELECT 1 FROM {new_rel} n WHERE {})", on.join(" AND "))
+                    let on: Vec<String> = run
+                        .model
+                        .config
+                        .unique_key
+                        .iter()
+                        .map(|k| {
+                            let k = crate::relation::ident(k);
+                            format!("n.{k} = t.{k}")
+                        })
+                        .collect();
+                    let t_list = cols
+                        .iter()
+                        .map(|c| format!("t.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!(
+                        "SELECT {t_list} FROM {this} t WHERE NOT EXISTS (SELECT 1 FROM {new_rel} n WHERE {})",
+                        on.join(" AND ")
+                    )
                 }
             };
             let sql = format!("{kept} UNION ALL SELECT {list} FROM {new_rel}");
-            run.engine.register_view(&staged.relation, &sql).await.map_err(|e| TransformError::Sql {
-                path: run.model.path.clone(),
-                model: run.model.name.clone(),
-                message: format!("the new rows do not fit the existing table: {e}"),
-            })?;
+            run.engine
+                .register_view(&staged.relation, &sql)
+                .await
+                .map_err(|e| TransformError::Sql {
+                    path: run.model.path.clone(),
+                    model: run.model.name.clone(),
+                    message: format!("the new rows do not fit the existing table: {e}"),
+                })?;
         }
         Ok(staged)
     }
@@ -271,7 +318,10 @@ impl Materialization for IncrementalMaterialization {
         run.engine.deregister(&format!("{}__new", staged.relation));
         if staged.is_incremental && staged.rows == 0 {
             run.engine.deregister(&staged.relation);
-            return Ok(Published { rows: 0, version: None });
+            return Ok(Published {
+                rows: 0,
+                version: None,
+            });
         }
         publish_rows(run, staged, mode).await
     }

@@ -82,6 +82,9 @@ mod tests {
         assert_eq!(source_relation("shop", "orders"), "bronze.shop__orders");
         assert_eq!(model_relation(ModelLayer::Gold, "Mart"), "gold.\"Mart\"");
         let id = TableId::bronze("shop", "orders");
-        assert_eq!(sql_name(&id), ("bronze".to_string(), "shop__orders".to_string()));
+        assert_eq!(
+            sql_name(&id),
+            ("bronze".to_string(), "shop__orders".to_string())
+        );
     }
 }

@@ -68,35 +68,41 @@ pub fn render(
 
     let models = scope.models.clone();
     let cap = captured.clone();
-    env.add_function("ref", move |a: String, b: Option<String>| -> Result<String, Error> {
-        // `ref('model')` or dbt's two-argument `ref('package', 'model')`.
-        let name = b.unwrap_or(a);
-        let mut c = lock(&cap);
-        if !c.refs.contains(&name) {
-            c.refs.push(name.clone());
-        }
-        Ok(match models.get(&name) {
-            Some(layer) => model_relation(*layer, &name),
-            None => {
-                c.unknown_refs.push(name.clone());
-                format!("__unknown_ref__.{name}")
+    env.add_function(
+        "ref",
+        move |a: String, b: Option<String>| -> Result<String, Error> {
+            // `ref('model')` or dbt's two-argument `ref('package', 'model')`.
+            let name = b.unwrap_or(a);
+            let mut c = lock(&cap);
+            if !c.refs.contains(&name) {
+                c.refs.push(name.clone());
             }
-        })
-    });
+            Ok(match models.get(&name) {
+                Some(layer) => model_relation(*layer, &name),
+                None => {
+                    c.unknown_refs.push(name.clone());
+                    format!("__unknown_ref__.{name}")
+                }
+            })
+        },
+    );
 
     let sources = scope.sources.clone();
     let cap = captured.clone();
-    env.add_function("source", move |src: String, table: String| -> Result<String, Error> {
-        let mut c = lock(&cap);
-        let pair = (src.clone(), table.clone());
-        if !c.sources.contains(&pair) {
-            c.sources.push(pair);
-        }
-        if !sources.get(&src).is_some_and(|t| t.contains(&table)) {
-            c.unknown_sources.push(format!("{src}.{table}"));
-        }
-        Ok(source_relation(&src, &table))
-    });
+    env.add_function(
+        "source",
+        move |src: String, table: String| -> Result<String, Error> {
+            let mut c = lock(&cap);
+            let pair = (src.clone(), table.clone());
+            if !c.sources.contains(&pair) {
+                c.sources.push(pair);
+            }
+            if !sources.get(&src).is_some_and(|t| t.contains(&table)) {
+                c.unknown_sources.push(format!("{src}.{table}"));
+            }
+            Ok(source_relation(&src, &table))
+        },
+    );
 
     let cap = captured.clone();
     env.add_function("config", move |kwargs: Kwargs| -> Result<String, Error> {
@@ -112,32 +118,42 @@ pub fn render(
     });
 
     let vars = scope.vars.clone();
-    env.add_function("var", move |name: String, default: Option<Value>| -> Result<Value, Error> {
-        match vars.get(&name) {
-            Some(v) => Ok(Value::from(minijinja::value::Serde(v.clone()))),
-            None => default.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UndefinedError,
-                    format!("var `{name}` is not defined in sluice.yml `vars:` and has no default"),
-                )
-            }),
-        }
-    });
+    env.add_function(
+        "var",
+        move |name: String, default: Option<Value>| -> Result<Value, Error> {
+            match vars.get(&name) {
+                Some(v) => Ok(Value::from(minijinja::value::Serde(v.clone()))),
+                None => default.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::UndefinedError,
+                        format!(
+                            "var `{name}` is not defined in sluice.yml `vars:` and has no default"
+                        ),
+                    )
+                }),
+            }
+        },
+    );
 
     env.add_function("is_incremental", move || -> bool { is_incremental });
-    env.add_function("env_var", |name: String, default: Option<String>| -> Result<String, Error> {
-        std::env::var(&name).ok().or(default).ok_or_else(|| {
-            Error::new(
-                ErrorKind::UndefinedError,
-                format!("environment variable `{name}` is not set and has no default"),
-            )
-        })
-    });
+    env.add_function(
+        "env_var",
+        |name: String, default: Option<String>| -> Result<String, Error> {
+            std::env::var(&name).ok().or(default).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedError,
+                    format!("environment variable `{name}` is not set and has no default"),
+                )
+            })
+        },
+    );
     if let Some(this) = this {
         env.add_global("this", this.to_string());
     }
 
-    let sql = env.render_str(sql, ()).map_err(|e| template_error(path, &e))?;
+    let sql = env
+        .render_str(sql, ())
+        .map_err(|e| template_error(path, &e))?;
     let c = std::mem::take(&mut *lock(&captured));
     Ok(Rendered {
         sql,
@@ -192,21 +208,42 @@ where amount > {{ var('min_amount') }}{% if is_incremental() %} and x > (select 
         assert_eq!(r.sources, [("shop".to_string(), "orders".to_string())]);
         assert_eq!(r.config["materialized"], "incremental");
         let r = render(sql, Path::new("m.sql"), &scope(), Some("gold.m"), true).unwrap();
-        assert!(r.sql.ends_with("and x > (select max(x) from gold.m)"), "{}", r.sql);
+        assert!(
+            r.sql.ends_with("and x > (select max(x) from gold.m)"),
+            "{}",
+            r.sql
+        );
     }
 
     #[test]
     fn records_unknown_refs() {
-        let r = render("select * from {{ ref('nope') }}, {{ source('shop','x') }}", Path::new("m.sql"), &scope(), None, false).unwrap();
+        let r = render(
+            "select * from {{ ref('nope') }}, {{ source('shop','x') }}",
+            Path::new("m.sql"),
+            &scope(),
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(r.unknown_refs, ["nope"]);
         assert_eq!(r.unknown_sources, ["shop.x"]);
     }
 
     #[test]
     fn template_errors_name_file_and_line() {
-        let err = render("select 1\n{{ var('missing') }}", Path::new("models/gold/m.sql"), &scope(), None, false).unwrap_err();
+        let err = render(
+            "select 1\n{{ var('missing') }}",
+            Path::new("models/gold/m.sql"),
+            &scope(),
+            None,
+            false,
+        )
+        .unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("models/gold/m.sql:2: template error"), "{text}");
+        assert!(
+            text.starts_with("models/gold/m.sql:2: template error"),
+            "{text}"
+        );
         assert!(text.contains("var `missing`"), "{text}");
         let err = render("select {{ 1 +", Path::new("m.sql"), &scope(), None, false).unwrap_err();
         assert!(err.to_string().contains("syntax error"), "{err}");

@@ -15,11 +15,18 @@ impl RunProgress {
     /// A hidden-until-started bar.
     pub fn new() -> Self {
         let bar = ProgressBar::hidden();
-        Self { bar, running: Mutex::new(Vec::new()) }
+        Self {
+            bar,
+            running: Mutex::new(Vec::new()),
+        }
     }
 
     fn refresh(&self) {
-        let running = self.running.lock().map(|r| r.join(", ")).unwrap_or_default();
+        let running = self
+            .running
+            .lock()
+            .map(|r| r.join(", "))
+            .unwrap_or_default();
         self.bar.set_message(running);
     }
 
@@ -33,11 +40,13 @@ impl RunObserver for RunProgress {
     fn run_started(&self, run_id: &str, total: usize) {
         self.bar.set_length(total as u64);
         if console_is_tty() {
-            self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
-        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         self.bar.set_style(style);
         self.bar.set_prefix(format!("run {run_id}"));
     }
@@ -55,7 +64,11 @@ impl RunObserver for RunProgress {
         }
         self.bar.inc(1);
         if result.status == NodeStatus::Failed {
-            self.bar.println(format!("  ✗ {} failed: {}", result.node, result.error.as_deref().unwrap_or("")));
+            self.bar.println(format!(
+                "  ✗ {} failed: {}",
+                result.node,
+                result.error.as_deref().unwrap_or("")
+            ));
         }
         self.refresh();
     }

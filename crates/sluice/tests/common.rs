@@ -20,22 +20,34 @@ pub fn sluice_ok(project: &Path, args: &[&str]) -> String {
     let out = sluice(project, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "sluice {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "sluice {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     stdout
 }
 
 /// Runs a query and returns the rows as JSON objects.
 pub fn query_json(project: &Path, sql: &str) -> Vec<serde_json::Value> {
     let out = sluice_ok(project, &["query", "--format", "json", sql]);
-    out.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("json row")).collect()
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json row"))
+        .collect()
 }
 
 /// A single number from a query.
 pub fn query_f64(project: &Path, sql: &str) -> f64 {
     let rows = query_json(project, sql);
     let row = rows.first().expect("one row");
-    let v = row.as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
-    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0)
+    let v = row
+        .as_object()
+        .and_then(|o| o.values().next())
+        .cloned()
+        .unwrap_or_default();
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 /// Writes a file, creating folders.
@@ -46,7 +58,13 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 }
 
 /// A minimal HTTP/1.1 request (the API is plain HTTP on loopback); returns (status, body).
-pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>, accept: &str) -> (u16, String) {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    accept: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let body = body.unwrap_or("");
@@ -58,9 +76,20 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>, accept: &s
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     let text = String::from_utf8_lossy(&resp).into_owned();
-    let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     (status, body)
 }
 

@@ -10,12 +10,24 @@ use common::{query_f64, query_json, sluice, sluice_ok};
 
 fn demo(dir: &Path) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["demo", "--no-serve", "--scale", "0.05", "--seed", "7", "--dir"])
+        .args([
+            "demo",
+            "--no-serve",
+            "--scale",
+            "0.05",
+            "--seed",
+            "7",
+            "--dir",
+        ])
         .arg(dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -55,11 +67,16 @@ fn active_user_tuples_from_source(data: &Path) -> BTreeSet<(String, String, Stri
         .collect();
     let mut seen_events = BTreeSet::new();
     let mut out = BTreeSet::new();
-    let mut files: Vec<_> = std::fs::read_dir(data.join("landing/events")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(data.join("landing/events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for f in files {
         for line in std::fs::read_to_string(f).unwrap().lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
             let ua = v["user_agent"].as_str().unwrap_or("").to_lowercase();
             if ua.contains("bot") || ua.contains("crawler") || ua.contains("spider") {
                 continue;
@@ -67,10 +84,18 @@ fn active_user_tuples_from_source(data: &Path) -> BTreeSet<(String, String, Stri
             if !seen_events.insert(v["event_id"].as_str().unwrap().to_string()) {
                 continue;
             }
-            let Some(user) = v["user_id"].as_i64() else { continue };
+            let Some(user) = v["user_id"].as_i64() else {
+                continue;
+            };
             let date = v["event_timestamp"].as_str().unwrap()[..10].to_string();
-            let device = v["properties"]["device"].as_str().unwrap_or("unknown").to_string();
-            let channel = channels.get(&user).cloned().unwrap_or_else(|| "unknown".into());
+            let device = v["properties"]["device"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string();
+            let channel = channels
+                .get(&user)
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
             out.insert((date, channel, device, user));
         }
     }
@@ -85,38 +110,86 @@ fn demo_end_to_end_matches_independent_computation() {
     assert!(stdout.contains("Demo finished"), "{stdout}");
     // Every asset built, warnings fired on the dirty data, no check failed.
     assert!(stdout.contains(" 0 failed, 0 skipped"), "{stdout}");
-    assert!(stdout.contains("WARN range_stg_orders_amount"), "the negative-amount warning must fire:\n{stdout}");
+    assert!(
+        stdout.contains("WARN range_stg_orders_amount"),
+        "the negative-amount warning must fire:\n{stdout}"
+    );
 
     // Gold revenue per category equals the independent computation from SQLite.
     let expected = revenue_by_category_from_source(&dir.join("data/shop.db"));
-    let rows = query_json(&dir, "select category, sum(net_revenue) as net from gold.daily_sales_by_category group by category order by category");
-    let actual: BTreeMap<String, f64> = rows.iter().map(|r| (r["category"].as_str().unwrap().to_string(), r["net"].as_f64().unwrap())).collect();
-    assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    let rows = query_json(
+        &dir,
+        "select category, sum(net_revenue) as net from gold.daily_sales_by_category group by category order by category",
+    );
+    let actual: BTreeMap<String, f64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["category"].as_str().unwrap().to_string(),
+                r["net"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
     for (cat, exp) in &expected {
         let got = actual[cat];
-        assert!((got - exp).abs() < 1.0, "category {cat}: gold {got} vs source {exp}");
+        assert!(
+            (got - exp).abs() < 1.0,
+            "category {cat}: gold {got} vs source {exp}"
+        );
     }
 
     // Daily active users equal distinct (date, channel, device, user) tuples from the raw files.
     let tuples = active_user_tuples_from_source(&dir.join("data"));
-    let dau = query_f64(&dir, "select sum(active_users) from gold.daily_active_users");
+    let dau = query_f64(
+        &dir,
+        "select sum(active_users) from gold.daily_active_users",
+    );
     assert_eq!(dau as usize, tuples.len());
 
     // Bots are gone from silver; late and drifted events landed.
-    assert_eq!(query_f64(&dir, "select count(*) from silver.stg_events where event_id is null"), 0.0);
-    assert!(query_f64(&dir, "select count(*) from silver.stg_events where campaign is not null") > 0.0);
+    assert_eq!(
+        query_f64(
+            &dir,
+            "select count(*) from silver.stg_events where event_id is null"
+        ),
+        0.0
+    );
+    assert!(
+        query_f64(
+            &dir,
+            "select count(*) from silver.stg_events where campaign is not null"
+        ) > 0.0
+    );
 
     // The CRM export's malformed rows are in quarantine with their reason, not lost.
     let q = query_json(&dir, "select reason, raw from quarantine.crm__accounts");
     assert_eq!(q.len(), 2, "{q:?}");
-    assert!(q[0]["reason"].as_str().unwrap().contains("expected 6 fields"), "{q:?}");
+    assert!(
+        q[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected 6 fields"),
+        "{q:?}"
+    );
 
     // A second run lands no duplicate rows anywhere.
     let counts = |dir: &Path| -> Vec<f64> {
-        ["bronze.shop_app__orders", "bronze.clickstream__events", "bronze.crm__accounts", "silver.stg_orders", "silver.fct_orders", "gold.daily_sales_by_category", "quarantine.crm__accounts"]
-            .iter()
-            .map(|t| query_f64(dir, &format!("select count(*) from {t}")))
-            .collect()
+        [
+            "bronze.shop_app__orders",
+            "bronze.clickstream__events",
+            "bronze.crm__accounts",
+            "silver.stg_orders",
+            "silver.fct_orders",
+            "gold.daily_sales_by_category",
+            "quarantine.crm__accounts",
+        ]
+        .iter()
+        .map(|t| query_f64(dir, &format!("select count(*) from {t}")))
+        .collect()
     };
     let before = counts(&dir);
     sluice_ok(&dir, &["run"]);
@@ -124,9 +197,19 @@ fn demo_end_to_end_matches_independent_computation() {
 
     // The state database remembers both runs; status lists every asset.
     let runs = sluice_ok(&dir, &["runs"]);
-    assert_eq!(runs.matches("success").count() + runs.matches("partial").count(), 2, "{runs}");
+    assert_eq!(
+        runs.matches("success").count() + runs.matches("partial").count(),
+        2,
+        "{runs}"
+    );
     let status = sluice_ok(&dir, &["status"]);
-    for asset in ["shop_app.orders", "stg_orders", "daily_sales_by_category", "user_activity_features", "mart_revenue"] {
+    for asset in [
+        "shop_app.orders",
+        "stg_orders",
+        "daily_sales_by_category",
+        "user_activity_features",
+        "mart_revenue",
+    ] {
         assert!(status.contains(asset), "{status}");
     }
 
@@ -136,7 +219,11 @@ fn demo_end_to_end_matches_independent_computation() {
     // Read-only SQL.
     let out = sluice(&dir, &["query", "drop table gold.mart_revenue"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("read-only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Another Delta reader (the Python deltalake package) reads every table with the same row counts.
     delta_interop(&dir);
@@ -161,19 +248,38 @@ sys.stdout.flush()
 # deltalake's runtime threads can abort the interpreter during shutdown; the answer is already out.
 os._exit(0)
 "#;
-    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(dir.join("lake")).output();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.join("lake"))
+        .output();
     let out = match out {
         Ok(o) if o.status.success() => o,
-        Ok(o) if std::env::var("CI").is_err() && String::from_utf8_lossy(&o.stderr).contains("No module named") => {
+        Ok(o)
+            if std::env::var("CI").is_err()
+                && String::from_utf8_lossy(&o.stderr).contains("No module named") =>
+        {
             eprintln!("skipping Delta interop: python deltalake not installed (CI installs it)");
             return;
         }
-        Ok(o) => panic!("python deltalake failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Ok(o) => panic!(
+            "python deltalake failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
         Err(e) => panic!("python3 not runnable: {e}"),
     };
     let counts: BTreeMap<String, u64> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(counts.len() >= 14, "{counts:?}");
-    assert_eq!(counts["gold/daily_sales_by_category"] as f64, query_f64(dir, "select count(*) from gold.daily_sales_by_category"));
-    assert_eq!(counts["bronze/shop_app/orders"] as f64, query_f64(dir, "select count(*) from bronze.shop_app__orders"));
-    assert_eq!(counts["silver/fct_orders"] as f64, query_f64(dir, "select count(*) from silver.fct_orders"));
+    assert_eq!(
+        counts["gold/daily_sales_by_category"] as f64,
+        query_f64(dir, "select count(*) from gold.daily_sales_by_category")
+    );
+    assert_eq!(
+        counts["bronze/shop_app/orders"] as f64,
+        query_f64(dir, "select count(*) from bronze.shop_app__orders")
+    );
+    assert_eq!(
+        counts["silver/fct_orders"] as f64,
+        query_f64(dir, "select count(*) from silver.fct_orders")
+    );
 }

@@ -27,14 +27,28 @@ fn incremental_ingestion_lands_only_new_rows_and_merges_them() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("shop");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["demo", "--no-serve", "--scale", "0.05", "--seed", "3", "--dir"])
+        .args([
+            "demo",
+            "--no-serve",
+            "--scale",
+            "0.05",
+            "--seed",
+            "3",
+            "--dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let db = dir.join("data/shop.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let old_max: String = conn.query_row("SELECT max(updated_at) FROM orders", [], |r| r.get(0)).unwrap();
+    let old_max: String = conn
+        .query_row("SELECT max(updated_at) FROM orders", [], |r| r.get(0))
+        .unwrap();
 
     // The watermark is recorded in the same commit as the rows it covers.
     let table = dir.join("lake/bronze/shop_app/orders");
@@ -45,12 +59,24 @@ fn incremental_ingestion_lands_only_new_rows_and_merges_them() {
     // The application writes new orders and updates some existing ones.
     let touched = sluice_ingest::generator::append_orders(&db, 25, 99).unwrap();
     assert!(touched > 25);
-    let changed: i64 = conn.query_row("SELECT count(*) FROM orders WHERE updated_at > ?1", [&old_max], |r| r.get(0)).unwrap();
-    let new_max: String = conn.query_row("SELECT max(updated_at) FROM orders", [], |r| r.get(0)).unwrap();
+    let changed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM orders WHERE updated_at > ?1",
+            [&old_max],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let new_max: String = conn
+        .query_row("SELECT max(updated_at) FROM orders", [], |r| r.get(0))
+        .unwrap();
 
     sluice_ok(&dir, &["run", "--select", "shop_app.orders+"]);
     let bronze_after = query_f64(&dir, "select count(*) from bronze.shop_app__orders");
-    assert_eq!(bronze_after - bronze_before, changed as f64, "exactly the changed rows land");
+    assert_eq!(
+        bronze_after - bronze_before,
+        changed as f64,
+        "exactly the changed rows land"
+    );
     assert_eq!(latest_commit_info(&table)["sluice.watermark"], new_max);
 
     // silver.stg_orders equals the source's current state, order by order.
@@ -59,15 +85,31 @@ fn incremental_ingestion_lands_only_new_rows_and_merges_them() {
             "SELECT order_id, status FROM (SELECT order_id, status, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY updated_at DESC) rn FROM orders) WHERE rn = 1",
         )
         .unwrap();
-    let source: BTreeMap<i64, String> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
-    let silver: BTreeMap<i64, String> = query_json(&dir, "select order_id, status from silver.stg_orders")
-        .into_iter()
-        .map(|r| (r["order_id"].as_i64().unwrap(), r["status"].as_str().unwrap().to_string()))
+    let source: BTreeMap<i64, String> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
         .collect();
+    let silver: BTreeMap<i64, String> =
+        query_json(&dir, "select order_id, status from silver.stg_orders")
+            .into_iter()
+            .map(|r| {
+                (
+                    r["order_id"].as_i64().unwrap(),
+                    r["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
     assert_eq!(silver, source);
 
     // Running again lands nothing and changes nothing.
     sluice_ok(&dir, &["run", "--select", "shop_app.orders+"]);
-    assert_eq!(query_f64(&dir, "select count(*) from bronze.shop_app__orders"), bronze_after);
-    assert_eq!(query_f64(&dir, "select count(*) from silver.stg_orders"), source.len() as f64);
+    assert_eq!(
+        query_f64(&dir, "select count(*) from bronze.shop_app__orders"),
+        bronze_after
+    );
+    assert_eq!(
+        query_f64(&dir, "select count(*) from silver.stg_orders"),
+        source.len() as f64
+    );
 }

@@ -8,10 +8,26 @@ use common::{query_f64, sluice, sluice_ok, write};
 
 fn small_project(dir: &Path) {
     write(dir, "sluice.yml", "name: small\n");
-    write(dir, "sources/files.yml", "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n");
-    write(dir, "landing/sales-1.csv", "sale_id,region,amount\n1,north,10.5\n2,south,20\n3,north,5\n");
-    write(dir, "models/silver/stg_sales.sql", "select sale_id, region, amount from {{ source('files', 'sales') }}");
-    write(dir, "models/gold/by_region.sql", "select region, sum(amount) as revenue from {{ ref('stg_sales') }} group by region");
+    write(
+        dir,
+        "sources/files.yml",
+        "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n",
+    );
+    write(
+        dir,
+        "landing/sales-1.csv",
+        "sale_id,region,amount\n1,north,10.5\n2,south,20\n3,north,5\n",
+    );
+    write(
+        dir,
+        "models/silver/stg_sales.sql",
+        "select sale_id, region, amount from {{ source('files', 'sales') }}",
+    );
+    write(
+        dir,
+        "models/gold/by_region.sql",
+        "select region, sum(amount) as revenue from {{ ref('stg_sales') }} group by region",
+    );
     write(
         dir,
         "models/silver/schema.yml",
@@ -22,7 +38,11 @@ fn small_project(dir: &Path) {
 fn stderr_of(dir: &Path, args: &[&str]) -> String {
     let out = sluice(dir, args);
     assert!(!out.status.success(), "sluice {args:?} should fail");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -32,19 +52,38 @@ fn failing_error_check_keeps_previous_version_and_skips_downstream() {
     small_project(dir);
     sluice_ok(dir, &["run"]);
     assert_eq!(query_f64(dir, "select count(*) from silver.stg_sales"), 3.0);
-    assert_eq!(query_f64(dir, "select sum(revenue) from gold.by_region"), 35.5);
+    assert_eq!(
+        query_f64(dir, "select sum(revenue) from gold.by_region"),
+        35.5
+    );
 
     // A new file brings a row with no region: not_null (error) must block publishing.
-    write(dir, "landing/sales-2.csv", "sale_id,region,amount\n4,,7\n5,west,1\n");
+    write(
+        dir,
+        "landing/sales-2.csv",
+        "sale_id,region,amount\n4,,7\n5,west,1\n",
+    );
     let out = stderr_of(dir, &["run"]);
     assert!(out.contains("FAIL not_null_stg_sales_region"), "{out}");
-    assert!(out.contains("\"sale_id\":4"), "the offending row is shown:\n{out}");
-    assert!(out.contains("by_region") && out.contains("skipped"), "{out}");
+    assert!(
+        out.contains("\"sale_id\":4"),
+        "the offending row is shown:\n{out}"
+    );
+    assert!(
+        out.contains("by_region") && out.contains("skipped"),
+        "{out}"
+    );
     // Readers still see the previous version of both tables.
     assert_eq!(query_f64(dir, "select count(*) from silver.stg_sales"), 3.0);
-    assert_eq!(query_f64(dir, "select sum(revenue) from gold.by_region"), 35.5);
+    assert_eq!(
+        query_f64(dir, "select sum(revenue) from gold.by_region"),
+        35.5
+    );
     // Bronze did land the new rows (the check guards silver, not the raw layer).
-    assert_eq!(query_f64(dir, "select count(*) from bronze.files__sales"), 5.0);
+    assert_eq!(
+        query_f64(dir, "select count(*) from bronze.files__sales"),
+        5.0
+    );
     let status = sluice_ok(dir, &["status"]);
     assert!(status.contains("failed"), "{status}");
 }
@@ -66,9 +105,16 @@ fn unknown_ref_is_reported_with_a_suggestion() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     small_project(dir);
-    write(dir, "models/gold/by_region.sql", "select * from {{ ref('stg_sale') }}");
+    write(
+        dir,
+        "models/gold/by_region.sql",
+        "select * from {{ ref('stg_sale') }}",
+    );
     let out = stderr_of(dir, &["validate"]);
-    assert!(out.contains("by_region.sql: unknown ref `stg_sale` (did you mean `stg_sales`?)"), "{out}");
+    assert!(
+        out.contains("by_region.sql: unknown ref `stg_sale` (did you mean `stg_sales`?)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -76,13 +122,27 @@ fn malformed_yaml_names_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     small_project(dir);
-    write(dir, "sources/files.yml", "kind: files\ntables:\n  - name: sales\n    path: [unclosed\n");
+    write(
+        dir,
+        "sources/files.yml",
+        "kind: files\ntables:\n  - name: sales\n    path: [unclosed\n",
+    );
     let out = stderr_of(dir, &["validate"]);
     // The parser reports where it noticed the unclosed list: the file and a line number.
-    assert!(out.contains("sources/files.yml:5:1: did not find expected"), "{out}");
-    write(dir, "sources/files.yml", "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n    colour: red\n");
+    assert!(
+        out.contains("sources/files.yml:5:1: did not find expected"),
+        "{out}"
+    );
+    write(
+        dir,
+        "sources/files.yml",
+        "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n    colour: red\n",
+    );
     let out = stderr_of(dir, &["validate"]);
-    assert!(out.contains("files.yml:5:") && out.contains("unknown field `colour`"), "{out}");
+    assert!(
+        out.contains("files.yml:5:") && out.contains("unknown field `colour`"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -90,10 +150,20 @@ fn sql_error_names_the_model_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     small_project(dir);
-    write(dir, "models/gold/by_region.sql", "select regionn, count(*) from {{ ref('stg_sales') }} group by regionn");
+    write(
+        dir,
+        "models/gold/by_region.sql",
+        "select regionn, count(*) from {{ ref('stg_sales') }} group by regionn",
+    );
     let out = stderr_of(dir, &["run"]);
-    assert!(out.contains("by_region.sql: SQL error in model `by_region`"), "{out}");
-    assert!(out.contains("regionn"), "the database's message is shown:\n{out}");
+    assert!(
+        out.contains("by_region.sql: SQL error in model `by_region`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("regionn"),
+        "the database's message is shown:\n{out}"
+    );
 }
 
 #[test]
@@ -101,14 +171,34 @@ fn bad_csv_rows_go_to_quarantine_with_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     small_project(dir);
-    write(dir, "landing/sales-1.csv", "sale_id,region,amount\n1,north,10.5\n2,south\n3,north,5\n4,east,abc\n");
-    write(dir, "sources/files.yml", "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n    columns: {amount: double}\n");
+    write(
+        dir,
+        "landing/sales-1.csv",
+        "sale_id,region,amount\n1,north,10.5\n2,south\n3,north,5\n4,east,abc\n",
+    );
+    write(
+        dir,
+        "sources/files.yml",
+        "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n    columns: {amount: double}\n",
+    );
     sluice_ok(dir, &["run"]);
-    assert_eq!(query_f64(dir, "select count(*) from bronze.files__sales"), 2.0);
-    let q = common::query_json(dir, "select line, reason from quarantine.files__sales order by line");
+    assert_eq!(
+        query_f64(dir, "select count(*) from bronze.files__sales"),
+        2.0
+    );
+    let q = common::query_json(
+        dir,
+        "select line, reason from quarantine.files__sales order by line",
+    );
     assert_eq!(q.len(), 2, "{q:?}");
     assert_eq!(q[0]["line"], 3);
-    assert!(q[0]["reason"].as_str().unwrap().contains("expected 3 fields"), "{q:?}");
+    assert!(
+        q[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected 3 fields"),
+        "{q:?}"
+    );
     assert_eq!(q[1]["line"], 5);
     assert!(q[1]["reason"].as_str().unwrap().contains("amount"), "{q:?}");
 }
@@ -117,9 +207,16 @@ fn bad_csv_rows_go_to_quarantine_with_reason() {
 fn init_scaffold_runs_without_edits() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("new");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).arg("init").arg(&dir).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     sluice_ok(&dir, &["validate"]);
     sluice_ok(&dir, &["run"]);
-    assert_eq!(query_f64(&dir, "select sum(sales) from gold.sales_by_region"), 4.0);
+    assert_eq!(
+        query_f64(&dir, "select sum(sales) from gold.sales_by_region"),
+        4.0
+    );
 }

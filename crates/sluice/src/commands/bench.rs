@@ -26,25 +26,67 @@ pub async fn bench(scale: f64, seed: u64, dir: Option<&Path>) -> Result<ExitCode
     let t = Instant::now();
     let gen_report = generate(&GeneratorConfig { scale, seed }, &dir.join("data"))?;
     let gen_secs = t.elapsed().as_secs_f64();
-    let gen_rows = gen_report.customers + gen_report.products + gen_report.orders + gen_report.order_items + gen_report.payments + gen_report.events + gen_report.crm_accounts;
+    let gen_rows = gen_report.customers
+        + gen_report.products
+        + gen_report.orders
+        + gen_report.order_items
+        + gen_report.payments
+        + gen_report.events
+        + gen_report.crm_accounts;
 
     let ws = open(&dir).await?;
     let sources: Vec<String> = ws.compiled.sources.keys().cloned().collect();
     let models: Vec<String> = ws.compiled.models.keys().cloned().collect();
-    let base = RunOptions { threads: ws.compiled.project.config.defaults.threads, command: "bench".into(), ..RunOptions::default() };
+    let base = RunOptions {
+        threads: ws.compiled.project.config.defaults.threads,
+        command: "bench".into(),
+        ..RunOptions::default()
+    };
 
     let t = Instant::now();
-    let ingest = sluice_orchestrate::run(ws.compiled.clone(), ws.engine.clone(), ws.state.clone(), RunOptions { selection: sources.join(","), ..base.clone() }).await?;
+    let ingest = sluice_orchestrate::run(
+        ws.compiled.clone(),
+        ws.engine.clone(),
+        ws.state.clone(),
+        RunOptions {
+            selection: sources.join(","),
+            ..base.clone()
+        },
+    )
+    .await?;
     let ingest_secs = t.elapsed().as_secs_f64();
     let ingest_rows: u64 = ingest.nodes.iter().filter_map(|n| n.output.rows_out).sum();
 
     let t = Instant::now();
-    let transform = sluice_orchestrate::run(ws.compiled.clone(), ws.engine.clone(), ws.state.clone(), RunOptions { selection: models.join(","), ..base.clone() }).await?;
+    let transform = sluice_orchestrate::run(
+        ws.compiled.clone(),
+        ws.engine.clone(),
+        ws.state.clone(),
+        RunOptions {
+            selection: models.join(","),
+            ..base.clone()
+        },
+    )
+    .await?;
     let transform_secs = t.elapsed().as_secs_f64();
-    let transform_rows: u64 = transform.nodes.iter().filter_map(|n| n.output.rows_out).sum();
+    let transform_rows: u64 = transform
+        .nodes
+        .iter()
+        .filter_map(|n| n.output.rows_out)
+        .sum();
 
     let t = Instant::now();
-    let check = sluice_orchestrate::run(ws.compiled.clone(), ws.engine.clone(), ws.state.clone(), RunOptions { selection: models.join(","), checks_only: true, ..base }).await?;
+    let check = sluice_orchestrate::run(
+        ws.compiled.clone(),
+        ws.engine.clone(),
+        ws.state.clone(),
+        RunOptions {
+            selection: models.join(","),
+            checks_only: true,
+            ..base
+        },
+    )
+    .await?;
     let check_secs = t.elapsed().as_secs_f64();
     let checks_run = check.checks().count();
 
@@ -62,5 +104,9 @@ pub async fn bench(scale: f64, seed: u64, dir: Option<&Path>) -> Result<ExitCode
         "failed_nodes": failed,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -16,7 +16,8 @@ pub fn write_example(dir: &Path) -> Result<()> {
     for (rel, text) in SHOPFLOW_FILES {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -24,17 +25,32 @@ pub fn write_example(dir: &Path) -> Result<()> {
 }
 
 /// The demo.
-pub async fn demo(dir: &Path, scale: f64, seed: u64, no_serve: bool, http: Option<String>) -> Result<ExitCode> {
+pub async fn demo(
+    dir: &Path,
+    scale: f64,
+    seed: u64,
+    no_serve: bool,
+    http: Option<String>,
+) -> Result<ExitCode> {
     if !(scale > 0.0 && scale.is_finite()) {
         anyhow::bail!("--scale must be a positive number, got {scale}");
     }
     let started = Instant::now();
     write_example(dir)?;
     println!("ShopFlow project written to {}", dir.display());
-    let report = generate(&GeneratorConfig { scale, seed }, &dir.join("data")).context("generating ShopFlow data")?;
+    let report = generate(&GeneratorConfig { scale, seed }, &dir.join("data"))
+        .context("generating ShopFlow data")?;
     println!(
         "Generated (scale {scale}, seed {seed}) in {:.2}s: {} customers, {} products, {} orders, {} order items, {} payments, {} events in {} files, {} CRM accounts",
-        report.seconds, report.customers, report.products, report.orders, report.order_items, report.payments, report.events, report.event_files, report.crm_accounts
+        report.seconds,
+        report.customers,
+        report.products,
+        report.orders,
+        report.order_items,
+        report.payments,
+        report.events,
+        report.event_files,
+        report.crm_accounts
     );
     let ws = open(dir).await?;
     let opts = run::options(&ws, "", "demo")?;
@@ -47,7 +63,11 @@ pub async fn demo(dir: &Path, scale: f64, seed: u64, no_serve: bool, http: Optio
     );
     let failed = summary.count(NodeStatus::Failed) > 0;
     if no_serve {
-        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
     serve::serve_workspace(ws, &addr).await?;

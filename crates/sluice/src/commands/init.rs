@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 const FILES: &[(&str, &str)] = &[
-    ("sluice.yml", "# Your Sluice project. Docs: README.md of Sluice.\nname: my_project\nlake: lake\nstate: .sluice/state.db\n"),
+    (
+        "sluice.yml",
+        "# Your Sluice project. Docs: README.md of Sluice.\nname: my_project\nlake: lake\nstate: .sluice/state.db\n",
+    ),
     (
         "sources/files.yml",
         "# A files source: every CSV dropped in data/landing/ lands once in bronze.\nkind: files\ntables:\n  - name: sales\n    path: data/landing/*.csv\n    format: csv\n    primary_key: [sale_id]\n",
@@ -33,16 +36,23 @@ const FILES: &[(&str, &str)] = &[
 /// Creates the scaffold; refuses to overwrite an existing project.
 pub fn init(dir: &Path) -> Result<ExitCode> {
     if dir.join("sluice.yml").exists() {
-        bail!("{} already has a sluice.yml; not overwriting", dir.display());
+        bail!(
+            "{} already has a sluice.yml; not overwriting",
+            dir.display()
+        );
     }
     for (rel, text) in FILES {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("Created a Sluice project in {}", dir.display());
-    println!("Next: cd {} && sluice run && sluice query \"select * from gold.sales_by_region\"", dir.display());
+    println!(
+        "Next: cd {} && sluice run && sluice query \"select * from gold.sales_by_region\"",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -23,11 +23,28 @@ pub async fn status(dir: &Path) -> Result<ExitCode> {
                 a.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
                 a.last_success_at.clone().unwrap_or_else(|| "never".into()),
                 a.state.clone(),
-                if a.failing_checks.is_empty() { String::new() } else { a.failing_checks.join(", ") },
+                if a.failing_checks.is_empty() {
+                    String::new()
+                } else {
+                    a.failing_checks.join(", ")
+                },
             ]
         })
         .collect();
-    println!("{}", table::render(&["asset", "layer", "rows", "last success", "state", "failing checks"], rows));
+    println!(
+        "{}",
+        table::render(
+            &[
+                "asset",
+                "layer",
+                "rows",
+                "last success",
+                "state",
+                "failing checks"
+            ],
+            rows
+        )
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -47,11 +64,27 @@ pub fn runs(dir: &Path, show: Option<&str>, limit: usize) -> Result<ExitCode> {
                         r.status,
                         r.started_at,
                         format!("{}/{}/{}", r.nodes_ok, r.nodes_failed, r.nodes_skipped),
-                        format!("{}/{}/{}", r.checks_passed, r.checks_warned, r.checks_failed),
+                        format!(
+                            "{}/{}/{}",
+                            r.checks_passed, r.checks_warned, r.checks_failed
+                        ),
                     ]
                 })
                 .collect();
-            println!("{}", table::render(&["run", "command", "status", "started", "ok/failed/skipped", "checks pass/warn/fail"], rows));
+            println!(
+                "{}",
+                table::render(
+                    &[
+                        "run",
+                        "command",
+                        "status",
+                        "started",
+                        "ok/failed/skipped",
+                        "checks pass/warn/fail"
+                    ],
+                    rows
+                )
+            );
         }
         Some(id) => {
             if state.run(id)?.is_none() {
@@ -72,7 +105,15 @@ pub fn runs(dir: &Path, show: Option<&str>, limit: usize) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            println!("{}", table::render(&["node", "kind", "status", "attempts", "rows", "time", "error"], rows));
+            println!(
+                "{}",
+                table::render(
+                    &[
+                        "node", "kind", "status", "attempts", "rows", "time", "error"
+                    ],
+                    rows
+                )
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -82,7 +123,9 @@ pub fn runs(dir: &Path, show: Option<&str>, limit: usize) -> Result<ExitCode> {
 pub fn lineage(dir: &Path, asset: &str) -> Result<ExitCode> {
     let compiled = load(dir)?;
     if !compiled.graph.contains(asset) {
-        let hint = sluice_core::graph::suggest(asset, compiled.graph.nodes()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint = sluice_core::graph::suggest(asset, compiled.graph.nodes())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
         bail!("no asset `{asset}`{hint}");
     }
     println!("upstream of {asset}:");

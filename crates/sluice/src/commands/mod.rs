@@ -2,12 +2,12 @@
 
 mod bench;
 mod demo;
-mod shopflow_files;
 mod init;
 mod inspect;
 mod query;
 mod run;
 mod serve;
+mod shopflow_files;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,9 +26,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let project = cli.project.clone();
     match cli.command {
         Command::Init { dir } => init::init(&dir),
-        Command::Demo { dir, scale, seed, no_serve, http } => demo::demo(&dir, scale, seed, no_serve, http).await,
+        Command::Demo {
+            dir,
+            scale,
+            seed,
+            no_serve,
+            http,
+        } => demo::demo(&dir, scale, seed, no_serve, http).await,
         Command::Validate => run::validate(&project),
-        Command::Run { select, full_refresh, threads } => run::run(&project, &select, full_refresh, threads, "run").await,
+        Command::Run {
+            select,
+            full_refresh,
+            threads,
+        } => run::run(&project, &select, full_refresh, threads, "run").await,
         Command::Test { select } => run::test(&project, &select).await,
         Command::Query { sql, format } => query::query(&project, &sql, &format).await,
         Command::Status => inspect::status(&project).await,
@@ -53,7 +63,10 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
         anyhow!(
             "{} problem(s) in the project:\n{}",
             errs.len(),
-            errs.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+            errs.iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     })?;
     Ok(Arc::new(compiled))
@@ -63,8 +76,16 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
 pub async fn open(dir: &Path) -> Result<Workspace> {
     let compiled = load(dir)?;
     let lake_location = compiled.project.lake_location();
-    let lake = Lake::open(&lake_location).with_context(|| format!("opening the lake at {lake_location}"))?;
-    let engine = Engine::open(&lake, Some(&compiled)).await.context("opening the SQL engine over the lake")?;
-    let state = StateStore::open(&compiled.project.state_path()).context("opening the state database")?;
-    Ok(Workspace { compiled, engine, state: Arc::new(state) })
+    let lake = Lake::open(&lake_location)
+        .with_context(|| format!("opening the lake at {lake_location}"))?;
+    let engine = Engine::open(&lake, Some(&compiled))
+        .await
+        .context("opening the SQL engine over the lake")?;
+    let state =
+        StateStore::open(&compiled.project.state_path()).context("opening the state database")?;
+    Ok(Workspace {
+        compiled,
+        engine,
+        state: Arc::new(state),
+    })
 }

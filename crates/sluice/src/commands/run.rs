@@ -28,7 +28,15 @@ pub fn validate(dir: &Path) -> Result<ExitCode> {
         }
     }
     if !problems.is_empty() {
-        return Err(anyhow!("{} problem(s) in the project:\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")));
+        return Err(anyhow!(
+            "{} problem(s) in the project:\n{}",
+            problems.len(),
+            problems
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
     }
     println!(
         "OK: {} source table(s), {} model(s), {} check(s); the graph has no cycles.",
@@ -47,13 +55,20 @@ pub fn options(ws: &super::Workspace, select: &str, command: &str) -> Result<Run
         threads: d.threads,
         command: command.to_string(),
         retries: d.retries,
-        retry_backoff: parse_duration(&d.retry_backoff).map_err(|e| anyhow!("sluice.yml: defaults.retry_backoff: {e}"))?,
+        retry_backoff: parse_duration(&d.retry_backoff)
+            .map_err(|e| anyhow!("sluice.yml: defaults.retry_backoff: {e}"))?,
         ..RunOptions::default()
     })
 }
 
 /// `sluice run`.
-pub async fn run(dir: &Path, select: &str, full_refresh: bool, threads: Option<usize>, command: &str) -> Result<ExitCode> {
+pub async fn run(
+    dir: &Path,
+    select: &str,
+    full_refresh: bool,
+    threads: Option<usize>,
+    command: &str,
+) -> Result<ExitCode> {
     let ws = open(dir).await?;
     let mut opts = options(&ws, select, command)?;
     opts.full_refresh = full_refresh;
@@ -68,7 +83,13 @@ pub async fn run(dir: &Path, select: &str, full_refresh: bool, threads: Option<u
 pub async fn execute(ws: &super::Workspace, mut opts: RunOptions) -> Result<RunSummary> {
     let progress = Arc::new(RunProgress::new());
     opts.observer = Some(progress.clone());
-    let summary = sluice_orchestrate::run(ws.compiled.clone(), ws.engine.clone(), ws.state.clone(), opts).await?;
+    let summary = sluice_orchestrate::run(
+        ws.compiled.clone(),
+        ws.engine.clone(),
+        ws.state.clone(),
+        opts,
+    )
+    .await?;
     progress.finish();
     print_summary(&summary);
     Ok(summary)
@@ -84,7 +105,11 @@ pub async fn test(dir: &Path, select: &str) -> Result<ExitCode> {
 }
 
 fn exit_code(summary: &RunSummary) -> ExitCode {
-    if summary.count(NodeStatus::Failed) > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if summary.count(NodeStatus::Failed) > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Prints node results, failing and warning checks, and totals.
@@ -94,28 +119,68 @@ pub fn print_summary(summary: &RunSummary) {
         .iter()
         .map(|n| {
             let checks = &n.output.checks;
-            let passed = checks.iter().filter(|c| c.status == CheckStatus::Pass).count();
+            let passed = checks
+                .iter()
+                .filter(|c| c.status == CheckStatus::Pass)
+                .count();
             vec![
                 n.node.clone(),
                 n.kind.to_string(),
                 n.status.as_str().to_string(),
                 n.output.rows_out.map(|r| r.to_string()).unwrap_or_default(),
-                n.output.rows_quarantined.filter(|q| *q > 0).map(|r| r.to_string()).unwrap_or_default(),
-                if checks.is_empty() { String::new() } else { format!("{passed}/{}", checks.len()) },
+                n.output
+                    .rows_quarantined
+                    .filter(|q| *q > 0)
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+                if checks.is_empty() {
+                    String::new()
+                } else {
+                    format!("{passed}/{}", checks.len())
+                },
                 format!("{:.2}s", n.duration.as_secs_f64()),
             ]
         })
         .collect();
-    println!("{}", table::render(&["asset", "kind", "status", "rows", "quarantined", "checks", "time"], rows));
+    println!(
+        "{}",
+        table::render(
+            &[
+                "asset",
+                "kind",
+                "status",
+                "rows",
+                "quarantined",
+                "checks",
+                "time"
+            ],
+            rows
+        )
+    );
     for n in &summary.nodes {
-        for c in n.output.checks.iter().filter(|c| c.status != CheckStatus::Pass) {
-            let tag = if c.status == CheckStatus::Fail { "FAIL" } else { "WARN" };
+        for c in n
+            .output
+            .checks
+            .iter()
+            .filter(|c| c.status != CheckStatus::Pass)
+        {
+            let tag = if c.status == CheckStatus::Fail {
+                "FAIL"
+            } else {
+                "WARN"
+            };
             println!("{tag} {}: {}", c.name, c.message);
             for row in c.sample.iter().take(3) {
                 println!("       {row}");
             }
         }
-        if n.status == NodeStatus::Failed && !n.output.checks.iter().any(|c| c.status == CheckStatus::Fail) {
+        if n.status == NodeStatus::Failed
+            && !n
+                .output
+                .checks
+                .iter()
+                .any(|c| c.status == CheckStatus::Fail)
+        {
             println!("ERROR {}: {}", n.node, n.error.as_deref().unwrap_or(""));
         }
     }

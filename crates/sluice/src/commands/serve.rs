@@ -17,11 +17,17 @@ pub async fn serve(dir: &Path, http: Option<String>) -> Result<ExitCode> {
 
 /// Serves an opened workspace.
 pub async fn serve_workspace(ws: super::Workspace, addr: &str) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     println!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
     println!("  try: curl http://{local}/api/assets");
-    let app = sluice_serve::router(sluice_serve::AppState::new(ws.compiled, ws.engine, ws.state));
+    let app = sluice_serve::router(sluice_serve::AppState::new(
+        ws.compiled,
+        ws.engine,
+        ws.state,
+    ));
     sluice_serve::serve(listener, app, shutdown_signal()).await?;
     Ok(())
 }

@@ -34,31 +34,56 @@ impl FilesSource {
         let config: FilesConfig = parse_yaml(&decl.path, &decl.text)?;
         for (i, t) in config.tables.iter().enumerate() {
             let invalid = |field: String, message: String| {
-                IngestError::Config(sluice_core::ConfigError::Invalid { path: decl.path.clone(), field, message })
+                IngestError::Config(sluice_core::ConfigError::Invalid {
+                    path: decl.path.clone(),
+                    field,
+                    message,
+                })
             };
             if let Some(f) = &t.format {
-                f.parse::<FileFormat>().map_err(|e| invalid(format!("tables[{i}].format"), e.to_string()))?;
+                f.parse::<FileFormat>()
+                    .map_err(|e| invalid(format!("tables[{i}].format"), e.to_string()))?;
             }
             for (col, ty) in &t.columns {
-                parse_type_name(ty).map_err(|e| invalid(format!("tables[{i}].columns.{col}"), e.to_string()))?;
+                parse_type_name(ty)
+                    .map_err(|e| invalid(format!("tables[{i}].columns.{col}"), e.to_string()))?;
             }
         }
-        Ok(Self { name: decl.name.clone(), root: root.to_path_buf(), path: decl.path.clone(), config })
+        Ok(Self {
+            name: decl.name.clone(),
+            root: root.to_path_buf(),
+            path: decl.path.clone(),
+            config,
+        })
     }
 
     fn table(&self, name: &str) -> Result<&FilesTable, IngestError> {
-        self.config.tables.iter().find(|t| t.name == name).ok_or_else(|| IngestError::UnknownTable {
-            source_name: self.name.clone(),
-            table: name.to_string(),
-        })
+        self.config
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| IngestError::UnknownTable {
+                source_name: self.name.clone(),
+                table: name.to_string(),
+            })
     }
 
     /// Files matching the table's glob, sorted (so files named by time land in order).
     fn matching_files(&self, t: &FilesTable) -> Result<Vec<PathBuf>, IngestError> {
         let pattern = expand_env(&t.path, &self.path)?;
-        let full = if Path::new(&pattern).is_absolute() { PathBuf::from(&pattern) } else { self.root.join(&pattern) };
-        let read_err = |message: String| IngestError::Read { source_name: self.name.clone(), table: t.name.clone(), message, transient: false };
-        let paths = glob::glob(&full.to_string_lossy()).map_err(|e| read_err(format!("invalid glob `{pattern}`: {e}")))?;
+        let full = if Path::new(&pattern).is_absolute() {
+            PathBuf::from(&pattern)
+        } else {
+            self.root.join(&pattern)
+        };
+        let read_err = |message: String| IngestError::Read {
+            source_name: self.name.clone(),
+            table: t.name.clone(),
+            message,
+            transient: false,
+        };
+        let paths = glob::glob(&full.to_string_lossy())
+            .map_err(|e| read_err(format!("invalid glob `{pattern}`: {e}")))?;
         let mut files = Vec::new();
         for p in paths {
             let p = p.map_err(|e| read_err(format!("cannot list `{pattern}`: {e}")))?;
@@ -71,7 +96,10 @@ impl FilesSource {
     }
 
     fn relative(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned()
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -94,10 +122,19 @@ impl Source for FilesSource {
         let id = TableId::bronze(&self.name, &t.name);
         let app = app_id(&self.name, &t.name);
         let history = cx.lake.app_commits(&id, &app).await?;
-        let mut txn_version = history.iter().filter_map(|c| c.txn_version).max().unwrap_or(0);
+        let mut txn_version = history
+            .iter()
+            .filter_map(|c| c.txn_version)
+            .max()
+            .unwrap_or(0);
         let landed: BTreeSet<String> = history
             .iter()
-            .filter_map(|c| c.metadata.get("sluice.file").and_then(|v| v.as_str()).map(str::to_string))
+            .filter_map(|c| {
+                c.metadata
+                    .get("sluice.file")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
             .collect();
         let declared = t
             .columns
@@ -118,7 +155,9 @@ impl Source for FilesSource {
             // The reader fits rows to the table's columns; the bronze metadata columns are added
             // after parsing, so they are not part of what a file must provide.
             let existing_schema = match cx.lake.load(&id).await? {
-                Some(table) => Some(crate::landing::without_metadata_columns(sluice_lake::arrow_schema(&table)?.as_ref())),
+                Some(table) => Some(crate::landing::without_metadata_columns(
+                    sluice_lake::arrow_schema(&table)?.as_ref(),
+                )),
                 None => None,
             };
             let mut opts = ReadOptions::new(format);
@@ -133,13 +172,23 @@ impl Source for FilesSource {
             let path = file.clone();
             let parsed = tokio::task::spawn_blocking(move || read_file(&path, &opts))
                 .await
-                .map_err(|e| IngestError::Read { source_name: self.name.clone(), table: t.name.clone(), message: format!("reader failed: {e}"), transient: false })??;
+                .map_err(|e| IngestError::Read {
+                    source_name: self.name.clone(),
+                    table: t.name.clone(),
+                    message: format!("reader failed: {e}"),
+                    transient: false,
+                })??;
             report.rows_read += parsed.rows;
             txn_version += 1;
             let rejected = parsed
                 .rejected
                 .into_iter()
-                .map(|r| QuarantinedRow { source_file: Some(rel.clone()), line: Some(r.line), reason: format!("{rel}:{}: {}", r.line, r.reason), raw: r.raw })
+                .map(|r| QuarantinedRow {
+                    source_file: Some(rel.clone()),
+                    line: Some(r.line),
+                    reason: format!("{rel}:{}: {}", r.line, r.reason),
+                    raw: r.raw,
+                })
                 .collect();
             let mut metadata = serde_json::Map::new();
             metadata.insert("sluice.file".into(), rel.clone().into());

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rusqlite::types::ValueRef;
 use rusqlite::{OpenFlags, params_from_iter};
@@ -103,25 +105,39 @@ fn convert(kind: Kind, v: ValueRef<'_>) -> Result<Cell, String> {
     Ok(match (kind, v) {
         (_, ValueRef::Null) => Cell::Null,
         (Kind::Int, ValueRef::Integer(i)) => Cell::Int(i),
-        (Kind::Int, ValueRef::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Cell::Int(f as i64),
+        (Kind::Int, ValueRef::Real(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            Cell::Int(f as i64)
+        }
         (Kind::Int, ValueRef::Text(t)) => {
             let s = std::str::from_utf8(t).map_err(|_| "invalid UTF-8 text".to_string())?;
-            Cell::Int(s.trim().parse().map_err(|_| format!("expected an integer, found {s:?}"))?)
+            Cell::Int(
+                s.trim()
+                    .parse()
+                    .map_err(|_| format!("expected an integer, found {s:?}"))?,
+            )
         }
         (Kind::Float, ValueRef::Integer(i)) => Cell::Float(i as f64),
         (Kind::Float, ValueRef::Real(f)) => Cell::Float(f),
         (Kind::Float, ValueRef::Text(t)) => {
             let s = std::str::from_utf8(t).map_err(|_| "invalid UTF-8 text".to_string())?;
-            Cell::Float(s.trim().parse().map_err(|_| format!("expected a number, found {s:?}"))?)
+            Cell::Float(
+                s.trim()
+                    .parse()
+                    .map_err(|_| format!("expected a number, found {s:?}"))?,
+            )
         }
         (Kind::Text, ValueRef::Text(t)) => Cell::Text(
-            std::str::from_utf8(t).map_err(|_| "invalid UTF-8 text".to_string())?.to_string(),
+            std::str::from_utf8(t)
+                .map_err(|_| "invalid UTF-8 text".to_string())?
+                .to_string(),
         ),
         (Kind::Text, ValueRef::Integer(i)) => Cell::Text(i.to_string()),
         (Kind::Text, ValueRef::Real(f)) => Cell::Text(f.to_string()),
         (Kind::Blob, ValueRef::Blob(b)) => Cell::Blob(b.to_vec()),
         (Kind::Blob, ValueRef::Text(t)) => Cell::Blob(t.to_vec()),
-        (Kind::Int | Kind::Float, ValueRef::Blob(_)) => return Err("expected a number, found a blob".into()),
+        (Kind::Int | Kind::Float, ValueRef::Blob(_)) => {
+            return Err("expected a number, found a blob".into());
+        }
         (Kind::Text, ValueRef::Blob(_)) => return Err("expected text, found a blob".into()),
         (Kind::Blob, other) => Cell::Blob(format!("{other:?}").into_bytes()),
         (Kind::Int, ValueRef::Real(f)) => return Err(format!("expected an integer, found {f}")),
@@ -132,7 +148,9 @@ fn raw_json(v: ValueRef<'_>) -> serde_json::Value {
     match v {
         ValueRef::Null => serde_json::Value::Null,
         ValueRef::Integer(i) => i.into(),
-        ValueRef::Real(f) => serde_json::Number::from_f64(f).map(Into::into).unwrap_or(serde_json::Value::Null),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f)
+            .map(Into::into)
+            .unwrap_or(serde_json::Value::Null),
         ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
         ValueRef::Blob(b) => format!("<{} bytes>", b.len()).into(),
     }
@@ -161,14 +179,32 @@ pub(crate) fn read_chunks(req: ReadRequest, tx: Sender<Result<Chunk, IngestError
     }
 }
 
-fn read_inner(req: &ReadRequest, tx: &Sender<Result<Chunk, IngestError>>) -> Result<(), IngestError> {
+fn read_inner(
+    req: &ReadRequest,
+    tx: &Sender<Result<Chunk, IngestError>>,
+) -> Result<(), IngestError> {
     if !req.db.is_file() {
-        return Err(read_error(req, format!("database file {} does not exist", req.db.display()), false));
+        return Err(read_error(
+            req,
+            format!("database file {} does not exist", req.db.display()),
+            false,
+        ));
     }
-    let conn = rusqlite::Connection::open_with_flags(&req.db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| read_error(req, format!("cannot open {}: {e}", req.db.display()), is_transient(&e)))?;
+    let conn = rusqlite::Connection::open_with_flags(
+        &req.db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| {
+        read_error(
+            req,
+            format!("cannot open {}: {e}", req.db.display()),
+            is_transient(&e),
+        )
+    })?;
     let _ = conn.busy_timeout(req.busy_timeout);
-    let mut stmt = conn.prepare(&req.sql).map_err(|e| read_error(req, format!("{e} (query: {})", req.sql), is_transient(&e)))?;
+    let mut stmt = conn
+        .prepare(&req.sql)
+        .map_err(|e| read_error(req, format!("{e} (query: {})", req.sql), is_transient(&e)))?;
     let columns: Vec<(String, Kind)> = stmt
         .columns()
         .map(|c| (c.name().to_string(), kind_of(c.decl_type())))
@@ -187,25 +223,56 @@ fn read_inner(req: &ReadRequest, tx: &Sender<Result<Chunk, IngestError>>) -> Res
             })
             .collect::<Vec<_>>(),
     ));
-    let cursor_idx = req.cursor.as_ref().and_then(|c| columns.iter().position(|(n, _)| n == c));
+    let cursor_idx = req
+        .cursor
+        .as_ref()
+        .and_then(|c| columns.iter().position(|(n, _)| n == c));
     if let (Some(c), None) = (&req.cursor, cursor_idx) {
-        return Err(read_error(req, format!("cursor column `{c}` is not in the result (columns: {})", columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ")), false));
+        return Err(read_error(
+            req,
+            format!(
+                "cursor column `{c}` is not in the result (columns: {})",
+                columns
+                    .iter()
+                    .map(|c| c.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            false,
+        ));
     }
     let mut rows = stmt
         .query(params_from_iter(req.params.iter()))
-        .map_err(|e| { let t = is_transient(&e); read_error(req, e, t) })?;
+        .map_err(|e| {
+            let t = is_transient(&e);
+            read_error(req, e, t)
+        })?;
 
-    let new_builders = || columns.iter().map(|(_, k)| Builder::new(*k)).collect::<Vec<_>>();
+    let new_builders = || {
+        columns
+            .iter()
+            .map(|(_, k)| Builder::new(*k))
+            .collect::<Vec<_>>()
+    };
     let mut builders = new_builders();
     let mut in_batch = 0usize;
-    let mut chunk = Chunk { schema: schema.clone(), batches: Vec::new(), rejected: Vec::new(), rows_read: 0, watermark: None };
+    let mut chunk = Chunk {
+        schema: schema.clone(),
+        batches: Vec::new(),
+        rejected: Vec::new(),
+        rows_read: 0,
+        watermark: None,
+    };
     let mut chunk_rows = 0usize;
     let mut row_number: u64 = 0;
     let mut cells: Vec<Cell> = Vec::with_capacity(columns.len());
 
     let finish_batch = |builders: &mut Vec<Builder>| -> Result<RecordBatch, IngestError> {
         let arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
-        RecordBatch::try_new(schema.clone(), arrays).map_err(|source| IngestError::Arrow { context: format!("{}.{}", req.source, req.table), source })
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|source| IngestError::Arrow {
+            context: format!("{}.{}", req.source, req.table),
+            source,
+        })
     };
 
     loop {
@@ -219,17 +286,33 @@ fn read_inner(req: &ReadRequest, tx: &Sender<Result<Chunk, IngestError>>) -> Res
         };
         row_number += 1;
         let cursor_value = match cursor_idx {
-            Some(i) => Some(row.get_ref(i).map(raw_json).map_err(|e| read_error(req, e, false))?),
+            Some(i) => Some(
+                row.get_ref(i)
+                    .map(raw_json)
+                    .map_err(|e| read_error(req, e, false))?,
+            ),
             None => None,
         };
         // Cut a chunk only between different cursor values, so resuming from its watermark with
         // `cursor > watermark` never skips rows that share the boundary value.
-        if chunk_rows >= req.commit_rows && cursor_value.is_some() && cursor_value != chunk.watermark {
+        if chunk_rows >= req.commit_rows
+            && cursor_value.is_some()
+            && cursor_value != chunk.watermark
+        {
             if in_batch > 0 {
                 chunk.batches.push(finish_batch(&mut builders)?);
                 in_batch = 0;
             }
-            let full = std::mem::replace(&mut chunk, Chunk { schema: schema.clone(), batches: Vec::new(), rejected: Vec::new(), rows_read: 0, watermark: None });
+            let full = std::mem::replace(
+                &mut chunk,
+                Chunk {
+                    schema: schema.clone(),
+                    batches: Vec::new(),
+                    rejected: Vec::new(),
+                    rows_read: 0,
+                    watermark: None,
+                },
+            );
             if tx.blocking_send(Ok(full)).is_err() {
                 return Ok(());
             }
@@ -256,7 +339,14 @@ fn read_inner(req: &ReadRequest, tx: &Sender<Result<Chunk, IngestError>>) -> Res
             let raw: serde_json::Map<String, serde_json::Value> = columns
                 .iter()
                 .enumerate()
-                .map(|(i, (n, _))| (n.clone(), row.get_ref(i).map(raw_json).unwrap_or(serde_json::Value::Null)))
+                .map(|(i, (n, _))| {
+                    (
+                        n.clone(),
+                        row.get_ref(i)
+                            .map(raw_json)
+                            .unwrap_or(serde_json::Value::Null),
+                    )
+                })
                 .collect();
             chunk.rejected.push(QuarantinedRow {
                 source_file: None,

@@ -28,29 +28,55 @@ impl SqliteSource {
     pub fn from_decl(decl: &SourceDecl, root: &Path) -> Result<Self, IngestError> {
         let config: SqliteConfig = parse_yaml(&decl.path, &decl.text)?;
         let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid { path: decl.path.clone(), field, message })
+            IngestError::Config(sluice_core::ConfigError::Invalid {
+                path: decl.path.clone(),
+                field,
+                message,
+            })
         };
         for (i, t) in config.tables.iter().enumerate() {
             if t.mode == Mode::Incremental && t.cursor.is_none() {
-                return Err(invalid(format!("tables[{i}].cursor"), format!("table `{}` is incremental and needs a `cursor` column", t.name)));
+                return Err(invalid(
+                    format!("tables[{i}].cursor"),
+                    format!(
+                        "table `{}` is incremental and needs a `cursor` column",
+                        t.name
+                    ),
+                ));
             }
         }
         let busy_timeout = sluice_core::duration::parse_duration(&config.busy_timeout)
             .map_err(|e| invalid("busy_timeout".into(), e))?;
         if config.batch_size == 0 || config.commit_rows == 0 {
-            return Err(invalid("batch_size".into(), "batch_size and commit_rows must be at least 1".into()));
+            return Err(invalid(
+                "batch_size".into(),
+                "batch_size and commit_rows must be at least 1".into(),
+            ));
         }
         let conn = expand_env(&config.connection, &decl.path)?;
         let conn = conn.strip_prefix("sqlite://").unwrap_or(&conn).to_string();
-        let db = if Path::new(&conn).is_absolute() { PathBuf::from(conn) } else { root.join(conn) };
-        Ok(Self { name: decl.name.clone(), db, busy_timeout, config })
+        let db = if Path::new(&conn).is_absolute() {
+            PathBuf::from(conn)
+        } else {
+            root.join(conn)
+        };
+        Ok(Self {
+            name: decl.name.clone(),
+            db,
+            busy_timeout,
+            config,
+        })
     }
 
     fn table(&self, name: &str) -> Result<&SqliteTable, IngestError> {
-        self.config.tables.iter().find(|t| t.name == name).ok_or_else(|| IngestError::UnknownTable {
-            source_name: self.name.clone(),
-            table: name.to_string(),
-        })
+        self.config
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| IngestError::UnknownTable {
+                source_name: self.name.clone(),
+                table: name.to_string(),
+            })
     }
 }
 
@@ -60,8 +86,12 @@ fn quote(ident: &str) -> String {
 
 fn json_to_sql(v: &serde_json::Value) -> rusqlite::types::Value {
     match v {
-        serde_json::Value::Number(n) if n.is_i64() => rusqlite::types::Value::Integer(n.as_i64().unwrap_or_default()),
-        serde_json::Value::Number(n) => rusqlite::types::Value::Real(n.as_f64().unwrap_or_default()),
+        serde_json::Value::Number(n) if n.is_i64() => {
+            rusqlite::types::Value::Integer(n.as_i64().unwrap_or_default())
+        }
+        serde_json::Value::Number(n) => {
+            rusqlite::types::Value::Real(n.as_f64().unwrap_or_default())
+        }
         serde_json::Value::String(s) => rusqlite::types::Value::Text(s.clone()),
         serde_json::Value::Null => rusqlite::types::Value::Null,
         other => rusqlite::types::Value::Text(other.to_string()),
@@ -89,7 +119,9 @@ impl Source for SqliteSource {
         let last = cx.lake.commit_metadata(&id, &app).await?;
         let mut txn_version = last.as_ref().and_then(|c| c.txn_version).unwrap_or(0);
         let watermark = match t.mode {
-            Mode::Incremental => last.as_ref().and_then(|c| c.metadata.get("sluice.watermark").cloned()),
+            Mode::Incremental => last
+                .as_ref()
+                .and_then(|c| c.metadata.get("sluice.watermark").cloned()),
             Mode::Full => None,
         };
         let from = match &t.query {
@@ -98,18 +130,30 @@ impl Source for SqliteSource {
         };
         let (sql, params, commit_rows) = match (t.mode, &t.cursor, &watermark) {
             (Mode::Incremental, Some(c), Some(w)) => (
-                format!("SELECT * FROM {from} WHERE {} > ?1 ORDER BY {}", quote(c), quote(c)),
+                format!(
+                    "SELECT * FROM {from} WHERE {} > ?1 ORDER BY {}",
+                    quote(c),
+                    quote(c)
+                ),
                 vec![json_to_sql(w)],
                 self.config.commit_rows,
             ),
-            (Mode::Incremental, Some(c), None) => (format!("SELECT * FROM {from} ORDER BY {}", quote(c)), vec![], self.config.commit_rows),
+            (Mode::Incremental, Some(c), None) => (
+                format!("SELECT * FROM {from} ORDER BY {}", quote(c)),
+                vec![],
+                self.config.commit_rows,
+            ),
             _ => (format!("SELECT * FROM {from}"), vec![], usize::MAX),
         };
         let request = ReadRequest {
             db: self.db.clone(),
             sql,
             params,
-            cursor: if t.mode == Mode::Incremental { t.cursor.clone() } else { None },
+            cursor: if t.mode == Mode::Incremental {
+                t.cursor.clone()
+            } else {
+                None
+            },
             batch_size: self.config.batch_size,
             commit_rows,
             source: self.name.clone(),
@@ -119,8 +163,17 @@ impl Source for SqliteSource {
         // A small channel gives backpressure: the reader waits while a chunk is being committed.
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let reader = tokio::task::spawn_blocking(move || read_chunks(request, tx));
-        let mut report = IngestReport { watermark: watermark.clone(), ..IngestReport::default() };
-        let origin = format!("sqlite:{}", self.db.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+        let mut report = IngestReport {
+            watermark: watermark.clone(),
+            ..IngestReport::default()
+        };
+        let origin = format!(
+            "sqlite:{}",
+            self.db
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
         while let Some(chunk) = rx.recv().await {
             let chunk = chunk?;
             report.rows_read += chunk.rows_read;
@@ -144,7 +197,11 @@ impl Source for SqliteSource {
                     table: &t.name,
                     batches,
                     rejected: chunk.rejected,
-                    mode: if t.mode == Mode::Full { WriteMode::Overwrite } else { WriteMode::Append },
+                    mode: if t.mode == Mode::Full {
+                        WriteMode::Overwrite
+                    } else {
+                        WriteMode::Append
+                    },
                     txn_version,
                     metadata,
                     pii: &t.pii,
