@@ -57,8 +57,8 @@ pub enum LakeError {
         table: TableId,
         /// The lake operation that was running (`load`, `append`, `merge`, ...).
         operation: &'static str,
-        /// The delta-rs error.
-        source: DeltaTableError,
+        /// The delta-rs error (boxed: it is large, and errors travel in every `Result`).
+        source: Box<DeltaTableError>,
     },
 
     /// DataFusion failed while preparing a write or a table provider.
@@ -153,7 +153,7 @@ impl LakeError {
         LakeError::Delta {
             table: table.clone(),
             operation,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -178,7 +178,7 @@ impl LakeError {
         match self {
             LakeError::Io { .. } => true,
             LakeError::Delta { source, .. } => matches!(
-                source,
+                source.as_ref(),
                 DeltaTableError::ObjectStore { .. }
                     | DeltaTableError::Io { .. }
                     | DeltaTableError::VersionAlreadyExists(_)

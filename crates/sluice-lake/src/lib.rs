@@ -67,7 +67,7 @@
 //! - [`write`](mod@write): [`WriteSpec`], [`WriteMode`], [`WriteOutcome`] and [`Lake::write`].
 //! - [`log`]: reading commits back — [`Lake::commit_metadata`], [`Lake::history`].
 //! - [`quarantine`]: [`Lake::quarantine`] and the quarantine table schema.
-//! - [`error`]: [`LakeError`].
+//! - [`error`]: the crate's error type, [`LakeError`].
 //!
 //! Storage is local (a path or `file://` URL) in this build; object stores need a delta-rs
 //! backend feature (`s3`, `gcs`, `azure`) and a non-filesystem [`Lake::list_tables`].

@@ -244,6 +244,14 @@ async fn subdirectories(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The Arrow schema of a loaded table (what a writer must match, and what schema evolution extends).
+pub fn arrow_schema(table: &deltalake::DeltaTable) -> crate::Result<arrow::datatypes::SchemaRef> {
+    let state = table.snapshot().map_err(|source| {
+        crate::LakeError::delta(&crate::TableId::silver("unknown"), "read schema", source)
+    })?;
+    Ok(state.snapshot().arrow_schema())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,14 +346,4 @@ mod tests {
                 .unwrap()
         );
     }
-}
-
-/// The Arrow schema of a loaded table (what a writer must match, and what schema evolution extends).
-pub fn arrow_schema(table: &deltalake::DeltaTable) -> crate::Result<arrow::datatypes::SchemaRef> {
-    let state = table.snapshot().map_err(|source| crate::LakeError::Delta {
-        table: crate::TableId::silver("unknown"),
-        operation: "read schema",
-        source,
-    })?;
-    Ok(state.snapshot().arrow_schema())
 }

@@ -361,24 +361,26 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
     // A check that reads another model (`relationships: {to: ref('x')}`) must run after `x` is
     // built, so `x` is ordered before the checked model.
     for check in &project.checks {
-        if let (Some(to), true) = (
-            check.args.get("to").and_then(Value::as_str),
-            models.contains_key(&check.model),
-        ) {
-            if let Ok(r) = render(&format!("{{{{ {to} }}}}"), &check.path, &scope, None, false) {
-                for target in r
-                    .refs
-                    .iter()
-                    .filter(|t| models.contains_key(*t) && **t != check.model)
-                {
-                    graph.add_edge(target, &check.model);
-                }
-                for (s, t) in &r.sources {
-                    let name = format!("{s}.{t}");
-                    if sources.contains_key(&name) {
-                        graph.add_edge(&name, &check.model);
-                    }
-                }
+        let Some(to) = check.args.get("to").and_then(Value::as_str) else {
+            continue;
+        };
+        if !models.contains_key(&check.model) {
+            continue;
+        }
+        let Ok(r) = render(&format!("{{{{ {to} }}}}"), &check.path, &scope, None, false) else {
+            continue;
+        };
+        for target in r
+            .refs
+            .iter()
+            .filter(|t| models.contains_key(*t) && **t != check.model)
+        {
+            graph.add_edge(target, &check.model);
+        }
+        for (s, t) in &r.sources {
+            let name = format!("{s}.{t}");
+            if sources.contains_key(&name) {
+                graph.add_edge(&name, &check.model);
             }
         }
     }

@@ -120,12 +120,11 @@ impl Engine {
             return;
         };
         for name in order {
-            if let Some(m) = project.models.get(&name) {
-                if m.config.materialized == Materialized::View {
-                    if let Err(e) = self.register_view(&m.relation, &m.sql).await {
-                        tracing::debug!(view = %m.relation, error = %e, "view not registered yet");
-                    }
-                }
+            if let Some(m) = project.models.get(&name)
+                && m.config.materialized == Materialized::View
+                && let Err(e) = self.register_view(&m.relation, &m.sql).await
+            {
+                tracing::debug!(view = %m.relation, error = %e, "view not registered yet");
             }
         }
     }
