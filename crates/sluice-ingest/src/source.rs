@@ -77,6 +77,22 @@ pub trait Source: Send + Sync {
     async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError>;
 }
 
+/// The table entry named `name` in a connector's config, or an error naming the source.
+pub fn find_table<'a, T>(
+    source: &str,
+    tables: &'a [T],
+    name: &str,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<&'a T, IngestError> {
+    tables
+        .iter()
+        .find(|t| name_of(t) == name)
+        .ok_or_else(|| IngestError::UnknownTable {
+            source_name: source.to_string(),
+            table: name.to_string(),
+        })
+}
+
 /// Every connector kind compiled into this build.
 pub const SOURCE_KINDS: &[&str] = &["sqlite", "files"];
 

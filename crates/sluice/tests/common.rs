@@ -27,6 +27,51 @@ pub fn sluice_ok(project: &Path, args: &[&str]) -> String {
     stdout
 }
 
+/// Runs `sluice demo --no-serve` at a small scale into `dir`; returns stdout.
+pub fn demo(dir: &Path, scale: &str, seed: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "demo",
+            "--no-serve",
+            "--scale",
+            scale,
+            "--seed",
+            seed,
+            "--dir",
+        ])
+        .arg(dir)
+        .env("SLUICE_LOG", "error")
+        .output()
+        .expect("run sluice demo");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The run id printed on the last line of a run's output.
+pub fn run_id_of(stdout: &str) -> String {
+    stdout
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("a run summary line")
+        .to_string()
+}
+
+/// How many attempts `node` took in run `run_id`, from `sluice runs RUN_ID`.
+pub fn attempts_of(project: &Path, run_id: &str, node: &str) -> u32 {
+    let detail = sluice_ok(project, &["runs", run_id]);
+    let row = detail.lines().find(|l| l.contains(node)).expect("node row");
+    row.split('|')
+        .nth(4)
+        .and_then(|c| c.trim().parse().ok())
+        .expect("attempts column")
+}
+
 /// Runs a query and returns the rows as JSON objects.
 pub fn query_json(project: &Path, sql: &str) -> Vec<serde_json::Value> {
     let out = sluice_ok(project, &["query", "--format", "json", sql]);

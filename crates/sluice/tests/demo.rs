@@ -8,29 +8,6 @@ use std::path::Path;
 
 use common::{query_f64, query_json, sluice, sluice_ok};
 
-fn demo(dir: &Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "demo",
-            "--no-serve",
-            "--scale",
-            "0.05",
-            "--seed",
-            "7",
-            "--dir",
-        ])
-        .arg(dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "demo failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// Net revenue per category computed with SQLite from the application database.
 fn revenue_by_category_from_source(db: &Path) -> BTreeMap<String, f64> {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -106,7 +83,7 @@ fn active_user_tuples_from_source(data: &Path) -> BTreeSet<(String, String, Stri
 fn demo_end_to_end_matches_independent_computation() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("shop");
-    let stdout = demo(&dir);
+    let stdout = common::demo(&dir, "0.05", "7");
     assert!(stdout.contains("Demo finished"), "{stdout}");
     // Every asset built, warnings fired on the dirty data, no check failed.
     assert!(stdout.contains(" 0 failed, 0 skipped"), "{stdout}");

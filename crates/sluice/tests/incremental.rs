@@ -26,24 +26,7 @@ fn latest_commit_info(table: &Path) -> serde_json::Value {
 fn incremental_ingestion_lands_only_new_rows_and_merges_them() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("shop");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "demo",
-            "--no-serve",
-            "--scale",
-            "0.05",
-            "--seed",
-            "3",
-            "--dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    common::demo(&dir, "0.05", "3");
     let db = dir.join("data/shop.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let old_max: String = conn

@@ -17,7 +17,7 @@ use super::config::{FilesConfig, FilesTable};
 use crate::error::IngestError;
 use crate::formats::{FileFormat, ReadOptions, parse_type_name, read_file};
 use crate::landing::{Landing, app_id, land};
-use crate::source::{IngestContext, IngestReport, Source};
+use crate::source::{IngestContext, IngestReport, Source, find_table};
 
 /// Lands files matched by globs.
 #[derive(Debug, Clone)]
@@ -58,14 +58,7 @@ impl FilesSource {
     }
 
     fn table(&self, name: &str) -> Result<&FilesTable, IngestError> {
-        self.config
-            .tables
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| IngestError::UnknownTable {
-                source_name: self.name.clone(),
-                table: name.to_string(),
-            })
+        find_table(&self.name, &self.config.tables, name, |t| &t.name)
     }
 
     /// Files matching the table's glob, sorted (so files named by time land in order).

@@ -12,7 +12,7 @@ use super::config::{Mode, SqliteConfig, SqliteTable};
 use super::read::{ReadRequest, read_chunks};
 use crate::error::IngestError;
 use crate::landing::{Landing, app_id, land};
-use crate::source::{IngestContext, IngestReport, Source};
+use crate::source::{IngestContext, IngestReport, Source, find_table};
 
 /// Lands tables of a SQLite database.
 #[derive(Debug, Clone)]
@@ -69,14 +69,7 @@ impl SqliteSource {
     }
 
     fn table(&self, name: &str) -> Result<&SqliteTable, IngestError> {
-        self.config
-            .tables
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| IngestError::UnknownTable {
-                source_name: self.name.clone(),
-                table: name.to_string(),
-            })
+        find_table(&self.name, &self.config.tables, name, |t| &t.name)
     }
 }
 
