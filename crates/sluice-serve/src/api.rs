@@ -1,46 +1,50 @@
-//! HTTP handlers.
+//! The router and the JSON endpoints over the graph and the state database.
+//!
+//! Query results (`/api/assets/{name}/rows`, `/api/sql`) live in [`crate::query`]; `/metrics` in
+//! [`crate::metrics`]; `/api/openapi.json` in [`crate::openapi`]. Every route is listed once, in
+//! [`routes`], which both builds the router and is checked against the OpenAPI document.
 
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, middleware};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::format::{Format, encode};
+use crate::error::ApiError;
+use crate::metrics::{count_requests, metrics};
+use crate::openapi::openapi;
+use crate::query::{rows, sql};
 use crate::status::asset_status;
 
-/// The API router.
+/// Every route: method (for the OpenAPI check), path template and handler.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("GET", "/api/health", get(health)),
+        ("GET", "/api/assets", get(assets)),
+        ("GET", "/api/assets/{name}", get(asset)),
+        ("GET", "/api/assets/{name}/rows", get(rows)),
+        ("POST", "/api/sql", post(sql)),
+        ("GET", "/api/runs", get(runs)),
+        ("GET", "/api/runs/{id}", get(run)),
+        ("GET", "/api/lineage", get(lineage)),
+        ("GET", "/api/openapi.json", get(openapi)),
+        ("GET", "/metrics", get(metrics)),
+    ]
+}
+
+/// The API router, counting every request for `/metrics`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/health", get(health))
-        .route("/api/assets", get(assets))
-        .route("/api/assets/{name}", get(asset))
-        .route("/api/assets/{name}/rows", get(rows))
-        .route("/api/sql", post(sql))
-        .route("/api/runs", get(runs))
-        .route("/api/runs/{id}", get(run))
-        .route("/api/lineage", get(lineage))
+    let counters = state.metrics.clone();
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| {
+            r.route(path, handler)
+        })
         .with_state(state)
-}
-
-/// An error response: `{"error": "..."}` with a status.
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-}
-
-fn bad_request(e: impl std::fmt::Display) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, e.to_string())
+        .layer(middleware::from_fn_with_state(counters, count_requests))
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -48,11 +52,12 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn assets(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = asset_status(&s.compiled, &s.state).map_err(internal)?;
+    let list = asset_status(&s.compiled, &s.state)?;
     Ok(Json(json!(list)))
 }
 
-fn relation_of(s: &AppState, name: &str) -> Result<String, ApiError> {
+/// The SQL relation of an asset, or 404 with a suggestion.
+pub(crate) fn relation_of(s: &AppState, name: &str) -> Result<String, ApiError> {
     if let Some(m) = s.compiled.models.get(name) {
         return Ok(m.relation.clone());
     }
@@ -62,10 +67,10 @@ fn relation_of(s: &AppState, name: &str) -> Result<String, ApiError> {
     let hint = sluice_core::graph::suggest(name, s.compiled.graph.nodes())
         .map(|h| format!(" (did you mean `{h}`?)"))
         .unwrap_or_default();
-    Err(ApiError(
-        StatusCode::NOT_FOUND,
-        format!("no asset `{name}`{hint}"),
-    ))
+    Err(ApiError::UnknownAsset {
+        name: name.to_string(),
+        hint,
+    })
 }
 
 async fn asset(
@@ -73,8 +78,7 @@ async fn asset(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let relation = relation_of(&s, &name)?;
-    let status = asset_status(&s.compiled, &s.state)
-        .map_err(internal)?
+    let status = asset_status(&s.compiled, &s.state)?
         .into_iter()
         .find(|a| a.name == name);
     let schema = match s.engine.plan(&format!("SELECT * FROM {relation} LIMIT 0")).await {
@@ -86,11 +90,10 @@ async fn asset(
             .collect::<Vec<_>>(),
         Err(_) => Vec::new(),
     };
-    let history = s.state.node_history(&name, 20).map_err(internal)?;
+    let history = s.state.node_history(&name, 20)?;
     let checks: Vec<_> = s
         .state
-        .latest_checks()
-        .map_err(internal)?
+        .latest_checks()?
         .into_iter()
         .filter(|c| c.model == name)
         .collect();
@@ -105,76 +108,16 @@ async fn asset(
 }
 
 #[derive(Deserialize)]
-struct RowsQuery {
-    limit: Option<usize>,
-    offset: Option<usize>,
-    format: Option<String>,
-}
-
-/// Largest page served in one response.
-const MAX_LIMIT: usize = 100_000;
-
-async fn rows(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(q): Query<RowsQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let relation = relation_of(&s, &name)?;
-    let format = Format::negotiate(q.format.as_deref(), &headers).map_err(bad_request)?;
-    let limit = q.limit.unwrap_or(100);
-    if limit > MAX_LIMIT {
-        return Err(bad_request(format!(
-            "limit {limit} is above the maximum of {MAX_LIMIT}; page with offset"
-        )));
-    }
-    let offset = q.offset.unwrap_or(0);
-    let batches = s
-        .engine
-        .query(&format!(
-            "SELECT * FROM {relation} LIMIT {limit} OFFSET {offset}"
-        ))
-        .await
-        .map_err(internal)?;
-    encode(&batches, format).map_err(internal)
-}
-
-#[derive(Deserialize)]
-struct SqlRequest {
-    sql: String,
-}
-
-#[derive(Deserialize)]
-struct SqlQuery {
-    format: Option<String>,
-}
-
-async fn sql(
-    State(s): State<AppState>,
-    Query(q): Query<SqlQuery>,
-    headers: HeaderMap,
-    Json(body): Json<SqlRequest>,
-) -> Result<Response, ApiError> {
-    let format = Format::negotiate(q.format.as_deref(), &headers).map_err(bad_request)?;
-    let batches = s.engine.query(&body.sql).await.map_err(|e| match e {
-        sluice_transform::TransformError::ReadOnly(m) => {
-            ApiError(StatusCode::FORBIDDEN, format!("read-only: {m}"))
-        }
-        other => bad_request(other),
-    })?;
-    encode(&batches, format).map_err(internal)
-}
-
-#[derive(Deserialize)]
 struct RunsQuery {
     limit: Option<usize>,
 }
 
 async fn runs(
     State(s): State<AppState>,
-    Query(q): Query<RunsQuery>,
+    q: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let runs = s.state.runs(q.limit.unwrap_or(50)).map_err(internal)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_param("limit", "", e.body_text()))?;
+    let runs = s.state.runs(q.limit.unwrap_or(50))?;
     Ok(Json(json!(runs)))
 }
 
@@ -182,11 +125,11 @@ async fn run(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(run) = s.state.run(&id).map_err(internal)? else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no run `{id}`")));
+    let Some(run) = s.state.run(&id)? else {
+        return Err(ApiError::UnknownRun { id });
     };
-    let nodes = s.state.nodes_of_run(&id).map_err(internal)?;
-    let checks = s.state.checks_of_run(&id).map_err(internal)?;
+    let nodes = s.state.nodes_of_run(&id)?;
+    let checks = s.state.checks_of_run(&id)?;
     Ok(Json(json!({"run": run, "nodes": nodes, "checks": checks})))
 }
 
@@ -212,3 +155,7 @@ async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {
         .collect();
     Json(json!({"nodes": nodes, "edges": edges}))
 }
+
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod tests;

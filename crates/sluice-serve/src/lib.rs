@@ -1,8 +1,21 @@
 //! Serving: the HTTP API (axum) over the lake, the graph and the state database.
 //!
-//! Endpoints (DESIGN.md "Serving"): `GET /api/health`, `GET /api/assets`, `GET /api/assets/{name}`,
-//! `GET /api/assets/{name}/rows` (JSON or CSV by `Accept` or `?format=`, with `limit`/`offset`),
-//! `POST /api/sql` (read-only), `GET /api/runs`, `GET /api/runs/{id}`, `GET /api/lineage`.
+//! Serving is where the data reaches its consumers, so query results come in the format each
+//! consumer already reads, stream without holding a result in memory, and every failure is a JSON
+//! error that says what to change. The full reference is `docs/http-api.md`.
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `GET /api/health` | liveness and version |
+//! | `GET /api/assets`, `GET /api/assets/{name}` | asset states; one asset's columns, runs, checks, SQL |
+//! | `GET /api/assets/{name}/rows` | rows: `columns=`, `<col>=<op>.<value>` filters, `order=`, `limit`/`offset` |
+//! | `POST /api/sql` | one read-only query |
+//! | `GET /api/runs`, `GET /api/runs/{id}` | run history, one run |
+//! | `GET /api/lineage` | the asset graph |
+//! | `GET /api/openapi.json` | OpenAPI 3.1 description of all of this |
+//! | `GET /metrics` | Prometheus metrics |
+//!
+//! Rows and SQL results are JSON, NDJSON, CSV, Arrow IPC stream or Parquet, by `?format=` or `Accept`.
 //!
 //! ```no_run
 //! # async fn example(state: sluice_serve::AppState) -> std::io::Result<()> {
@@ -10,10 +23,23 @@
 //! sluice_serve::serve(listener, sluice_serve::router(state), std::future::pending()).await
 //! # }
 //! ```
+//!
+//! Modules: [`api`] (router, JSON endpoints), [`query`] (rows and SQL), [`filter`] (rows parameters),
+//! [`format`] (negotiation, encoders, streaming), [`openapi`], [`metrics`], [`status`], [`error`].
+//!
+//! Adding an endpoint: write the handler, add one line to [`api::routes`], and describe it in
+//! [`openapi::document`] (a test fails until both agree). Adding a format: see [`format`].
 
-mod api;
-mod format;
+pub mod api;
+pub mod error;
+pub mod filter;
+pub mod format;
+pub mod metrics;
+pub mod openapi;
+pub mod query;
 pub mod status;
+#[cfg(test)]
+mod test_support;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +48,9 @@ use sluice_orchestrate::StateStore;
 use sluice_transform::{CompiledProject, Engine};
 
 pub use api::router;
+pub use error::ApiError;
+pub use format::Format;
+pub use metrics::HttpMetrics;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -32,15 +61,18 @@ pub struct AppState {
     pub engine: Engine,
     /// The state database.
     pub state: Arc<StateStore>,
+    /// HTTP request counters for `/metrics`.
+    pub metrics: Arc<HttpMetrics>,
 }
 
 impl AppState {
-    /// Bundles the parts.
+    /// Bundles the parts, with fresh request counters.
     pub fn new(compiled: Arc<CompiledProject>, engine: Engine, state: Arc<StateStore>) -> Self {
         Self {
             compiled,
             engine,
             state,
+            metrics: Arc::new(HttpMetrics::default()),
         }
     }
 }

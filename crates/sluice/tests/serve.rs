@@ -2,10 +2,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Cursor, Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{http, sluice_ok, write};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sluice_transform::arrow::array::RecordBatch;
+use sluice_transform::arrow::ipc::reader::StreamReader;
+use sluice_transform::arrow::json::WriterBuilder;
+use sluice_transform::arrow::json::writer::JsonArray;
 
 #[test]
 fn http_api_serves_assets_rows_sql_and_runs() {
@@ -37,9 +43,9 @@ fn http_api_serves_assets_rows_sql_and_runs() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Keep the pipe open while the server runs: it prints more lines, and a closed pipe kills it.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let addr = line
         .split("http://")
         .nth(1)
@@ -95,6 +101,8 @@ fn http_api_serves_assets_rows_sql_and_runs() {
     let (code, body) = http(&addr, "GET", "/api/assets/by_region/rows", None, "text/csv");
     assert_eq!(code, 200);
     assert_eq!(body.lines().count(), 3, "{body}");
+
+    arrow_and_parquet_bodies_parse_back(&addr, dir);
 
     let (code, body) = http(
         &addr,
@@ -152,4 +160,109 @@ fn http_api_serves_assets_rows_sql_and_runs() {
 
     let _ = child.kill();
     let _ = child.wait();
+    drop(stdout);
+}
+
+/// An Arrow IPC body and a Parquet body, parsed back with the Arrow and Parquet readers, carry the
+/// same rows as the JSON body of the same request.
+fn arrow_and_parquet_bodies_parse_back(addr: &str, dir: &Path) {
+    // Every column, metadata timestamps included, so that types survive the round trip.
+    let rows = "/api/assets/files.sales/rows?order=sale_id";
+    let (_, json) = http(addr, "GET", rows, None, "application/json");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+
+    let (code, content_type, body) =
+        http_bytes(addr, "GET", &format!("{rows}&format=arrow"), None, "*/*");
+    assert_eq!(code, 200);
+    assert_eq!(content_type, "application/vnd.apache.arrow.stream");
+    let batches: Vec<RecordBatch> = StreamReader::try_new(Cursor::new(body), None)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(as_json(&batches), json);
+
+    let sql = r#"{"sql": "select region, revenue from gold.by_region order by region"}"#;
+    let (code, content_type, body) = http_bytes(
+        addr,
+        "POST",
+        "/api/sql",
+        Some(sql),
+        "application/vnd.apache.parquet",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(content_type, "application/vnd.apache.parquet");
+    // A consumer saves the file and opens it.
+    let path = dir.join("by_region.parquet");
+    std::fs::write(&path, &body).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    assert_eq!(
+        as_json(&batches),
+        serde_json::json!([{"region": "north", "revenue": 15}, {"region": "south", "revenue": 20}])
+    );
+}
+
+/// Batches as the API's JSON (an array of objects with explicit nulls).
+fn as_json(batches: &[RecordBatch]) -> serde_json::Value {
+    let mut w = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(Vec::new());
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+    serde_json::from_slice(&w.into_inner()).unwrap()
+}
+
+/// An HTTP/1.1 request whose body is kept as bytes; returns (status, content type, body).
+fn http_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    accept: &str,
+) -> (u16, String, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
+    let mut rest = &resp[split + 4..];
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or("")
+        .to_string();
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, content_type, rest.to_vec());
+    }
+    let mut out = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&rest[start..start + size]);
+        rest = &rest[start + size + 2..];
+    }
+    (status, content_type, out)
 }

@@ -1,0 +1,203 @@
+//! Errors of the HTTP API and how each becomes a response.
+//!
+//! Every error before the first byte of a response is a JSON body `{"error": "..."}` with a status that
+//! says whose fault it is: 400 for a bad parameter or query, 403 for a refused write, 404 for an unknown
+//! asset or run, 406 for a format the API cannot produce, 500 for a failure of the server. Errors in the
+//! middle of a streamed body cannot change the status any more: they end the stream (see
+//! [`crate::format::stream`]).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::format::Format;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No asset of that name in the project.
+    #[error("no asset `{name}`{hint}")]
+    UnknownAsset {
+        /// The requested name.
+        name: String,
+        /// ` (did you mean `x`?)` or empty.
+        hint: String,
+    },
+    /// The asset is declared but its table has not been built yet.
+    #[error("asset `{name}` has no table yet; build it with `sluice run --select {name}`")]
+    NotBuilt {
+        /// The asset.
+        name: String,
+    },
+    /// No run with that id.
+    #[error("no run `{id}`")]
+    UnknownRun {
+        /// The requested id.
+        id: String,
+    },
+    /// `?format=` names a format the API does not produce.
+    #[error(
+        "unsupported format `{requested}`; supported formats: {}",
+        Format::supported_list()
+    )]
+    UnsupportedFormat {
+        /// The requested format.
+        requested: String,
+    },
+    /// Nothing in the `Accept` header is a format the API produces.
+    #[error(
+        "no acceptable format in `Accept: {accept}`; supported media types: {}",
+        Format::media_type_list()
+    )]
+    NotAcceptable {
+        /// The `Accept` header.
+        accept: String,
+    },
+    /// The result cannot be written in the chosen format (a nested column in CSV).
+    #[error("{}; choose another format ({})", .0, Format::supported_list())]
+    Unencodable(String),
+    /// A parameter names a column the table does not have.
+    #[error("unknown column `{column}` in `{param}`; available columns: {}", available.join(", "))]
+    UnknownColumn {
+        /// The column.
+        column: String,
+        /// The parameter it appeared in (`columns`, `order`, or the filter itself).
+        param: String,
+        /// The table's columns.
+        available: Vec<String>,
+    },
+    /// A parameter could not be understood.
+    #[error("invalid `{param}={value}`: {expected}")]
+    BadParameter {
+        /// The parameter name.
+        param: String,
+        /// Its value.
+        value: String,
+        /// What was expected instead.
+        expected: String,
+    },
+    /// The request body could not be understood.
+    #[error("invalid request body: {0}")]
+    BadBody(String),
+    /// A write, DDL or file-reading function was refused.
+    #[error("read-only: {0}")]
+    ReadOnly(String),
+    /// A user query failed to plan or run (bad SQL, unknown table, division by zero).
+    #[error("query failed: {0}")]
+    Query(String),
+    /// The engine failed on a query the API built (a lake file unreadable, an encoding error).
+    #[error("engine error: {0}")]
+    Engine(String),
+    /// The state database failed.
+    #[error(transparent)]
+    State(#[from] sluice_orchestrate::StateError),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownAsset { .. }
+            | ApiError::NotBuilt { .. }
+            | ApiError::UnknownRun { .. } => StatusCode::NOT_FOUND,
+            ApiError::UnsupportedFormat { .. }
+            | ApiError::NotAcceptable { .. }
+            | ApiError::Unencodable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::UnknownColumn { .. }
+            | ApiError::BadParameter { .. }
+            | ApiError::BadBody(_)
+            | ApiError::Query(_) => StatusCode::BAD_REQUEST,
+            ApiError::ReadOnly(_) => StatusCode::FORBIDDEN,
+            ApiError::Engine(_) | ApiError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Maps an engine error on a user's SQL: refused writes are 403, everything else 400.
+    pub fn from_user_sql(e: sluice_transform::TransformError) -> ApiError {
+        match e {
+            sluice_transform::TransformError::ReadOnly(m) => ApiError::ReadOnly(m),
+            other => ApiError::Query(other.to_string()),
+        }
+    }
+
+    /// A bad parameter.
+    pub fn bad_param(param: &str, value: &str, expected: impl Into<String>) -> ApiError {
+        ApiError::BadParameter {
+            param: param.to_string(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, %status, "request refused");
+        }
+        let mut body = json!({"error": self.to_string()});
+        match &self {
+            ApiError::UnsupportedFormat { .. }
+            | ApiError::NotAcceptable { .. }
+            | ApiError::Unencodable(_) => {
+                body["supported"] = json!(Format::ALL.map(|f| f.name()));
+                body["media_types"] = json!(Format::ALL.map(|f| f.media_type()));
+            }
+            ApiError::UnknownColumn { available, .. } => {
+                body["available"] = json!(available);
+            }
+            _ => {}
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_whose_fault_it_is() {
+        assert_eq!(
+            ApiError::UnknownRun { id: "r".into() }.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::UnsupportedFormat {
+                requested: "xml".into()
+            }
+            .status(),
+            StatusCode::NOT_ACCEPTABLE
+        );
+        assert_eq!(
+            ApiError::ReadOnly("x".into()).status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            ApiError::Engine("x".into()).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn the_error_stays_small_enough_to_return_by_value() {
+        assert!(std::mem::size_of::<ApiError>() <= 128);
+    }
+
+    #[test]
+    fn unknown_column_message_lists_the_available_ones() {
+        let e = ApiError::UnknownColumn {
+            column: "regio".into(),
+            param: "columns".into(),
+            available: vec!["region".into(), "amount".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "unknown column `regio` in `columns`; available columns: region, amount"
+        );
+    }
+}

@@ -1,0 +1,444 @@
+//! Query parameters of `GET /api/assets/{name}/rows`: projection, PostgREST-style filters, order and
+//! paging, turned into a DataFusion plan.
+//!
+//! Values are never pasted into SQL: every filter becomes an expression built with [`ident`] and
+//! [`lit`], and each value is first cast to the column's type (so `amount=gt.abc` is a 400 naming the
+//! column and its type, and `region=eq.x' or 1=1` is just a string that matches nothing).
+//!
+//! ```text
+//! columns=a,b                 only these columns, in this order
+//! <column>=<op>.<value>       op: eq neq lt lte gt gte like ilike in is; `not.<op>.<value>` negates;
+//!                             like/ilike take `*` or `%` as wildcard; in takes `a,b` or `(a,"b,c")`;
+//!                             is takes null, notnull, true, false. Repeated filters are ANDed.
+//! order=a.desc,b              asc (default) or desc, optionally .nullsfirst / .nullslast
+//! limit=100  offset=0         paging (limit at most MAX_LIMIT)
+//! ```
+//!
+//! There is no opaque `cursor`: keyset paging is a filter on the ordering key
+//! (`order=id&id=gt.<last id seen>`), which is stable and cheap without any server state.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{DataFrame, Expr, cast, ident, lit};
+
+use crate::error::ApiError;
+
+/// Rows returned when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: usize = 100_000;
+/// Parameters that are not filters (a column with one of these names cannot be filtered on).
+pub const RESERVED: [&str; 6] = ["format", "columns", "order", "limit", "offset", "cursor"];
+/// The filter operators.
+pub const OPERATORS: [&str; 10] = [
+    "eq", "neq", "lt", "lte", "gt", "gte", "like", "ilike", "in", "is",
+];
+
+/// A parsed rows request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowsRequest {
+    /// `?format=`.
+    pub format: Option<String>,
+    /// `?columns=`: the projection, `None` for every column.
+    pub columns: Option<Vec<String>>,
+    /// Filters, ANDed.
+    pub filters: Vec<Filter>,
+    /// `?order=`.
+    pub order: Vec<OrderBy>,
+    /// Rows to return.
+    pub limit: usize,
+    /// Rows to skip.
+    pub offset: usize,
+}
+
+/// One `<column>=<op>.<value>` filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// The column.
+    pub column: String,
+    /// The parameter's value as given (for messages).
+    pub raw: String,
+    /// `not.` prefix.
+    pub negated: bool,
+    /// What to compare.
+    pub op: Op,
+}
+
+/// A filter operator with its value(s), still as text (typed against the column later).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `eq`, `neq`, `lt`, `lte`, `gt`, `gte`.
+    Compare(Comparison, String),
+    /// `like` (case-sensitive) or `ilike`, with `*` or `%` wildcards.
+    Like {
+        /// `ilike`.
+        case_insensitive: bool,
+        /// The pattern, `*` already turned into `%`.
+        pattern: String,
+    },
+    /// `in`.
+    In(Vec<String>),
+    /// `is`.
+    Is(IsValue),
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// `=`.
+    Eq,
+    /// `<>`.
+    Neq,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Lte,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Gte,
+}
+
+/// The value of an `is` filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsValue {
+    /// `is.null`.
+    Null,
+    /// `is.notnull`.
+    NotNull,
+    /// `is.true`.
+    True,
+    /// `is.false`.
+    False,
+}
+
+/// One `order` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBy {
+    /// The column.
+    pub column: String,
+    /// `desc`.
+    pub descending: bool,
+    /// Where nulls go; by default last when ascending, first when descending (as in PostgreSQL).
+    pub nulls_first: bool,
+}
+
+impl RowsRequest {
+    /// Parses the query string's pairs.
+    pub fn parse(params: &[(String, String)]) -> Result<RowsRequest, ApiError> {
+        let mut req = RowsRequest {
+            format: None,
+            columns: None,
+            filters: Vec::new(),
+            order: Vec::new(),
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, value) in params {
+            if let Some(reserved) = RESERVED.iter().find(|r| **r == key) {
+                if seen.contains(reserved) {
+                    return Err(ApiError::bad_param(
+                        key,
+                        value,
+                        "the parameter is given twice",
+                    ));
+                }
+                seen.push(reserved);
+            }
+            match key.as_str() {
+                "format" => req.format = Some(value.clone()),
+                "columns" => req.columns = Some(parse_columns(value)?),
+                "order" => req.order = parse_order(value)?,
+                "limit" => {
+                    req.limit = parse_count(key, value)?;
+                    if req.limit > MAX_LIMIT {
+                        return Err(ApiError::bad_param(
+                            key,
+                            value,
+                            format!("at most {MAX_LIMIT}; page with offset or a key filter"),
+                        ));
+                    }
+                }
+                "offset" => req.offset = parse_count(key, value)?,
+                "cursor" => {
+                    return Err(ApiError::bad_param(
+                        key,
+                        value,
+                        "cursors are not supported; page by key with `order=<key>&<key>=gt.<last \
+                         value seen>`, or with offset",
+                    ));
+                }
+                _ => req.filters.push(Filter::parse(key, value)?),
+            }
+        }
+        Ok(req)
+    }
+
+    /// Applies filters, order, paging and projection (in that order, so filters and order may use
+    /// columns that are not returned). Every column named must exist.
+    pub fn apply(&self, df: DataFrame) -> Result<DataFrame, ApiError> {
+        let fields: Vec<(String, DataType)> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        let lookup = |column: &str, param: &str| -> Result<DataType, ApiError> {
+            fields
+                .iter()
+                .find(|(n, _)| n == column)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| ApiError::UnknownColumn {
+                    column: column.to_string(),
+                    param: param.to_string(),
+                    available: fields.iter().map(|(n, _)| n.clone()).collect(),
+                })
+        };
+        let plan_err = |e: datafusion::error::DataFusionError| ApiError::Query(e.to_string());
+        let mut df = df;
+        for f in &self.filters {
+            let dtype = lookup(&f.column, &format!("{}={}", f.column, f.raw))?;
+            df = df.filter(f.expr(&dtype)?).map_err(plan_err)?;
+        }
+        if !self.order.is_empty() {
+            let mut sort = Vec::new();
+            for o in &self.order {
+                lookup(&o.column, "order")?;
+                sort.push(ident(&o.column).sort(!o.descending, o.nulls_first));
+            }
+            df = df.sort(sort).map_err(plan_err)?;
+        }
+        df = df.limit(self.offset, Some(self.limit)).map_err(plan_err)?;
+        if let Some(columns) = &self.columns {
+            for c in columns {
+                lookup(c, "columns")?;
+            }
+            df = df
+                .select(columns.iter().map(ident).collect::<Vec<_>>())
+                .map_err(plan_err)?;
+        }
+        Ok(df)
+    }
+}
+
+impl Filter {
+    /// Parses `column=op.value`.
+    pub fn parse(column: &str, raw: &str) -> Result<Filter, ApiError> {
+        let expected = || {
+            format!(
+                "expected `<op>.<value>` with op one of {} (optionally after `not.`)",
+                OPERATORS.join(", ")
+            )
+        };
+        let (mut op, mut rest) = raw
+            .split_once('.')
+            .ok_or_else(|| ApiError::bad_param(column, raw, expected()))?;
+        let negated = op == "not";
+        if negated {
+            (op, rest) = rest
+                .split_once('.')
+                .ok_or_else(|| ApiError::bad_param(column, raw, expected()))?;
+        }
+        let cmp = |c| Op::Compare(c, rest.to_string());
+        let op = match op {
+            "eq" => cmp(Comparison::Eq),
+            "neq" => cmp(Comparison::Neq),
+            "lt" => cmp(Comparison::Lt),
+            "lte" => cmp(Comparison::Lte),
+            "gt" => cmp(Comparison::Gt),
+            "gte" => cmp(Comparison::Gte),
+            "like" | "ilike" => Op::Like {
+                case_insensitive: op == "ilike",
+                pattern: rest.replace('*', "%"),
+            },
+            "in" => {
+                let items = split_list(rest).map_err(|e| ApiError::bad_param(column, raw, e))?;
+                if items.is_empty() {
+                    return Err(ApiError::bad_param(
+                        column,
+                        raw,
+                        "`in` needs at least one value",
+                    ));
+                }
+                Op::In(items)
+            }
+            "is" => Op::Is(match rest.to_ascii_lowercase().as_str() {
+                "null" => IsValue::Null,
+                "notnull" | "not_null" => IsValue::NotNull,
+                "true" => IsValue::True,
+                "false" => IsValue::False,
+                _ => {
+                    return Err(ApiError::bad_param(
+                        column,
+                        raw,
+                        "`is` takes null, notnull, true or false",
+                    ));
+                }
+            }),
+            _ => return Err(ApiError::bad_param(column, raw, expected())),
+        };
+        Ok(Filter {
+            column: column.to_string(),
+            raw: raw.to_string(),
+            negated,
+            op,
+        })
+    }
+
+    /// The DataFusion expression, with values cast to `dtype` (the column's type).
+    pub fn expr(&self, dtype: &DataType) -> Result<Expr, ApiError> {
+        let c = ident(&self.column);
+        let value = |v: &str| -> Result<Expr, ApiError> {
+            ScalarValue::try_from_string(v.to_string(), dtype)
+                .map(lit)
+                .map_err(|_| {
+                    ApiError::bad_param(
+                        &self.column,
+                        &self.raw,
+                        format!(
+                            "`{v}` is not a valid {dtype} value for column `{}`",
+                            self.column
+                        ),
+                    )
+                })
+        };
+        let e = match &self.op {
+            Op::Compare(op, v) => {
+                let v = value(v)?;
+                match op {
+                    Comparison::Eq => c.eq(v),
+                    Comparison::Neq => c.not_eq(v),
+                    Comparison::Lt => c.lt(v),
+                    Comparison::Lte => c.lt_eq(v),
+                    Comparison::Gt => c.gt(v),
+                    Comparison::Gte => c.gt_eq(v),
+                }
+            }
+            Op::Like {
+                case_insensitive,
+                pattern,
+            } => {
+                let text = match dtype {
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => c,
+                    _ => cast(c, DataType::Utf8),
+                };
+                if *case_insensitive {
+                    text.ilike(lit(pattern.clone()))
+                } else {
+                    text.like(lit(pattern.clone()))
+                }
+            }
+            Op::In(items) => {
+                let list = items
+                    .iter()
+                    .map(|v| value(v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                c.in_list(list, false)
+            }
+            Op::Is(IsValue::Null) => c.is_null(),
+            Op::Is(IsValue::NotNull) => c.is_not_null(),
+            Op::Is(IsValue::True) => c.is_true(),
+            Op::Is(IsValue::False) => c.is_false(),
+        };
+        Ok(if self.negated { !e } else { e })
+    }
+}
+
+fn parse_count(key: &str, value: &str) -> Result<usize, ApiError> {
+    value
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| ApiError::bad_param(key, value, "expected a non-negative whole number"))
+}
+
+fn parse_columns(value: &str) -> Result<Vec<String>, ApiError> {
+    let columns: Vec<String> = value.split(',').map(|c| c.trim().to_string()).collect();
+    if columns.iter().any(String::is_empty) {
+        return Err(ApiError::bad_param(
+            "columns",
+            value,
+            "expected a comma-separated list of column names",
+        ));
+    }
+    if let Some(dup) = columns
+        .iter()
+        .enumerate()
+        .find(|(i, c)| columns[..*i].contains(c))
+    {
+        return Err(ApiError::bad_param(
+            "columns",
+            value,
+            format!("column `{}` is listed twice", dup.1),
+        ));
+    }
+    Ok(columns)
+}
+
+fn parse_order(value: &str) -> Result<Vec<OrderBy>, ApiError> {
+    value
+        .split(',')
+        .map(|item| {
+            let mut column = item.trim();
+            let mut descending = None;
+            let mut nulls_first = None;
+            while let Some((head, last)) = column.rsplit_once('.') {
+                match last {
+                    "asc" | "desc" if descending.is_none() => descending = Some(last == "desc"),
+                    "nullsfirst" | "nullslast" if nulls_first.is_none() => {
+                        nulls_first = Some(last == "nullsfirst");
+                    }
+                    _ => break,
+                }
+                column = head;
+            }
+            if column.is_empty() {
+                return Err(ApiError::bad_param(
+                    "order",
+                    value,
+                    "expected `<column>[.asc|.desc][.nullsfirst|.nullslast]`, comma-separated",
+                ));
+            }
+            let descending = descending.unwrap_or(false);
+            Ok(OrderBy {
+                column: column.to_string(),
+                descending,
+                nulls_first: nulls_first.unwrap_or(descending),
+            })
+        })
+        .collect()
+}
+
+/// Splits `a,b`, `(a,b)` or `("a,b",c)` into items; `\"` escapes a quote inside quotes.
+fn split_list(text: &str) -> Result<Vec<String>, String> {
+    let inner = match text.strip_prefix('(') {
+        Some(t) => t
+            .strip_suffix(')')
+            .ok_or_else(|| "the list opens with `(` but does not end with `)`".to_string())?,
+        None => text,
+    };
+    if inner.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = inner.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '"' => quoted = !quoted,
+            '\\' if quoted => current.extend(chars.next()),
+            ',' if !quoted => items.push(std::mem::take(&mut current)),
+            _ => current.push(ch),
+        }
+    }
+    if quoted {
+        return Err("a double quote is not closed".to_string());
+    }
+    items.push(current);
+    Ok(items)
+}
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod tests;

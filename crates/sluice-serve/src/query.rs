@@ -1,0 +1,159 @@
+//! The query endpoints: rows of an asset and read-only SQL, streamed in the negotiated format.
+//!
+//! Both run through the engine as a stream of batches ([`crate::format::stream_response`]), so neither
+//! holds a whole result in memory.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::relation_of;
+use crate::error::ApiError;
+use crate::filter::RowsRequest;
+use crate::format::{negotiate, stream_response};
+
+/// `GET /api/assets/{name}/rows`.
+pub async fn rows(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let relation = relation_of(&s, &name)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
+    let req = RowsRequest::parse(&params)?;
+    let format = negotiate(req.format.as_deref(), &headers)?;
+    let exists = s
+        .engine
+        .context()
+        .table_exist(relation.as_str())
+        .map_err(|e| ApiError::Engine(e.to_string()))?;
+    if !exists {
+        return Err(ApiError::NotBuilt { name });
+    }
+    let df = s
+        .engine
+        .plan(&format!("SELECT * FROM {relation}"))
+        .await
+        .map_err(|e| ApiError::Engine(e.to_string()))?;
+    let df = req.apply(df)?;
+    tracing::debug!(asset = %name, format = format.name(), "streaming rows");
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| ApiError::Engine(e.to_string()))?;
+    stream_response(stream, format, ApiError::Engine).await
+}
+
+#[derive(Deserialize)]
+struct SqlRequest {
+    sql: String,
+}
+
+/// Query parameters of `POST /api/sql`.
+#[derive(Debug, Deserialize)]
+pub struct SqlQuery {
+    /// Response format (overrides `Accept`).
+    pub format: Option<String>,
+}
+
+/// `POST /api/sql`: `{"sql": "..."}` as JSON, or the SQL itself as `application/sql` or `text/plain`.
+pub async fn sql(
+    State(s): State<AppState>,
+    query: Result<Query<SqlQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
+    let format = negotiate(q.format.as_deref(), &headers)?;
+    let sql = sql_of(&headers, &body)?;
+    tracing::debug!(format = format.name(), %sql, "streaming SQL result");
+    let stream = s
+        .engine
+        .query_stream(&sql)
+        .await
+        .map_err(ApiError::from_user_sql)?;
+    stream_response(stream, format, ApiError::Query).await
+}
+
+/// The SQL text of a request body.
+fn sql_of(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let sql = match media.as_str() {
+        "application/json" | "" => {
+            serde_json::from_slice::<SqlRequest>(body)
+                .map_err(|e| {
+                    ApiError::BadBody(format!("expected JSON {{\"sql\": \"SELECT ...\"}}: {e}"))
+                })?
+                .sql
+        }
+        "application/sql" | "text/plain" => String::from_utf8(body.to_vec())
+            .map_err(|e| ApiError::BadBody(format!("the SQL is not UTF-8: {e}")))?,
+        other => {
+            return Err(ApiError::BadBody(format!(
+                "unsupported Content-Type `{other}`; send application/json {{\"sql\": ...}}, \
+                 application/sql or text/plain"
+            )));
+        }
+    };
+    if sql.trim().is_empty() {
+        return Err(ApiError::BadBody("the SQL is empty".to_string()));
+    }
+    Ok(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn typed(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    #[test]
+    fn sql_comes_from_json_or_plain_bodies() {
+        let json = br#"{"sql": "select 1"}"#;
+        assert_eq!(sql_of(&HeaderMap::new(), json).unwrap(), "select 1");
+        assert_eq!(
+            sql_of(&typed("application/json; charset=utf-8"), json).unwrap(),
+            "select 1"
+        );
+        assert_eq!(
+            sql_of(&typed("application/sql"), b"select 2").unwrap(),
+            "select 2"
+        );
+        assert_eq!(
+            sql_of(&typed("text/plain"), b"select 3").unwrap(),
+            "select 3"
+        );
+    }
+
+    #[test]
+    fn bad_bodies_say_what_was_expected() {
+        let e = sql_of(&HeaderMap::new(), b"select 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(r#"expected JSON {"sql": "SELECT ...""#), "{e}");
+        let e = sql_of(&typed("image/png"), b"x").unwrap_err().to_string();
+        assert!(e.contains("unsupported Content-Type `image/png`"), "{e}");
+        let e = sql_of(&typed("text/plain"), b"  ").unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+    }
+}
