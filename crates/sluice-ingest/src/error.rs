@@ -28,6 +28,23 @@ pub enum IngestError {
         /// The table.
         table: String,
     },
+    /// A source column whose type has no Arrow/Delta mapping.
+    #[error(
+        "{kind} source `{source_name}`: table `{table}`: column `{column}` has type `{type_name}`, \
+         which is not supported; cast it in `query:` (e.g. {column}::text)"
+    )]
+    UnsupportedType {
+        /// The connector kind (`postgres`).
+        kind: &'static str,
+        /// The source.
+        source_name: String,
+        /// The table as the source names it (`schema.table`).
+        table: String,
+        /// The column.
+        column: String,
+        /// The source's type name.
+        type_name: String,
+    },
     /// Reading the source system failed.
     #[error("{source_name}.{table}: {message}")]
     Read {

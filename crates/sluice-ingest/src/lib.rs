@@ -6,9 +6,9 @@
 //! metadata columns (`_ingested_at`, `_ingest_date`, `_batch_id`, `_source`) and commits them with the
 //! connector's new position (high-water mark, file name) in one atomic Delta commit.
 //!
-//! Modules: [`sources`] (one folder per connector: `sqlite`, `files`), [`formats`] (CSV, JSON lines and
-//! Parquet readers with row-level rejection), [`landing`], [`generator`] (the ShopFlow data generator
-//! behind `sluice demo`).
+//! Modules: [`sources`] (one folder per connector: `sqlite`, `files`, `postgres`), [`formats`] (CSV,
+//! JSON lines and Parquet readers with row-level rejection), [`landing`], [`generator`] (the ShopFlow
+//! data generator behind `sluice demo`).
 //!
 //! Adding a connector: create `sources/<kind>/{mod,config,source}.rs` with a `<Kind>Config` that
 //! deserializes the whole source file (`#[serde(deny_unknown_fields)]`, a doc comment per field) and a

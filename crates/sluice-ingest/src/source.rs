@@ -94,7 +94,7 @@ pub fn find_table<'a, T>(
 }
 
 /// Every connector kind compiled into this build.
-pub const SOURCE_KINDS: &[&str] = &["sqlite", "files"];
+pub const SOURCE_KINDS: &[&str] = &["sqlite", "files", "postgres"];
 
 /// Builds the connector for a source declaration; `root` resolves relative paths.
 pub fn build_source(decl: &SourceDecl, root: &Path) -> Result<Box<dyn Source>, IngestError> {
@@ -105,6 +105,9 @@ pub fn build_source(decl: &SourceDecl, root: &Path) -> Result<Box<dyn Source>, I
         "files" => Ok(Box::new(crate::sources::files::FilesSource::from_decl(
             decl, root,
         )?)),
+        "postgres" => Ok(Box::new(
+            crate::sources::postgres::PostgresSource::from_decl(decl, root)?,
+        )),
         other => {
             let hint = sluice_core::graph::suggest(other, SOURCE_KINDS.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))

@@ -4,9 +4,12 @@
 //! checked and published, in dependency order with bounded parallelism, retrying transient failures and
 //! skipping only what depends on a failure. [`state::StateStore`] is the state database (SQLite by
 //! default) that records runs, node results, check results and watermarks for the CLI, API and UI.
+//! [`schedule::Scheduler`] starts runs by itself inside `sluice serve`: on cron or interval ticks (with
+//! catchup after downtime), when an upstream asset has new data, and when new files arrive.
 
 pub mod node;
 pub mod runner;
+pub mod schedule;
 pub mod state;
 
 pub use node::{NodeError, NodeOutput};

@@ -53,6 +53,12 @@ pub struct RunOptions {
     pub retry_backoff: Duration,
     /// Progress callbacks.
     pub observer: Option<Arc<dyn RunObserver>>,
+    /// Record the run under this id (default: a new one from [`new_run_id`]).
+    pub run_id: Option<String>,
+    /// Selected nodes that run only if one of their selected upstream nodes wrote rows in this run
+    /// (the scheduler's on-upstream-change models). Otherwise they are left out: not executed, not
+    /// recorded, and neither are those of their downstream in this set.
+    pub only_if_upstream_changed: BTreeSet<String>,
 }
 
 impl Default for RunOptions {
@@ -66,6 +72,8 @@ impl Default for RunOptions {
             retries: 2,
             retry_backoff: Duration::from_millis(200),
             observer: None,
+            run_id: None,
+            only_if_upstream_changed: BTreeSet::new(),
         }
     }
 }
@@ -192,7 +200,7 @@ pub async fn run(
         .into_iter()
         .filter(|n| selected.contains(n))
         .collect();
-    let run_id = new_run_id();
+    let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
     let started = Instant::now();
     state.start_run(&run_id, &opts.command, &opts.selection, &now())?;
     if let Some(o) = &opts.observer {
@@ -203,6 +211,9 @@ pub async fn run(
     let mut done: BTreeMap<String, NodeStatus> = BTreeMap::new();
     let mut pending: Vec<String> = order.clone();
     let mut running: BTreeSet<String> = BTreeSet::new();
+    // Conditional nodes left out because their inputs wrote nothing, and nodes that wrote rows.
+    let mut unchanged: BTreeSet<String> = BTreeSet::new();
+    let mut wrote_rows: BTreeSet<String> = BTreeSet::new();
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
     let mut results = Vec::new();
     let ingest_cx = IngestContext::new(engine.lake().clone(), run_id.clone());
@@ -242,11 +253,19 @@ pub async fn run(
                 results.push(r);
                 continue;
             }
-            if running.len() < threads
-                && ups
-                    .iter()
-                    .all(|u| done.get(*u) == Some(&NodeStatus::Success))
+            let ready = ups
+                .iter()
+                .all(|u| done.get(*u) == Some(&NodeStatus::Success) || unchanged.contains(*u));
+            if ready
+                && opts.only_if_upstream_changed.contains(&name)
+                && !ups.iter().any(|u| wrote_rows.contains(*u))
             {
+                tracing::debug!(node = %name, "left out: no upstream node wrote rows");
+                pending.remove(i);
+                unchanged.insert(name);
+                continue;
+            }
+            if running.len() < threads && ready {
                 pending.remove(i);
                 running.insert(name.clone());
                 if let Some(o) = &opts.observer {
@@ -277,6 +296,9 @@ pub async fn run(
             }
         };
         running.remove(&r.node);
+        if r.status == NodeStatus::Success && r.output.rows_out.unwrap_or(0) > 0 {
+            wrote_rows.insert(r.node.clone());
+        }
         finish_node(&state, &run_id, &r, opts.observer.as_deref())?;
         done.insert(r.node.clone(), r.status);
         results.push(r);

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS check_results (
 CREATE INDEX IF NOT EXISTS check_results_by_model ON check_results (model, checked_at);
 CREATE TABLE IF NOT EXISTS watermarks (
     node TEXT PRIMARY KEY, value TEXT NOT NULL, run_id TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS schedule_ticks (node TEXT PRIMARY KEY, last_tick TEXT NOT NULL);
 ";
 
 /// A run, as recorded.
@@ -187,7 +188,11 @@ impl StateStore {
         Ok(store)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
+    /// Runs `f` on the connection (the scheduler's tables live in `crate::schedule::store`).
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(|source| StateError::Sqlite {
             path: self.path.clone(),

@@ -52,7 +52,8 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn assets(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = asset_status(&s.compiled, &s.state)?;
+    let mut list = asset_status(&s.compiled, &s.state)?;
+    crate::status::count_rows(&mut list, &s.engine).await;
     Ok(Json(json!(list)))
 }
 
@@ -78,9 +79,12 @@ async fn asset(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let relation = relation_of(&s, &name)?;
-    let status = asset_status(&s.compiled, &s.state)?
+    let mut found: Vec<_> = asset_status(&s.compiled, &s.state)?
         .into_iter()
-        .find(|a| a.name == name);
+        .filter(|a| a.name == name)
+        .collect();
+    crate::status::count_rows(&mut found, &s.engine).await;
+    let status = found.into_iter().next();
     let schema = match s.engine.plan(&format!("SELECT * FROM {relation} LIMIT 0")).await {
         Ok(df) => df
             .schema()

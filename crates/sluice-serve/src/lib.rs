@@ -17,6 +17,9 @@
 //!
 //! Rows and SQL results are JSON, NDJSON, CSV, Arrow IPC stream or Parquet, by `?format=` or `Accept`.
 //!
+//! [`pg`] serves the same lake over the PostgreSQL wire protocol (psql, Grafana, Metabase, drivers),
+//! read-only; its guide is `docs/postgres-wire.md`.
+//!
 //! ```no_run
 //! # async fn example(state: sluice_serve::AppState) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -25,7 +28,8 @@
 //! ```
 //!
 //! Modules: [`api`] (router, JSON endpoints), [`query`] (rows and SQL), [`filter`] (rows parameters),
-//! [`format`] (negotiation, encoders, streaming), [`openapi`], [`metrics`], [`status`], [`error`].
+//! [`format`] (negotiation, encoders, streaming), [`openapi`], [`metrics`], [`status`], [`error`],
+//! [`pg`] (PostgreSQL wire protocol).
 //!
 //! Adding an endpoint: write the handler, add one line to [`api::routes`], and describe it in
 //! [`openapi::document`] (a test fails until both agree). Adding a format: see [`format`].
@@ -36,6 +40,7 @@ pub mod filter;
 pub mod format;
 pub mod metrics;
 pub mod openapi;
+pub mod pg;
 pub mod query;
 pub mod status;
 #[cfg(test)]

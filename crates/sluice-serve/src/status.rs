@@ -23,8 +23,10 @@ pub struct AssetStatus {
     pub description: Option<String>,
     /// Owner.
     pub owner: Option<String>,
-    /// Rows written by the last successful build (models) or landed by the last ingestion (sources).
+    /// Rows in the published table (or the view's result) now; `None` when it has never been built.
     pub rows: Option<i64>,
+    /// Rows written by the last successful build (models) or landed by the last ingestion (sources).
+    pub last_rows_written: Option<i64>,
     /// When it last succeeded.
     pub last_success_at: Option<String>,
     /// `fresh`, `stale` (an upstream is newer, or the last run skipped it), `failed`, or `never built`.
@@ -106,7 +108,8 @@ pub fn asset_status(
             materialized,
             description,
             owner,
-            rows: last_success.and_then(|n| n.rows_out),
+            rows: None,
+            last_rows_written: last_success.and_then(|n| n.rows_out),
             last_success_at,
             state: state_text.to_string(),
             failing_checks,
@@ -115,4 +118,21 @@ pub fn asset_status(
         });
     }
     Ok(out)
+}
+
+/// Fills [`AssetStatus::rows`] with the current row count of each built asset.
+pub async fn count_rows(assets: &mut [AssetStatus], engine: &sluice_transform::Engine) {
+    for a in assets.iter_mut().filter(|a| a.last_success_at.is_some()) {
+        if let Ok(batches) = engine
+            .query(&format!("SELECT count(*) FROM {}", a.relation))
+            .await
+        {
+            a.rows = batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<sluice_transform::arrow::array::Int64Array>()
+                    .map(|c| c.value(0))
+            });
+        }
+    }
 }

@@ -62,6 +62,12 @@ pub struct ModelConfig {
     pub retries: Option<u32>,
     /// Disabled models are not built and not in the graph.
     pub enabled: bool,
+    /// `schedule:` as written (cron, `@daily`, `every 15m`, …); parsed by the scheduler.
+    pub schedule: Option<String>,
+    /// `catchup:` as written (`all` or `latest`); parsed by the scheduler.
+    pub catchup: Option<String>,
+    /// `trigger:` as written (`on_upstream_change` or `manual`); parsed by the scheduler.
+    pub trigger: Option<String>,
 }
 
 impl ModelConfig {
@@ -148,6 +154,13 @@ impl ModelConfig {
                     },
                 )?),
             };
+        let text = |key: &str| -> Result<Option<String>, TransformError> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(err(key, format!("expected text, found {other}"))),
+            }
+        };
         Ok(ModelConfig {
             materialized,
             unique_key,
@@ -157,6 +170,9 @@ impl ModelConfig {
             owner: map.get("owner").and_then(Value::as_str).map(str::to_string),
             retries,
             enabled: map.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+            schedule: text("schedule")?,
+            catchup: text("catchup")?,
+            trigger: text("trigger")?,
         })
     }
 }

@@ -90,11 +90,24 @@ pub enum Command {
         /// The asset.
         asset: String,
     },
-    /// Serve the HTTP API until stopped.
+    /// Serve the HTTP API and the PostgreSQL wire protocol until stopped.
     Serve {
         /// HTTP address (default: sluice.yml's serve.http).
         #[arg(long)]
         http: Option<String>,
+        /// PostgreSQL wire protocol address (default: sluice.yml's serve.pg, 127.0.0.1:5433).
+        #[arg(long, value_name = "ADDR", conflicts_with = "no_pg")]
+        pg: Option<String>,
+        /// Do not serve the PostgreSQL wire protocol.
+        #[arg(long)]
+        no_pg: bool,
+        /// Do not run the scheduler (schedules, upstream-change triggers, file sensors).
+        #[arg(long)]
+        no_scheduler: bool,
+        /// How often file sensors look for new files (and the state is checked for upstream
+        /// changes made by other processes).
+        #[arg(long, value_name = "DURATION", default_value = "30s")]
+        sensor_interval: String,
     },
     /// Generate data at a scale and report each stage's throughput as JSON.
     Bench {

@@ -2,4 +2,5 @@
 //! `source.rs` (the [`crate::Source`] implementation).
 
 pub mod files;
+pub mod postgres;
 pub mod sqlite;

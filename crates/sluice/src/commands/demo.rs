@@ -70,7 +70,8 @@ pub async fn demo(
         });
     }
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
-    serve::serve_workspace(ws, &addr).await?;
+    let pg = ws.compiled.project.config.serve.pg.clone();
+    serve::serve_workspace(ws, &addr, Some(&pg)).await?;
     Ok(ExitCode::SUCCESS)
 }
 

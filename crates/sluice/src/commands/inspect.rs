@@ -11,9 +11,9 @@ use crate::table;
 
 /// Each asset: layer, rows, last success, fresh or stale, failing checks.
 pub async fn status(dir: &Path) -> Result<ExitCode> {
-    let compiled = load(dir)?;
-    let state = StateStore::open(&compiled.project.state_path())?;
-    let report = sluice_serve::status::asset_status(&compiled, &state)?;
+    let ws = super::open(dir).await?;
+    let mut report = sluice_serve::status::asset_status(&ws.compiled, &ws.state)?;
+    sluice_serve::status::count_rows(&mut report, &ws.engine).await;
     let rows = report
         .iter()
         .map(|a| {

@@ -6,6 +6,7 @@ mod init;
 mod inspect;
 mod query;
 mod run;
+mod scheduler;
 mod serve;
 mod shopflow_files;
 
@@ -44,7 +45,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Status => inspect::status(&project).await,
         Command::Runs { show, limit } => inspect::runs(&project, show.as_deref(), limit),
         Command::Lineage { asset } => inspect::lineage(&project, &asset),
-        Command::Serve { http } => serve::serve(&project, http).await,
+        Command::Serve {
+            http,
+            pg,
+            no_pg,
+            no_scheduler,
+            sensor_interval,
+        } => {
+            let flags = scheduler::SchedulerFlags {
+                enabled: !no_scheduler,
+                sensor_interval,
+            };
+            serve::serve(&project, http, pg, no_pg, flags).await
+        }
         Command::Bench { scale, seed, dir } => bench::bench(scale, seed, dir.as_deref()).await,
     }
 }

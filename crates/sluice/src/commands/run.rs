@@ -27,6 +27,9 @@ pub fn validate(dir: &Path) -> Result<ExitCode> {
             problems.push(e.to_string());
         }
     }
+    if let Err(e) = sluice_orchestrate::schedule::SchedulePlan::from_project(&compiled) {
+        problems.extend(e.problems().iter().map(|p| p.to_string()));
+    }
     if !problems.is_empty() {
         return Err(anyhow!(
             "{} problem(s) in the project:\n{}",

@@ -6,29 +6,77 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::open;
+use super::scheduler::{self, SchedulerFlags, Stop};
 
-/// Serves the HTTP API until Ctrl-C / SIGTERM.
-pub async fn serve(dir: &Path, http: Option<String>) -> Result<ExitCode> {
+/// Serves the HTTP API and (unless `no_pg`) the PostgreSQL wire protocol until Ctrl-C / SIGTERM.
+pub async fn serve(
+    dir: &Path,
+    http: Option<String>,
+    pg: Option<String>,
+    no_pg: bool,
+    flags: SchedulerFlags,
+) -> Result<ExitCode> {
     let ws = open(dir).await?;
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
-    serve_workspace(ws, &addr).await?;
+    let pg = (!no_pg).then(|| pg.unwrap_or_else(|| ws.compiled.project.config.serve.pg.clone()));
+    serve_workspace_with(ws, &addr, pg.as_deref(), &flags).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves an opened workspace.
-pub async fn serve_workspace(ws: super::Workspace, addr: &str) -> Result<()> {
+/// Serves an opened workspace: HTTP on `addr`, PostgreSQL on `pg` when given, and the scheduler.
+pub async fn serve_workspace(ws: super::Workspace, addr: &str, pg: Option<&str>) -> Result<()> {
+    serve_workspace_with(ws, addr, pg, &SchedulerFlags::default()).await
+}
+
+/// [`serve_workspace`] with explicit scheduler flags. The scheduler runs alongside the servers and
+/// stops on the same signal, after letting its in-flight runs finish.
+pub async fn serve_workspace_with(
+    ws: super::Workspace,
+    addr: &str,
+    pg: Option<&str>,
+    flags: &SchedulerFlags,
+) -> Result<()> {
+    let scheduler = scheduler::prepare(&ws, flags)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let pg = match pg {
+        Some(pg_addr) => Some(sluice_serve::pg::PgServer::bind(&ws.engine, pg_addr).await?),
+        None => None,
+    };
     println!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
     println!("  try: curl http://{local}/api/assets");
+    // Dropping the handle (an early return) stops the endpoint too.
+    let pg = pg.map(|server| {
+        let banner = format!(
+            "PostgreSQL wire protocol at {} ({})",
+            server.local_addr(),
+            server.psql_command()
+        );
+        println!("{banner}");
+        server.spawn()
+    });
     let app = sluice_serve::router(sluice_serve::AppState::new(
         ws.compiled,
         ws.engine,
         ws.state,
     ));
-    sluice_serve::serve(listener, app, shutdown_signal()).await?;
+    scheduler::announce(scheduler.as_ref())?;
+    let stop = Stop::on(shutdown_signal());
+    let (served, scheduled) = tokio::join!(
+        async {
+            let r = sluice_serve::serve(listener, app, stop.wait()).await;
+            stop.trigger();
+            r
+        },
+        scheduler::run(scheduler, &stop),
+    );
+    served?;
+    scheduled?;
+    if let Some(pg) = pg {
+        pg.stop().await?;
+    }
     Ok(())
 }
 

@@ -35,6 +35,10 @@ pub struct FilesConfig {
     /// When to look for new files, used by `sluice serve`.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`
+    /// (run once per missed tick). See docs/scheduling.md.
+    #[serde(default)]
+    pub catchup: Option<String>,
     /// The file sets to land, one table each.
     pub tables: Vec<FilesTable>,
 }

@@ -39,6 +39,10 @@ pub struct SqliteConfig {
     /// When to ingest (cron or `@daily`), used by `sluice serve`.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`
+    /// (run once per missed tick). See docs/scheduling.md.
+    #[serde(default)]
+    pub catchup: Option<String>,
     /// Rows per Arrow batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,

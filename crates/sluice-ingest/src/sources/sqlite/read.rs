@@ -320,7 +320,8 @@ fn read_inner(
         }
         chunk.rows_read += 1;
         chunk_rows += 1;
-        if cursor_value.is_some() {
+        // A NULL cursor never becomes the watermark: `cursor > NULL` would select nothing ever again.
+        if cursor_value.as_ref().is_some_and(|v| !v.is_null()) {
             chunk.watermark = cursor_value;
         }
         cells.clear();

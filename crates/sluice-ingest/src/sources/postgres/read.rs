@@ -1,0 +1,432 @@
+//! Streaming a query's rows into Arrow batches, in commit-sized chunks.
+//!
+//! Rows arrive through tokio-postgres' row stream, which reads the socket only as fast as rows are
+//! consumed, and the chunks go through a channel of one: memory stays bounded by one chunk being
+//! committed plus one being built, whatever the table's size. Each row is decoded completely before
+//! anything is appended, so a row with one bad value goes to quarantine whole and the builders never
+//! hold half a row.
+
+use std::sync::Arc;
+
+use arrow::array::builder::NullBufferBuilder;
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use futures::TryStreamExt;
+use sluice_lake::QuarantinedRow;
+use tokio::sync::mpsc::Sender;
+use tokio_postgres::{Client, Statement};
+
+use super::client::PgFailure;
+use super::decode::{Cell, Raw, cursor_json, decode, raw_json, watermark_text};
+use super::types::PgKind;
+use crate::error::IngestError;
+
+/// What to read: a prepared statement whose columns are already mapped.
+pub(crate) struct ReadRequest {
+    pub client: Client,
+    pub statement: Statement,
+    /// The high-water mark to pass as `$1` (text, cast to the cursor type in the SQL).
+    pub watermark: Option<serde_json::Value>,
+    /// Name and kind of every result column.
+    pub columns: Vec<(String, PgKind)>,
+    /// Index of the cursor column in the result, for incremental reads.
+    pub cursor: Option<usize>,
+    pub batch_size: usize,
+    /// Rows per chunk (a chunk ends only where the cursor value changes). `usize::MAX`: one chunk.
+    pub commit_rows: usize,
+    pub source: String,
+    pub table: String,
+}
+
+/// A commit-sized piece of the result.
+pub(crate) struct Chunk {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rejected: Vec<QuarantinedRow>,
+    pub rows_read: u64,
+    /// The largest cursor value in this chunk (rows come ordered by cursor).
+    pub watermark: Option<serde_json::Value>,
+}
+
+impl Chunk {
+    fn new(schema: SchemaRef) -> Self {
+        Chunk {
+            schema,
+            batches: Vec::new(),
+            rejected: Vec::new(),
+            rows_read: 0,
+            watermark: None,
+        }
+    }
+}
+
+/// An Arrow builder for one [`PgKind`].
+enum ColBuilder {
+    Bool(BooleanBuilder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Decimal(Decimal128Builder),
+    Str(StringBuilder),
+    Bytes(BinaryBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+    List {
+        field: FieldRef,
+        offsets: Vec<i32>,
+        nulls: NullBufferBuilder,
+        values: Box<ColBuilder>,
+    },
+}
+
+impl ColBuilder {
+    fn new(kind: &PgKind) -> Self {
+        match kind {
+            PgKind::Bool => ColBuilder::Bool(BooleanBuilder::new()),
+            PgKind::Int2 => ColBuilder::I16(Int16Builder::new()),
+            PgKind::Int4 => ColBuilder::I32(Int32Builder::new()),
+            PgKind::Int8 => ColBuilder::I64(Int64Builder::new()),
+            PgKind::Float4 => ColBuilder::F32(Float32Builder::new()),
+            PgKind::Float8 => ColBuilder::F64(Float64Builder::new()),
+            PgKind::Decimal { .. } => {
+                ColBuilder::Decimal(Decimal128Builder::new().with_data_type(kind.arrow_type()))
+            }
+            PgKind::NumericText
+            | PgKind::Text
+            | PgKind::Json
+            | PgKind::Jsonb
+            | PgKind::Uuid
+            | PgKind::Time
+            | PgKind::Interval => ColBuilder::Str(StringBuilder::new()),
+            PgKind::Bytea => ColBuilder::Bytes(BinaryBuilder::new()),
+            PgKind::Date => ColBuilder::Date(Date32Builder::new()),
+            PgKind::Timestamp | PgKind::TimestampTz => ColBuilder::Timestamp(
+                TimestampMicrosecondBuilder::new().with_data_type(kind.arrow_type()),
+            ),
+            PgKind::List(item) => {
+                let field = match kind.arrow_type() {
+                    DataType::List(f) => f,
+                    _ => Arc::new(arrow::datatypes::Field::new_list_field(
+                        item.arrow_type(),
+                        true,
+                    )),
+                };
+                ColBuilder::List {
+                    field,
+                    offsets: vec![0],
+                    nulls: NullBufferBuilder::new(0),
+                    values: Box::new(ColBuilder::new(item)),
+                }
+            }
+        }
+    }
+
+    /// Appends a decoded value; a value of the wrong shape is a bug in the decoder.
+    fn append(&mut self, cell: Cell<'_>) -> Result<(), String> {
+        match (self, cell) {
+            (ColBuilder::Bool(b), Cell::Null) => b.append_null(),
+            (ColBuilder::I16(b), Cell::Null) => b.append_null(),
+            (ColBuilder::I32(b), Cell::Null) => b.append_null(),
+            (ColBuilder::I64(b), Cell::Null) => b.append_null(),
+            (ColBuilder::F32(b), Cell::Null) => b.append_null(),
+            (ColBuilder::F64(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Decimal(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Str(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Bytes(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Date(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Timestamp(b), Cell::Null) => b.append_null(),
+            (ColBuilder::List { offsets, nulls, .. }, Cell::Null) => {
+                let last = offsets.last().copied().unwrap_or(0);
+                offsets.push(last);
+                nulls.append_null();
+            }
+            (ColBuilder::Bool(b), Cell::Bool(v)) => b.append_value(v),
+            (ColBuilder::I16(b), Cell::I16(v)) => b.append_value(v),
+            (ColBuilder::I32(b), Cell::I32(v)) => b.append_value(v),
+            (ColBuilder::I64(b), Cell::I64(v)) => b.append_value(v),
+            (ColBuilder::F32(b), Cell::F32(v)) => b.append_value(v),
+            (ColBuilder::F64(b), Cell::F64(v)) => b.append_value(v),
+            (ColBuilder::Decimal(b), Cell::Decimal(v, _)) => b.append_value(v),
+            (ColBuilder::Str(b), Cell::Str(v)) => b.append_value(v),
+            (ColBuilder::Str(b), Cell::Owned(v)) => b.append_value(v),
+            (ColBuilder::Str(b), Cell::Uuid(v)) => {
+                let mut buf = uuid::Uuid::encode_buffer();
+                b.append_value(
+                    uuid::Uuid::from_bytes(v)
+                        .hyphenated()
+                        .encode_lower(&mut buf),
+                );
+            }
+            (ColBuilder::Bytes(b), Cell::Bytes(v)) => b.append_value(v),
+            (ColBuilder::Date(b), Cell::Date(v)) => b.append_value(v),
+            (ColBuilder::Timestamp(b), Cell::Timestamp(v, _)) => b.append_value(v),
+            (
+                ColBuilder::List {
+                    offsets,
+                    nulls,
+                    values,
+                    ..
+                },
+                Cell::List(items),
+            ) => {
+                let last = offsets.last().copied().unwrap_or(0);
+                let len = i32::try_from(items.len()).map_err(|_| "array too long".to_string())?;
+                let end = last
+                    .checked_add(len)
+                    .ok_or_else(|| "list values overflow one Arrow batch".to_string())?;
+                for item in items {
+                    values.append(item)?;
+                }
+                offsets.push(end);
+                nulls.append_non_null();
+            }
+            (_, cell) => return Err(format!("internal error: unexpected value {cell:?}")),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            ColBuilder::Bool(b) => Arc::new(b.finish()),
+            ColBuilder::I16(b) => Arc::new(b.finish()),
+            ColBuilder::I32(b) => Arc::new(b.finish()),
+            ColBuilder::I64(b) => Arc::new(b.finish()),
+            ColBuilder::F32(b) => Arc::new(b.finish()),
+            ColBuilder::F64(b) => Arc::new(b.finish()),
+            ColBuilder::Decimal(b) => Arc::new(b.finish()),
+            ColBuilder::Str(b) => Arc::new(b.finish()),
+            ColBuilder::Bytes(b) => Arc::new(b.finish()),
+            ColBuilder::Date(b) => Arc::new(b.finish()),
+            ColBuilder::Timestamp(b) => Arc::new(b.finish()),
+            ColBuilder::List {
+                field,
+                offsets,
+                nulls,
+                values,
+            } => {
+                let offsets =
+                    OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+                Arc::new(ListArray::try_new(
+                    field.clone(),
+                    offsets,
+                    values.finish()?,
+                    nulls.finish(),
+                )?)
+            }
+        })
+    }
+}
+
+fn read_error(req: &ReadRequest, e: impl std::fmt::Display, transient: bool) -> IngestError {
+    IngestError::Read {
+        source_name: req.source.clone(),
+        table: req.table.clone(),
+        message: e.to_string(),
+        transient,
+    }
+}
+
+/// Runs the statement and sends chunks. Returns early if the receiver is gone.
+pub(crate) async fn read_chunks(req: ReadRequest, tx: Sender<Result<Chunk, IngestError>>) {
+    if let Err(e) = read_inner(&req, &tx).await {
+        let _ = tx.send(Err(e)).await;
+    }
+}
+
+/// The Arrow schema of the result.
+pub(crate) fn schema_of(columns: &[(String, PgKind)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, k)| arrow::datatypes::Field::new(n, k.arrow_type(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn read_inner(
+    req: &ReadRequest,
+    tx: &Sender<Result<Chunk, IngestError>>,
+) -> Result<(), IngestError> {
+    let schema = schema_of(&req.columns);
+    let params: Vec<String> = req.watermark.iter().map(watermark_text).collect();
+    let stream = req
+        .client
+        .query_raw(&req.statement, params.iter())
+        .await
+        .map_err(|e| PgFailure::from(e).into_error(&req.source, &req.table, "query failed"))?;
+    let mut stream = std::pin::pin!(stream);
+
+    let new_builders = || {
+        req.columns
+            .iter()
+            .map(|(_, k)| ColBuilder::new(k))
+            .collect::<Vec<_>>()
+    };
+    let mut builders = new_builders();
+    let mut in_batch = 0usize;
+    let mut chunk = Chunk::new(schema.clone());
+    let mut chunk_rows = 0usize;
+    let mut row_number: u64 = 0;
+    let finish_batch = |builders: &mut Vec<ColBuilder>| -> Result<RecordBatch, IngestError> {
+        let arrow_error = |source| IngestError::Arrow {
+            context: format!("{}.{}", req.source, req.table),
+            source,
+        };
+        let arrays = builders
+            .iter_mut()
+            .map(ColBuilder::finish)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(arrow_error)?;
+        RecordBatch::try_new(schema.clone(), arrays).map_err(arrow_error)
+    };
+
+    loop {
+        let row = match stream.try_next().await {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(PgFailure::from(e).into_error(
+                    &req.source,
+                    &req.table,
+                    &format!("reading row {}", row_number + 1),
+                ));
+            }
+        };
+        row_number += 1;
+        let mut raws: Vec<Option<&[u8]>> = Vec::with_capacity(req.columns.len());
+        for i in 0..req.columns.len() {
+            let raw: Option<Raw<'_>> = row
+                .try_get(i)
+                .map_err(|e| read_error(req, format!("row {row_number}: {e}"), false))?;
+            raws.push(raw.map(|r| r.0));
+        }
+        let cursor_value = match req.cursor {
+            Some(i) => match raws.get(i).copied().flatten() {
+                Some(raw) => Some(cursor_json(&req.columns[i].1, raw).map_err(|why| {
+                    read_error(
+                        req,
+                        format!("row {row_number}: cursor `{}`: {why}", req.columns[i].0),
+                        false,
+                    )
+                })?),
+                None => None,
+            },
+            None => None,
+        };
+        // Cut a chunk only between different cursor values, so resuming from its watermark with
+        // `cursor > watermark` never skips rows that share the boundary value.
+        if chunk_rows >= req.commit_rows
+            && cursor_value.is_some()
+            && cursor_value != chunk.watermark
+        {
+            if in_batch > 0 {
+                chunk.batches.push(finish_batch(&mut builders)?);
+                in_batch = 0;
+            }
+            let full = std::mem::replace(&mut chunk, Chunk::new(schema.clone()));
+            if tx.send(Ok(full)).await.is_err() {
+                return Ok(());
+            }
+            chunk_rows = 0;
+        }
+        chunk.rows_read += 1;
+        chunk_rows += 1;
+        if cursor_value.is_some() {
+            chunk.watermark = cursor_value;
+        }
+        let mut cells = Vec::with_capacity(req.columns.len());
+        let mut bad = None;
+        for ((name, kind), raw) in req.columns.iter().zip(&raws) {
+            match raw.map(|r| decode(kind, r)).transpose() {
+                Ok(c) => cells.push(c.unwrap_or(Cell::Null)),
+                Err(why) => {
+                    bad = Some(format!("row {row_number}: column `{name}`: {why}"));
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = bad {
+            let raw: serde_json::Map<String, serde_json::Value> = req
+                .columns
+                .iter()
+                .zip(&raws)
+                .map(|((n, k), r)| (n.clone(), raw_json(k, *r)))
+                .collect();
+            chunk.rejected.push(QuarantinedRow {
+                source_file: None,
+                line: Some(row_number),
+                reason,
+                raw: serde_json::Value::Object(raw).to_string(),
+            });
+            continue;
+        }
+        for (b, c) in builders.iter_mut().zip(cells) {
+            b.append(c).map_err(|e| read_error(req, e, false))?;
+        }
+        in_batch += 1;
+        if in_batch >= req.batch_size {
+            chunk.batches.push(finish_batch(&mut builders)?);
+            builders = new_builders();
+            in_batch = 0;
+        }
+    }
+    if in_batch > 0 {
+        chunk.batches.push(finish_batch(&mut builders)?);
+    }
+    let _ = tx.send(Ok(chunk)).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+
+    #[test]
+    fn list_builder_with_nulls_and_empty() {
+        let kind = PgKind::List(Box::new(PgKind::Text));
+        let mut b = ColBuilder::new(&kind);
+        b.append(Cell::List(vec![Cell::Str("a"), Cell::Null]))
+            .unwrap();
+        b.append(Cell::Null).unwrap();
+        b.append(Cell::List(vec![])).unwrap();
+        let arr = b.finish().unwrap();
+        assert_eq!(arr.data_type(), &kind.arrow_type());
+        let list = arr.as_list::<i32>();
+        assert_eq!(list.len(), 3);
+        assert!(list.is_null(1));
+        assert_eq!(list.value(0).len(), 2);
+        assert_eq!(list.value(2).len(), 0);
+        // The builder starts over after finish.
+        b.append(Cell::List(vec![Cell::Str("z")])).unwrap();
+        assert_eq!(b.finish().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn decimal_and_uuid_builders() {
+        let kind = PgKind::Decimal {
+            precision: 10,
+            scale: 2,
+        };
+        let mut b = ColBuilder::new(&kind);
+        b.append(Cell::Decimal(12345, 2)).unwrap();
+        let arr = b.finish().unwrap();
+        assert_eq!(arr.data_type(), &DataType::Decimal128(10, 2));
+        let mut u = ColBuilder::new(&PgKind::Uuid);
+        u.append(Cell::Uuid([0xab; 16])).unwrap();
+        let arr = u.finish().unwrap();
+        assert_eq!(
+            arr.as_string::<i32>().value(0),
+            "abababab-abab-abab-abab-abababababab"
+        );
+        assert!(u.append(Cell::I32(1)).unwrap_err().contains("internal"));
+    }
+}

@@ -1,0 +1,420 @@
+//! The `postgres` connector.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sluice_core::SourceDecl;
+use sluice_core::env::expand_env;
+use sluice_core::yaml::parse_yaml;
+use sluice_lake::{TableId, WriteMode};
+use tokio_postgres::Client;
+
+use super::client::{connect, quote};
+use super::config::{Mode, PostgresConfig, PostgresTable};
+use super::read::{Chunk, ReadRequest, read_chunks};
+use super::types::PgKind;
+use crate::error::IngestError;
+use crate::landing::{Landing, app_id, land};
+use crate::source::{IngestContext, IngestReport, Source, find_table};
+
+/// Lands tables of a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresSource {
+    name: String,
+    /// The parsed connection settings (its `Debug` hides the password).
+    pg: tokio_postgres::Config,
+    config: PostgresConfig,
+}
+
+impl PostgresSource {
+    /// Parses and validates a source file of kind `postgres`. Does not connect.
+    pub fn from_decl(decl: &SourceDecl, _root: &Path) -> Result<Self, IngestError> {
+        let config: PostgresConfig = parse_yaml(&decl.path, &decl.text)?;
+        let invalid = |field: String, message: String| {
+            IngestError::Config(sluice_core::ConfigError::Invalid {
+                path: decl.path.clone(),
+                field,
+                message,
+            })
+        };
+        for (i, t) in config.tables.iter().enumerate() {
+            if t.mode == Mode::Incremental && t.cursor.is_none() {
+                return Err(invalid(
+                    format!("tables[{i}].cursor"),
+                    format!(
+                        "table `{}` is incremental and needs a `cursor` column",
+                        t.name
+                    ),
+                ));
+            }
+            if t.query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+                return Err(invalid(
+                    format!("tables[{i}].query"),
+                    "the query is empty; remove `query:` to read the whole table".into(),
+                ));
+            }
+        }
+        if config.batch_size == 0 || config.commit_rows == 0 {
+            return Err(invalid(
+                "batch_size".into(),
+                "batch_size and commit_rows must be at least 1".into(),
+            ));
+        }
+        let connect_timeout = sluice_core::duration::parse_duration(&config.connect_timeout)
+            .map_err(|e| invalid("connect_timeout".into(), e))?;
+        let conn = expand_env(&config.connection, &decl.path)?;
+        // The parse error never quotes the string, which may hold a password.
+        let mut pg: tokio_postgres::Config = conn.parse().map_err(|e| {
+            invalid(
+                "connection".into(),
+                format!(
+                    "not a PostgreSQL connection URL or key=value string ({e}); expected e.g. \
+                     `postgres://user@host:5432/db` or `host=… user=… dbname=…`"
+                ),
+            )
+        })?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(connect_timeout);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("sluice");
+        }
+        Ok(Self {
+            name: decl.name.clone(),
+            pg,
+            config,
+        })
+    }
+
+    fn table(&self, name: &str) -> Result<&PostgresTable, IngestError> {
+        find_table(&self.name, &self.config.tables, name, |t| &t.name)
+    }
+
+    /// `schema.table` as written in messages.
+    fn qualified(&self, t: &PostgresTable) -> String {
+        format!(
+            "{}.{}",
+            t.schema.as_deref().unwrap_or(&self.config.schema),
+            t.name
+        )
+    }
+
+    /// The relation read: the table, or the table's `query:` as a subquery.
+    fn from_clause(&self, t: &PostgresTable) -> String {
+        match &t.query {
+            // The newline ends a trailing `-- comment` before the closing parenthesis.
+            Some(q) => format!(
+                "({}\n) AS q",
+                q.trim()
+                    .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+            ),
+            None => format!(
+                "{}.{}",
+                quote(t.schema.as_deref().unwrap_or(&self.config.schema)),
+                quote(&t.name)
+            ),
+        }
+    }
+
+    /// Prepares the read, maps every column to Arrow and builds the request for [`read_chunks`].
+    async fn plan(
+        &self,
+        t: &PostgresTable,
+        client: Client,
+        watermark: Option<serde_json::Value>,
+    ) -> Result<ReadRequest, IngestError> {
+        let qualified = self.qualified(t);
+        let fail = |e: tokio_postgres::Error, doing: &str| {
+            super::client::PgFailure::from(e).into_error(&self.name, &t.name, doing)
+        };
+        let from = self.from_clause(t);
+        let base = client
+            .prepare(&format!("SELECT * FROM {from}"))
+            .await
+            .map_err(|e| fail(e, &format!("cannot read `{qualified}`")))?;
+        let mut columns = Vec::with_capacity(base.columns().len());
+        for c in base.columns() {
+            let kind = PgKind::of(c.type_(), c.type_modifier()).ok_or_else(|| {
+                IngestError::UnsupportedType {
+                    kind: "postgres",
+                    source_name: self.name.clone(),
+                    table: qualified.clone(),
+                    column: c.name().to_string(),
+                    type_name: c.type_().name().to_string(),
+                }
+            })?;
+            columns.push((c.name().to_string(), kind));
+        }
+        let cursor = match (t.mode, &t.cursor) {
+            (Mode::Incremental, Some(name)) => {
+                let Some(idx) = columns.iter().position(|(n, _)| n == name) else {
+                    return Err(self.read_error(
+                        t,
+                        format!(
+                            "cursor column `{name}` is not in `{qualified}` (columns: {})",
+                            columns
+                                .iter()
+                                .map(|c| c.0.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                };
+                let ty = base.columns()[idx].type_();
+                if !columns[idx].1.can_be_cursor() {
+                    return Err(self.read_error(
+                        t,
+                        format!(
+                            "cursor column `{name}` has type `{}`, which cannot be a cursor; use \
+                             an integer, numeric, float, text, uuid, date, time, timestamp or \
+                             timestamptz column",
+                            ty.name()
+                        ),
+                    ));
+                }
+                Some((
+                    idx,
+                    name,
+                    format!("{}.{}", quote(ty.schema()), quote(ty.name())),
+                ))
+            }
+            _ => None,
+        };
+        let (statement, commit_rows) = match &cursor {
+            Some((_, name, type_sql)) => {
+                let c = quote(name);
+                let filter = if watermark.is_some() {
+                    format!("{c} > CAST($1::text AS {type_sql})")
+                } else {
+                    format!("{c} IS NOT NULL")
+                };
+                let sql = format!("SELECT * FROM {from} WHERE {filter} ORDER BY {c}");
+                let stmt = client
+                    .prepare(&sql)
+                    .await
+                    .map_err(|e| fail(e, &format!("cannot read `{qualified}`")))?;
+                (stmt, self.config.commit_rows)
+            }
+            None => (base, usize::MAX),
+        };
+        Ok(ReadRequest {
+            client,
+            statement,
+            watermark: if cursor.is_some() { watermark } else { None },
+            columns,
+            cursor: cursor.map(|c| c.0),
+            batch_size: self.config.batch_size,
+            commit_rows,
+            source: self.name.clone(),
+            table: t.name.clone(),
+        })
+    }
+
+    fn read_error(&self, t: &PostgresTable, message: String) -> IngestError {
+        IngestError::Read {
+            source_name: self.name.clone(),
+            table: t.name.clone(),
+            message,
+            transient: false,
+        }
+    }
+
+    /// Lands one chunk; returns whether it committed.
+    async fn land_chunk(
+        &self,
+        cx: &IngestContext,
+        t: &PostgresTable,
+        chunk: Chunk,
+        txn_version: i64,
+        origin: &str,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        let mut metadata = serde_json::Map::new();
+        if let Some(w) = &chunk.watermark {
+            metadata.insert("sluice.watermark".into(), w.clone());
+        }
+        let batches = if chunk.batches.is_empty() {
+            vec![arrow::array::RecordBatch::new_empty(chunk.schema.clone())]
+        } else {
+            chunk.batches
+        };
+        let landed = land(
+            cx,
+            Landing {
+                source: &self.name,
+                table: &t.name,
+                batches,
+                rejected: chunk.rejected,
+                mode: if t.mode == Mode::Full {
+                    WriteMode::Overwrite
+                } else {
+                    WriteMode::Append
+                },
+                txn_version,
+                metadata,
+                pii: &t.pii,
+                origin,
+            },
+        )
+        .await?;
+        report.rows_written += landed.rows;
+        report.rows_quarantined += landed.quarantined;
+        report.commits += u64::from(landed.committed);
+        if chunk.watermark.is_some() {
+            report.watermark = chunk.watermark;
+        }
+        cx.report_progress(report.rows_written);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tables(&self) -> Vec<String> {
+        self.config.tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
+        let t = self.table(table)?;
+        let id = TableId::bronze(&self.name, &t.name);
+        let app = app_id(&self.name, &t.name);
+        let last = cx.lake.commit_metadata(&id, &app).await?;
+        let mut txn_version = last.as_ref().and_then(|c| c.txn_version).unwrap_or(0);
+        let watermark = match t.mode {
+            Mode::Incremental => last
+                .as_ref()
+                .and_then(|c| c.metadata.get("sluice.watermark").cloned()),
+            Mode::Full => None,
+        };
+        let client = connect(&self.pg)
+            .await
+            .map_err(|e| e.into_error(&self.name, &t.name, "cannot connect"))?;
+        let request = self.plan(t, client, watermark.clone()).await?;
+        tracing::debug!(
+            source = %self.name,
+            table = %t.name,
+            watermark = ?watermark,
+            "reading postgres table"
+        );
+        // A small channel gives backpressure: the reader waits while a chunk is being committed.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let reader = tokio::spawn(read_chunks(request, tx));
+        let mut report = IngestReport {
+            watermark: watermark.clone(),
+            ..IngestReport::default()
+        };
+        let origin = format!("postgres:{}", self.qualified(t));
+        while let Some(chunk) = rx.recv().await {
+            let chunk = chunk?;
+            report.rows_read += chunk.rows_read;
+            if chunk.rows_read == 0 && t.mode == Mode::Incremental {
+                continue;
+            }
+            txn_version += 1;
+            self.land_chunk(cx, t, chunk, txn_version, &origin, &mut report)
+                .await?;
+        }
+        reader.await.map_err(|e| IngestError::Read {
+            source_name: self.name.clone(),
+            table: t.name.clone(),
+            message: format!("reader task failed: {e}"),
+            transient: false,
+        })?;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decl(text: &str) -> SourceDecl {
+        SourceDecl {
+            name: "shop".into(),
+            kind: "postgres".into(),
+            owner: None,
+            tables: Vec::new(),
+            path: "sources/shop.yml".into(),
+            text: text.into(),
+        }
+    }
+
+    fn parse(text: &str) -> Result<PostgresSource, IngestError> {
+        PostgresSource::from_decl(&decl(text), Path::new("."))
+    }
+
+    #[test]
+    fn defaults_and_relations() {
+        let s = parse(
+            "kind: postgres\nconnection: postgres://u:secret@db:6543/shop\ntables:\n  \
+             - name: Orders\n  - name: refunds\n    schema: billing\n    \
+             query: \"SELECT * FROM billing.refunds -- all of them\\n;\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.config.schema, "public");
+        assert_eq!((s.config.batch_size, s.config.commit_rows), (8192, 500_000));
+        assert_eq!(s.pg.get_ports(), [6543]);
+        assert_eq!(s.pg.get_application_name(), Some("sluice"));
+        assert_eq!(
+            s.pg.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(10))
+        );
+        assert!(
+            !format!("{s:?}").contains("secret"),
+            "Debug hides the password"
+        );
+        let orders = s.table("Orders").unwrap();
+        assert_eq!(s.from_clause(orders), "\"public\".\"Orders\"");
+        let refunds = s.table("refunds").unwrap();
+        assert_eq!(s.qualified(refunds), "billing.refunds");
+        assert_eq!(
+            s.from_clause(refunds),
+            "(SELECT * FROM billing.refunds -- all of them\n) AS q"
+        );
+        assert!(matches!(
+            s.table("nope"),
+            Err(IngestError::UnknownTable { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_files_name_the_field() {
+        let err =
+            parse("kind: postgres\nconnection: x\ntables:\n  - name: a\n    mode: incremental\n")
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(err.contains("tables[0].cursor"), "{err}");
+        let err = parse("kind: postgres\nconnection: x\ntables:\n  - name: a\n    cursr: id\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("cursr"), "{err}");
+        let err = parse("kind: postgres\nconnection: ${SLUICE_TEST_SURELY_UNSET}\ntables: []\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("SLUICE_TEST_SURELY_UNSET"), "{err}");
+        let err = parse(
+            "kind: postgres\nconnection: \"host=x port=nope password=hunter2\"\ntables: []\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("field `connection`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse("kind: postgres\nconnection: host=x\nbatch_size: 0\ntables: []\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("batch_size"), "{err}");
+    }
+}

@@ -1,0 +1,187 @@
+//! What the scheduler keeps in (and reads from) the state database.
+//!
+//! `schedule_ticks(node, last_tick)` holds, per scheduled node, the newest tick that was handled, so a
+//! restarted scheduler knows which ticks it missed. The upstream-change trigger needs no table of its
+//! own: `node_runs` already says when each node last landed rows and when each model last ran.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use crate::state::{StateError, StateStore};
+
+/// A point in a node's history: the run it happened in and when (RFC 3339, as `node_runs` stores it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMark {
+    /// The run.
+    pub run_id: String,
+    /// When: `finished_at` for a data change, `started_at` for an attempt.
+    pub at: String,
+}
+
+fn parse_time(node: &str, text: &str) -> Option<DateTime<Utc>> {
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(e) => {
+            tracing::warn!(node, value = text, error = %e, "ignoring an unreadable schedule tick");
+            None
+        }
+    }
+}
+
+impl StateStore {
+    /// The newest handled tick of a scheduled node.
+    pub fn schedule_tick(&self, node: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        let text = self.with(|c| {
+            c.query_row(
+                "SELECT last_tick FROM schedule_ticks WHERE node = ?1",
+                [node],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+        })?;
+        Ok(text.and_then(|t| parse_time(node, &t)))
+    }
+
+    /// Records that `node`'s tick `tick` was handled.
+    pub fn set_schedule_tick(&self, node: &str, tick: DateTime<Utc>) -> Result<(), StateError> {
+        let text = tick.to_rfc3339_opts(SecondsFormat::Micros, true);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO schedule_ticks (node, last_tick) VALUES (?1, ?2)
+                 ON CONFLICT(node) DO UPDATE SET last_tick = excluded.last_tick",
+                params![node, text],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Every recorded tick, by node.
+    pub fn schedule_ticks(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
+        let rows: Vec<(String, String)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT node, last_tick FROM schedule_ticks ORDER BY node")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(n, t)| parse_time(&n, &t).map(|t| (n, t)))
+            .collect())
+    }
+
+    /// Per node, the newest successful result that wrote at least one row: the last time it had new
+    /// data for its downstream. A run that landed nothing does not count.
+    pub fn latest_data_changes(&self) -> Result<BTreeMap<String, RunMark>, StateError> {
+        // SQLite returns the bare columns of the row that holds the max().
+        self.marks(
+            "SELECT node, run_id, max(finished_at) FROM node_runs
+             WHERE status = 'success' AND rows_out > 0 GROUP BY node",
+        )
+    }
+
+    /// Per node, its newest result of any status (when its last attempt started).
+    pub fn latest_attempts(&self) -> Result<BTreeMap<String, RunMark>, StateError> {
+        self.marks("SELECT node, run_id, max(started_at) FROM node_runs GROUP BY node")
+    }
+
+    fn marks(&self, sql: &str) -> Result<BTreeMap<String, RunMark>, StateError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    RunMark {
+                        run_id: r.get(1)?,
+                        at: r.get(2)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::NodeRecord;
+    use chrono::TimeZone;
+
+    fn record(
+        run: &str,
+        node: &str,
+        status: &str,
+        rows: i64,
+        start: &str,
+        end: &str,
+    ) -> NodeRecord {
+        NodeRecord {
+            run_id: run.into(),
+            node: node.into(),
+            kind: "source".into(),
+            status: status.into(),
+            attempts: 1,
+            rows_in: None,
+            rows_out: Some(rows),
+            rows_quarantined: None,
+            started_at: start.into(),
+            finished_at: end.into(),
+            duration_ms: 1,
+            error: None,
+            version: None,
+        }
+    }
+
+    #[test]
+    fn ticks_round_trip_and_overwrite() {
+        let s = StateStore::in_memory().unwrap();
+        assert_eq!(s.schedule_tick("a").unwrap(), None);
+        let t1 = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        let t2 = t1 + chrono::Duration::milliseconds(1500);
+        s.set_schedule_tick("a", t1).unwrap();
+        s.set_schedule_tick("a", t2).unwrap();
+        s.set_schedule_tick("b", t1).unwrap();
+        assert_eq!(s.schedule_tick("a").unwrap(), Some(t2));
+        let all = s.schedule_ticks().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["b"], t1);
+    }
+
+    #[test]
+    fn data_changes_ignore_empty_and_failed_results() {
+        let s = StateStore::in_memory().unwrap();
+        s.record_node(&record(
+            "r1",
+            "src",
+            "success",
+            5,
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:01Z",
+        ))
+        .unwrap();
+        s.record_node(&record(
+            "r2",
+            "src",
+            "success",
+            0,
+            "2026-01-02T00:00:00Z",
+            "2026-01-02T00:00:01Z",
+        ))
+        .unwrap();
+        s.record_node(&record(
+            "r3",
+            "src",
+            "failed",
+            9,
+            "2026-01-03T00:00:00Z",
+            "2026-01-03T00:00:01Z",
+        ))
+        .unwrap();
+        let changes = s.latest_data_changes().unwrap();
+        assert_eq!(changes["src"].run_id, "r1", "only r1 wrote rows");
+        assert_eq!(changes["src"].at, "2026-01-01T00:00:01Z");
+        let attempts = s.latest_attempts().unwrap();
+        assert_eq!(attempts["src"].run_id, "r3");
+    }
+}

@@ -1,0 +1,446 @@
+//! Scheduler tests on a [`ManualClock`]: small projects in temporary folders (a `files` or `sqlite`
+//! source and a few models), real ingestion and builds, and time moved by hand, so "three hours
+//! later" costs nothing and every tick's instant is checked exactly.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::testkit::*;
+use super::*;
+use crate::runner::RunOptions;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_and_interval_ticks_fire_on_time() {
+    let h = harness(
+        &[
+            (
+                "sources/events.yml",
+                "kind: files\ntables:\n  - name: events\n    path: data/events/*.csv\n    schedule: every 15m\n",
+            ),
+            (
+                "sources/crm.yml",
+                "kind: files\nschedule: \"0 * * * *\"\ntables:\n  - name: accounts\n    path: data/crm/*.csv\n",
+            ),
+            ("data/events/001.csv", "id,kind\n1,view\n"),
+            ("data/crm/001.csv", "id,name\n1,acme\n"),
+        ],
+        at(10, 7, 0),
+    )
+    .await;
+    let mut s = h.start(options(DAY));
+    let ev = s.settle(at(10, 7, 0)).await;
+    assert!(started(&ev).is_empty(), "nothing is due at start");
+    // It sleeps until 10:15: nothing can start a second earlier.
+    assert_eq!(idle_wake(&ev), Some(at(10, 15, 0)));
+
+    h.clock.set(at(10, 15, 0));
+    let ev = s.settle(at(10, 15, 0)).await;
+    let runs = started(&ev);
+    assert_eq!(runs.len(), 1, "{ev:?}");
+    assert_eq!(
+        runs[0].0,
+        BTreeMap::from([("events.events".into(), DueReason::Tick(at(10, 15, 0)))])
+    );
+    assert_eq!(ran(&finished(&ev)[0]), set(&["events.events"]));
+    assert_eq!(idle_wake(&ev), Some(at(10, 30, 0)));
+
+    h.clock.set(at(10, 30, 0));
+    let ev = s.settle(at(10, 30, 0)).await;
+    assert_eq!(started(&ev).len(), 1);
+    assert_eq!(
+        started(&ev)[0].0["events.events"],
+        DueReason::Tick(at(10, 30, 0))
+    );
+
+    // At 11:00 both the interval and the hourly cron fire, in one run.
+    h.clock.set(at(11, 0, 0));
+    let ev = s.settle(at(11, 0, 0)).await;
+    let runs = started(&ev);
+    assert_eq!(runs.len(), 1, "{ev:?}");
+    assert_eq!(
+        runs[0].0,
+        BTreeMap::from([
+            ("crm.accounts".into(), DueReason::Tick(at(11, 0, 0))),
+            ("events.events".into(), DueReason::Tick(at(11, 0, 0))),
+        ])
+    );
+    assert_eq!(
+        ran(&finished(&ev)[0]),
+        set(&["crm.accounts", "events.events"])
+    );
+    s.stop().await;
+    assert_eq!(
+        h.state.schedule_tick("crm.accounts").unwrap(),
+        Some(at(11, 0, 0))
+    );
+    assert_eq!(
+        h.state.schedule_tick("events.events").unwrap(),
+        Some(at(11, 0, 0))
+    );
+    let runs = h.state.runs(10).unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(
+        runs.iter()
+            .all(|r| r.command == "schedule" && r.status == "success")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_window_runs_each_interval_with_all_and_once_with_latest() {
+    let h = harness(
+        &[
+            (
+                "sources/a.yml",
+                "kind: files\nschedule: \"@hourly\"\ncatchup: all\ntables:\n  - name: t\n    path: data/a/*.csv\n",
+            ),
+            (
+                "sources/b.yml",
+                "kind: files\nschedule: \"@hourly\"\ntables:\n  - name: t\n    path: data/b/*.csv\n",
+            ),
+        ],
+        at(10, 0, 0),
+    )
+    .await;
+    // First life: starts at 10:00 and stops; nothing has run.
+    let mut s = h.start(options(DAY));
+    s.settle(at(10, 0, 0)).await;
+    s.stop().await;
+
+    // The process is down until 13:30: 11:00, 12:00 and 13:00 were missed.
+    h.clock.set(at(13, 30, 0));
+    let second = h.scheduler(options(DAY));
+    let upcoming: BTreeMap<String, ScheduleInfo> = second
+        .upcoming()
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.node.clone(), i))
+        .collect();
+    assert_eq!(upcoming["a.t"].missed, 3);
+    assert_eq!(upcoming["a.t"].next_tick, Some(at(13, 30, 0)));
+    assert_eq!(upcoming["a.t"].trigger, "@hourly (catchup all)");
+    assert_eq!(upcoming["b.t"].missed, 3);
+    drop(second);
+
+    let mut s = h.start(options(DAY));
+    let ev = s.settle(at(13, 30, 0)).await;
+    let ticks = |node: &str| -> Vec<DateTime<Utc>> {
+        started(&ev)
+            .iter()
+            .filter_map(|(due, _)| match due.get(node) {
+                Some(DueReason::Tick(t)) => Some(*t),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        ticks("a.t"),
+        vec![at(11, 0, 0), at(12, 0, 0), at(13, 0, 0)],
+        "catchup all: each missed interval, oldest first"
+    );
+    assert_eq!(ticks("b.t"), vec![at(13, 0, 0)], "catchup latest: once");
+    assert_eq!(finished(&ev).len(), 3);
+    assert_eq!(idle_wake(&ev), Some(at(14, 0, 0)));
+    s.stop().await;
+    assert_eq!(h.state.schedule_tick("a.t").unwrap(), Some(at(13, 0, 0)));
+    assert_eq!(h.state.schedule_tick("b.t").unwrap(), Some(at(13, 0, 0)));
+}
+
+const SHOP: &[(&str, &str)] = &[
+    (
+        "sources/shop.yml",
+        "kind: files\nschedule: every 1h\ntables:\n  - name: orders\n    path: data/orders/*.csv\n  - name: clicks\n    path: data/clicks/*.csv\n",
+    ),
+    ("data/orders/001.csv", "order_id,amount\n1,10\n2,20\n"),
+    ("data/clicks/001.csv", "click_id,page\n1,home\n"),
+    (
+        "models/silver/stg_orders.sql",
+        "select order_id, amount from {{ source('shop', 'orders') }}",
+    ),
+    (
+        "models/gold/order_totals.sql",
+        "select count(*) as n, sum(amount) as total from {{ ref('stg_orders') }}",
+    ),
+    (
+        "models/silver/stg_clicks.sql",
+        "select click_id, page from {{ source('shop', 'clicks') }}",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_change_triggers_exactly_its_downstream() {
+    let h = harness(SHOP, at(9, 30, 0)).await;
+    let mut s = h.start(options(DAY));
+    let ev = s.settle(at(9, 30, 0)).await;
+    assert!(started(&ev).is_empty(), "no data yet, nothing to build");
+
+    // 10:00: both tables land their first file; every model follows in the same run.
+    h.clock.set(at(10, 0, 0));
+    let ev = s.settle(at(10, 0, 0)).await;
+    let runs = started(&ev);
+    assert_eq!(runs.len(), 1, "{ev:?}");
+    assert_eq!(
+        runs[0].1,
+        set(&["order_totals", "stg_clicks", "stg_orders"]),
+        "on-upstream-change models join the run"
+    );
+    assert_eq!(
+        ran(&finished(&ev)[0]),
+        set(&[
+            "shop.orders",
+            "shop.clicks",
+            "stg_orders",
+            "order_totals",
+            "stg_clicks"
+        ])
+    );
+
+    // 11:00: only orders has a new file: its downstream runs, the clicks model does not.
+    write(&h.dir, "data/orders/002.csv", "order_id,amount\n3,30\n");
+    h.clock.set(at(11, 0, 0));
+    let ev = s.settle(at(11, 0, 0)).await;
+    assert_eq!(started(&ev).len(), 1, "{ev:?}");
+    let summary = &finished(&ev)[0];
+    assert_eq!(
+        ran(summary),
+        set(&["shop.orders", "shop.clicks", "stg_orders", "order_totals"])
+    );
+    assert_eq!(
+        summary.node("shop.clicks").unwrap().output.rows_out,
+        Some(0)
+    );
+
+    // 12:00: no new files: the sources run, land nothing, and trigger nothing.
+    h.clock.set(at(12, 0, 0));
+    let ev = s.settle(at(12, 0, 0)).await;
+    assert_eq!(started(&ev).len(), 1, "{ev:?}");
+    assert_eq!(ran(&finished(&ev)[0]), set(&["shop.orders", "shop.clicks"]));
+    s.stop().await;
+    let totals = h
+        .engine
+        .query("select cast(n * 1000 + total as varchar) as v from gold.order_totals")
+        .await
+        .unwrap();
+    let shown = sluice_transform::pretty(&totals);
+    assert!(shown.contains("3060"), "3 orders worth 60: {shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_by_another_run_is_picked_up_at_the_next_poll() {
+    let h = harness(SHOP, at(9, 30, 0)).await;
+    // Everything is built once by a plain `sluice run`: the scheduler finds nothing stale.
+    crate::runner::run(
+        h.project.clone(),
+        h.engine.clone(),
+        h.state.clone(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut s = h.start(options(Duration::from_secs(30)));
+    let ev = s.settle(at(9, 30, 0)).await;
+    assert!(started(&ev).is_empty(), "{ev:?}");
+
+    // Another process lands new orders (`sluice run --select shop.orders`).
+    write(&h.dir, "data/orders/002.csv", "order_id,amount\n3,30\n");
+    crate::runner::run(
+        h.project.clone(),
+        h.engine.clone(),
+        h.state.clone(),
+        RunOptions {
+            selection: "shop.orders".into(),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    h.clock.set(at(9, 30, 30));
+    let ev = s.settle(at(9, 30, 30)).await;
+    let runs = started(&ev);
+    assert_eq!(runs.len(), 1, "{ev:?}");
+    assert_eq!(
+        runs[0].0,
+        BTreeMap::from([(
+            "stg_orders".into(),
+            DueReason::UpstreamChanged(vec!["shop.orders".into()])
+        )])
+    );
+    assert_eq!(ran(&finished(&ev)[0]), set(&["stg_orders", "order_totals"]));
+
+    // Consumed: the next poll starts nothing.
+    h.clock.set(at(9, 31, 0));
+    let ev = s.settle(at(9, 31, 0)).await;
+    assert!(started(&ev).is_empty(), "{ev:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_triggers_the_sensor() {
+    let h = harness(
+        &[
+            (
+                "sources/drop.yml",
+                "kind: files\ntables:\n  - name: events\n    path: data/drop/*.csv\n",
+            ),
+            (
+                "models/silver/stg_drop.sql",
+                "select id from {{ source('drop', 'events') }}",
+            ),
+        ],
+        at(8, 0, 0),
+    )
+    .await;
+    assert_eq!(
+        h.scheduler(options(DAY))
+            .plan()
+            .get("drop.events")
+            .unwrap()
+            .describe(),
+        "on file arrival"
+    );
+    let mut s = h.start(options(Duration::from_secs(30)));
+    let ev = s.settle(at(8, 0, 0)).await;
+    assert!(started(&ev).is_empty(), "no files yet");
+    // The next look is one interval later.
+    assert_eq!(idle_wake(&ev), Some(at(8, 0, 30)));
+
+    write(&h.dir, "data/drop/a.csv", "id\n1\n2\n");
+
+    h.clock.set(at(8, 0, 30));
+    let ev = s.settle(at(8, 0, 30)).await;
+    let runs = started(&ev);
+    assert_eq!(runs.len(), 1, "{ev:?}");
+    assert_eq!(
+        runs[0].0["drop.events"],
+        DueReason::FilesArrived(vec!["data/drop/a.csv".into()])
+    );
+    assert_eq!(ran(&finished(&ev)[0]), set(&["drop.events", "stg_drop"]));
+
+    h.clock.set(at(8, 1, 0));
+    let ev = s.settle(at(8, 1, 0)).await;
+    assert!(started(&ev).is_empty(), "a landed file does not fire again");
+
+    write(&h.dir, "data/drop/b.csv", "id\n3\n");
+    h.clock.set(at(8, 1, 30));
+    let ev = s.settle(at(8, 1, 30)).await;
+    assert_eq!(
+        started(&ev)[0].0["drop.events"],
+        DueReason::FilesArrived(vec!["data/drop/b.csv".into()])
+    );
+    assert_eq!(
+        finished(&ev)[0]
+            .node("drop.events")
+            .unwrap()
+            .output
+            .rows_out,
+        Some(1)
+    );
+    s.stop().await;
+}
+
+/// A project whose only source waits on a SQLite lock the test holds, so a run stays in flight
+/// until the test lets go.
+async fn locked_sqlite(start: DateTime<Utc>) -> (Harness, rusqlite::Connection) {
+    let h = harness(
+        &[(
+            "sources/app.yml",
+            "kind: sqlite\nconnection: app.db\nbusy_timeout: 120s\nschedule: \"@hourly\"\ntables:\n  - name: items\n",
+        )],
+        start,
+    )
+    .await;
+    let conn = rusqlite::Connection::open(h.dir.join("app.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER, name TEXT); INSERT INTO items VALUES (1, 'a');
+         BEGIN EXCLUSIVE; UPDATE items SET name = 'b';",
+    )
+    .unwrap();
+    (h, conn)
+}
+
+/// Tells the test when the runner starts a node.
+struct NodeStarts(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl crate::runner::RunObserver for NodeStarts {
+    fn node_started(&self, node: &str) {
+        let _ = self.0.send(node.to_string());
+    }
+}
+
+/// Starts a scheduler whose runner reports node starts.
+fn start_observed(h: &Harness) -> (Running, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut opts = options(DAY);
+    opts.run.observer = Some(Arc::new(NodeStarts(tx)));
+    (h.start(opts), rx)
+}
+
+/// Starts the 11:00 run and asks for shutdown once its source is reading (and waiting on the lock).
+async fn stop_during_a_run(
+    h: &Harness,
+    s: &mut Running,
+    starts: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> String {
+    s.settle(at(10, 0, 0)).await;
+    h.clock.set(at(11, 0, 0));
+    let run_id = loop {
+        if let SchedulerEvent::RunStarted { run_id, .. } = s.next().await {
+            break run_id;
+        }
+    };
+    assert_eq!(starts.recv().await.as_deref(), Some("app.items"));
+    let _ = s.stop.take().unwrap().send(());
+    loop {
+        if let SchedulerEvent::Stopping { in_flight } = s.next().await {
+            assert_eq!(in_flight, 1);
+            break;
+        }
+    }
+    tokio::task::yield_now().await;
+    assert!(!s.task.is_finished(), "the scheduler waits for its run");
+    run_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_in_flight_run_finish() {
+    let (h, conn) = locked_sqlite(at(10, 0, 0)).await;
+    let (mut s, mut starts) = start_observed(&h);
+    let run_id = stop_during_a_run(&h, &mut s, &mut starts).await;
+    conn.execute_batch("COMMIT;").unwrap();
+    let ev = s.stop().await;
+    let summary = &finished(&ev)[0];
+    assert_eq!(summary.run_id, run_id);
+    assert_eq!(ran(summary), set(&["app.items"]));
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, SchedulerEvent::RunCancelled { .. }))
+    );
+    assert_eq!(h.state.run(&run_id).unwrap().unwrap().status, "success");
+    assert_eq!(
+        h.state.schedule_tick("app.items").unwrap(),
+        Some(at(11, 0, 0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cancels_a_run_that_outlives_the_grace_period() {
+    let (h, conn) = locked_sqlite(at(10, 0, 0)).await;
+    let (mut s, mut starts) = start_observed(&h);
+    let run_id = stop_during_a_run(&h, &mut s, &mut starts).await;
+    h.clock.advance(Duration::from_secs(10));
+    let ev = s.stop().await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, SchedulerEvent::RunCancelled { run_id: r } if *r == run_id)),
+        "{ev:?}"
+    );
+    assert_eq!(h.state.run(&run_id).unwrap().unwrap().status, "cancelled");
+    // The tick was not handled, so a restart catches it up.
+    assert_eq!(
+        h.state.schedule_tick("app.items").unwrap(),
+        Some(at(10, 0, 0))
+    );
+    conn.execute_batch("COMMIT;").unwrap();
+}

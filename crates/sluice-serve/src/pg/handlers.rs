@@ -1,0 +1,152 @@
+//! The pgwire handler set: `datafusion-postgres`' query service with the read-only hook in front,
+//! a startup handler that tells clients the server is read-only, and an error handler that gives
+//! query failures real SQLSTATEs.
+//!
+//! `datafusion_postgres::serve` builds a similar set but binds its own socket and never returns, so
+//! the endpoint assembles the parts itself and runs its own accept loop (see [`super::PgServer`]).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
+use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::{DfSessionService, QueryHook};
+use futures::{Sink, SinkExt};
+
+use super::error::sqlstate_of;
+use super::read_only::ReadOnlyHook;
+use super::settings::SettingsHook;
+
+/// Everything one endpoint's connections share.
+pub struct Handlers {
+    service: Arc<DfSessionService>,
+    startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
+    errors: Arc<ErrorMapper>,
+}
+
+impl Handlers {
+    /// Handlers over `ctx`: the read-only hook first, answers to `SHOW` of common settings, then the
+    /// library's cursor, `SET`/`SHOW` and transaction hooks (the ones `datafusion_postgres::serve`
+    /// installs).
+    pub fn new(ctx: Arc<SessionContext>) -> Self {
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnlyHook),
+            Arc::new(SettingsHook),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        let connections = Arc::new(ConnectionManager::new());
+        Self {
+            service: Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
+            startup: Arc::new(Startup {
+                connections: connections.clone(),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            errors: Arc::new(ErrorMapper),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.service.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.service.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        self.errors.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Accepts every client without a password (the endpoint binds to loopback by default; see
+/// `docs/postgres-wire.md`), registers it for query cancellation, and reports
+/// `default_transaction_read_only = on` so that drivers that look know writes will fail.
+pub struct Startup {
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for Startup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.connections.clone())
+    }
+
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let meta = client.metadata();
+        tracing::debug!(
+            peer = %client.socket_addr(),
+            user = meta.get("user").map(String::as_str).unwrap_or(""),
+            database = meta.get("database").map(String::as_str).unwrap_or(""),
+            application = meta.get("application_name").map(String::as_str).unwrap_or(""),
+            "PostgreSQL client connected"
+        );
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                "default_transaction_read_only".to_string(),
+                "on".to_string(),
+            )))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Turns engine errors into ErrorResponses with a SQLSTATE a client can act on.
+pub struct ErrorMapper;
+
+impl ErrorHandler for ErrorMapper {
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        if let PgWireError::ApiError(inner) = error {
+            let inner: &(dyn std::error::Error + 'static) = inner.as_ref();
+            let code = sqlstate_of(inner);
+            let message = match inner.downcast_ref::<DataFusionError>() {
+                Some(df) => df.strip_backtrace(),
+                None => inner.to_string(),
+            };
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".to_string(),
+                code.to_string(),
+                message,
+            )));
+        }
+        tracing::debug!(peer = %client.socket_addr(), %error, "PostgreSQL query failed");
+    }
+}
