@@ -1,5 +1,14 @@
 //! `sluice`: the command line that wires the lifecycle together.
 
+/// `println!` that ignores a closed stdout: a long-running server must not die because whoever
+/// started it stopped reading (a closed pipe makes `println!` panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod commands;
 mod progress;

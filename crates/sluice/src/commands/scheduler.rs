@@ -89,17 +89,17 @@ pub fn prepare(ws: &Workspace, flags: &SchedulerFlags) -> Result<Option<Schedule
 /// read for the address).
 pub fn announce(scheduler: Option<&Scheduler>) -> Result<()> {
     let Some(scheduler) = scheduler else {
-        println!("Scheduler: off (--no-scheduler)");
+        say!("Scheduler: off (--no-scheduler)");
         return Ok(());
     };
     let upcoming = scheduler.upcoming().map_err(|e| anyhow!("{e}"))?;
     if upcoming.is_empty() {
-        println!(
+        say!(
             "Scheduler: nothing starts by itself (add `schedule:` to a source or model; see docs/scheduling.md)"
         );
         return Ok(());
     }
-    println!("Scheduler: {} asset(s) start by themselves", upcoming.len());
+    say!("Scheduler: {} asset(s) start by themselves", upcoming.len());
     let width = upcoming.iter().map(|u| u.node.len()).max().unwrap_or(0);
     for u in &upcoming {
         let next = match (u.next_tick, u.missed) {
@@ -107,7 +107,7 @@ pub fn announce(scheduler: Option<&Scheduler>) -> Result<()> {
             (Some(t), _) => format!("  next: {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
             (None, _) => String::new(),
         };
-        println!("  {:width$}  {}{next}", u.node, u.trigger);
+        say!("  {:width$}  {}{next}", u.node, u.trigger);
     }
     Ok(())
 }

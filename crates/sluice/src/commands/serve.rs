@@ -45,8 +45,8 @@ pub async fn serve_workspace_with(
         Some(pg_addr) => Some(sluice_serve::pg::PgServer::bind(&ws.engine, pg_addr).await?),
         None => None,
     };
-    println!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
-    println!("  try: curl http://{local}/api/assets");
+    say!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
+    say!("  try: curl http://{local}/api/assets");
     // Dropping the handle (an early return) stops the endpoint too.
     let pg = pg.map(|server| {
         let banner = format!(
@@ -54,7 +54,7 @@ pub async fn serve_workspace_with(
             server.local_addr(),
             server.psql_command()
         );
-        println!("{banner}");
+        say!("{banner}");
         server.spawn()
     });
     let app = sluice_serve::router(sluice_serve::AppState::new(

@@ -100,7 +100,7 @@ impl PostgresSource {
     }
 
     /// The relation read: the table, or the table's `query:` as a subquery.
-    fn from_clause(&self, t: &PostgresTable) -> String {
+    fn relation_sql(&self, t: &PostgresTable) -> String {
         match &t.query {
             // The newline ends a trailing `-- comment` before the closing parenthesis.
             Some(q) => format!(
@@ -127,7 +127,7 @@ impl PostgresSource {
         let fail = |e: tokio_postgres::Error, doing: &str| {
             super::client::PgFailure::from(e).into_error(&self.name, &t.name, doing)
         };
-        let from = self.from_clause(t);
+        let from = self.relation_sql(t);
         let base = client
             .prepare(&format!("SELECT * FROM {from}"))
             .await
@@ -372,11 +372,11 @@ mod tests {
             "Debug hides the password"
         );
         let orders = s.table("Orders").unwrap();
-        assert_eq!(s.from_clause(orders), "\"public\".\"Orders\"");
+        assert_eq!(s.relation_sql(orders), "\"public\".\"Orders\"");
         let refunds = s.table("refunds").unwrap();
         assert_eq!(s.qualified(refunds), "billing.refunds");
         assert_eq!(
-            s.from_clause(refunds),
+            s.relation_sql(refunds),
             "(SELECT * FROM billing.refunds -- all of them\n) AS q"
         );
         assert!(matches!(
