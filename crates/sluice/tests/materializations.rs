@@ -121,3 +121,55 @@ fn bench_reports_every_stage_as_json() {
     }
     assert_eq!(report["failed_nodes"], 0);
 }
+
+#[test]
+fn parquet_files_land_through_the_files_source() {
+    use std::sync::Arc;
+
+    use sluice_transform::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use sluice_transform::arrow::datatypes::{DataType, Field, Schema};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "sluice.yml", "name: p\n");
+    write(
+        dir,
+        "sources/files.yml",
+        "kind: files\ntables:\n  - name: items\n    path: landing/*.parquet\n",
+    );
+    std::fs::create_dir_all(dir.join("landing")).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("c")])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(dir.join("landing/items-1.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    sluice_ok(dir, &["run"]);
+    assert_eq!(
+        query_f64(dir, "select count(*) from bronze.files__items"),
+        3.0
+    );
+    assert_eq!(
+        query_f64(
+            dir,
+            "select count(*) from bronze.files__items where name is null"
+        ),
+        1.0
+    );
+    sluice_ok(dir, &["run"]);
+    assert_eq!(
+        query_f64(dir, "select count(*) from bronze.files__items"),
+        3.0,
+        "a landed file is not landed again"
+    );
+}

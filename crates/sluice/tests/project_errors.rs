@@ -63,7 +63,19 @@ fn failing_error_check_keeps_previous_version_and_skips_downstream() {
         "landing/sales-2.csv",
         "sale_id,region,amount\n4,,7\n5,west,1\n",
     );
+    // A model that does not depend on the failing one still runs.
+    write(
+        dir,
+        "models/gold/sale_count.sql",
+        "select count(*) as n from {{ source('files', 'sales') }}",
+    );
     let out = stderr_of(dir, &["run"]);
+    let independent = out
+        .lines()
+        .find(|l| l.contains("sale_count"))
+        .unwrap_or_default();
+    assert!(independent.contains("success"), "{out}");
+    assert_eq!(query_f64(dir, "select n from gold.sale_count"), 5.0);
     assert!(out.contains("FAIL not_null_stg_sales_region"), "{out}");
     assert!(
         out.contains("\"sale_id\":4"),

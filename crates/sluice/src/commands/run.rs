@@ -184,7 +184,13 @@ pub fn print_summary(summary: &RunSummary) {
                 .iter()
                 .any(|c| c.status == CheckStatus::Fail)
         {
-            println!("ERROR {}: {}", n.node, n.error.as_deref().unwrap_or(""));
+            let error = n.error.as_deref().unwrap_or("");
+            // Errors from a connector already start with the asset name.
+            if error.starts_with(&format!("{}:", n.node)) {
+                println!("ERROR {error}");
+            } else {
+                println!("ERROR {}: {error}", n.node);
+            }
         }
     }
     println!(

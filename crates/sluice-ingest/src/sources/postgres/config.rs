@@ -102,16 +102,7 @@ fn default_connect_timeout() -> String {
     "10s".to_string()
 }
 
-/// How a table is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Every run lands the whole table, replacing the previous snapshot in one commit.
-    #[default]
-    Full,
-    /// Every run lands rows whose cursor is greater than the high-water mark.
-    Incremental,
-}
+pub use crate::sources::table_load::Mode;
 
 /// One table of a PostgreSQL source.
 #[derive(Debug, Clone, Deserialize)]

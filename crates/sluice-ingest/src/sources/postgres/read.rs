@@ -26,6 +26,7 @@ use super::client::PgFailure;
 use super::decode::{Cell, Raw, cursor_json, decode, raw_json, watermark_text};
 use super::types::PgKind;
 use crate::error::IngestError;
+use crate::sources::table_load::Chunk;
 
 /// What to read: a prepared statement whose columns are already mapped.
 pub(crate) struct ReadRequest {
@@ -42,28 +43,6 @@ pub(crate) struct ReadRequest {
     pub commit_rows: usize,
     pub source: String,
     pub table: String,
-}
-
-/// A commit-sized piece of the result.
-pub(crate) struct Chunk {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    pub rejected: Vec<QuarantinedRow>,
-    pub rows_read: u64,
-    /// The largest cursor value in this chunk (rows come ordered by cursor).
-    pub watermark: Option<serde_json::Value>,
-}
-
-impl Chunk {
-    fn new(schema: SchemaRef) -> Self {
-        Chunk {
-            schema,
-            batches: Vec::new(),
-            rejected: Vec::new(),
-            rows_read: 0,
-            watermark: None,
-        }
-    }
 }
 
 /// An Arrow builder for one [`PgKind`].

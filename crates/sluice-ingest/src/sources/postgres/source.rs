@@ -6,16 +6,15 @@ use async_trait::async_trait;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
 use sluice_core::yaml::parse_yaml;
-use sluice_lake::{TableId, WriteMode};
 use tokio_postgres::Client;
 
 use super::client::{connect, quote};
 use super::config::{Mode, PostgresConfig, PostgresTable};
-use super::read::{Chunk, ReadRequest, read_chunks};
+use super::read::{ReadRequest, read_chunks};
 use super::types::PgKind;
 use crate::error::IngestError;
-use crate::landing::{Landing, app_id, land};
 use crate::source::{IngestContext, IngestReport, Source, find_table};
+use crate::sources::table_load::{Target, land_chunks, position};
 
 /// Lands tables of a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -218,54 +217,6 @@ impl PostgresSource {
             transient: false,
         }
     }
-
-    /// Lands one chunk; returns whether it committed.
-    async fn land_chunk(
-        &self,
-        cx: &IngestContext,
-        t: &PostgresTable,
-        chunk: Chunk,
-        txn_version: i64,
-        origin: &str,
-        report: &mut IngestReport,
-    ) -> Result<(), IngestError> {
-        let mut metadata = serde_json::Map::new();
-        if let Some(w) = &chunk.watermark {
-            metadata.insert("sluice.watermark".into(), w.clone());
-        }
-        let batches = if chunk.batches.is_empty() {
-            vec![arrow::array::RecordBatch::new_empty(chunk.schema.clone())]
-        } else {
-            chunk.batches
-        };
-        let landed = land(
-            cx,
-            Landing {
-                source: &self.name,
-                table: &t.name,
-                batches,
-                rejected: chunk.rejected,
-                mode: if t.mode == Mode::Full {
-                    WriteMode::Overwrite
-                } else {
-                    WriteMode::Append
-                },
-                txn_version,
-                metadata,
-                pii: &t.pii,
-                origin,
-            },
-        )
-        .await?;
-        report.rows_written += landed.rows;
-        report.rows_quarantined += landed.quarantined;
-        report.commits += u64::from(landed.committed);
-        if chunk.watermark.is_some() {
-            report.watermark = chunk.watermark;
-        }
-        cx.report_progress(report.rows_written);
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -284,16 +235,8 @@ impl Source for PostgresSource {
 
     async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
         let t = self.table(table)?;
-        let id = TableId::bronze(&self.name, &t.name);
-        let app = app_id(&self.name, &t.name);
-        let last = cx.lake.commit_metadata(&id, &app).await?;
-        let mut txn_version = last.as_ref().and_then(|c| c.txn_version).unwrap_or(0);
-        let watermark = match t.mode {
-            Mode::Incremental => last
-                .as_ref()
-                .and_then(|c| c.metadata.get("sluice.watermark").cloned()),
-            Mode::Full => None,
-        };
+        let start = position(cx, &self.name, &t.name, t.mode).await?;
+        let watermark = start.watermark.clone();
         let client = connect(&self.pg)
             .await
             .map_err(|e| e.into_error(&self.name, &t.name, "cannot connect"))?;
@@ -304,24 +247,18 @@ impl Source for PostgresSource {
             watermark = ?watermark,
             "reading postgres table"
         );
-        // A small channel gives backpressure: the reader waits while a chunk is being committed.
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        // A channel of one gives backpressure: the reader waits while a chunk is being committed.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
         let reader = tokio::spawn(read_chunks(request, tx));
-        let mut report = IngestReport {
-            watermark: watermark.clone(),
-            ..IngestReport::default()
-        };
         let origin = format!("postgres:{}", self.qualified(t));
-        while let Some(chunk) = rx.recv().await {
-            let chunk = chunk?;
-            report.rows_read += chunk.rows_read;
-            if chunk.rows_read == 0 && t.mode == Mode::Incremental {
-                continue;
-            }
-            txn_version += 1;
-            self.land_chunk(cx, t, chunk, txn_version, &origin, &mut report)
-                .await?;
-        }
+        let target = Target {
+            source: &self.name,
+            table: &t.name,
+            mode: t.mode,
+            pii: &t.pii,
+            origin: &origin,
+        };
+        let report = land_chunks(cx, target, start, rx).await?;
         reader.await.map_err(|e| IngestError::Read {
             source_name: self.name.clone(),
             table: t.name.clone(),

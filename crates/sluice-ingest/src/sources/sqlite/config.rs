@@ -70,16 +70,7 @@ fn default_commit_rows() -> usize {
     500_000
 }
 
-/// How a table is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Every run lands the whole table, replacing the previous snapshot in one commit.
-    #[default]
-    Full,
-    /// Every run lands rows whose cursor is greater than the high-water mark.
-    Incremental,
-}
+pub use crate::sources::table_load::Mode;
 
 /// One table of a SQLite source.
 #[derive(Debug, Clone, Deserialize)]

@@ -17,6 +17,7 @@ use sluice_lake::QuarantinedRow;
 use tokio::sync::mpsc::Sender;
 
 use crate::error::IngestError;
+use crate::sources::table_load::Chunk;
 
 /// What to read.
 pub(crate) struct ReadRequest {
@@ -31,16 +32,6 @@ pub(crate) struct ReadRequest {
     pub source: String,
     pub table: String,
     pub busy_timeout: std::time::Duration,
-}
-
-/// A commit-sized piece of the result.
-pub(crate) struct Chunk {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    pub rejected: Vec<QuarantinedRow>,
-    pub rows_read: u64,
-    /// The largest cursor value in this chunk (rows come ordered by cursor).
-    pub watermark: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Copy)]
@@ -256,13 +247,7 @@ fn read_inner(
     };
     let mut builders = new_builders();
     let mut in_batch = 0usize;
-    let mut chunk = Chunk {
-        schema: schema.clone(),
-        batches: Vec::new(),
-        rejected: Vec::new(),
-        rows_read: 0,
-        watermark: None,
-    };
+    let mut chunk = Chunk::new(schema.clone());
     let mut chunk_rows = 0usize;
     let mut row_number: u64 = 0;
     let mut cells: Vec<Cell> = Vec::with_capacity(columns.len());
@@ -303,16 +288,7 @@ fn read_inner(
                 chunk.batches.push(finish_batch(&mut builders)?);
                 in_batch = 0;
             }
-            let full = std::mem::replace(
-                &mut chunk,
-                Chunk {
-                    schema: schema.clone(),
-                    batches: Vec::new(),
-                    rejected: Vec::new(),
-                    rows_read: 0,
-                    watermark: None,
-                },
-            );
+            let full = std::mem::replace(&mut chunk, Chunk::new(schema.clone()));
             if tx.blocking_send(Ok(full)).is_err() {
                 return Ok(());
             }
