@@ -90,13 +90,14 @@ pub(crate) struct Target<'a> {
     pub origin: &'a str,
 }
 
-/// Lands every chunk from `rx`, one commit each, carrying its watermark; an empty incremental chunk
+/// Lands every chunk from `rx` (sent by `reader`, which is joined at the end), one commit each, carrying its watermark; an empty incremental chunk
 /// commits nothing, an empty full load replaces the table with an empty snapshot.
 pub(crate) async fn land_chunks(
     cx: &IngestContext,
     target: Target<'_>,
     start: Position,
     mut rx: Receiver<Result<Chunk, IngestError>>,
+    reader: tokio::task::JoinHandle<()>,
 ) -> Result<IngestReport, IngestError> {
     let mut txn_version = start.txn_version;
     let mut report = IngestReport {
@@ -146,5 +147,11 @@ pub(crate) async fn land_chunks(
         }
         cx.report_progress(report.rows_written);
     }
+    reader.await.map_err(|e| IngestError::Read {
+        source_name: target.source.to_string(),
+        table: target.table.to_string(),
+        message: format!("the reader stopped unexpectedly: {e}"),
+        transient: false,
+    })?;
     Ok(report)
 }

@@ -258,14 +258,7 @@ impl Source for PostgresSource {
             pii: &t.pii,
             origin: &origin,
         };
-        let report = land_chunks(cx, target, start, rx).await?;
-        reader.await.map_err(|e| IngestError::Read {
-            source_name: self.name.clone(),
-            table: t.name.clone(),
-            message: format!("reader task failed: {e}"),
-            transient: false,
-        })?;
-        Ok(report)
+        land_chunks(cx, target, start, rx, reader).await
     }
 }
 

@@ -161,13 +161,6 @@ impl Source for SqliteSource {
             pii: &t.pii,
             origin: &origin,
         };
-        let report = land_chunks(cx, target, start, rx).await?;
-        reader.await.map_err(|e| IngestError::Read {
-            source_name: self.name.clone(),
-            table: t.name.clone(),
-            message: format!("reader thread failed: {e}"),
-            transient: false,
-        })?;
-        Ok(report)
+        land_chunks(cx, target, start, rx, reader).await
     }
 }
