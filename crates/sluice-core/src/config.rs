@@ -28,6 +28,9 @@ pub struct ProjectConfig {
     /// Optional free-text description.
     #[serde(default)]
     pub description: Option<String>,
+    /// Alert channels by owner name (`default`: owners without one); see docs/alerts.md.
+    #[serde(default)]
+    pub owners: BTreeMap<String, crate::alerts::AlertChannel>,
 }
 
 fn default_lake() -> String {
@@ -83,6 +86,16 @@ pub struct Defaults {
     /// Owner for assets that do not name one.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Longest delay between two retries (the exponential backoff stops growing there).
+    #[serde(default = "default_max_backoff")]
+    pub max_retry_backoff: String,
+    /// Longest time one attempt of a node may take (none: no limit).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// `fail_fast` (downstream of a failure is skipped) or `fail_open` (downstream runs on the last
+    /// good data, marked as built from stale input).
+    #[serde(default)]
+    pub on_failure: Option<String>,
 }
 
 impl Default for Defaults {
@@ -92,8 +105,15 @@ impl Default for Defaults {
             retry_backoff: default_backoff(),
             threads: default_threads(),
             owner: None,
+            max_retry_backoff: default_max_backoff(),
+            timeout: None,
+            on_failure: None,
         }
     }
+}
+
+fn default_max_backoff() -> String {
+    "30s".to_string()
 }
 
 fn default_retries() -> u32 {

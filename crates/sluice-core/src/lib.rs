@@ -24,18 +24,25 @@
 //! (models, properties, check declarations), [`project`] (loading), [`graph`] (DAG, cycles, selection),
 //! [`error`], and small helpers for YAML ([`yaml`]), durations ([`duration`]) and `${ENV}` ([`env`]).
 
+pub mod alerts;
 pub mod config;
+pub mod dashboard;
 pub mod duration;
 pub mod env;
 pub mod error;
+pub mod exports;
 pub mod graph;
+pub mod macros;
 pub mod model;
 pub mod project;
+pub mod seeds;
 pub mod source;
+pub mod threshold;
 pub mod yaml;
 
 pub use config::ProjectConfig;
 pub use error::{ConfigError, GraphError};
+pub use exports::ExportDecl;
 pub use graph::AssetGraph;
 pub use model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, Severity};
 pub use project::{Project, ProjectErrors};

@@ -188,6 +188,11 @@ pub struct CheckSpec {
     pub severity: Severity,
     /// An optional SQL filter: only rows matching it are checked.
     pub where_clause: Option<String>,
+    /// dbt's `error_if` (e.g. `">10"`): the failing-row count that makes an error check fail
+    /// (default: any).
+    pub error_if: Option<String>,
+    /// dbt's `warn_if`: the failing-row count that makes the check warn (default: any).
+    pub warn_if: Option<String>,
     /// The properties file that declared it.
     pub path: PathBuf,
 }
@@ -248,7 +253,7 @@ impl CheckSpec {
             None => Map::new(),
         };
         // `severity`, `where` and `name` may sit at the top level or inside `config` (dbt accepts both).
-        for key in ["severity", "where", "name"] {
+        for key in ["severity", "where", "name", "error_if", "warn_if"] {
             if let Some(v) = args.remove(key) {
                 config.entry(key.to_string()).or_insert(v);
             }
@@ -263,6 +268,19 @@ impl CheckSpec {
             .get("where")
             .and_then(Value::as_str)
             .map(str::to_string);
+        let threshold = |key: &str| -> Result<Option<String>, String> {
+            match config.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => crate::threshold::Threshold::parse(s)
+                    .map(|_| Some(s.clone()))
+                    .map_err(|e| format!("`{key}`: {e}")),
+                Some(other) => Err(format!(
+                    "`{key}` must be a condition such as \">10\", found {other}"
+                )),
+            }
+        };
+        let error_if = threshold("error_if")?;
+        let warn_if = threshold("warn_if")?;
         let name = match config.get("name").and_then(Value::as_str) {
             Some(n) => n.to_string(),
             None => match column {
@@ -278,6 +296,8 @@ impl CheckSpec {
             args,
             severity,
             where_clause,
+            error_if,
+            warn_if,
             path: path.to_path_buf(),
         })
     }

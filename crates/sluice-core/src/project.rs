@@ -1,14 +1,16 @@
-//! Loading a project folder: `sluice.yml`, `sources/`, `models/`.
+//! Loading a project folder: `sluice.yml`, `sources/`, `models/`, `dashboards/`.
 //!
 //! Loading collects every error it finds (a broken project is reported in one pass, not one error per
 //! attempt) and checks only what can be checked without rendering SQL; the graph of `ref()`s is built by
 //! `sluice-transform` after rendering.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::ProjectConfig;
+use crate::dashboard::{Dashboard, load_dashboards};
 use crate::error::ConfigError;
+use crate::exports::{ExportDecl, load_exports};
 use crate::model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, PropertiesFile};
 use crate::source::{SourceDecl, SourceEnvelope, is_valid_identifier};
 use crate::yaml::{parse_yaml, read_text};
@@ -26,6 +28,12 @@ pub struct Project {
     pub models: Vec<ModelFile>,
     /// Every check declared in properties files.
     pub checks: Vec<CheckSpec>,
+    /// `dashboards/*.yml`, sorted by name.
+    pub dashboards: Vec<Dashboard>,
+    /// `exports/*.yml` (reverse ETL), disabled ones included (see [`ExportDecl::enabled`]).
+    pub exports: Vec<ExportDecl>,
+    /// `macros/**/*.sql`: Jinja macros every model can call.
+    pub macros: Vec<crate::macros::MacroFile>,
 }
 
 /// Every error found while loading a project.
@@ -54,6 +62,22 @@ impl Project {
         let sources = load_sources(&root.join("sources"), &mut errors);
         let properties = load_properties(&root.join("models"), &mut errors);
         let mut models = load_models(&root.join("models"), &mut errors);
+        // Seeds are models (materialized `seed`) in the silver layer; a properties file may describe them.
+        let seeds =
+            crate::seeds::load_seeds(&[root.join("seeds")], ModelLayer::Silver, &mut errors);
+        for seed in seeds {
+            match models.iter().find(|m| m.name == seed.name) {
+                Some(m) => errors.push(ConfigError::Duplicate {
+                    kind: "model",
+                    name: seed.name.clone(),
+                    first: m.path.clone(),
+                    second: seed.path,
+                }),
+                None => models.push(seed),
+            }
+        }
+        models.sort_by(|a, b| a.name.cmp(&b.name));
+        let macros = crate::macros::load_macros(&[root.join("macros")], &mut errors);
         let mut checks = Vec::new();
         let mut described: BTreeMap<String, PathBuf> = BTreeMap::new();
         for (name, props) in properties {
@@ -77,6 +101,12 @@ impl Project {
             collect_checks(&props, &props_path, &mut checks, &mut errors);
             model.properties = props;
         }
+        let dashboards = load_dashboards(
+            &root.join("dashboards"),
+            &asset_names(&models, &sources),
+            &mut errors,
+        );
+        let exports = load_exports(&root.join("exports"), &sources, &models, &mut errors);
         if !errors.is_empty() {
             return Err(ProjectErrors(errors));
         }
@@ -89,6 +119,9 @@ impl Project {
             sources,
             models,
             checks,
+            dashboards,
+            exports,
+            macros,
         })
     }
 
@@ -127,10 +160,23 @@ impl Project {
         self.sources.iter().find(|s| s.name == name)
     }
 
+    /// An export by name.
+    pub fn export(&self, name: &str) -> Option<&ExportDecl> {
+        self.exports.iter().find(|e| e.name == name)
+    }
+
     /// The checks of one model.
     pub fn checks_of<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a CheckSpec> + 'a {
         self.checks.iter().filter(move |c| c.model == model)
     }
+}
+
+/// Every asset a dashboard may name: models, and source tables as `source.table`.
+fn asset_names(models: &[ModelFile], sources: &[SourceDecl]) -> BTreeSet<String> {
+    let tables = sources
+        .iter()
+        .flat_map(|s| s.tables.iter().map(move |t| s.asset_name(&t.name)));
+    models.iter().map(|m| m.name.clone()).chain(tables).collect()
 }
 
 fn sorted_files(
@@ -177,7 +223,8 @@ fn file_stem(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn load_sources(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<SourceDecl> {
+/// Loads `dir/*.yml` source declarations (also used for the `sources/` folder of a dbt project).
+pub fn load_sources(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<SourceDecl> {
     let mut out: Vec<SourceDecl> = Vec::new();
     for path in sorted_files(dir, &["yml", "yaml"], false, errors) {
         let text = match read_text(&path) {
@@ -356,13 +403,23 @@ fn collect_checks(
             );
         }
     }
-    if let Some(f) = &props.freshness {
+    // `freshness:` with a `column` checks the newest value of that column (a check); without one it
+    // is the asset's freshness SLA (time since its last new data), evaluated by sluice-monitor.
+    let sla = props.freshness.as_ref().filter(|f| f.get("column").is_none());
+    if let Some(f) = props.freshness.as_ref().filter(|_| sla.is_none()) {
         let entry = serde_yaml_ng::Value::Mapping(
             [(serde_yaml_ng::Value::String("freshness".into()), f.clone())]
                 .into_iter()
                 .collect(),
         );
         push(&entry, None, format!("models[{}].freshness", props.name));
+    }
+    if let Some(Err(message)) = sla.map(crate::alerts::FreshnessSla::from_yaml) {
+        errors.push(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: format!("models[{}].freshness", props.name),
+            message,
+        });
     }
 }
 

@@ -31,7 +31,8 @@ pub enum IngestError {
     /// A source column whose type has no Arrow/Delta mapping.
     #[error(
         "{kind} source `{source_name}`: table `{table}`: column `{column}` has type `{type_name}`, \
-         which is not supported; cast it in `query:` (e.g. {column}::text)"
+         which is not supported; cast it in `query:` (e.g. {})",
+        cast_example(.kind, .column)
     )]
     UnsupportedType {
         /// The connector kind (`postgres`).
@@ -75,6 +76,14 @@ pub enum IngestError {
     /// The generator failed.
     #[error(transparent)]
     Generator(#[from] crate::generator::GeneratorError),
+}
+
+/// How to cast `column` to text in the SQL dialect of a connector `kind`, for error hints.
+fn cast_example(kind: &str, column: &str) -> String {
+    match kind {
+        "mysql" => format!("CAST(`{column}` AS CHAR) AS `{column}`"),
+        _ => format!("{column}::text"),
+    }
 }
 
 impl IngestError {

@@ -6,7 +6,7 @@
 //! metadata columns (`_ingested_at`, `_ingest_date`, `_batch_id`, `_source`) and commits them with the
 //! connector's new position (high-water mark, file name) in one atomic Delta commit.
 //!
-//! Modules: [`sources`] (one folder per connector: `sqlite`, `files`, `postgres`), [`formats`] (CSV,
+//! Modules: [`sources`] (one folder per connector: `sqlite`, `files`, `postgres`, `mysql`, `http`), [`formats`] (CSV,
 //! JSON lines and Parquet readers with row-level rejection), [`landing`], [`generator`] (the ShopFlow
 //! data generator behind `sluice demo`).
 //!

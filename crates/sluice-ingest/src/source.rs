@@ -94,7 +94,7 @@ pub fn find_table<'a, T>(
 }
 
 /// Every connector kind compiled into this build.
-pub const SOURCE_KINDS: &[&str] = &["sqlite", "files", "postgres"];
+pub const SOURCE_KINDS: &[&str] = &["sqlite", "files", "postgres", "mysql", "http"];
 
 /// Builds the connector for a source declaration; `root` resolves relative paths.
 pub fn build_source(decl: &SourceDecl, root: &Path) -> Result<Box<dyn Source>, IngestError> {
@@ -108,6 +108,12 @@ pub fn build_source(decl: &SourceDecl, root: &Path) -> Result<Box<dyn Source>, I
         "postgres" => Ok(Box::new(
             crate::sources::postgres::PostgresSource::from_decl(decl, root)?,
         )),
+        "mysql" => Ok(Box::new(crate::sources::mysql::MysqlSource::from_decl(
+            decl, root,
+        )?)),
+        "http" => Ok(Box::new(crate::sources::http::HttpSource::from_decl(
+            decl, root,
+        )?)),
         other => {
             let hint = sluice_core::graph::suggest(other, SOURCE_KINDS.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))

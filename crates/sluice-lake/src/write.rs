@@ -46,6 +46,15 @@ pub enum WriteMode {
         /// The columns that identify a row.
         keys: Vec<String>,
     },
+    /// Replace exactly the rows matching `predicate` (SQL, e.g. `_partition = '2026-11-01'`) with the
+    /// new rows, leaving every other row alone; every new row must match the predicate. Rewriting
+    /// the same slice again gives the same table, so a retried write cannot duplicate rows. New
+    /// columns are added to the schema (older rows read them as null). On a table that does not
+    /// exist yet this creates it with `partition_by`.
+    ReplaceWhere {
+        /// The rows to replace, as a SQL boolean expression over the table's columns.
+        predicate: String,
+    },
 }
 
 impl WriteMode {
@@ -54,6 +63,7 @@ impl WriteMode {
             WriteMode::Append => "append",
             WriteMode::Overwrite => "overwrite",
             WriteMode::Merge { .. } => "merge",
+            WriteMode::ReplaceWhere { .. } => "replace_where",
         }
     }
 }
@@ -214,6 +224,8 @@ enum Plan {
         save_mode: SaveMode,
         schema_mode: Option<SchemaMode>,
         partition_by: Option<Vec<String>>,
+        /// Overwrite only the rows matching this predicate.
+        replace_where: Option<String>,
     },
     /// A delta-rs merge into an existing table.
     Merge {
@@ -315,6 +327,7 @@ impl Lake {
                 save_mode,
                 schema_mode,
                 partition_by,
+                replace_where,
             } => {
                 let mut builder = table
                     .write(batches)
@@ -325,6 +338,9 @@ impl Lake {
                 }
                 if let Some(columns) = partition_by {
                     builder = builder.with_partition_columns(columns);
+                }
+                if let Some(predicate) = replace_where {
+                    builder = builder.with_replace_where(predicate);
                 }
                 builder
                     .await
@@ -381,6 +397,22 @@ fn plan(
                 save_mode: SaveMode::Overwrite,
                 schema_mode: Some(SchemaMode::Overwrite),
                 partition_by: Some(spec.partition_by.clone()),
+                replace_where: None,
+            }
+        }
+        (WriteMode::ReplaceWhere { predicate }, _) => {
+            let batches = match (rows, schema, table_schema) {
+                (0, None, Some(table_schema)) => vec![RecordBatch::new_empty(table_schema)],
+                (0, None, None) => return Plan::Nothing,
+                _ => batches,
+            };
+            Plan::Write {
+                batches,
+                save_mode: SaveMode::Overwrite,
+                // The rest of the table keeps its rows, so its schema can only grow.
+                schema_mode: Some(SchemaMode::Merge),
+                partition_by: (!spec.partition_by.is_empty()).then(|| spec.partition_by.clone()),
+                replace_where: Some(predicate.clone()),
             }
         }
         (_, 0) if spec.txn.is_none() => Plan::Nothing,
@@ -395,6 +427,7 @@ fn plan(
                 save_mode: SaveMode::Append,
                 schema_mode: None,
                 partition_by: new_table_partitions,
+                replace_where: None,
             }
         }
         (WriteMode::Merge { keys }, _) if exists => match schema {
@@ -410,6 +443,7 @@ fn plan(
             save_mode: SaveMode::Append,
             schema_mode: evolve,
             partition_by: new_table_partitions,
+            replace_where: None,
         },
     }
 }

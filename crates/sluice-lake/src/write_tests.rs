@@ -414,3 +414,43 @@ async fn history_is_newest_first_and_limited() {
     assert!(lake.history(&id, 0).await.unwrap().is_empty());
     assert_eq!(lake.history(&id, 100).await.unwrap().len(), 4);
 }
+
+#[tokio::test]
+async fn replace_where_replaces_exactly_one_partition_and_is_idempotent() {
+    let (_dir, lake) = tmp_lake();
+    let id = TableId::gold("daily");
+    let spec = |day: &str| WriteSpec {
+        mode: WriteMode::ReplaceWhere {
+            predicate: format!("day = '{day}'"),
+        },
+        partition_by: vec!["day".into()],
+        ..WriteSpec::default()
+    };
+    // The first write creates the partitioned table.
+    lake.write(&id, vec![rows(&[(1, "a", "d1"), (2, "b", "d1")])], &spec("d1"))
+        .await
+        .unwrap();
+    lake.write(&id, vec![rows(&[(3, "c", "d2")])], &spec("d2"))
+        .await
+        .unwrap();
+    // Rebuilding d1 twice leaves d1 with the new rows only, and d2 untouched.
+    for _ in 0..2 {
+        lake.write(&id, vec![rows(&[(10, "x", "d1")])], &spec("d1"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        sql(&lake, &id, "SELECT day, count(*) AS n, sum(id) AS s FROM t GROUP BY day ORDER BY day").await,
+        "+-----+---+----+\n| day | n | s  |\n+-----+---+----+\n| d1  | 1 | 10 |\n| d2  | 1 | 3  |\n+-----+---+----+"
+    );
+    // An empty rebuild empties that partition only.
+    let empty = RecordBatch::new_empty(rows(&[]).schema());
+    lake.write(&id, vec![empty], &spec("d2")).await.unwrap();
+    assert_eq!(count(&lake, &id).await, 1);
+    // A row outside the predicate is refused, and nothing changes.
+    let err = lake
+        .write(&id, vec![rows(&[(4, "d", "d3")])], &spec("d1"))
+        .await;
+    assert!(err.is_err(), "a row outside the replaced slice must be refused");
+    assert_eq!(count(&lake, &id).await, 1);
+}

@@ -7,11 +7,23 @@
 //! [`schedule::Scheduler`] starts runs by itself inside `sluice serve`: on cron or interval ticks (with
 //! catchup after downtime), when an upstream asset has new data, and when new files arrive.
 
+pub mod attempt;
+pub mod control;
+pub mod export;
 pub mod node;
+pub mod partition;
+pub mod policy;
+pub mod retry;
 pub mod runner;
 pub mod schedule;
 pub mod state;
+pub mod summary;
 
+pub use attempt::{NodeExecutor, ProjectExecutor};
+pub use control::LogLine;
+pub use export::{ExportFailure, ExportReport, ExportRunner};
+pub use policy::{NodePolicy, OnFailure, Policies};
+pub use retry::{RetryError, retry_selection};
 pub use node::{NodeError, NodeOutput};
 pub use runner::{
     NodeResult, NodeStatus, RunError, RunObserver, RunOptions, RunSummary, new_run_id, run,

@@ -26,6 +26,12 @@ pub enum NodeError {
     /// A check could not be built from its declaration.
     #[error(transparent)]
     Quality(#[from] sluice_quality::QualityError),
+    /// An export (reverse ETL) failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportFailure),
+    /// One attempt took longer than the node's `timeout`.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl NodeError {
@@ -34,6 +40,8 @@ impl NodeError {
         match self {
             NodeError::Ingest(e) => e.is_transient(),
             NodeError::Transform(e) => e.is_transient(),
+            NodeError::Export(e) => e.transient,
+            NodeError::Timeout(_) => true,
             _ => false,
         }
     }
@@ -54,6 +62,8 @@ pub struct NodeOutput {
     pub watermark: Option<serde_json::Value>,
     /// Check results (models).
     pub checks: Vec<CheckResult>,
+    /// Time partitions built (time-partitioned models), recorded by the run loop.
+    pub partitions: Option<crate::partition::BuiltPartitions>,
 }
 
 /// Built connectors, one per source, shared by the run.
@@ -107,6 +117,7 @@ pub async fn ingest_table(
         version: None,
         watermark: report.watermark,
         checks: Vec::new(),
+        partitions: None,
     })
 }
 
@@ -119,6 +130,18 @@ pub async fn build_model(
     txn_version: i64,
     full_refresh: bool,
 ) -> Result<NodeOutput, (NodeError, Vec<CheckResult>)> {
+    if let Some(tp) = &model.config.time_partition {
+        // Time-partitioned: built partition by partition (crate::partition).
+        return crate::partition::build::build_recent(
+            project,
+            engine,
+            model,
+            tp,
+            run_id,
+            full_refresh,
+        )
+        .await;
+    }
     let m = materialization_for(model.config.materialized);
     let run = ModelRun {
         engine,
@@ -160,6 +183,7 @@ pub async fn build_model(
         version: published.version,
         watermark: None,
         checks,
+        partitions: None,
     })
 }
 

@@ -1,24 +1,26 @@
 //! The run loop: execute the selected nodes in dependency order, independent nodes in parallel.
 //!
-//! A node starts when every selected upstream node has succeeded; if one failed (or was skipped), the
-//! node is skipped, while everything that does not depend on the failure still runs. Transient errors
-//! are retried with exponential backoff and jitter; permanent ones (SQL errors, failed checks) are not.
+//! A node starts when every selected upstream node has succeeded. When one fails, what happens to its
+//! downstream follows the failed node's `on_failure` policy ([`crate::policy`]): `fail_fast` skips it,
+//! `fail_open` runs it on the failed node's last good data and marks it as built from stale input.
+//! Everything that does not depend on the failure still runs. Each node holds a lease in the state
+//! database while it runs ([`crate::control`]), so two runs (or two servers) never execute the same
+//! node at once, and a run stops promptly when it is cancelled, from this process or another.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{SecondsFormat, Utc};
-use sluice_ingest::IngestContext;
-use sluice_quality::{CheckResult, CheckStatus};
+use sluice_quality::CheckStatus;
 use sluice_transform::{CompiledProject, Engine};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use crate::node::{
-    Connectors, NodeError, NodeOutput, build_model, ingest_table, next_model_txn, run_checks,
-};
+use crate::attempt::{NodeExecutor, ProjectExecutor, run_node};
+use crate::policy::{NodePolicy, OnFailure, Policies, PolicyErrors};
 use crate::state::{CheckRecord, NodeRecord, RunRecord, StateStore};
+pub use crate::summary::{NodeResult, NodeStatus, RunSummary};
 
 /// Errors that stop a run before it starts.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum RunError {
     /// The engine could not open the lake.
     #[error(transparent)]
     Transform(#[from] sluice_transform::TransformError),
+    /// A retry, timeout or failure setting is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyErrors),
 }
 
 /// What a run does.
@@ -59,6 +64,15 @@ pub struct RunOptions {
     /// (the scheduler's on-upstream-change models). Otherwise they are left out: not executed, not
     /// recorded, and neither are those of their downstream in this set.
     pub only_if_upstream_changed: BTreeSet<String>,
+    /// Runs `export:<name>` nodes (reverse ETL); without one, a selected export node fails.
+    pub exports: Option<Arc<dyn crate::export::ExportRunner>>,
+    /// Cancels the run from this process (a cancel request in the state database works too).
+    pub cancel: Option<CancellationToken>,
+    /// Does the work of each node (default: [`ProjectExecutor`]); benchmarks plug in a no-op.
+    pub executor: Option<Arc<dyn NodeExecutor>>,
+    /// Per-node policies (default: resolved from the project, with `retries` and `retry_backoff` as
+    /// the base).
+    pub policies: Option<Arc<Policies>>,
 }
 
 impl Default for RunOptions {
@@ -74,6 +88,10 @@ impl Default for RunOptions {
             observer: None,
             run_id: None,
             only_if_upstream_changed: BTreeSet::new(),
+            exports: None,
+            cancel: None,
+            executor: None,
+            policies: None,
         }
     }
 }
@@ -86,92 +104,6 @@ pub trait RunObserver: Send + Sync {
     fn node_started(&self, _node: &str) {}
     /// A node finished.
     fn node_finished(&self, _result: &NodeResult) {}
-}
-
-/// A node's final state in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeStatus {
-    /// Built (or ingested) and published.
-    Success,
-    /// Failed after its retries.
-    Failed,
-    /// Not run because an upstream node failed.
-    Skipped,
-}
-
-impl NodeStatus {
-    /// `success`, `failed`, `skipped`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeStatus::Success => "success",
-            NodeStatus::Failed => "failed",
-            NodeStatus::Skipped => "skipped",
-        }
-    }
-}
-
-/// One node's result.
-#[derive(Debug, Clone)]
-pub struct NodeResult {
-    /// Asset name.
-    pub node: String,
-    /// `source` or `model`.
-    pub kind: &'static str,
-    /// Outcome.
-    pub status: NodeStatus,
-    /// Attempts made.
-    pub attempts: u32,
-    /// What it did.
-    pub output: NodeOutput,
-    /// Error, for failures (and the failed upstream, for skips).
-    pub error: Option<String>,
-    /// Wall time.
-    pub duration: Duration,
-}
-
-/// The result of a run.
-#[derive(Debug, Clone)]
-pub struct RunSummary {
-    /// Run id.
-    pub run_id: String,
-    /// Per node, in completion order.
-    pub nodes: Vec<NodeResult>,
-    /// Wall time.
-    pub duration: Duration,
-}
-
-impl RunSummary {
-    /// Nodes with a status.
-    pub fn count(&self, status: NodeStatus) -> usize {
-        self.nodes.iter().filter(|n| n.status == status).count()
-    }
-
-    /// Every check result.
-    pub fn checks(&self) -> impl Iterator<Item = &CheckResult> {
-        self.nodes.iter().flat_map(|n| n.output.checks.iter())
-    }
-
-    /// Checks with a status.
-    pub fn checks_with(&self, status: CheckStatus) -> usize {
-        self.checks().filter(|c| c.status == status).count()
-    }
-
-    /// `success`, `partial` or `failed`.
-    pub fn status(&self) -> &'static str {
-        let failed = self.count(NodeStatus::Failed) + self.count(NodeStatus::Skipped);
-        if failed == 0 {
-            "success"
-        } else if self.count(NodeStatus::Success) > 0 {
-            "partial"
-        } else {
-            "failed"
-        }
-    }
-
-    /// A node's result.
-    pub fn node(&self, name: &str) -> Option<&NodeResult> {
-        self.nodes.iter().find(|n| n.node == name)
-    }
 }
 
 fn now() -> String {
@@ -200,54 +132,70 @@ pub async fn run(
         .into_iter()
         .filter(|n| selected.contains(n))
         .collect();
+    let policies = match &opts.policies {
+        Some(p) => p.clone(),
+        None => {
+            let base = NodePolicy {
+                retries: opts.retries,
+                retry_backoff: opts.retry_backoff,
+                ..NodePolicy::default()
+            };
+            Arc::new(Policies::from_project(&project, base)?)
+        }
+    };
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
     let started = Instant::now();
     state.start_run(&run_id, &opts.command, &opts.selection, &now())?;
     if let Some(o) = &opts.observer {
         o.run_started(&run_id, order.len());
     }
-    let connectors = Arc::new(Connectors::default());
+    let executor: Arc<dyn NodeExecutor> = match &opts.executor {
+        Some(e) => e.clone(),
+        None => Arc::new(ProjectExecutor::new(
+            project.clone(),
+            engine.clone(),
+            &run_id,
+            &opts,
+        )),
+    };
+    let cancel = opts.cancel.clone().unwrap_or_default();
+    let watcher = watch_cancel_requests(state.clone(), run_id.clone(), cancel.clone());
     let threads = opts.threads.max(1);
     let mut done: BTreeMap<String, NodeStatus> = BTreeMap::new();
+    // Per finished node, the failed fail-open nodes its data (transitively) missed.
+    let mut stale: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut pending: Vec<String> = order.clone();
-    let mut running: BTreeSet<String> = BTreeSet::new();
+    let mut running: HashMap<tokio::task::Id, (String, Instant)> = HashMap::new();
     // Conditional nodes left out because their inputs wrote nothing, and nodes that wrote rows.
     let mut unchanged: BTreeSet<String> = BTreeSet::new();
     let mut wrote_rows: BTreeSet<String> = BTreeSet::new();
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
     let mut results = Vec::new();
-    let ingest_cx = IngestContext::new(engine.lake().clone(), run_id.clone());
+    let mut cancelled = false;
 
     loop {
-        // Settle nodes whose upstream failed, and start nodes whose upstream succeeded.
+        // Settle nodes whose upstream failed, and start nodes whose upstream is done.
         let mut i = 0;
-        while i < pending.len() {
+        while !cancelled && i < pending.len() {
             let name = pending[i].clone();
             let ups: Vec<&str> = project
                 .graph
                 .parents(&name)
                 .filter(|p| selected.contains(*p))
                 .collect();
-            if let Some(bad) = ups.iter().find(|u| {
-                matches!(
-                    done.get(**u),
-                    Some(NodeStatus::Failed | NodeStatus::Skipped)
-                )
-            }) {
+            let blocked = ups.iter().find(|u| match done.get(**u) {
+                Some(NodeStatus::Skipped | NodeStatus::Cancelled) => true,
+                Some(NodeStatus::Failed) => policies.get(u).on_failure == OnFailure::FailFast,
+                _ => false,
+            });
+            if let Some(bad) = blocked {
                 pending.remove(i);
-                let r = NodeResult {
-                    node: name.clone(),
-                    kind: if project.models.contains_key(&name) {
-                        "model"
-                    } else {
-                        "source"
-                    },
-                    status: NodeStatus::Skipped,
-                    attempts: 0,
-                    output: NodeOutput::default(),
-                    error: Some(format!("skipped: upstream `{bad}` did not succeed")),
-                    duration: Duration::ZERO,
-                };
+                let r = NodeResult::not_run(
+                    &name,
+                    executor.kind(&name),
+                    NodeStatus::Skipped,
+                    format!("skipped: upstream `{bad}` did not succeed"),
+                );
                 finish_node(&state, &run_id, &r, opts.observer.as_deref())?;
                 done.insert(name, NodeStatus::Skipped);
                 results.push(r);
@@ -255,7 +203,7 @@ pub async fn run(
             }
             let ready = ups
                 .iter()
-                .all(|u| done.get(*u) == Some(&NodeStatus::Success) || unchanged.contains(*u));
+                .all(|u| done.contains_key(*u) || unchanged.contains(*u));
             if ready
                 && opts.only_if_upstream_changed.contains(&name)
                 && !ups.iter().any(|u| wrote_rows.contains(*u))
@@ -267,43 +215,90 @@ pub async fn run(
             }
             if running.len() < threads && ready {
                 pending.remove(i);
-                running.insert(name.clone());
+                let mut inputs: BTreeSet<String> = BTreeSet::new();
+                for u in &ups {
+                    if done.get(*u) == Some(&NodeStatus::Failed) {
+                        inputs.insert(u.to_string());
+                    }
+                    inputs.extend(stale.get(*u).into_iter().flatten().cloned());
+                }
                 if let Some(o) = &opts.observer {
                     o.node_started(&name);
                 }
-                let (p, e, c, o, rid, cx) = (
-                    project.clone(),
-                    engine.clone(),
-                    connectors.clone(),
-                    opts.clone(),
+                let work = run_node(
+                    executor.clone(),
+                    state.clone(),
                     run_id.clone(),
-                    ingest_cx.clone(),
+                    name.clone(),
+                    policies.get(&name).clone(),
+                    cancel.clone(),
                 );
-                tasks.spawn(async move { execute(&p, &e, &c, &o, &rid, &cx, &name).await });
+                let inputs: Vec<String> = inputs.into_iter().collect();
+                let handle = tasks.spawn(async move {
+                    let mut r = work.await;
+                    r.stale_inputs = inputs;
+                    r
+                });
+                running.insert(handle.id(), (name, Instant::now()));
                 continue;
             }
             i += 1;
         }
-        let Some(joined) = tasks.join_next().await else {
+        if tasks.is_empty() {
             break;
-        };
-        let r = match joined {
-            Ok(r) => r,
-            Err(e) => {
-                // A panicking node task is a bug; fail the run's remaining work cleanly.
-                tracing::error!(error = %e, "node task failed");
+        }
+        let joined = tokio::select! {
+            joined = tasks.join_next_with_id() => joined,
+            () = cancel.cancelled(), if !cancelled => {
+                cancelled = true;
+                tracing::info!(run_id = %run_id, "run cancelled; stopping its nodes");
+                tasks.abort_all();
                 continue;
             }
         };
-        running.remove(&r.node);
+        let Some(joined) = joined else { break };
+        let r = match joined {
+            Ok((id, r)) => {
+                running.remove(&id);
+                r
+            }
+            Err(e) => {
+                let Some((name, at)) = running.remove(&e.id()) else {
+                    continue;
+                };
+                let (status, why) = if e.is_cancelled() {
+                    (NodeStatus::Cancelled, "cancelled while running".to_string())
+                } else {
+                    // A panicking node is a bug; record it as this node's failure.
+                    tracing::error!(node = %name, error = %e, "node task panicked");
+                    (NodeStatus::Failed, format!("internal error: {e}"))
+                };
+                let mut r = NodeResult::not_run(&name, executor.kind(&name), status, why);
+                r.duration = at.elapsed();
+                r
+            }
+        };
         if r.status == NodeStatus::Success && r.output.rows_out.unwrap_or(0) > 0 {
             wrote_rows.insert(r.node.clone());
         }
         finish_node(&state, &run_id, &r, opts.observer.as_deref())?;
         done.insert(r.node.clone(), r.status);
+        if !r.stale_inputs.is_empty() {
+            stale.insert(r.node.clone(), r.stale_inputs.clone());
+        }
         results.push(r);
-        if pending.is_empty() && tasks.is_empty() {
-            break;
+    }
+    watcher.abort();
+    if cancelled {
+        for name in pending.drain(..) {
+            let r = NodeResult::not_run(
+                &name,
+                executor.kind(&name),
+                NodeStatus::Cancelled,
+                "cancelled before it started".into(),
+            );
+            finish_node(&state, &run_id, &r, opts.observer.as_deref())?;
+            results.push(r);
         }
     }
 
@@ -311,6 +306,7 @@ pub async fn run(
         run_id: run_id.clone(),
         nodes: results,
         duration: started.elapsed(),
+        cancelled,
     };
     state.finish_run(&RunRecord {
         run_id,
@@ -321,12 +317,38 @@ pub async fn run(
         finished_at: Some(now()),
         nodes_ok: summary.count(NodeStatus::Success) as i64,
         nodes_failed: summary.count(NodeStatus::Failed) as i64,
-        nodes_skipped: summary.count(NodeStatus::Skipped) as i64,
+        nodes_skipped: (summary.count(NodeStatus::Skipped) + summary.count(NodeStatus::Cancelled))
+            as i64,
         checks_passed: summary.checks_with(CheckStatus::Pass) as i64,
         checks_warned: summary.checks_with(CheckStatus::Warn) as i64,
         checks_failed: summary.checks_with(CheckStatus::Fail) as i64,
     })?;
     Ok(summary)
+}
+
+/// Polls the state database for a cancel request (from `sluice runs cancel` or the API of another
+/// process) and fires `cancel` when one arrives.
+fn watch_cancel_requests(
+    state: Arc<StateStore>,
+    run_id: String,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = cancel.cancelled() => return,
+            }
+            match state.cancel_requested(&run_id) {
+                Ok(true) => {
+                    cancel.cancel();
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(run_id = %run_id, error = %e, "cannot read cancel requests"),
+            }
+        }
+    })
 }
 
 fn finish_node(
@@ -352,9 +374,15 @@ fn finish_node(
         error: r.error.clone(),
         version: r.output.version,
     })?;
+    state.append_node_log(run_id, &r.node, &r.log)?;
+    if !r.stale_inputs.is_empty() {
+        state.set_stale_inputs(run_id, &r.node, &r.stale_inputs)?;
+    }
     if let Some(w) = &r.output.watermark {
         state.set_watermark(&r.node, w, run_id, &at)?;
     }
+    // Time partitions built by this node (crate::partition).
+    crate::partition::record_output(state, &r.node, &r.output)?;
     for c in &r.output.checks {
         state.record_check(&CheckRecord {
             run_id: run_id.to_string(),
@@ -376,97 +404,6 @@ fn finish_node(
     Ok(())
 }
 
-async fn execute(
-    project: &CompiledProject,
-    engine: &Engine,
-    connectors: &Connectors,
-    opts: &RunOptions,
-    run_id: &str,
-    cx: &IngestContext,
-    name: &str,
-) -> NodeResult {
-    let started = Instant::now();
-    let model = project.models.get(name);
-    let kind = if model.is_some() { "model" } else { "source" };
-    let retries = model.and_then(|m| m.config.retries).unwrap_or(opts.retries);
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(opts.retry_backoff)
-        .with_max_delay(Duration::from_secs(30))
-        .with_max_times(retries as usize)
-        .with_jitter()
-        .build();
-    let mut attempts = 0;
-    // The idempotency version is fixed once per run, so a retry after a commit whose reply was lost
-    // does not commit twice.
-    let txn = match model {
-        Some(m) if !opts.checks_only => next_model_txn(engine, m).await,
-        _ => Ok(0),
-    };
-    let outcome = loop {
-        attempts += 1;
-        let result: Result<NodeOutput, (NodeError, Vec<CheckResult>)> = match (model, &txn) {
-            (_, Err(e)) => Err((NodeError::ChecksFailed(vec![e.to_string()]), Vec::new())),
-            (Some(m), _) if opts.checks_only => {
-                match run_checks(project, engine, &m.name, &m.relation).await {
-                    Ok(checks) => {
-                        let failed: Vec<String> = checks
-                            .iter()
-                            .filter(|c| c.status == CheckStatus::Fail)
-                            .map(|c| c.message.clone())
-                            .collect();
-                        if failed.is_empty() {
-                            Ok(NodeOutput {
-                                checks,
-                                ..NodeOutput::default()
-                            })
-                        } else {
-                            Err((NodeError::ChecksFailed(failed), checks))
-                        }
-                    }
-                    Err(e) => Err((e, Vec::new())),
-                }
-            }
-            (Some(m), Ok(v)) => {
-                build_model(project, engine, m, run_id, *v, opts.full_refresh).await
-            }
-            (None, _) if opts.checks_only => Ok(NodeOutput::default()),
-            (None, _) => ingest_table(project, connectors, engine, name, cx)
-                .await
-                .map_err(|e| (e, Vec::new())),
-        };
-        match result {
-            Ok(out) => break Ok(out),
-            Err((e, checks)) if e.is_transient() => match delays.next() {
-                Some(d) => {
-                    tracing::warn!(node = name, attempt = attempts, delay_ms = d.as_millis() as u64, error = %e, "transient failure; retrying");
-                    tokio::time::sleep(d).await;
-                }
-                None => break Err((e, checks)),
-            },
-            Err(other) => break Err(other),
-        }
-    };
-    match outcome {
-        Ok(output) => NodeResult {
-            node: name.to_string(),
-            kind,
-            status: NodeStatus::Success,
-            attempts,
-            output,
-            error: None,
-            duration: started.elapsed(),
-        },
-        Err((e, checks)) => NodeResult {
-            node: name.to_string(),
-            kind,
-            status: NodeStatus::Failed,
-            attempts,
-            output: NodeOutput {
-                checks,
-                ..NodeOutput::default()
-            },
-            error: Some(e.to_string()),
-            duration: started.elapsed(),
-        },
-    }
-}
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

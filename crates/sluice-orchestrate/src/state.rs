@@ -169,7 +169,8 @@ impl StateStore {
         store.with(|c| {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "journal_mode", "WAL")?;
-            c.execute_batch(SCHEMA)
+            c.execute_batch(SCHEMA)?;
+            c.execute_batch(crate::control::SCHEMA)
         })?;
         Ok(store)
     }
@@ -184,7 +185,10 @@ impl StateStore {
             conn: Mutex::new(conn),
             path: ":memory:".into(),
         };
-        store.with(|c| c.execute_batch(SCHEMA))?;
+        store.with(|c| {
+            c.execute_batch(SCHEMA)?;
+            c.execute_batch(crate::control::SCHEMA)
+        })?;
         Ok(store)
     }
 

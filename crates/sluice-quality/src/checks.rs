@@ -22,6 +22,7 @@ pub const CHECK_KINDS: &[&str] = &[
     "row_count",
     "expression",
     "freshness",
+    "singular",
 ];
 
 /// Builds the check a declaration describes. `scope` resolves `ref()`/`source()` in arguments.
@@ -36,6 +37,7 @@ pub fn build_check(spec: &CheckSpec, scope: &RenderScope) -> Result<Box<dyn Chec
         "row_count" => Box::new(RowCount::from_spec(spec)?),
         "expression" => Box::new(Expression::from_spec(spec)?),
         "freshness" => Box::new(Freshness::from_spec(spec)?),
+        "singular" => Box::new(crate::singular::Singular::from_spec(spec, scope)?),
         other => {
             let hint = sluice_core::graph::suggest(other, CHECK_KINDS.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))

@@ -24,6 +24,7 @@
 mod checks;
 mod error;
 mod run;
+mod singular;
 
 pub use checks::{CHECK_KINDS, build_check};
 pub use error::QualityError;

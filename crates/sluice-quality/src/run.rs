@@ -119,11 +119,7 @@ pub(crate) fn result(
     sample: Vec<serde_json::Value>,
     message: String,
 ) -> CheckResult {
-    let status = match (failing, spec.severity) {
-        (0, _) => CheckStatus::Pass,
-        (_, Severity::Warn) => CheckStatus::Warn,
-        (_, Severity::Error) => CheckStatus::Fail,
-    };
+    let status = status_of(spec, failing);
     CheckResult {
         name: spec.name.clone(),
         kind: spec.kind.clone(),
@@ -134,6 +130,24 @@ pub(crate) fn result(
         failing_rows: failing,
         sample,
         message,
+    }
+}
+
+/// The outcome for `failing` rows: dbt's `error_if` / `warn_if` thresholds (default: any row) decide,
+/// and a `warn` check never fails.
+fn status_of(spec: &CheckSpec, failing: u64) -> CheckStatus {
+    use sluice_core::threshold::Threshold;
+    let parse = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| Threshold::parse(t).ok())
+            .unwrap_or(Threshold::ANY)
+    };
+    if spec.severity == Severity::Error && parse(&spec.error_if).matches(failing) {
+        CheckStatus::Fail
+    } else if parse(&spec.warn_if).matches(failing) {
+        CheckStatus::Warn
+    } else {
+        CheckStatus::Pass
     }
 }
 

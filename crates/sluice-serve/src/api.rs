@@ -29,13 +29,20 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("POST", "/api/sql", post(sql)),
         ("GET", "/api/runs", get(runs)),
         ("GET", "/api/runs/{id}", get(run)),
+        ("POST", "/api/runs", post(crate::control::trigger_run)),
+        ("GET", "/api/checks", get(crate::checks::checks)),
+        ("GET", "/api/assets/{name}/partitions", get(crate::partitions::partitions)),
+        ("GET", "/api/dashboards", get(crate::dashboards::list)),
+        ("GET", "/api/dashboards/{name}", get(crate::dashboards::get)),
+        ("GET", "/api/dashboards/{name}/charts/{index}", get(crate::dashboards::chart_data)),
+        ("GET", "/api/freshness", get(crate::freshness::freshness)),
         ("GET", "/api/lineage", get(lineage)),
         ("GET", "/api/openapi.json", get(openapi)),
         ("GET", "/metrics", get(metrics)),
     ]
 }
 
-/// The API router, counting every request for `/metrics`.
+/// The API router and the web UI ([`crate::ui`], at `/`), counting every request for `/metrics`.
 pub fn router(state: AppState) -> Router {
     let counters = state.metrics.clone();
     routes()
@@ -44,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             r.route(path, handler)
         })
         .with_state(state)
+        .merge(crate::ui::router())
         .layer(middleware::from_fn_with_state(counters, count_requests))
 }
 
@@ -134,7 +142,10 @@ async fn run(
     };
     let nodes = s.state.nodes_of_run(&id)?;
     let checks = s.state.checks_of_run(&id)?;
-    Ok(Json(json!({"run": run, "nodes": nodes, "checks": checks})))
+    let running = crate::control::running_nodes(&id);
+    Ok(Json(
+        json!({"run": run, "nodes": nodes, "checks": checks, "running": running}),
+    ))
 }
 
 async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {
@@ -145,6 +156,8 @@ async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {
         .map(|n| {
             let (kind, layer) = match s.compiled.models.get(n) {
                 Some(m) => ("model", m.layer.as_str()),
+                // Reverse-ETL exports leave the lake: they have no layer of their own.
+                None if sluice_orchestrate::export::is_export(n) => ("export", "export"),
                 None => ("source", "bronze"),
             };
             json!({"name": n, "kind": kind, "layer": layer})

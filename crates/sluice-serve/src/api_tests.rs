@@ -314,15 +314,25 @@ async fn every_route_answers_its_method_and_the_openapi_document_lists_it() {
             doc["paths"][path][method.to_lowercase()].is_object(),
             "{method} {path} is not in the OpenAPI document"
         );
-        let uri = path.replace("{name}", "by_region").replace("{id}", "r1");
+        let uri = if path.starts_with("/api/dashboards") {
+            path.replace("{name}", "sales").replace("{index}", "1")
+        } else {
+            path.replace("{name}", "by_region").replace("{id}", "r1")
+        };
+        let body = if path == "/api/runs" {
+            r#"{"select": "by_region"}"#
+        } else {
+            r#"{"sql": "select 1 as one"}"#
+        };
         let req = Request::builder()
             .method(method)
             .uri(&uri)
             .header("content-type", "application/json")
-            .body(Body::from(r#"{"sql": "select 1 as one"}"#))
+            .body(Body::from(body))
             .unwrap();
         let r = s.send(req).await;
-        assert_eq!(r.status, StatusCode::OK, "{method} {uri}: {}", r.text());
+        // Starting a run answers 202 Accepted; everything else 200.
+        assert!(r.status.is_success(), "{method} {uri}: {} {}", r.status, r.text());
     }
 }
 

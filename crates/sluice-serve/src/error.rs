@@ -30,6 +30,24 @@ pub enum ApiError {
         /// The asset.
         name: String,
     },
+    /// No dashboard of that name in the project.
+    #[error("no dashboard `{name}`{hint}")]
+    UnknownDashboard {
+        /// The requested name.
+        name: String,
+        /// ` (did you mean `x`?)` or empty.
+        hint: String,
+    },
+    /// A dashboard has no chart at that index.
+    #[error("dashboard `{dashboard}` has no chart `{index}`; charts are numbered 0 to {count} - 1")]
+    UnknownChart {
+        /// The dashboard.
+        dashboard: String,
+        /// The requested index.
+        index: String,
+        /// How many charts it has.
+        count: usize,
+    },
     /// No run with that id.
     #[error("no run `{id}`")]
     UnknownRun {
@@ -100,7 +118,9 @@ impl ApiError {
         match self {
             ApiError::UnknownAsset { .. }
             | ApiError::NotBuilt { .. }
-            | ApiError::UnknownRun { .. } => StatusCode::NOT_FOUND,
+            | ApiError::UnknownRun { .. }
+            | ApiError::UnknownDashboard { .. }
+            | ApiError::UnknownChart { .. } => StatusCode::NOT_FOUND,
             ApiError::UnsupportedFormat { .. }
             | ApiError::NotAcceptable { .. }
             | ApiError::Unencodable(_) => StatusCode::NOT_ACCEPTABLE,

@@ -12,10 +12,11 @@
 //!                             is takes null, notnull, true, false. Repeated filters are ANDed.
 //! order=a.desc,b              asc (default) or desc, optionally .nullsfirst / .nullslast
 //! limit=100  offset=0         paging (limit at most MAX_LIMIT)
+//! cursor=<X-Next-Cursor>      keyset paging: the rows after the previous page (needs `order`)
 //! ```
 //!
-//! There is no opaque `cursor`: keyset paging is a filter on the ordering key
-//! (`order=id&id=gt.<last id seen>`), which is stable and cheap without any server state.
+//! Keyset cursors are in [`crate::cursor`]; a hand-written key filter (`order=id&id=gt.<last id>`)
+//! does the same.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -49,6 +50,8 @@ pub struct RowsRequest {
     pub limit: usize,
     /// Rows to skip.
     pub offset: usize,
+    /// `?cursor=`: continue after the page that returned it (keyset paging).
+    pub cursor: Option<String>,
 }
 
 /// One `<column>=<op>.<value>` filter.
@@ -133,6 +136,7 @@ impl RowsRequest {
             order: Vec::new(),
             limit: DEFAULT_LIMIT,
             offset: 0,
+            cursor: None,
         };
         let mut seen: Vec<&str> = Vec::new();
         for (key, value) in params {
@@ -161,23 +165,71 @@ impl RowsRequest {
                     }
                 }
                 "offset" => req.offset = parse_count(key, value)?,
-                "cursor" => {
-                    return Err(ApiError::bad_param(
-                        key,
-                        value,
-                        "cursors are not supported; page by key with `order=<key>&<key>=gt.<last \
-                         value seen>`, or with offset",
-                    ));
-                }
+                "cursor" => req.cursor = Some(value.clone()),
                 _ => req.filters.push(Filter::parse(key, value)?),
+            }
+        }
+        if let Some(cursor) = &req.cursor {
+            if req.order.is_empty() {
+                return Err(ApiError::bad_param(
+                    "cursor",
+                    cursor,
+                    "cursor paging needs `order=<key columns>`, the same as on the first page",
+                ));
+            }
+            if seen.contains(&"offset") {
+                return Err(ApiError::bad_param(
+                    "cursor",
+                    cursor,
+                    "give either `cursor` or `offset`, not both",
+                ));
             }
         }
         Ok(req)
     }
 
+    /// Whether the response should carry the next page's cursor: an ordered request paged by
+    /// cursor (or on its first page), not by offset.
+    pub fn wants_cursor(&self) -> bool {
+        !self.order.is_empty() && self.offset == 0
+    }
+
     /// Applies filters, order, paging and projection (in that order, so filters and order may use
     /// columns that are not returned). Every column named must exist.
     pub fn apply(&self, df: DataFrame) -> Result<DataFrame, ApiError> {
+        let sorted = self.filter_and_sort(df)?;
+        self.page(sorted)
+    }
+
+    /// Paging and projection of a [`filter_and_sort`](Self::filter_and_sort)ed frame.
+    pub fn page(&self, sorted: DataFrame) -> Result<DataFrame, ApiError> {
+        let plan_err = |e: datafusion::error::DataFusionError| ApiError::Query(e.to_string());
+        let mut df = sorted
+            .limit(self.offset, Some(self.limit))
+            .map_err(plan_err)?;
+        if let Some(columns) = &self.columns {
+            let available: Vec<String> = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            if let Some(c) = columns.iter().find(|c| !available.contains(c)) {
+                return Err(ApiError::UnknownColumn {
+                    column: c.clone(),
+                    param: "columns".to_string(),
+                    available,
+                });
+            }
+            df = df
+                .select(columns.iter().map(ident).collect::<Vec<_>>())
+                .map_err(plan_err)?;
+        }
+        Ok(df)
+    }
+
+    /// Filters (the cursor's included) and order, before paging.
+    pub fn filter_and_sort(&self, df: DataFrame) -> Result<DataFrame, ApiError> {
         let fields: Vec<(String, DataType)> = df
             .schema()
             .fields()
@@ -203,20 +255,23 @@ impl RowsRequest {
         }
         if !self.order.is_empty() {
             let mut sort = Vec::new();
+            let mut types = Vec::new();
             for o in &self.order {
-                lookup(&o.column, "order")?;
+                types.push(lookup(&o.column, "order")?);
                 sort.push(ident(&o.column).sort(!o.descending, o.nulls_first));
+            }
+            if let Some(text) = &self.cursor {
+                let cursor = crate::cursor::Cursor::decode(text, &self.order)?;
+                df = df
+                    .filter(cursor.predicate(&self.order, &types)?)
+                    .map_err(plan_err)?;
             }
             df = df.sort(sort).map_err(plan_err)?;
         }
-        df = df.limit(self.offset, Some(self.limit)).map_err(plan_err)?;
         if let Some(columns) = &self.columns {
             for c in columns {
                 lookup(c, "columns")?;
             }
-            df = df
-                .select(columns.iter().map(ident).collect::<Vec<_>>())
-                .map_err(plan_err)?;
         }
         Ok(df)
     }

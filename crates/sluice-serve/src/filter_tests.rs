@@ -82,7 +82,11 @@ fn defaults_and_paging() {
         .to_string();
     assert!(e.contains("given twice"), "{e}");
     let e = parse(&[("cursor", "abc")]).unwrap_err().to_string();
-    assert!(e.contains("gt.<last value seen>"), "{e}");
+    assert!(e.contains("cursor paging needs `order="), "{e}");
+    let e = parse(&[("order", "id"), ("offset", "5"), ("cursor", "abc")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("either `cursor` or `offset`"), "{e}");
 }
 
 #[test]

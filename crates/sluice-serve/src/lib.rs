@@ -35,14 +35,22 @@
 //! [`openapi::document`] (a test fails until both agree). Adding a format: see [`format`].
 
 pub mod api;
+pub mod checks;
+pub mod control;
+pub mod cursor;
+pub mod dashboards;
 pub mod error;
+pub mod export;
 pub mod filter;
 pub mod format;
+pub mod freshness;
 pub mod metrics;
 pub mod openapi;
+pub mod partitions;
 pub mod pg;
 pub mod query;
 pub mod status;
+pub mod ui;
 #[cfg(test)]
 mod test_support;
 

@@ -43,7 +43,45 @@ pub fn document() -> Value {
             "/api/sql": {"post": with_errors(sql_op(), &["400", "403", "406"])},
             "/api/runs": {"get": op("listRuns", "Recent runs, newest first.",
                 vec![query_param("limit", "Runs to return.", json!({"type": "integer", "minimum": 0, "default": 50}))],
-                ok_json("Runs.", json!({"type": "array", "items": {"type": "object"}})))},
+                ok_json("Runs.", json!({"type": "array", "items": {"type": "object"}}))),
+                "post": start_run_op()},
+            "/api/freshness": {"get": op("listFreshness",
+                "Every asset's owner, last new data, freshness SLA (`warn_after`, `error_after`), state \
+                 (`fresh`, `warn`, `error`, `no_data`, `no_sla`) and open incidents. See docs/alerts.md.",
+                vec![], ok_json("Asset freshness.", json!({"type": "array", "items": {"type": "object",
+                    "properties": {"asset": {"type": "string"}, "owner": {"type": ["string", "null"]},
+                        "last_updated": {"type": ["string", "null"]}, "state": {"type": "string"},
+                        "open_incidents": {"type": "array", "items": {"type": "object"}}}}})))},
+            "/api/checks": {"get": op("listChecks",
+                "The latest result of every check, fail first, with failing-row samples.", vec![],
+                ok_json("`{\"summary\": {\"pass\", \"warn\", \"fail\"}, \"checks\": [...]}`",
+                    json!({"type": "object", "properties": {"summary": {"type": "object"},
+                        "checks": {"type": "array", "items": {"type": "object"}}}})))},
+            "/api/assets/{name}/partitions": {"get": with_errors(op("getAssetPartitions",
+                "An asset's partitions (source tables: `_ingest_date`; models: `partition_by`) with \
+                 their row counts, newest first.",
+                vec![name_param()],
+                ok_json("`{\"columns\": [...], \"partitions\": [{<column>: value, \"rows\": n}]}`",
+                    json!({"type": "object"}))), &["404"])},
+            "/api/dashboards": {"get": op("listDashboards", "Every dashboard of `dashboards/*.yml`.",
+                vec![], ok_json("Dashboards: name, title, description, charts, refresh_seconds.",
+                    json!({"type": "array", "items": {"type": "object"}})))},
+            "/api/dashboards/{name}": {"get": with_errors(op("getDashboard",
+                "One dashboard's definition: title, refresh, time range, charts.",
+                vec![path_param("name", "Dashboard name (its file name).")],
+                ok_json("Dashboard.", json!({"type": "object"}))), &["404"])},
+            "/api/dashboards/{name}/charts/{index}": {"get": with_errors(op("getChartData",
+                "One chart's rows over a time range: the chart's query (group by x and series, \
+                 aggregate y) with the dashboard's time filter.",
+                vec![path_param("name", "Dashboard name."), path_param("index", "Chart index, from 0."),
+                    query_param("range", "Duration back from the anchor (`7d`, `12w`) or `all`; \
+                        default: the dashboard's `time_range.default`.", json!({"type": "string"})),
+                    query_param("from", "First date/timestamp (inclusive); overrides `range`.",
+                        json!({"type": "string"})),
+                    query_param("to", "Last date (inclusive) or timestamp (exclusive).",
+                        json!({"type": "string"}))],
+                ok_json("`{\"chart\", \"range\", \"columns\", \"rows\", \"sql\"}`",
+                    json!({"type": "object"}))), &["400", "404"])},
             "/api/runs/{id}": {"get": with_errors(op("getRun", "One run with its node results and checks.",
                 vec![path_param("id", "Run id.")],
                 ok_json("Run detail.", json!({"type": "object"}))), &["404"])},
@@ -109,7 +147,7 @@ fn with_errors(mut operation: Value, codes: &[&str]) -> Value {
         let description = match *code {
             "400" => "A bad parameter, filter value or query.",
             "403" => "A write, DDL or file-reading function was refused.",
-            "404" => "No such asset (or its table is not built yet) or run.",
+            "404" => "No such asset (or its table is not built yet), run, dashboard or chart.",
             "406" => "The requested format is not supported (the body lists the supported ones).",
             _ => "The server failed.",
         };
@@ -168,6 +206,13 @@ fn rows_params() -> Vec<Value> {
             "Rows to skip.",
             json!({"type": "integer", "minimum": 0, "default": 0}),
         ),
+        query_param(
+            "cursor",
+            "Keyset paging: the `X-Next-Cursor` header of the previous page (same `order`, no \
+             `offset`). A response to an ordered request that has more rows after its page carries \
+             `X-Next-Cursor` and `Link: <next page>; rel=\"next\"`.",
+            json!({"type": "string"}),
+        ),
         json!({
             "name": "filters", "in": "query", "style": "form", "explode": true,
             "description": format!("Filters `<column>=<op>.<value>`, op one of {}; `not.` negates; \
@@ -191,6 +236,26 @@ fn sql_op() -> Value {
         }},
         "responses": ok_rows(),
     })
+}
+
+fn start_run_op() -> Value {
+    let mut operation = with_errors(
+        op(
+            "startRun",
+            "Starts a run of a selection in the background (as `sluice run --select`); poll \
+             `GET /api/runs/{id}` for its progress.",
+            vec![],
+            json!({"202": {"description": "Started: `{\"run_id\": \"...\", \"url\": \"/api/runs/...\"}`.",
+                "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"run_id": {"type": "string"}, "url": {"type": "string"}}}}}}}),
+        ),
+        &["400", "500"],
+    );
+    operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema":
+        {"type": "object", "properties": {
+            "select": {"type": "string", "description": "`name`, `name+`, `+name`, `tag:x`, comma-separated; empty: everything."},
+            "full_refresh": {"type": "boolean", "default": false}}}}}});
+    operation
 }
 
 fn name_param() -> Value {
@@ -245,7 +310,8 @@ mod tests {
             for (method, op) in ops.as_object().unwrap() {
                 let id = op["operationId"].as_str().unwrap();
                 assert!(ids.insert(id.to_string()), "duplicate operationId {id}");
-                assert!(op["responses"]["200"].is_object(), "{method} {path}");
+                let ok = &op["responses"];
+                assert!(ok["200"].is_object() || ok["202"].is_object(), "{method} {path}");
                 // Every `{param}` of the path is declared as a path parameter.
                 for seg in path.split('/').filter(|s| s.starts_with('{')) {
                     let name = seg.trim_matches(['{', '}']);

@@ -6,12 +6,13 @@
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::api::relation_of;
+use crate::cursor::next_cursor;
 use crate::error::ApiError;
 use crate::filter::RowsRequest;
 use crate::format::{negotiate, stream_response};
@@ -40,13 +41,44 @@ pub async fn rows(
         .plan(&format!("SELECT * FROM {relation}"))
         .await
         .map_err(|e| ApiError::Engine(e.to_string()))?;
-    let df = req.apply(df)?;
+    let sorted = req.filter_and_sort(df)?;
+    let next = if req.wants_cursor() {
+        next_cursor(sorted.clone(), &req.order, req.limit).await?
+    } else {
+        None
+    };
+    let df = req.page(sorted)?;
     tracing::debug!(asset = %name, format = format.name(), "streaming rows");
     let stream = df
         .execute_stream()
         .await
         .map_err(|e| ApiError::Engine(e.to_string()))?;
-    stream_response(stream, format, ApiError::Engine).await
+    let mut response = stream_response(stream, format, ApiError::Engine).await?;
+    if let Some(cursor) = next {
+        let link = next_link(&name, &params, &cursor);
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&cursor) {
+            headers.insert(NEXT_CURSOR, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    Ok(response)
+}
+
+/// The header carrying the next page's cursor.
+pub const NEXT_CURSOR: &str = "x-next-cursor";
+
+/// The next page's URL: the same parameters, with `cursor` replaced.
+fn next_link(name: &str, params: &[(String, String)], cursor: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params.iter().filter(|(k, _)| k != "cursor") {
+        query.append_pair(k, v);
+    }
+    query.append_pair("cursor", cursor);
+    let path: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    format!("/api/assets/{path}/rows?{}", query.finish())
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,19 @@ use crate::AppState;
 /// Rows in `files.sales`.
 pub const SALES_ROWS: i64 = 2_500;
 
+/// `dashboards/sales.yml` of the served project: charts over `files.sales` (30 days of `sold_on`)
+/// and over `gold.by_region` (no time column).
+pub const SALES_DASHBOARD: &str = "\
+title: Sales
+refresh: 1m
+time_range: {column: sold_on, default: 7d}
+charts:
+  - {title: Amount by region, type: stacked_bar, asset: files.sales, x: sold_on, y: amount, series: region}
+  - {title: Total amount, type: number, asset: files.sales, y: amount}
+  - {title: Regions, type: table, sql: 'select region, revenue from gold.by_region', x: region, y: revenue, agg: none}
+  - {title: Not built, type: line, asset: unbuilt, x: region, y: revenue}
+";
+
 /// A project served from a temporary folder (kept alive with it).
 pub struct Served {
     /// The folder (project in `project/`, lake in `lake/`), deleted on drop.
@@ -49,6 +62,7 @@ impl Served {
             "models/gold/unbuilt.sql",
             "select * from {{ ref('by_region') }}",
         );
+        write(&project, "dashboards/sales.yml", SALES_DASHBOARD);
         let loaded = sluice_core::Project::load(&project).unwrap();
         let compiled = Arc::new(sluice_transform::compile(Arc::new(loaded)).unwrap());
 

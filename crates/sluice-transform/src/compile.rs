@@ -21,6 +21,15 @@ pub enum Materialized {
     Table,
     /// A table that gains only new rows (append) or upserts them on `unique_key` (merge).
     Incremental,
+    /// Not stored: inlined as a CTE into every model that `ref()`s it.
+    Ephemeral,
+    /// A CSV file of the project loaded as a table.
+    Seed,
+    /// Slowly changing dimension (type 2) history of a query, one version per change.
+    Snapshot,
+    /// A current-state table from a change stream (CDC bronze): the latest change per
+    /// `unique_key` by `_lsn`, deletes delete.
+    Merge,
 }
 
 impl Materialized {
@@ -30,6 +39,10 @@ impl Materialized {
             Materialized::View => "view",
             Materialized::Table => "table",
             Materialized::Incremental => "incremental",
+            Materialized::Ephemeral => "ephemeral",
+            Materialized::Seed => "seed",
+            Materialized::Snapshot => "snapshot",
+            Materialized::Merge => "merge",
         }
     }
 }
@@ -41,6 +54,8 @@ pub enum IncrementalStrategy {
     Append,
     /// Upsert on `unique_key`.
     Merge,
+    /// Delete the existing rows whose `unique_key` appears in the new rows, then insert the new rows.
+    DeleteInsert,
 }
 
 /// A model's resolved configuration (`config()` in the SQL wins over the properties file).
@@ -52,8 +67,11 @@ pub struct ModelConfig {
     pub unique_key: Vec<String>,
     /// Append or merge.
     pub incremental_strategy: IncrementalStrategy,
-    /// Partition columns of the table.
+    /// Partition columns of the table (`[_partition]` for a time-partitioned model).
     pub partition_by: Vec<String>,
+    /// `partition_by: {field, granularity, start, lookback}`: built partition by partition
+    /// (see [`crate::partition`]).
+    pub time_partition: Option<crate::partition::TimePartition>,
     /// Tags for selection.
     pub tags: Vec<String>,
     /// Owner to alert.
@@ -68,6 +86,15 @@ pub struct ModelConfig {
     pub catchup: Option<String>,
     /// `trigger:` as written (`on_upstream_change` or `manual`); parsed by the scheduler.
     pub trigger: Option<String>,
+    /// `retry_backoff:` as written (first retry delay, e.g. `500ms`); parsed by the orchestrator.
+    pub retry_backoff: Option<String>,
+    /// `timeout:` as written (per attempt, e.g. `10m`); parsed by the orchestrator.
+    pub timeout: Option<String>,
+    /// `on_failure:` as written (`fail_fast` or `fail_open`); parsed by the orchestrator.
+    pub on_failure: Option<String>,
+    /// Every key as resolved, for materialization-specific settings (a seed's `column_types`, a
+    /// snapshot's `strategy` and `updated_at`, …).
+    pub raw: Map<String, Value>,
 }
 
 impl ModelConfig {
@@ -89,10 +116,16 @@ impl ModelConfig {
             "view" => Materialized::View,
             "table" => Materialized::Table,
             "incremental" => Materialized::Incremental,
+            "ephemeral" => Materialized::Ephemeral,
+            "seed" => Materialized::Seed,
+            "snapshot" => Materialized::Snapshot,
+            "merge" => Materialized::Merge,
             other => {
                 return Err(err(
                     "materialized",
-                    format!("`{other}` is not supported; expected view, table or incremental"),
+                    format!(
+                        "`{other}` is not supported; expected view, table, incremental, ephemeral, seed, snapshot or merge"
+                    ),
                 ));
             }
         };
@@ -129,17 +162,18 @@ impl ModelConfig {
             }
             Some("append") => IncrementalStrategy::Append,
             Some("merge") => IncrementalStrategy::Merge,
+            Some("delete+insert" | "delete_insert") => IncrementalStrategy::DeleteInsert,
             Some(other) => {
                 return Err(err(
                     "incremental_strategy",
-                    format!("`{other}` is not supported; expected append or merge"),
+                    format!("`{other}` is not supported; expected append, merge or delete+insert"),
                 ));
             }
         };
-        if incremental_strategy == IncrementalStrategy::Merge && unique_key.is_empty() {
+        if incremental_strategy != IncrementalStrategy::Append && unique_key.is_empty() {
             return Err(err(
                 "unique_key",
-                "incremental_strategy merge needs a unique_key".into(),
+                "incremental_strategy merge / delete+insert needs a unique_key".into(),
             ));
         }
         let retries =
@@ -161,11 +195,35 @@ impl ModelConfig {
                 Some(other) => Err(err(key, format!("expected text, found {other}"))),
             }
         };
+        let (partition_by, time_partition) = match map.get("partition_by") {
+            Some(Value::Object(dict)) => {
+                let tp = crate::partition::TimePartition::from_map(dict)
+                    .map_err(|(field, message)| err(&field, message))?;
+                if !matches!(
+                    materialized,
+                    Materialized::Table | Materialized::Incremental
+                ) {
+                    return Err(err(
+                        "partition_by",
+                        format!(
+                            "a time-partitioned model must be materialized as table or incremental, not {}",
+                            materialized.as_str()
+                        ),
+                    ));
+                }
+                (
+                    vec![crate::partition::PARTITION_COLUMN.to_string()],
+                    Some(tp),
+                )
+            }
+            _ => (list("partition_by")?, None),
+        };
         Ok(ModelConfig {
             materialized,
             unique_key,
             incremental_strategy,
-            partition_by: list("partition_by")?,
+            partition_by,
+            time_partition,
             tags: list("tags")?,
             owner: map.get("owner").and_then(Value::as_str).map(str::to_string),
             retries,
@@ -173,6 +231,10 @@ impl ModelConfig {
             schedule: text("schedule")?,
             catchup: text("catchup")?,
             trigger: text("trigger")?,
+            retry_backoff: text("retry_backoff")?,
+            timeout: text("timeout")?,
+            on_failure: text("on_failure")?,
+            raw: map.clone(),
         })
     }
 }
@@ -242,6 +304,12 @@ impl CompiledProject {
         if let Some(m) = self.models.get(name) {
             return m.config.tags.clone();
         }
+        if let Some(e) = name
+            .strip_prefix(sluice_core::exports::EXPORT_NODE_PREFIX)
+            .and_then(|n| self.project.export(n))
+        {
+            return e.tags.clone();
+        }
         self.sources
             .get(name)
             .map(|s| s.tags.clone())
@@ -254,6 +322,7 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
     let mut errors = Vec::new();
     let mut scope = RenderScope {
         vars: project.config.vars.clone(),
+        macros: Arc::new(crate::macros::MacroPrelude::new(&project.macros)),
         ..RenderScope::default()
     };
     for m in &project.models {
@@ -366,6 +435,7 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
             },
         );
     }
+    crate::ephemeral::resolve(&mut models, &mut scope, &mut errors);
     for m in models.values() {
         for r in m.refs.iter().filter(|r| scope.models.contains_key(*r)) {
             graph.add_edge(r, &m.name);
@@ -401,6 +471,21 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
         }
     }
     errors.extend(unknown);
+    // Exports (reverse ETL) push an asset after it is built: `export:<name>` depends on it.
+    for e in project.exports.iter().filter(|e| e.enabled) {
+        if graph.contains(&e.asset_node) {
+            graph.add_edge(&e.asset_node, &e.node_name());
+        } else {
+            errors.push(TransformError::Config {
+                path: e.path.clone(),
+                field: "asset".into(),
+                message: format!(
+                    "`{}` is a disabled model; enable it, or set `enabled: false` here",
+                    e.asset
+                ),
+            });
+        }
+    }
     if let Some(cycle) = graph.find_cycle() {
         errors.push(TransformError::Graph(GraphError::Cycle(cycle)));
     }

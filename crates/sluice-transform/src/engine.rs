@@ -121,7 +121,8 @@ impl Engine {
         };
         for name in order {
             if let Some(m) = project.models.get(&name)
-                && m.config.materialized == Materialized::View
+                // Ephemeral models are also readable as views (for `sluice test` and ad-hoc queries).
+                && matches!(m.config.materialized, Materialized::View | Materialized::Ephemeral)
                 && let Err(e) = self.register_view(&m.relation, &m.sql).await
             {
                 tracing::debug!(view = %m.relation, error = %e, "view not registered yet");

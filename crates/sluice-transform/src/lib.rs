@@ -14,11 +14,18 @@
 //! [`compile::Materialized`] and its config name, and return it from [`materialize::materialization_for`].
 
 pub mod compile;
+pub mod cross_db;
 pub mod engine;
+pub mod ephemeral;
 pub mod error;
+pub mod jinja_builtins;
+pub mod macros;
 pub mod materialize;
+pub mod partition;
 pub mod relation;
 pub mod render;
+pub mod render_index;
+pub mod singular;
 
 pub use compile::{
     CompiledModel, CompiledProject, Materialized, ModelConfig, SourceAsset, compile,

@@ -70,12 +70,27 @@ pub trait Materialization: Send + Sync {
     async fn publish(&self, run: &ModelRun<'_>, staged: Staged) -> Result<Published>;
 }
 
+mod cdc_merge;
+mod ephemeral;
+pub mod partition;
+mod seed;
+mod snapshot;
+
+pub use cdc_merge::CdcMergeMaterialization;
+pub use ephemeral::EphemeralMaterialization;
+pub use seed::{SeedMaterialization, sql_type};
+pub use snapshot::SnapshotMaterialization;
+
 /// Every materialization, by config name.
 pub fn materialization_for(m: Materialized) -> &'static dyn Materialization {
     match m {
         Materialized::View => &ViewMaterialization,
         Materialized::Table => &TableMaterialization,
         Materialized::Incremental => &IncrementalMaterialization,
+        Materialized::Ephemeral => &EphemeralMaterialization,
+        Materialized::Seed => &SeedMaterialization,
+        Materialized::Snapshot => &SnapshotMaterialization,
+        Materialized::Merge => &CdcMergeMaterialization,
     }
 }
 
@@ -269,7 +284,8 @@ impl Materialization for IncrementalMaterialization {
             let this = &run.model.relation;
             let kept = match run.model.config.incremental_strategy {
                 IncrementalStrategy::Append => format!("SELECT {list} FROM {this}"),
-                IncrementalStrategy::Merge => {
+                // delete+insert: the rows whose key comes again are replaced by the new ones.
+                IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert => {
                     let on: Vec<String> = run
                         .model
                         .config
@@ -304,7 +320,24 @@ impl Materialization for IncrementalMaterialization {
         Ok(staged)
     }
 
-    async fn publish(&self, run: &ModelRun<'_>, staged: Staged) -> Result<Published> {
+    async fn publish(&self, run: &ModelRun<'_>, mut staged: Staged) -> Result<Published> {
+        if staged.is_incremental
+            && staged.rows > 0
+            && run.model.config.incremental_strategy == IncrementalStrategy::DeleteInsert
+        {
+            // The staged view is the table after the delete and the insert: publish it whole, in
+            // one commit (a key may map to several rows, which a merge cannot express).
+            staged.batches = run
+                .engine
+                .query(&format!("SELECT * FROM {}", staged.relation))
+                .await
+                .map_err(|e| TransformError::Sql {
+                    path: run.model.path.clone(),
+                    model: run.model.name.clone(),
+                    message: e.to_string(),
+                })?;
+            staged.is_incremental = false;
+        }
         let mode = if !staged.is_incremental {
             WriteMode::Overwrite
         } else {
@@ -313,6 +346,7 @@ impl Materialization for IncrementalMaterialization {
                 IncrementalStrategy::Merge => WriteMode::Merge {
                     keys: run.model.config.unique_key.clone(),
                 },
+                IncrementalStrategy::DeleteInsert => WriteMode::Overwrite,
             }
         };
         run.engine.deregister(&format!("{}__new", staged.relation));

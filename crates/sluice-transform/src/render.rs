@@ -26,6 +26,12 @@ pub struct RenderScope {
     pub sources: BTreeMap<String, Vec<String>>,
     /// Project variables (`var('x')`), merged with command-line `--vars`.
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// Project macros, available to every model.
+    pub macros: Arc<crate::macros::MacroPrelude>,
+    /// Ephemeral models by name: `ref()` to one inlines its SQL as a CTE.
+    pub ephemeral: BTreeMap<String, crate::ephemeral::EphemeralSource>,
+    /// The lookups above, shared by every render (rebuilt when their sizes change).
+    pub index: crate::render_index::IndexCache,
 }
 
 /// The output of rendering one model.
@@ -52,9 +58,10 @@ struct Captured {
     config: Map<String, serde_json::Value>,
     unknown_refs: Vec<String>,
     unknown_sources: Vec<String>,
+    ephemerals: Vec<String>,
 }
 
-/// Renders model (or check) SQL.
+/// Renders model (or check) SQL; ephemeral models it refers to are inlined as CTEs.
 pub fn render(
     sql: &str,
     path: &Path,
@@ -62,11 +69,53 @@ pub fn render(
     this: Option<&str>,
     is_incremental: bool,
 ) -> Result<Rendered, TransformError> {
+    render_in_window(sql, path, scope, this, is_incremental, None)
+}
+
+/// [`render`] while building a time partition: `partition_start`, `partition_end` and
+/// `partition_key` describe `window` (outside a partition build they span all time).
+pub fn render_in_window(
+    sql: &str,
+    path: &Path,
+    scope: &RenderScope,
+    this: Option<&str>,
+    is_incremental: bool,
+    window: Option<&crate::partition::PartitionWindow>,
+) -> Result<Rendered, TransformError> {
+    let (mut rendered, ephemerals) =
+        render_raw_with(sql, path, scope, this, is_incremental, window)?;
+    if !ephemerals.is_empty() {
+        rendered.sql = crate::ephemeral::inline(&rendered.sql, &ephemerals, scope)?;
+    }
+    Ok(rendered)
+}
+
+/// Renders without inlining ephemeral models; returns the ephemeral models referred to.
+pub(crate) fn render_raw(
+    sql: &str,
+    path: &Path,
+    scope: &RenderScope,
+    this: Option<&str>,
+    is_incremental: bool,
+) -> Result<(Rendered, Vec<String>), TransformError> {
+    render_raw_with(sql, path, scope, this, is_incremental, None)
+}
+
+fn render_raw_with(
+    sql: &str,
+    path: &Path,
+    scope: &RenderScope,
+    this: Option<&str>,
+    is_incremental: bool,
+    window: Option<&crate::partition::PartitionWindow>,
+) -> Result<(Rendered, Vec<String>), TransformError> {
     let captured = Arc::new(Mutex::new(Captured::default()));
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
 
-    let models = scope.models.clone();
+    // One shared copy of the lookups for all renders: cloning them per model is quadratic.
+    let index = scope.index.get(scope);
+    let idx = index.clone();
     let cap = captured.clone();
     env.add_function(
         "ref",
@@ -77,7 +126,13 @@ pub fn render(
             if !c.refs.contains(&name) {
                 c.refs.push(name.clone());
             }
-            Ok(match models.get(&name) {
+            if idx.ephemeral.contains(&name) {
+                if !c.ephemerals.contains(&name) {
+                    c.ephemerals.push(name.clone());
+                }
+                return Ok(crate::ephemeral::cte_name(&name));
+            }
+            Ok(match idx.models.get(&name) {
                 Some(layer) => model_relation(*layer, &name),
                 None => {
                     c.unknown_refs.push(name.clone());
@@ -87,7 +142,7 @@ pub fn render(
         },
     );
 
-    let sources = scope.sources.clone();
+    let idx = index.clone();
     let cap = captured.clone();
     env.add_function(
         "source",
@@ -97,7 +152,7 @@ pub fn render(
             if !c.sources.contains(&pair) {
                 c.sources.push(pair);
             }
-            if !sources.get(&src).is_some_and(|t| t.contains(&table)) {
+            if !idx.sources.get(&src).is_some_and(|t| t.contains(&table)) {
                 c.unknown_sources.push(format!("{src}.{table}"));
             }
             Ok(source_relation(&src, &table))
@@ -117,11 +172,11 @@ pub fn render(
         Ok(String::new())
     });
 
-    let vars = scope.vars.clone();
+    let idx = index.clone();
     env.add_function(
         "var",
         move |name: String, default: Option<Value>| -> Result<Value, Error> {
-            match vars.get(&name) {
+            match idx.vars.get(&name) {
                 Some(v) => Ok(Value::from(minijinja::value::Serde(v.clone()))),
                 None => default.ok_or_else(|| {
                     Error::new(
@@ -150,19 +205,57 @@ pub fn render(
     if let Some(this) = this {
         env.add_global("this", this.to_string());
     }
+    let partition_vars = match window {
+        Some(w) => w.vars(),
+        None => crate::partition::unbounded_vars(),
+    };
+    for (name, value) in partition_vars {
+        env.add_global(name, value);
+    }
+    crate::jinja_builtins::register(&mut env, scope);
 
-    let sql = env
-        .render_str(sql, ())
-        .map_err(|e| template_error(path, &e))?;
+    let prelude = &scope.macros;
+    let sql = if prelude.is_empty() {
+        env.render_str(sql, ())
+            .map_err(|e| template_error(path, &e))?
+    } else {
+        let source = format!("{}{sql}", prelude.text);
+        let out = env.render_str(&source, ()).map_err(|e| {
+            // Point at the macro file or at the model's own line.
+            match e.line().map(|l| (l, prelude.locate(l))) {
+                Some((_, Some((file, line)))) => {
+                    let mut err = template_error(&file, &e);
+                    if let TransformError::Template { line: l, .. } = &mut err {
+                        *l = Some(line);
+                    }
+                    err
+                }
+                Some((l, None)) => {
+                    let mut err = template_error(path, &e);
+                    if let TransformError::Template { line: el, .. } = &mut err {
+                        *el = Some(l.saturating_sub(prelude.lines));
+                    }
+                    err
+                }
+                None => template_error(path, &e),
+            }
+        })?;
+        // The prelude renders to blank lines only.
+        out.trim_start().to_string()
+    };
     let c = std::mem::take(&mut *lock(&captured));
-    Ok(Rendered {
-        sql,
-        refs: c.refs,
-        sources: c.sources,
-        config: c.config,
-        unknown_refs: c.unknown_refs,
-        unknown_sources: c.unknown_sources,
-    })
+    let ephemerals = c.ephemerals;
+    Ok((
+        Rendered {
+            sql,
+            refs: c.refs,
+            sources: c.sources,
+            config: c.config,
+            unknown_refs: c.unknown_refs,
+            unknown_sources: c.unknown_sources,
+        },
+        ephemerals,
+    ))
 }
 
 fn lock(m: &Mutex<Captured>) -> std::sync::MutexGuard<'_, Captured> {

@@ -45,6 +45,16 @@ pub enum Command {
         /// HTTP address to serve on (default: sluice.yml's serve.http).
         #[arg(long)]
         http: Option<String>,
+        /// Where the shop's application database lives: `sqlite` (a file) or `postgres` (the
+        /// PostgreSQL at --pg-url, captured with CDC and kept changing while serving).
+        #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+        source: String,
+        /// With `--source postgres`: the database (needs `wal_level = logical`).
+        #[arg(long, default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test")]
+        pg_url: String,
+        /// With `--source postgres`: shop transactions per second while serving.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
     },
     /// Parse everything and check the graph; exit non-zero on any error.
     Validate,
@@ -76,14 +86,28 @@ pub enum Command {
     },
     /// Every asset: layer, rows, last success, fresh or stale, failing checks.
     Status,
-    /// Run history.
+    /// Run history: `runs` lists, `runs ID` or `runs show ID` shows one run's node timeline and
+    /// logs, `runs cancel ID` stops a running run.
+    #[command(args_conflicts_with_subcommands = true)]
     Runs {
-        /// A run id to show node by node.
+        /// What to do with one run.
+        #[command(subcommand)]
+        action: Option<RunsAction>,
+        /// A run id to show (same as `runs show ID`).
         #[arg(value_name = "RUN_ID")]
         show: Option<String>,
         /// How many runs to list.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Re-run what did not succeed in a finished run: its failed nodes and their downstream.
+    Retry {
+        /// The run to retry.
+        #[arg(value_name = "RUN_ID")]
+        run_id: String,
+        /// Nodes running at once (default: sluice.yml defaults.threads).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Upstream and downstream of an asset.
     Lineage {
@@ -120,5 +144,67 @@ pub enum Command {
         /// Work folder (default: a temporary folder, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also measure query latency over HTTP and the PostgreSQL wire on the gold tables.
+        #[arg(long)]
+        serve: bool,
+        /// Concurrent clients of the serving benchmark.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// How long each protocol of the serving benchmark runs.
+        #[arg(long, value_name = "DURATION", default_value = "5s")]
+        serve_duration: String,
+        /// Instead: generate a dbt project of this many models and time its parse + compile.
+        #[arg(long, value_name = "N")]
+        dbt_models: Option<usize>,
+        /// Instead: measure PostgreSQL CDC end-to-end lag (source commit → visible in bronze).
+        #[arg(long)]
+        cdc: bool,
+        /// CDC benchmark: changes per second applied to the source table.
+        #[arg(long, default_value_t = 10_000)]
+        cdc_rate: u64,
+        /// CDC benchmark: how long changes are applied.
+        #[arg(long, value_name = "DURATION", default_value = "10s")]
+        cdc_duration: String,
+        /// CDC benchmark: the PostgreSQL database (needs `wal_level = logical`).
+        #[arg(long, default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test")]
+        pg_url: String,
+    },
+    /// Write an asset's rows to a Parquet, CSV or JSON-lines file (or stdout), streamed.
+    Export {
+        /// A model (`mart_revenue`, `gold.mart_revenue`) or a source table (`shop.orders`).
+        asset: String,
+        /// parquet, csv or jsonl (default: from the extension of --to).
+        #[arg(long)]
+        format: Option<String>,
+        /// The output file (written whole or not at all), or `-` for stdout.
+        #[arg(long, value_name = "PATH")]
+        to: String,
+        /// Only the rows matching this SQL condition.
+        #[arg(long = "where", value_name = "SQL")]
+        filter: Option<String>,
+        /// Only this partition: COLUMN=VALUE, or COLUMN=FROM..TO with both ends included
+        /// (repeatable).
+        #[arg(long, value_name = "COLUMN=VALUE")]
+        partition: Vec<String>,
+    },
+}
+
+/// `sluice runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// One run: each node's status, attempts, rows and a timeline bar, then logs.
+    Show {
+        /// The run.
+        #[arg(value_name = "RUN_ID")]
+        run_id: String,
+        /// Print the logs of every node (default: of the nodes that did not succeed).
+        #[arg(long)]
+        logs: bool,
+    },
+    /// Stop a running run, in this or another process: running nodes stop, no new ones start.
+    Cancel {
+        /// The run.
+        #[arg(value_name = "RUN_ID")]
+        run_id: String,
     },
 }

@@ -29,7 +29,17 @@ use super::{FileBatches, FormatError, ReadOptions, RejectedRow, quote_value, rea
 /// Reads a JSON Lines file; see the module documentation.
 pub(crate) fn read_jsonl(path: &Path, opts: &ReadOptions) -> Result<FileBatches, FormatError> {
     let bytes = read_bytes(path)?;
-    let (inferred, mut rejected) = infer_schema(&bytes);
+    read_jsonl_bytes(path, &bytes, opts)
+}
+
+/// Reads JSON Lines held in memory (an HTTP page's records, one per line); `path` only names the
+/// origin in errors.
+pub(crate) fn read_jsonl_bytes(
+    path: &Path,
+    bytes: &[u8],
+    opts: &ReadOptions,
+) -> Result<FileBatches, FormatError> {
+    let (inferred, mut rejected) = infer_schema(bytes);
     let skip: HashSet<u64> = rejected.iter().map(|r| r.line).collect();
 
     let existing = opts.existing_schema.as_deref();
@@ -69,7 +79,7 @@ pub(crate) fn read_jsonl(path: &Path, opts: &ReadOptions) -> Result<FileBatches,
         .filter(|f| f.data_type().is_integer())
         .map(|f| (f.name().as_str(), f.data_type()))
         .collect();
-    for (line, raw) in lines(&bytes) {
+    for (line, raw) in lines(bytes) {
         if skip.contains(&line) {
             continue;
         }

@@ -31,6 +31,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 pub use self::schema::{merge_schemas, parse_type_name};
+pub(crate) use self::jsonl::read_jsonl_bytes;
 
 /// The format of a landing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -35,6 +35,14 @@ pub enum GeneratorError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A PostgreSQL statement of the live application database (`postgres.rs`) failed.
+    #[error("PostgreSQL error while {action}: {message}")]
+    Postgres {
+        /// What was being done, e.g. `loading orders`.
+        action: String,
+        /// The server's or the driver's message.
+        message: String,
+    },
     /// Serializing a clickstream event failed.
     #[error("{path}: line {line}: cannot write JSON event: {source}")]
     Json {

@@ -27,6 +27,7 @@ mod crm;
 mod error;
 mod events;
 mod orders;
+mod postgres;
 mod world;
 
 #[cfg(test)]
@@ -40,6 +41,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use append::append_orders;
 pub use error::GeneratorError;
+pub use postgres::{APP_TABLES, LiveShop, load_postgres};
 
 /// Largest accepted [`GeneratorConfig::scale`]: 1000 means 10 million orders and 50 million events,
 /// far beyond what one machine generates in reasonable time; larger values are almost surely typos.

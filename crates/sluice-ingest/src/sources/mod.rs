@@ -2,6 +2,8 @@
 //! `source.rs` (the [`crate::Source`] implementation).
 
 pub mod files;
+pub mod http;
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 pub mod table_load;

@@ -13,7 +13,12 @@ use super::demo::write_example;
 use super::open;
 
 /// Generates, ingests, transforms and checks ShopFlow at `scale`, timing each stage.
-pub async fn bench(scale: f64, seed: u64, dir: Option<&Path>) -> Result<ExitCode> {
+pub async fn bench(
+    scale: f64,
+    seed: u64,
+    dir: Option<&Path>,
+    serving: Option<super::bench_serve::ServeBench>,
+) -> Result<ExitCode> {
     let temp;
     let dir = match dir {
         Some(d) => d.to_path_buf(),
@@ -92,7 +97,7 @@ pub async fn bench(scale: f64, seed: u64, dir: Option<&Path>) -> Result<ExitCode
 
     let per_sec = |rows: u64, secs: f64| if secs > 0.0 { rows as f64 / secs } else { 0.0 };
     let failed = ingest.count(NodeStatus::Failed) + transform.count(NodeStatus::Failed);
-    let report = json!({
+    let mut report = json!({
         "scale": scale,
         "seed": seed,
         "stages": {
@@ -103,6 +108,9 @@ pub async fn bench(scale: f64, seed: u64, dir: Option<&Path>) -> Result<ExitCode
         },
         "failed_nodes": failed,
     });
+    if let Some(settings) = &serving {
+        report["serve"] = super::bench_serve::run(&ws, settings).await?;
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if failed > 0 {
         ExitCode::FAILURE

@@ -31,6 +31,7 @@ pub async fn demo(
     seed: u64,
     no_serve: bool,
     http: Option<String>,
+    postgres: Option<super::demo_postgres::LiveSettings>,
 ) -> Result<ExitCode> {
     if !(scale > 0.0 && scale.is_finite()) {
         anyhow::bail!("--scale must be a positive number, got {scale}");
@@ -52,6 +53,9 @@ pub async fn demo(
         report.event_files,
         report.crm_accounts
     );
+    if let Some(pg) = &postgres {
+        super::demo_postgres::prepare(dir, &pg.url).await?;
+    }
     let ws = open(dir).await?;
     let opts = run::options(&ws, "", "demo")?;
     let summary = run::execute(&ws, opts).await?;
@@ -68,6 +72,9 @@ pub async fn demo(
         } else {
             ExitCode::SUCCESS
         });
+    }
+    if let Some(pg) = postgres {
+        super::demo_postgres::spawn_live_shop(pg.url, pg.rate, seed);
     }
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
     let pg = ws.compiled.project.config.serve.pg.clone();

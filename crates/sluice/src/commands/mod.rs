@@ -1,11 +1,18 @@
 //! One module per command; [`dispatch`] routes to them.
 
+mod alerts;
 mod bench;
+mod bench_cdc;
+mod bench_dbt;
+mod bench_serve;
 mod demo;
+mod demo_postgres;
+mod export;
 mod init;
 mod inspect;
 mod query;
 mod run;
+mod runs;
 mod scheduler;
 mod serve;
 mod shopflow_files;
@@ -20,7 +27,7 @@ use sluice_lake::Lake;
 use sluice_orchestrate::StateStore;
 use sluice_transform::{CompiledProject, Engine, compile};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RunsAction};
 
 /// Runs the command line.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -33,7 +40,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             seed,
             no_serve,
             http,
-        } => demo::demo(&dir, scale, seed, no_serve, http).await,
+            source,
+            pg_url,
+            rate,
+        } => {
+            let postgres = (source == "postgres")
+                .then_some(demo_postgres::LiveSettings { url: pg_url, rate });
+            demo::demo(&dir, scale, seed, no_serve, http, postgres).await
+        }
         Command::Validate => run::validate(&project),
         Command::Run {
             select,
@@ -43,7 +57,17 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Test { select } => run::test(&project, &select).await,
         Command::Query { sql, format } => query::query(&project, &sql, &format).await,
         Command::Status => inspect::status(&project).await,
-        Command::Runs { show, limit } => inspect::runs(&project, show.as_deref(), limit),
+        Command::Runs {
+            action,
+            show,
+            limit,
+        } => match (action, show) {
+            (Some(RunsAction::Show { run_id, logs }), _) => runs::show(&project, &run_id, logs),
+            (Some(RunsAction::Cancel { run_id }), _) => runs::cancel(&project, &run_id),
+            (None, Some(run_id)) => runs::show(&project, &run_id, false),
+            (None, None) => runs::list(&project, limit),
+        },
+        Command::Retry { run_id, threads } => runs::retry(&project, &run_id, threads).await,
         Command::Lineage { asset } => inspect::lineage(&project, &asset),
         Command::Serve {
             http,
@@ -58,7 +82,52 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             serve::serve(&project, http, pg, no_pg, flags).await
         }
-        Command::Bench { scale, seed, dir } => bench::bench(scale, seed, dir.as_deref()).await,
+        Command::Bench {
+            scale,
+            seed,
+            dir,
+            serve,
+            clients,
+            serve_duration,
+            dbt_models,
+            cdc,
+            cdc_rate,
+            cdc_duration,
+            pg_url,
+        } => {
+            if cdc {
+                return bench_cdc::bench_cdc(&bench_cdc::CdcBench {
+                    url: pg_url,
+                    rate: cdc_rate,
+                    duration: cdc_duration,
+                })
+                .await;
+            }
+            if let Some(n) = dbt_models {
+                return bench_dbt::bench_dbt(n, dir.as_deref());
+            }
+            let serving = serve.then_some(bench_serve::ServeBench {
+                clients,
+                duration: serve_duration,
+            });
+            bench::bench(scale, seed, dir.as_deref(), serving).await
+        }
+        Command::Export {
+            asset,
+            format,
+            to,
+            filter,
+            partition,
+        } => {
+            let args = export::ExportArgs {
+                asset,
+                format,
+                to,
+                filter,
+                partitions: partition,
+            };
+            export::export(&project, args).await
+        }
     }
 }
 
@@ -71,6 +140,21 @@ pub struct Workspace {
 
 /// Loads and compiles a project, reporting every problem at once.
 pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
+    if sluice_dbt::is_dbt_project(dir) {
+        // A dbt project without sluice.yml runs as it is (state and lake inside the project folder).
+        let fail = |e: sluice_dbt::DbtErrors| {
+            anyhow!(
+                "{} problem(s) in the dbt project:\n{}",
+                e.0.len(),
+                e.0.iter()
+                    .map(|e| format!("  {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        };
+        let dbt = sluice_dbt::load(dir).map_err(fail)?;
+        return Ok(Arc::new(sluice_dbt::compile(dbt).map_err(fail)?));
+    }
     let project = Project::load(dir).map_err(|e| anyhow!("{e}"))?;
     let compiled = compile(Arc::new(project)).map_err(|errs| {
         anyhow!(

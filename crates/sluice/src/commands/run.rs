@@ -30,6 +30,11 @@ pub fn validate(dir: &Path) -> Result<ExitCode> {
     if let Err(e) = sluice_orchestrate::schedule::SchedulePlan::from_project(&compiled) {
         problems.extend(e.problems().iter().map(|p| p.to_string()));
     }
+    let alerting = sluice_monitor::validate(&compiled);
+    problems.extend(alerting.errors);
+    for w in &alerting.warnings {
+        eprintln!("warning: {w}");
+    }
     if !problems.is_empty() {
         return Err(anyhow!(
             "{} problem(s) in the project:\n{}",
@@ -60,6 +65,7 @@ pub fn options(ws: &super::Workspace, select: &str, command: &str) -> Result<Run
         retries: d.retries,
         retry_backoff: parse_duration(&d.retry_backoff)
             .map_err(|e| anyhow!("sluice.yml: defaults.retry_backoff: {e}"))?,
+        exports: Some(Arc::new(sluice_serve::export::Exporter)),
         ..RunOptions::default()
     })
 }
@@ -86,6 +92,8 @@ pub async fn run(
 pub async fn execute(ws: &super::Workspace, mut opts: RunOptions) -> Result<RunSummary> {
     let progress = Arc::new(RunProgress::new());
     opts.observer = Some(progress.clone());
+    // `sluice test` re-checks published data; it neither opens nor resolves build incidents.
+    let alerts = !opts.checks_only;
     let summary = sluice_orchestrate::run(
         ws.compiled.clone(),
         ws.engine.clone(),
@@ -95,6 +103,9 @@ pub async fn execute(ws: &super::Workspace, mut opts: RunOptions) -> Result<RunS
     .await?;
     progress.finish();
     print_summary(&summary);
+    if alerts {
+        super::alerts::after_run(ws, &summary).await;
+    }
     Ok(summary)
 }
 
@@ -107,7 +118,11 @@ pub async fn test(dir: &Path, select: &str) -> Result<ExitCode> {
     Ok(exit_code(&summary))
 }
 
-fn exit_code(summary: &RunSummary) -> ExitCode {
+/// Non-zero when a node failed (130, as after SIGINT, when the run was cancelled).
+pub fn exit_code(summary: &RunSummary) -> ExitCode {
+    if summary.cancelled {
+        return ExitCode::from(130);
+    }
     if summary.count(NodeStatus::Failed) > 0 {
         ExitCode::FAILURE
     } else {

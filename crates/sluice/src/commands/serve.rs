@@ -37,6 +37,7 @@ pub async fn serve_workspace_with(
     flags: &SchedulerFlags,
 ) -> Result<()> {
     let scheduler = scheduler::prepare(&ws, flags)?;
+    let alerts = super::alerts::Watch::new(&ws, scheduler.as_ref());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -64,13 +65,14 @@ pub async fn serve_workspace_with(
     ));
     scheduler::announce(scheduler.as_ref())?;
     let stop = Stop::on(shutdown_signal());
-    let (served, scheduled) = tokio::join!(
+    let (served, scheduled, ()) = tokio::join!(
         async {
             let r = sluice_serve::serve(listener, app, stop.wait()).await;
             stop.trigger();
             r
         },
         scheduler::run(scheduler, &stop),
+        alerts.run(&stop),
     );
     served?;
     scheduled?;

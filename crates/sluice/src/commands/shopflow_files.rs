@@ -4,6 +4,18 @@
 /// (relative path, contents) of every project file.
 pub const SHOPFLOW_FILES: &[(&str, &str)] = &[
     (
+        "dashboards/executive.yml",
+        include_str!("../../../../examples/shopflow/dashboards/executive.yml"),
+    ),
+    (
+        "dashboards/finance.yml",
+        include_str!("../../../../examples/shopflow/dashboards/finance.yml"),
+    ),
+    (
+        "exports/revenue_to_postgres.yml",
+        include_str!("../../../../examples/shopflow/exports/revenue_to_postgres.yml"),
+    ),
+    (
         "models/gold/daily_active_users.sql",
         include_str!("../../../../examples/shopflow/models/gold/daily_active_users.sql"),
     ),

@@ -22,6 +22,8 @@ use crate::landing::Pii;
 ///     pii: {email: hash}
 ///   - name: big_refunds
 ///     query: SELECT * FROM refunds WHERE amount > 100
+///   - name: payments
+///     mode: cdc                   # snapshot, then inserts/updates/deletes from the WAL
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,10 +49,17 @@ pub struct PostgresConfig {
     /// When to ingest (cron or `@daily`), used by `sluice serve`.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
+    #[serde(default)]
+    pub freshness: Option<serde_json::Value>,
     /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`
     /// (run once per missed tick). See docs/scheduling.md.
     #[serde(default)]
     pub catchup: Option<String>,
+    /// Retries, backoff, timeout and failure mode of this source's tables (`retries`, `retry_backoff`,
+    /// `max_retry_backoff`, `timeout`, `on_failure`); read by the orchestrator, see docs/scheduling.md.
+    #[serde(default)]
+    pub policy: Option<serde_json::Value>,
     /// Rows per Arrow batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -78,6 +87,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("description", &self.description)
             .field("schedule", &self.schedule)
             .field("catchup", &self.catchup)
+            .field("policy", &self.policy)
             .field("batch_size", &self.batch_size)
             .field("commit_rows", &self.commit_rows)
             .field("connect_timeout", &self.connect_timeout)
@@ -102,7 +112,32 @@ fn default_connect_timeout() -> String {
     "10s".to_string()
 }
 
-pub use crate::sources::table_load::Mode;
+use crate::sources::table_load::Mode;
+
+/// How a PostgreSQL table is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PgMode {
+    /// Every run lands the whole table, replacing the previous snapshot in one commit.
+    #[default]
+    Full,
+    /// Every run lands rows whose cursor is greater than the high-water mark.
+    Incremental,
+    /// Change data capture: an initial snapshot, then every insert, update and delete from the
+    /// write-ahead log (logical replication, `pgoutput`), as change rows. See `cdc/`.
+    Cdc,
+}
+
+impl PgMode {
+    /// The shared table-load mode of a batch read; `None` for CDC.
+    pub(crate) fn load_mode(self) -> Option<Mode> {
+        match self {
+            PgMode::Full => Some(Mode::Full),
+            PgMode::Incremental => Some(Mode::Incremental),
+            PgMode::Cdc => None,
+        }
+    }
+}
 
 /// One table of a PostgreSQL source.
 #[derive(Debug, Clone, Deserialize)]
@@ -119,9 +154,9 @@ pub struct PostgresTable {
     /// Tags for selection.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// `full` or `incremental`.
+    /// `full`, `incremental` or `cdc`.
     #[serde(default)]
-    pub mode: Mode,
+    pub mode: PgMode,
     /// The column whose growth marks new or changed rows (required for `incremental`): an integer,
     /// numeric, float, text, uuid, date, time, timestamp or timestamptz column, ideally indexed and
     /// NOT NULL (rows whose cursor is NULL are never selected).
@@ -140,4 +175,13 @@ pub struct PostgresTable {
     /// Per-table schedule override.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// CDC: the logical replication slot (default `sluice_<source>_<table>`, created if missing).
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// CDC: the publication (default: the slot's name, created `FOR TABLE` this table if missing).
+    #[serde(default)]
+    pub publication: Option<String>,
+    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
+    #[serde(default)]
+    pub freshness: Option<serde_json::Value>,
 }

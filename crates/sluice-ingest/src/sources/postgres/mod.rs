@@ -5,13 +5,15 @@
 //! [`crate::landing::land`], the high-water mark travelling in the same Delta commit as its rows.
 //! The user guide is `docs/sources/postgres.md`.
 
+pub mod cdc;
 mod client;
 mod config;
 mod decode;
 mod numeric;
+mod parallel;
 mod read;
 mod source;
 mod types;
 
-pub use config::{Mode, PostgresConfig, PostgresTable};
+pub use config::{PgMode, PostgresConfig, PostgresTable};
 pub use source::PostgresSource;

@@ -45,8 +45,8 @@ pub(crate) struct ReadRequest {
     pub table: String,
 }
 
-/// An Arrow builder for one [`PgKind`].
-enum ColBuilder {
+/// An Arrow builder for one [`PgKind`] (also used by CDC for change rows).
+pub(crate) enum ColBuilder {
     Bool(BooleanBuilder),
     I16(Int16Builder),
     I32(Int32Builder),
@@ -67,7 +67,7 @@ enum ColBuilder {
 }
 
 impl ColBuilder {
-    fn new(kind: &PgKind) -> Self {
+    pub(crate) fn new(kind: &PgKind) -> Self {
         match kind {
             PgKind::Bool => ColBuilder::Bool(BooleanBuilder::new()),
             PgKind::Int2 => ColBuilder::I16(Int16Builder::new()),
@@ -109,7 +109,7 @@ impl ColBuilder {
     }
 
     /// Appends a decoded value; a value of the wrong shape is a bug in the decoder.
-    fn append(&mut self, cell: Cell<'_>) -> Result<(), String> {
+    pub(crate) fn append(&mut self, cell: Cell<'_>) -> Result<(), String> {
         match (self, cell) {
             (ColBuilder::Bool(b), Cell::Null) => b.append_null(),
             (ColBuilder::I16(b), Cell::Null) => b.append_null(),
@@ -172,7 +172,7 @@ impl ColBuilder {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         Ok(match self {
             ColBuilder::Bool(b) => Arc::new(b.finish()),
             ColBuilder::I16(b) => Arc::new(b.finish()),

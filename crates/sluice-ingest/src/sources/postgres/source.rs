@@ -9,7 +9,7 @@ use sluice_core::yaml::parse_yaml;
 use tokio_postgres::Client;
 
 use super::client::{connect, quote};
-use super::config::{Mode, PostgresConfig, PostgresTable};
+use super::config::{PgMode, PostgresConfig, PostgresTable};
 use super::read::{ReadRequest, read_chunks};
 use super::types::PgKind;
 use crate::error::IngestError;
@@ -37,7 +37,26 @@ impl PostgresSource {
             })
         };
         for (i, t) in config.tables.iter().enumerate() {
-            if t.mode == Mode::Incremental && t.cursor.is_none() {
+            if t.mode == PgMode::Cdc && (t.query.is_some() || t.cursor.is_some()) {
+                return Err(invalid(
+                    format!("tables[{i}].mode"),
+                    format!(
+                        "table `{}` is captured with `mode: cdc`, which reads the table itself: \
+                         remove `query:` and `cursor:`",
+                        t.name
+                    ),
+                ));
+            }
+            if t.mode != PgMode::Cdc && (t.slot.is_some() || t.publication.is_some()) {
+                return Err(invalid(
+                    format!("tables[{i}].slot"),
+                    format!(
+                        "`slot:` and `publication:` apply to `mode: cdc` only (table `{}`)",
+                        t.name
+                    ),
+                ));
+            }
+            if t.mode == PgMode::Incremental && t.cursor.is_none() {
                 return Err(invalid(
                     format!("tables[{i}].cursor"),
                     format!(
@@ -145,7 +164,7 @@ impl PostgresSource {
             columns.push((c.name().to_string(), kind));
         }
         let cursor = match (t.mode, &t.cursor) {
-            (Mode::Incremental, Some(name)) => {
+            (PgMode::Incremental, Some(name)) => {
                 let Some(idx) = columns.iter().position(|(n, _)| n == name) else {
                     return Err(self.read_error(
                         t,
@@ -209,6 +228,47 @@ impl PostgresSource {
         })
     }
 
+    /// Captures `table` (which must be `mode: cdc`) until `until`: [`super::cdc::Until::CaughtUp`]
+    /// is one bounded run (what [`Source::ingest`] does); [`super::cdc::Until::Stopped`] streams
+    /// continuously, committing at least every `flush_interval`, until told to stop.
+    pub async fn capture(
+        &self,
+        table: &str,
+        cx: &IngestContext,
+        until: super::cdc::Until,
+    ) -> Result<IngestReport, IngestError> {
+        let t = self.table(table)?;
+        if t.mode != PgMode::Cdc {
+            return Err(self.read_error(t, "`capture` needs a table with `mode: cdc`".into()));
+        }
+        super::cdc::capture(&self.cdc_table(t), cx, until).await
+    }
+
+    /// What CDC needs to know about table `t`.
+    pub(crate) fn cdc_table(&self, t: &PostgresTable) -> super::cdc::CdcTable {
+        let schema = t
+            .schema
+            .clone()
+            .unwrap_or_else(|| self.config.schema.clone());
+        let slot = t
+            .slot
+            .clone()
+            .unwrap_or_else(|| super::cdc::default_slot_name(&self.name, &t.name));
+        super::cdc::CdcTable {
+            source: self.name.clone(),
+            publication: t.publication.clone().unwrap_or_else(|| slot.clone()),
+            slot,
+            origin: format!("postgres:{schema}.{}", t.name),
+            schema,
+            table: t.name.clone(),
+            primary_key: t.primary_key.clone(),
+            pii: t.pii.clone(),
+            pg: self.pg.clone(),
+            batch_size: self.config.batch_size,
+            commit_rows: self.config.commit_rows,
+        }
+    }
+
     fn read_error(&self, t: &PostgresTable, message: String) -> IngestError {
         IngestError::Read {
             source_name: self.name.clone(),
@@ -235,7 +295,10 @@ impl Source for PostgresSource {
 
     async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
         let t = self.table(table)?;
-        let start = position(cx, &self.name, &t.name, t.mode).await?;
+        let Some(mode) = t.mode.load_mode() else {
+            return super::cdc::ingest(&self.cdc_table(t), cx).await;
+        };
+        let start = position(cx, &self.name, &t.name, mode).await?;
         let watermark = start.watermark.clone();
         let client = connect(&self.pg)
             .await
@@ -249,12 +312,18 @@ impl Source for PostgresSource {
         );
         // A channel of one gives backpressure: the reader waits while a chunk is being committed.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let reader = tokio::spawn(read_chunks(request, tx));
+        let reader = if mode == crate::sources::table_load::Mode::Full && t.query.is_none() {
+            // Large tables with an integer key are read in parallel ranges (see parallel.rs).
+            let schema = t.schema.as_deref().unwrap_or(&self.config.schema);
+            super::parallel::spawn_full_read(&self.pg, request, schema, &t.name, tx).await?
+        } else {
+            tokio::spawn(read_chunks(request, tx))
+        };
         let origin = format!("postgres:{}", self.qualified(t));
         let target = Target {
             source: &self.name,
             table: &t.name,
-            mode: t.mode,
+            mode,
             pii: &t.pii,
             origin: &origin,
         };

@@ -39,10 +39,17 @@ pub struct SqliteConfig {
     /// When to ingest (cron or `@daily`), used by `sluice serve`.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
+    #[serde(default)]
+    pub freshness: Option<serde_json::Value>,
     /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`
     /// (run once per missed tick). See docs/scheduling.md.
     #[serde(default)]
     pub catchup: Option<String>,
+    /// Retries, backoff, timeout and failure mode of this source's tables (`retries`, `retry_backoff`,
+    /// `max_retry_backoff`, `timeout`, `on_failure`); read by the orchestrator, see docs/scheduling.md.
+    #[serde(default)]
+    pub policy: Option<serde_json::Value>,
     /// Rows per Arrow batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -102,4 +109,7 @@ pub struct SqliteTable {
     /// Per-table schedule override.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
+    #[serde(default)]
+    pub freshness: Option<serde_json::Value>,
 }

@@ -1,0 +1,173 @@
+//! Loading the `dbt_shop` fixture (shared with the CLI's end-to-end tests): config precedence, layers,
+//! docs, snapshots, seeds, macros, singular tests — without running anything.
+
+use std::path::{Path, PathBuf};
+
+use sluice_core::ModelLayer;
+use sluice_transform::Materialized;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sluice/tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn loads_and_compiles_the_shop_fixture() {
+    let dbt = sluice_dbt::load(&fixture("dbt_shop")).unwrap();
+    assert!(dbt.unsupported.is_empty(), "{:?}", dbt.unsupported);
+    assert_eq!(dbt.docs_blocks, 2);
+    assert_eq!(dbt.project.macros.len(), 1);
+    assert_eq!(dbt.singular_tests.len(), 2);
+    let orders = dbt.project.model("orders").unwrap();
+    assert_eq!(
+        orders.properties.description.as_deref(),
+        Some("One row per order, with the amount paid by each payment method.")
+    );
+    let amount = orders
+        .properties
+        .columns
+        .iter()
+        .find(|c| c.name == "amount")
+        .unwrap();
+    assert_eq!(
+        amount.description.as_deref(),
+        Some("Total amount paid, in dollars.")
+    );
+
+    let compiled = sluice_dbt::compile(dbt).unwrap();
+    let m = |name: &str| compiled.models.get(name).unwrap();
+    // Layers by folder.
+    assert_eq!(m("stg_orders").layer, ModelLayer::Silver);
+    assert_eq!(m("orders").layer, ModelLayer::Gold);
+    assert_eq!(m("raw_customers").layer, ModelLayer::Silver);
+    // Precedence: dbt_project.yml < properties < config().
+    assert_eq!(m("stg_orders").config.materialized, Materialized::View);
+    assert_eq!(m("stg_customers").config.materialized, Materialized::Table);
+    assert_eq!(
+        m("stg_payments").config.materialized,
+        Materialized::Ephemeral
+    );
+    assert_eq!(m("orders").config.materialized, Materialized::Table);
+    assert_eq!(m("raw_customers").config.materialized, Materialized::Seed);
+    assert_eq!(
+        m("customers_snapshot").config.materialized,
+        Materialized::Snapshot
+    );
+    assert_eq!(m("customers_snapshot").config.unique_key, ["customer_id"]);
+    // Tags add up across the tree; config() replaces them.
+    assert_eq!(m("stg_orders").config.tags, ["staging"]);
+    assert_eq!(m("orders").config.tags, ["marts"]);
+    assert_eq!(m("customers").config.tags, ["finance"]);
+    // The ephemeral model is inlined as a CTE (merged with the model's own WITH).
+    assert!(
+        m("orders")
+            .sql
+            .trim_start()
+            .starts_with("with __dbt__cte__stg_payments as ("),
+        "{}",
+        m("orders").sql
+    );
+    assert!(
+        m("orders")
+            .sql
+            .contains("round(cast(amount as double) / 100, 2)"),
+        "{}",
+        m("orders").sql
+    );
+    // Macros, adapter.dispatch and return().
+    assert!(
+        m("customers").sql.contains("'EUR' as currency"),
+        "{}",
+        m("customers").sql
+    );
+    // Singular tests become checks of the model they read that is built last.
+    let singular: Vec<(&str, &str)> = compiled
+        .project
+        .checks
+        .iter()
+        .filter(|c| c.kind == "singular")
+        .map(|c| (c.name.as_str(), c.model.as_str()))
+        .collect();
+    assert_eq!(
+        singular,
+        [
+            ("assert_no_big_spenders", "customers"),
+            ("assert_payments_match_orders", "orders")
+        ]
+    );
+    // `data_tests:` in dbt_project.yml: tests declared under models/marts/ warn, others stay errors.
+    let severity = |name: &str| {
+        compiled
+            .project
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.severity)
+    };
+    assert_eq!(
+        severity("unique_orders_order_id"),
+        Some(sluice_core::Severity::Warn)
+    );
+    assert_eq!(
+        severity("unique_stg_orders_order_id"),
+        Some(sluice_core::Severity::Error)
+    );
+    // The relationships test carries its thresholds.
+    let rel = compiled
+        .project
+        .checks
+        .iter()
+        .find(|c| c.kind == "relationships")
+        .unwrap();
+    assert_eq!(rel.error_if.as_deref(), Some(">10"));
+    assert_eq!(rel.warn_if.as_deref(), Some(">0"));
+    // Graph: the ephemeral model is a node between its seed and `orders`.
+    assert!(
+        compiled
+            .graph
+            .parents("orders")
+            .any(|p| p == "stg_payments")
+    );
+    assert!(
+        compiled
+            .graph
+            .parents("stg_payments")
+            .any(|p| p == "raw_payments")
+    );
+}
+
+#[test]
+fn reports_every_unsupported_use() {
+    let err = sluice_dbt::load(&fixture("dbt_unsupported"))
+        .and_then(sluice_dbt::compile)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("dbt_utils.star"), "{text}");
+    assert!(text.contains("Python models"), "{text}");
+    // Template errors caused by the unsupported macros are not repeated.
+    assert!(!text.contains("template error"), "{text}");
+}
+
+#[test]
+fn template_errors_point_into_macro_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("dbt_project.yml"), "name: p\n").unwrap();
+    std::fs::create_dir_all(d.join("macros")).unwrap();
+    std::fs::create_dir_all(d.join("models")).unwrap();
+    std::fs::write(
+        d.join("macros/m.sql"),
+        "\n\n{% macro broken() %}\n{{ undefined_thing.x }}\n{% endmacro %}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("models/a.sql"), "select 1 as x\n").unwrap();
+    std::fs::write(d.join("models/b.sql"), "select\n  {{ broken() }} as y\n").unwrap();
+    std::fs::write(d.join("models/c.sql"), "select 1\n\n{{ nope( }}\n").unwrap();
+    let err = sluice_dbt::load(d)
+        .and_then(sluice_dbt::compile)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("macros/m.sql:4: template error"), "{text}");
+    assert!(text.contains("models/c.sql:3: template error"), "{text}");
+}

@@ -1,0 +1,177 @@
+//! Runs the `dbt_shop` fixture through the orchestrator (below the CLI) three times, changing its seeds
+//! in between: snapshots (timestamp and check strategies), the three incremental strategies, the
+//! ephemeral CTE, macros and test thresholds. `crates/sluice/tests/dbt.rs` does the same with the binary.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sluice_orchestrate::{NodeStatus, RunOptions, StateStore};
+use sluice_quality::CheckStatus;
+use sluice_transform::Engine;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Rows as `a|b|c` strings.
+async fn rows(engine: &Engine, sql: &str) -> Vec<String> {
+    use sluice_transform::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let batches = engine
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let opts = FormatOptions::default().with_null("-");
+    let mut out = Vec::new();
+    for b in &batches {
+        let fmts: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+async fn run_once(dir: &Path) -> (Engine, sluice_orchestrate::RunSummary) {
+    let compiled = Arc::new(sluice_dbt::compile(sluice_dbt::load(dir).unwrap()).unwrap());
+    let lake = sluice_lake::Lake::open(&compiled.project.lake_location()).unwrap();
+    let engine = Engine::open(&lake, Some(&compiled)).await.unwrap();
+    let state = Arc::new(StateStore::in_memory().unwrap());
+    let summary = sluice_orchestrate::run(compiled, engine.clone(), state, RunOptions::default())
+        .await
+        .unwrap();
+    (engine, summary)
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    std::fs::write(dir.join(rel), text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_fixture_runs_across_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../sluice/tests/fixtures/dbt_shop"),
+        dir,
+    );
+    let (engine, summary) = run_once(dir).await;
+    for n in &summary.nodes {
+        assert_eq!(n.status, NodeStatus::Success, "{}: {:?}", n.node, n.error);
+    }
+    let warned: Vec<&str> = summary
+        .checks()
+        .filter(|c| c.status == CheckStatus::Warn)
+        .map(|c| c.name.as_str())
+        .collect();
+    // The relationships test is over `warn_if` and under `error_if`; the singular test is `warn`.
+    assert!(
+        warned.contains(&"relationships_stg_orders_customer_id"),
+        "{warned:?}"
+    );
+    assert!(warned.contains(&"assert_no_big_spenders"), "{warned:?}");
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert_eq!(
+        rows(&engine, "select customer_id, number_of_orders, lifetime_value, returns, currency from gold.customers order by customer_id").await,
+        ["1|2|25.0|0|EUR", "2|1|30.0|0|EUR", "3|1|5.0|1|EUR"]
+    );
+    // dbt.datediff and dbt_utils.generate_surrogate_key, built in.
+    assert_eq!(
+        rows(&engine, "select customer_id, days_active, customer_key = md5('1-Ada') from gold.customers order by customer_id").await,
+        ["1|1|true", "2|0|false", "3|0|false"]
+    );
+    assert_eq!(
+        rows(
+            &engine,
+            "select zip from silver.raw_customers order by customer_id"
+        )
+        .await,
+        ["01234", "02139", "99501"]
+    );
+
+    write(
+        dir,
+        "seeds/raw_customers.csv",
+        "customer_id,first_name,last_name,zip,updated_at\n1,Ada,Lovelace,01234,2024-01-01 00:00:00\n2,Grace,Murray,02139,2024-02-01 00:00:00\n3,Alan,Mathison,99501,2024-01-01 00:00:00\n4,Edsger,Dijkstra,10001,2024-02-02 00:00:00\n",
+    );
+    write(
+        dir,
+        "seeds/raw_orders.csv",
+        "order_id,customer_id,order_date,status\n1,1,2024-01-05,completed\n2,1,2024-01-06,shipped\n3,2,2024-01-07,completed\n4,3,2024-01-08,returned\n5,9,2024-01-09,placed\n",
+    );
+    write(
+        dir,
+        "seeds/raw_events.csv",
+        "event_id,order_id,status,updated_at\n1,1,placed,2024-01-01 10:00:00\n2,2,PLACED,2024-01-01 11:00:00\n3,2,shipped,2024-01-02 09:00:00\n4,1,shipped,2024-01-03 08:00:00\n5,3,placed,2024-01-03 09:00:00\n",
+    );
+    let (engine, summary) = run_once(dir).await;
+    for n in &summary.nodes {
+        assert_eq!(n.status, NodeStatus::Success, "{}: {:?}", n.node, n.error);
+    }
+    assert_eq!(
+        rows(&engine, "select customer_id, last_name, dbt_valid_from, dbt_valid_to from silver.customers_snapshot order by customer_id, dbt_valid_from").await,
+        [
+            "1|Lovelace|2024-01-01T00:00:00|-",
+            "2|Hopper|2024-01-01T00:00:00|2024-02-01T00:00:00",
+            "2|Murray|2024-02-01T00:00:00|-",
+            "3|Turing|2024-01-01T00:00:00|-",
+            "4|Dijkstra|2024-02-02T00:00:00|-",
+        ]
+    );
+    assert_eq!(
+        rows(&engine, "select order_id, count(*), sum(case when dbt_valid_to is null then 1 else 0 end), count(distinct dbt_scd_id) from silver.order_status_snapshot group by order_id order by order_id").await,
+        ["1|2|1|2", "2|1|1|1", "3|1|1|1", "4|1|1|1", "5|1|1|1"]
+    );
+    assert_eq!(
+        rows(
+            &engine,
+            "select event_id, status from gold.events_append order by event_id"
+        )
+        .await,
+        ["1|placed", "2|placed", "3|shipped", "4|shipped", "5|placed"]
+    );
+    assert_eq!(
+        rows(
+            &engine,
+            "select order_id, status from gold.order_status_merge order by order_id"
+        )
+        .await,
+        ["1|shipped", "2|shipped", "3|placed"]
+    );
+    assert_eq!(
+        rows(&engine, "select event_id, order_id, status from gold.order_events_delete_insert order by event_id").await,
+        ["1|1|placed", "2|2|placed", "3|2|shipped", "4|1|shipped", "5|3|placed"]
+    );
+
+    // A third run with no change keeps the history as it is.
+    let (engine, _) = run_once(dir).await;
+    assert_eq!(
+        rows(&engine, "select count(*) from silver.customers_snapshot").await,
+        ["5"]
+    );
+    assert_eq!(
+        rows(&engine, "select count(*) from silver.order_status_snapshot").await,
+        ["6"]
+    );
+    assert_eq!(
+        rows(&engine, "select count(*) from gold.events_append").await,
+        ["5"]
+    );
+}

@@ -1,0 +1,574 @@
+//! Streaming a prepared statement's rows into Arrow batches, in commit-sized chunks.
+//!
+//! The driver reads the socket only as fast as rows are taken, and chunks go through a channel of
+//! one, so memory stays bounded by the chunk being committed plus the one being built. Each row is
+//! decoded completely before anything is appended: a row with one bad value (a zero date, a
+//! `tinyint(1)` holding 7) goes to quarantine whole, with its exact values as JSON.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::compute::kernels::cast_utils::parse_decimal;
+use arrow::datatypes::{Decimal128Type, Field, Schema, SchemaRef};
+use chrono::{NaiveDate, NaiveDateTime};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Statement, Value};
+use sluice_lake::QuarantinedRow;
+use tokio::sync::mpsc::Sender;
+
+use super::client::MyFailure;
+use super::types::MyKind;
+use crate::error::IngestError;
+use crate::sources::table_load::Chunk;
+
+/// What to read: a prepared statement whose columns are already mapped.
+pub(crate) struct ReadRequest {
+    pub statement: Statement,
+    /// The high-water mark, bound to the statement's one parameter (incremental reads after the
+    /// first).
+    pub watermark: Option<serde_json::Value>,
+    /// Name and kind of every result column.
+    pub columns: Vec<(String, MyKind)>,
+    /// Index of the cursor column, for incremental reads.
+    pub cursor: Option<usize>,
+    pub batch_size: usize,
+    /// Rows per chunk (a chunk ends only where the cursor value changes). `usize::MAX`: one chunk.
+    pub commit_rows: usize,
+    pub source: String,
+    pub table: String,
+}
+
+/// One decoded value.
+#[derive(Debug, PartialEq)]
+enum Cell {
+    Null,
+    Bool(bool),
+    I8(i8),
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    Wide(i128),
+    F32(f32),
+    F64(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Date(i32),
+    Micros(i64),
+}
+
+/// An Arrow builder for one [`MyKind`].
+enum ColBuilder {
+    Bool(BooleanBuilder),
+    I8(Int8Builder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    Decimal(Decimal128Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Str(StringBuilder),
+    Bytes(BinaryBuilder),
+    Date(Date32Builder),
+    Micros(TimestampMicrosecondBuilder),
+}
+
+impl ColBuilder {
+    fn new(kind: MyKind) -> Self {
+        match kind {
+            MyKind::Bool => ColBuilder::Bool(BooleanBuilder::new()),
+            MyKind::Int8 => ColBuilder::I8(Int8Builder::new()),
+            MyKind::Int16 => ColBuilder::I16(Int16Builder::new()),
+            MyKind::Int32 => ColBuilder::I32(Int32Builder::new()),
+            MyKind::Int64 => ColBuilder::I64(Int64Builder::new()),
+            MyKind::UInt64 | MyKind::Decimal { .. } => {
+                ColBuilder::Decimal(Decimal128Builder::new().with_data_type(kind.arrow_type()))
+            }
+            MyKind::Float32 => ColBuilder::F32(Float32Builder::new()),
+            MyKind::Float64 => ColBuilder::F64(Float64Builder::new()),
+            MyKind::DecimalText | MyKind::Text | MyKind::Time => {
+                ColBuilder::Str(StringBuilder::new())
+            }
+            MyKind::Bytes => ColBuilder::Bytes(BinaryBuilder::new()),
+            MyKind::Date => ColBuilder::Date(Date32Builder::new()),
+            MyKind::DateTime | MyKind::Timestamp => ColBuilder::Micros(
+                TimestampMicrosecondBuilder::new().with_data_type(kind.arrow_type()),
+            ),
+        }
+    }
+
+    /// Appends a decoded value; a value of the wrong shape is a bug in [`decode`].
+    fn append(&mut self, cell: Cell) -> Result<(), String> {
+        match (self, cell) {
+            (ColBuilder::Bool(b), Cell::Null) => b.append_null(),
+            (ColBuilder::I8(b), Cell::Null) => b.append_null(),
+            (ColBuilder::I16(b), Cell::Null) => b.append_null(),
+            (ColBuilder::I32(b), Cell::Null) => b.append_null(),
+            (ColBuilder::I64(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Decimal(b), Cell::Null) => b.append_null(),
+            (ColBuilder::F32(b), Cell::Null) => b.append_null(),
+            (ColBuilder::F64(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Str(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Bytes(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Date(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Micros(b), Cell::Null) => b.append_null(),
+            (ColBuilder::Bool(b), Cell::Bool(v)) => b.append_value(v),
+            (ColBuilder::I8(b), Cell::I8(v)) => b.append_value(v),
+            (ColBuilder::I16(b), Cell::I16(v)) => b.append_value(v),
+            (ColBuilder::I32(b), Cell::I32(v)) => b.append_value(v),
+            (ColBuilder::I64(b), Cell::I64(v)) => b.append_value(v),
+            (ColBuilder::Decimal(b), Cell::Wide(v)) => b.append_value(v),
+            (ColBuilder::F32(b), Cell::F32(v)) => b.append_value(v),
+            (ColBuilder::F64(b), Cell::F64(v)) => b.append_value(v),
+            (ColBuilder::Str(b), Cell::Str(v)) => b.append_value(v),
+            (ColBuilder::Bytes(b), Cell::Bytes(v)) => b.append_value(v),
+            (ColBuilder::Date(b), Cell::Date(v)) => b.append_value(v),
+            (ColBuilder::Micros(b), Cell::Micros(v)) => b.append_value(v),
+            (_, cell) => return Err(format!("internal error: unexpected value {cell:?}")),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColBuilder::Bool(b) => Arc::new(b.finish()),
+            ColBuilder::I8(b) => Arc::new(b.finish()),
+            ColBuilder::I16(b) => Arc::new(b.finish()),
+            ColBuilder::I32(b) => Arc::new(b.finish()),
+            ColBuilder::I64(b) => Arc::new(b.finish()),
+            ColBuilder::Decimal(b) => Arc::new(b.finish()),
+            ColBuilder::F32(b) => Arc::new(b.finish()),
+            ColBuilder::F64(b) => Arc::new(b.finish()),
+            ColBuilder::Str(b) => Arc::new(b.finish()),
+            ColBuilder::Bytes(b) => Arc::new(b.finish()),
+            ColBuilder::Date(b) => Arc::new(b.finish()),
+            ColBuilder::Micros(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// A `bit(n)` value: big-endian bytes.
+fn bits(bytes: &[u8]) -> Result<u64, String> {
+    if bytes.len() > 8 {
+        return Err(format!(
+            "bit value of {} bytes does not fit 64 bits",
+            bytes.len()
+        ));
+    }
+    Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+/// The value as an integer (binary-protocol integers, or `bit(n)` bytes).
+fn integer(v: &Value) -> Result<i128, String> {
+    match v {
+        Value::Int(i) => Ok(i128::from(*i)),
+        Value::UInt(u) => Ok(i128::from(*u)),
+        // The binary protocol sends integers typed; bytes are `bit(n)` values.
+        Value::Bytes(b) => bits(b).map(i128::from),
+        other => Err(format!("expected an integer, found {other:?}")),
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<String, String> {
+    String::from_utf8(b.to_vec()).map_err(|e| format!("not valid UTF-8: {e}"))
+}
+
+/// The calendar date and time of a `Value::Date`, or why it has none (zero dates).
+fn date_time(v: &Value) -> Result<NaiveDateTime, String> {
+    let Value::Date(y, mo, d, h, mi, s, us) = *v else {
+        return Err(format!("expected a date, found {v:?}"));
+    };
+    NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d))
+        .and_then(|date| date.and_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us))
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a calendar date and has no Arrow value",
+                date_text(v)
+            )
+        })
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff`, as MySQL writes a datetime (also for zero dates).
+fn date_text(v: &Value) -> String {
+    match *v {
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+        }
+        _ => String::new(),
+    }
+}
+
+/// `[-]HH:MM:SS[.ffffff]`, hours counting the days (MySQL's own text form).
+fn time_text(neg: bool, days: u32, h: u8, m: u8, s: u8, us: u32) -> String {
+    let hours = u64::from(days) * 24 + u64::from(h);
+    let sign = if neg { "-" } else { "" };
+    if us == 0 {
+        format!("{sign}{hours:02}:{m:02}:{s:02}")
+    } else {
+        format!("{sign}{hours:02}:{m:02}:{s:02}.{us:06}")
+    }
+}
+
+/// `n` as a narrower integer, or why it does not fit.
+fn fit<T: TryFrom<i128>>(n: i128, to: &str) -> Result<T, String> {
+    T::try_from(n).map_err(|_| format!("{n} does not fit {to}"))
+}
+
+/// Decodes one value of a column of `kind`.
+fn decode(kind: MyKind, v: &Value) -> Result<Cell, String> {
+    if *v == Value::NULL {
+        return Ok(Cell::Null);
+    }
+    Ok(match kind {
+        MyKind::Bool => match integer(v)? {
+            0 => Cell::Bool(false),
+            1 => Cell::Bool(true),
+            n => {
+                return Err(format!(
+                    "{n} is not a boolean (0 or 1); cast it in `query:`"
+                ));
+            }
+        },
+        MyKind::Int8 => Cell::I8(fit(integer(v)?, "int8")?),
+        MyKind::Int16 => Cell::I16(fit(integer(v)?, "int16")?),
+        MyKind::Int32 => Cell::I32(fit(integer(v)?, "int32")?),
+        MyKind::Int64 => Cell::I64(fit(integer(v)?, "int64")?),
+        MyKind::UInt64 => Cell::Wide(integer(v)?),
+        MyKind::Float32 => match v {
+            Value::Float(f) => Cell::F32(*f),
+            // A double in a float column only comes from expressions; keep the nearest float.
+            #[allow(clippy::cast_possible_truncation)]
+            Value::Double(d) => Cell::F32(*d as f32),
+            other => return Err(format!("expected a float, found {other:?}")),
+        },
+        MyKind::Float64 => match v {
+            Value::Double(d) => Cell::F64(*d),
+            Value::Float(f) => Cell::F64(f64::from(*f)),
+            other => return Err(format!("expected a double, found {other:?}")),
+        },
+        MyKind::Decimal { precision, scale } => {
+            let text = match v {
+                Value::Bytes(b) => utf8(b)?,
+                other => return Err(format!("expected decimal text, found {other:?}")),
+            };
+            Cell::Wide(
+                parse_decimal::<Decimal128Type>(&text, precision, scale).map_err(|e| {
+                    format!("decimal {text} does not fit decimal({precision},{scale}): {e}")
+                })?,
+            )
+        }
+        MyKind::DecimalText | MyKind::Text => match v {
+            Value::Bytes(b) => Cell::Str(utf8(b)?),
+            other => return Err(format!("expected text, found {other:?}")),
+        },
+        MyKind::Bytes => match v {
+            Value::Bytes(b) => Cell::Bytes(b.clone()),
+            other => return Err(format!("expected bytes, found {other:?}")),
+        },
+        MyKind::Date => {
+            let days = date_time(v)?.date() - NaiveDate::default();
+            Cell::Date(i32::try_from(days.num_days()).map_err(|_| "date out of range".to_string())?)
+        }
+        MyKind::DateTime | MyKind::Timestamp => {
+            Cell::Micros(date_time(v)?.and_utc().timestamp_micros())
+        }
+        MyKind::Time => match *v {
+            Value::Time(neg, days, h, m, s, us) => Cell::Str(time_text(neg, days, h, m, s, us)),
+            ref other => return Err(format!("expected a time, found {other:?}")),
+        },
+    })
+}
+
+/// The watermark JSON of a cursor value: numbers for integers and floats, MySQL's text for the rest.
+fn cursor_json(kind: MyKind, v: &Value) -> Result<serde_json::Value, String> {
+    Ok(match (kind, v) {
+        (_, Value::Int(i)) => (*i).into(),
+        (_, Value::UInt(u)) => (*u).into(),
+        (_, Value::Float(f)) => f64::from(*f).into(),
+        (_, Value::Double(d)) => (*d).into(),
+        (MyKind::Date, d @ Value::Date(..)) => date_text(d).get(..10).unwrap_or_default().into(),
+        (_, d @ Value::Date(..)) => date_text(d).into(),
+        (_, Value::Time(neg, days, h, m, s, us)) => time_text(*neg, *days, *h, *m, *s, *us).into(),
+        (MyKind::Int64 | MyKind::UInt64, Value::Bytes(b)) => bits(b)?.into(),
+        (_, Value::Bytes(b)) => utf8(b)?.into(),
+        (_, Value::NULL) => serde_json::Value::Null,
+    })
+}
+
+/// The statement parameter for a watermark read back from the lake.
+pub(crate) fn watermark_param(w: &serde_json::Value) -> Value {
+    match w {
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Value::Int(i),
+            (None, Some(u), _) => Value::UInt(u),
+            (None, None, Some(f)) => Value::Double(f),
+            _ => Value::Bytes(n.to_string().into_bytes()),
+        },
+        serde_json::Value::String(s) => Value::Bytes(s.clone().into_bytes()),
+        other => Value::Bytes(other.to_string().into_bytes()),
+    }
+}
+
+/// A value exactly, for the quarantined row's JSON.
+fn raw_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::NULL => serde_json::Value::Null,
+        Value::Int(i) => (*i).into(),
+        Value::UInt(u) => (*u).into(),
+        Value::Float(f) => serde_json::Number::from_f64(f64::from(*f))
+            .map_or_else(|| f.to_string().into(), serde_json::Value::Number),
+        Value::Double(d) => serde_json::Number::from_f64(*d)
+            .map_or_else(|| d.to_string().into(), serde_json::Value::Number),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => s.into(),
+            Err(_) => format!(
+                "0x{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            )
+            .into(),
+        },
+        d @ Value::Date(..) => date_text(d).into(),
+        Value::Time(neg, days, h, m, s, us) => time_text(*neg, *days, *h, *m, *s, *us).into(),
+    }
+}
+
+/// The Arrow schema of the result.
+pub(crate) fn schema_of(columns: &[(String, MyKind)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, k)| Field::new(n, k.arrow_type(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn read_error(req: &ReadRequest, message: String) -> IngestError {
+    IngestError::Read {
+        source_name: req.source.clone(),
+        table: req.table.clone(),
+        message,
+        transient: false,
+    }
+}
+
+/// Runs the statement on `conn` and sends chunks; stops early if the receiver is gone.
+pub(crate) async fn read_chunks(
+    mut conn: Conn,
+    req: ReadRequest,
+    tx: Sender<Result<Chunk, IngestError>>,
+) {
+    if let Err(e) = read_inner(&mut conn, &req, &tx).await {
+        let _ = tx.send(Err(e)).await;
+    }
+    if let Err(e) = conn.disconnect().await {
+        tracing::debug!(error = %e, "mysql disconnect failed");
+    }
+}
+
+async fn read_inner(
+    conn: &mut Conn,
+    req: &ReadRequest,
+    tx: &Sender<Result<Chunk, IngestError>>,
+) -> Result<(), IngestError> {
+    let schema = schema_of(&req.columns);
+    let params: Vec<Value> = req.watermark.iter().map(watermark_param).collect();
+    let fail = |e: mysql_async::Error, doing: &str| {
+        MyFailure::from(e).into_error(&req.source, &req.table, doing)
+    };
+    let mut result = conn
+        .exec_iter(&req.statement, params)
+        .await
+        .map_err(|e| fail(e, "query failed"))?;
+    let new_builders = || {
+        req.columns
+            .iter()
+            .map(|(_, k)| ColBuilder::new(*k))
+            .collect::<Vec<_>>()
+    };
+    let finish_batch = |builders: &mut Vec<ColBuilder>| -> Result<RecordBatch, IngestError> {
+        let arrays = builders.iter_mut().map(ColBuilder::finish).collect();
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|source| IngestError::Arrow {
+            context: format!("{}.{}", req.source, req.table),
+            source,
+        })
+    };
+    let mut builders = new_builders();
+    let mut in_batch = 0usize;
+    let mut chunk = Chunk::new(schema.clone());
+    let mut chunk_rows = 0usize;
+    let mut row_number: u64 = 0;
+    loop {
+        let row = match result.next().await {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(e) => return Err(fail(e, &format!("reading row {}", row_number + 1))),
+        };
+        row_number += 1;
+        let values: Vec<Value> = row
+            .unwrap_raw()
+            .into_iter()
+            .map(|v| v.unwrap_or(Value::NULL))
+            .collect();
+        if values.len() != req.columns.len() {
+            return Err(read_error(
+                req,
+                format!(
+                    "row {row_number} has {} values for {} columns",
+                    values.len(),
+                    req.columns.len()
+                ),
+            ));
+        }
+        let cursor_value = match req.cursor {
+            Some(i) if values[i] != Value::NULL => {
+                Some(cursor_json(req.columns[i].1, &values[i]).map_err(|why| {
+                    read_error(
+                        req,
+                        format!("row {row_number}: cursor `{}`: {why}", req.columns[i].0),
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        // Cut a chunk only between different cursor values, so resuming with `cursor > watermark`
+        // never skips rows that share the boundary value.
+        if chunk_rows >= req.commit_rows
+            && cursor_value.is_some()
+            && cursor_value != chunk.watermark
+        {
+            if in_batch > 0 {
+                chunk.batches.push(finish_batch(&mut builders)?);
+                in_batch = 0;
+            }
+            let full = std::mem::replace(&mut chunk, Chunk::new(schema.clone()));
+            if tx.send(Ok(full)).await.is_err() {
+                return Ok(());
+            }
+            chunk_rows = 0;
+        }
+        chunk.rows_read += 1;
+        chunk_rows += 1;
+        if cursor_value.is_some() {
+            chunk.watermark = cursor_value;
+        }
+        let decoded: Result<Vec<Cell>, String> = req
+            .columns
+            .iter()
+            .zip(&values)
+            .map(|((name, kind), v)| {
+                decode(*kind, v).map_err(|why| format!("row {row_number}: column `{name}`: {why}"))
+            })
+            .collect();
+        match decoded {
+            Ok(cells) => {
+                for (b, c) in builders.iter_mut().zip(cells) {
+                    b.append(c).map_err(|e| read_error(req, e))?;
+                }
+                in_batch += 1;
+                if in_batch >= req.batch_size {
+                    chunk.batches.push(finish_batch(&mut builders)?);
+                    in_batch = 0;
+                }
+            }
+            Err(reason) => {
+                let raw: serde_json::Map<String, serde_json::Value> = req
+                    .columns
+                    .iter()
+                    .zip(&values)
+                    .map(|((n, _), v)| (n.clone(), raw_json(v)))
+                    .collect();
+                chunk.rejected.push(QuarantinedRow {
+                    source_file: None,
+                    line: Some(row_number),
+                    reason,
+                    raw: serde_json::Value::Object(raw).to_string(),
+                });
+            }
+        }
+    }
+    if in_batch > 0 {
+        chunk.batches.push(finish_batch(&mut builders)?);
+    }
+    let _ = tx.send(Ok(chunk)).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_edge_values() {
+        assert_eq!(
+            decode(MyKind::Bool, &Value::Int(1)).unwrap(),
+            Cell::Bool(true)
+        );
+        assert!(
+            decode(MyKind::Bool, &Value::Int(7))
+                .unwrap_err()
+                .contains("not a boolean")
+        );
+        assert_eq!(
+            decode(MyKind::Bool, &Value::Bytes(vec![1])).unwrap(),
+            Cell::Bool(true)
+        );
+        assert_eq!(
+            decode(MyKind::Int64, &Value::Bytes(vec![0x01, 0x02])).unwrap(),
+            Cell::I64(258)
+        );
+        assert_eq!(
+            decode(MyKind::UInt64, &Value::UInt(u64::MAX)).unwrap(),
+            Cell::Wide(i128::from(u64::MAX))
+        );
+        assert!(
+            decode(MyKind::Int8, &Value::Int(300))
+                .unwrap_err()
+                .contains("int8")
+        );
+        let zero = Value::Date(0, 0, 0, 0, 0, 0, 0);
+        assert_eq!(
+            decode(MyKind::DateTime, &zero).unwrap_err(),
+            "`0000-00-00 00:00:00.000000` is not a calendar date and has no Arrow value"
+        );
+        assert_eq!(
+            decode(MyKind::Time, &Value::Time(true, 1, 2, 3, 4, 500)).unwrap(),
+            Cell::Str("-26:03:04.000500".into())
+        );
+        assert_eq!(
+            decode(
+                MyKind::Decimal {
+                    precision: 6,
+                    scale: 2
+                },
+                &Value::Bytes(b"-12.50".to_vec())
+            )
+            .unwrap(),
+            Cell::Wide(-1250)
+        );
+        assert_eq!(
+            decode(MyKind::Date, &Value::Date(1970, 1, 2, 0, 0, 0, 0)).unwrap(),
+            Cell::Date(1)
+        );
+    }
+
+    #[test]
+    fn watermarks_round_trip() {
+        let d = Value::Date(2024, 5, 1, 10, 0, 0, 250);
+        let w = cursor_json(MyKind::DateTime, &d).unwrap();
+        assert_eq!(w, "2024-05-01 10:00:00.000250");
+        assert_eq!(
+            watermark_param(&w),
+            Value::Bytes(b"2024-05-01 10:00:00.000250".to_vec())
+        );
+        assert_eq!(cursor_json(MyKind::Date, &d).unwrap(), "2024-05-01");
+        assert_eq!(
+            watermark_param(&serde_json::json!(u64::MAX)),
+            Value::UInt(u64::MAX)
+        );
+        assert_eq!(watermark_param(&serde_json::json!(-3)), Value::Int(-3));
+        assert_eq!(raw_json(&Value::Bytes(vec![0xff, 0x00])), "0xff00");
+    }
+}

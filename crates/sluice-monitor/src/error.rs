@@ -1,0 +1,36 @@
+//! Errors of the monitor. Delivery failures are not errors: they are recorded with the alert and
+//! logged, because an unreachable webhook must never fail a run.
+
+use std::path::PathBuf;
+
+/// What can go wrong while tracking incidents.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The incident tables (in the state database) could not be read or written.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The state database could not be opened.
+    #[error(transparent)]
+    State(#[from] sluice_orchestrate::StateError),
+    /// A stored timestamp is not RFC 3339.
+    #[error("state database {path}: `{value}` in {table}.{column} is not an RFC 3339 time")]
+    BadTime {
+        /// The database file.
+        path: PathBuf,
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// What was stored.
+        value: String,
+    },
+    /// A blocking database task panicked or was cancelled.
+    #[error("monitor task failed: {0}")]
+    Task(String),
+}

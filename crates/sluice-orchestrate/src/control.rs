@@ -1,0 +1,307 @@
+//! Run control in the state database: cancel requests, node leases, tick claims and per-node logs.
+//!
+//! Everything here works across processes that share one state database (two `sluice serve`, or a
+//! `sluice runs cancel` next to a server): each operation is one atomic SQLite statement.
+//!
+//! - A **cancel request** for a run is a row; the run polls for it and stops.
+//! - A **lease** says which run executes a node right now. A run takes the lease before a node's first
+//!   attempt and renews it while the node runs; another run that wants the same node waits until it is
+//!   released or expires (the holder died), so one node never runs twice at once.
+//! - A **tick claim** makes one scheduler, not every scheduler, run a given tick of a node.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{SecondsFormat, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::state::{StateError, StateStore};
+
+/// Tables of this module (created with the rest of the state schema).
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS run_cancels (run_id TEXT PRIMARY KEY, requested_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (node TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tick_claims (
+    node TEXT NOT NULL, tick TEXT NOT NULL, holder TEXT NOT NULL, claimed_ms INTEGER NOT NULL,
+    PRIMARY KEY (node, tick));
+CREATE TABLE IF NOT EXISTS node_logs (
+    run_id TEXT NOT NULL, node TEXT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS node_logs_by_run ON node_logs (run_id, node);
+CREATE TABLE IF NOT EXISTS stale_inputs (
+    run_id TEXT NOT NULL, node TEXT NOT NULL, inputs TEXT NOT NULL, PRIMARY KEY (run_id, node));
+";
+
+/// How long a claimed tick stays claimed if its run never finishes (the claiming process died).
+const TICK_CLAIM_TTL: Duration = Duration::from_secs(600);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One line of a node's log in a run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LogLine {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `info`, `warn` or `error`.
+    pub level: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl LogLine {
+    /// A line stamped now.
+    pub fn now(level: &str, message: impl Into<String>) -> LogLine {
+        LogLine {
+            at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            level: level.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl StateStore {
+    /// Asks run `run_id` to stop (it notices within a fraction of a second). Returns false when the
+    /// run is unknown or already finished.
+    pub fn request_cancel(&self, run_id: &str) -> Result<bool, StateError> {
+        let running = self
+            .run(run_id)?
+            .is_some_and(|r| r.status == "running" || r.finished_at.is_none());
+        if !running {
+            return Ok(false);
+        }
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO run_cancels (run_id, requested_at) VALUES (?1, ?2)",
+                params![run_id, at],
+            )
+        })?;
+        Ok(true)
+    }
+
+    /// Whether someone asked run `run_id` to stop.
+    pub fn cancel_requested(&self, run_id: &str) -> Result<bool, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM run_cancels WHERE run_id = ?1",
+                [run_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+        })
+    }
+
+    /// Takes (or renews) the lease on `node` for `holder`. Returns `None` when it is ours now, or the
+    /// run that holds it.
+    pub fn acquire_lease(
+        &self,
+        node: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StateError> {
+        let now = now_ms();
+        let expires = now + ttl.as_millis() as i64;
+        let changed = self.with(|c| {
+            c.execute(
+                "INSERT INTO leases (node, holder, expires_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(node) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
+                 WHERE leases.expires_ms < ?4 OR leases.holder = excluded.holder",
+                params![node, holder, expires, now],
+            )
+        })?;
+        if changed == 1 {
+            return Ok(None);
+        }
+        let other = self.with(|c| {
+            c.query_row("SELECT holder FROM leases WHERE node = ?1", [node], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+        })?;
+        Ok(Some(other.unwrap_or_default()))
+    }
+
+    /// Gives the lease on `node` back (only if `holder` still holds it).
+    pub fn release_lease(&self, node: &str, holder: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM leases WHERE node = ?1 AND holder = ?2",
+                params![node, holder],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Claims tick `tick` of `node` for `holder`. False when another scheduler claimed it (and its
+    /// claim has not expired).
+    pub fn claim_tick(&self, node: &str, tick: &str, holder: &str) -> Result<bool, StateError> {
+        let now = now_ms();
+        let stale = now - TICK_CLAIM_TTL.as_millis() as i64;
+        let changed = self.with(|c| {
+            c.execute(
+                "DELETE FROM tick_claims WHERE claimed_ms < ?1",
+                params![now - 86_400_000],
+            )?;
+            c.execute(
+                "INSERT INTO tick_claims (node, tick, holder, claimed_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(node, tick) DO UPDATE SET holder = excluded.holder, claimed_ms = excluded.claimed_ms
+                 WHERE tick_claims.claimed_ms < ?5 OR tick_claims.holder = excluded.holder",
+                params![node, tick, holder, now, stale],
+            )
+        })?;
+        Ok(changed == 1)
+    }
+
+    /// Appends lines to a node's log in a run.
+    pub fn append_node_log(
+        &self,
+        run_id: &str,
+        node: &str,
+        lines: &[LogLine],
+    ) -> Result<(), StateError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO node_logs (run_id, node, at, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for l in lines {
+                stmt.execute(params![run_id, node, l.at, l.level, l.message])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A node's log in a run, oldest first.
+    pub fn node_log(&self, run_id: &str, node: &str) -> Result<Vec<LogLine>, StateError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT at, level, message FROM node_logs WHERE run_id = ?1 AND node = ?2 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map(params![run_id, node], |r| {
+                Ok(LogLine {
+                    at: r.get(0)?,
+                    level: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Records that `node` was built in `run_id` from the last good data of failed `inputs`.
+    pub fn set_stale_inputs(
+        &self,
+        run_id: &str,
+        node: &str,
+        inputs: &[String],
+    ) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO stale_inputs (run_id, node, inputs) VALUES (?1, ?2, ?3)",
+                params![run_id, node, inputs.join(",")],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Per node of `run_id`, the failed inputs it was built without.
+    pub fn stale_inputs_of_run(
+        &self,
+        run_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StateError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT node, inputs FROM stale_inputs WHERE run_id = ?1")?;
+            let rows = stmt.query_map([run_id], |r| {
+                let inputs: String = r.get(1)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    inputs.split(',').map(str::to_string).collect(),
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared_db() -> (tempfile::TempDir, StateStore, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = StateStore::open(&path).unwrap();
+        let b = StateStore::open(&path).unwrap();
+        (dir, a, b)
+    }
+
+    #[test]
+    fn a_lease_is_exclusive_until_released_or_expired() {
+        let (_d, a, b) = shared_db();
+        let ttl = Duration::from_secs(30);
+        assert_eq!(a.acquire_lease("n", "run-a", ttl).unwrap(), None);
+        assert_eq!(
+            b.acquire_lease("n", "run-b", ttl).unwrap(),
+            Some("run-a".to_string())
+        );
+        // Renewing one's own lease works.
+        assert_eq!(a.acquire_lease("n", "run-a", ttl).unwrap(), None);
+        // Only the holder can release.
+        b.release_lease("n", "run-b").unwrap();
+        assert!(b.acquire_lease("n", "run-b", ttl).unwrap().is_some());
+        a.release_lease("n", "run-a").unwrap();
+        assert_eq!(b.acquire_lease("n", "run-b", ttl).unwrap(), None);
+        // An expired lease (its holder died) can be taken over.
+        assert_eq!(
+            a.acquire_lease("m", "run-a", Duration::from_millis(0))
+                .unwrap(),
+            None
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(b.acquire_lease("m", "run-b", ttl).unwrap(), None);
+    }
+
+    #[test]
+    fn one_scheduler_claims_a_tick() {
+        let (_d, a, b) = shared_db();
+        assert!(a.claim_tick("n", "2026-11-22T10:00:00Z", "s1").unwrap());
+        assert!(!b.claim_tick("n", "2026-11-22T10:00:00Z", "s2").unwrap());
+        assert!(b.claim_tick("n", "2026-11-22T11:00:00Z", "s2").unwrap());
+    }
+
+    #[test]
+    fn cancel_requests_only_reach_running_runs() {
+        let s = StateStore::in_memory().unwrap();
+        assert!(!s.request_cancel("nope").unwrap());
+        s.start_run("r1", "run", "", "2026-01-01T00:00:00Z").unwrap();
+        assert!(!s.cancel_requested("r1").unwrap());
+        assert!(s.request_cancel("r1").unwrap());
+        assert!(s.cancel_requested("r1").unwrap());
+    }
+
+    #[test]
+    fn logs_and_stale_inputs_read_back() {
+        let s = StateStore::in_memory().unwrap();
+        s.append_node_log(
+            "r",
+            "n",
+            &[LogLine::now("warn", "attempt 1 failed"), LogLine::now("info", "ok")],
+        )
+        .unwrap();
+        let log = s.node_log("r", "n").unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].message, "attempt 1 failed");
+        s.set_stale_inputs("r", "m", &["a".into(), "b".into()]).unwrap();
+        assert_eq!(
+            s.stale_inputs_of_run("r").unwrap().get("m").unwrap(),
+            &vec!["a".to_string(), "b".to_string()]
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! What a run reports: each node's status and output, and the run's totals.
+
+use std::time::Duration;
+
+use sluice_quality::{CheckResult, CheckStatus};
+
+use crate::control::LogLine;
+use crate::node::NodeOutput;
+
+/// A node's final state in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Built (or ingested) and published.
+    Success,
+    /// Failed after its retries.
+    Failed,
+    /// Not run because an upstream node failed.
+    Skipped,
+    /// Stopped (or never started) because the run was cancelled.
+    Cancelled,
+}
+
+impl NodeStatus {
+    /// `success`, `failed`, `skipped`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Success => "success",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One node's result.
+#[derive(Debug, Clone)]
+pub struct NodeResult {
+    /// Asset name.
+    pub node: String,
+    /// `source` or `model`.
+    pub kind: &'static str,
+    /// Outcome.
+    pub status: NodeStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// What it did.
+    pub output: NodeOutput,
+    /// Error, for failures (and the failed upstream, for skips).
+    pub error: Option<String>,
+    /// Wall time.
+    pub duration: Duration,
+    /// Failed `fail_open` inputs (direct or further upstream) whose last good data this node read.
+    pub stale_inputs: Vec<String>,
+    /// What happened while it ran (attempts, retries, timeouts), for `sluice runs show`.
+    pub log: Vec<LogLine>,
+}
+
+impl NodeResult {
+    /// A result for a node that did not execute.
+    pub fn not_run(node: &str, kind: &'static str, status: NodeStatus, why: String) -> NodeResult {
+        NodeResult {
+            node: node.to_string(),
+            kind,
+            status,
+            attempts: 0,
+            output: NodeOutput::default(),
+            log: vec![LogLine::now("info", why.clone())],
+            error: Some(why),
+            duration: Duration::ZERO,
+            stale_inputs: Vec::new(),
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: String,
+    /// Per node, in completion order.
+    pub nodes: Vec<NodeResult>,
+    /// Wall time.
+    pub duration: Duration,
+    /// The run was cancelled before it finished.
+    pub cancelled: bool,
+}
+
+impl RunSummary {
+    /// Nodes with a status.
+    pub fn count(&self, status: NodeStatus) -> usize {
+        self.nodes.iter().filter(|n| n.status == status).count()
+    }
+
+    /// Every check result.
+    pub fn checks(&self) -> impl Iterator<Item = &CheckResult> {
+        self.nodes.iter().flat_map(|n| n.output.checks.iter())
+    }
+
+    /// Checks with a status.
+    pub fn checks_with(&self, status: CheckStatus) -> usize {
+        self.checks().filter(|c| c.status == status).count()
+    }
+
+    /// `success`, `partial` (some nodes did not succeed), `failed` or `cancelled`.
+    pub fn status(&self) -> &'static str {
+        if self.cancelled {
+            return "cancelled";
+        }
+        let failed = self.count(NodeStatus::Failed) + self.count(NodeStatus::Skipped);
+        if failed == 0 {
+            "success"
+        } else if self.count(NodeStatus::Success) > 0 {
+            "partial"
+        } else {
+            "failed"
+        }
+    }
+
+    /// A node's result.
+    pub fn node(&self, name: &str) -> Option<&NodeResult> {
+        self.nodes.iter().find(|n| n.node == name)
+    }
+}

@@ -1,0 +1,31 @@
+//! `GET /api/checks`: the latest result of every check, worst first, with its failing-row sample.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `GET /api/checks`: `{"summary": {"pass": n, "warn": n, "fail": n}, "checks": [...]}`; checks are
+/// ordered fail, warn, pass, then by asset and name.
+pub async fn checks(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut checks = s.state.latest_checks()?;
+    checks.sort_by(|a, b| {
+        (rank(&a.status), &a.model, &a.check_name).cmp(&(rank(&b.status), &b.model, &b.check_name))
+    });
+    let count = |status: &str| checks.iter().filter(|c| c.status == status).count();
+    Ok(Json(json!({
+        "summary": {"pass": count("pass"), "warn": count("warn"), "fail": count("fail")},
+        "checks": checks,
+    })))
+}
+
+fn rank(status: &str) -> u8 {
+    match status {
+        "fail" => 0,
+        "warn" => 1,
+        "pass" => 3,
+        _ => 2,
+    }
+}
