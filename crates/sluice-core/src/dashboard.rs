@@ -267,7 +267,11 @@ pub fn parse_dashboard(
         Some(r) => match parse_duration(r) {
             Ok(d) if d >= Duration::from_secs(1) => Some(d.as_secs()),
             Ok(_) => {
-                errors.push(at("refresh:", "refresh".into(), "must be at least 1s".into()));
+                errors.push(at(
+                    "refresh:",
+                    "refresh".into(),
+                    "must be at least 1s".into(),
+                ));
                 None
             }
             Err(e) => {

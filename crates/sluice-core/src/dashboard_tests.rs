@@ -35,7 +35,10 @@ fn parses_a_dashboard() {
     assert_eq!(d.title, "Finance");
     assert_eq!(d.refresh_seconds, Some(30));
     let tr = d.time_range.as_ref().unwrap();
-    assert_eq!((tr.column.as_str(), tr.default.as_str()), ("order_date", "90d"));
+    assert_eq!(
+        (tr.column.as_str(), tr.default.as_str()),
+        ("order_date", "90d")
+    );
     assert_eq!(tr.anchor, RangeAnchor::Latest);
     assert_eq!(d.charts.len(), 3);
     assert_eq!(d.charts[0].kind, ChartKind::StackedBar);
@@ -46,7 +49,8 @@ fn parses_a_dashboard() {
 
 #[test]
 fn several_y_columns_are_a_list() {
-    let text = "charts:\n  - {title: t, type: line, asset: shop_app.orders, x: d, y: [a, b], agg: avg}\n";
+    let text =
+        "charts:\n  - {title: t, type: line, asset: shop_app.orders, x: d, y: [a, b], agg: avg}\n";
     let d = parse_dashboard(Path::new("ops.yml"), text, &assets()).unwrap();
     assert_eq!(d.title, "ops");
     assert_eq!(d.charts[0].y.list(), ["a", "b"]);
@@ -64,8 +68,14 @@ fn unknown_asset_is_an_error_with_line_and_suggestion() {
     assert_eq!(errs.len(), 1);
     let msg = errs[0].to_string();
     assert!(msg.starts_with("finance.yml:7:"), "{msg}");
-    assert!(msg.contains("charts[0]: unknown asset `daily_sales_by_categry`"), "{msg}");
-    assert!(msg.contains("did you mean `daily_sales_by_category`"), "{msg}");
+    assert!(
+        msg.contains("charts[0]: unknown asset `daily_sales_by_categry`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("did you mean `daily_sales_by_category`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -100,7 +110,10 @@ charts:
         "charts[3]: give `asset` or `sql`, not both",
         "charts[4]: `a; drop` is not a column name",
     ] {
-        assert!(joined.contains(expected), "missing {expected:?} in\n{joined}");
+        assert!(
+            joined.contains(expected),
+            "missing {expected:?} in\n{joined}"
+        );
     }
     assert!(all[1].starts_with("bad.yml:3:"), "{}", all[1]);
 }
@@ -109,7 +122,11 @@ charts:
 fn bad_default_range_is_an_error() {
     let text = "time_range: {column: d, default: forever}\ncharts:\n  - {title: t, type: table, asset: shop_app.orders}\n";
     let errs = parse_dashboard(Path::new("x.yml"), text, &assets()).unwrap_err();
-    assert!(errs[0].to_string().contains("time_range.default"), "{}", errs[0]);
+    assert!(
+        errs[0].to_string().contains("time_range.default"),
+        "{}",
+        errs[0]
+    );
     let ok = text.replace("forever", "all");
     assert!(parse_dashboard(Path::new("x.yml"), &ok, &assets()).is_ok());
 }

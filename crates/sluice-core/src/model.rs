@@ -306,6 +306,33 @@ impl CheckSpec {
 /// Model-level properties merged from all properties files, by model name.
 pub type PropertiesByModel = BTreeMap<String, ModelProperties>;
 
+/// Checks being collected from properties files: a check whose name is taken (the same kind declared
+/// twice on one target) is renamed `<name>_2`, `_3`…, in O(1) however many checks a project has.
+#[derive(Debug, Default)]
+pub struct CheckCollector {
+    checks: Vec<CheckSpec>,
+    names: std::collections::HashSet<String>,
+}
+
+impl CheckCollector {
+    /// Adds `check`, renamed when its name is taken.
+    pub fn push(&mut self, mut check: CheckSpec) {
+        let base = check.name.clone();
+        let mut n = 2;
+        while self.names.contains(&check.name) {
+            check.name = format!("{base}_{n}");
+            n += 1;
+        }
+        self.names.insert(check.name.clone());
+        self.checks.push(check);
+    }
+
+    /// The checks, in the order they were added.
+    pub fn into_checks(self) -> Vec<CheckSpec> {
+        self.checks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,11 +78,12 @@ impl Project {
         }
         models.sort_by(|a, b| a.name.cmp(&b.name));
         let macros = crate::macros::load_macros(&[root.join("macros")], &mut errors);
-        let mut checks = Vec::new();
+        let mut checks = crate::model::CheckCollector::default();
         let mut described: BTreeMap<String, PathBuf> = BTreeMap::new();
         for (name, props) in properties {
             let props_path = props.path.clone().unwrap_or_default();
-            let Some(model) = models.iter_mut().find(|m| m.name == name) else {
+            let found = models.binary_search_by(|m| m.name.as_str().cmp(name.as_str()));
+            let Some(model) = found.ok().and_then(|i| models.get_mut(i)) else {
                 let suggestion =
                     crate::graph::suggest(&name, models.iter().map(|m| m.name.as_str()));
                 errors.push(ConfigError::Invalid {
@@ -118,7 +119,7 @@ impl Project {
             config,
             sources,
             models,
-            checks,
+            checks: checks.into_checks(),
             dashboards,
             exports,
             macros,
@@ -152,7 +153,12 @@ impl Project {
 
     /// A model by name.
     pub fn model(&self, name: &str) -> Option<&ModelFile> {
-        self.models.iter().find(|m| m.name == name)
+        // `models` is sorted by name (see the field).
+        let i = self
+            .models
+            .binary_search_by(|m| m.name.as_str().cmp(name))
+            .ok()?;
+        self.models.get(i)
     }
 
     /// A source by name.
@@ -176,7 +182,11 @@ fn asset_names(models: &[ModelFile], sources: &[SourceDecl]) -> BTreeSet<String>
     let tables = sources
         .iter()
         .flat_map(|s| s.tables.iter().map(move |t| s.asset_name(&t.name)));
-    models.iter().map(|m| m.name.clone()).chain(tables).collect()
+    models
+        .iter()
+        .map(|m| m.name.clone())
+        .chain(tables)
+        .collect()
 }
 
 fn sorted_files(
@@ -285,6 +295,7 @@ pub fn load_sources(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<SourceDecl
 
 fn load_models(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<ModelFile> {
     let mut out: Vec<ModelFile> = Vec::new();
+    let mut seen: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
     for path in sorted_files(dir, &["sql"], true, errors) {
         let rel = path.strip_prefix(dir).unwrap_or(&path);
         let top = rel
@@ -317,15 +328,16 @@ fn load_models(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<ModelFile> {
                 continue;
             }
         };
-        if let Some(prev) = out.iter().find(|m| m.name == name) {
+        if let Some(first) = seen.get(&name) {
             errors.push(ConfigError::Duplicate {
                 kind: "model",
                 name,
-                first: prev.path.clone(),
+                first: first.clone(),
                 second: path,
             });
             continue;
         }
+        seen.insert(name.clone(), path.clone());
         out.push(ModelFile {
             name,
             layer,
@@ -369,28 +381,23 @@ fn load_properties(dir: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String
 fn collect_checks(
     props: &ModelProperties,
     path: &Path,
-    checks: &mut Vec<CheckSpec>,
+    checks: &mut crate::model::CheckCollector,
     errors: &mut Vec<ConfigError>,
 ) {
-    let mut push = |entry: &serde_yaml_ng::Value, column: Option<&str>, field: String| {
-        match CheckSpec::parse(entry, &props.name, column, path) {
-            Ok(mut c) => {
-                // Keep names unique when the same kind is declared twice on one target.
-                let base = c.name.clone();
-                let mut n = 2;
-                while checks.iter().any(|x| x.name == c.name) {
-                    c.name = format!("{base}_{n}");
-                    n += 1;
-                }
-                checks.push(c);
-            }
+    let mut push =
+        |entry: &serde_yaml_ng::Value, column: Option<&str>, field: String| match CheckSpec::parse(
+            entry,
+            &props.name,
+            column,
+            path,
+        ) {
+            Ok(c) => checks.push(c),
             Err(message) => errors.push(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 field,
                 message,
             }),
-        }
-    };
+        };
     for (i, t) in props.tests.iter().enumerate() {
         push(t, None, format!("models[{}].tests[{i}]", props.name));
     }
@@ -405,7 +412,10 @@ fn collect_checks(
     }
     // `freshness:` with a `column` checks the newest value of that column (a check); without one it
     // is the asset's freshness SLA (time since its last new data), evaluated by sluice-monitor.
-    let sla = props.freshness.as_ref().filter(|f| f.get("column").is_none());
+    let sla = props
+        .freshness
+        .as_ref()
+        .filter(|f| f.get("column").is_none());
     if let Some(f) = props.freshness.as_ref().filter(|_| sla.is_none()) {
         let entry = serde_yaml_ng::Value::Mapping(
             [(serde_yaml_ng::Value::String("freshness".into()), f.clone())]

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use serde_json::{Map, Value as Json};
+use sluice_core::model::CheckCollector;
 use sluice_core::{CheckSpec, ConfigError, ModelProperties};
 use sluice_quality::CHECK_KINDS;
 
@@ -14,7 +15,7 @@ pub(crate) fn collect_checks(
     path: &Path,
     text: Option<&String>,
     defaults: &Map<String, Json>,
-    checks: &mut Vec<CheckSpec>,
+    checks: &mut CheckCollector,
     errors: &mut Vec<ConfigError>,
     unsupported: &mut Vec<Unsupported>,
 ) {
@@ -49,15 +50,7 @@ pub(crate) fn collect_checks(
         }
         let entry = &with_test_defaults(entry, defaults);
         match CheckSpec::parse(entry, &props.name, column, path) {
-            Ok(mut c) => {
-                let base = c.name.clone();
-                let mut n = 2;
-                while checks.iter().any(|x| x.name == c.name) {
-                    c.name = format!("{base}_{n}");
-                    n += 1;
-                }
-                checks.push(c);
-            }
+            Ok(c) => checks.push(c),
             Err(message) => errors.push(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 field,

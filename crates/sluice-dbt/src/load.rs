@@ -10,7 +10,7 @@ use sluice_core::model::{ModelFile, ModelProperties};
 use sluice_core::project::load_sources;
 use sluice_core::seeds::seed_model;
 use sluice_core::yaml::read_text;
-use sluice_core::{CheckSpec, ConfigError, Project, ProjectConfig};
+use sluice_core::{ConfigError, Project, ProjectConfig};
 use sluice_transform::singular::SingularTest;
 
 use crate::checks::collect_checks;
@@ -386,7 +386,7 @@ pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
 
     // Settle config, descriptions, layers and checks.
     let mut models = Vec::new();
-    let mut checks: Vec<CheckSpec> = Vec::new();
+    let mut checks = sluice_core::model::CheckCollector::default();
     let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
     for r in resources {
         if let Some(first) = names.get(&r.name) {
@@ -557,6 +557,7 @@ pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
     })?;
     unsupported.sort();
     unsupported.dedup();
+    let checks = checks.into_checks();
     tracing::debug!(
         project = %dbt.name,
         models = models.len(),

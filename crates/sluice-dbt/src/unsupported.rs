@@ -209,9 +209,8 @@ fn calls(body: &str) -> Vec<(usize, Option<&str>, &str)> {
                 }
                 // Only a direct call of a namespace (`pkg.macro(`); `x.y.z(` and attributes are skipped.
                 let preceded_by_dot = s > 0 && bytes[s - 1] == b'.';
-                if k < bytes.len() && bytes[k] == b'(' && !preceded_by_dot {
-                    out.push((s, Some(first), second));
-                } else if !preceded_by_dot && matches!(first, "api" | "graph" | "modules") {
+                let called = k < bytes.len() && bytes[k] == b'(';
+                if !preceded_by_dot && (called || matches!(first, "api" | "graph" | "modules")) {
                     out.push((s, Some(first), second));
                 }
                 i = j;

@@ -427,9 +427,13 @@ async fn replace_where_replaces_exactly_one_partition_and_is_idempotent() {
         ..WriteSpec::default()
     };
     // The first write creates the partitioned table.
-    lake.write(&id, vec![rows(&[(1, "a", "d1"), (2, "b", "d1")])], &spec("d1"))
-        .await
-        .unwrap();
+    lake.write(
+        &id,
+        vec![rows(&[(1, "a", "d1"), (2, "b", "d1")])],
+        &spec("d1"),
+    )
+    .await
+    .unwrap();
     lake.write(&id, vec![rows(&[(3, "c", "d2")])], &spec("d2"))
         .await
         .unwrap();
@@ -440,7 +444,12 @@ async fn replace_where_replaces_exactly_one_partition_and_is_idempotent() {
             .unwrap();
     }
     assert_eq!(
-        sql(&lake, &id, "SELECT day, count(*) AS n, sum(id) AS s FROM t GROUP BY day ORDER BY day").await,
+        sql(
+            &lake,
+            &id,
+            "SELECT day, count(*) AS n, sum(id) AS s FROM t GROUP BY day ORDER BY day"
+        )
+        .await,
         "+-----+---+----+\n| day | n | s  |\n+-----+---+----+\n| d1  | 1 | 10 |\n| d2  | 1 | 3  |\n+-----+---+----+"
     );
     // An empty rebuild empties that partition only.
@@ -451,6 +460,9 @@ async fn replace_where_replaces_exactly_one_partition_and_is_idempotent() {
     let err = lake
         .write(&id, vec![rows(&[(4, "d", "d3")])], &spec("d1"))
         .await;
-    assert!(err.is_err(), "a row outside the replaced slice must be refused");
+    assert!(
+        err.is_err(),
+        "a row outside the replaced slice must be refused"
+    );
     assert_eq!(count(&lake, &id).await, 1);
 }

@@ -200,7 +200,10 @@ async fn take_lease(
             }
             Err(e) => {
                 // Without the state database there is nobody to coordinate with; run anyway.
-                log.push(LogLine::now("warn", format!("no lease (state database: {e})")));
+                log.push(LogLine::now(
+                    "warn",
+                    format!("no lease (state database: {e})"),
+                ));
                 break;
             }
         }

@@ -280,7 +280,8 @@ mod tests {
     fn cancel_requests_only_reach_running_runs() {
         let s = StateStore::in_memory().unwrap();
         assert!(!s.request_cancel("nope").unwrap());
-        s.start_run("r1", "run", "", "2026-01-01T00:00:00Z").unwrap();
+        s.start_run("r1", "run", "", "2026-01-01T00:00:00Z")
+            .unwrap();
         assert!(!s.cancel_requested("r1").unwrap());
         assert!(s.request_cancel("r1").unwrap());
         assert!(s.cancel_requested("r1").unwrap());
@@ -292,13 +293,17 @@ mod tests {
         s.append_node_log(
             "r",
             "n",
-            &[LogLine::now("warn", "attempt 1 failed"), LogLine::now("info", "ok")],
+            &[
+                LogLine::now("warn", "attempt 1 failed"),
+                LogLine::now("info", "ok"),
+            ],
         )
         .unwrap();
         let log = s.node_log("r", "n").unwrap();
         assert_eq!(log.len(), 2);
         assert_eq!(log[0].message, "attempt 1 failed");
-        s.set_stale_inputs("r", "m", &["a".into(), "b".into()]).unwrap();
+        s.set_stale_inputs("r", "m", &["a".into(), "b".into()])
+            .unwrap();
         assert_eq!(
             s.stale_inputs_of_run("r").unwrap().get("m").unwrap(),
             &vec!["a".to_string(), "b".to_string()]

@@ -22,9 +22,9 @@ pub mod summary;
 pub use attempt::{NodeExecutor, ProjectExecutor};
 pub use control::LogLine;
 pub use export::{ExportFailure, ExportReport, ExportRunner};
+pub use node::{NodeError, NodeOutput};
 pub use policy::{NodePolicy, OnFailure, Policies};
 pub use retry::{RetryError, retry_selection};
-pub use node::{NodeError, NodeOutput};
 pub use runner::{
     NodeResult, NodeStatus, RunError, RunObserver, RunOptions, RunSummary, new_run_id, run,
 };

@@ -324,8 +324,14 @@ mod tests {
         );
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 2, "{text:?}");
-        assert!(text[0].starts_with("models/gold/m.sql: config.timeout:"), "{text:?}");
-        assert!(text[1].contains("`fail_slow` is not a failure mode"), "{text:?}");
+        assert!(
+            text[0].starts_with("models/gold/m.sql: config.timeout:"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("`fail_slow` is not a failure mode"),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -334,7 +340,11 @@ mod tests {
         let text = "kind: files\npolicy:\n  retries: 3\n  retry_delay: 1s\ntables: []\n";
         assert!(source_policy(text, Path::new("sources/s.yml"), &mut problems).is_none());
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].message.contains("retry_delay"), "{:?}", problems[0]);
+        assert!(
+            problems[0].message.contains("retry_delay"),
+            "{:?}",
+            problems[0]
+        );
         let ok = "kind: files\npolicy: {retries: 3, on_failure: fail_open}\n";
         let p = source_policy(ok, Path::new("sources/s.yml"), &mut problems).unwrap();
         assert_eq!(p.retries, Some(3));

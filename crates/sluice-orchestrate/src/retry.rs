@@ -86,8 +86,14 @@ mod tests {
     #[test]
     fn a_retry_selects_what_did_not_succeed() {
         let s = StateStore::in_memory().unwrap();
-        s.start_run("r1", "run", "", "2030-01-01T00:00:00Z").unwrap();
-        for (n, st) in [("a", "success"), ("b", "failed"), ("c", "skipped"), ("d", "cancelled")] {
+        s.start_run("r1", "run", "", "2030-01-01T00:00:00Z")
+            .unwrap();
+        for (n, st) in [
+            ("a", "success"),
+            ("b", "failed"),
+            ("c", "skipped"),
+            ("d", "cancelled"),
+        ] {
             s.record_node(&node("r1", n, st)).unwrap();
         }
         assert!(matches!(
@@ -100,7 +106,8 @@ mod tests {
             retry_selection(&s, "nope"),
             Err(RetryError::UnknownRun(_))
         ));
-        s.start_run("r2", "run", "", "2030-01-01T00:00:00Z").unwrap();
+        s.start_run("r2", "run", "", "2030-01-01T00:00:00Z")
+            .unwrap();
         s.record_node(&node("r2", "a", "success")).unwrap();
         finish(&s, "r2");
         assert!(matches!(

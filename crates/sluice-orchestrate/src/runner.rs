@@ -172,17 +172,25 @@ pub async fn run(
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
     let mut results = Vec::new();
     let mut cancelled = false;
+    // Each node's selected upstream, looked up once: the loop below revisits pending nodes often.
+    let upstream: HashMap<&str, Vec<&str>> = order
+        .iter()
+        .map(|n| {
+            let ups = project
+                .graph
+                .parents(n)
+                .filter(|p| selected.contains(*p))
+                .collect();
+            (n.as_str(), ups)
+        })
+        .collect();
 
     loop {
         // Settle nodes whose upstream failed, and start nodes whose upstream is done.
         let mut i = 0;
         while !cancelled && i < pending.len() {
             let name = pending[i].clone();
-            let ups: Vec<&str> = project
-                .graph
-                .parents(&name)
-                .filter(|p| selected.contains(*p))
-                .collect();
+            let ups: &[&str] = upstream.get(name.as_str()).map_or(&[], Vec::as_slice);
             let blocked = ups.iter().find(|u| match done.get(**u) {
                 Some(NodeStatus::Skipped | NodeStatus::Cancelled) => true,
                 Some(NodeStatus::Failed) => policies.get(u).on_failure == OnFailure::FailFast,
@@ -216,7 +224,7 @@ pub async fn run(
             if running.len() < threads && ready {
                 pending.remove(i);
                 let mut inputs: BTreeSet<String> = BTreeSet::new();
-                for u in &ups {
+                for u in ups {
                     if done.get(*u) == Some(&NodeStatus::Failed) {
                         inputs.insert(u.to_string());
                     }
@@ -345,7 +353,9 @@ fn watch_cancel_requests(
                     return;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(run_id = %run_id, error = %e, "cannot read cancel requests"),
+                Err(e) => {
+                    tracing::warn!(run_id = %run_id, error = %e, "cannot read cancel requests")
+                }
             }
         }
     })

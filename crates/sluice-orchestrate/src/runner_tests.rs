@@ -185,7 +185,14 @@ async fn transient_failures_are_retried_with_growing_delays() {
     let state = Arc::new(StateStore::in_memory().unwrap());
     let t = Step::Transient;
     let exec = Scripted::new(Duration::ZERO, &[("a", &[t, t, t, Step::Ok])]);
-    let s = run_with(&project, &engine, &state, &exec, policy(3, 40, OnFailure::FailFast)).await;
+    let s = run_with(
+        &project,
+        &engine,
+        &state,
+        &exec,
+        policy(3, 40, OnFailure::FailFast),
+    )
+    .await;
     assert_eq!(status(&s, "a"), NodeStatus::Success);
     assert_eq!(s.node("a").unwrap().attempts, 4);
     let at = exec.attempts_of("a");
@@ -198,7 +205,9 @@ async fn transient_failures_are_retried_with_growing_delays() {
     // The log tells the story.
     let log = state.node_log(&s.run_id, "a").unwrap();
     assert_eq!(
-        log.iter().filter(|l| l.message.contains("retrying in")).count(),
+        log.iter()
+            .filter(|l| l.message.contains("retrying in"))
+            .count(),
         3
     );
     assert!(log.last().unwrap().message.contains("attempt 4 succeeded"));
@@ -212,23 +221,54 @@ async fn permanent_failures_are_not_retried_and_retries_run_out() {
     let t = Step::Transient;
     let exec = Scripted::new(
         Duration::ZERO,
-        &[("a", &[Step::Permanent, Step::Ok]), ("d", &[t, t, t, Step::Ok])],
+        &[
+            ("a", &[Step::Permanent, Step::Ok]),
+            ("d", &[t, t, t, Step::Ok]),
+        ],
     );
-    let s = run_with(&project, &engine, &state, &exec, policy(2, 5, OnFailure::FailFast)).await;
+    let s = run_with(
+        &project,
+        &engine,
+        &state,
+        &exec,
+        policy(2, 5, OnFailure::FailFast),
+    )
+    .await;
     assert_eq!(status(&s, "a"), NodeStatus::Failed);
-    assert_eq!(s.node("a").unwrap().attempts, 1, "a permanent error is not retried");
+    assert_eq!(
+        s.node("a").unwrap().attempts,
+        1,
+        "a permanent error is not retried"
+    );
     assert_eq!(status(&s, "d"), NodeStatus::Failed);
-    assert_eq!(s.node("d").unwrap().attempts, 3, "2 retries, then it gives up");
-    assert!(s.node("d").unwrap().error.as_deref().unwrap().contains("connection refused"));
+    assert_eq!(
+        s.node("d").unwrap().attempts,
+        3,
+        "2 retries, then it gives up"
+    );
+    assert!(
+        s.node("d")
+            .unwrap()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused")
+    );
 }
 
-#[tokio::test]
-async fn fail_fast_skips_the_downstream_and_runs_the_rest() {
+/// The chain run once with `a` failing permanently under `on_failure`.
+async fn run_with_a_failing(on_failure: OnFailure) -> (RunSummary, Arc<StateStore>, Arc<Scripted>) {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
     let state = Arc::new(StateStore::in_memory().unwrap());
     let exec = Scripted::new(Duration::ZERO, &[("a", &[Step::Permanent])]);
-    let s = run_with(&project, &engine, &state, &exec, policy(0, 5, OnFailure::FailFast)).await;
+    let s = run_with(&project, &engine, &state, &exec, policy(0, 5, on_failure)).await;
+    (s, state, exec)
+}
+
+#[tokio::test]
+async fn fail_fast_skips_the_downstream_and_runs_the_rest() {
+    let (s, _, exec) = run_with_a_failing(OnFailure::FailFast).await;
     assert_eq!(status(&s, "a"), NodeStatus::Failed);
     assert_eq!(status(&s, "b"), NodeStatus::Skipped);
     assert_eq!(status(&s, "c"), NodeStatus::Skipped);
@@ -239,11 +279,8 @@ async fn fail_fast_skips_the_downstream_and_runs_the_rest() {
 
 #[tokio::test]
 async fn fail_open_runs_the_downstream_on_stale_input() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
-    let exec = Scripted::new(Duration::ZERO, &[("a", &[Step::Permanent])]);
-    let s = run_with(&project, &engine, &state, &exec, policy(0, 5, OnFailure::FailOpen)).await;
+    let (s, state, exec) = run_with_a_failing(OnFailure::FailOpen).await;
+    assert!(exec.order().contains(&"b".to_string()), "b ran");
     assert_eq!(status(&s, "a"), NodeStatus::Failed);
     assert_eq!(status(&s, "b"), NodeStatus::Success);
     assert_eq!(status(&s, "c"), NodeStatus::Success);
@@ -277,7 +314,14 @@ async fn a_hanging_attempt_times_out_and_is_retried() {
     p.retries = 0;
     let s = run_with(&project, &engine, &state, &exec, p).await;
     assert_eq!(status(&s, "d"), NodeStatus::Failed);
-    assert!(s.node("d").unwrap().error.as_deref().unwrap().contains("timed out"));
+    assert!(
+        s.node("d")
+            .unwrap()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("timed out")
+    );
 }
 
 #[tokio::test]
@@ -285,7 +329,10 @@ async fn a_cancelled_run_stops_its_nodes_and_starts_no_more() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
     let state = Arc::new(StateStore::in_memory().unwrap());
-    let exec = Scripted::new(Duration::ZERO, &[("a", &[Step::Hang]), ("d", &[Step::Hang])]);
+    let exec = Scripted::new(
+        Duration::ZERO,
+        &[("a", &[Step::Hang]), ("d", &[Step::Hang])],
+    );
     let cancel = CancellationToken::new();
     let task = tokio::spawn({
         let (project, engine, state, exec, cancel) = (
@@ -302,7 +349,11 @@ async fn a_cancelled_run_stops_its_nodes_and_starts_no_more() {
                 state,
                 RunOptions {
                     executor: Some(exec),
-                    policies: Some(Arc::new(Policies::uniform(policy(0, 5, OnFailure::FailFast)))),
+                    policies: Some(Arc::new(Policies::uniform(policy(
+                        0,
+                        5,
+                        OnFailure::FailFast,
+                    )))),
                     cancel: Some(cancel),
                     ..RunOptions::default()
                 },
@@ -324,11 +375,20 @@ async fn a_cancelled_run_stops_its_nodes_and_starts_no_more() {
     for n in ["a", "b", "c", "d"] {
         assert_eq!(status(&s, n), NodeStatus::Cancelled, "{n}");
     }
-    assert_eq!(exec.running.load(Ordering::SeqCst), 0, "no attempt left running");
+    assert_eq!(
+        exec.running.load(Ordering::SeqCst),
+        0,
+        "no attempt left running"
+    );
     let run = state.run(&s.run_id).unwrap().unwrap();
     assert_eq!(run.status, "cancelled");
     // The leases went back: another run takes the nodes at once.
-    assert_eq!(state.acquire_lease("a", "other", Duration::from_secs(5)).unwrap(), None);
+    assert_eq!(
+        state
+            .acquire_lease("a", "other", Duration::from_secs(5))
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -354,7 +414,11 @@ async fn a_cancel_request_in_the_state_database_stops_the_run() {
                 RunOptions {
                     executor: Some(exec),
                     run_id: Some(id),
-                    policies: Some(Arc::new(Policies::uniform(policy(0, 5, OnFailure::FailFast)))),
+                    policies: Some(Arc::new(Policies::uniform(policy(
+                        0,
+                        5,
+                        OnFailure::FailFast,
+                    )))),
                     ..RunOptions::default()
                 },
             )
@@ -410,8 +474,15 @@ async fn two_runs_never_run_the_same_node_at_once() {
     }
     let at = exec.attempts_of("d");
     assert_eq!(at.len(), 2, "both runs ran d");
-    assert_eq!(exec.max_running.load(Ordering::SeqCst), 1, "never at the same time");
-    assert!(at[1] - at[0] >= Duration::from_millis(60), "the second waited for the lease");
+    assert_eq!(
+        exec.max_running.load(Ordering::SeqCst),
+        1,
+        "never at the same time"
+    );
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(60),
+        "the second waited for the lease"
+    );
 }
 
 #[tokio::test]
@@ -420,9 +491,20 @@ async fn independent_nodes_run_in_parallel_up_to_threads() {
     let (project, engine) = chain(tmp.path()).await;
     let state = Arc::new(StateStore::in_memory().unwrap());
     let exec = Scripted::new(Duration::from_millis(50), &[]);
-    let s = run_with(&project, &engine, &state, &exec, policy(0, 5, OnFailure::FailFast)).await;
+    let s = run_with(
+        &project,
+        &engine,
+        &state,
+        &exec,
+        policy(0, 5, OnFailure::FailFast),
+    )
+    .await;
     assert_eq!(s.count(NodeStatus::Success), 4);
-    assert_eq!(exec.max_running.load(Ordering::SeqCst), 2, "a and d together");
+    assert_eq!(
+        exec.max_running.load(Ordering::SeqCst),
+        2,
+        "a and d together"
+    );
     let order = exec.order();
     let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
     assert!(pos("a") < pos("b") && pos("b") < pos("c"), "{order:?}");

@@ -331,8 +331,20 @@ async fn every_route_answers_its_method_and_the_openapi_document_lists_it() {
             .body(Body::from(body))
             .unwrap();
         let r = s.send(req).await;
-        // Starting a run answers 202 Accepted; everything else 200.
-        assert!(r.status.is_success(), "{method} {uri}: {} {}", r.status, r.text());
+        // Starting a run answers 202 Accepted; everything else 200, but cancelling or retrying the
+        // fixture's run, which finished with success: 409 from the handler.
+        let control = path.ends_with("/cancel") || path.ends_with("/retry");
+        // The fixture has no time-partitioned model: a backfill is a 400 and an unknown one a 404
+        // (crates/sluice/tests/backfill.rs runs them for real).
+        let backfill = path.starts_with("/api/backfills") && r.status.is_client_error();
+        assert!(
+            r.status.is_success()
+                || backfill
+                || (control && r.status == axum::http::StatusCode::CONFLICT),
+            "{method} {uri}: {} {}",
+            r.status,
+            r.text()
+        );
     }
 }
 

@@ -1,4 +1,6 @@
-//! Run control over HTTP: `POST /api/runs` starts a run of a selection in the background.
+//! Run control over HTTP: `POST /api/runs` starts a run of a selection in the background,
+//! `POST /api/runs/{id}/cancel` stops one (in this or another process), `POST /api/runs/{id}/retry`
+//! re-runs what did not succeed in one, and `GET /api/schedules` lists what starts by itself and when.
 //!
 //! [`start_run`] is the reusable part (any endpoint that starts a run goes through it): it checks the
 //! selection, spawns [`sluice_orchestrate::run`] on the server's compiled project, engine and state
@@ -9,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -65,8 +67,81 @@ pub fn run_options(s: &AppState, selection: &str, command: &str) -> Result<RunOp
         retries: d.retries,
         retry_backoff,
         command: command.to_string(),
+        exports: Some(Arc::new(crate::export::Exporter)),
         ..RunOptions::default()
     })
+}
+
+/// `POST /api/runs/{id}/cancel`: 202 when the run was running (it stops within a second: running
+/// nodes are stopped, no new ones start), 404 for an unknown run, 409 for a finished one.
+pub async fn cancel_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    if s.state.run(&id)?.is_none() {
+        return Err(ApiError::UnknownRun { id });
+    }
+    if !s.state.request_cancel(&id)? {
+        return Err(ApiError::Conflict(format!("run `{id}` is not running")));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": id, "cancel_requested": true})),
+    ))
+}
+
+/// `POST /api/runs/{id}/retry`: starts a run of the nodes that did not succeed in run `id` (failed,
+/// skipped, cancelled); 202 `{"run_id", "retry_of", "nodes"}`, 404 unknown, 409 still running or
+/// nothing to retry.
+pub async fn retry_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    use sluice_orchestrate::RetryError;
+    let nodes = sluice_orchestrate::retry_selection(&s.state, &id).map_err(|e| match e {
+        RetryError::UnknownRun(id) => ApiError::UnknownRun { id },
+        RetryError::State(e) => ApiError::State(e),
+        other => ApiError::Conflict(other.to_string()),
+    })?;
+    let opts = run_options(&s, &nodes.join(","), "retry")?;
+    let run_id = start_run(&s, opts).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "run_id": run_id,
+            "url": format!("/api/runs/{run_id}"),
+            "retry_of": id,
+            "nodes": nodes,
+        })),
+    ))
+}
+
+/// `GET /api/schedules`: every asset that starts by itself (schedule, upstream change, file arrival),
+/// its trigger, its next tick and the ticks missed since the last one handled.
+pub async fn schedules(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    use sluice_orchestrate::schedule::{SchedulePlan, SchedulerOptions, upcoming};
+    let plan = SchedulePlan::from_project(&s.compiled)
+        .map_err(|e| ApiError::Engine(format!("the project's schedules: {e}")))?;
+    let now = chrono::Utc::now();
+    let list = upcoming(
+        &plan,
+        &s.state,
+        now,
+        SchedulerOptions::default().max_catchup,
+    )
+    .map_err(|e| ApiError::Engine(e.to_string()))?;
+    let items: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|i| {
+            json!({
+                "asset": i.node,
+                "trigger": i.trigger,
+                "next_tick": i.next_tick.map(|t| t.to_rfc3339()),
+                "missed": i.missed,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"now": now.to_rfc3339(), "schedules": items})))
 }
 
 /// Starts a run in the background and returns its id once the state database has recorded it.
@@ -195,3 +270,7 @@ impl RunObserver for Started {
 fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod tests;

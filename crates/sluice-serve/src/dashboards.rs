@@ -8,16 +8,16 @@
 //! to be dates or timestamps before they reach SQL.
 
 use arrow::array::RecordBatch;
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sluice_core::dashboard::{Aggregation, Chart, ChartKind, Dashboard, RangeAnchor, TimeRange};
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::format::Format;
-use crate::AppState;
 
 /// Rows a table chart shows when its `limit` is not set.
 pub const DEFAULT_TABLE_ROWS: usize = 50;

@@ -1,11 +1,11 @@
 //! The dashboard endpoints over the served test project (`test_support::SALES_DASHBOARD`).
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
 
 use super::*;
-use crate::test_support::{Served, SALES_ROWS};
+use crate::test_support::{SALES_ROWS, Served};
 
 /// `amount` of sale `i` as the test lake holds it (every 7th null), and its `sold_on` day offset.
 fn sale(i: i64) -> (Option<f64>, i64) {
@@ -96,10 +96,12 @@ async fn a_stacked_bar_chart_groups_by_x_and_series() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(keys.len(), sorted.len());
-    assert!(body["sql"]
-        .as_str()
-        .unwrap()
-        .contains("GROUP BY \"sold_on\", \"region\""));
+    assert!(
+        body["sql"]
+            .as_str()
+            .unwrap()
+            .contains("GROUP BY \"sold_on\", \"region\"")
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //!
 //! Every error before the first byte of a response is a JSON body `{"error": "..."}` with a status that
 //! says whose fault it is: 400 for a bad parameter or query, 403 for a refused write, 404 for an unknown
-//! asset or run, 406 for a format the API cannot produce, 500 for a failure of the server. Errors in the
+//! asset or run, 409 for a request that does not fit a run's state, 406 for a format the API cannot produce, 500 for a failure of the server. Errors in the
 //! middle of a streamed body cannot change the status any more: they end the stream (see
 //! [`crate::format::stream`]).
 
@@ -107,6 +107,10 @@ pub enum ApiError {
     /// The engine failed on a query the API built (a lake file unreadable, an encoding error).
     #[error("engine error: {0}")]
     Engine(String),
+    /// The request does not fit the resource's state (cancelling a finished run, retrying a run
+    /// where everything succeeded).
+    #[error("{0}")]
+    Conflict(String),
     /// The state database failed.
     #[error(transparent)]
     State(#[from] sluice_orchestrate::StateError),
@@ -129,6 +133,7 @@ impl ApiError {
             | ApiError::BadBody(_)
             | ApiError::Query(_) => StatusCode::BAD_REQUEST,
             ApiError::ReadOnly(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Engine(_) | ApiError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -35,6 +35,7 @@
 //! [`openapi::document`] (a test fails until both agree). Adding a format: see [`format`].
 
 pub mod api;
+pub mod backfills;
 pub mod checks;
 pub mod control;
 pub mod cursor;
@@ -50,9 +51,9 @@ pub mod partitions;
 pub mod pg;
 pub mod query;
 pub mod status;
-pub mod ui;
 #[cfg(test)]
 mod test_support;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -17,7 +17,7 @@ pub async fn openapi() -> Json<Value> {
 
 /// The OpenAPI document.
 pub fn document() -> Value {
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Sluice API",
@@ -85,6 +85,32 @@ pub fn document() -> Value {
             "/api/runs/{id}": {"get": with_errors(op("getRun", "One run with its node results and checks.",
                 vec![path_param("id", "Run id.")],
                 ok_json("Run detail.", json!({"type": "object"}))), &["404"])},
+            "/api/runs/{id}/cancel": {"post": with_errors(op("cancelRun",
+                "Asks a running run to stop (also one started by another process): running nodes \
+                 stop, no new ones start.",
+                vec![path_param("id", "Run id.")],
+                json!({"202": {"description": "Cancel requested: `{\"run_id\": \"...\", \"cancel_requested\": true}`."}})),
+                &["404", "409"])},
+            "/api/runs/{id}/retry": {"post": with_errors(op("retryRun",
+                "Starts a run of the nodes that did not succeed in this run (failed, skipped, \
+                 cancelled): its failures and their downstream.",
+                vec![path_param("id", "Run id.")],
+                json!({"202": {"description": "Started: `{\"run_id\", \"url\", \"retry_of\", \"nodes\"}`.",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "run_id": {"type": "string"}, "url": {"type": "string"},
+                        "retry_of": {"type": "string"},
+                        "nodes": {"type": "array", "items": {"type": "string"}}}}}}}})),
+                &["404", "409", "500"])},
+            "/api/schedules": {"get": op("listSchedules",
+                "Every asset that starts by itself (a schedule, an upstream change, a file \
+                 arrival), with its trigger, next tick and missed ticks.",
+                vec![],
+                ok_json("Schedules.", json!({"type": "object", "properties": {
+                    "now": {"type": "string"},
+                    "schedules": {"type": "array", "items": {"type": "object", "properties": {
+                        "asset": {"type": "string"}, "trigger": {"type": "string"},
+                        "next_tick": {"type": ["string", "null"]},
+                        "missed": {"type": "integer"}}}}}})))},
             "/api/lineage": {"get": op("getLineage", "The asset graph: nodes and edges.", vec![],
                 ok_json("Graph.", json!({"type": "object", "properties": {
                     "nodes": {"type": "array"}, "edges": {"type": "array"}}})))},
@@ -130,7 +156,12 @@ pub fn document() -> Value {
                 },
             },
         },
-    })
+    });
+    // Routes described next to their handlers.
+    for (path, operations) in crate::backfills::openapi_paths() {
+        doc["paths"][path] = operations;
+    }
+    doc
 }
 
 fn op(id: &str, summary: &str, parameters: Vec<Value>, responses: Value) -> Value {
@@ -149,6 +180,9 @@ fn with_errors(mut operation: Value, codes: &[&str]) -> Value {
             "403" => "A write, DDL or file-reading function was refused.",
             "404" => "No such asset (or its table is not built yet), run, dashboard or chart.",
             "406" => "The requested format is not supported (the body lists the supported ones).",
+            "409" => {
+                "The run is not in a state for this (finished, still running, nothing to retry)."
+            }
             _ => "The server failed.",
         };
         operation["responses"][*code] = json!({"description": description,
@@ -311,7 +345,10 @@ mod tests {
                 let id = op["operationId"].as_str().unwrap();
                 assert!(ids.insert(id.to_string()), "duplicate operationId {id}");
                 let ok = &op["responses"];
-                assert!(ok["200"].is_object() || ok["202"].is_object(), "{method} {path}");
+                assert!(
+                    ok["200"].is_object() || ok["202"].is_object(),
+                    "{method} {path}"
+                );
                 // Every `{param}` of the path is declared as a path parameter.
                 for seg in path.split('/').filter(|s| s.starts_with('{')) {
                     let name = seg.trim_matches(['{', '}']);

@@ -5,11 +5,11 @@
 //! exactly one HTML page to serve, and every piece of data comes from the JSON API. The UI's routes
 //! are not API routes: they are kept out of [`crate::api::routes`] and the OpenAPI document.
 
+use axum::Router;
 use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 /// (path under `/ui/`, media type, contents) of every embedded file.
 const FILES: &[(&str, &str, &str)] = &[

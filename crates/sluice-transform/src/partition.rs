@@ -66,17 +66,19 @@ impl Granularity {
 
     /// The key of partition `index` (`2024-05-01` or `2024-05-01T13`).
     pub fn key(self, index: i64) -> String {
-        self.start_of(index)
-            .format(self.key_format())
-            .to_string()
+        self.start_of(index).format(self.key_format()).to_string()
     }
 
     /// The partition holding a point in time written as a key, a date, `YYYY-MM-DD HH:MM[:SS]`,
     /// `YYYY-MM-DDTHH[:MM[:SS]]` or RFC 3339.
     pub fn parse(self, text: &str) -> Result<i64, String> {
-        parse_instant(text).map(|t| self.index_of(t)).ok_or_else(|| {
-            format!("`{text}` is not a date or time (expected e.g. 2024-05-01 or 2024-05-01T13)")
-        })
+        parse_instant(text)
+            .map(|t| self.index_of(t))
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not a date or time (expected e.g. 2024-05-01 or 2024-05-01T13)"
+                )
+            })
     }
 }
 
@@ -134,8 +136,7 @@ impl TimePartition {
     pub fn from_map(map: &Map<String, Value>) -> Result<TimePartition, (String, String)> {
         let bad = |k: &str, m: String| (format!("partition_by.{k}"), m);
         for key in map.keys() {
-            if !["field", "granularity", "start", "lookback", "data_type"].contains(&key.as_str())
-            {
+            if !["field", "granularity", "start", "lookback", "data_type"].contains(&key.as_str()) {
                 return Err(bad(
                     key,
                     "unknown key; expected field, granularity, start, lookback (or data_type)"
@@ -145,11 +146,26 @@ impl TimePartition {
         }
         let field = match map.get("field") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-            Some(other) => return Err(bad("field", format!("expected a column name, found {other}"))),
-            None => return Err(bad("field", "missing: the event-time column to partition on".into())),
+            Some(other) => {
+                return Err(bad(
+                    "field",
+                    format!("expected a column name, found {other}"),
+                ));
+            }
+            None => {
+                return Err(bad(
+                    "field",
+                    "missing: the event-time column to partition on".into(),
+                ));
+            }
         };
         if field == PARTITION_COLUMN {
-            return Err(bad("field", format!("`{PARTITION_COLUMN}` is the partition column Sluice adds; name the event-time column")));
+            return Err(bad(
+                "field",
+                format!(
+                    "`{PARTITION_COLUMN}` is the partition column Sluice adds; name the event-time column"
+                ),
+            ));
         }
         if let Some(t) = map.get("data_type") {
             match t.as_str().map(str::to_ascii_lowercase).as_deref() {
@@ -157,7 +173,9 @@ impl TimePartition {
                 _ => {
                     return Err(bad(
                         "data_type",
-                        format!("{t} is not supported; expected date, timestamp or datetime (integer ranges are not supported)"),
+                        format!(
+                            "{t} is not supported; expected date, timestamp or datetime (integer ranges are not supported)"
+                        ),
                     ));
                 }
             }
@@ -167,13 +185,23 @@ impl TimePartition {
             Some(v) => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
                 Some("day") => Granularity::Day,
                 Some("hour") => Granularity::Hour,
-                _ => return Err(bad("granularity", format!("{v} is not supported; expected day or hour"))),
+                _ => {
+                    return Err(bad(
+                        "granularity",
+                        format!("{v} is not supported; expected day or hour"),
+                    ));
+                }
             },
         };
         let start = match map.get("start") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(granularity.parse(s).map_err(|m| bad("start", m))?),
-            Some(other) => return Err(bad("start", format!("expected a date like \"2024-01-01\", found {other}"))),
+            Some(other) => {
+                return Err(bad(
+                    "start",
+                    format!("expected a date like \"2024-01-01\", found {other}"),
+                ));
+            }
         };
         let lookback = match map.get("lookback") {
             None | Some(Value::Null) => 1,
@@ -181,7 +209,12 @@ impl TimePartition {
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| bad("lookback", format!("expected a whole number of partitions, at least 1, found {v}")))?,
+                .ok_or_else(|| {
+                    bad(
+                        "lookback",
+                        format!("expected a whole number of partitions, at least 1, found {v}"),
+                    )
+                })?,
         };
         Ok(TimePartition {
             field,
@@ -318,20 +351,82 @@ mod tests {
         let now = parse_instant("2024-01-01T01:10:00Z").unwrap();
         assert_eq!(t.recent(now), (t.start.unwrap(), t.start.unwrap() + 1));
         let d = tp(json!({"field": "d", "data_type": "date"})).unwrap();
-        assert_eq!((d.granularity, d.lookback, d.start), (Granularity::Day, 1, None));
+        assert_eq!(
+            (d.granularity, d.lookback, d.start),
+            (Granularity::Day, 1, None)
+        );
     }
 
     #[test]
     fn bad_values_name_the_field() {
         for (v, field) in [
             (json!({"granularity": "day"}), "partition_by.field"),
-            (json!({"field": "x", "granularity": "week"}), "partition_by.granularity"),
-            (json!({"field": "x", "start": "yesterday"}), "partition_by.start"),
-            (json!({"field": "x", "lookback": 0}), "partition_by.lookback"),
-            (json!({"field": "x", "data_type": "int64"}), "partition_by.data_type"),
-            (json!({"field": "x", "colour": "red"}), "partition_by.colour"),
+            (
+                json!({"field": "x", "granularity": "week"}),
+                "partition_by.granularity",
+            ),
+            (
+                json!({"field": "x", "start": "yesterday"}),
+                "partition_by.start",
+            ),
+            (
+                json!({"field": "x", "lookback": 0}),
+                "partition_by.lookback",
+            ),
+            (
+                json!({"field": "x", "data_type": "int64"}),
+                "partition_by.data_type",
+            ),
+            (
+                json!({"field": "x", "colour": "red"}),
+                "partition_by.colour",
+            ),
         ] {
             assert_eq!(tp(v).unwrap_err().0, field);
         }
+    }
+    #[test]
+    fn renders_the_window_and_all_time_outside_one() {
+        let scope = crate::render::RenderScope::default();
+        let sql =
+            "t >= '{{ partition_start }}' and t < '{{ partition_end }}' /* {{ partition_key }} */";
+        let path = std::path::Path::new("m.sql");
+        let i = Granularity::Hour.parse("2024-05-01T13").unwrap();
+        let w = PartitionWindow::new(Granularity::Hour, i, i);
+        let r = crate::render::render_in_window(sql, path, &scope, None, true, Some(&w)).unwrap();
+        assert_eq!(
+            r.sql,
+            "t >= '2024-05-01 13:00:00' and t < '2024-05-01 14:00:00' /* 2024-05-01T13 */"
+        );
+        let r = crate::render::render(sql, path, &scope, None, false).unwrap();
+        assert_eq!(
+            r.sql,
+            "t >= '1970-01-01 00:00:00' and t < '9999-12-31 00:00:00' /*  */"
+        );
+    }
+
+    #[test]
+    fn model_config_errors_name_the_file_and_field() {
+        use crate::compile::ModelConfig;
+        let path = std::path::Path::new("models/gold/m.sql");
+        let cfg = |v: Value| ModelConfig::from_map(v.as_object().unwrap(), path);
+        let e = cfg(json!({"partition_by": {"field": "x", "granularity": "week"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("models/gold/m.sql") && e.contains("partition_by.granularity"),
+            "{e}"
+        );
+        let e = cfg(json!({"materialized": "view", "partition_by": {"field": "x"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("partition_by") && e.contains("view"), "{e}");
+        let c = cfg(json!({"partition_by": {"field": "x", "granularity": "hour", "lookback": 3}}))
+            .unwrap();
+        assert_eq!(c.partition_by, [PARTITION_COLUMN]);
+        assert_eq!(c.time_partition.unwrap().lookback, 3);
+        let c = cfg(json!({"partition_by": ["a", "b"]})).unwrap();
+        assert_eq!(c.partition_by, ["a", "b"]);
+        assert!(c.time_partition.is_none());
     }
 }

@@ -50,7 +50,10 @@ pub enum Command {
         #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
         source: String,
         /// With `--source postgres`: the database (needs `wal_level = logical`).
-        #[arg(long, default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test")]
+        #[arg(
+            long,
+            default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+        )]
         pg_url: String,
         /// With `--source postgres`: shop transactions per second while serving.
         #[arg(long, default_value_t = 20.0)]
@@ -109,6 +112,36 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Build the time partitions of the selected partitioned models from --from's partition to
+    /// --to's, both included (docs/partitions.md); resumable.
+    Backfill {
+        /// Selection: name, name+, +name, tag:x (only time-partitioned models are built).
+        #[arg(long, short, default_value = "")]
+        select: String,
+        /// First partition: a date or time inside it (default: each model's partition_by.start).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last partition, included (default: the current one).
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Build only partitions never built.
+        #[arg(long)]
+        missing: bool,
+        /// Partitions built at once (default: sluice.yml defaults.threads).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Resume an interrupted or failed backfill (builds only what is not done).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["from", "to", "missing"])]
+        resume: Option<String>,
+    },
+    /// A time-partitioned model's built partition ranges and gaps.
+    Partitions {
+        /// The model.
+        asset: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Upstream and downstream of an asset.
     Lineage {
         /// The asset.
@@ -156,6 +189,19 @@ pub enum Command {
         /// Instead: generate a dbt project of this many models and time its parse + compile.
         #[arg(long, value_name = "N")]
         dbt_models: Option<usize>,
+        /// Instead: measure the orchestration overhead (no-op models in a wide DAG) and the parse +
+        /// validate time of a large project.
+        #[arg(long)]
+        scheduler: bool,
+        /// Scheduler benchmark: no-op models in the DAG.
+        #[arg(long, default_value_t = 1000)]
+        models: usize,
+        /// Scheduler benchmark: models in the parse + validate project.
+        #[arg(long, default_value_t = 10_000)]
+        parse_models: usize,
+        /// Scheduler benchmark: nodes running at once.
+        #[arg(long, default_value_t = 16)]
+        threads: usize,
         /// Instead: measure PostgreSQL CDC end-to-end lag (source commit → visible in bronze).
         #[arg(long)]
         cdc: bool,
@@ -166,7 +212,10 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "10s")]
         cdc_duration: String,
         /// CDC benchmark: the PostgreSQL database (needs `wal_level = logical`).
-        #[arg(long, default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test")]
+        #[arg(
+            long,
+            default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+        )]
         pg_url: String,
     },
     /// Write an asset's rows to a Parquet, CSV or JSON-lines file (or stdout), streamed.

@@ -30,8 +30,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-pub use self::schema::{merge_schemas, parse_type_name};
 pub(crate) use self::jsonl::read_jsonl_bytes;
+pub use self::schema::{merge_schemas, parse_type_name};
 
 /// The format of a landing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -242,10 +242,14 @@ pub async fn execute(
     let mut assets: Vec<Asset<'_>> = Vec::new();
     for name in order.iter().filter(|n| planned_assets.contains(*n)) {
         let m = project.models.get(name).ok_or_else(|| {
-            request_error(format!("backfill `{id}` builds `{name}`, which is no longer a model"))
+            request_error(format!(
+                "backfill `{id}` builds `{name}`, which is no longer a model"
+            ))
         })?;
         let tp = m.config.time_partition.as_ref().ok_or_else(|| {
-            request_error(format!("backfill `{id}` builds `{name}`, which is no longer time-partitioned"))
+            request_error(format!(
+                "backfill `{id}` builds `{name}`, which is no longer time-partitioned"
+            ))
         })?;
         let todo = store.plan(id, name)?.minus(&store.done(id, name)?);
         let ancestors = project.graph.ancestors(name);
@@ -286,7 +290,8 @@ pub async fn execute(
     let locks = TableLocks::default();
     let threads = threads.max(1);
     let mut pending: VecDeque<(usize, i64)> = items.into_iter().map(|(_, i, k)| (i, k)).collect();
-    let mut tasks: JoinSet<(usize, i64, Result<super::build::WindowOutput, String>)> = JoinSet::new();
+    let mut tasks: JoinSet<(usize, i64, Result<super::build::WindowOutput, String>)> =
+        JoinSet::new();
     let mut checks = (0i64, 0i64, 0i64);
     loop {
         // Start what is ready (scanning a bounded prefix unless nothing runs).
@@ -332,9 +337,15 @@ pub async fn execute(
             if pending.is_empty() {
                 break;
             }
-            if limit == usize::MAX && !pending.iter().any(|(ai, k)| !matches!(readiness(&assets, *ai, *k), Ready::Wait)) {
+            if limit == usize::MAX
+                && !pending
+                    .iter()
+                    .any(|(ai, k)| !matches!(readiness(&assets, *ai, *k), Ready::Wait))
+            {
                 // Nothing runs and nothing can start: a bug, not a state to wait in.
-                return Err(request_error("internal error: backfill items wait on each other"));
+                return Err(request_error(
+                    "internal error: backfill items wait on each other",
+                ));
             }
             continue;
         };
@@ -380,11 +391,19 @@ pub async fn execute(
     let elapsed = started.elapsed();
     let mut summary = BTreeMap::new();
     for a in &assets {
-        let status = if a.failed.is_empty() { "success" } else { "failed" };
+        let status = if a.failed.is_empty() {
+            "success"
+        } else {
+            "failed"
+        };
         summary.insert(a.model.name.clone(), status);
         let error = (!a.failed.is_empty()).then(|| {
             let shown: Vec<&str> = a.failed.iter().take(5).map(String::as_str).collect();
-            format!("{} partition(s) failed: {}", a.failed.len(), shown.join("; "))
+            format!(
+                "{} partition(s) failed: {}",
+                a.failed.len(),
+                shown.join("; ")
+            )
         });
         state.record_node(&NodeRecord {
             run_id: run_id.clone(),
@@ -403,7 +422,11 @@ pub async fn execute(
         })?;
     }
     let nodes_failed = summary.values().filter(|s| **s == "failed").count() as i64;
-    let status = if failed_total == 0 { "success" } else { "partial" };
+    let status = if failed_total == 0 {
+        "success"
+    } else {
+        "partial"
+    };
     state.finish_run(&RunRecord {
         run_id: run_id.clone(),
         command: "backfill".into(),
@@ -421,7 +444,10 @@ pub async fn execute(
     let (bf_status, error) = if failed_total == 0 {
         ("success", None)
     } else {
-        ("failed", Some(format!("{failed_total} partition(s) failed")))
+        (
+            "failed",
+            Some(format!("{failed_total} partition(s) failed")),
+        )
     };
     store.set_status(id, bf_status, Some(&run_id), error.as_deref())?;
     tracing::info!(backfill = %id, status = bf_status, seconds = elapsed.as_secs_f64(), "backfill finished");

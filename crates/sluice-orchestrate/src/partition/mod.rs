@@ -31,7 +31,11 @@ pub struct BuiltPartitions {
 }
 
 /// Records the partitions a successful node built (the run loop's hook; nothing for other nodes).
-pub fn record_output(state: &StateStore, node: &str, output: &NodeOutput) -> Result<(), StateError> {
+pub fn record_output(
+    state: &StateStore,
+    node: &str,
+    output: &NodeOutput,
+) -> Result<(), StateError> {
     let Some(p) = &output.partitions else {
         return Ok(());
     };
@@ -71,7 +75,10 @@ pub fn listing(
         .or_else(|| built.ranges().first().map(|r| r.lo))
         .unwrap_or(current);
     let keys = |s: &RangeSet| -> Vec<[String; 2]> {
-        s.ranges().iter().map(|r| [g.key(r.lo), g.key(r.hi)]).collect()
+        s.ranges()
+            .iter()
+            .map(|r| [g.key(r.lo), g.key(r.hi)])
+            .collect()
     };
     let gaps = if first <= current {
         built.gaps(first, current)

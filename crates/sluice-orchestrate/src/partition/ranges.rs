@@ -232,8 +232,14 @@ mod tests {
         assert_eq!(pairs(&s.gaps(3, 5)), Vec::<(i64, i64)>::new());
         assert_eq!(pairs(&s.gaps(19, 25)), [(21, 25)]);
         assert_eq!(pairs(&RangeSet::new().gaps(4, 6)), [(4, 6)]);
-        assert_eq!(pairs(&s.intersect(&set(&[(4, 9), (15, 40)]))), [(4, 5), (8, 8), (15, 20)]);
-        assert_eq!(pairs(&set(&[(1, 10)]).minus(&set(&[(3, 4), (7, 7)]))), [(1, 2), (5, 6), (8, 10)]);
+        assert_eq!(
+            pairs(&s.intersect(&set(&[(4, 9), (15, 40)]))),
+            [(4, 5), (8, 8), (15, 20)]
+        );
+        assert_eq!(
+            pairs(&set(&[(1, 10)]).minus(&set(&[(3, 4), (7, 7)]))),
+            [(1, 2), (5, 6), (8, 10)]
+        );
     }
 
     #[test]
@@ -242,6 +248,14 @@ mod tests {
         let s = RangeSet::from_keys(keys);
         assert_eq!(s.range_count(), 5);
         assert_eq!(s.count(), 1_000_000 - 4);
-        assert_eq!(pairs(&s.gaps(0, 999_999)), [(7, 7), (250_007, 250_007), (500_007, 500_007), (750_007, 750_007)]);
+        assert_eq!(
+            pairs(&s.gaps(0, 999_999)),
+            [
+                (7, 7),
+                (250_007, 250_007),
+                (500_007, 500_007),
+                (750_007, 750_007)
+            ]
+        );
     }
 }

@@ -67,7 +67,11 @@ impl RangeTable {
         r: Range,
         pad: i64,
     ) -> rusqlite::Result<Vec<Range>> {
-        let RangeTable { table, a: ca, b: cb } = *self;
+        let RangeTable {
+            table,
+            a: ca,
+            b: cb,
+        } = *self;
         let mut out = Vec::new();
         let before: Option<(i64, i64)> = c
             .query_row(
@@ -132,7 +136,11 @@ impl RangeTable {
         old: &[Range],
         new: &[Range],
     ) -> rusqlite::Result<()> {
-        let RangeTable { table, a: ca, b: cb } = *self;
+        let RangeTable {
+            table,
+            a: ca,
+            b: cb,
+        } = *self;
         for o in old {
             c.execute(
                 &format!("DELETE FROM {table} WHERE {ca} = ?1 AND {cb} = ?2 AND lo = ?3"),
@@ -149,14 +157,20 @@ impl RangeTable {
     }
 
     fn list(&self, c: &Connection, a: &str, b: &str) -> rusqlite::Result<RangeSet> {
-        let RangeTable { table, a: ca, b: cb } = *self;
+        let RangeTable {
+            table,
+            a: ca,
+            b: cb,
+        } = *self;
         let mut stmt = c.prepare_cached(&format!(
             "SELECT lo, hi FROM {table} WHERE {ca} = ?1 AND {cb} = ?2 ORDER BY lo"
         ))?;
         let rows = stmt.query_map(params![a, b], |row| {
             Ok(Range::new(row.get(0)?, row.get(1)?))
         })?;
-        Ok(RangeSet::from_ranges(rows.collect::<rusqlite::Result<Vec<_>>>()?))
+        Ok(RangeSet::from_ranges(
+            rows.collect::<rusqlite::Result<Vec<_>>>()?,
+        ))
     }
 }
 
@@ -202,13 +216,24 @@ impl<'a> PartitionStore<'a> {
     }
 
     /// Records partitions `lo..=hi` of `asset` (granularity `grain`) as built.
-    pub fn record_built(&self, asset: &str, grain: &str, lo: i64, hi: i64) -> Result<(), StateError> {
+    pub fn record_built(
+        &self,
+        asset: &str,
+        grain: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(), StateError> {
         self.state
             .with(|c| BUILT.insert(c, asset, grain, Range::new(lo, hi)))
     }
 
     /// Records a set of built partitions (coalesced first: one merge per run of partitions).
-    pub fn record_built_set(&self, asset: &str, grain: &str, set: &RangeSet) -> Result<(), StateError> {
+    pub fn record_built_set(
+        &self,
+        asset: &str,
+        grain: &str,
+        set: &RangeSet,
+    ) -> Result<(), StateError> {
         for r in set.ranges() {
             self.record_built(asset, grain, r.lo, r.hi)?;
         }
@@ -216,7 +241,13 @@ impl<'a> PartitionStore<'a> {
     }
 
     /// Forgets partitions `lo..=hi` of `asset` (they count as never built).
-    pub fn forget_built(&self, asset: &str, grain: &str, lo: i64, hi: i64) -> Result<(), StateError> {
+    pub fn forget_built(
+        &self,
+        asset: &str,
+        grain: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(), StateError> {
         self.state
             .with(|c| BUILT.remove(c, asset, grain, Range::new(lo, hi)))
     }
@@ -240,8 +271,12 @@ impl<'a> PartitionStore<'a> {
     /// One backfill.
     pub fn backfill(&self, id: &str) -> Result<Option<BackfillRecord>, StateError> {
         self.state.with(|c| {
-            c.query_row(&format!("{SELECT_BACKFILL} WHERE id = ?1"), [id], backfill_from_row)
-                .optional()
+            c.query_row(
+                &format!("{SELECT_BACKFILL} WHERE id = ?1"),
+                [id],
+                backfill_from_row,
+            )
+            .optional()
         })
     }
 
@@ -348,7 +383,13 @@ impl<'a> PartitionStore<'a> {
     }
 
     /// Records that partition `key` of `asset` failed in the backfill.
-    pub fn mark_failed(&self, id: &str, asset: &str, key: &str, error: &str) -> Result<(), StateError> {
+    pub fn mark_failed(
+        &self,
+        id: &str,
+        asset: &str,
+        key: &str,
+        error: &str,
+    ) -> Result<(), StateError> {
         self.state.with(|c| {
             c.execute(
                 "INSERT OR REPLACE INTO backfill_failed (backfill_id, asset, partition_key, error) VALUES (?1, ?2, ?3, ?4)",
@@ -359,7 +400,11 @@ impl<'a> PartitionStore<'a> {
     }
 
     /// The failed partitions of a backfill: `(asset, key, error)`, at most `limit`.
-    pub fn failed(&self, id: &str, limit: usize) -> Result<Vec<(String, String, String)>, StateError> {
+    pub fn failed(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String)>, StateError> {
         self.state.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT asset, partition_key, error FROM backfill_failed WHERE backfill_id = ?1 ORDER BY asset, partition_key LIMIT ?2",
@@ -371,14 +416,15 @@ impl<'a> PartitionStore<'a> {
 
     /// How many partitions of a backfill failed.
     pub fn failed_count(&self, id: &str) -> Result<u64, StateError> {
-        self.state.with(|c| {
-            c.query_row(
-                "SELECT count(*) FROM backfill_failed WHERE backfill_id = ?1",
-                [id],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .map(|n| n.max(0) as u64)
+        self.state
+            .with(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM backfill_failed WHERE backfill_id = ?1",
+                    [id],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .map(|n| n.max(0) as u64)
     }
 }
 
@@ -415,11 +461,17 @@ mod tests {
             p.record_built("m", "day", k, k).unwrap();
         }
         let pairs = |r: RangeSet| r.ranges().iter().map(|r| (r.lo, r.hi)).collect::<Vec<_>>();
-        assert_eq!(pairs(p.built("m", "day").unwrap()), [(1, 2), (5, 7), (10, 10)]);
+        assert_eq!(
+            pairs(p.built("m", "day").unwrap()),
+            [(1, 2), (5, 7), (10, 10)]
+        );
         p.record_built("m", "day", 3, 4).unwrap();
         assert_eq!(pairs(p.built("m", "day").unwrap()), [(1, 7), (10, 10)]);
         p.forget_built("m", "day", 3, 3).unwrap();
-        assert_eq!(pairs(p.built("m", "day").unwrap()), [(1, 2), (4, 7), (10, 10)]);
+        assert_eq!(
+            pairs(p.built("m", "day").unwrap()),
+            [(1, 2), (4, 7), (10, 10)]
+        );
         assert!(p.built("m", "hour").unwrap().is_empty());
         assert!(p.built("other", "day").unwrap().is_empty());
     }
@@ -433,7 +485,7 @@ mod tests {
         let keys = (0..1_000_000i64).filter(|k| !holes.contains(k));
         let set = RangeSet::from_keys(keys);
         for r in set.ranges().iter().rev() {
-            // Each coalesced run again in 1,000-partition slices, as separate inserts.
+            // Each coalesced run in 100,000-partition slices, as separate inserts.
             let mut lo = r.lo;
             while lo <= r.hi {
                 let hi = (lo + 99_999).min(r.hi);
@@ -446,7 +498,13 @@ mod tests {
             p.record_built("big", "hour", k, k).unwrap();
         }
         let rows: i64 = s
-            .with(|c| c.query_row("SELECT count(*) FROM partition_ranges WHERE asset = 'big'", [], |r| r.get(0)))
+            .with(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM partition_ranges WHERE asset = 'big'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
             .unwrap();
         assert_eq!(rows, 4);
         let started = std::time::Instant::now();
@@ -474,18 +532,37 @@ mod tests {
             run_id: None,
             error: None,
         };
-        p.create_backfill(&rec, &[("m".into(), RangeSet::from_ranges([Range::new(1, 5)]))])
-            .unwrap();
+        p.create_backfill(
+            &rec,
+            &[("m".into(), RangeSet::from_ranges([Range::new(1, 5)]))],
+        )
+        .unwrap();
         p.mark_failed("b1", "m", "k2", "boom").unwrap();
         for k in [1, 2, 4] {
             p.mark_done("b1", "m", "day", k, &format!("k{k}")).unwrap();
         }
-        let todo = p.plan("b1", "m").unwrap().minus(&p.done("b1", "m").unwrap());
+        let todo = p
+            .plan("b1", "m")
+            .unwrap()
+            .minus(&p.done("b1", "m").unwrap());
         assert_eq!(todo.iter().collect::<Vec<_>>(), [3, 5]);
         assert_eq!(p.failed_count("b1").unwrap(), 0);
-        assert_eq!(p.unfinished_like("m", "2024-01-01", "2024-01-05", false).unwrap().unwrap().id, "b1");
+        assert_eq!(
+            p.unfinished_like("m", "2024-01-01", "2024-01-05", false)
+                .unwrap()
+                .unwrap()
+                .id,
+            "b1"
+        );
         p.set_status("b1", "success", Some("r1"), None).unwrap();
-        assert!(p.unfinished_like("m", "2024-01-01", "2024-01-05", false).unwrap().is_none());
-        assert_eq!(p.backfill("b1").unwrap().unwrap().run_id.as_deref(), Some("r1"));
+        assert!(
+            p.unfinished_like("m", "2024-01-01", "2024-01-05", false)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            p.backfill("b1").unwrap().unwrap().run_id.as_deref(),
+            Some("r1")
+        );
     }
 }

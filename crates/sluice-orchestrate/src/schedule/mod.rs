@@ -56,7 +56,7 @@ pub use cadence::{CONTINUOUS_INTERVAL, Cadence, Catchup, Ticks};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{DueReason, ScheduleInfo, SchedulerEvent, SchedulerOptions};
 pub use plan::{FileSensorSpec, NodeKind, NodeSchedule, SchedulePlan};
-pub use scheduler::Scheduler;
+pub use scheduler::{Scheduler, upcoming};
 pub use store::RunMark;
 
 /// What the accepted `schedule:` forms are, for error messages.

@@ -32,6 +32,9 @@ pub struct Scheduler {
     pub(super) opts: SchedulerOptions,
     pub(super) plan: SchedulePlan,
     pub(super) events: broadcast::Sender<SchedulerEvent>,
+    /// This scheduler's name in tick claims: two schedulers on one state database (two `sluice
+    /// serve` processes) claim each tick and each upstream change, and only the claimer runs it.
+    pub(super) holder: String,
 }
 
 struct TickCursor {
@@ -95,6 +98,7 @@ impl Scheduler {
             opts,
             plan,
             events,
+            holder: format!("scheduler-{}", uuid::Uuid::new_v4().simple()),
         })
     }
 
@@ -110,31 +114,12 @@ impl Scheduler {
 
     /// Every node the scheduler starts by itself, with its next tick as of now.
     pub fn upcoming(&self) -> Result<Vec<ScheduleInfo>, ScheduleError> {
-        let now = self.clock.now();
-        let ticks = self.state.schedule_ticks()?;
-        let mut out = Vec::new();
-        for spec in self.plan.nodes().filter(|n| n.is_automatic()) {
-            let (next_tick, missed) = match (&spec.cadence, ticks.get(&spec.node)) {
-                (Some(c), Some(last)) => {
-                    let (t, dropped) = c.latest_ticks(*last, now, self.opts.max_catchup);
-                    let missed = t.len() as u64 + dropped;
-                    if missed > 0 {
-                        (Some(now), missed)
-                    } else {
-                        (c.next_after(now), 0)
-                    }
-                }
-                (Some(c), None) => (c.next_after(now), 0),
-                (None, _) => (None, 0),
-            };
-            out.push(ScheduleInfo {
-                node: spec.node.clone(),
-                trigger: spec.describe(),
-                next_tick,
-                missed,
-            });
-        }
-        Ok(out)
+        upcoming(
+            &self.plan,
+            &self.state,
+            self.clock.now(),
+            self.opts.max_catchup,
+        )
     }
 
     pub(super) fn emit(&self, e: SchedulerEvent) {
@@ -327,6 +312,7 @@ impl Scheduler {
         }
         let changes = self.state.latest_data_changes()?;
         let attempts = self.state.latest_attempts()?;
+        let unfinished = self.state.unfinished_runs()?;
         for spec in self.plan.nodes().filter(|n| n.on_upstream_change) {
             let node = spec.node.as_str();
             if in_flight.contains(node) || live.cooldown.get(node).is_some_and(|t| *t > now) {
@@ -341,15 +327,31 @@ impl Scheduler {
                 .iter()
                 .filter(|p| match (changes.get(**p), attempt) {
                     (None, _) => false,
+                    // A run still going passes its changes on itself (or ends, and then we look).
+                    (Some(c), _) if unfinished.contains(&c.run_id) => false,
                     (Some(_), None) => true,
                     // In the attempt's own run the input was built first; otherwise compare times.
                     (Some(c), Some(a)) => c.run_id != a.run_id && c.at > a.at,
                 })
                 .map(|p| p.to_string())
                 .collect();
-            if !changed.is_empty() {
-                due.insert(node.to_string(), DueReason::UpstreamChanged(changed));
+            if changed.is_empty() {
+                continue;
             }
+            // The same changes seen by another scheduler make the same key: one of them runs it.
+            let key = changed
+                .iter()
+                .filter_map(|p| changes.get(p).map(|c| format!("{p}@{}", c.run_id)))
+                .collect::<Vec<_>>()
+                .join(",");
+            if !self
+                .state
+                .claim_tick(node, &format!("upstream:{key}"), &self.holder)?
+            {
+                tracing::debug!(node, "upstream change handled by another scheduler");
+                continue;
+            }
+            due.insert(node.to_string(), DueReason::UpstreamChanged(changed));
         }
         Ok(due)
     }
@@ -380,19 +382,38 @@ impl Scheduler {
     fn start_run(
         &self,
         live: &mut Live,
-        due: BTreeMap<String, DueReason>,
+        mut due: BTreeMap<String, DueReason>,
         in_flight: &BTreeSet<String>,
     ) {
-        let conditional = self.conditional_downstream(&due, in_flight);
         let mut ticks = Vec::new();
+        let mut taken = Vec::new();
         for (node, reason) in &due {
             if let DueReason::Tick(t) = reason {
                 if let Some(c) = live.cursors.get_mut(node) {
                     c.pending.pop_front();
                 }
-                ticks.push((node.clone(), *t));
+                let key = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                match self.state.claim_tick(node, &key, &self.holder) {
+                    Ok(true) => ticks.push((node.clone(), *t)),
+                    Ok(false) => {
+                        tracing::info!(node = %node, tick = %key, "tick claimed by another scheduler");
+                        taken.push(node.clone());
+                    }
+                    // Without the state database nobody else can run it either: run it here.
+                    Err(e) => {
+                        self.problem(format!("claiming tick {key} of `{node}`: {e}"));
+                        ticks.push((node.clone(), *t));
+                    }
+                }
             }
         }
+        for node in taken {
+            due.remove(&node);
+        }
+        if due.is_empty() {
+            return;
+        }
+        let conditional = self.conditional_downstream(&due, in_flight);
         let nodes: BTreeSet<String> = due.keys().chain(conditional.iter()).cloned().collect();
         let run_id = new_run_id();
         let mut opts = self.opts.run.clone();
@@ -471,4 +492,38 @@ impl Scheduler {
             outcome: Err(failure),
         });
     }
+}
+
+/// Every node of `plan` that starts by itself, with its next tick as of `now` (now itself when
+/// ticks were missed, with how many). Also for callers without a running scheduler (the API).
+pub fn upcoming(
+    plan: &SchedulePlan,
+    state: &StateStore,
+    now: DateTime<Utc>,
+    max_catchup: usize,
+) -> Result<Vec<ScheduleInfo>, ScheduleError> {
+    let ticks = state.schedule_ticks()?;
+    let mut out = Vec::new();
+    for spec in plan.nodes().filter(|n| n.is_automatic()) {
+        let (next_tick, missed) = match (&spec.cadence, ticks.get(&spec.node)) {
+            (Some(c), Some(last)) => {
+                let (t, dropped) = c.latest_ticks(*last, now, max_catchup);
+                let missed = t.len() as u64 + dropped;
+                if missed > 0 {
+                    (Some(now), missed)
+                } else {
+                    (c.next_after(now), 0)
+                }
+            }
+            (Some(c), None) => (c.next_after(now), 0),
+            (None, _) => (None, 0),
+        };
+        out.push(ScheduleInfo {
+            node: spec.node.clone(),
+            trigger: spec.describe(),
+            next_tick,
+            missed,
+        });
+    }
+    Ok(out)
 }

@@ -4,12 +4,15 @@
 //! restarted scheduler knows which ticks it missed. The upstream-change trigger needs no table of its
 //! own: `node_runs` already says when each node last landed rows and when each model last ran.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::state::{StateError, StateStore};
+
+/// How long an unfinished run counts as running for the upstream-change trigger.
+pub const UNFINISHED_HORIZON: chrono::Duration = chrono::Duration::hours(6);
 
 /// A point in a node's history: the run it happened in and when (RFC 3339, as `node_runs` stores it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +86,19 @@ impl StateStore {
     /// Per node, its newest result of any status (when its last attempt started).
     pub fn latest_attempts(&self) -> Result<BTreeMap<String, RunMark>, StateError> {
         self.marks("SELECT node, run_id, max(started_at) FROM node_runs GROUP BY node")
+    }
+
+    /// Runs started in the last [`UNFINISHED_HORIZON`] that have not finished (here or in another
+    /// process). Their new data is theirs to pass on (their on-upstream-change downstream runs in
+    /// them), so the scheduler waits for them to end; a run older than that is taken as crashed.
+    pub fn unfinished_runs(&self) -> Result<BTreeSet<String>, StateError> {
+        let since = (Utc::now() - UNFINISHED_HORIZON).to_rfc3339_opts(SecondsFormat::Micros, true);
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT run_id FROM runs WHERE finished_at IS NULL AND started_at > ?1")?;
+            let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
     }
 
     fn marks(&self, sql: &str) -> Result<BTreeMap<String, RunMark>, StateError> {

@@ -89,17 +89,35 @@ impl Harness {
     }
 
     pub(crate) fn start(&self, opts: SchedulerOptions) -> Running {
-        let s = self.scheduler(opts);
-        let events = s.subscribe();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(s.run_until(async {
-            let _ = rx.await;
-        }));
-        Running {
-            events,
-            stop: Some(stop),
-            task,
-        }
+        start_scheduler(self.scheduler(opts))
+    }
+
+    /// A second scheduler on the same project, lake and state database (its own connection), as a
+    /// second `sluice serve` process would be.
+    pub(crate) fn second_scheduler(&self, opts: SchedulerOptions) -> Scheduler {
+        let state = StateStore::open(&self.project.project.state_path()).unwrap();
+        Scheduler::new(
+            self.project.clone(),
+            self.engine.clone(),
+            Arc::new(state),
+            Arc::new(self.clock.clone()),
+            opts,
+        )
+        .unwrap()
+    }
+}
+
+/// Runs `s` until [`Running::stop`].
+pub(crate) fn start_scheduler(s: Scheduler) -> Running {
+    let events = s.subscribe();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(s.run_until(async {
+        let _ = rx.await;
+    }));
+    Running {
+        events,
+        stop: Some(stop),
+        task,
     }
 }
 

@@ -444,3 +444,78 @@ async fn shutdown_cancels_a_run_that_outlives_the_grace_period() {
     );
     conn.execute_batch("COMMIT;").unwrap();
 }
+
+/// How many times each node ran across the runs of several schedulers.
+fn runs_per_node(events: &[&[SchedulerEvent]]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for ev in events {
+        for summary in finished(ev) {
+            for n in &summary.nodes {
+                *out.entry(n.node.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_on_one_state_database_do_not_double_run() {
+    let h = harness(SHOP, at(9, 30, 0)).await;
+    let poll = Duration::from_secs(30);
+    let mut a = h.start(options(poll));
+    let mut b = start_scheduler(h.second_scheduler(options(poll)));
+    a.settle(at(9, 30, 0)).await;
+    b.settle(at(9, 30, 0)).await;
+
+    // 10:00: both see the hourly tick; one claims it and runs it with its downstream.
+    h.clock.set(at(10, 0, 0));
+    let ea = a.settle(at(10, 0, 0)).await;
+    let eb = b.settle(at(10, 0, 0)).await;
+    // Let both poll again after the run: nothing is left to trigger.
+    h.clock.set(at(10, 0, 30));
+    let ea2 = a.settle(at(10, 0, 30)).await;
+    let eb2 = b.settle(at(10, 0, 30)).await;
+    let counts = runs_per_node(&[&ea, &eb, &ea2, &eb2]);
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("order_totals".to_string(), 1),
+            ("shop.clicks".to_string(), 1),
+            ("shop.orders".to_string(), 1),
+            ("stg_clicks".to_string(), 1),
+            ("stg_orders".to_string(), 1),
+        ]),
+        "each node once across both schedulers"
+    );
+
+    // Another process lands new orders; both schedulers notice; one builds the downstream.
+    write(&h.dir, "data/orders/002.csv", "order_id,amount\n3,30\n");
+    crate::runner::run(
+        h.project.clone(),
+        h.engine.clone(),
+        h.state.clone(),
+        RunOptions {
+            selection: "shop.orders".into(),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    h.clock.set(at(10, 1, 0));
+    let ea = a.settle(at(10, 1, 0)).await;
+    let eb = b.settle(at(10, 1, 0)).await;
+    h.clock.set(at(10, 1, 30));
+    let ea2 = a.settle(at(10, 1, 30)).await;
+    let eb2 = b.settle(at(10, 1, 30)).await;
+    let counts = runs_per_node(&[&ea, &eb, &ea2, &eb2]);
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("order_totals".to_string(), 1),
+            ("stg_orders".to_string(), 1)
+        ]),
+        "the change is built once"
+    );
+    a.stop().await;
+    b.stop().await;
+}

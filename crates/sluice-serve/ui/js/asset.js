@@ -32,7 +32,8 @@ export async function render(el, name) {
       stat('Rows', fmtNumber(a.rows)),
       stat('Last built', h('span', { title: fmtTime(a.last_success_at) }, timeAgo(a.last_success_at)), { text: true }),
       stat('Freshness', a.state, { text: true }),
-      stat('Owner', a.owner || '—', { text: true }),
+      // An e-mail address breaks after its @, not inside a word.
+      stat('Owner', a.owner ? a.owner.split(/(?<=@)/).flatMap((part, i) => (i ? [h('wbr'), part] : [part])) : '—', { text: true }),
       stat(a.kind === 'source' ? 'Kind' : 'Materialized', a.kind === 'source' ? 'source table' : a.materialized, { text: true }),
       stat('Failing checks', a.failing_checks.length)),
     h('div', { class: 'grid two' },
@@ -53,7 +54,7 @@ export async function render(el, name) {
         { key: 'run_id', label: 'run', render: (r) => runLink(r.run_id) },
         { key: 'status', render: (r) => badge(r.status) },
         { key: 'finished_at', label: 'finished', render: (r) => h('span', { title: fmtTime(r.finished_at) }, timeAgo(r.finished_at)) },
-        { key: 'rows_out', label: 'rows out', num: true },
+        { key: 'rows_out', label: 'rows out', num: true, render: (r) => (r.rows_out === null || r.rows_out === undefined ? '—' : fmtNumber(r.rows_out)) },
         { key: 'duration_ms', label: 'duration', num: true, render: (r) => fmtDuration(r.duration_ms) },
         { key: 'error', render: (r) => r.error || '' },
       ], { empty: 'Never run.' })),
@@ -64,6 +65,9 @@ export async function render(el, name) {
           : table(partitions.partitions, [...partitions.columns, { key: 'rows', num: true }]))),
     panel(`Checks (${detail.checks.length})`, checksTable(detail.checks, { asset: false })),
     panel(rows instanceof Error ? 'Sample rows' : `Sample rows (first ${rows.length} of ${fmtNumber(a.rows)})`,
-      rows instanceof Error ? errorBox('No rows to show', rows) : table(rows, null, { empty: 'The table is empty.' })),
+      rows instanceof Error
+        // Not built yet is a state, not a failure: say how to build it, quietly.
+        ? (rows.status === 404 && a.state === 'never built' ? h('p', { class: 'muted' }, rows.message) : errorBox('No rows to show', rows))
+        : table(rows, null, { empty: 'The table is empty.' })),
     detail.sql ? panel('Compiled SQL', h('pre', {}, detail.sql)) : null);
 }

@@ -4,7 +4,7 @@
 import { h, s, table, fmtNumber, fmtCompact } from './dom.js';
 
 export const PALETTE = ['#1f6feb', '#2da44e', '#d4a72c', '#cf222e', '#8250df', '#1b7c83', '#e16f24', '#bf3989', '#57606a', '#6639ba'];
-const W = 640, H = 250, M = { top: 10, right: 12, bottom: 34, left: 56 };
+const W = 640, H = 250, BASE = { top: 10, right: 12, bottom: 34, left: 56 };
 
 const list = (y) => (y === null || y === undefined ? [] : Array.isArray(y) ? y : [y]);
 
@@ -65,6 +65,13 @@ export function draw(el, chart, data) {
   });
   const ticks = niceTicks(lo, hi);
   const y0 = ticks[0], y1 = ticks[ticks.length - 1];
+  // Label as many x values as fit side by side (about 6.5 px a character at 11 px); a few long
+  // labels (categories) that would not fit are all drawn, slanted, with room made below the axis.
+  const chars = Math.min(14, Math.max(...xs.map((x) => x.length)));
+  const fits = Math.max(1, Math.ceil((chars * 6.5 + 8) / ((W - BASE.left - BASE.right) / xs.length)));
+  const rotate = fits > 1 && xs.length <= 24;
+  const every = rotate ? 1 : fits;
+  const M = { ...BASE, bottom: rotate ? 16 + chars * 4 : BASE.bottom };
   const iw = W - M.left - M.right, ih = H - M.top - M.bottom;
   const yOf = (v) => M.top + ih - ((v - y0) / (y1 - y0)) * ih;
   const band = iw / xs.length;
@@ -74,11 +81,12 @@ export function draw(el, chart, data) {
     svg.append(s('line', { class: 'grid-line', x1: M.left, x2: W - M.right, y1: yOf(t), y2: yOf(t) }));
     svg.append(s('text', { x: M.left - 6, y: yOf(t) + 4, 'text-anchor': 'end' }, fmtCompact(t)));
   }
-  // Label as many x values as fit without overlapping (about 6.5 px a character at 11 px).
-  const labelPx = Math.min(14, Math.max(...xs.map((x) => x.length))) * 6.5 + 8;
-  const every = Math.max(1, Math.ceil(labelPx / band));
   xs.forEach((x, i) => {
-    if (i % every === 0) svg.append(s('text', { x: xOf(i), y: H - M.bottom + 16, 'text-anchor': 'middle' }, x.length > 14 ? `${x.slice(0, 13)}…` : x));
+    if (i % every !== 0) return;
+    const text = x.length > 14 ? `${x.slice(0, 13)}…` : x;
+    svg.append(rotate
+      ? s('text', { x: xOf(i), y: H - M.bottom + 12, 'text-anchor': 'end', transform: `rotate(-35 ${xOf(i)} ${H - M.bottom + 12})` }, text)
+      : s('text', { x: xOf(i), y: H - M.bottom + 16, 'text-anchor': 'middle' }, text));
   });
   let drawn = 0;
   if (chart.type === 'line') {
@@ -121,7 +129,7 @@ export function draw(el, chart, data) {
     });
   }
   svg.append(s('line', { x1: M.left, x2: W - M.right, y1: yOf(Math.max(0, y0)), y2: yOf(Math.max(0, y0)), stroke: '#8c959f' }));
-  hover(svg, xs, series, band, xOf);
+  hover(svg, xs, series, band, xOf, M);
   // (replaceChildren would turn a null into the text "null".)
   el.replaceChildren(...[svg, series.length > 1 || chart.series
     ? h('div', { class: 'legend-row' }, series.map((sr) => h('span', {}, h('i', { style: `background:${sr.color}` }), sr.name)))
@@ -139,7 +147,7 @@ function drawNumber(el, chart, rows) {
 }
 
 // A tooltip with every series' value at the x under the pointer.
-function hover(svg, xs, series, band, xOf) {
+function hover(svg, xs, series, band, xOf, M) {
   let tip = null;
   const cursor = s('line', { x1: 0, x2: 0, y1: M.top, y2: H - M.bottom, stroke: '#57606a', 'stroke-dasharray': '3 3', visibility: 'hidden' });
   svg.append(cursor);

@@ -2,7 +2,7 @@
 // (bronze → silver → gold, left to right), coloured by state, with the DAG's edges.
 
 import { get, post } from './api.js';
-import { h, s, stat, fmtNumber, timeAgo, showBanner } from './dom.js';
+import { h, s, stat, fmtNumber, fmtCompact, timeAgo, showBanner } from './dom.js';
 import { runningNodes } from './runs.js';
 
 export const STATE_COLORS = {
@@ -12,10 +12,6 @@ const LAYERS = ['bronze', 'silver', 'gold'];
 const NODE_W = 200, NODE_H = 46, GAP_Y = 12, GAP_X = 70, GAP_SUB = 40, PAD = 20, HEAD = 34;
 
 export async function render(el) {
-  const [assets, lineage, running] = await Promise.all([get('/api/assets'), get('/api/lineage'), runningNodes()]);
-  for (const a of assets) if (running.has(a.name)) a.state = 'running';
-  const counts = {};
-  for (const a of assets) counts[a.state] = (counts[a.state] || 0) + 1;
   const runAll = h('button', { class: 'primary', onclick: async () => {
     runAll.disabled = true;
     try {
@@ -26,8 +22,38 @@ export async function render(el) {
       runAll.disabled = false;
     }
   } }, 'Run everything');
-  el.append(
-    h('div', { class: 'row' }, h('h1', {}, 'Assets'), h('span', { class: 'spacer' }), runAll),
+  const body = h('div', {});
+  el.append(h('div', { class: 'row' }, h('h1', {}, 'Assets'), h('span', { class: 'spacer' }), runAll), body);
+  let anyRunning = await refresh(body);
+  // States change while runs (started here, by the scheduler or by another process) build assets:
+  // refresh often while something runs, now and then otherwise.
+  let stopped = false, timer = null, idle = 0;
+  const tick = async () => {
+    if (stopped) return;
+    idle += 1;
+    if (anyRunning || idle >= 5) {
+      idle = 0;
+      anyRunning = await refresh(body).catch(() => anyRunning);
+    }
+    if (!stopped) timer = setTimeout(tick, 2000);
+  };
+  timer = setTimeout(tick, 2000);
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+// Draws the figures and the graph into `body`; returns whether any asset is being built.
+async function refresh(body) {
+  const [assets, lineage, running] = await Promise.all([get('/api/assets'), get('/api/lineage'), runningNodes()]);
+  for (const a of assets) if (running.has(a.name)) a.state = 'running';
+  // Redraw only what changed, so a pointer resting on a node keeps its highlighted edges.
+  const key = JSON.stringify([assets, lineage]);
+  if (body.dataset.key === key) return running.size > 0;
+  body.dataset.key = key;
+  const counts = {};
+  for (const a of assets) counts[a.state] = (counts[a.state] || 0) + 1;
+  const wrap = body.querySelector('.graph-wrap');
+  const scroll = wrap ? [wrap.scrollLeft, wrap.scrollTop] : null;
+  body.replaceChildren(
     h('div', { class: 'grid stats' },
       stat('Assets', assets.length),
       stat('Fresh', counts.fresh || 0),
@@ -37,6 +63,8 @@ export async function render(el) {
       stat('Rows served', fmtNumber(assets.reduce((n, a) => n + (a.rows || 0), 0)))),
     legend(),
     h('div', { class: 'graph-wrap' }, drawGraph(assets, lineage.edges)));
+  if (scroll) [body.querySelector('.graph-wrap').scrollLeft, body.querySelector('.graph-wrap').scrollTop] = scroll;
+  return running.size > 0;
 }
 
 function legend() {
@@ -149,8 +177,10 @@ function drawGraph(assets, edges) {
   for (const { x, y, a } of pos.values()) {
     const color = STATE_COLORS[a.state] || STATE_COLORS['never built'];
     const name = a.name.length > 27 ? `${a.name.slice(0, 26)}…` : a.name;
-    const sub = [a.kind === 'source' ? 'source' : a.materialized || 'model', a.rows !== null && a.rows !== undefined ? `${fmtNumber(a.rows)} rows` : null, a.state === 'fresh' ? null : a.state]
+    const subLine = (rows) => [a.kind === 'source' ? 'source' : a.materialized || 'model', a.rows !== null && a.rows !== undefined ? `${rows(a.rows)} rows` : null, a.state === 'fresh' ? null : a.state]
       .filter(Boolean).join(' · ');
+    // Exact row counts where they fit in the box, rounded (10.0k) where they would not.
+    const sub = subLine(fmtNumber).length <= 30 ? subLine(fmtNumber) : subLine(fmtCompact);
     const g = s('g', { class: 'node', 'data-asset': a.name, 'data-state': a.state, transform: `translate(${x},${y})`, tabindex: 0, role: 'link' },
       s('title', {}, `${a.name}\n${a.state}${a.last_success_at ? ` · built ${timeAgo(a.last_success_at)}` : ''}${a.failing_checks?.length ? `\nchecks: ${a.failing_checks.join(', ')}` : ''}`),
       s('rect', { class: 'box', width: NODE_W, height: NODE_H, rx: 7 }),

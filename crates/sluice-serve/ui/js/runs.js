@@ -73,6 +73,11 @@ function draw(el, { run, nodes, checks, running = [] }) {
     }
   } }, 'Run this selection again');
   const failedChecks = checks.filter((c) => c.status !== 'pass');
+  // The run's totals are written when it ends; while it runs, count what has finished so far.
+  const count = (list, status) => list.filter((x) => x.status === status).length;
+  const tally = run.status === 'running'
+    ? { ok: count(nodes, 'success'), failed: count(nodes, 'failed'), skipped: count(nodes, 'skipped'), pass: count(checks, 'pass'), warn: count(checks, 'warn'), fail: count(checks, 'fail') }
+    : { ok: run.nodes_ok, failed: run.nodes_failed, skipped: run.nodes_skipped, pass: run.checks_passed, warn: run.checks_warned, fail: run.checks_failed };
   el.replaceChildren(
     h('div', { class: 'row' },
       h('h1', { 'data-run-status': run.status, 'data-title': `Run ${run.run_id}` }, 'Run ', h('span', { class: 'mono' }, run.run_id), badge(run.status)),
@@ -81,17 +86,17 @@ function draw(el, { run, nodes, checks, running = [] }) {
       stat('Selection', run.selection || 'everything', { text: true }),
       stat('Started', fmtTime(run.started_at), { text: true }),
       stat('Duration', fmtDuration(runDuration(run))),
-      stat('Nodes ok / failed / skipped', `${run.nodes_ok} / ${run.nodes_failed} / ${run.nodes_skipped}`),
-      stat('Checks pass / warn / fail', `${run.checks_passed} / ${run.checks_warned} / ${run.checks_failed}`)),
+      stat('Nodes ok / failed / skipped', `${tally.ok} / ${tally.failed} / ${tally.skipped}${running.length ? ` · ${running.length} running` : ''}`, { text: running.length > 0 }),
+      stat('Checks pass / warn / fail', `${tally.pass} / ${tally.warn} / ${tally.fail}`)),
     panel('Timeline', gantt(run, nodes, running)),
     panel('Nodes', table(nodes, [
       { key: 'node', render: (n) => assetLink(n.node) },
       { key: 'kind' },
       { key: 'status', render: (n) => badge(n.status) },
       { key: 'attempts', num: true },
-      { key: 'rows_in', label: 'rows in', num: true },
-      { key: 'rows_out', label: 'rows out', num: true },
-      { key: 'rows_quarantined', label: 'quarantined', num: true },
+      { key: 'rows_in', label: 'rows in', num: true, render: (n) => orDash(n.rows_in) },
+      { key: 'rows_out', label: 'rows out', num: true, render: (n) => orDash(n.rows_out) },
+      { key: 'rows_quarantined', label: 'quarantined', num: true, render: (n) => orDash(n.rows_quarantined) },
       { key: 'duration_ms', label: 'duration', num: true, render: (n) => fmtDuration(n.duration_ms) },
       { key: 'error', render: (n) => (n.error ? h('span', { style: 'color:#cf222e' }, n.error) : '') },
     ], { empty: run.status === 'running' ? 'No node has finished yet.' : 'No nodes ran.', tall: true })),
@@ -100,6 +105,9 @@ function draw(el, { run, nodes, checks, running = [] }) {
 }
 
 // Checks, failing first. `asset: false` leaves out the asset column (on the asset's own page).
+// Counts a node does not have (a model reads no "rows in") as a dash rather than `null`.
+const orDash = (v) => (v === null || v === undefined ? '—' : fmtNumber(v));
+
 export function checksTable(checks, { asset = true, tall = false } = {}) {
   const order = { fail: 0, warn: 1, pass: 2 };
   const sorted = [...checks].sort((a, b) => (order[a.status] ?? 1) - (order[b.status] ?? 1));

@@ -133,10 +133,7 @@ pub async fn stage_window(
         .await
         .map_err(|e| sql_err(e.to_string()))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| sql_err(e.to_string()))?;
+    let batches = df.collect().await.map_err(|e| sql_err(e.to_string()))?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     let relation = window_relation(&m.name, window);
     run.engine

@@ -1,9 +1,11 @@
 //! One module per command; [`dispatch`] routes to them.
 
 mod alerts;
+mod backfill;
 mod bench;
 mod bench_cdc;
 mod bench_dbt;
+mod bench_scheduler;
 mod bench_serve;
 mod demo;
 mod demo_postgres;
@@ -44,8 +46,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             pg_url,
             rate,
         } => {
-            let postgres = (source == "postgres")
-                .then_some(demo_postgres::LiveSettings { url: pg_url, rate });
+            let postgres =
+                (source == "postgres").then_some(demo_postgres::LiveSettings { url: pg_url, rate });
             demo::demo(&dir, scale, seed, no_serve, http, postgres).await
         }
         Command::Validate => run::validate(&project),
@@ -68,6 +70,25 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             (None, None) => runs::list(&project, limit),
         },
         Command::Retry { run_id, threads } => runs::retry(&project, &run_id, threads).await,
+        Command::Backfill {
+            select,
+            from,
+            to,
+            missing,
+            threads,
+            resume,
+        } => {
+            let args = backfill::BackfillArgs {
+                select,
+                from,
+                to,
+                missing,
+                threads,
+                resume,
+            };
+            backfill::backfill(&project, args).await
+        }
+        Command::Partitions { asset, json } => backfill::partitions(&project, &asset, json),
         Command::Lineage { asset } => inspect::lineage(&project, &asset),
         Command::Serve {
             http,
@@ -90,6 +111,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             clients,
             serve_duration,
             dbt_models,
+            scheduler,
+            models,
+            parse_models,
+            threads,
             cdc,
             cdc_rate,
             cdc_duration,
@@ -102,6 +127,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     duration: cdc_duration,
                 })
                 .await;
+            }
+            if scheduler {
+                let b = bench_scheduler::SchedulerBench {
+                    models,
+                    parse_models,
+                    threads,
+                };
+                return bench_scheduler::bench_scheduler(&b, dir.as_deref()).await;
             }
             if let Some(n) = dbt_models {
                 return bench_dbt::bench_dbt(n, dir.as_deref());

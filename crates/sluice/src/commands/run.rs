@@ -8,6 +8,7 @@ use anyhow::{Result, anyhow};
 use sluice_core::duration::parse_duration;
 use sluice_orchestrate::{NodeStatus, RunOptions, RunSummary};
 use sluice_quality::{CheckStatus, build_check};
+use tokio_util::sync::CancellationToken;
 
 use super::{load, open};
 use crate::progress::RunProgress;
@@ -16,23 +17,8 @@ use crate::table;
 /// Loads, compiles and checks every source and check declaration; reports every problem.
 pub fn validate(dir: &Path) -> Result<ExitCode> {
     let compiled = load(dir)?;
-    let mut problems = Vec::new();
-    for decl in &compiled.project.sources {
-        if let Err(e) = sluice_ingest::build_source(decl, &compiled.project.root) {
-            problems.push(e.to_string());
-        }
-    }
-    for spec in &compiled.project.checks {
-        if let Err(e) = build_check(spec, &compiled.scope) {
-            problems.push(e.to_string());
-        }
-    }
-    if let Err(e) = sluice_orchestrate::schedule::SchedulePlan::from_project(&compiled) {
-        problems.extend(e.problems().iter().map(|p| p.to_string()));
-    }
-    let alerting = sluice_monitor::validate(&compiled);
-    problems.extend(alerting.errors);
-    for w in &alerting.warnings {
+    let (problems, warnings) = problems(&compiled);
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
     if !problems.is_empty() {
@@ -53,6 +39,34 @@ pub fn validate(dir: &Path) -> Result<ExitCode> {
         compiled.project.checks.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every problem (and warning) `sluice validate` reports on a compiled project: connectors and checks
+/// that cannot be built, schedules, failure policies, owners and freshness settings.
+pub fn problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    for decl in &compiled.project.sources {
+        if let Err(e) = sluice_ingest::build_source(decl, &compiled.project.root) {
+            problems.push(e.to_string());
+        }
+    }
+    for spec in &compiled.project.checks {
+        if let Err(e) = build_check(spec, &compiled.scope) {
+            problems.push(e.to_string());
+        }
+    }
+    if let Err(e) = sluice_orchestrate::schedule::SchedulePlan::from_project(compiled) {
+        problems.extend(e.problems().iter().map(|p| p.to_string()));
+    }
+    if let Err(e) = sluice_orchestrate::Policies::from_project(
+        compiled,
+        sluice_orchestrate::NodePolicy::default(),
+    ) {
+        problems.extend(e.0.iter().map(|p| p.to_string()));
+    }
+    let alerting = sluice_monitor::validate(compiled);
+    problems.extend(alerting.errors);
+    (problems, alerting.warnings)
 }
 
 /// Options from the project defaults.
@@ -94,19 +108,38 @@ pub async fn execute(ws: &super::Workspace, mut opts: RunOptions) -> Result<RunS
     opts.observer = Some(progress.clone());
     // `sluice test` re-checks published data; it neither opens nor resolves build incidents.
     let alerts = !opts.checks_only;
+    let cancel = CancellationToken::new();
+    opts.cancel = Some(cancel.clone());
+    let ctrl_c = tokio::spawn(cancel_on_ctrl_c(cancel));
     let summary = sluice_orchestrate::run(
         ws.compiled.clone(),
         ws.engine.clone(),
         ws.state.clone(),
         opts,
     )
-    .await?;
+    .await;
+    ctrl_c.abort();
+    let summary = summary?;
     progress.finish();
     print_summary(&summary);
     if alerts {
         super::alerts::after_run(ws, &summary).await;
     }
     Ok(summary)
+}
+
+/// The first Ctrl-C cancels the run cleanly (running nodes stop, nothing half-published: a node
+/// commits in one Delta commit or not at all, and the run is recorded as cancelled); a second one
+/// exits at once.
+async fn cancel_on_ctrl_c(cancel: CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!("Cancelling the run (Ctrl-C again to exit at once)...");
+    cancel.cancel();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
+    }
 }
 
 /// `sluice test`.

@@ -117,7 +117,10 @@ pub fn show(dir: &Path, run_id: &str, all_logs: bool) -> Result<ExitCode> {
 }
 
 fn headline(run: &RunRecord) -> String {
-    let took = match (parse(&run.started_at), run.finished_at.as_deref().and_then(parse)) {
+    let took = match (
+        parse(&run.started_at),
+        run.finished_at.as_deref().and_then(parse),
+    ) {
         (Some(a), Some(b)) => format!("{:.2}s", (b - a).num_milliseconds() as f64 / 1000.0),
         _ => "still running".to_string(),
     };
@@ -202,7 +205,11 @@ pub fn cancel(dir: &Path, run_id: &str) -> Result<ExitCode> {
 pub async fn retry(dir: &Path, run_id: &str, threads: Option<usize>) -> Result<ExitCode> {
     let ws = super::open(dir).await?;
     let nodes = retry_selection(&ws.state, run_id)?;
-    println!("Retrying {} node(s) of run {run_id}: {}", nodes.len(), nodes.join(", "));
+    println!(
+        "Retrying {} node(s) of run {run_id}: {}",
+        nodes.len(),
+        nodes.join(", ")
+    );
     let mut opts = super::run::options(&ws, &nodes.join(","), "retry")?;
     if let Some(t) = threads {
         opts.threads = t;

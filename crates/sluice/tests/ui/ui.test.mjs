@@ -18,6 +18,8 @@ if (!base || !shots) {
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
+const SHOTS = ['graph', 'asset', 'run', 'dashboard-finance', 'dashboard-executive', 'failure'];
+for (const name of SHOTS) rmSync(join(shots, `${name}.png`), { force: true }); // no stale pictures
 const executablePath = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 20_000;
 
@@ -211,6 +213,23 @@ async function checksPage() {
   eq(await page.locator('section.panel > .scroll > table > tbody > tr', { has: page.locator('.badge.warn') }).count(), summary.warn, 'warning rows');
 }
 
+// An API error is shown in place, with the server's message, and a banner; nothing is left blank.
+// (The browser logs the 404 and app.js the error: those console errors are expected here only.)
+async function errorPage() {
+  step = 'error page';
+  const before = consoleErrors.length;
+  await go('/assets/no_such_asset');
+  await page.waitForSelector('[data-error]');
+  const text = await page.textContent('[data-error]');
+  check(text.includes('404') && text.includes('no_such_asset'), `the error box says: ${text}`);
+  check(await page.isVisible('#banner'), 'no banner for the failed page');
+  const unexpected = consoleErrors.splice(before).filter((e) => !/404|no_such_asset/.test(e));
+  consoleErrors.push(...unexpected);
+  await go('/');
+  await page.waitForSelector('svg.graph g.node');
+  check(await page.isHidden('#banner'), 'the banner stays after leaving the failed page');
+}
+
 let crashed = null;
 try {
   await graph();
@@ -220,6 +239,7 @@ try {
   await dashboard('finance', 5);
   await dashboard('executive', 3);
   await triggerRun();
+  await errorPage();
 } catch (e) {
   crashed = `[${step}] ${e.stack || e}`;
   await shot('failure').catch(() => {});
