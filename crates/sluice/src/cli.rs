@@ -202,6 +202,10 @@ pub enum Command {
         /// Scheduler benchmark: nodes running at once.
         #[arg(long, default_value_t = 16)]
         threads: usize,
+        /// Instead: land a generated PostgreSQL table of this many rows (20 columns) into bronze and
+        /// report rows/s and MB/s (uses --pg-url and --threads).
+        #[arg(long, value_name = "N")]
+        pg_rows: Option<u64>,
         /// Instead: measure PostgreSQL CDC end-to-end lag (source commit → visible in bronze).
         #[arg(long)]
         cdc: bool,
@@ -211,7 +215,7 @@ pub enum Command {
         /// CDC benchmark: how long changes are applied.
         #[arg(long, value_name = "DURATION", default_value = "10s")]
         cdc_duration: String,
-        /// CDC benchmark: the PostgreSQL database (needs `wal_level = logical`).
+        /// CDC and batch benchmarks: the PostgreSQL database (CDC needs `wal_level = logical`).
         #[arg(
             long,
             default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"

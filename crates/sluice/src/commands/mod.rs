@@ -5,6 +5,7 @@ mod backfill;
 mod bench;
 mod bench_cdc;
 mod bench_dbt;
+mod bench_pg;
 mod bench_scheduler;
 mod bench_serve;
 mod demo;
@@ -115,6 +116,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             models,
             parse_models,
             threads,
+            pg_rows,
             cdc,
             cdc_rate,
             cdc_duration,
@@ -125,6 +127,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     url: pg_url,
                     rate: cdc_rate,
                     duration: cdc_duration,
+                })
+                .await;
+            }
+            if let Some(rows) = pg_rows {
+                return bench_pg::bench_pg(&bench_pg::PgBench {
+                    url: pg_url,
+                    rows,
+                    threads,
                 })
                 .await;
             }

@@ -1,0 +1,60 @@
+//! `sluice bench --scheduler` and `sluice bench --pg-rows`: the reports are JSON with figures that
+//! come from real work (every node ran, every row landed). Figures are not asserted against targets
+//! here: speed is measured by running the benchmarks, not by timed tests.
+
+mod common;
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("bench")
+        .args(args)
+        .env("SLUICE_LOG", "error")
+        .output()
+        .expect("run sluice bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bench JSON: {e}\n{stdout}"))
+}
+
+#[test]
+fn scheduler_bench_runs_every_no_op_node_and_parses_every_model() {
+    let v = bench(&["--scheduler", "--models", "200", "--parse-models", "300"]);
+    let d = &v["scheduler"]["dispatch"];
+    assert_eq!(d["models"], 200);
+    // 10 layers of 20; each model below the first reads two of the layer before.
+    assert_eq!(d["edges"], 2 * 180);
+    assert_eq!(d["runs_s"].as_array().unwrap().len(), 3);
+    assert!(d["per_task_ms"].as_f64().unwrap() > 0.0);
+    let p = &v["scheduler"]["parse_validate"];
+    assert_eq!(p["models"], 300);
+    assert_eq!(p["checks"], 300, "one not_null check per model");
+    assert!(p["total_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn postgres_batch_bench_lands_every_row() {
+    let url = std::env::var("SLUICE_TEST_PG_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_string());
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+    if !reachable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL is not reachable under CI=true"
+        );
+        eprintln!("skipping: PostgreSQL is not reachable");
+        return;
+    }
+    let v = bench(&["--pg-rows", "20000", "--pg-url", &url]);
+    let b = &v["postgres_batch"];
+    assert_eq!(b["rows"], 20000);
+    assert_eq!(b["columns"], 20);
+    assert!(b["rows_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(b["source_table_mb"].as_f64().unwrap() > 1.0, "{b}");
+    assert!(b["bronze_parquet_mb"].as_f64().unwrap() > 0.1, "{b}");
+}
