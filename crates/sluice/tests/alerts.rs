@@ -196,6 +196,14 @@ fn serve_sweeps_freshness_and_alerts_a_breach_once() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         assert_eq!(open[0]["kind"], "freshness", "{open}");
+        // The incident is recorded before its webhook goes out: wait for the delivery so the kill
+        // below does not land in that window (a crash there is covered by `reclaim_stale`).
+        for _ in 0..100 {
+            if !bodies.lock().unwrap().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         server.kill().unwrap();
         server.wait().unwrap();
     }
