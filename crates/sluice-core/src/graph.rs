@@ -22,8 +22,13 @@ impl AssetGraph {
 
     /// Adds a node with no edges (idempotent).
     pub fn add_node(&mut self, name: &str) {
-        self.upstream.entry(name.to_string()).or_default();
-        self.downstream.entry(name.to_string()).or_default();
+        // Looked up first: edges re-add known nodes, and a key is only allocated for a new one.
+        if !self.upstream.contains_key(name) {
+            self.upstream.insert(name.to_string(), BTreeSet::new());
+        }
+        if !self.downstream.contains_key(name) {
+            self.downstream.insert(name.to_string(), BTreeSet::new());
+        }
     }
 
     /// Adds the edge `from -> to` (`to` reads `from`). Both nodes must already exist.
@@ -120,9 +125,6 @@ impl AssetGraph {
 
     /// Nodes in topological order (upstream first); ties broken by name for stable output.
     pub fn topological_order(&self) -> Result<Vec<String>, GraphError> {
-        if let Some(cycle) = self.find_cycle() {
-            return Err(GraphError::Cycle(cycle));
-        }
         let mut indegree: BTreeMap<&str, usize> = self
             .upstream
             .iter()
@@ -144,6 +146,12 @@ impl AssetGraph {
                     }
                 }
             }
+        }
+        // Nodes on a cycle never reach indegree 0; only then is the cycle searched for and spelled out.
+        if order.len() < indegree.len()
+            && let Some(cycle) = self.find_cycle()
+        {
+            return Err(GraphError::Cycle(cycle));
         }
         Ok(order)
     }

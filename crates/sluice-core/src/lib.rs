@@ -34,6 +34,7 @@ pub mod exports;
 pub mod graph;
 pub mod macros;
 pub mod model;
+pub mod parallel;
 pub mod project;
 pub mod seeds;
 pub mod source;

@@ -60,8 +60,23 @@ impl Project {
             }
         };
         let sources = load_sources(&root.join("sources"), &mut errors);
-        let properties = load_properties(&root.join("models"), &mut errors);
-        let mut models = load_models(&root.join("models"), &mut errors);
+        // Properties files are parsed while the model files are read: the two halves of a large
+        // project's load take about as long each.
+        let models_dir = root.join("models");
+        let (properties, mut models) = std::thread::scope(|s| {
+            let properties = s.spawn(|| {
+                let mut errors = Vec::new();
+                (load_properties(&models_dir, &mut errors), errors)
+            });
+            let mut model_errors = Vec::new();
+            let models = load_models(&models_dir, &mut model_errors);
+            let (properties, property_errors) = properties
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            errors.extend(property_errors);
+            errors.extend(model_errors);
+            (properties, models)
+        });
         // Seeds are models (materialized `seed`) in the silver layer; a properties file may describe them.
         let seeds =
             crate::seeds::load_seeds(&[root.join("seeds")], ModelLayer::Silver, &mut errors);
@@ -210,7 +225,13 @@ fn sorted_files(
         };
         for entry in entries.flatten() {
             let p = entry.path();
-            if p.is_dir() {
+            // The entry's type comes with the directory listing; only a symlink needs a `stat`.
+            let is_dir = match entry.file_type() {
+                Ok(t) if t.is_symlink() => p.is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => p.is_dir(),
+            };
+            if is_dir {
                 if recursive {
                     stack.push(p);
                 }
@@ -293,10 +314,17 @@ pub fn load_sources(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<SourceDecl
     out
 }
 
+/// Reads every file of `paths`, in order, on every core (file reads are most of a large project's
+/// load).
+fn read_texts(paths: Vec<PathBuf>) -> Vec<(PathBuf, Result<String, ConfigError>)> {
+    let texts = crate::parallel::map_ordered(&paths, 256, |p| read_text(p));
+    paths.into_iter().zip(texts).collect()
+}
+
 fn load_models(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<ModelFile> {
     let mut out: Vec<ModelFile> = Vec::new();
     let mut seen: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
-    for path in sorted_files(dir, &["sql"], true, errors) {
+    for (path, text) in read_texts(sorted_files(dir, &["sql"], true, errors)) {
         let rel = path.strip_prefix(dir).unwrap_or(&path);
         let top = rel
             .components()
@@ -321,7 +349,7 @@ fn load_models(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<ModelFile> {
             });
             continue;
         }
-        let sql = match read_text(&path) {
+        let sql = match text {
             Ok(s) => s,
             Err(e) => {
                 errors.push(e);

@@ -317,6 +317,23 @@ impl CompiledProject {
     }
 }
 
+/// Renders every model (at compile time: not incremental), on as many threads as there are cores;
+/// the results are in the order of `models`.
+fn render_all(
+    models: &[sluice_core::ModelFile],
+    scope: &RenderScope,
+) -> Vec<Result<crate::render::Rendered, TransformError>> {
+    sluice_core::parallel::map_ordered(models, 128, |m| {
+        render(
+            &m.sql,
+            &m.path,
+            scope,
+            Some(&model_relation(m.layer, &m.name)),
+            false,
+        )
+    })
+}
+
 /// Compiles a project, collecting every error (template errors, bad config, unknown refs, a cycle).
 pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformError>> {
     let mut errors = Vec::new();
@@ -359,9 +376,10 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
     }
     let mut models = BTreeMap::new();
     let mut unknown: Vec<TransformError> = Vec::new();
-    for m in &project.models {
+    let all_rendered = render_all(&project.models, &scope);
+    for (m, rendered) in project.models.iter().zip(all_rendered) {
         let relation = model_relation(m.layer, &m.name);
-        let rendered = match render(&m.sql, &m.path, &scope, Some(&relation), false) {
+        let rendered = match rendered {
             Ok(r) => r,
             Err(e) => {
                 errors.push(e);
