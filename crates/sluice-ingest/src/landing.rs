@@ -69,62 +69,116 @@ pub struct Landed {
 /// Lands one batch set in one commit (plus one quarantine commit, guarded by the same token).
 pub async fn land(cx: &IngestContext, landing: Landing<'_>) -> Result<Landed, IngestError> {
     let id = TableId::bronze(landing.source, landing.table);
-    let app = app_id(landing.source, landing.table);
-    let batch_id = format!(
-        "{}:{}.{}:{}",
-        cx.run_id, landing.source, landing.table, landing.txn_version
-    );
-    let mut quarantined = 0;
-    if !landing.rejected.is_empty() {
-        // Quarantine first: if the data commit then fails, the retry re-reads the same rows and the
-        // quarantine write below is skipped by its own idempotency token.
-        let q_id = TableId::quarantine(&format!("{}.{}", landing.source, landing.table));
-        let done = cx.lake.txn_version(&q_id, &app).await?;
-        if done.is_none_or(|v| v < landing.txn_version) {
-            quarantined = cx
-                .lake
-                .quarantine_with_txn(
-                    &format!("{}.{}", landing.source, landing.table),
-                    landing.rejected,
-                    &batch_id,
-                    Some((app.clone(), landing.txn_version)),
-                )
-                .await?;
-        }
-    }
+    let batch_id = batch_id(cx, landing.source, landing.table, landing.txn_version);
+    let quarantined = quarantine_first(
+        cx,
+        landing.source,
+        landing.table,
+        landing.rejected,
+        &batch_id,
+        landing.txn_version,
+    )
+    .await?;
     let mut out = Vec::with_capacity(landing.batches.len());
     for b in landing.batches {
-        let b = apply_pii(b, landing.pii)?;
-        out.push(add_metadata(b, cx, &batch_id, landing.origin)?);
+        out.push(prepare(b, cx, landing.pii, &batch_id, landing.origin)?);
     }
-    let mut metadata = landing.metadata;
-    metadata.insert("sluice.batch_id".into(), batch_id.clone().into());
+    let spec = bronze_spec(
+        cx,
+        landing.source,
+        landing.table,
+        landing.mode,
+        landing.txn_version,
+        landing.metadata,
+        &batch_id,
+    );
+    let outcome = cx.lake.write(&id, out, &spec).await?;
+    Ok(Landed::from_outcome(outcome, quarantined))
+}
+
+impl Landed {
+    /// What a bronze write's outcome means for the report.
+    pub(crate) fn from_outcome(outcome: WriteOutcome, quarantined: u64) -> Landed {
+        match outcome {
+            WriteOutcome::Committed { rows, .. } => Landed {
+                rows,
+                quarantined,
+                committed: true,
+            },
+            WriteOutcome::AlreadyCommitted { .. } | WriteOutcome::Empty => Landed {
+                rows: 0,
+                quarantined,
+                committed: false,
+            },
+        }
+    }
+}
+
+/// The `_batch_id` of the rows one commit lands: run, table and idempotency version.
+pub(crate) fn batch_id(cx: &IngestContext, source: &str, table: &str, txn_version: i64) -> String {
+    format!("{}:{source}.{table}:{txn_version}", cx.run_id)
+}
+
+/// Commits `rejected` to the table's quarantine under the data commit's token, *before* the data
+/// commit: if that commit then fails, the retry re-reads the same rows and this write is skipped by
+/// its own token. Returns the rows quarantined now.
+pub(crate) async fn quarantine_first(
+    cx: &IngestContext,
+    source: &str,
+    table: &str,
+    rejected: Vec<QuarantinedRow>,
+    batch_id: &str,
+    txn_version: i64,
+) -> Result<u64, IngestError> {
+    if rejected.is_empty() {
+        return Ok(0);
+    }
+    let asset = format!("{source}.{table}");
+    let app = app_id(source, table);
+    let done = cx
+        .lake
+        .txn_version(&TableId::quarantine(&asset), &app)
+        .await?;
+    if done.is_some_and(|v| v >= txn_version) {
+        return Ok(0);
+    }
+    Ok(cx
+        .lake
+        .quarantine_with_txn(&asset, rejected, batch_id, Some((app, txn_version)))
+        .await?)
+}
+
+/// A batch as it lands: PII rules applied, bronze metadata columns added.
+pub(crate) fn prepare(
+    batch: RecordBatch,
+    cx: &IngestContext,
+    pii: &std::collections::BTreeMap<String, Pii>,
+    batch_id: &str,
+    origin: &str,
+) -> Result<RecordBatch, IngestError> {
+    add_metadata(apply_pii(batch, pii)?, cx, batch_id, origin)
+}
+
+/// How a bronze commit is written: partitioned by ingestion date, new columns added, with the
+/// table's idempotency token and the run's ids in the commit metadata.
+pub(crate) fn bronze_spec(
+    cx: &IngestContext,
+    source: &str,
+    table: &str,
+    mode: WriteMode,
+    txn_version: i64,
+    mut metadata: serde_json::Map<String, serde_json::Value>,
+    batch_id: &str,
+) -> WriteSpec {
+    metadata.insert("sluice.batch_id".into(), batch_id.into());
     metadata.insert("sluice.run_id".into(), cx.run_id.clone().into());
-    let spec = WriteSpec {
-        mode: landing.mode,
+    WriteSpec {
+        mode,
         partition_by: vec!["_ingest_date".into()],
-        txn: Some((app, landing.txn_version)),
+        txn: Some((app_id(source, table), txn_version)),
         metadata,
         merge_schema: true,
-    };
-    let outcome = cx.lake.write(&id, out, &spec).await?;
-    Ok(match outcome {
-        WriteOutcome::Committed { rows, .. } => Landed {
-            rows,
-            quarantined,
-            committed: true,
-        },
-        WriteOutcome::AlreadyCommitted { .. } => Landed {
-            rows: 0,
-            quarantined,
-            committed: false,
-        },
-        WriteOutcome::Empty => Landed {
-            rows: 0,
-            quarantined,
-            committed: false,
-        },
-    })
+    }
 }
 
 /// The schema of bronze metadata columns.

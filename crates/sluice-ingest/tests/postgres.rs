@@ -766,3 +766,75 @@ async fn server_terminating_the_read_is_transient() {
     let lake_has_table = lake.exists(&TableId::bronze("pg", "slow")).await.unwrap();
     assert!(!lake_has_table, "nothing landed");
 }
+
+/// A full load streams its batches into the lake as it reads (bounded memory); a read that dies
+/// after many batches must still commit nothing, leaving the last snapshot whole.
+#[tokio::test]
+async fn a_full_load_cut_off_midway_keeps_the_last_snapshot() {
+    let Some(db) = test_db("fullcut").await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE items (id int4 PRIMARY KEY, name text);
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 3000) g;",
+    )
+    .await;
+    let app = format!("{}_cut", db.schema);
+    let decl = SourceDecl {
+        text: format!(
+            "kind: postgres\nconnection: \"{}\"\nbatch_size: 500\ntables:\n  - name: items\n    \
+             query: SELECT id, name, CASE WHEN id = 2500 THEN (SELECT 1 FROM pg_sleep(30)) END AS s \
+             FROM {}.items ORDER BY id\n",
+            with_application_name(&pg_url(), &app),
+            db.schema
+        ),
+        ..db.source("pg", "")
+    };
+    let (_dir, lake) = lake();
+    let id = TableId::bronze("pg", "items");
+    let source = build_source(&decl, ".".as_ref()).unwrap();
+    // The first run reads until it sleeps at row 2,500: cut it off there.
+    db.exec("UPDATE items SET id = id + 10000 WHERE id = 2500")
+        .await;
+    let first = source
+        .ingest("items", &IngestContext::new(lake.clone(), "run-1"))
+        .await
+        .unwrap();
+    assert_eq!((first.rows_written, first.commits), (3000, 1));
+    let version = lake.load(&id).await.unwrap().unwrap().version();
+    db.exec("UPDATE items SET id = 2500 WHERE id = 12500; INSERT INTO items VALUES (9999, 'new')")
+        .await;
+    let cx = IngestContext::new(lake.clone(), "run-2");
+    let ingest = tokio::spawn(async move { source.ingest("items", &cx).await });
+    let mut terminated = false;
+    for _ in 0..200 {
+        let killed = db
+            .client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active' \
+                 AND wait_event = 'PgSleep'",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        if !killed.is_empty() {
+            terminated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(terminated, "the read never reached its sleep");
+    let err = tokio::time::timeout(std::time::Duration::from_secs(20), ingest)
+        .await
+        .expect("the load ends once its connection is terminated")
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(
+        lake.load(&id).await.unwrap().unwrap().version(),
+        version,
+        "nothing committed"
+    );
+    assert_eq!(count(&lake, &id).await, 3000, "the last snapshot is whole");
+}

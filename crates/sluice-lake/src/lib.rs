@@ -78,6 +78,7 @@ pub mod log;
 pub mod quarantine;
 pub mod table;
 pub mod write;
+pub mod write_stream;
 
 #[cfg(test)]
 mod test_util;

@@ -58,7 +58,7 @@ pub enum WriteMode {
 }
 
 impl WriteMode {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             WriteMode::Append => "append",
             WriteMode::Overwrite => "overwrite",
@@ -138,7 +138,7 @@ impl WriteSpec {
     }
 
     /// Check keys, partition columns and metadata against the data's schema.
-    fn validate(&self, id: &TableId, schema: Option<&SchemaRef>) -> Result<()> {
+    pub(crate) fn validate(&self, id: &TableId, schema: Option<&SchemaRef>) -> Result<()> {
         if let Some(key) = self
             .metadata
             .keys()
@@ -177,7 +177,7 @@ impl WriteSpec {
     }
 
     /// The Delta commit properties: custom metadata plus the app transaction.
-    fn commit_properties(&self) -> CommitProperties {
+    pub(crate) fn commit_properties(&self) -> CommitProperties {
         let mut metadata = self.metadata.clone();
         let mut properties = CommitProperties::default();
         if let Some((app_id, version)) = &self.txn {
@@ -289,7 +289,11 @@ impl Lake {
         }
     }
 
-    async fn already_committed(&self, id: &TableId, app_id: &str) -> Result<WriteOutcome> {
+    pub(crate) async fn already_committed(
+        &self,
+        id: &TableId,
+        app_id: &str,
+    ) -> Result<WriteOutcome> {
         let version = self
             .commit_metadata(id, app_id)
             .await?

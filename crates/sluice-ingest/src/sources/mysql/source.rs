@@ -222,7 +222,8 @@ impl MysqlSource {
                 let sql = format!("SELECT * FROM {from} WHERE {filter} ORDER BY {c}");
                 (conn.prep(sql).await.map_err(fail)?, self.config.commit_rows)
             }
-            None => (base, usize::MAX),
+            // A full load streams into one commit (see table_load.rs): a chunk per batch.
+            None => (base, self.config.batch_size),
         };
         Ok(ReadRequest {
             statement,

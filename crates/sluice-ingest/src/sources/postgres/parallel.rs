@@ -6,8 +6,8 @@
 //! decoding uses every core. All readers see the same data: the planning connection opens a
 //! `REPEATABLE READ` transaction and exports its snapshot (`pg_export_snapshot()`), the other
 //! connections import it (`SET TRANSACTION SNAPSHOT`) before the first row is read — the way
-//! `pg_dump --jobs` reads. The ranges' rows are gathered into one chunk, so the table is still
-//! replaced in a single commit. Anything else (no such key, a small or never-analyzed table, a
+//! `pg_dump --jobs` reads. The ranges' batches stream into one commit, so the table is still
+//! replaced at once. Anything else (no such key, a small or never-analyzed table, a
 //! `query:`) reads serially, exactly as before.
 
 use tokio::sync::mpsc::{Sender, channel};
@@ -144,7 +144,7 @@ pub(crate) async fn spawn_full_read(
             columns: columns.clone(),
             cursor: None,
             batch_size,
-            commit_rows: usize::MAX,
+            commit_rows: batch_size,
             source: source.clone(),
             table: table_name.clone(),
         };
@@ -152,22 +152,12 @@ pub(crate) async fn spawn_full_read(
     }
     drop(part_tx);
     Ok(tokio::spawn(async move {
-        // Gather the ranges into one chunk: a full load replaces the table in one commit.
-        let mut merged: Option<Chunk> = None;
+        // The ranges' chunks are forwarded as they come: the lander streams them all into one
+        // commit (see table_load.rs), so the table is still replaced at once.
         while let Some(part) = part_rx.recv().await {
-            match part {
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-                Ok(part) => match &mut merged {
-                    None => merged = Some(part),
-                    Some(m) => {
-                        m.batches.extend(part.batches);
-                        m.rejected.extend(part.rejected);
-                        m.rows_read += part.rows_read;
-                    }
-                },
+            let failed = part.is_err();
+            if tx.send(part).await.is_err() || failed {
+                return;
             }
         }
         for r in readers {
@@ -182,9 +172,6 @@ pub(crate) async fn spawn_full_read(
                     .await;
                 return;
             }
-        }
-        if let Some(m) = merged {
-            let _ = tx.send(Ok(m)).await;
         }
     }))
 }

@@ -39,7 +39,7 @@ pub(crate) struct ReadRequest {
     /// Index of the cursor column in the result, for incremental reads.
     pub cursor: Option<usize>,
     pub batch_size: usize,
-    /// Rows per chunk (a chunk ends only where the cursor value changes). `usize::MAX`: one chunk.
+    /// Rows per chunk (in an incremental read a chunk ends only where the cursor value changes).
     pub commit_rows: usize,
     pub source: String,
     pub table: String,
@@ -302,10 +302,13 @@ async fn read_inner(
         };
         // Cut a chunk only between different cursor values, so resuming from its watermark with
         // `cursor > watermark` never skips rows that share the boundary value.
-        if chunk_rows >= req.commit_rows
-            && cursor_value.is_some()
-            && cursor_value != chunk.watermark
-        {
+        if crate::sources::table_load::ends_chunk(
+            &chunk,
+            chunk_rows,
+            req.commit_rows,
+            req.cursor.is_some(),
+            &cursor_value,
+        ) {
             if in_batch > 0 {
                 chunk.batches.push(finish_batch(&mut builders)?);
                 in_batch = 0;

@@ -213,7 +213,8 @@ impl PostgresSource {
                     .map_err(|e| fail(e, &format!("cannot read `{qualified}`")))?;
                 (stmt, self.config.commit_rows)
             }
-            None => (base, usize::MAX),
+            // A full load streams into one commit (see table_load.rs): a chunk per batch.
+            None => (base, self.config.batch_size),
         };
         Ok(ReadRequest {
             client,

@@ -127,7 +127,12 @@ impl Source for SqliteSource {
                 vec![],
                 self.config.commit_rows,
             ),
-            _ => (format!("SELECT * FROM {from}"), vec![], usize::MAX),
+            // A full load streams into one commit (see table_load.rs): a chunk per batch.
+            _ => (
+                format!("SELECT * FROM {from}"),
+                vec![],
+                self.config.batch_size,
+            ),
         };
         let request = ReadRequest {
             db: self.db.clone(),

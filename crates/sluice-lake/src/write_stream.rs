@@ -1,0 +1,183 @@
+//! Writing a stream of batches as one commit, in bounded memory.
+//!
+//! [`Lake::write`] takes its rows as a `Vec`, so a full load of a table larger than memory would have
+//! to hold it whole before its one commit. [`Lake::write_stream`] hands delta-rs a DataFusion plan over
+//! the stream instead: delta-rs writes Parquet files (rolled at its target file size) while the stream
+//! is read and commits all of them — with the txn and the commit metadata — once it ends. The table
+//! changes exactly as with `write`: nothing is visible until the one commit, and an error from the
+//! stream (a lost connection halfway) aborts the write with nothing committed. The files already
+//! written are then in no commit; readers never see them and `VACUUM` removes them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::DataFusionError;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use deltalake::DeltaTableError;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::{LakeError, Result};
+use crate::layout::TableId;
+use crate::table::{Lake, txn_version_of};
+use crate::write::{WriteMode, WriteOutcome, WriteSpec};
+
+impl Lake {
+    /// Writes the batches of `stream` (all of `schema`) to the table as one atomic commit, creating
+    /// the table if needed, without holding them in memory (see the module docs).
+    ///
+    /// Append and overwrite stream; a merge or a replace-where needs its rows together and collects
+    /// the stream, then calls [`Lake::write`]. Idempotency works as for `write`: when the table already
+    /// records the spec's txn, the stream is not read and the outcome is
+    /// [`WriteOutcome::AlreadyCommitted`]. Unlike `write`, an append of zero rows still commits (the
+    /// stream's length is known only at its end); an overwrite of zero rows empties the table.
+    pub async fn write_stream(
+        &self,
+        id: &TableId,
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        spec: &WriteSpec,
+    ) -> Result<WriteOutcome> {
+        spec.validate(id, Some(&schema))?;
+        let (save_mode, overwrite) = match &spec.mode {
+            WriteMode::Append => (SaveMode::Append, false),
+            WriteMode::Overwrite => (SaveMode::Overwrite, true),
+            WriteMode::Merge { .. } | WriteMode::ReplaceWhere { .. } => {
+                let batches: Vec<RecordBatch> = stream
+                    .try_collect()
+                    .await
+                    .map_err(|e| LakeError::datafusion(id, spec.mode.name(), e))?;
+                return self.write(id, batches, spec).await;
+            }
+        };
+        let operation = spec.mode.name();
+        let table = self.load_or_uninitialized(id).await?;
+        if let Some((app_id, version)) = &spec.txn
+            && let Some(done) = txn_version_of(&table, id, app_id).await?
+            && done >= *version
+        {
+            tracing::info!(table = %id, app_id, version, done, "write already committed, skipping");
+            return self.already_committed(id, app_id).await;
+        }
+        let creating = table.version().is_none();
+
+        let rows = Arc::new(AtomicU64::new(0));
+        let counted = {
+            let rows = rows.clone();
+            stream.inspect_ok(move |b| {
+                rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+            })
+        };
+        let source = OneShot::new(Box::pin(RecordBatchStreamAdapter::new(
+            schema.clone(),
+            counted,
+        )));
+        let provider = StreamingTable::try_new(schema, vec![Arc::new(source)])
+            .map_err(|e| LakeError::datafusion(id, operation, e))?;
+        let plan = LogicalPlanBuilder::scan("source", provider_as_source(Arc::new(provider)), None)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(|e| LakeError::datafusion(id, operation, e))?;
+
+        let mut properties = spec.commit_properties();
+        if creating {
+            // As in `Lake::write`: a losing table creator must fail rather than be committed on top
+            // of the winner's version 0 without a conflict check.
+            properties = properties.with_max_retries(0);
+        }
+        let mut builder = table
+            .write(Vec::<RecordBatch>::new())
+            .with_input_plan(plan)
+            .with_save_mode(save_mode)
+            .with_commit_properties(properties);
+        if overwrite {
+            builder = builder
+                .with_schema_mode(SchemaMode::Overwrite)
+                .with_partition_columns(spec.partition_by.clone());
+        } else {
+            if spec.merge_schema {
+                builder = builder.with_schema_mode(SchemaMode::Merge);
+            }
+            if creating && !spec.partition_by.is_empty() {
+                builder = builder.with_partition_columns(spec.partition_by.clone());
+            }
+        }
+        let table = match builder.await {
+            Ok(table) => table,
+            Err(err) => {
+                // A concurrent writer with the same app id may have won the commit race (the stream
+                // is spent, so unlike `write` a lost creation race is not retried here).
+                if let Some((app_id, version)) = &spec.txn
+                    && let Ok(Some(done)) = self.txn_version(id, app_id).await
+                    && done >= *version
+                {
+                    tracing::warn!(table = %id, app_id, version, error = %err,
+                        "write lost a race to an identical commit; treating as committed");
+                    return self.already_committed(id, app_id).await;
+                }
+                return Err(LakeError::delta(id, operation, err));
+            }
+        };
+        let version = table
+            .version()
+            .and_then(|v| i64::try_from(v).ok())
+            .ok_or_else(|| LakeError::delta(id, operation, DeltaTableError::NotInitialized))?;
+        let rows = rows.load(Ordering::Relaxed);
+        tracing::info!(table = %id, operation, version, rows, "committed (streamed)");
+        Ok(WriteOutcome::Committed { version, rows })
+    }
+}
+
+/// The stream as a one-partition DataFusion source that can be executed once.
+struct OneShot {
+    schema: SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl OneShot {
+    fn new(stream: SendableRecordBatchStream) -> Self {
+        OneShot {
+            schema: stream.schema(),
+            stream: Mutex::new(Some(stream)),
+        }
+    }
+}
+
+impl std::fmt::Debug for OneShot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneShot").finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for OneShot {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
+        taken.unwrap_or_else(|| {
+            // Planning bug, not input: the plan read its source twice.
+            let failed = futures::stream::once(async {
+                Err(DataFusionError::Internal(
+                    "a streamed write's input was read twice".into(),
+                ))
+            });
+            Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                failed.boxed(),
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "write_stream_tests.rs"]
+mod tests;
