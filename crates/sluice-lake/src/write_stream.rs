@@ -16,6 +16,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::DataFusionError;
 use datafusion::datasource::provider_as_source;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -24,6 +25,8 @@ use deltalake::DeltaTableError;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use futures::{StreamExt, TryStreamExt};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;
@@ -95,6 +98,8 @@ impl Lake {
         let mut builder = table
             .write(Vec::<RecordBatch>::new())
             .with_input_plan(plan)
+            .with_session_state(Arc::new(single_stream_session()))
+            .with_writer_properties(streaming_writer_properties())
             .with_save_mode(save_mode)
             .with_commit_properties(properties);
         if overwrite {
@@ -133,6 +138,32 @@ impl Lake {
         tracing::info!(table = %id, operation, version, rows, "committed (streamed)");
         Ok(WriteOutcome::Committed { version, rows })
     }
+}
+
+/// A delta-rs session that keeps the one input stream one stream. With several target partitions
+/// DataFusion spreads the input round-robin and delta-rs then hash-repartitions it by the partition
+/// columns; a load has one `_ingest_date`, so every batch lands in one output while the others stay
+/// empty, and DataFusion's repartition buffers without limit — the whole load in memory.
+fn single_stream_session() -> SessionState {
+    let state = deltalake::delta_datafusion::create_session().state();
+    let config = state.config().clone().with_target_partitions(1);
+    SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .build()
+}
+
+/// Rows per Parquet row group of a streamed write. The writer holds the row group it is filling in
+/// memory (encoded), so delta-rs' default of about a million rows would let a load's memory grow with
+/// its size up to there; this many rows keep it to a few MB per column while staying large enough
+/// for scans (DuckDB writes 122,880).
+const STREAM_ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// delta-rs' own defaults (Snappy) with [`STREAM_ROW_GROUP_ROWS`].
+fn streaming_writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(STREAM_ROW_GROUP_ROWS))
+        .build()
 }
 
 /// The stream as a one-partition DataFusion source that can be executed once.

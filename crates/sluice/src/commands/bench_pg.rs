@@ -4,8 +4,8 @@
 //! jsonb) of N rows is generated inside PostgreSQL (`generate_series`; kept between runs of the same
 //! size), then a project with one `kind: postgres`, `mode: full` table lands it into bronze through
 //! the real run loop (parallel chunked reads, type mapping, Arrow batches, Delta commit). Reported:
-//! rows/s, and MB/s of the table's size in PostgreSQL (heap, without indexes) and of the Arrow data
-//! landed.
+//! rows/s, MB/s of the table's size in PostgreSQL (heap, without indexes), the Parquet size landed,
+//! and the process's peak resident memory (the load streams, so it stays well below the table size).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -157,12 +157,22 @@ pub async fn bench_pg(settings: &PgBench) -> Result<ExitCode> {
             "source_table_mb": table_mb,
             "source_mb_per_sec": table_mb / secs,
             "bronze_parquet_mb": lake_mb,
+            "peak_rss_mb": peak_rss_mb(),
             "threads": settings.threads,
         }
     });
     drop(ws);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident memory (`VmHWM`, Linux), in MB: a full load streams into its one
+/// commit, so this stays far below the table's size.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0 / 1e6)
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {
