@@ -158,11 +158,18 @@ fn single_stream_session() -> SessionState {
 /// for scans (DuckDB writes 122,880).
 const STREAM_ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// delta-rs' own defaults (Snappy) with [`STREAM_ROW_GROUP_ROWS`].
+/// The most a column's dictionary may hold before the writer falls back to plain encoding. Every
+/// row group tries a dictionary again, and for a high-cardinality column (ids, emails, uuids) the
+/// hashing until the fallback was the writer's biggest cost; low-cardinality columns (statuses,
+/// countries) stay far below this and keep their dictionaries.
+const STREAM_DICTIONARY_BYTES: usize = 128 * 1024;
+
+/// delta-rs' own defaults (Snappy) with [`STREAM_ROW_GROUP_ROWS`] and [`STREAM_DICTIONARY_BYTES`].
 fn streaming_writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(STREAM_ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(STREAM_DICTIONARY_BYTES)
         .build()
 }
 

@@ -58,4 +58,6 @@ fn postgres_batch_bench_lands_every_row() {
     assert!(b["source_table_mb"].as_f64().unwrap() > 1.0, "{b}");
     assert!(b["bronze_parquet_mb"].as_f64().unwrap() > 0.1, "{b}");
     assert!(b["peak_rss_mb"].as_f64().unwrap() > 1.0, "{b}");
+    assert!(b["cpu_seconds"].as_f64().unwrap() > 0.0, "{b}");
+    assert!(b["source_mb_per_cpu_sec"].as_f64().unwrap() > 0.0, "{b}");
 }

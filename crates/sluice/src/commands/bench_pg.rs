@@ -124,6 +124,7 @@ pub async fn bench_pg(settings: &PgBench) -> Result<ExitCode> {
         ..super::run::options(&ws, "", "bench")?
     };
     let t = Instant::now();
+    let cpu_before = cpu_seconds();
     let summary = sluice_orchestrate::run(
         ws.compiled.clone(),
         ws.engine.clone(),
@@ -132,6 +133,9 @@ pub async fn bench_pg(settings: &PgBench) -> Result<ExitCode> {
     )
     .await?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let node = summary
         .nodes
         .first()
@@ -158,6 +162,10 @@ pub async fn bench_pg(settings: &PgBench) -> Result<ExitCode> {
             "source_mb_per_sec": table_mb / secs,
             "bronze_parquet_mb": lake_mb,
             "peak_rss_mb": peak_rss_mb(),
+            // Sluice's own CPU time during the load (PostgreSQL's backends are not counted): the
+            // throughput per core it used.
+            "cpu_seconds": cpu,
+            "source_mb_per_cpu_sec": cpu.map(|c| table_mb / c),
             "threads": settings.threads,
         }
     });
@@ -173,6 +181,19 @@ fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024.0 / 1e6)
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux), in seconds.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis;
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // In USER_HZ clock ticks, which the Linux ABI fixes at 100 per second.
+    Some((utime + stime) / 100.0)
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {
