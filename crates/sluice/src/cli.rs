@@ -226,7 +226,8 @@ pub enum Command {
     Export {
         /// A model (`mart_revenue`, `gold.mart_revenue`) or a source table (`shop.orders`).
         asset: String,
-        /// parquet, csv or jsonl (default: from the extension of --to).
+        /// parquet, csv or jsonl; also json (one array) and arrow (Arrow IPC stream). Default: from
+        /// the extension of --to.
         #[arg(long)]
         format: Option<String>,
         /// The output file (written whole or not at all), or `-` for stdout.
