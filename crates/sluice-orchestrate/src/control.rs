@@ -6,9 +6,12 @@
 //! - A **cancel request** for a run is a row; the run polls for it and stops.
 //! - A **lease** says which run executes a node right now. A run takes the lease before a node's first
 //!   attempt and renews it while the node runs; another run that wants the same node waits until it is
-//!   released or expires (the holder died), so one node never runs twice at once.
+//!   released or expires (the holder died), so one node never runs twice at once. A holder whose
+//!   process is known to be gone (same boot and PID namespace, no such PID: it was killed) gives its
+//!   lease up at once instead of after the TTL.
 //! - A **tick claim** makes one scheduler, not every scheduler, run a given tick of a node.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{SecondsFormat, Utc};
@@ -21,6 +24,7 @@ use crate::state::{StateError, StateStore};
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS run_cancels (run_id TEXT PRIMARY KEY, requested_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (node TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS lease_owners (holder TEXT PRIMARY KEY, process TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tick_claims (
     node TEXT NOT NULL, tick TEXT NOT NULL, holder TEXT NOT NULL, claimed_ms INTEGER NOT NULL,
     PRIMARY KEY (node, tick));
@@ -106,7 +110,14 @@ impl StateStore {
     ) -> Result<Option<String>, StateError> {
         let now = now_ms();
         let expires = now + ttl.as_millis() as i64;
+        let me = ProcessId::current();
         let changed = self.with(|c| {
+            if let Some(me) = &me {
+                c.execute(
+                    "INSERT OR IGNORE INTO lease_owners (holder, process) VALUES (?1, ?2)",
+                    params![holder, me.to_string()],
+                )?;
+            }
             c.execute(
                 "INSERT INTO leases (node, holder, expires_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(node) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
@@ -118,12 +129,35 @@ impl StateStore {
             return Ok(None);
         }
         let other = self.with(|c| {
-            c.query_row("SELECT holder FROM leases WHERE node = ?1", [node], |r| {
-                r.get::<_, String>(0)
-            })
+            c.query_row(
+                "SELECT l.holder, o.process FROM leases l
+                 LEFT JOIN lease_owners o ON o.holder = l.holder WHERE l.node = ?1",
+                [node],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
             .optional()
         })?;
-        Ok(Some(other.unwrap_or_default()))
+        let Some((other, process)) = other else {
+            return Ok(Some(String::new()));
+        };
+        let dead = match (&me, process.as_deref().and_then(ProcessId::parse)) {
+            (Some(me), Some(theirs)) => theirs.is_gone_seen_from(me),
+            _ => false,
+        };
+        if dead {
+            // Taken only from that holder, so two runs finding it dead cannot both win.
+            let taken = self.with(|c| {
+                c.execute(
+                    "UPDATE leases SET holder = ?2, expires_ms = ?3 WHERE node = ?1 AND holder = ?4",
+                    params![node, holder, expires, other],
+                )
+            })?;
+            if taken == 1 {
+                tracing::warn!(node, dead_holder = %other, "took over the lease of a run whose process is gone");
+                return Ok(None);
+            }
+        }
+        Ok(Some(other))
     }
 
     /// Gives the lease on `node` back (only if `holder` still holds it).
@@ -230,6 +264,56 @@ impl StateStore {
     }
 }
 
+/// Which process holds a lease, precisely enough to tell from another process on the same machine
+/// that it is gone: the kernel's boot id, the PID namespace and the PID (Linux).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcessId {
+    boot: String,
+    pid_namespace: String,
+    pid: u32,
+}
+
+impl ProcessId {
+    /// This process, or `None` where `/proc` does not say (then leases only expire).
+    fn current() -> Option<ProcessId> {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let pid_namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        Some(ProcessId {
+            boot: boot.trim().to_string(),
+            pid_namespace: pid_namespace.to_string_lossy().into_owned(),
+            pid: std::process::id(),
+        })
+    }
+
+    fn parse(s: &str) -> Option<ProcessId> {
+        let mut parts = s.splitn(3, ' ');
+        let boot = parts.next()?.to_string();
+        let pid = parts.next()?.parse().ok()?;
+        let pid_namespace = parts.next()?.to_string();
+        Some(ProcessId {
+            boot,
+            pid_namespace,
+            pid,
+        })
+    }
+
+    /// Whether this process is certainly gone, as seen from `me`: only a process of the same boot and
+    /// PID namespace can be looked up; anything else (another machine, container or boot) counts as
+    /// alive, and its lease expires instead. A reused PID also counts as alive.
+    fn is_gone_seen_from(&self, me: &ProcessId) -> bool {
+        self.boot == me.boot
+            && self.pid_namespace == me.pid_namespace
+            && self.pid != me.pid
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl std::fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.boot, self.pid, self.pid_namespace)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +391,59 @@ mod tests {
         assert_eq!(
             s.stale_inputs_of_run("r").unwrap().get("m").unwrap(),
             &vec!["a".to_string(), "b".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_lease_of_a_killed_process_is_taken_over_at_once() {
+        let Some(me) = ProcessId::current() else {
+            eprintln!("skipping: /proc does not identify processes here");
+            return;
+        };
+        let (_d, a, b) = shared_db();
+        let ttl = Duration::from_secs(30);
+        // A holder in a process that has exited (a child that ran and was reaped).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = ProcessId {
+            pid: child.id(),
+            ..me.clone()
+        };
+        child.wait().unwrap();
+        let owner = |holder: &str, process: &ProcessId| {
+            a.with(|c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO lease_owners (holder, process) VALUES (?1, ?2)",
+                    params![holder, process.to_string()],
+                )
+            })
+            .unwrap();
+        };
+        assert_eq!(ProcessId::parse(&gone.to_string()), Some(gone.clone()));
+        assert_eq!(a.acquire_lease("n", "run-dead", ttl).unwrap(), None);
+        owner("run-dead", &gone);
+        assert_eq!(
+            b.acquire_lease("n", "run-b", ttl).unwrap(),
+            None,
+            "taken over"
+        );
+        assert_eq!(
+            a.acquire_lease("n", "run-c", ttl).unwrap(),
+            Some("run-b".to_string()),
+            "run-b's process (this one) is alive"
+        );
+        // A holder on another boot (or machine, or PID namespace) cannot be checked: it keeps its
+        // lease until the TTL.
+        assert_eq!(a.acquire_lease("m", "run-elsewhere", ttl).unwrap(), None);
+        owner(
+            "run-elsewhere",
+            &ProcessId {
+                boot: "another-boot".into(),
+                ..gone.clone()
+            },
+        );
+        assert_eq!(
+            b.acquire_lease("m", "run-b", ttl).unwrap(),
+            Some("run-elsewhere".to_string())
         );
     }
 }
