@@ -710,6 +710,28 @@ fn with_application_name(url: &str, name: &str) -> String {
     }
 }
 
+/// Terminates, as an administrator (or a failover) would, the backend of application `app` once it
+/// sits in `pg_sleep`; false when it never got there (10 s).
+async fn terminate_sleeping_read(db: &TestDb, app: &str) -> bool {
+    for _ in 0..200 {
+        let killed = db
+            .client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active' \
+                 AND wait_event = 'PgSleep'",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        if !killed.is_empty() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn server_terminating_the_read_is_transient() {
     let Some(db) = test_db("terminated").await else {
@@ -733,24 +755,10 @@ async fn server_terminating_the_read_is_transient() {
     let ingest = tokio::spawn(async move { source.ingest("slow", &cx).await });
     // Wait until the read is running on the server, then terminate its backend as an
     // administrator (or a failover) would.
-    let mut terminated = false;
-    for _ in 0..100 {
-        let killed = db
-            .client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'",
-                &[&app],
-            )
-            .await
-            .unwrap();
-        if !killed.is_empty() {
-            terminated = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(terminated, "the read never showed up in pg_stat_activity");
+    assert!(
+        terminate_sleeping_read(&db, &app).await,
+        "the read never showed up in pg_stat_activity"
+    );
     let err = tokio::time::timeout(std::time::Duration::from_secs(20), ingest)
         .await
         .expect("the ingestion ends once its connection is terminated")
@@ -806,25 +814,10 @@ async fn a_full_load_cut_off_midway_keeps_the_last_snapshot() {
         .await;
     let cx = IngestContext::new(lake.clone(), "run-2");
     let ingest = tokio::spawn(async move { source.ingest("items", &cx).await });
-    let mut terminated = false;
-    for _ in 0..200 {
-        let killed = db
-            .client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active' \
-                 AND wait_event = 'PgSleep'",
-                &[&app],
-            )
-            .await
-            .unwrap();
-        if !killed.is_empty() {
-            terminated = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(terminated, "the read never reached its sleep");
+    assert!(
+        terminate_sleeping_read(&db, &app).await,
+        "the read never reached its sleep"
+    );
     let err = tokio::time::timeout(std::time::Duration::from_secs(20), ingest)
         .await
         .expect("the load ends once its connection is terminated")

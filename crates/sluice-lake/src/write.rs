@@ -176,8 +176,12 @@ impl WriteSpec {
         Ok(())
     }
 
-    /// The Delta commit properties: custom metadata plus the app transaction.
-    pub(crate) fn commit_properties(&self) -> CommitProperties {
+    /// The Delta commit properties: custom metadata plus the app transaction. A write that creates
+    /// the table gets no commit retries: delta-rs commits a losing table creator as version 1
+    /// without any conflict check (its retry re-reads the winner's version 0 as its own base), which
+    /// would land a batch twice; without retries the loser fails (and [`Lake::write`] retries it
+    /// against the existing table).
+    pub(crate) fn commit_properties(&self, creating: bool) -> CommitProperties {
         let mut metadata = self.metadata.clone();
         let mut properties = CommitProperties::default();
         if let Some((app_id, version)) = &self.txn {
@@ -189,7 +193,12 @@ impl WriteSpec {
                 Transaction::new_with_last_update(app_id, *version, Some(now)),
             );
         }
-        properties.with_metadata(metadata)
+        let properties = properties.with_metadata(metadata);
+        if creating {
+            properties.with_max_retries(0)
+        } else {
+            properties
+        }
     }
 }
 
@@ -255,12 +264,8 @@ impl Lake {
         let mut retried_creation = false;
         loop {
             let table = self.load_or_uninitialized(id).await?;
-            if let Some((app_id, version)) = &spec.txn
-                && let Some(done) = txn_version_of(&table, id, app_id).await?
-                && done >= *version
-            {
-                tracing::info!(table = %id, app_id, version, done, "write already committed, skipping");
-                return self.already_committed(id, app_id).await;
+            if let Some(done) = self.recorded_before(&table, id, spec).await? {
+                return Ok(done);
             }
 
             let creating = table.version().is_none();
@@ -269,14 +274,8 @@ impl Lake {
                 Ok(outcome) => return Ok(outcome),
                 Err(err) => err,
             };
-            // A concurrent writer with the same app id may have won the commit race.
-            if let Some((app_id, version)) = &spec.txn
-                && let Ok(Some(done)) = self.txn_version(id, app_id).await
-                && done >= *version
-            {
-                tracing::warn!(table = %id, app_id, version, error = %err,
-                    "write lost a race to an identical commit; treating as committed");
-                return self.already_committed(id, app_id).await;
+            if let Some(done) = self.won_by_twin(id, spec, &err).await? {
+                return Ok(done);
             }
             // Another writer created the table first: write again against its version 0, now
             // with delta-rs' conflict checks (see `execute`).
@@ -289,11 +288,48 @@ impl Lake {
         }
     }
 
-    pub(crate) async fn already_committed(
+    /// [`WriteOutcome::AlreadyCommitted`] when `table` already records the spec's txn (a retried
+    /// write), so nothing is to be written.
+    pub(crate) async fn recorded_before(
+        &self,
+        table: &DeltaTable,
+        id: &TableId,
+        spec: &WriteSpec,
+    ) -> Result<Option<WriteOutcome>> {
+        let Some((app_id, version)) = &spec.txn else {
+            return Ok(None);
+        };
+        match txn_version_of(table, id, app_id).await? {
+            Some(done) if done >= *version => {
+                tracing::info!(table = %id, app_id, version, done, "write already committed, skipping");
+                self.already_committed(id, app_id).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// After a failed commit: [`WriteOutcome::AlreadyCommitted`] when a concurrent writer with the
+    /// same app id and version won the commit race.
+    pub(crate) async fn won_by_twin(
         &self,
         id: &TableId,
-        app_id: &str,
-    ) -> Result<WriteOutcome> {
+        spec: &WriteSpec,
+        err: &(dyn std::fmt::Display + Sync),
+    ) -> Result<Option<WriteOutcome>> {
+        let Some((app_id, version)) = &spec.txn else {
+            return Ok(None);
+        };
+        match self.txn_version(id, app_id).await {
+            Ok(Some(done)) if done >= *version => {
+                tracing::warn!(table = %id, app_id, version, error = %err,
+                    "write lost a race to an identical commit; treating as committed");
+                self.already_committed(id, app_id).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn already_committed(&self, id: &TableId, app_id: &str) -> Result<WriteOutcome> {
         let version = self
             .commit_metadata(id, app_id)
             .await?
@@ -311,14 +347,7 @@ impl Lake {
         creating: bool,
     ) -> Result<WriteOutcome> {
         let operation = spec.mode.name();
-        let mut properties = spec.commit_properties();
-        if creating {
-            // delta-rs commits a losing table creator as version 1 without any conflict
-            // check (its retry re-reads the winner's version 0 as its own base), which would
-            // land a batch twice. Without retries the loser fails, and `write` retries it
-            // against the existing table.
-            properties = properties.with_max_retries(0);
-        }
+        let properties = spec.commit_properties(creating);
         let table = match plan {
             Plan::Nothing => {
                 if spec.txn.is_some() {
@@ -367,13 +396,22 @@ impl Lake {
                 .await?
             }
         };
-        let version = table
-            .version()
-            .and_then(|v| i64::try_from(v).ok())
-            .ok_or_else(|| LakeError::delta(id, operation, DeltaTableError::NotInitialized))?;
+        let version = committed_version(id, operation, &table)?;
         tracing::info!(table = %id, operation, version, rows, "committed");
         Ok(WriteOutcome::Committed { version, rows })
     }
+}
+
+/// The version a write's commit produced.
+pub(crate) fn committed_version(
+    id: &TableId,
+    operation: &'static str,
+    table: &DeltaTable,
+) -> Result<i64> {
+    table
+        .version()
+        .and_then(|v| i64::try_from(v).ok())
+        .ok_or_else(|| LakeError::delta(id, operation, DeltaTableError::NotInitialized))
 }
 
 /// Decide which Delta operation the write becomes (see [`Lake::write`] for the rules).

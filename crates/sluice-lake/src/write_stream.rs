@@ -21,7 +21,6 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
-use deltalake::DeltaTableError;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use futures::{StreamExt, TryStreamExt};
@@ -30,8 +29,8 @@ use parquet::file::properties::WriterProperties;
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;
-use crate::table::{Lake, txn_version_of};
-use crate::write::{WriteMode, WriteOutcome, WriteSpec};
+use crate::table::Lake;
+use crate::write::{WriteMode, WriteOutcome, WriteSpec, committed_version};
 
 impl Lake {
     /// Writes the batches of `stream` (all of `schema`) to the table as one atomic commit, creating
@@ -63,12 +62,8 @@ impl Lake {
         };
         let operation = spec.mode.name();
         let table = self.load_or_uninitialized(id).await?;
-        if let Some((app_id, version)) = &spec.txn
-            && let Some(done) = txn_version_of(&table, id, app_id).await?
-            && done >= *version
-        {
-            tracing::info!(table = %id, app_id, version, done, "write already committed, skipping");
-            return self.already_committed(id, app_id).await;
+        if let Some(done) = self.recorded_before(&table, id, spec).await? {
+            return Ok(done);
         }
         let creating = table.version().is_none();
 
@@ -89,12 +84,7 @@ impl Lake {
             .and_then(LogicalPlanBuilder::build)
             .map_err(|e| LakeError::datafusion(id, operation, e))?;
 
-        let mut properties = spec.commit_properties();
-        if creating {
-            // As in `Lake::write`: a losing table creator must fail rather than be committed on top
-            // of the winner's version 0 without a conflict check.
-            properties = properties.with_max_retries(0);
-        }
+        let properties = spec.commit_properties(creating);
         let mut builder = table
             .write(Vec::<RecordBatch>::new())
             .with_input_plan(plan)
@@ -117,23 +107,14 @@ impl Lake {
         let table = match builder.await {
             Ok(table) => table,
             Err(err) => {
-                // A concurrent writer with the same app id may have won the commit race (the stream
-                // is spent, so unlike `write` a lost creation race is not retried here).
-                if let Some((app_id, version)) = &spec.txn
-                    && let Ok(Some(done)) = self.txn_version(id, app_id).await
-                    && done >= *version
-                {
-                    tracing::warn!(table = %id, app_id, version, error = %err,
-                        "write lost a race to an identical commit; treating as committed");
-                    return self.already_committed(id, app_id).await;
+                // The stream is spent, so unlike `write` a lost creation race is not retried here.
+                if let Some(done) = self.won_by_twin(id, spec, &err).await? {
+                    return Ok(done);
                 }
                 return Err(LakeError::delta(id, operation, err));
             }
         };
-        let version = table
-            .version()
-            .and_then(|v| i64::try_from(v).ok())
-            .ok_or_else(|| LakeError::delta(id, operation, DeltaTableError::NotInitialized))?;
+        let version = committed_version(id, operation, &table)?;
         let rows = rows.load(Ordering::Relaxed);
         tracing::info!(table = %id, operation, version, rows, "committed (streamed)");
         Ok(WriteOutcome::Committed { version, rows })
