@@ -51,6 +51,13 @@ pub struct ServeConfig {
     /// PostgreSQL wire protocol address (a port that does not clash with a local PostgreSQL).
     #[serde(default = "default_pg")]
     pub pg: String,
+    /// Limits that keep one client from exhausting the server (docs/operations.md).
+    #[serde(default)]
+    pub limits: ServeLimitsConfig,
+    /// Host names the HTTP API answers to besides loopback names and the bound address (a request
+    /// with any other `Host` header gets 421; this defeats DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -58,8 +65,47 @@ impl Default for ServeConfig {
         Self {
             http: default_http(),
             pg: default_pg(),
+            limits: ServeLimitsConfig::default(),
+            allowed_hosts: Vec::new(),
         }
     }
+}
+
+/// `serve.limits` as written: every field optional, durations and sizes as text (`30s`, `512MiB`).
+/// `sluice-serve` resolves them, with defaults, into its `Limits`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeLimitsConfig {
+    /// Longest time one query may run (HTTP and wire; a client's `SET statement_timeout` may only
+    /// lower it).
+    pub statement_timeout: Option<String>,
+    /// Queries running at once over HTTP and the wire; more wait up to `queue_timeout`.
+    pub max_concurrent_queries: Option<usize>,
+    /// How long a query waits for a slot before the client gets "too busy" (503 / SQLSTATE 53300).
+    pub queue_timeout: Option<String>,
+    /// Memory all queries and model builds of the process may hold together.
+    pub memory_limit: Option<String>,
+    /// Memory one query may hold (within `memory_limit`).
+    pub query_memory_limit: Option<String>,
+    /// Longest SQL text accepted.
+    pub max_sql_bytes: Option<String>,
+    /// Deepest expression nesting accepted.
+    pub max_expr_depth: Option<usize>,
+    /// Open HTTP connections; past it new ones get 503.
+    pub max_connections: Option<usize>,
+    /// Open PostgreSQL wire sessions; past it new ones get SQLSTATE 53300.
+    pub pg_max_connections: Option<usize>,
+    /// Time a client has to send a request's headers (also how long an idle keep-alive connection
+    /// stays open).
+    pub header_read_timeout: Option<String>,
+    /// A wire session idle this long (no query running) is closed.
+    pub pg_idle_timeout: Option<String>,
+    /// Largest request body.
+    pub max_request_bytes: Option<String>,
+    /// Largest request line plus headers.
+    pub max_header_bytes: Option<String>,
+    /// How long `SIGTERM` waits for in-flight requests before cancelling them.
+    pub shutdown_grace: Option<String>,
 }
 
 fn default_http() -> String {

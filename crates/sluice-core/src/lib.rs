@@ -37,6 +37,7 @@ pub mod model;
 pub mod parallel;
 pub mod project;
 pub mod seeds;
+pub mod size;
 pub mod source;
 pub mod threshold;
 pub mod yaml;

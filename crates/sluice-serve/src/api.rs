@@ -66,6 +66,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ),
         ("GET", "/api/freshness", get(crate::freshness::freshness)),
         ("GET", "/api/lineage", get(lineage)),
+        ("GET", "/api/queries", get(queries)),
+        ("POST", "/api/queries/{id}/cancel", post(cancel_query)),
         ("GET", "/api/openapi.json", get(openapi)),
         ("GET", "/metrics", get(metrics)),
     ]
@@ -175,6 +177,33 @@ async fn run(
     Ok(Json(
         json!({"run": run, "nodes": nodes, "checks": checks, "running": running}),
     ))
+}
+
+async fn queries(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let running = s.queries.list();
+    Json(json!({
+        "queries": running,
+        "limits": {
+            "max_concurrent_queries": s.limits.max_concurrent_queries,
+            "statement_timeout_ms": u64::try_from(s.limits.statement_timeout.as_millis()).unwrap_or(u64::MAX),
+            "query_memory_limit": s.limits.query_memory_limit,
+            "memory_limit": s.limits.memory_limit,
+        },
+    }))
+}
+
+async fn cancel_query(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    let parsed: Option<u64> = id.parse().ok();
+    match parsed {
+        Some(n) if s.queries.cancel(n) => Ok((
+            axum::http::StatusCode::ACCEPTED,
+            Json(json!({"cancelled": n})),
+        )),
+        _ => Err(ApiError::UnknownQuery { id }),
+    }
 }
 
 async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {

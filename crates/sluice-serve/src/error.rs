@@ -101,6 +101,21 @@ pub enum ApiError {
     /// A write, DDL or file-reading function was refused.
     #[error("read-only: {0}")]
     ReadOnly(String),
+    /// No running query has this id.
+    #[error("no running query `{id}` (it may have finished; see GET /api/queries)")]
+    UnknownQuery {
+        /// The id asked for.
+        id: String,
+    },
+    /// A request or query is larger, deeper or longer than the server's limits.
+    #[error("refused: {0}")]
+    Limit(String),
+    /// The query ran past its statement timeout, or was cancelled.
+    #[error("{0}")]
+    Cancelled(String),
+    /// The server is at its limit of concurrent work; the client may retry.
+    #[error("{0}")]
+    Busy(String),
     /// A user query failed to plan or run (bad SQL, unknown table, division by zero).
     #[error("query failed: {0}")]
     Query(String),
@@ -123,6 +138,7 @@ impl ApiError {
             ApiError::UnknownAsset { .. }
             | ApiError::NotBuilt { .. }
             | ApiError::UnknownRun { .. }
+            | ApiError::UnknownQuery { .. }
             | ApiError::UnknownDashboard { .. }
             | ApiError::UnknownChart { .. } => StatusCode::NOT_FOUND,
             ApiError::UnsupportedFormat { .. }
@@ -131,7 +147,11 @@ impl ApiError {
             ApiError::UnknownColumn { .. }
             | ApiError::BadParameter { .. }
             | ApiError::BadBody(_)
+            | ApiError::Limit(_)
             | ApiError::Query(_) => StatusCode::BAD_REQUEST,
+            ApiError::Cancelled(m) if m.contains("timeout") => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Cancelled(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ReadOnly(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Engine(_) | ApiError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,6 +162,8 @@ impl ApiError {
     pub fn from_user_sql(e: sluice_transform::TransformError) -> ApiError {
         match e {
             sluice_transform::TransformError::ReadOnly(m) => ApiError::ReadOnly(m),
+            sluice_transform::TransformError::Limit(m) => ApiError::Limit(m),
+            sluice_transform::TransformError::Query(m) => ApiError::Query(m),
             other => ApiError::Query(other.to_string()),
         }
     }
@@ -152,6 +174,16 @@ impl ApiError {
             param: param.to_string(),
             value: value.to_string(),
             expected: expected.into(),
+        }
+    }
+}
+
+impl From<crate::queries::Interrupted> for ApiError {
+    fn from(i: crate::queries::Interrupted) -> Self {
+        use crate::queries::Interrupted;
+        match i {
+            Interrupted::Busy { .. } => ApiError::Busy(i.to_string()),
+            Interrupted::Timeout(_) | Interrupted::Cancelled => ApiError::Cancelled(i.to_string()),
         }
     }
 }

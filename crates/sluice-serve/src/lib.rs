@@ -45,11 +45,14 @@ pub mod export;
 pub mod filter;
 pub mod format;
 pub mod freshness;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod partitions;
 pub mod pg;
+pub mod queries;
 pub mod query;
+pub mod server;
 pub mod status;
 #[cfg(test)]
 mod test_support;
@@ -64,7 +67,9 @@ use sluice_transform::{CompiledProject, Engine};
 pub use api::router;
 pub use error::ApiError;
 pub use format::Format;
+pub use limits::Limits;
 pub use metrics::HttpMetrics;
+pub use queries::QueryRegistry;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -77,27 +82,46 @@ pub struct AppState {
     pub state: Arc<StateStore>,
     /// HTTP request counters for `/metrics`.
     pub metrics: Arc<HttpMetrics>,
+    /// The server's limits.
+    pub limits: Arc<Limits>,
+    /// Running queries (HTTP and wire).
+    pub queries: Arc<QueryRegistry>,
 }
 
 impl AppState {
-    /// Bundles the parts, with fresh request counters.
+    /// Bundles the parts, with fresh request counters and default limits.
     pub fn new(compiled: Arc<CompiledProject>, engine: Engine, state: Arc<StateStore>) -> Self {
+        Self::with_limits(compiled, engine, state, Limits::default())
+    }
+
+    /// [`AppState::new`] with the given limits.
+    pub fn with_limits(
+        compiled: Arc<CompiledProject>,
+        engine: Engine,
+        state: Arc<StateStore>,
+        limits: Limits,
+    ) -> Self {
+        let queries = QueryRegistry::new(
+            limits.max_concurrent_queries,
+            limits.statement_timeout,
+            limits.queue_timeout,
+        );
         Self {
             compiled,
             engine,
             state,
             metrics: Arc::new(HttpMetrics::default()),
+            limits: Arc::new(limits),
+            queries,
         }
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes.
+/// Serves `app` on `listener` with default limits until `shutdown` completes (see [`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve_http(listener, app, &Limits::default(), None, shutdown).await
 }

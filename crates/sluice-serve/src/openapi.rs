@@ -114,6 +114,22 @@ pub fn document() -> Value {
             "/api/lineage": {"get": op("getLineage", "The asset graph: nodes and edges.", vec![],
                 ok_json("Graph.", json!({"type": "object", "properties": {
                     "nodes": {"type": "array"}, "edges": {"type": "array"}}})))},
+            "/api/queries": {"get": op("listQueries",
+                "The queries running now (HTTP and PostgreSQL wire): id, protocol, client, SQL, \
+                 elapsed and remaining time; and the server's query limits.",
+                vec![],
+                ok_json("Running queries.", json!({"type": "object", "properties": {
+                    "queries": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "integer"}, "protocol": {"type": "string"},
+                        "peer": {"type": "string"}, "sql": {"type": "string"},
+                        "started_at": {"type": "string"}, "elapsed_ms": {"type": "integer"},
+                        "timeout_ms": {"type": "integer"}}}},
+                    "limits": {"type": "object"}}})))},
+            "/api/queries/{id}/cancel": {"post": with_errors(op("cancelQuery",
+                "Cancels a running query: it stops within a second and its client gets an error.",
+                vec![path_param("id", "Query id (from GET /api/queries).")],
+                json!({"202": {"description": "Cancelled: `{\"cancelled\": id}`."}})),
+                &["404"])},
             "/api/openapi.json": {"get": op("getOpenApi", "This document.", vec![],
                 ok_json("OpenAPI 3.1 document.", json!({"type": "object"})))},
             "/metrics": {"get": op("getMetrics", "Prometheus metrics: sluice_build_info, sluice_assets, \

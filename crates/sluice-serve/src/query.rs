@@ -3,6 +3,7 @@
 //! Both run through the engine as a stream of batches ([`crate::format::stream_response`]), so neither
 //! holds a whole result in memory.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -23,6 +24,7 @@ pub async fn rows(
     Path(name): Path<String>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
+    peer: Option<Extension<Peer>>,
 ) -> Result<Response, ApiError> {
     let relation = relation_of(&s, &name)?;
     let Query(params) = params.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
@@ -36,6 +38,10 @@ pub async fn rows(
     if !exists {
         return Err(ApiError::NotBuilt { name });
     }
+    let ticket = s
+        .queries
+        .admit("http", peer_of(&peer), &format!("rows of {name}"), None)
+        .await?;
     let df = s
         .engine
         .plan(&format!("SELECT * FROM {relation}"))
@@ -43,17 +49,19 @@ pub async fn rows(
         .map_err(|e| ApiError::Engine(e.to_string()))?;
     let sorted = req.filter_and_sort(df)?;
     let next = if req.wants_cursor() {
-        next_cursor(sorted.clone(), &req.order, req.limit).await?
+        ticket
+            .during(next_cursor(sorted.clone(), &req.order, req.limit))
+            .await??
     } else {
         None
     };
     let df = req.page(sorted)?;
     tracing::debug!(asset = %name, format = format.name(), "streaming rows");
-    let stream = df
-        .execute_stream()
-        .await
+    let stream = ticket
+        .during(df.execute_stream())
+        .await?
         .map_err(|e| ApiError::Engine(e.to_string()))?;
-    let mut response = stream_response(stream, format, ApiError::Engine).await?;
+    let mut response = stream_response(ticket.guard(stream), format, ApiError::Engine).await?;
     if let Some(cursor) = next {
         let link = next_link(&name, &params, &cursor);
         let headers = response.headers_mut();
@@ -93,23 +101,46 @@ pub struct SqlQuery {
     pub format: Option<String>,
 }
 
-/// `POST /api/sql`: `{"sql": "..."}` as JSON, or the SQL itself as `application/sql` or `text/plain`.
+/// `POST /api/sql`: `{"sql": "..."}` as JSON, or the SQL itself as `application/sql`.
 pub async fn sql(
     State(s): State<AppState>,
     query: Result<Query<SqlQuery>, QueryRejection>,
     headers: HeaderMap,
+    peer: Option<Extension<Peer>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
     let format = negotiate(q.format.as_deref(), &headers)?;
     let sql = sql_of(&headers, &body)?;
-    tracing::debug!(format = format.name(), %sql, "streaming SQL result");
-    let stream = s
-        .engine
-        .query_stream(&sql)
-        .await
+    // Refused before it takes a slot: too long or too deep never reaches the parser.
+    sluice_transform::guard::check_sql(&sql, &s.limits.sql)
+        .map_err(|e| ApiError::Limit(e.to_string()))?;
+    let ticket = s.queries.admit("http", peer_of(&peer), &sql, None).await?;
+    tracing::debug!(query = ticket.id(), format = format.name(), %sql, "streaming SQL result");
+    let engine = s.engine.clone();
+    let limits = s.limits.sql;
+    let stream = ticket
+        .during(async move {
+            engine
+                .plan_within(&sql, &limits)
+                .await?
+                .execute_stream()
+                .await
+                .map_err(|e| sluice_transform::TransformError::Query(e.to_string()))
+        })
+        .await?
         .map_err(ApiError::from_user_sql)?;
-    stream_response(stream, format, ApiError::Query).await
+    stream_response(ticket.guard(stream), format, ApiError::Query).await
+}
+
+/// The client's address, as the server records it on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+fn peer_of(peer: &Option<Extension<Peer>>) -> String {
+    peer.as_ref()
+        .map(|Extension(Peer(a))| a.to_string())
+        .unwrap_or_default()
 }
 
 /// The SQL text of a request body.
@@ -132,12 +163,13 @@ fn sql_of(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
                 })?
                 .sql
         }
-        "application/sql" | "text/plain" => String::from_utf8(body.to_vec())
+        "application/sql" => String::from_utf8(body.to_vec())
             .map_err(|e| ApiError::BadBody(format!("the SQL is not UTF-8: {e}")))?,
         other => {
+            // text/plain is refused on purpose: a web page may send it cross-site without asking.
             return Err(ApiError::BadBody(format!(
-                "unsupported Content-Type `{other}`; send application/json {{\"sql\": ...}}, \
-                 application/sql or text/plain"
+                "unsupported Content-Type `{other}`; send application/json {{\"sql\": ...}} or \
+                 application/sql"
             )));
         }
     };
@@ -171,10 +203,8 @@ mod tests {
             sql_of(&typed("application/sql"), b"select 2").unwrap(),
             "select 2"
         );
-        assert_eq!(
-            sql_of(&typed("text/plain"), b"select 3").unwrap(),
-            "select 3"
-        );
+        // A content type a cross-site form can send is refused.
+        assert!(sql_of(&typed("text/plain"), b"select 3").is_err());
     }
 
     #[test]
@@ -185,7 +215,9 @@ mod tests {
         assert!(e.contains(r#"expected JSON {"sql": "SELECT ...""#), "{e}");
         let e = sql_of(&typed("image/png"), b"x").unwrap_err().to_string();
         assert!(e.contains("unsupported Content-Type `image/png`"), "{e}");
-        let e = sql_of(&typed("text/plain"), b"  ").unwrap_err().to_string();
+        let e = sql_of(&typed("application/sql"), b"  ")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("empty"), "{e}");
     }
 }

@@ -15,11 +15,16 @@ use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use sluice_lake::{Lake, TableId};
 
 use crate::compile::{CompiledProject, Materialized};
 use crate::error::{Result, TransformError};
+use crate::guard::{SqlLimits, check_sql};
+use crate::isolate::{EngineOptions, IsolatingPlanner};
 use crate::relation::{CATALOG, STAGING_SCHEMA, sql_name};
 
 /// Schemas every session has.
@@ -50,11 +55,36 @@ fn read_only() -> SQLOptions {
 impl Engine {
     /// A session with every lake table registered, and the project's views when a project is given.
     pub async fn open(lake: &Lake, project: Option<&CompiledProject>) -> Result<Engine> {
+        Self::open_with(lake, project, EngineOptions::default()).await
+    }
+
+    /// [`Engine::open`] with memory limits. Every plan of the session runs on the
+    /// [`crate::isolate::query_runtime`] (see [`crate::isolate`]); spills go to the OS temporary
+    /// folder.
+    pub async fn open_with(
+        lake: &Lake,
+        project: Option<&CompiledProject>,
+        options: EngineOptions,
+    ) -> Result<Engine> {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, "gold")
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = options.memory_limit {
+            // Fair shares among spilling operators, so one big sort cannot starve the others.
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+        }
+        let runtime = runtime
+            .build_arc()
+            .map_err(|e| TransformError::Query(e.to_string()))?;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let catalog = MemoryCatalogProvider::new();
         for s in SCHEMAS {
             catalog
@@ -160,6 +190,12 @@ impl Engine {
 
     /// Plans read-only SQL (queries only).
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        self.plan_within(sql, &SqlLimits::default()).await
+    }
+
+    /// [`Engine::plan`] with explicit bounds on the SQL text (checked before parsing).
+    pub async fn plan_within(&self, sql: &str, limits: &SqlLimits) -> Result<DataFrame> {
+        check_sql(sql, limits).map_err(|e| TransformError::Limit(e.to_string()))?;
         check_no_file_access(sql)?;
         self.ctx
             .sql_with_options(sql, read_only())

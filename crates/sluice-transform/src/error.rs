@@ -38,6 +38,9 @@ pub enum TransformError {
     /// A query (ad-hoc or from the API) failed.
     #[error("query failed: {0}")]
     Query(String),
+    /// A query is longer or deeper than the limits allow (checked before planning).
+    #[error("query refused: {0}")]
+    Limit(String),
     /// A query tried to change data or read outside the lake.
     #[error("read-only: {0}")]
     ReadOnly(String),

@@ -18,6 +18,8 @@ pub mod cross_db;
 pub mod engine;
 pub mod ephemeral;
 pub mod error;
+pub mod guard;
+pub mod isolate;
 pub mod jinja_builtins;
 pub mod macros;
 pub mod materialize;
@@ -32,6 +34,7 @@ pub use compile::{
 };
 pub use engine::{Engine, pretty};
 pub use error::{Result, TransformError};
+pub use isolate::EngineOptions;
 pub use materialize::{Materialization, ModelRun, Published, Staged, materialization_for};
 pub use relation::{model_relation, source_relation};
 

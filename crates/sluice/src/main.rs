@@ -29,8 +29,11 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // Planning walks expressions recursively: the threads get stacks deep enough for every
+    // expression the SQL limits admit (queries themselves run on sluice_transform's query runtime).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(sluice_transform::isolate::QUERY_THREAD_STACK)
         .build()
     {
         Ok(r) => r,
@@ -39,11 +42,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
+    let code = match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // Do not wait for blocking work nobody awaits any more (a server cut off after its grace).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

@@ -41,7 +41,12 @@ pub async fn stream_response(
     let mut encoder = format.encoder(&schema).map_err(unencodable)?;
     let head = match stream.next().await {
         Some(Ok(batch)) => encoder.batch(&batch).map_err(unencodable)?,
-        Some(Err(e)) => return Err(first_error(e.to_string())),
+        Some(Err(e)) => {
+            return Err(match crate::queries::interruption_of(&e) {
+                Some(i) => ApiError::from(i.clone()),
+                None => first_error(e.to_string()),
+            });
+        }
         // Nothing at all: the whole (valid, empty) document in one go.
         None => {
             let all = encoder.finish().map_err(unencodable)?;

@@ -26,6 +26,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use sluice_transform::Engine;
+use sluice_transform::isolate::IsolatingPlanner;
 use sluice_transform::relation::CATALOG;
 
 use super::error::PgError;
@@ -34,7 +35,10 @@ use super::error::PgError;
 pub const SERVED_SCHEMAS: [&str; 4] = ["bronze", "silver", "gold", "quarantine"];
 
 /// Builds the session the PostgreSQL endpoint runs queries in (see the module doc).
-pub fn session_for(engine: &Engine) -> Result<Arc<SessionContext>, PgError> {
+pub fn session_for(
+    engine: &Engine,
+    query_memory_limit: Option<usize>,
+) -> Result<Arc<SessionContext>, PgError> {
     let source = engine.context();
     let lake = source
         .catalog(CATALOG)
@@ -49,6 +53,8 @@ pub fn session_for(engine: &Engine) -> Result<Arc<SessionContext>, PgError> {
         .with_config(config)
         .with_runtime_env(source.runtime_env())
         .with_default_features()
+        // Wire queries run on the query runtime too, each within its memory share.
+        .with_query_planner(Arc::new(IsolatingPlanner::new(query_memory_limit)))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_catalog(CATALOG, Arc::new(ServedCatalog::new(lake)));

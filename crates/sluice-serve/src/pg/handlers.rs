@@ -28,22 +28,24 @@ use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::{Sink, SinkExt};
 
 use super::error::sqlstate_of;
+use super::guarded::{GuardedCancel, GuardedService, Shared};
 use super::read_only::ReadOnlyHook;
 use super::settings::SettingsHook;
 
 /// Everything one endpoint's connections share.
 pub struct Handlers {
-    service: Arc<DfSessionService>,
+    service: Arc<GuardedService>,
     startup: Arc<Startup>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<GuardedCancel>,
     errors: Arc<ErrorMapper>,
+    shared: Arc<Shared>,
 }
 
 impl Handlers {
     /// Handlers over `ctx`: the read-only hook first, answers to `SHOW` of common settings, then the
     /// library's cursor, `SET`/`SHOW` and transaction hooks (the ones `datafusion_postgres::serve`
     /// installs).
-    pub fn new(ctx: Arc<SessionContext>) -> Self {
+    pub fn new(ctx: Arc<SessionContext>, shared: Arc<Shared>) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnlyHook),
             Arc::new(SettingsHook),
@@ -52,14 +54,24 @@ impl Handlers {
             Arc::new(TransactionStatementHook),
         ];
         let connections = Arc::new(ConnectionManager::new());
+        let inner = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
         Self {
-            service: Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
+            service: Arc::new(GuardedService::new(inner, shared.clone())),
             startup: Arc::new(Startup {
                 connections: connections.clone(),
             }),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            cancel: Arc::new(GuardedCancel::new(
+                DefaultCancelHandler::new(connections),
+                shared.clone(),
+            )),
             errors: Arc::new(ErrorMapper),
+            shared,
         }
+    }
+
+    /// The state the connections share (limits, running queries, activity).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 

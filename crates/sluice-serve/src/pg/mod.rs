@@ -26,6 +26,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod guarded;
 pub mod handlers;
 pub mod read_only;
 pub mod settings;
@@ -45,13 +46,19 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use error::PgError;
+use guarded::{Activity, Shared};
 use handlers::Handlers;
+
+use crate::limits::Limits;
+use crate::queries::QueryRegistry;
 
 /// A bound PostgreSQL endpoint over an engine's lake, not yet accepting.
 pub struct PgServer {
     listener: TcpListener,
     addr: SocketAddr,
     handlers: Arc<Handlers>,
+    max_connections: usize,
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -63,9 +70,27 @@ impl std::fmt::Debug for PgServer {
 }
 
 impl PgServer {
-    /// Builds the wire session over `engine` and binds `addr` (`host:port`; port 0 picks a free one).
+    /// Builds the wire session over `engine` and binds `addr` (`host:port`; port 0 picks a free one),
+    /// with default limits and a registry of its own.
     pub async fn bind(engine: &Engine, addr: &str) -> Result<PgServer, PgError> {
-        let ctx = catalog::session_for(engine)?;
+        let limits = Limits::default();
+        let queries = QueryRegistry::new(
+            limits.max_concurrent_queries,
+            limits.statement_timeout,
+            limits.queue_timeout,
+        );
+        Self::bind_with(engine, addr, queries, &limits).await
+    }
+
+    /// [`PgServer::bind`] under `limits`, sharing `queries` (and so its slots, listing and cancel)
+    /// with the HTTP API.
+    pub async fn bind_with(
+        engine: &Engine,
+        addr: &str,
+        queries: Arc<QueryRegistry>,
+        limits: &Limits,
+    ) -> Result<PgServer, PgError> {
+        let ctx = catalog::session_for(engine, Some(limits.query_memory_limit))?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| PgError::Bind {
@@ -76,7 +101,9 @@ impl PgServer {
         Ok(PgServer {
             listener,
             addr: local,
-            handlers: Arc::new(Handlers::new(ctx)),
+            handlers: Arc::new(Handlers::new(ctx, Shared::new(queries, limits.sql))),
+            max_connections: limits.pg_max_connections,
+            idle_timeout: limits.pg_idle_timeout,
         })
     }
 
@@ -110,11 +137,29 @@ impl PgServer {
                         if let Err(e) = socket.set_nodelay(true) {
                             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                         }
+                        if sessions.len() >= self.max_connections {
+                            // Answer like PostgreSQL at max_connections, on a task of its own so a
+                            // silent client cannot hold the accept loop.
+                            tokio::spawn(refuse_too_many(socket, peer));
+                            continue;
+                        }
                         let handlers = self.handlers.clone();
+                        let shared = handlers.shared().clone();
+                        let activity = Activity::new();
+                        shared.track(peer, activity.clone());
+                        let idle_timeout = self.idle_timeout;
                         sessions.spawn(async move {
-                            if let Err(e) = process_socket(socket, None, handlers).await {
-                                tracing::debug!(%peer, error = %e, "PostgreSQL session ended with an error");
+                            tokio::select! {
+                                r = process_socket(socket, None, handlers) => {
+                                    if let Err(e) = r {
+                                        tracing::debug!(%peer, error = %e, "PostgreSQL session ended with an error");
+                                    }
+                                }
+                                () = idle(&activity, idle_timeout) => {
+                                    tracing::debug!(%peer, ?idle_timeout, "closing an idle PostgreSQL session");
+                                }
                             }
+                            shared.untrack(peer);
                         });
                     }
                     Err(e) => {
@@ -146,6 +191,66 @@ impl PgServer {
             addr,
         }
     }
+}
+
+/// Resolves once the session has had no query running for `timeout`.
+async fn idle(activity: &Activity, timeout: Duration) {
+    loop {
+        let wait = match activity.idle_for() {
+            Some(idle) if idle >= timeout => return,
+            Some(idle) => timeout - idle,
+            // A query runs: it has its own statement timeout; look again after that long at most.
+            None => timeout,
+        };
+        tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
+    }
+}
+
+/// How long a refused client has to send its startup packet before the socket is just closed.
+const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tells a client over the connection limit `FATAL 53300 sorry, too many clients already`, after
+/// reading its startup packet (answering `N` to an SSL or GSS encryption request first), as
+/// PostgreSQL does.
+async fn refuse_too_many(mut socket: tokio::net::TcpStream, peer: SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tracing::warn!(%peer, "refusing a PostgreSQL connection: at the connection limit");
+    let exchange = async {
+        for _ in 0..3 {
+            let len = socket.read_i32().await?;
+            let code = socket.read_i32().await?;
+            let rest = usize::try_from(len.saturating_sub(8))
+                .unwrap_or(0)
+                .min(10_000);
+            let mut skip = vec![0u8; rest];
+            socket.read_exact(&mut skip).await?;
+            // 80877103: SSLRequest, 80877104: GSSENCRequest.
+            if code == 80_877_103 || code == 80_877_104 {
+                socket.write_all(b"N").await?;
+                continue;
+            }
+            break;
+        }
+        let mut fields = Vec::new();
+        for (tag, value) in [
+            (b'S', "FATAL"),
+            (b'V', "FATAL"),
+            (b'C', "53300"),
+            (b'M', "sorry, too many clients already"),
+        ] {
+            fields.push(tag);
+            fields.extend_from_slice(value.as_bytes());
+            fields.push(0);
+        }
+        fields.push(0);
+        let mut message = vec![b'E'];
+        let len = i32::try_from(fields.len() + 4).unwrap_or(i32::MAX);
+        message.extend_from_slice(&len.to_be_bytes());
+        message.extend_from_slice(&fields);
+        socket.write_all(&message).await?;
+        socket.shutdown().await
+    };
+    let _ = tokio::time::timeout(REFUSAL_READ_TIMEOUT, exchange).await;
 }
 
 /// A PostgreSQL endpoint running on its own task. Dropping the handle stops it as well (the

@@ -103,7 +103,7 @@ fn queries_are_planned_and_client_settings_pass() {
 #[tokio::test]
 async fn the_wire_session_serves_the_published_layers_read_only() {
     let served = Served::new().await;
-    let ctx = catalog::session_for(&served.state.engine).unwrap();
+    let ctx = catalog::session_for(&served.state.engine, None).unwrap();
     let cat = ctx.catalog(CATALOG).unwrap();
     let mut names = cat.schema_names();
     names.sort();

@@ -9,7 +9,7 @@ use sluice_ingest::generator::{GeneratorConfig, generate};
 use sluice_orchestrate::NodeStatus;
 
 use super::shopflow_files::SHOPFLOW_FILES;
-use super::{open, run, serve};
+use super::{run, serve};
 
 /// Writes the example project into `dir` (project files are refreshed; the lake and state are kept).
 pub fn write_example(dir: &Path) -> Result<()> {
@@ -56,7 +56,7 @@ pub async fn demo(
     if let Some(pg) = &postgres {
         super::demo_postgres::prepare(dir, &pg.url).await?;
     }
-    let ws = open(dir).await?;
+    let ws = super::open_for_serving(dir).await?;
     let opts = run::options(&ws, "", "demo")?;
     let summary = run::execute(&ws, opts).await?;
     let built = summary.count(NodeStatus::Success);

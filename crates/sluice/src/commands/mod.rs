@@ -214,11 +214,30 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
 
 /// Opens everything a command needs.
 pub async fn open(dir: &Path) -> Result<Workspace> {
+    open_with(dir, |_| Ok(sluice_transform::EngineOptions::default())).await
+}
+
+/// [`open`] for `sluice serve` and the demo: the engine gets the memory limits of `serve.limits`.
+pub async fn open_for_serving(dir: &Path) -> Result<Workspace> {
+    open_with(dir, |compiled| Ok(serve_limits(compiled)?.engine_options())).await
+}
+
+/// The resolved `serve.limits` of a project.
+pub fn serve_limits(compiled: &CompiledProject) -> Result<sluice_serve::Limits> {
+    sluice_serve::Limits::from_config(&compiled.project.config.serve.limits)
+        .map_err(|e| anyhow!("{e}"))
+}
+
+async fn open_with(
+    dir: &Path,
+    options: impl FnOnce(&CompiledProject) -> Result<sluice_transform::EngineOptions>,
+) -> Result<Workspace> {
     let compiled = load(dir)?;
+    let options = options(&compiled)?;
     let lake_location = compiled.project.lake_location();
     let lake = Lake::open(&lake_location)
         .with_context(|| format!("opening the lake at {lake_location}"))?;
-    let engine = Engine::open(&lake, Some(&compiled))
+    let engine = Engine::open_with(&lake, Some(&compiled), options)
         .await
         .context("opening the SQL engine over the lake")?;
     let state =

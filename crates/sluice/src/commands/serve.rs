@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::open;
+use super::open_for_serving;
 use super::scheduler::{self, SchedulerFlags, Stop};
 
 /// Serves the HTTP API and (unless `no_pg`) the PostgreSQL wire protocol until Ctrl-C / SIGTERM.
@@ -16,7 +16,7 @@ pub async fn serve(
     no_pg: bool,
     flags: SchedulerFlags,
 ) -> Result<ExitCode> {
-    let ws = open(dir).await?;
+    let ws = open_for_serving(dir).await?;
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
     let pg = (!no_pg).then(|| pg.unwrap_or_else(|| ws.compiled.project.config.serve.pg.clone()));
     serve_workspace_with(ws, &addr, pg.as_deref(), &flags).await?;
@@ -36,14 +36,36 @@ pub async fn serve_workspace_with(
     pg: Option<&str>,
     flags: &SchedulerFlags,
 ) -> Result<()> {
+    let limits = super::serve_limits(&ws.compiled)?;
     let scheduler = scheduler::prepare(&ws, flags)?;
     let alerts = super::alerts::Watch::new(&ws, scheduler.as_ref());
+    if let Some(n) = sluice_serve::server::raise_open_file_limit() {
+        tracing::info!(open_files = n, "open-file limit");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let hosts = sluice_serve::server::AllowedHosts::new(
+        Some(local),
+        &ws.compiled.project.config.serve.allowed_hosts,
+    );
+    let app_state = sluice_serve::AppState::with_limits(
+        ws.compiled.clone(),
+        ws.engine.clone(),
+        ws.state.clone(),
+        limits.clone(),
+    );
     let pg = match pg {
-        Some(pg_addr) => Some(sluice_serve::pg::PgServer::bind(&ws.engine, pg_addr).await?),
+        Some(pg_addr) => Some(
+            sluice_serve::pg::PgServer::bind_with(
+                &ws.engine,
+                pg_addr,
+                app_state.queries.clone(),
+                &limits,
+            )
+            .await?,
+        ),
         None => None,
     };
     say!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
@@ -58,22 +80,46 @@ pub async fn serve_workspace_with(
         say!("{banner}");
         server.spawn()
     });
-    let app = sluice_serve::router(sluice_serve::AppState::new(
-        ws.compiled,
-        ws.engine,
-        ws.state,
-    ));
+    let queries = app_state.queries.clone();
+    let app = sluice_serve::router(app_state);
     scheduler::announce(scheduler.as_ref())?;
     let stop = Stop::on(shutdown_signal());
-    let (served, scheduled, ()) = tokio::join!(
-        async {
-            let r = sluice_serve::serve(listener, app, stop.wait()).await;
-            stop.trigger();
-            r
-        },
-        scheduler::run(scheduler, &stop),
-        alerts.run(&stop),
-    );
+    let work = async {
+        tokio::join!(
+            async {
+                let r = sluice_serve::server::serve_http(
+                    listener,
+                    app,
+                    &limits,
+                    Some(hosts),
+                    stop.wait(),
+                )
+                .await;
+                // Whatever outlived the grace period is cut off with its connection; say so to its
+                // clients rather than leave the work running.
+                queries.cancel_all();
+                stop.trigger();
+                r
+            },
+            scheduler::run(scheduler, &stop),
+            alerts.run(&stop),
+        )
+    };
+    // In-flight runs get the grace period too (plus the HTTP drain's); a run still going after it is
+    // left to its atomic commits: what it did not commit never becomes visible, and the next start
+    // marks it abandoned so it can be retried.
+    let deadline = async {
+        stop.wait().await;
+        tokio::time::sleep(limits.shutdown_grace.saturating_mul(2)).await;
+    };
+    let (served, scheduled, ()) = tokio::select! {
+        done = work => done,
+        () = deadline => {
+            tracing::warn!(grace = ?limits.shutdown_grace, "in-flight work did not finish within the grace period; stopping anyway");
+            say!("Stopped (in-flight work cut off after the grace period)");
+            return Ok(());
+        }
+    };
     served?;
     scheduled?;
     if let Some(pg) = pg {
