@@ -339,3 +339,227 @@ impl Drop for Heartbeat {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::exited_process;
+    use crate::retry::{RetryError, retry_selection};
+    use crate::state::NodeRecord;
+
+    fn node(run: &str, name: &str, status: &str) -> NodeRecord {
+        NodeRecord {
+            run_id: run.into(),
+            node: name.into(),
+            kind: "source".into(),
+            status: status.into(),
+            attempts: 1,
+            rows_in: None,
+            rows_out: Some(2),
+            rows_quarantined: None,
+            started_at: "2030-01-01T00:00:01Z".into(),
+            finished_at: "2030-01-01T00:00:02Z".into(),
+            duration_ms: 1000,
+            error: None,
+            version: None,
+        }
+    }
+
+    /// Run `run` as if started (now) by `process`, with `heartbeat_ms`.
+    fn owned_by(s: &StateStore, run: &str, process: &str, ticks: Option<i64>, heartbeat_ms: i64) {
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        s.start_run(run, "run", "", &now).unwrap();
+        s.with(|c| {
+            c.execute(
+                "UPDATE run_processes SET process = ?2, start_ticks = ?3, heartbeat_ms = ?4 WHERE run_id = ?1",
+                params![run, process, ticks, heartbeat_ms],
+            )
+        })
+        .unwrap();
+    }
+
+    fn status(s: &StateStore, run: &str) -> String {
+        s.run(run).unwrap().unwrap().status
+    }
+
+    #[test]
+    fn a_run_whose_process_exited_is_abandoned_and_can_be_retried() {
+        let Some(gone) = exited_process() else {
+            eprintln!("skipping: /proc does not identify processes here");
+            return;
+        };
+        let s = StateStore::in_memory().unwrap();
+        owned_by(&s, "r1", &gone.to_string(), None, now_ms());
+        s.set_run_plan(
+            "r1",
+            &[
+                ("a".into(), "source".into()),
+                ("b".into(), "model".into()),
+                ("c".into(), "model".into()),
+            ],
+        )
+        .unwrap();
+        s.record_node(&node("r1", "a", "success")).unwrap();
+        // b was running: it holds a lease.
+        s.with(|c| {
+            c.execute(
+                "INSERT INTO leases (node, holder, expires_ms) VALUES ('b', 'r1', ?1)",
+                [now_ms() + 30_000],
+            )
+        })
+        .unwrap();
+        // While it looks running, a retry would refuse; the retry itself finds it dead.
+        assert_eq!(retry_selection(&s, "r1").unwrap(), ["b", "c"]);
+        let run = s.run("r1").unwrap().unwrap();
+        assert_eq!(run.status, "abandoned");
+        assert!(run.finished_at.is_some());
+        assert_eq!(
+            (run.nodes_ok, run.nodes_failed, run.nodes_skipped),
+            (1, 0, 2)
+        );
+        let reason = s.run_error("r1").unwrap().unwrap();
+        assert_eq!(
+            reason,
+            format!("the process running it (pid {}) is gone", gone.pid)
+        );
+        let nodes = s.nodes_of_run("r1").unwrap();
+        let b = nodes.iter().find(|n| n.node == "b").unwrap();
+        assert_eq!(
+            (b.status.as_str(), b.kind.as_str(), b.attempts),
+            ("abandoned", "model", 1)
+        );
+        assert!(b.error.as_deref().unwrap().contains("was running"), "{b:?}");
+        let c = nodes.iter().find(|n| n.node == "c").unwrap();
+        assert_eq!((c.status.as_str(), c.attempts), ("abandoned", 0));
+        // Once only; cancelling it answers that it is abandoned.
+        assert!(s.reap_abandoned_runs().unwrap().is_empty());
+        assert_eq!(
+            s.cancel_run("r1").unwrap(),
+            CancelOutcome::Abandoned { reason }
+        );
+        assert!(!s.request_cancel("r1").unwrap());
+        // A node that finishes after all (a wrong verdict) overwrites its abandoned record.
+        s.record_node(&node("r1", "c", "success")).unwrap();
+        assert_eq!(retry_selection(&s, "r1").unwrap(), ["b"]);
+    }
+
+    #[test]
+    fn cancel_of_a_dead_run_marks_it_abandoned() {
+        let Some(gone) = exited_process() else {
+            return;
+        };
+        let s = StateStore::in_memory().unwrap();
+        owned_by(&s, "r1", &gone.to_string(), None, now_ms());
+        match s.cancel_run("r1").unwrap() {
+            CancelOutcome::Abandoned { reason } => assert!(reason.contains("is gone"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(status(&s, "r1"), "abandoned");
+        assert!(!s.cancel_requested("r1").unwrap());
+        // Nothing recorded, no plan: nothing to retry (but it is no longer "still running").
+        assert!(matches!(
+            retry_selection(&s, "r1"),
+            Err(RetryError::NothingToRetry(_))
+        ));
+        assert_eq!(s.cancel_run("nope").unwrap(), CancelOutcome::Unknown);
+    }
+
+    #[test]
+    fn a_run_of_a_live_process_is_never_reaped() {
+        let Some(me) = ProcessId::current() else {
+            return;
+        };
+        let s = StateStore::in_memory().unwrap();
+        // Started here: this process's own run.
+        s.start_run("mine", "run", "", "2026-01-01T00:00:00Z")
+            .unwrap();
+        // This process, recorded with a stale heartbeat: the PID check wins.
+        let ticks = start_ticks(me.pid).map(|t| t as i64);
+        owned_by(&s, "stale-but-alive", &me.to_string(), ticks, 0);
+        assert!(s.reap_abandoned_runs().unwrap().is_empty());
+        assert_eq!(status(&s, "mine"), "running");
+        assert_eq!(status(&s, "stale-but-alive"), "running");
+        assert!(s.heartbeat_run("mine").unwrap());
+        assert_eq!(s.cancel_run("mine").unwrap(), CancelOutcome::Requested);
+        assert!(matches!(
+            retry_selection(&s, "mine"),
+            Err(RetryError::StillRunning(_))
+        ));
+        // The same PID with another start time is an earlier process that had this PID.
+        owned_by(
+            &s,
+            "reused",
+            &me.to_string(),
+            ticks.map(|t| t + 1),
+            now_ms(),
+        );
+        let reaped = s.reap_abandoned_runs().unwrap();
+        assert_eq!(reaped.len(), 1);
+        assert_eq!(reaped[0].run_id, "reused");
+        assert!(reaped[0].reason.contains("a newer process has its PID"));
+    }
+
+    #[test]
+    fn a_run_elsewhere_is_judged_by_its_heartbeat() {
+        let s = StateStore::in_memory().unwrap();
+        let elsewhere = "another-boot 4242 pid:[4026531836]";
+        let horizon = HEARTBEAT_HORIZON.as_millis() as i64;
+        owned_by(&s, "fresh", elsewhere, Some(1), now_ms() - horizon / 2);
+        owned_by(&s, "stale", elsewhere, Some(1), now_ms() - horizon - 60_000);
+        // No /proc at all on the recording side: heartbeat only.
+        owned_by(&s, "unidentified", "", None, now_ms());
+        let reaped = s.reap_abandoned_runs().unwrap();
+        assert_eq!(reaped.len(), 1, "{reaped:?}");
+        assert_eq!(reaped[0].run_id, "stale");
+        assert!(
+            reaped[0]
+                .reason
+                .starts_with("no heartbeat from the process running it (pid 4242"),
+            "{}",
+            reaped[0].reason
+        );
+        assert_eq!(status(&s, "fresh"), "running");
+        assert_eq!(status(&s, "unidentified"), "running");
+        // The abandoned run's heartbeat tells it to stop, should it be alive after all.
+        assert!(!s.heartbeat_run("stale").unwrap());
+        assert!(s.heartbeat_run("fresh").unwrap());
+    }
+
+    #[test]
+    fn runs_recorded_before_run_processes_fall_back_to_lease_owners_and_age() {
+        let s = StateStore::in_memory().unwrap();
+        let old = (Utc::now() - UNFINISHED_HORIZON - chrono::Duration::minutes(5))
+            .to_rfc3339_opts(SecondsFormat::Micros, true);
+        let recent = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        for (run, at) in [("old", &old), ("recent", &recent), ("leased", &recent)] {
+            s.start_run(run, "run", "", at).unwrap();
+        }
+        s.with(|c| c.execute("DELETE FROM run_processes", []))
+            .unwrap();
+        let dead_owner = exited_process();
+        if let Some(gone) = &dead_owner {
+            s.with(|c| {
+                c.execute(
+                    "INSERT INTO lease_owners (holder, process) VALUES ('leased', ?1)",
+                    [gone.to_string()],
+                )
+            })
+            .unwrap();
+        }
+        let mut reaped: Vec<String> = s
+            .reap_abandoned_runs()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.run_id)
+            .collect();
+        reaped.sort();
+        let expected: &[&str] = if dead_owner.is_some() {
+            &["leased", "old"]
+        } else {
+            &["old"]
+        };
+        assert_eq!(reaped, expected);
+        assert_eq!(status(&s, "recent"), "running");
+        assert!(!s.unfinished_runs().unwrap().contains("old"));
+    }
+}

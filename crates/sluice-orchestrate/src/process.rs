@@ -121,6 +121,17 @@ fn proc_stat(pid: u32) -> Probe {
     }
 }
 
+/// A process of this boot and PID namespace that has exited (a child that ran and was waited
+/// for), or `None` where `/proc` does not identify processes (tests skip then).
+#[cfg(test)]
+pub(crate) fn exited_process() -> Option<ProcessId> {
+    let me = ProcessId::current()?;
+    let mut child = std::process::Command::new("true").spawn().ok()?;
+    let pid = child.id();
+    child.wait().ok()?;
+    Some(ProcessId { pid, ..me })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,12 +149,7 @@ mod tests {
             me.verdict_from(&me, mine.map(|t| t + 1)),
             Verdict::Gone("is gone (a newer process has its PID)")
         );
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = ProcessId {
-            pid: child.id(),
-            ..me.clone()
-        };
-        child.wait().unwrap();
+        let gone = exited_process().unwrap();
         assert_eq!(gone.verdict_from(&me, None), Verdict::Gone("is gone"));
         let elsewhere = ProcessId {
             pid_namespace: "pid:[1]".into(),

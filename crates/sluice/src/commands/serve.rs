@@ -36,6 +36,10 @@ pub async fn serve_workspace_with(
     pg: Option<&str>,
     flags: &SchedulerFlags,
 ) -> Result<()> {
+    // Runs whose process died (SIGKILL) become `abandoned` now, also with --no-scheduler.
+    if let Err(e) = ws.state.reap_abandoned_runs() {
+        tracing::warn!(error = %e, "cannot look for abandoned runs");
+    }
     let scheduler = scheduler::prepare(&ws, flags)?;
     let alerts = super::alerts::Watch::new(&ws, scheduler.as_ref());
     let listener = tokio::net::TcpListener::bind(addr)
