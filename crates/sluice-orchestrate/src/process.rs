@@ -66,9 +66,11 @@ impl ProcessId {
         }
         match proc_stat(self.pid) {
             Probe::Missing => Verdict::Gone("is gone"),
-            Probe::Found { state, .. } if matches!(state, 'Z' | 'X' | 'x') => {
-                Verdict::Gone("has exited")
-            }
+            // Killed but not yet waited for by its parent.
+            Probe::Found {
+                state: 'Z' | 'X' | 'x',
+                ..
+            } => Verdict::Gone("has exited"),
             Probe::Found { start, .. } if start_ticks.is_some_and(|t| t != start) => {
                 Verdict::Gone("is gone (a newer process has its PID)")
             }
