@@ -11,13 +11,13 @@
 //!   lease up at once instead of after the TTL.
 //! - A **tick claim** makes one scheduler, not every scheduler, run a given tick of a node.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{SecondsFormat, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use crate::process::ProcessId;
 use crate::state::{StateError, StateStore};
 
 /// Tables of this module (created with the rest of the state schema).
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS stale_inputs (
 /// How long a claimed tick stays claimed if its run never finishes (the claiming process died).
 const TICK_CLAIM_TTL: Duration = Duration::from_secs(600);
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -69,8 +69,12 @@ impl LogLine {
 
 impl StateStore {
     /// Asks run `run_id` to stop (it notices within a fraction of a second). Returns false when the
-    /// run is unknown or already finished.
+    /// run is unknown or already finished, or its process is gone (it is marked abandoned then:
+    /// [`StateStore::cancel_run`] says which).
     pub fn request_cancel(&self, run_id: &str) -> Result<bool, StateError> {
+        if self.reap_if_abandoned(run_id)?.is_some() {
+            return Ok(false);
+        }
         let running = self
             .run(run_id)?
             .is_some_and(|r| r.status == "running" || r.finished_at.is_none());
@@ -261,56 +265,6 @@ impl StateStore {
             })?;
             rows.collect()
         })
-    }
-}
-
-/// Which process holds a lease, precisely enough to tell from another process on the same machine
-/// that it is gone: the kernel's boot id, the PID namespace and the PID (Linux).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ProcessId {
-    boot: String,
-    pid_namespace: String,
-    pid: u32,
-}
-
-impl ProcessId {
-    /// This process, or `None` where `/proc` does not say (then leases only expire).
-    fn current() -> Option<ProcessId> {
-        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-        let pid_namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
-        Some(ProcessId {
-            boot: boot.trim().to_string(),
-            pid_namespace: pid_namespace.to_string_lossy().into_owned(),
-            pid: std::process::id(),
-        })
-    }
-
-    fn parse(s: &str) -> Option<ProcessId> {
-        let mut parts = s.splitn(3, ' ');
-        let boot = parts.next()?.to_string();
-        let pid = parts.next()?.parse().ok()?;
-        let pid_namespace = parts.next()?.to_string();
-        Some(ProcessId {
-            boot,
-            pid_namespace,
-            pid,
-        })
-    }
-
-    /// Whether this process is certainly gone, as seen from `me`: only a process of the same boot and
-    /// PID namespace can be looked up; anything else (another machine, container or boot) counts as
-    /// alive, and its lease expires instead. A reused PID also counts as alive.
-    fn is_gone_seen_from(&self, me: &ProcessId) -> bool {
-        self.boot == me.boot
-            && self.pid_namespace == me.pid_namespace
-            && self.pid != me.pid
-            && !Path::new(&format!("/proc/{}", self.pid)).exists()
-    }
-}
-
-impl std::fmt::Display for ProcessId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} {}", self.boot, self.pid, self.pid_namespace)
     }
 }
 

@@ -7,18 +7,21 @@
 //! [`schedule::Scheduler`] starts runs by itself inside `sluice serve`: on cron or interval ticks (with
 //! catchup after downtime), when an upstream asset has new data, and when new files arrive.
 
+pub mod abandon;
 pub mod attempt;
 pub mod control;
 pub mod export;
 pub mod node;
 pub mod partition;
 pub mod policy;
+mod process;
 pub mod retry;
 pub mod runner;
 pub mod schedule;
 pub mod state;
 pub mod summary;
 
+pub use abandon::{AbandonedRun, CancelOutcome};
 pub use attempt::{NodeExecutor, ProjectExecutor};
 pub use control::LogLine;
 pub use export::{ExportFailure, ExportReport, ExportRunner};

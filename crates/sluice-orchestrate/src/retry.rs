@@ -1,7 +1,8 @@
 //! `sluice retry RUN_ID`: what a retry of a finished run selects: the nodes that did not succeed in
-//! it (failed, skipped because an upstream failed, cancelled). Skipped and cancelled nodes are the
-//! failed nodes' downstream within the run's selection, so nothing outside the original run runs,
-//! and nothing that succeeded runs again.
+//! it (failed, skipped because an upstream failed, cancelled, abandoned). Skipped and cancelled nodes
+//! are the failed nodes' downstream within the run's selection, so nothing outside the original run
+//! runs, and nothing that succeeded runs again. A run whose process died is marked abandoned first
+//! ([`crate::abandon`]), with the nodes it did not finish, so it retries like a failed one.
 
 use crate::state::{StateError, StateStore};
 
@@ -24,6 +25,7 @@ pub enum RetryError {
 
 /// The nodes a retry of `run_id` runs, in the order they were recorded.
 pub fn retry_selection(state: &StateStore, run_id: &str) -> Result<Vec<String>, RetryError> {
+    state.reap_if_abandoned(run_id)?;
     let run = state
         .run(run_id)?
         .ok_or_else(|| RetryError::UnknownRun(run_id.to_string()))?;
@@ -33,7 +35,12 @@ pub fn retry_selection(state: &StateStore, run_id: &str) -> Result<Vec<String>, 
     let nodes: Vec<String> = state
         .nodes_of_run(run_id)?
         .into_iter()
-        .filter(|n| matches!(n.status.as_str(), "failed" | "skipped" | "cancelled"))
+        .filter(|n| {
+            matches!(
+                n.status.as_str(),
+                "failed" | "skipped" | "cancelled" | "abandoned"
+            )
+        })
         .map(|n| n.node)
         .collect();
     if nodes.is_empty() {

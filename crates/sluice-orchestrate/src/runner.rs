@@ -158,8 +158,13 @@ pub async fn run(
             &opts,
         )),
     };
+    let plan: Vec<(String, String)> = order
+        .iter()
+        .map(|n| (n.clone(), executor.kind(n).to_string()))
+        .collect();
+    state.set_run_plan(&run_id, &plan)?;
     let cancel = opts.cancel.clone().unwrap_or_default();
-    let watcher = watch_cancel_requests(state.clone(), run_id.clone(), cancel.clone());
+    let watcher = watch_run(state.clone(), run_id.clone(), cancel.clone());
     let threads = opts.threads.max(1);
     let mut done: BTreeMap<String, NodeStatus> = BTreeMap::new();
     // Per finished node, the failed fail-open nodes its data (transitively) missed.
@@ -335,17 +340,34 @@ pub async fn run(
 }
 
 /// Polls the state database for a cancel request (from `sluice runs cancel` or the API of another
-/// process) and fires `cancel` when one arrives.
-fn watch_cancel_requests(
+/// process) and fires `cancel` when one arrives; touches the run's heartbeat meanwhile, so other
+/// machines can tell it is alive ([`crate::abandon`]).
+fn watch_run(
     state: Arc<StateStore>,
     run_id: String,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut last_beat = Instant::now();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 () = cancel.cancelled() => return,
+            }
+            if last_beat.elapsed() >= crate::abandon::HEARTBEAT_INTERVAL {
+                last_beat = Instant::now();
+                match state.heartbeat_run(&run_id) {
+                    // Taken for dead (no heartbeat for long): a retry may run its nodes now.
+                    Ok(false) => {
+                        tracing::error!(run_id = %run_id, "run was marked abandoned by another process; stopping it");
+                        cancel.cancel();
+                        return;
+                    }
+                    Ok(true) => {}
+                    Err(e) => {
+                        tracing::warn!(run_id = %run_id, error = %e, "cannot touch the run's heartbeat")
+                    }
+                }
             }
             match state.cancel_requested(&run_id) {
                 Ok(true) => {

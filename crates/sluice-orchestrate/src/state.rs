@@ -63,7 +63,8 @@ pub struct RunRecord {
     pub command: String,
     /// The selection (empty: everything).
     pub selection: String,
-    /// `running`, `success`, `partial` (some nodes failed), `failed`.
+    /// `running`, `success`, `partial` (some nodes failed), `failed`, `cancelled`, or `abandoned`
+    /// (its process died: [`crate::abandon`]).
     pub status: String,
     /// Start time (RFC 3339).
     pub started_at: String,
@@ -92,7 +93,8 @@ pub struct NodeRecord {
     pub node: String,
     /// `source` or `model`.
     pub kind: String,
-    /// `success`, `failed`, `skipped`.
+    /// `success`, `failed`, `skipped`, `cancelled`, or `abandoned` (unfinished when its run's process
+    /// died).
     pub status: String,
     /// Attempts made.
     pub attempts: i64,
@@ -174,7 +176,8 @@ impl StateStore {
             // FULL would cost an fsync per node event: most of a small node's scheduling time.
             c.pragma_update(None, "synchronous", "NORMAL")?;
             c.execute_batch(SCHEMA)?;
-            c.execute_batch(crate::control::SCHEMA)
+            c.execute_batch(crate::control::SCHEMA)?;
+            c.execute_batch(crate::abandon::SCHEMA)
         })?;
         Ok(store)
     }
@@ -191,7 +194,8 @@ impl StateStore {
         };
         store.with(|c| {
             c.execute_batch(SCHEMA)?;
-            c.execute_batch(crate::control::SCHEMA)
+            c.execute_batch(crate::control::SCHEMA)?;
+            c.execute_batch(crate::abandon::SCHEMA)
         })?;
         Ok(store)
     }
@@ -208,7 +212,8 @@ impl StateStore {
         })
     }
 
-    /// Records the start of a run.
+    /// Records the start of a run, executed by this process (whose identity and heartbeat tell later
+    /// whether it is still alive: [`crate::abandon`]).
     pub fn start_run(
         &self,
         run_id: &str,
@@ -217,11 +222,13 @@ impl StateStore {
         started_at: &str,
     ) -> Result<(), StateError> {
         self.with(|c| {
-            c.execute(
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
                 "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
                 params![run_id, command, selection, started_at],
-            )
-            .map(|_| ())
+            )?;
+            StateStore::record_run_process(&tx, run_id)?;
+            tx.commit()
         })
     }
 

@@ -111,7 +111,14 @@ pub fn render(s: &AppState) -> Result<String, ApiError> {
             .map(|(layer, n)| (vec![("layer", layer)], n)),
     );
 
-    let mut runs = counts(["success", "partial", "failed", "running"]);
+    let mut runs = counts([
+        "success",
+        "partial",
+        "failed",
+        "running",
+        "cancelled",
+        "abandoned",
+    ]);
     // Every run, newest first; a count query on the state store would spare loading the rows.
     for r in s.state.runs(i64::MAX as usize)? {
         *runs.entry(r.status).or_insert(0) += 1;

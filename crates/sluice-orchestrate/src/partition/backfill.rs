@@ -281,6 +281,7 @@ pub async fn execute(
     let total = items.len() as u64;
     let run_id = crate::runner::new_run_id();
     state.start_run(&run_id, "backfill", &record.selection, &timestamp())?;
+    let _heartbeat = crate::abandon::Heartbeat::start(state.clone(), run_id.clone());
     store.set_status(id, "running", Some(&run_id), None)?;
     tracing::info!(backfill = %id, run_id = %run_id, partitions = total, "backfill started");
     if let Some(o) = &observer {

@@ -127,6 +127,14 @@ impl Scheduler {
         let _ = self.events.send(e);
     }
 
+    /// Marks runs whose process died abandoned, so their unfinished state holds no trigger back.
+    /// Cheap: one indexed query when nothing runs.
+    fn reap_abandoned(&self) {
+        if let Err(e) = self.state.reap_abandoned_runs() {
+            self.problem(format!("looking for abandoned runs: {e}"));
+        }
+    }
+
     pub(super) fn problem(&self, message: String) {
         tracing::error!("{message}");
         self.emit(SchedulerEvent::Problem { message });
@@ -144,6 +152,7 @@ impl Scheduler {
             let in_flight = live.in_flight();
             let mut due: BTreeMap<String, DueReason> = BTreeMap::new();
             if now >= live.next_poll {
+                self.reap_abandoned();
                 self.poll_sensors(&mut live, &in_flight, &mut due).await;
                 live.next_poll = add(now, self.opts.sensor_interval);
                 check_upstream = true;
@@ -189,6 +198,7 @@ impl Scheduler {
     /// counting from now (nothing to catch up).
     fn start(&self) -> Result<Live, ScheduleError> {
         let now = self.clock.now();
+        self.reap_abandoned();
         let ticks = self.state.schedule_ticks()?;
         let mut cursors = BTreeMap::new();
         for spec in self.plan.scheduled() {

@@ -83,14 +83,18 @@ impl StateStore {
         )
     }
 
-    /// Per node, its newest result of any status (when its last attempt started).
+    /// Per node, its newest result of any status but `abandoned` (when its last attempt started).
+    /// A node of an abandoned run did not pass its inputs' changes on, so it is no attempt.
     pub fn latest_attempts(&self) -> Result<BTreeMap<String, RunMark>, StateError> {
-        self.marks("SELECT node, run_id, max(started_at) FROM node_runs GROUP BY node")
+        self.marks(
+            "SELECT node, run_id, max(started_at) FROM node_runs WHERE status <> 'abandoned' GROUP BY node",
+        )
     }
 
     /// Runs started in the last [`UNFINISHED_HORIZON`] that have not finished (here or in another
     /// process). Their new data is theirs to pass on (their on-upstream-change downstream runs in
-    /// them), so the scheduler waits for them to end; a run older than that is taken as crashed.
+    /// them), so the scheduler waits for them to end; a run older than that is taken as crashed. An
+    /// abandoned run (its process died: [`crate::abandon`]) has finished.
     pub fn unfinished_runs(&self) -> Result<BTreeSet<String>, StateError> {
         let since = (Utc::now() - UNFINISHED_HORIZON).to_rfc3339_opts(SecondsFormat::Micros, true);
         self.with(|c| {

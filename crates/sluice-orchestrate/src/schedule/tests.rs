@@ -519,3 +519,69 @@ async fn two_schedulers_on_one_state_database_do_not_double_run() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_abandoned_and_holds_no_trigger_back() {
+    let Some(gone) = crate::process::exited_process() else {
+        eprintln!("skipping: /proc does not identify processes here");
+        return;
+    };
+    let h = harness(SHOP, at(9, 30, 0)).await;
+    crate::runner::run(
+        h.project.clone(),
+        h.engine.clone(),
+        h.state.clone(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Another process lands new orders, then is SIGKILLed before stg_orders (its on-upstream-change
+    // downstream) ran in it: its run stays `running`, recorded by a process that is gone.
+    write(&h.dir, "data/orders/002.csv", "order_id,amount\n3,30\n");
+    let killed = crate::runner::run(
+        h.project.clone(),
+        h.engine.clone(),
+        h.state.clone(),
+        RunOptions {
+            selection: "shop.orders".into(),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+    .run_id;
+    h.state
+        .with(|c| {
+            c.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?1",
+                [&killed],
+            )?;
+            c.execute(
+                "UPDATE run_processes SET process = ?2, start_ticks = NULL,
+                 plan = 'shop.orders\tsource\nstg_orders\tmodel' WHERE run_id = ?1",
+                [&killed, &gone.to_string()],
+            )
+        })
+        .unwrap();
+    assert!(
+        h.state.unfinished_runs().unwrap().contains(&killed),
+        "unreaped, it would hold the trigger back"
+    );
+
+    // The scheduler reaps it on start, and the change it landed triggers stg_orders.
+    let mut s = h.start(options(Duration::from_secs(30)));
+    let ev = s.settle(at(9, 30, 0)).await;
+    let run = h.state.run(&killed).unwrap().unwrap();
+    assert_eq!(run.status, "abandoned");
+    let runs = started(&ev);
+    assert_eq!(runs.len(), 1, "{ev:?}");
+    assert_eq!(
+        runs[0].0,
+        BTreeMap::from([(
+            "stg_orders".into(),
+            DueReason::UpstreamChanged(vec!["shop.orders".into()])
+        )])
+    );
+    assert_eq!(ran(&finished(&ev)[0]), set(&["stg_orders", "order_totals"]));
+    s.stop().await;
+}

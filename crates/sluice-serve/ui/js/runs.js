@@ -3,7 +3,7 @@
 import { get, post, enc } from './api.js';
 import { h, s, badge, assetLink, runLink, table, panel, stat, fmtDuration, fmtTime, fmtNumber, timeAgo, showBanner } from './dom.js';
 
-const STATUS_COLORS = { success: '#2da44e', failed: '#cf222e', skipped: '#8c959f', running: '#1f6feb' };
+const STATUS_COLORS = { success: '#2da44e', failed: '#cf222e', skipped: '#8c959f', running: '#1f6feb', cancelled: '#8c959f', abandoned: '#bc4c00' };
 
 // Assets being built right now, by runs the server started and is still running.
 export async function runningNodes() {

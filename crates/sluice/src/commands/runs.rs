@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use sluice_orchestrate::{NodeRecord, RunRecord, StateStore, retry_selection};
+use sluice_orchestrate::{CancelOutcome, NodeRecord, RunRecord, StateStore, retry_selection};
 
 use super::load;
 use crate::table;
@@ -21,6 +21,8 @@ fn state_of(dir: &Path) -> Result<StateStore> {
 /// Lists the latest runs.
 pub fn list(dir: &Path, limit: usize) -> Result<ExitCode> {
     let state = state_of(dir)?;
+    // A run whose process died is listed as `abandoned`, not `running` forever.
+    state.reap_abandoned_runs()?;
     let rows = state
         .runs(limit)?
         .into_iter()
@@ -59,6 +61,7 @@ pub fn list(dir: &Path, limit: usize) -> Result<ExitCode> {
 /// not succeed (of every node with `all_logs`).
 pub fn show(dir: &Path, run_id: &str, all_logs: bool) -> Result<ExitCode> {
     let state = state_of(dir)?;
+    state.reap_if_abandoned(run_id)?;
     let Some(run) = state.run(run_id)? else {
         bail!("no run `{run_id}`; `sluice runs` lists them");
     };
@@ -66,6 +69,9 @@ pub fn show(dir: &Path, run_id: &str, all_logs: bool) -> Result<ExitCode> {
     nodes.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.node.cmp(&b.node)));
     let stale = state.stale_inputs_of_run(run_id)?;
     println!("{}", headline(&run));
+    if let Some(e) = state.run_error(run_id)? {
+        println!("ERROR run: {e}");
+    }
     let span = Span::of(&run, &nodes);
     let rows = nodes
         .iter()
@@ -191,17 +197,23 @@ impl Span {
 /// database, and the run notices it within a fraction of a second).
 pub fn cancel(dir: &Path, run_id: &str) -> Result<ExitCode> {
     let state = state_of(dir)?;
-    if state.run(run_id)?.is_none() {
-        bail!("no run `{run_id}`; `sluice runs` lists them");
+    match state.cancel_run(run_id)? {
+        CancelOutcome::Unknown => bail!("no run `{run_id}`; `sluice runs` lists them"),
+        CancelOutcome::Finished { status } => bail!("run `{run_id}` is not running ({status})"),
+        CancelOutcome::Abandoned { reason } => {
+            println!(
+                "Run {run_id} is abandoned: {reason}. Nothing runs it any more; `sluice retry {run_id}` re-runs what did not succeed."
+            );
+        }
+        CancelOutcome::Requested => println!(
+            "Cancel requested for run {run_id}; its running nodes stop and no new ones start."
+        ),
     }
-    if !state.request_cancel(run_id)? {
-        bail!("run `{run_id}` is not running");
-    }
-    println!("Cancel requested for run {run_id}; its running nodes stop and no new ones start.");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Re-runs what did not succeed in a finished run (its failed nodes and their downstream).
+/// Re-runs what did not succeed in a finished or abandoned run (its failed nodes and their
+/// downstream; for an abandoned run, also the nodes it did not finish).
 pub async fn retry(dir: &Path, run_id: &str, threads: Option<usize>) -> Result<ExitCode> {
     let ws = super::open(dir).await?;
     let nodes = retry_selection(&ws.state, run_id)?;

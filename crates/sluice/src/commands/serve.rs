@@ -37,6 +37,10 @@ pub async fn serve_workspace_with(
     flags: &SchedulerFlags,
 ) -> Result<()> {
     let limits = super::serve_limits(&ws.compiled)?;
+    // Runs whose process died (SIGKILL) become `abandoned` now, also with --no-scheduler.
+    if let Err(e) = ws.state.reap_abandoned_runs() {
+        tracing::warn!(error = %e, "cannot look for abandoned runs");
+    }
     let scheduler = scheduler::prepare(&ws, flags)?;
     let alerts = super::alerts::Watch::new(&ws, scheduler.as_ref());
     if let Some(n) = sluice_serve::server::raise_open_file_limit() {
