@@ -125,7 +125,7 @@ fn bound(v: &Value) -> Result<Option<Duration>, String> {
                     ));
                 }
             };
-            Ok(Some(Duration::from_secs_f64(count.max(0.0) * unit)))
+            crate::duration::duration_from_count(count, unit).map(Some)
         }
         other => Err(format!("expected a duration like `26h`, found {other}")),
     }
@@ -154,6 +154,14 @@ mod tests {
             (s.warn_after, s.error_after),
             (None, Some(Duration::from_secs(86400)))
         );
+        // Used to panic in Duration::from_secs_f64.
+        for bad in [
+            json!({"error_after": {"count": 1e300, "period": "day"}}),
+            json!({"error_after": "99999999999999999999d"}),
+        ] {
+            let e = FreshnessSla::from_json(&bad).unwrap_err();
+            assert!(e.contains("100 years"), "{e}");
+        }
     }
 
     #[test]

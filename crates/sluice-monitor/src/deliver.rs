@@ -295,11 +295,12 @@ fn run_command(cmd: &str, alert: &Alert, root: &Path, timeout: Duration) -> Resu
         }
         text
     });
-    let deadline = Instant::now() + timeout;
+    // `None`: a timeout too long to represent never expires.
+    let deadline = Instant::now().checked_add(timeout);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!("command timed out after {}s", timeout.as_secs()));

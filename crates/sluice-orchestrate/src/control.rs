@@ -113,7 +113,8 @@ impl StateStore {
         ttl: Duration,
     ) -> Result<Option<String>, StateError> {
         let now = now_ms();
-        let expires = now + ttl.as_millis() as i64;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let expires = now.saturating_add(ttl_ms);
         let me = ProcessId::current();
         let changed = self.with(|c| {
             if let Some(me) = &me {

@@ -335,6 +335,39 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_backoff_is_a_problem_and_the_largest_does_not_overflow() {
+        let mut problems = Vec::new();
+        let decl = PolicyDecl {
+            retry_backoff: Some("99999999999999999999d".into()),
+            timeout: Some("18446744073709551615s".into()),
+            ..PolicyDecl::default()
+        };
+        let p = overlay(
+            &NodePolicy::default(),
+            &decl,
+            Path::new("sluice.yml"),
+            "defaults",
+            &mut problems,
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].message.contains("at most 36500d"),
+            "{problems:?}"
+        );
+        assert_eq!(p.retry_backoff, NodePolicy::default().retry_backoff);
+        // The longest accepted backoff, doubled many times, saturates instead of panicking.
+        let max = sluice_core::duration::MAX_DURATION;
+        let p = NodePolicy {
+            retries: 200,
+            retry_backoff: max,
+            max_retry_backoff: max,
+            ..NodePolicy::default()
+        };
+        assert_eq!(p.delays().count(), 200);
+        assert!(p.delays().all(|d| d <= max * 2));
+    }
+
+    #[test]
     fn a_source_policy_block_with_an_unknown_key_is_a_problem() {
         let mut problems = Vec::new();
         let text = "kind: files\npolicy:\n  retries: 3\n  retry_delay: 1s\ntables: []\n";

@@ -501,7 +501,9 @@ impl Freshness {
                             ));
                         }
                     };
-                    Ok(Some(Duration::from_secs_f64(count * unit)))
+                    sluice_core::duration::duration_from_count(count, unit)
+                        .map(Some)
+                        .map_err(|e| invalid(&spec, format!("`{key}`: {e}")))
                 }
                 Some(other) => Err(invalid(
                     &spec,
@@ -560,7 +562,8 @@ impl Check for Freshness {
                 format!("freshness on {}: no data in `{}`", spec.model, self.column),
             ),
             Some(age) => {
-                let age_d = Duration::from_secs_f64(age.max(0.0));
+                // An absurd age (bad data) saturates rather than panics.
+                let age_d = Duration::try_from_secs_f64(age.max(0.0)).unwrap_or(Duration::MAX);
                 let text = format!(
                     "freshness on {}: newest `{}` is {latest} ({:.1} h old)",
                     spec.model,

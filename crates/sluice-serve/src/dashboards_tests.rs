@@ -134,6 +134,31 @@ async fn errors_say_what_to_do() {
 }
 
 #[tokio::test]
+async fn huge_ranges_are_a_400_and_the_longest_runs() {
+    let s = Served::new().await;
+    for range in [
+        "99999999999999999999d",
+        "18446744073709551615s",
+        "36501d",
+        "9999999999999999999999999999999999999999w",
+    ] {
+        let r = s
+            .get(&format!("/api/dashboards/sales/charts/1?range={range}"), "")
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{range}: {}", r.text());
+        assert!(r.text().contains("at most 36500d"), "{}", r.text());
+    }
+    // 100 years back from the newest day: every row.
+    let r = s
+        .get("/api/dashboards/sales/charts/1?range=36500d", "")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let total: f64 = (1..=SALES_ROWS).filter_map(|i| sale(i).0).sum();
+    let got = r.json()["rows"][0]["amount"].as_f64().unwrap();
+    assert!((got - total).abs() < 1e-6, "{got} != {total}");
+}
+
+#[tokio::test]
 async fn checks_are_listed_worst_first_with_a_summary() {
     let s = Served::new().await;
     let body = s.get("/api/checks", "").await.json();

@@ -11,7 +11,7 @@
 //!                             like/ilike take `*` or `%` as wildcard; in takes `a,b` or `(a,"b,c")`;
 //!                             is takes null, notnull, true, false. Repeated filters are ANDed.
 //! order=a.desc,b              asc (default) or desc, optionally .nullsfirst / .nullslast
-//! limit=100  offset=0         paging (limit at most MAX_LIMIT)
+//! limit=100  offset=0         paging (limit at most MAX_LIMIT, offset at most MAX_OFFSET)
 //! cursor=<X-Next-Cursor>      keyset paging: the rows after the previous page (needs `order`)
 //! ```
 //!
@@ -28,6 +28,12 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest `limit` accepted.
 pub const MAX_LIMIT: usize = 100_000;
+/// Largest `offset` accepted: deeper pages are a cursor's job, and DataFusion adds offset and limit.
+pub const MAX_OFFSET: usize = 1_000_000_000;
+/// Most filters in one request: each is one more predicate in the plan.
+pub const MAX_FILTERS: usize = 64;
+/// Most values in one `in.(...)` list.
+pub const MAX_IN_VALUES: usize = 1_000;
 /// Parameters that are not filters (a column with one of these names cannot be filtered on).
 pub const RESERVED: [&str; 6] = ["format", "columns", "order", "limit", "offset", "cursor"];
 /// The filter operators.
@@ -138,6 +144,22 @@ impl RowsRequest {
             offset: 0,
             cursor: None,
         };
+        // Counted before parsing so that a huge query string is refused without building anything.
+        let filters = params
+            .iter()
+            .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+            .count();
+        if filters > MAX_FILTERS {
+            let (key, value) = params
+                .iter()
+                .find(|(k, _)| !RESERVED.contains(&k.as_str()))
+                .map_or(("", ""), |(k, v)| (k.as_str(), v.as_str()));
+            return Err(ApiError::bad_param(
+                key,
+                &shorten(value),
+                format!("too many filters: {filters}, at most {MAX_FILTERS}"),
+            ));
+        }
         let mut seen: Vec<&str> = Vec::new();
         for (key, value) in params {
             if let Some(reserved) = RESERVED.iter().find(|r| **r == key) {
@@ -164,7 +186,18 @@ impl RowsRequest {
                         ));
                     }
                 }
-                "offset" => req.offset = parse_count(key, value)?,
+                "offset" => {
+                    req.offset = parse_count(key, value)?;
+                    if req.offset > MAX_OFFSET {
+                        return Err(ApiError::bad_param(
+                            key,
+                            value,
+                            format!(
+                                "at most {MAX_OFFSET}; page deeper with `cursor` or a key filter"
+                            ),
+                        ));
+                    }
+                }
                 "cursor" => req.cursor = Some(value.clone()),
                 _ => req.filters.push(Filter::parse(key, value)?),
             }
@@ -249,9 +282,13 @@ impl RowsRequest {
         };
         let plan_err = |e: datafusion::error::DataFusionError| ApiError::Query(e.to_string());
         let mut df = df;
+        let mut predicates = Vec::with_capacity(self.filters.len());
         for f in &self.filters {
             let dtype = lookup(&f.column, &format!("{}={}", f.column, f.raw))?;
-            df = df.filter(f.expr(&dtype)?).map_err(plan_err)?;
+            predicates.push(f.expr(&dtype)?);
+        }
+        if let Some(all) = balanced_and(predicates) {
+            df = df.filter(all).map_err(plan_err)?;
         }
         if !self.order.is_empty() {
             let mut sort = Vec::new();
@@ -309,6 +346,16 @@ impl Filter {
             },
             "in" => {
                 let items = split_list(rest).map_err(|e| ApiError::bad_param(column, raw, e))?;
+                if items.len() > MAX_IN_VALUES {
+                    return Err(ApiError::bad_param(
+                        column,
+                        &shorten(raw),
+                        format!(
+                            "too many `in` values: {}, at most {MAX_IN_VALUES}",
+                            items.len()
+                        ),
+                    ));
+                }
                 if items.is_empty() {
                     return Err(ApiError::bad_param(
                         column,
@@ -397,6 +444,32 @@ impl Filter {
             Op::Is(IsValue::False) => c.is_false(),
         };
         Ok(if self.negated { !e } else { e })
+    }
+}
+
+/// The conjunction of `exprs` as a balanced tree: one filter node of depth log2(n), where a filter
+/// per predicate (or a left-deep AND chain) nests n deep and overflowed the planner's stack.
+fn balanced_and(mut exprs: Vec<Expr>) -> Option<Expr> {
+    while exprs.len() > 1 {
+        let mut next = Vec::with_capacity(exprs.len().div_ceil(2));
+        let mut it = exprs.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => a.and(b),
+                None => a,
+            });
+        }
+        exprs = next;
+    }
+    exprs.pop()
+}
+
+/// A long parameter value cut for an error message.
+fn shorten(value: &str) -> String {
+    const KEEP: usize = 80;
+    match value.char_indices().nth(KEEP) {
+        Some((i, _)) => format!("{}...", &value[..i]),
+        None => value.to_string(),
     }
 }
 

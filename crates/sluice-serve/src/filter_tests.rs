@@ -254,3 +254,91 @@ fn unknown_columns_are_named_with_the_available_ones() {
     let e = parse(&[("columns", "id,id")]).unwrap_err().to_string();
     assert!(e.contains("listed twice"), "{e}");
 }
+
+#[test]
+fn out_of_range_paging_is_a_400_naming_the_limit() {
+    for offset in ["18446744073709551615", "1000000001"] {
+        let e = parse(&[("offset", offset)]).unwrap_err();
+        assert!(matches!(e, ApiError::BadParameter { .. }), "{e:?}");
+        assert!(e.to_string().contains("at most 1000000000"), "{e}");
+    }
+    let e = parse(&[("offset", "99999999999999999999999")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("non-negative whole number"), "{e}");
+    let e = parse(&[("limit", "18446744073709551616")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("non-negative whole number"), "{e}");
+    let r = parse(&[("offset", "1000000000")]).unwrap();
+    assert_eq!(r.offset, MAX_OFFSET);
+}
+
+#[tokio::test]
+async fn the_largest_offset_plans_and_runs() {
+    assert!(
+        ids(&[("offset", "1000000000"), ("limit", "100000")])
+            .await
+            .is_empty()
+    );
+}
+
+#[test]
+fn too_many_filters_or_in_values_are_a_400() {
+    let many: Vec<(String, String)> = (0..600)
+        .map(|i| (format!("c{i}"), "eq.1".to_string()))
+        .collect();
+    let e = RowsRequest::parse(&many).unwrap_err().to_string();
+    assert!(e.contains("too many filters: 600, at most 64"), "{e}");
+    let at_limit: Vec<(String, String)> = (0..MAX_FILTERS)
+        .map(|_| ("id".to_string(), "gte.1".to_string()))
+        .chain([("limit".to_string(), "5".to_string())])
+        .collect();
+    assert_eq!(RowsRequest::parse(&at_limit).unwrap().filters.len(), 64);
+
+    let list = (0..1001)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let e = parse(&[("id", format!("in.({list})").as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("too many `in` values: 1001, at most 1000"),
+        "{e}"
+    );
+    assert!(e.len() < 300, "the value is shortened: {e}");
+    let list = (0..1000)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(parse(&[("id", format!("in.({list})").as_str())]).is_ok());
+}
+
+#[tokio::test]
+async fn sixty_four_filters_plan_and_run() {
+    let q: Vec<(&str, &str)> = std::iter::repeat_n(("id", "gte.2"), MAX_FILTERS).collect();
+    assert_eq!(ids(&q).await, vec![2, 3, 4, 5]);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn paging_values_never_panic(limit in "[0-9]{1,25}", offset in "-?[0-9]{1,25}") {
+            match parse(&[("limit", limit.as_str()), ("offset", offset.as_str())]) {
+                Ok(r) => prop_assert!(r.limit <= MAX_LIMIT && r.offset <= MAX_OFFSET),
+                Err(e) => prop_assert!(matches!(e, ApiError::BadParameter { .. }), "{e:?}"),
+            }
+        }
+
+        #[test]
+        fn filters_never_panic(key in "[a-z]{1,3}", value in "\\PC{0,30}") {
+            let _ = parse(&[(key.as_str(), value.as_str())]);
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! physical (the header is line 1; a quoted field spanning lines counts every line), and the raw text
 //! of a rejected row is sliced from the file bytes, so quarantine shows exactly what arrived.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,10 +17,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::convert::{Cell, ColumnBuilder, ParseFailure};
-use super::schema::{
-    TextInference, check_required_columns, conform_batch, declared_type, merge_schemas,
+use super::schema::{TextInference, by_name, check_required_columns, conform_batch, merge_schemas};
+use super::{
+    FileBatches, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow, quote_value, read_bytes,
 };
-use super::{FileBatches, FormatError, ReadOptions, RejectedRow, quote_value, read_bytes};
 
 /// Reads a CSV file; see the module documentation.
 pub(crate) fn read_csv(path: &Path, opts: &ReadOptions) -> Result<FileBatches, FormatError> {
@@ -29,12 +30,24 @@ pub(crate) fn read_csv(path: &Path, opts: &ReadOptions) -> Result<FileBatches, F
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     check_required_columns(path, existing, &name_refs)?;
 
-    // Types fixed by the table or the source config; `None` = infer.
+    // Types fixed by the table or the source config; `None` = infer. Looked up by hash: a linear
+    // search per column is quadratic in a wide file.
+    let table_fields: HashMap<&str, usize> =
+        existing.map(|s| by_name(s.fields())).unwrap_or_default();
+    let declared: HashMap<&str, &DataType> = opts
+        .declared
+        .iter()
+        .rev()
+        .map(|(n, t)| (n.as_str(), t))
+        .collect();
     let fixed: Vec<Option<(DataType, bool)>> = names
         .iter()
         .map(|name| {
-            let declared = declared_type(&opts.declared, name);
-            match existing.and_then(|s| s.field_with_name(name).ok()) {
+            let declared = declared.get(name.as_str()).copied();
+            let field = existing
+                .zip(table_fields.get(name.as_str()))
+                .map(|(s, &i)| s.field(i));
+            match field {
                 Some(field) => {
                     if declared.is_some_and(|d| d != field.data_type()) {
                         tracing::warn!(
@@ -81,10 +94,18 @@ fn read_header(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec<Stri
         });
     };
     let width = records.record.len();
+    if width > MAX_COLUMNS {
+        return Err(FormatError::TooManyColumns {
+            path: path.to_path_buf(),
+            columns: width,
+            max: MAX_COLUMNS,
+        });
+    }
     if !opts.csv_has_header {
         return Ok((1..=width).map(|i| format!("column_{i}")).collect());
     }
     let mut names: Vec<String> = Vec::with_capacity(width);
+    let mut seen: HashSet<String> = HashSet::with_capacity(width);
     for (i, raw_name) in records.record.iter().enumerate() {
         let trimmed = String::from_utf8_lossy(raw_name).trim().to_string();
         let name = if trimmed.is_empty() {
@@ -94,7 +115,7 @@ fn read_header(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec<Stri
         } else {
             trimmed
         };
-        if names.contains(&name) {
+        if !seen.insert(name.clone()) {
             return Err(FormatError::DuplicateColumn {
                 path: path.to_path_buf(),
                 line: first.line,

@@ -13,7 +13,7 @@
 //! and the rest is kept. The file is parsed twice (inference, then decoding) rather than holding
 //! every parsed value at once, so memory stays near the file size plus one chunk.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,8 +23,10 @@ use arrow::json::reader::{Decoder, ReaderBuilder, infer_json_schema_from_iterato
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use super::schema::{declared_type, merge_schemas, replace_null_types};
-use super::{FileBatches, FormatError, ReadOptions, RejectedRow, quote_value, read_bytes};
+use super::schema::{by_name, merge_schemas, replace_null_types};
+use super::{
+    FileBatches, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow, quote_value, read_bytes,
+};
 
 /// Reads a JSON Lines file; see the module documentation.
 pub(crate) fn read_jsonl(path: &Path, opts: &ReadOptions) -> Result<FileBatches, FormatError> {
@@ -40,15 +42,31 @@ pub(crate) fn read_jsonl_bytes(
     opts: &ReadOptions,
 ) -> Result<FileBatches, FormatError> {
     let (inferred, mut rejected) = infer_schema(bytes);
+    // Each line is bounded in `parse_line`; many lines of different keys add up here.
+    if inferred.fields().len() > MAX_COLUMNS {
+        return Err(FormatError::TooManyColumns {
+            path: path.to_path_buf(),
+            columns: inferred.fields().len(),
+            max: MAX_COLUMNS,
+        });
+    }
     let skip: HashSet<u64> = rejected.iter().map(|r| r.line).collect();
 
     let existing = opts.existing_schema.as_deref();
+    let table_fields: HashMap<&str, usize> =
+        existing.map(|s| by_name(s.fields())).unwrap_or_default();
+    let declared: HashMap<&str, &DataType> = opts
+        .declared
+        .iter()
+        .rev()
+        .map(|(n, t)| (n.as_str(), t))
+        .collect();
     let fields: Vec<FieldRef> = inferred
         .fields()
         .iter()
         .map(|f| {
-            let in_table = existing.is_some_and(|s| s.field_with_name(f.name()).is_ok());
-            let data_type = match declared_type(&opts.declared, f.name()) {
+            let in_table = table_fields.contains_key(f.name().as_str());
+            let data_type = match declared.get(f.name().as_str()).copied() {
                 Some(declared) if !in_table => declared.clone(),
                 _ => replace_null_types(f.data_type()),
             };
@@ -124,6 +142,12 @@ fn parse_line(line: u64, raw: &[u8]) -> Result<Value, String> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| format!("line {line}: invalid JSON: {e}"))?;
     let kind = match &value {
+        Value::Object(o) if o.len() > MAX_COLUMNS => {
+            return Err(format!(
+                "line {line}: a record of {} keys, more than the {MAX_COLUMNS} columns a file may have",
+                o.len()
+            ));
+        }
         Value::Object(_) => return Ok(value),
         Value::Array(_) => "an array",
         Value::String(_) => "a string",
@@ -213,9 +237,12 @@ struct Conflict {
 /// a non-struct is a conflict.
 fn coerce_fields(earlier: &Fields, here: &Fields) -> Result<Fields, Conflict> {
     let mut out: Vec<FieldRef> = Vec::with_capacity(earlier.len() + here.len());
+    let here_by_name = by_name(here);
+    let earlier_by_name = by_name(earlier);
     for field in earlier.iter() {
-        match here.find(field.name()) {
-            Some((_, other)) => {
+        match here_by_name.get(field.name().as_str()) {
+            Some(&i) => {
+                let other = &here[i];
                 let data_type =
                     coerce(field.data_type(), other.data_type()).ok_or_else(|| Conflict {
                         column: field.name().clone(),
@@ -228,7 +255,7 @@ fn coerce_fields(earlier: &Fields, here: &Fields) -> Result<Fields, Conflict> {
         }
     }
     for field in here.iter() {
-        if earlier.find(field.name()).is_none() {
+        if !earlier_by_name.contains_key(field.name().as_str()) {
             out.push(Arc::clone(field));
         }
     }

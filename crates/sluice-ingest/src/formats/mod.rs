@@ -16,6 +16,10 @@
 //! `parquet` reads typed files, `convert` holds the string → typed column builders used by CSV, and
 //! `schema` holds inference, merging and conforming batches to a schema.
 
+/// Most columns a landing file may have: wider files are almost surely not tables (a runaway header
+/// or a record of generated keys), and every column costs a builder and a Parquet column.
+pub const MAX_COLUMNS: usize = 10_000;
+
 mod convert;
 mod csv;
 mod jsonl;
@@ -202,6 +206,18 @@ pub enum FormatError {
     EmptyCsv {
         /// The file.
         path: PathBuf,
+    },
+    /// A file has more columns than [`MAX_COLUMNS`].
+    #[error(
+        "{path}: {columns} columns, more than the {max} a file may have; split the file or drop columns"
+    )]
+    TooManyColumns {
+        /// The file.
+        path: PathBuf,
+        /// How many columns it has (a JSON line: how many keys).
+        columns: usize,
+        /// The limit.
+        max: usize,
     },
     /// Two columns of a file have the same name.
     #[error("{path}: line {line}: column `{column}` appears more than once in the header")]

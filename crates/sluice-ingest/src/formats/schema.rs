@@ -5,6 +5,7 @@
 //! and type, new columns (and new fields inside struct columns) are appended as nullable, and every
 //! batch is then conformed to the merged schema so one file lands in one write.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -29,10 +30,14 @@ pub fn merge_schemas(existing: &Schema, incoming: &Schema) -> Schema {
 }
 
 fn merge_fields(existing: &Fields, incoming: &Fields) -> Fields {
+    // Name maps, not `Fields::find` (a linear scan): wide files would make this quadratic.
+    let incoming_by_name = by_name(incoming);
+    let existing_by_name = by_name(existing);
     let mut out: Vec<FieldRef> = existing
         .iter()
-        .map(|field| match incoming.find(field.name()) {
-            Some((_, other)) => {
+        .map(|field| match incoming_by_name.get(field.name().as_str()) {
+            Some(&i) => {
+                let other = &incoming[i];
                 let merged = merge_types(field.data_type(), other.data_type());
                 if &merged == field.data_type() {
                     Arc::clone(field)
@@ -44,11 +49,20 @@ fn merge_fields(existing: &Fields, incoming: &Fields) -> Fields {
         })
         .collect();
     for field in incoming.iter() {
-        if existing.find(field.name()).is_none() {
+        if !existing_by_name.contains_key(field.name().as_str()) {
             out.push(Arc::new(field.as_ref().clone().with_nullable(true)));
         }
     }
     Fields::from(out)
+}
+
+/// Each field's position by name (the first one when a name repeats, like `Fields::find`).
+pub(crate) fn by_name(fields: &Fields) -> HashMap<&str, usize> {
+    let mut map = HashMap::with_capacity(fields.len());
+    for (i, f) in fields.iter().enumerate() {
+        map.entry(f.name().as_str()).or_insert(i);
+    }
+    map
 }
 
 /// The type of a column after merging: the existing type, with struct fields unioned recursively.
@@ -163,14 +177,6 @@ pub(crate) fn replace_null_types(data_type: &DataType) -> DataType {
     }
 }
 
-/// The type a declared column (source config) has, if it is declared.
-pub(crate) fn declared_type<'a>(
-    declared: &'a [(String, DataType)],
-    name: &str,
-) -> Option<&'a DataType> {
-    declared.iter().find(|(n, _)| n == name).map(|(_, t)| t)
-}
-
 /// Fails when the table has a non-nullable column that the file does not have at all: every row
 /// would violate it, so this is a whole-file problem.
 pub(crate) fn check_required_columns(
@@ -181,10 +187,11 @@ pub(crate) fn check_required_columns(
     let Some(existing) = existing else {
         return Ok(());
     };
+    let file_columns: HashSet<&str> = file_columns.iter().copied().collect();
     match existing
         .fields()
         .iter()
-        .find(|f| !f.is_nullable() && !file_columns.contains(&f.name().as_str()))
+        .find(|f| !f.is_nullable() && !file_columns.contains(f.name().as_str()))
     {
         Some(field) => Err(FormatError::MissingRequiredColumn {
             path: path.to_path_buf(),
@@ -205,12 +212,13 @@ pub(crate) fn conform_batch(
         return Ok(batch.clone());
     }
     let source = batch.schema();
+    let source_index = by_name(source.fields());
     let columns = target
         .fields()
         .iter()
-        .map(|field| match source.index_of(field.name()) {
-            Ok(i) => conform_array(batch.column(i), field.data_type()),
-            Err(_) => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        .map(|field| match source_index.get(field.name().as_str()) {
+            Some(&i) => conform_array(batch.column(i), field.data_type()),
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new_with_options(
@@ -228,10 +236,11 @@ pub(crate) fn conform_array(array: &ArrayRef, target: &DataType) -> Result<Array
     match (array.data_type(), target) {
         (DataType::Struct(_), DataType::Struct(fields)) => {
             let source = array.as_struct();
+            let source_index = by_name(source.fields());
             let children = fields
                 .iter()
-                .map(|f| match source.column_by_name(f.name()) {
-                    Some(child) => conform_array(child, f.data_type()),
+                .map(|f| match source_index.get(f.name().as_str()) {
+                    Some(&i) => conform_array(source.column(i), f.data_type()),
                     None => Ok(new_null_array(f.data_type(), source.len())),
                 })
                 .collect::<Result<Vec<_>, _>>()?;

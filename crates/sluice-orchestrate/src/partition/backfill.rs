@@ -456,7 +456,11 @@ pub async fn execute(
 }
 
 fn timestamp_ago(d: std::time::Duration) -> String {
-    (chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default())
+    let now = chrono::Utc::now();
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 

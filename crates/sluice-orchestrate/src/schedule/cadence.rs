@@ -164,7 +164,9 @@ impl Cadence {
                 break;
             }
             out.push(t);
-            cursor = self.last_at_or_before(t - chrono::Duration::milliseconds(1));
+            cursor = t
+                .checked_sub_signed(chrono::Duration::milliseconds(1))
+                .and_then(|t| self.last_at_or_before(t));
         }
         out.reverse();
         let dropped = match cursor {
@@ -380,6 +382,102 @@ mod tests {
             assert!(e.contains(&format!("`{bad}`")), "{e}");
             assert!(e.contains(why), "{bad}: {e}");
             assert!(e.contains("@hourly") && e.contains("every 15m"), "{e}");
+        }
+    }
+
+    #[test]
+    fn huge_intervals_are_errors_and_the_largest_does_not_overflow() {
+        for bad in [
+            "every 99999999999999999999d",
+            "every 18446744073709551615s",
+            "every 36501d",
+        ] {
+            let e = Cadence::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("at most 36500d"), "{e}");
+        }
+        let c = Cadence::parse("every 36500d").unwrap();
+        let end = DateTime::<Utc>::MAX_UTC;
+        let start = DateTime::<Utc>::MIN_UTC;
+        assert_eq!(c.next_after(end), None);
+        assert!(c.last_at_or_before(end).is_some());
+        let (ticks, _) = c.latest_ticks(start, end, 5);
+        assert!(!ticks.is_empty());
+        // One millisecond before the first representable instant does not exist.
+        let every_ms = Cadence::parse("every 1ms").unwrap();
+        let (ticks, dropped) = every_ms.latest_ticks(start, start, 3);
+        assert!(ticks.is_empty() && dropped == 0);
+        for t in [start, end] {
+            let _ = every_ms.latest_ticks(start, t, 2);
+            let _ = every_ms.next_after(t);
+        }
+    }
+
+    #[test]
+    fn huge_or_odd_cron_fields_are_errors() {
+        for bad in [
+            "99999999999999999999 * * * *",
+            "*/0 * * * *",
+            "*/99999999999999999999 * * * *",
+            "0 0 99999999999 * *",
+            "1-99999999999999999999 * * * *",
+            "59-0 * * * *",
+            "0 0 L-99999999999 * *",
+            "0 0 * * 5#99999999999",
+        ] {
+            assert!(Cadence::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    use proptest::prelude::*;
+
+    fn cron_field() -> impl Strategy<Value = String> {
+        let atom = prop_oneof![
+            Just("*".to_string()),
+            Just("?".to_string()),
+            Just("L".to_string()),
+            Just("W".to_string()),
+            "[0-9]{1,25}",
+            "[A-Za-z]{1,4}",
+            ("[0-9]{1,3}", "[0-9]{1,22}").prop_map(|(a, b)| format!("{a}-{b}")),
+            ("[0-9*]{1,3}", "[0-9]{1,22}").prop_map(|(a, b)| format!("{a}/{b}")),
+            ("[0-9]{1,2}", "[0-9]{1,22}").prop_map(|(a, b)| format!("{a}#{b}")),
+            ("[0-9]{1,22}").prop_map(|a| format!("L-{a}")),
+            ("[0-9]{1,22}").prop_map(|a| format!("{a}W")),
+            "\\PC{1,6}",
+        ];
+        prop::collection::vec(atom, 1..3).prop_map(|v| v.join(","))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn cron_strings_never_panic(fields in prop::collection::vec(cron_field(), 4..8)) {
+            let text = fields.join(" ");
+            if let Ok(c) = Cadence::parse(&text) {
+                let t = at(10, 30, 0);
+                let _ = c.next_after(t);
+                let _ = c.last_at_or_before(t);
+                let _ = c.latest_ticks(t - chrono::Duration::hours(1), t, 3);
+            }
+        }
+
+        #[test]
+        fn every_durations_never_panic(
+            n in "[0-9]{1,40}",
+            unit in prop::sample::select(vec!["ms", "s", "m", "h", "d", "w", "y", ""]),
+            t in -8_000_000_000_000i64..8_000_000_000_000,
+        ) {
+            let text = format!("every {n}{unit}");
+            match Cadence::parse(&text) {
+                Ok(c) => {
+                    let t = DateTime::from_timestamp_millis(t).unwrap_or_default();
+                    let _ = c.next_after(t);
+                    let _ = c.last_at_or_before(t);
+                    let _ = c.latest_ticks(DateTime::<Utc>::MIN_UTC, t, 2);
+                }
+                Err(e) => prop_assert!(e.to_string().contains(&format!("`{text}`")), "{e}"),
+            }
         }
     }
 

@@ -75,7 +75,11 @@ impl Live {
 }
 
 pub(super) fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX / 2)
+    // Saturates: a long interval near the end of time must not panic the scheduler.
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Scheduler {

@@ -8,7 +8,7 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use tempfile::TempDir;
 
-use crate::formats::{FileFormat, FormatError, ReadOptions, read_file};
+use crate::formats::{FileFormat, FormatError, MAX_COLUMNS, ReadOptions, read_file};
 
 fn write(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
@@ -307,4 +307,136 @@ fn declared_types_override_inference() {
         .column(2)
         .as_primitive::<arrow::datatypes::Date32Type>();
     assert_eq!(day.value(0), 19783);
+}
+
+/// A header of `columns` names `c0..` and two rows of ints.
+fn wide_csv(columns: usize) -> Vec<u8> {
+    let header = (0..columns).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    let row = (0..columns).map(|i| i.to_string()).collect::<Vec<_>>();
+    format!(
+        "{}\n{}\n{}\n",
+        header.join(","),
+        row.join(","),
+        row.join(",")
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_file_at_the_column_limit_reads_against_a_table_schema() {
+    // Quadratic header handling took minutes here; every step is now a hash lookup.
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "wide.csv", &wide_csv(MAX_COLUMNS));
+    // The table has every column (in reverse order) and more: merge and conform by name.
+    let existing = Arc::new(Schema::new(
+        (0..MAX_COLUMNS + 10)
+            .rev()
+            .map(|i| Field::new(format!("c{i}"), DataType::Int64, true))
+            .collect::<Vec<_>>(),
+    ));
+    let opts = ReadOptions {
+        existing_schema: Some(existing),
+        declared: (0..MAX_COLUMNS)
+            .map(|i| (format!("c{i}"), DataType::Utf8))
+            .collect(),
+        ..ReadOptions::new(FileFormat::Csv)
+    };
+    let out = read_file(&path, &opts).unwrap();
+    assert_eq!(out.schema.fields().len(), MAX_COLUMNS + 10);
+    assert_eq!(out.rows, 2);
+    let batch = concat(&out.batches);
+    assert_eq!(ints(&batch, "c9999"), vec![Some(9999), Some(9999)]);
+    assert_eq!(ints(&batch, "c10005"), vec![None, None]);
+    // Without a table: inference over every column.
+    let out = read_file(&path, &ReadOptions::new(FileFormat::Csv)).unwrap();
+    assert_eq!(out.schema.fields().len(), MAX_COLUMNS);
+}
+
+#[test]
+fn too_many_columns_is_an_error_naming_the_file_and_the_count() {
+    let dir = TempDir::new().unwrap();
+    for (name, content) in [
+        ("wide.csv", wide_csv(20_000)),
+        ("limit.csv", wide_csv(MAX_COLUMNS + 1)),
+        // A 10 MB header of a million columns.
+        ("huge.csv", "abcdefghi,".repeat(1_000_000).into_bytes()),
+    ] {
+        let path = write(&dir, name, &content);
+        let started = std::time::Instant::now();
+        let err = read_file(&path, &ReadOptions::new(FileFormat::Csv)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FormatError::TooManyColumns {
+                    max: MAX_COLUMNS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(name) && text.contains("more than the 10000"),
+            "{text}"
+        );
+        // Generous: the refusal must not do per-column work (debug builds, busy machines).
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+    let path = write(&dir, "n.csv", &wide_csv(20_000));
+    let err = read_file(&path, &ReadOptions::new(FileFormat::Csv)).unwrap_err();
+    assert!(err.to_string().contains("20000 columns"), "{err}");
+    let opts = ReadOptions {
+        csv_has_header: false,
+        ..ReadOptions::new(FileFormat::Csv)
+    };
+    let err = read_file(&path, &opts).unwrap_err();
+    assert!(err.to_string().contains("20000 columns"), "{err}");
+}
+
+#[test]
+fn a_duplicate_in_a_wide_header_is_found() {
+    let dir = TempDir::new().unwrap();
+    let mut names: Vec<String> = (0..MAX_COLUMNS - 1).map(|i| format!("c{i}")).collect();
+    names.push("c17".to_string());
+    let path = write(&dir, "dup.csv", format!("{}\n", names.join(",")).as_bytes());
+    let err = read_file(&path, &ReadOptions::new(FileFormat::Csv)).unwrap_err();
+    assert!(
+        matches!(&err, FormatError::DuplicateColumn { column, .. } if column == "c17"),
+        "{err}"
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Headers of growing width with short (often repeated, empty or quoted) names: the
+        /// result is a table as wide as the header or a specific error, never a panic.
+        #[test]
+        fn headers_never_panic(
+            names in prop::collection::vec("[a-c\"]{0,3}", 1..4000),
+            extra in 0usize..3,
+        ) {
+            let dir = TempDir::new().unwrap();
+            let mut text = names.join(",");
+            text.push('\n');
+            text.push_str(&vec!["1"; names.len() + extra].join(","));
+            text.push('\n');
+            let path = write(&dir, "h.csv", text.as_bytes());
+            match read_file(&path, &ReadOptions::new(FileFormat::Csv)) {
+                // Quotes may join fields; without them the width is the header's.
+                Ok(out) if !text.contains('"') => {
+                    prop_assert_eq!(out.schema.fields().len(), names.len());
+                }
+                Ok(_) => {}
+                Err(e) => prop_assert!(
+                    matches!(e, FormatError::DuplicateColumn { .. } | FormatError::Csv { .. }),
+                    "{}", e
+                ),
+            }
+        }
+    }
 }

@@ -328,3 +328,43 @@ fn empty_file_has_no_rows_and_no_error() {
     assert_eq!(out.rows, 0);
     assert!(out.batches.is_empty() && out.rejected.is_empty());
 }
+
+#[test]
+fn a_record_of_too_many_keys_is_rejected_and_too_many_columns_fail_the_file() {
+    let dir = TempDir::new().unwrap();
+    let wide = (0..100_000)
+        .map(|i| format!("\"k{i}\":{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let path = write(
+        &dir,
+        "wide.jsonl",
+        &format!("{{\"id\":1}}\n{{{wide}}}\n{{\"id\":3}}\n"),
+    );
+    let out = read_file(&path, &jsonl()).unwrap();
+    assert_eq!(out.rows, 2);
+    assert_eq!(out.rejected.len(), 1);
+    assert!(
+        out.rejected[0]
+            .reason
+            .starts_with("line 2: a record of 100000 keys, more than the 10000 columns"),
+        "{}",
+        out.rejected[0].reason
+    );
+    // Lines within the limit whose keys add up to more columns than a file may have.
+    let lines = (0..3)
+        .map(|l| {
+            let keys = (0..4000)
+                .map(|i| format!("\"l{l}k{i}\":1"))
+                .collect::<Vec<_>>()
+                .join(",");
+            format!("{{{keys}}}\n")
+        })
+        .collect::<String>();
+    let path = write(&dir, "many.jsonl", &lines);
+    let err = read_file(&path, &jsonl()).unwrap_err().to_string();
+    assert!(
+        err.contains("many.jsonl") && err.contains("12000 columns, more than the 10000"),
+        "{err}"
+    );
+}
