@@ -90,10 +90,19 @@ pub async fn chart_data(
     let filter = time_filter(time_range, &q, &from)?;
     let sql = chart_sql(chart, &from, filter.as_deref());
     tracing::debug!(dashboard = %name, chart = %index, %sql, "chart query");
-    let batches = s
-        .engine
-        .query(&sql)
-        .await
+    // A chart is a query like any other: a slot, the statement timeout, listed in /api/queries.
+    let ticket = s
+        .queries
+        .admit(
+            "http",
+            String::new(),
+            &format!("chart {index} of {name}: {sql}"),
+            None,
+        )
+        .await?;
+    let batches = ticket
+        .during(s.engine.query(&sql))
+        .await?
         .map_err(ApiError::from_user_sql)?;
     let rows = batches_json(&batches)?;
     let columns: Vec<String> = batches

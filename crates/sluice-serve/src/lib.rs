@@ -27,7 +27,9 @@
 //! # }
 //! ```
 //!
-//! Modules: [`api`] (router, JSON endpoints), [`query`] (rows and SQL), [`filter`] (rows parameters),
+//! Modules: [`server`] (the listener: connection limits, timeouts, request guards, shutdown),
+//! [`limits`] (`serve.limits`), [`queries`] (admission, statement timeout, cancel, `/api/queries`),
+//! [`api`] (router, JSON endpoints), [`query`] (rows and SQL), [`filter`] (rows parameters),
 //! [`format`] (negotiation, encoders, streaming), [`openapi`], [`metrics`], [`status`], [`error`],
 //! [`pg`] (PostgreSQL wire protocol).
 //!

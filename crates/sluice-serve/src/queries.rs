@@ -360,9 +360,9 @@ mod tests {
         ))
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_stream_past_its_deadline_ends_with_the_timeout() {
-        let reg = QueryRegistry::new(2, Duration::from_secs(5), Duration::from_secs(1));
+        let reg = QueryRegistry::new(2, Duration::from_millis(200), Duration::from_secs(1));
         let ticket = reg
             .admit("http", "peer".into(), "select 1", None)
             .await
@@ -379,7 +379,7 @@ mod tests {
         assert!(reg.list().is_empty());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_client_timeout_only_shortens_and_cancel_interrupts() {
         let reg = QueryRegistry::new(2, Duration::from_secs(5), Duration::from_secs(1));
         let t = reg
@@ -398,9 +398,9 @@ mod tests {
         assert!(!reg.cancel(999));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn full_slots_make_the_next_query_wait_then_refuse() {
-        let reg = QueryRegistry::new(1, Duration::from_secs(5), Duration::from_secs(1));
+        let reg = QueryRegistry::new(1, Duration::from_secs(5), Duration::from_millis(100));
         let first = reg.admit("http", "a".into(), "q", None).await.unwrap();
         let e = reg.admit("http", "b".into(), "q", None).await.unwrap_err();
         assert!(matches!(e, Interrupted::Busy { running: 1, .. }), "{e}");

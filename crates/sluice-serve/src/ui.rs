@@ -22,6 +22,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/asset.js", JS, include_str!("../ui/js/asset.js")),
     ("js/runs.js", JS, include_str!("../ui/js/runs.js")),
     ("js/checks.js", JS, include_str!("../ui/js/checks.js")),
+    ("js/queries.js", JS, include_str!("../ui/js/queries.js")),
     (
         "js/dashboards.js",
         JS,

@@ -310,6 +310,45 @@ mod tests {
         assert_eq!(e, SqlLimitError::TooLong { bytes: 23, max: 10 });
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Random SQL-ish text of growing size never panics, and an expression built to a known
+        /// depth is judged against the limit the way its depth says.
+        #[test]
+        fn any_text_is_judged_without_panic(
+            text in "[a-z0-9 ()+*,'=<>|:;\\[\\]-]{0,4000}",
+            depth in 1usize..3000,
+            op in proptest::sample::select(vec!["+", " or ", " and ", "*", "||", "::int+"]),
+        ) {
+            let limits = SqlLimits::default();
+            let _ = check_sql(&text, &limits);
+            let chain = format!("select {}1", format!("1{op}").repeat(depth));
+            let verdict = check_sql(&chain, &limits);
+            // A chain of n operators is about n levels deep (casts count twice).
+            if depth * 2 + 2 <= limits.max_depth {
+                proptest::prop_assert!(verdict.is_ok(), "{depth} {op}: {verdict:?}");
+            }
+            if depth > limits.max_depth {
+                proptest::prop_assert!(verdict.is_err(), "{depth} {op}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_check_is_linear_in_the_text() {
+        // A megabyte of maximal nesting and of operators is judged in one pass (a quadratic pass
+        // would take minutes here); both are refused.
+        let parens = format!("select {}1{}", "(".repeat(500_000), ")".repeat(500_000));
+        let limits = SqlLimits {
+            max_bytes: usize::MAX,
+            max_depth: 1000,
+        };
+        assert!(check_sql(&parens, &limits).is_err());
+        let ops = format!("select {}1", "1+".repeat(500_000));
+        assert!(check_sql(&ops, &limits).is_err());
+    }
+
     #[test]
     fn unbalanced_closers_do_not_panic() {
         assert_eq!(

@@ -221,6 +221,23 @@ pub enum Command {
             default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"
         )]
         pg_url: String,
+        /// Instead: serve the demo (at --scale) in a child process and load it with many clients
+        /// (dashboard queries, rows pages, a few heavy queries; HTTP and the PostgreSQL wire):
+        /// outcomes, latency and the server's peak memory (docs/operations.md).
+        #[arg(long)]
+        soak: bool,
+        /// Soak benchmark: concurrent HTTP clients.
+        #[arg(long, default_value_t = 500)]
+        http_clients: usize,
+        /// Soak benchmark: concurrent PostgreSQL wire clients.
+        #[arg(long, default_value_t = 200)]
+        pg_clients: usize,
+        /// Soak benchmark: HTTP clients that send heavy queries.
+        #[arg(long, default_value_t = 4)]
+        heavy_clients: usize,
+        /// Soak benchmark: how long the load runs.
+        #[arg(long, value_name = "DURATION", default_value = "5m")]
+        soak_duration: String,
     },
     /// Write an asset's rows to a Parquet, CSV or JSON-lines file (or stdout), streamed.
     Export {

@@ -61,3 +61,40 @@ fn postgres_batch_bench_lands_every_row() {
     assert!(b["cpu_seconds"].as_f64().unwrap() > 0.0, "{b}");
     assert!(b["source_mb_per_cpu_sec"].as_f64().unwrap() > 0.0, "{b}");
 }
+
+#[test]
+fn soak_bench_loads_a_served_demo_without_crash_or_server_error() {
+    let report = bench(&[
+        "--soak",
+        "--scale",
+        "0.05",
+        "--http-clients",
+        "16",
+        "--pg-clients",
+        "8",
+        "--heavy-clients",
+        "1",
+        "--soak-duration",
+        "3s",
+    ]);
+    assert_eq!(report["crashed"], false, "{report:#}");
+    assert_eq!(report["server_errors"], 0, "{report:#}");
+    assert!(
+        report["http"]["dashboard"]["ok"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    assert!(
+        report["http"]["rows"]["ok"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    assert!(
+        report["postgres_wire"]["ok"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    assert!(
+        report["http"]["heavy"]["ok"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    let peak = report["server_rss_mb"]["peak"].as_f64().unwrap();
+    assert!(peak > 0.0, "{report:#}");
+}

@@ -8,6 +8,7 @@ import * as asset from './asset.js';
 import * as runs from './runs.js';
 import * as checks from './checks.js';
 import * as dashboards from './dashboards.js';
+import * as queries from './queries.js';
 
 const ROUTES = [
   [/^\/?$/, 'graph', () => graph.render],
@@ -17,6 +18,7 @@ const ROUTES = [
   [/^\/checks\/?$/, 'checks', () => checks.render],
   [/^\/dashboards\/?$/, 'dashboards', () => dashboards.renderList],
   [/^\/dashboards\/(.+)$/, 'dashboards', () => dashboards.renderDashboard],
+  [/^\/queries\/?$/, 'queries', () => queries.render],
 ];
 
 const view = document.getElementById('view');

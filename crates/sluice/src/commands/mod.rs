@@ -8,6 +8,7 @@ mod bench_dbt;
 mod bench_pg;
 mod bench_scheduler;
 mod bench_serve;
+mod bench_soak;
 mod demo;
 mod demo_postgres;
 mod export;
@@ -121,7 +122,22 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             cdc_rate,
             cdc_duration,
             pg_url,
+            soak,
+            http_clients,
+            pg_clients,
+            heavy_clients,
+            soak_duration,
         } => {
+            if soak {
+                return bench_soak::bench_soak(&bench_soak::SoakBench {
+                    scale,
+                    http_clients,
+                    pg_clients,
+                    heavy_clients,
+                    duration: soak_duration,
+                })
+                .await;
+            }
             if cdc {
                 return bench_cdc::bench_cdc(&bench_cdc::CdcBench {
                     url: pg_url,

@@ -18,7 +18,7 @@ if (!base || !shots) {
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
-const SHOTS = ['graph', 'asset', 'run', 'dashboard-finance', 'dashboard-executive', 'failure'];
+const SHOTS = ['graph', 'asset', 'run', 'dashboard-finance', 'dashboard-executive', 'queries', 'failure'];
 for (const name of SHOTS) rmSync(join(shots, `${name}.png`), { force: true }); // no stale pictures
 const executablePath = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 20_000;
@@ -213,6 +213,30 @@ async function checksPage() {
   eq(await page.locator('section.panel > .scroll > table > tbody > tr', { has: page.locator('.badge.warn') }).count(), summary.warn, 'warning rows');
 }
 
+// Queries: a long query started through the API is listed, and its Cancel button stops it (its
+// client gets a 503 saying so, and the list empties).
+async function queriesPage() {
+  step = 'queries';
+  const endless = 'select sum(a.v * b.v) from generate_series(1, 200000) as a(v) cross join generate_series(1, 200000) as b(v)';
+  const running = fetch(`${base}/api/sql`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ sql: endless }),
+  }).then(async (r) => ({ status: r.status, text: await r.text() }));
+  await go('/queries');
+  await page.waitForSelector('h1');
+  const button = page.locator('button[data-cancel]');
+  await button.first().waitFor();
+  const listed = await page.locator('section.panel tbody tr').first().textContent();
+  check(listed.includes('generate_series'), `the running query is listed with its SQL: ${listed}`);
+  await shot('queries');
+  await button.first().click();
+  const answer = await running;
+  eq(answer.status, 503, 'status of the cancelled query');
+  check(answer.text.includes('canceling statement'), `the cancelled query's answer: ${answer.text}`);
+  await page.waitForSelector('text=No query is running.');
+  const { queries } = await api('/api/queries');
+  eq(queries.length, 0, 'running queries after the cancel');
+}
+
 // An API error is shown in place, with the server's message, and a banner; nothing is left blank.
 // (The browser logs the 404 and app.js the error: those console errors are expected here only.)
 async function errorPage() {
@@ -236,6 +260,7 @@ try {
   await assetPage();
   await runPages();
   await checksPage();
+  await queriesPage();
   await dashboard('finance', 5);
   await dashboard('executive', 3);
   await triggerRun();
