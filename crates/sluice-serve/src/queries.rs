@@ -335,10 +335,10 @@ pub fn interruption_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&
         if let Some(i) = err.downcast_ref::<Interrupted>() {
             return Some(i);
         }
-        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>() {
-            if let Some(i) = inner.downcast_ref::<Interrupted>() {
-                return Some(i);
-            }
+        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>()
+            && let Some(i) = inner.downcast_ref::<Interrupted>()
+        {
+            return Some(i);
         }
         cur = err.source();
     }

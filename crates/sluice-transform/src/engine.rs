@@ -24,7 +24,7 @@ use sluice_lake::{Lake, TableId};
 use crate::compile::{CompiledProject, Materialized};
 use crate::error::{Result, TransformError};
 use crate::guard::{SqlLimits, check_sql};
-use crate::isolate::{EngineOptions, IsolatingPlanner};
+use crate::isolate::{EngineOptions, IsolatingPlanner, ValueSizeRule};
 use crate::relation::{CATALOG, STAGING_SCHEMA, sql_name};
 
 /// Schemas every session has.
@@ -82,6 +82,7 @@ impl Engine {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_analyzer_rule(Arc::new(ValueSizeRule))
             .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)))
             .build();
         let ctx = SessionContext::new_with_state(state);

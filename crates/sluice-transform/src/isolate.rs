@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::QueryPlanner;
@@ -30,6 +31,7 @@ use datafusion::execution::memory_pool::{
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::analyzer::AnalyzerRule;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -105,6 +107,91 @@ impl QueryPlanner for IsolatingPlanner {
             self.query_memory_limit,
         )))
     }
+}
+
+/// Largest single value a string- or list-building function may be asked to make.
+pub const MAX_VALUE_BYTES: i64 = 64 << 20;
+
+/// The analyzer rule that refuses calls building one enormous value (`repeat('x', 2000000000)`,
+/// `lpad(s, 1e10)`, `range(1, 1e12)`).
+///
+/// The memory pool bounds what operators hold, not what a function allocates for one value: such a
+/// call per row of a table asks the allocator for gigabytes, and a failed allocation aborts the
+/// process. It runs before the optimizer, which would otherwise evaluate a constant call while
+/// folding it.
+#[derive(Debug, Default)]
+pub struct ValueSizeRule;
+
+impl AnalyzerRule for ValueSizeRule {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        check_value_sizes(&plan)?;
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "sluice_value_size"
+    }
+}
+
+fn check_value_sizes(plan: &LogicalPlan) -> DfResult<()> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::Expr;
+    let int = |e: &Expr| match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::Int64(Some(n)) => Some(*n),
+            ScalarValue::Int32(Some(n)) => Some(i64::from(*n)),
+            ScalarValue::Int16(Some(n)) => Some(i64::from(*n)),
+            ScalarValue::Int8(Some(n)) => Some(i64::from(*n)),
+            ScalarValue::UInt64(Some(n)) => Some(i64::try_from(*n).unwrap_or(i64::MAX)),
+            ScalarValue::UInt32(Some(n)) => Some(i64::from(*n)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let text_len = |e: &Expr| match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(t))
+            | ScalarValue::Utf8View(Some(t))
+            | ScalarValue::LargeUtf8(Some(t)),
+            _,
+        ) => i64::try_from(t.len()).unwrap_or(i64::MAX).max(1),
+        _ => 1,
+    };
+    let refuse = |name: &str, size: i64| {
+        Err(DataFusionError::ResourcesExhausted(format!(
+            "`{name}` would build a value of {size} bytes or elements; at most {MAX_VALUE_BYTES} are \
+             allowed in one value"
+        )))
+    };
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    let name = f.func.name();
+                    let size = match (name, f.args.as_slice()) {
+                        ("repeat", [s, n]) => int(n).map(|n| n.saturating_mul(text_len(s))),
+                        ("lpad" | "rpad", [_, n, ..]) => int(n),
+                        ("array_repeat", [_, n]) => int(n),
+                        ("range" | "generate_series", [start, stop, rest @ ..]) => {
+                            match (int(start), int(stop)) {
+                                (Some(a), Some(b)) => {
+                                    let step = rest.first().and_then(int).unwrap_or(1).max(1);
+                                    Some(b.saturating_sub(a) / step)
+                                }
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    if let Some(size) = size.filter(|s| *s > MAX_VALUE_BYTES) {
+                        return refuse(name, size);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })
+    .map(|_| ())
 }
 
 /// Makes every operator's output spend tokio's task budget per batch.

@@ -26,7 +26,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use sluice_transform::Engine;
-use sluice_transform::isolate::IsolatingPlanner;
+use sluice_transform::isolate::{IsolatingPlanner, ValueSizeRule};
 use sluice_transform::relation::CATALOG;
 
 use super::error::PgError;
@@ -53,6 +53,7 @@ pub fn session_for(
         .with_config(config)
         .with_runtime_env(source.runtime_env())
         .with_default_features()
+        .with_analyzer_rule(Arc::new(ValueSizeRule))
         // Wire queries run on the query runtime too, each within its memory share.
         .with_query_planner(Arc::new(IsolatingPlanner::new(query_memory_limit)))
         .build();

@@ -182,7 +182,7 @@ async fn soak(exe: &Path, dir: &Path, s: &SoakBench, duration: Duration) -> Resu
                 n += 1;
                 if is_heavy {
                     http_sql(&client, &base, HEAVY, &heavy).await;
-                } else if n % 2 == 0 {
+                } else if n.is_multiple_of(2) {
                     let (_, sql) = QUERIES[(n / 2) % QUERIES.len()];
                     http_sql(&client, &base, sql, &dashboard).await;
                 } else {
