@@ -8,7 +8,7 @@
 //! physical (the header is line 1; a quoted field spanning lines counts every line), and the raw text
 //! of a rejected row is sliced from the file bytes, so quarantine shows exactly what arrived.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,7 +17,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::convert::{Cell, ColumnBuilder, ParseFailure};
-use super::schema::{TextInference, by_name, check_required_columns, conform_batch, merge_schemas};
+use super::schema::{
+    TextInference, check_required_columns, conform_batch, merge_schemas, type_lookups,
+};
 use super::{
     FileBatches, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow, quote_value, read_bytes,
 };
@@ -32,14 +34,7 @@ pub(crate) fn read_csv(path: &Path, opts: &ReadOptions) -> Result<FileBatches, F
 
     // Types fixed by the table or the source config; `None` = infer. Looked up by hash: a linear
     // search per column is quadratic in a wide file.
-    let table_fields: HashMap<&str, usize> =
-        existing.map(|s| by_name(s.fields())).unwrap_or_default();
-    let declared: HashMap<&str, &DataType> = opts
-        .declared
-        .iter()
-        .rev()
-        .map(|(n, t)| (n.as_str(), t))
-        .collect();
+    let (table_fields, declared) = type_lookups(existing, &opts.declared);
     let fixed: Vec<Option<(DataType, bool)>> = names
         .iter()
         .map(|name| {

@@ -13,7 +13,7 @@
 //! and the rest is kept. The file is parsed twice (inference, then decoding) rather than holding
 //! every parsed value at once, so memory stays near the file size plus one chunk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use arrow::json::reader::{Decoder, ReaderBuilder, infer_json_schema_from_iterato
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use super::schema::{by_name, merge_schemas, replace_null_types};
+use super::schema::{by_name, merge_schemas, replace_null_types, type_lookups};
 use super::{
     FileBatches, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow, quote_value, read_bytes,
 };
@@ -53,14 +53,7 @@ pub(crate) fn read_jsonl_bytes(
     let skip: HashSet<u64> = rejected.iter().map(|r| r.line).collect();
 
     let existing = opts.existing_schema.as_deref();
-    let table_fields: HashMap<&str, usize> =
-        existing.map(|s| by_name(s.fields())).unwrap_or_default();
-    let declared: HashMap<&str, &DataType> = opts
-        .declared
-        .iter()
-        .rev()
-        .map(|(n, t)| (n.as_str(), t))
-        .collect();
+    let (table_fields, declared) = type_lookups(existing, &opts.declared);
     let fields: Vec<FieldRef> = inferred
         .fields()
         .iter()

@@ -57,6 +57,22 @@ fn merge_fields(existing: &Fields, incoming: &Fields) -> Fields {
 }
 
 /// Each field's position by name (the first one when a name repeats, like `Fields::find`).
+/// The two type sources a reader consults per column, as hash lookups (a linear search per column
+/// is quadratic in a wide file): the target table's fields by name, and the types declared in the
+/// source config (the last declaration of a name wins).
+pub(crate) fn type_lookups<'a>(
+    existing: Option<&'a Schema>,
+    declared: &'a [(String, DataType)],
+) -> (HashMap<&'a str, usize>, HashMap<&'a str, &'a DataType>) {
+    let table = existing.map(|s| by_name(s.fields())).unwrap_or_default();
+    let declared = declared
+        .iter()
+        .rev()
+        .map(|(n, t)| (n.as_str(), t))
+        .collect();
+    (table, declared)
+}
+
 pub(crate) fn by_name(fields: &Fields) -> HashMap<&str, usize> {
     let mut map = HashMap::with_capacity(fields.len());
     for (i, f) in fields.iter().enumerate() {
