@@ -191,7 +191,10 @@ impl From<crate::queries::Interrupted> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if matches!(self, ApiError::Busy(_) | ApiError::Cancelled(_)) {
+            // Load shedding, timeouts and cancels are the limits doing their job, not faults.
+            tracing::info!(error = %self, %status, "query refused or stopped");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::debug!(error = %self, %status, "request refused");

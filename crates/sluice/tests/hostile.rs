@@ -538,3 +538,88 @@ fn a_killed_run_is_marked_abandoned_and_can_be_retried() {
     let n = common::query_f64(dir, "select n from gold.slow");
     assert_eq!(n, 42.0);
 }
+
+#[test]
+fn deeply_nested_project_files_and_records_are_errors_not_crashes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let nested =
+        |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+    // YAML nested 100,000 deep: a located error.
+    write(
+        dir,
+        "sluice.yml",
+        &format!("name: deep\nvars:\n  x: {}\n", nested("[", "]", 100_000)),
+    );
+    write(dir, "models/gold/m.sql", "select 1 as a");
+    let out = common::sluice(dir, &["validate"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("sluice.yml:3") && err.contains("recursion limit"),
+        "{err}"
+    );
+    // Jinja nested 50,000 deep, and 5,000 nested blocks: template errors naming the model.
+    write(dir, "sluice.yml", "name: deep\n");
+    for template in [
+        format!("select {{{{ {} }}}} as a", nested("(", ")", 50_000)),
+        format!(
+            "{}select 1 as a{}",
+            "{% if true %}".repeat(5_000),
+            "{% endif %}".repeat(5_000)
+        ),
+    ] {
+        write(dir, "models/gold/m.sql", &template);
+        let out = common::sluice(dir, &["validate"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains("m.sql:1: template error"), "{err}");
+    }
+    // A model with a 50,000-term expression fails its node with the file named.
+    write(
+        dir,
+        "models/gold/m.sql",
+        &format!("select {}1 as a", "1+".repeat(50_000)),
+    );
+    let out = common::sluice(dir, &["run"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(
+        text.contains("m.sql") && text.contains("at most 1000"),
+        "{text}"
+    );
+    // A JSON record nested 100,000 deep goes to quarantine with its reason.
+    write(dir, "models/gold/m.sql", "select 1 as a");
+    write(
+        dir,
+        "sources/f.yml",
+        "kind: files\ntables:\n  - name: ev\n    path: landing/*.jsonl\n",
+    );
+    write(
+        dir,
+        "landing/x.jsonl",
+        &format!(
+            "{}1{}\n{{\"a\": 2}}\n",
+            "{\"a\":".repeat(100_000),
+            "}".repeat(100_000)
+        ),
+    );
+    sluice_ok(dir, &["run"]);
+    let reasons = common::query_json(dir, "select reason from quarantine.f__ev");
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        common::query_f64(dir, "select count(*) from bronze.f__ev"),
+        1.0
+    );
+}
