@@ -160,6 +160,8 @@ async fn runs(
     q: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_param("limit", "", e.body_text()))?;
+    // A run whose process died shows as abandoned, not running forever.
+    s.state.reap_abandoned_runs()?;
     let runs = s.state.runs(q.limit.unwrap_or(50))?;
     Ok(Json(json!(runs)))
 }
@@ -168,6 +170,7 @@ async fn run(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    s.state.reap_if_abandoned(&id)?;
     let Some(run) = s.state.run(&id)? else {
         return Err(ApiError::UnknownRun { id });
     };

@@ -78,16 +78,22 @@ pub async fn cancel_run(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    if s.state.run(&id)?.is_none() {
-        return Err(ApiError::UnknownRun { id });
+    use sluice_orchestrate::CancelOutcome;
+    match s.state.cancel_run(&id)? {
+        CancelOutcome::Unknown => Err(ApiError::UnknownRun { id }),
+        CancelOutcome::Requested => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"run_id": id, "cancel_requested": true})),
+        )),
+        // Nothing runs it any more: say so, with why, and that it can be retried.
+        CancelOutcome::Abandoned { reason } => Err(ApiError::Conflict(format!(
+            "run `{id}` is abandoned ({reason}); POST /api/runs/{id}/retry re-runs what it did \
+             not finish"
+        ))),
+        CancelOutcome::Finished { status } => Err(ApiError::Conflict(format!(
+            "run `{id}` is not running (it is {status})"
+        ))),
     }
-    if !s.state.request_cancel(&id)? {
-        return Err(ApiError::Conflict(format!("run `{id}` is not running")));
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"run_id": id, "cancel_requested": true})),
-    ))
 }
 
 /// `POST /api/runs/{id}/retry`: starts a run of the nodes that did not succeed in run `id` (failed,
