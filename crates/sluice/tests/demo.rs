@@ -202,32 +202,49 @@ fn demo_end_to_end_matches_independent_computation() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Another Delta reader (the Python deltalake package) reads every table with the same row counts.
+    // Two other Delta readers, independent of delta-rs' Rust core's use here: the Python `deltalake`
+    // package and DuckDB's delta extension (built on delta-kernel), read every table with the same row
+    // counts, and DuckDB sums a gold table to the same figure as Sluice.
     delta_interop(&dir);
 }
 
-fn delta_interop(dir: &Path) {
-    let script = r#"
+/// Every table under the lake, as each reader sees it: `{"deltalake": {path: rows}, "duckdb": {...},
+/// "duckdb_net_revenue": x}`. DuckDB's delta extension comes from PyPI (`duckdb-extension-delta`, see
+/// `.ci/run`), so the test needs no download at run time.
+const INTEROP_SCRIPT: &str = r#"
 import sys, os, json
-from deltalake import DeltaTable
 root = sys.argv[1]
-out = {}
+tables = []
 for layer in ["bronze", "silver", "gold", "_quarantine"]:
     base = os.path.join(root, layer)
     if not os.path.isdir(base):
         continue
     for dirpath, dirnames, filenames in os.walk(base):
         if "_delta_log" in dirnames:
-            out[os.path.relpath(dirpath, root)] = DeltaTable(dirpath).to_pyarrow_table().num_rows
+            tables.append(dirpath)
             dirnames.clear()
+out = {}
+from deltalake import DeltaTable
+out["deltalake"] = {os.path.relpath(t, root): DeltaTable(t).to_pyarrow_table().num_rows for t in tables}
+import duckdb, duckdb_extensions
+duckdb_extensions.import_extension("delta")
+con = duckdb.connect()
+con.sql("LOAD delta")
+def scan(t):
+    return "delta_scan('" + t.replace("'", "''") + "')"
+out["duckdb"] = {os.path.relpath(t, root): con.sql("SELECT count(*) FROM " + scan(t)).fetchone()[0] for t in tables}
+gold = os.path.join(root, "gold", "daily_sales_by_category")
+out["duckdb_net_revenue"] = float(con.sql("SELECT sum(net_revenue) FROM " + scan(gold)).fetchone()[0])
 print(json.dumps(out))
 sys.stdout.flush()
 # deltalake's runtime threads can abort the interpreter during shutdown; the answer is already out.
 os._exit(0)
 "#;
+
+fn delta_interop(dir: &Path) {
     let out = std::process::Command::new("python3")
         .arg("-c")
-        .arg(script)
+        .arg(INTEROP_SCRIPT)
         .arg(dir.join("lake"))
         .output();
     let out = match out {
@@ -236,17 +253,23 @@ os._exit(0)
             if std::env::var("CI").is_err()
                 && String::from_utf8_lossy(&o.stderr).contains("No module named") =>
         {
-            eprintln!("skipping Delta interop: python deltalake not installed (CI installs it)");
+            eprintln!(
+                "skipping Delta interop: python deltalake or duckdb not installed (CI installs them)"
+            );
             return;
         }
         Ok(o) => panic!(
-            "python deltalake failed: {}",
+            "the other Delta readers failed: {}",
             String::from_utf8_lossy(&o.stderr)
         ),
         Err(e) => panic!("python3 not runnable: {e}"),
     };
-    let counts: BTreeMap<String, u64> = serde_json::from_slice(&out.stdout).unwrap();
+    let readers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts: BTreeMap<String, u64> =
+        serde_json::from_value(readers["deltalake"].clone()).unwrap();
+    let duckdb: BTreeMap<String, u64> = serde_json::from_value(readers["duckdb"].clone()).unwrap();
     assert!(counts.len() >= 14, "{counts:?}");
+    assert_eq!(duckdb, counts, "DuckDB and deltalake disagree on row counts");
     assert_eq!(
         counts["gold/daily_sales_by_category"] as f64,
         query_f64(dir, "select count(*) from gold.daily_sales_by_category")
@@ -258,5 +281,11 @@ os._exit(0)
     assert_eq!(
         counts["silver/fct_orders"] as f64,
         query_f64(dir, "select count(*) from silver.fct_orders")
+    );
+    let net = readers["duckdb_net_revenue"].as_f64().unwrap();
+    let ours = query_f64(dir, "select sum(net_revenue) from gold.daily_sales_by_category");
+    assert!(
+        (net - ours).abs() < 1e-6 * ours.abs().max(1.0),
+        "DuckDB sums net revenue to {net}, Sluice to {ours}"
     );
 }
