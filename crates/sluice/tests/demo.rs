@@ -269,7 +269,10 @@ fn delta_interop(dir: &Path) {
         serde_json::from_value(readers["deltalake"].clone()).unwrap();
     let duckdb: BTreeMap<String, u64> = serde_json::from_value(readers["duckdb"].clone()).unwrap();
     assert!(counts.len() >= 14, "{counts:?}");
-    assert_eq!(duckdb, counts, "DuckDB and deltalake disagree on row counts");
+    assert_eq!(
+        duckdb, counts,
+        "DuckDB and deltalake disagree on row counts"
+    );
     assert_eq!(
         counts["gold/daily_sales_by_category"] as f64,
         query_f64(dir, "select count(*) from gold.daily_sales_by_category")
@@ -283,7 +286,10 @@ fn delta_interop(dir: &Path) {
         query_f64(dir, "select count(*) from silver.fct_orders")
     );
     let net = readers["duckdb_net_revenue"].as_f64().unwrap();
-    let ours = query_f64(dir, "select sum(net_revenue) from gold.daily_sales_by_category");
+    let ours = query_f64(
+        dir,
+        "select sum(net_revenue) from gold.daily_sales_by_category",
+    );
     assert!(
         (net - ours).abs() < 1e-6 * ours.abs().max(1.0),
         "DuckDB sums net revenue to {net}, Sluice to {ours}"
