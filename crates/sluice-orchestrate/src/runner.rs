@@ -125,7 +125,7 @@ pub async fn run(
 ) -> Result<RunSummary, RunError> {
     let selected = project
         .graph
-        .select(&opts.selection, |n| project.tags_of(n))?;
+        .select(&opts.selection, project.as_ref())?;
     let order: Vec<String> = project
         .graph
         .topological_order()?
