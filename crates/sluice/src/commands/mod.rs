@@ -9,7 +9,7 @@ mod bench_pg;
 mod bench_scheduler;
 mod bench_serve;
 mod bench_soak;
-mod compile;
+mod compile_sql;
 mod demo;
 mod demo_postgres;
 mod export;
@@ -107,7 +107,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             output,
             resource_type,
         } => ls::ls(&project, &sel, output, &resource_type),
-        Command::Compile { sel } => compile::compile(&project, &sel),
+        Command::Compile { sel } => compile_sql::compile(&project, &sel),
         Command::Query { sql, format } => query::query(&project, &sql, &format).await,
         Command::Status => inspect::status(&project).await,
         Command::Runs {
