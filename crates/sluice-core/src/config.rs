@@ -298,25 +298,33 @@ mod target_tests {
         let err = config("name: p\ntargets: {prod: {}}\n")
             .resolve_target(Some("prd"), p)
             .unwrap_err();
-        assert!(err.to_string().contains("no target `prd` (did you mean `prod`?)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("no target `prd` (did you mean `prod`?)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn env_in_lake_and_state() {
-        let mut c = config("name: p\nlake: '${SLUICE_TEST_LAKE_UNSET:-lake-default}'\nstate: '${SLUICE_TEST_STATE_UNSET}'\n");
+        let mut c = config(
+            "name: p\nlake: '${SLUICE_TEST_LAKE_UNSET:-lake-default}'\nstate: '${SLUICE_TEST_STATE_UNSET}'\n",
+        );
         let err = c
             .clone()
             .resolve_target(None, std::path::Path::new("sluice.yml"))
             .unwrap_err();
         assert!(err.to_string().contains("SLUICE_TEST_STATE_UNSET"), "{err}");
         c.state = "s.db".into();
-        c.resolve_target(None, std::path::Path::new("sluice.yml")).unwrap();
+        c.resolve_target(None, std::path::Path::new("sluice.yml"))
+            .unwrap();
         assert_eq!(c.lake, "lake-default");
     }
 
     #[test]
     fn connection_override_keeps_the_other_lines() {
-        let text = "kind: postgres\nconnection: ${PG}\ntables:\n  - name: t\n    connection: nested\n";
+        let text =
+            "kind: postgres\nconnection: ${PG}\ntables:\n  - name: t\n    connection: nested\n";
         let out = override_connection(text, "host=prod \"x\"").unwrap();
         assert_eq!(
             out,

@@ -35,7 +35,10 @@ pub fn expand_with(
                 Some((n, d)) => (n, Some(d)),
                 None => (&body[..end], None),
             };
-            let val = match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            let val = match (
+                lookup(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(v), _) => v,
                 (None, Some(d)) => d.to_string(),
                 (None, None) => {
@@ -77,18 +80,27 @@ pub fn parse_dotenv(text: &str, path: &Path) -> Result<Vec<(String, String)>, Co
         };
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(bad("expected a variable name (letters, digits, `_`) before `=`"));
+            return Err(bad(
+                "expected a variable name (letters, digits, `_`) before `=`",
+            ));
         }
         let value = value.trim();
         let value = if let Some(v) = value.strip_prefix('\'') {
-            v.strip_suffix('\'').ok_or_else(|| bad("unclosed `'`"))?.to_string()
+            v.strip_suffix('\'')
+                .ok_or_else(|| bad("unclosed `'`"))?
+                .to_string()
         } else if let Some(v) = value.strip_prefix('"') {
             let v = v.strip_suffix('"').ok_or_else(|| bad("unclosed `\"`"))?;
             v.replace("\\n", "\n")
                 .replace("\\\"", "\"")
                 .replace("\\\\", "\\")
         } else {
-            value.split(" #").next().unwrap_or("").trim_end().to_string()
+            value
+                .split(" #")
+                .next()
+                .unwrap_or("")
+                .trim_end()
+                .to_string()
         };
         out.push((key.to_string(), value));
     }
@@ -140,7 +152,13 @@ mod tests {
         let p = Path::new(".env");
         let text = "# secrets\nexport A=1\nB = 'x # y'\nC=\"a\\nb\"\nD=plain # comment\n\nE=\n";
         let got = parse_dotenv(text, p).unwrap();
-        let want = [("A", "1"), ("B", "x # y"), ("C", "a\nb"), ("D", "plain"), ("E", "")];
+        let want = [
+            ("A", "1"),
+            ("B", "x # y"),
+            ("C", "a\nb"),
+            ("D", "plain"),
+            ("E", ""),
+        ];
         assert_eq!(
             got,
             want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec()
@@ -153,9 +171,20 @@ mod tests {
     fn dotenv_does_not_override_the_environment() {
         let dir = tempfile::tempdir().unwrap();
         // PATH is always set; the other name is unique to this test.
-        std::fs::write(dir.path().join(".env"), "PATH=/nowhere\nSLUICE_DOTENV_TEST_ONLY=1\n").unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "PATH=/nowhere\nSLUICE_DOTENV_TEST_ONLY=1\n",
+        )
+        .unwrap();
         let got = dotenv_to_apply(dir.path()).unwrap();
-        assert_eq!(got, [("SLUICE_DOTENV_TEST_ONLY".to_string(), "1".to_string())]);
-        assert!(dotenv_to_apply(&dir.path().join("none")).unwrap().is_empty());
+        assert_eq!(
+            got,
+            [("SLUICE_DOTENV_TEST_ONLY".to_string(), "1".to_string())]
+        );
+        assert!(
+            dotenv_to_apply(&dir.path().join("none"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -129,9 +129,7 @@ pub async fn run(
 ) -> Result<RunSummary, RunError> {
     let selected = match &opts.nodes {
         Some(nodes) => nodes.clone(),
-        None => project
-            .graph
-            .select(&opts.selection, project.as_ref())?,
+        None => project.graph.select(&opts.selection, project.as_ref())?,
     };
     let order: Vec<String> = project
         .graph

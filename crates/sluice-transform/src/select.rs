@@ -43,7 +43,11 @@ impl CompiledProject {
                 fqn.extend(parts[1..parts.len() - 1].iter().map(|p| p.to_string()));
             }
         }
-        fqn.push(node.strip_prefix(EXPORT_NODE_PREFIX).unwrap_or(node).to_string());
+        fqn.push(
+            node.strip_prefix(EXPORT_NODE_PREFIX)
+                .unwrap_or(node)
+                .to_string(),
+        );
         fqn
     }
 }
@@ -95,8 +99,6 @@ impl NodeFacts for CompiledProject {
         }
         let mut parts = key.split('.');
         let first = m.config.raw.get(parts.next()?)?;
-        parts
-            .try_fold(first, |v, p| v.get(p))
-            .cloned()
+        parts.try_fold(first, |v, p| v.get(p)).cloned()
     }
 }

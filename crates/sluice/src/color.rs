@@ -41,17 +41,29 @@ impl Paint {
 
     /// Red when `cond`.
     pub fn red_if(self, cond: bool, text: &str) -> String {
-        if cond { self.red(text) } else { text.to_string() }
+        if cond {
+            self.red(text)
+        } else {
+            text.to_string()
+        }
     }
 
     /// Yellow when `cond`.
     pub fn yellow_if(self, cond: bool, text: &str) -> String {
-        if cond { self.yellow(text) } else { text.to_string() }
+        if cond {
+            self.yellow(text)
+        } else {
+            text.to_string()
+        }
     }
 
     /// Green when `cond`.
     pub fn green_if(self, cond: bool, text: &str) -> String {
-        if cond { self.wrap("32", text) } else { text.to_string() }
+        if cond {
+            self.wrap("32", text)
+        } else {
+            text.to_string()
+        }
     }
 }
 
@@ -64,6 +76,9 @@ mod tests {
         assert_eq!(Paint::new(false).red("ERROR"), "ERROR");
         assert_eq!(Paint::new(true).red("ERROR"), "\x1b[31mERROR\x1b[0m");
         assert_eq!(Paint::new(true).green_if(false, "PASS=0"), "PASS=0");
-        assert_eq!(Paint::new(true).green_if(true, "PASS=1"), "\x1b[32mPASS=1\x1b[0m");
+        assert_eq!(
+            Paint::new(true).green_if(true, "PASS=1"),
+            "\x1b[32mPASS=1\x1b[0m"
+        );
     }
 }

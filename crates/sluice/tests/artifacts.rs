@@ -29,7 +29,12 @@ fn assert_valid(schema_file: &str, artifact: &Value) {
         errors.is_empty(),
         "{} violation(s) of {schema_file}:\n{}",
         errors.len(),
-        errors.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        errors
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -42,7 +47,11 @@ fn init() -> (tempfile::TempDir, std::path::PathBuf) {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (tmp, dir)
 }
 
@@ -55,7 +64,10 @@ fn a_run_writes_a_manifest_and_run_results_in_dbts_schemas() {
     let (_tmp, dir) = init();
     let out = sluice_ok(&dir, &["run"]);
     assert!(out.contains("Done. PASS="), "{out}");
-    assert!(!out.contains('\u{1b}'), "no colour when stdout is not a terminal:\n{out}");
+    assert!(
+        !out.contains('\u{1b}'),
+        "no colour when stdout is not a terminal:\n{out}"
+    );
 
     let manifest = read(&dir.join("target/manifest.json"));
     assert_valid("manifest-v12.json", &manifest);
@@ -64,9 +76,19 @@ fn a_run_writes_a_manifest_and_run_results_in_dbts_schemas() {
         "https://schemas.getdbt.com/dbt/manifest/v12.json"
     );
     let nodes = ids(&manifest, "nodes");
-    assert!(nodes.contains(&"model.my_project.stg_sales".to_string()), "{nodes:?}");
+    assert!(
+        nodes.contains(&"model.my_project.stg_sales".to_string()),
+        "{nodes:?}"
+    );
     assert!(nodes.contains(&"model.my_project.sales_by_region".to_string()));
-    assert_eq!(nodes.iter().filter(|n| n.starts_with("test.my_project.")).count(), 4, "{nodes:?}");
+    assert_eq!(
+        nodes
+            .iter()
+            .filter(|n| n.starts_with("test.my_project."))
+            .count(),
+        4,
+        "{nodes:?}"
+    );
     assert_eq!(ids(&manifest, "sources"), ["source.my_project.files.sales"]);
     assert_eq!(
         manifest["parent_map"]["model.my_project.sales_by_region"],
@@ -76,9 +98,20 @@ fn a_run_writes_a_manifest_and_run_results_in_dbts_schemas() {
     assert_eq!(children, serde_json::json!(["model.my_project.stg_sales"]));
     let stg = &manifest["nodes"]["model.my_project.stg_sales"];
     assert_eq!(stg["original_file_path"], "models/silver/stg_sales.sql");
-    assert_eq!(stg["fqn"], serde_json::json!(["my_project", "silver", "stg_sales"]));
-    assert_eq!(stg["depends_on"]["nodes"], serde_json::json!(["source.my_project.files.sales"]));
-    assert!(stg["compiled_code"].as_str().unwrap().contains("bronze.files__sales"));
+    assert_eq!(
+        stg["fqn"],
+        serde_json::json!(["my_project", "silver", "stg_sales"])
+    );
+    assert_eq!(
+        stg["depends_on"]["nodes"],
+        serde_json::json!(["source.my_project.files.sales"])
+    );
+    assert!(
+        stg["compiled_code"]
+            .as_str()
+            .unwrap()
+            .contains("bronze.files__sales")
+    );
 
     let results = read(&dir.join("target/run_results.json"));
     assert_valid("run-results-v6.json", &results);
@@ -103,7 +136,11 @@ fn a_run_writes_a_manifest_and_run_results_in_dbts_schemas() {
         .filter(|r| r["unique_id"].as_str().unwrap().starts_with("test."))
         .collect();
     assert_eq!(tests.len(), 4);
-    assert!(tests.iter().all(|t| t["status"] == "pass" && t["failures"] == 0));
+    assert!(
+        tests
+            .iter()
+            .all(|t| t["status"] == "pass" && t["failures"] == 0)
+    );
     assert_eq!(results["args"]["which"], "run");
 }
 
@@ -130,7 +167,10 @@ fn a_failed_run_still_writes_run_results() {
             .map(|r| r["status"].clone())
     };
     assert_eq!(status("model.my_project.stg_sales"), Some("error".into()));
-    assert_eq!(status("model.my_project.sales_by_region"), Some("skipped".into()));
+    assert_eq!(
+        status("model.my_project.sales_by_region"),
+        Some("skipped".into())
+    );
     let message = results["results"]
         .as_array()
         .unwrap()
@@ -160,12 +200,21 @@ fn a_dbt_projects_artifacts_follow_the_schemas_too() {
     for t in ["model", "seed", "snapshot", "test"] {
         assert!(types.contains(t), "no {t} node: {types:?}");
     }
-    assert_valid("run-results-v6.json", &read(&tmp.path().join("target/run_results.json")));
+    assert_valid(
+        "run-results-v6.json",
+        &read(&tmp.path().join("target/run_results.json")),
+    );
     // `sluice compile` and `ls` write a manifest as well.
     std::fs::remove_file(tmp.path().join("target/manifest.json")).unwrap();
     sluice_ok(tmp.path(), &["compile"]);
-    assert_valid("manifest-v12.json", &read(&tmp.path().join("target/manifest.json")));
-    assert_valid("run-results-v6.json", &read(&tmp.path().join("target/run_results.json")));
+    assert_valid(
+        "manifest-v12.json",
+        &read(&tmp.path().join("target/manifest.json")),
+    );
+    assert_valid(
+        "run-results-v6.json",
+        &read(&tmp.path().join("target/run_results.json")),
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -17,7 +17,11 @@ fn init() -> (tempfile::TempDir, PathBuf) {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (tmp, dir)
 }
 
@@ -48,15 +52,42 @@ fn ls_lists_what_a_selection_picks() {
         ]
     );
     // Graph operators, --exclude, several --select values (a union), methods.
-    let out = sluice_ok(&dir, &["ls", "-s", "+sales_by_region", "--exclude", "files.sales", "-o", "name"]);
+    let out = sluice_ok(
+        &dir,
+        &[
+            "ls",
+            "-s",
+            "+sales_by_region",
+            "--exclude",
+            "files.sales",
+            "-o",
+            "name",
+        ],
+    );
     assert_eq!(lines(&out), ["stg_sales", "sales_by_region"]);
-    let out = sluice_ok(&dir, &["ls", "-s", "stg_sales", "files.sales", "-o", "name"]);
+    let out = sluice_ok(
+        &dir,
+        &["ls", "-s", "stg_sales", "files.sales", "-o", "name"],
+    );
     assert_eq!(lines(&out), ["files.sales", "stg_sales"]);
     let out = sluice_ok(&dir, &["ls", "-s", "path:models/gold", "-o", "path"]);
     assert_eq!(lines(&out), ["models/gold/sales_by_region.sql"]);
     let out = sluice_ok(&dir, &["ls", "-s", "silver", "-o", "name"]);
-    assert_eq!(lines(&out), ["stg_sales"], "a folder name selects its models (fqn)");
-    let out = sluice_ok(&dir, &["ls", "-s", "config.materialized:table,stg_sales+", "-o", "name"]);
+    assert_eq!(
+        lines(&out),
+        ["stg_sales"],
+        "a folder name selects its models (fqn)"
+    );
+    let out = sluice_ok(
+        &dir,
+        &[
+            "ls",
+            "-s",
+            "config.materialized:table,stg_sales+",
+            "-o",
+            "name",
+        ],
+    );
     assert_eq!(lines(&out), ["stg_sales", "sales_by_region"]);
     let out = sluice_ok(&dir, &["ls", "--resource-type", "source", "-o", "name"]);
     assert_eq!(lines(&out), ["files.sales"]);
@@ -68,7 +99,10 @@ fn ls_lists_what_a_selection_picks() {
 
     // Errors: where, and what was expected; a typo gets a suggestion; a comma list gets a hint.
     let err = fails(&dir, &["ls", "-s", "tags:daily"]);
-    assert!(err.contains("column 1") && err.contains("did you mean `tag:`"), "{err}");
+    assert!(
+        err.contains("column 1") && err.contains("did you mean `tag:`"),
+        "{err}"
+    );
     let err = fails(&dir, &["ls", "-s", "stg_sale"]);
     assert!(err.contains("did you mean `stg_sales`"), "{err}");
     let err = fails(&dir, &["ls", "-s", "stg_sales,sales_by_region"]);
@@ -85,10 +119,25 @@ fn state_modified_compares_with_a_previous_manifest() {
     sluice_ok(&dir, &["run"]);
     let state = tmp.path().join("prod-artifacts");
     std::fs::create_dir_all(&state).unwrap();
-    std::fs::copy(dir.join("target/manifest.json"), state.join("manifest.json")).unwrap();
+    std::fs::copy(
+        dir.join("target/manifest.json"),
+        state.join("manifest.json"),
+    )
+    .unwrap();
     let state = state.to_str().unwrap();
     let modified = |dir: &Path| {
-        let out = sluice_ok(dir, &["ls", "-s", "state:modified+", "--state", state, "-o", "name"]);
+        let out = sluice_ok(
+            dir,
+            &[
+                "ls",
+                "-s",
+                "state:modified+",
+                "--state",
+                state,
+                "-o",
+                "name",
+            ],
+        );
         out.lines().map(str::to_string).collect::<Vec<_>>()
     };
     assert!(modified(&dir).is_empty());
@@ -98,14 +147,46 @@ fn state_modified_compares_with_a_previous_manifest() {
     assert_eq!(modified(&dir), ["sales_by_region"]);
     let silver = dir.join("models/silver/stg_sales.sql");
     let sql = std::fs::read_to_string(&silver).unwrap();
-    std::fs::write(&silver, sql.replace("select", "{{ config(materialized='view') }}\nselect")).unwrap();
+    std::fs::write(
+        &silver,
+        sql.replace("select", "{{ config(materialized='view') }}\nselect"),
+    )
+    .unwrap();
     assert_eq!(modified(&dir), ["stg_sales", "sales_by_region"]);
-    let out = sluice_ok(&dir, &["ls", "-s", "state:modified.configs", "--state", state, "-o", "name"]);
+    let out = sluice_ok(
+        &dir,
+        &[
+            "ls",
+            "-s",
+            "state:modified.configs",
+            "--state",
+            state,
+            "-o",
+            "name",
+        ],
+    );
     assert_eq!(lines(&out), ["stg_sales"]);
     // `sluice run` takes the same selection and records it.
-    let out = sluice_ok(&dir, &["run", "-s", "state:modified+", "--state", state, "--exclude", "sales_by_region"]);
-    assert!(out.contains("stg_sales") && !out.contains("sales_by_region |"), "{out}");
-    let err = fails(&dir, &["ls", "-s", "state:modified", "--state", "/nonexistent"]);
+    let out = sluice_ok(
+        &dir,
+        &[
+            "run",
+            "-s",
+            "state:modified+",
+            "--state",
+            state,
+            "--exclude",
+            "sales_by_region",
+        ],
+    );
+    assert!(
+        out.contains("stg_sales") && !out.contains("sales_by_region |"),
+        "{out}"
+    );
+    let err = fails(
+        &dir,
+        &["ls", "-s", "state:modified", "--state", "/nonexistent"],
+    );
     assert!(err.contains("manifest.json"), "{err}");
 }
 
@@ -126,26 +207,51 @@ fn compile_vars_targets_env_and_dotenv() {
         ),
     )
     .unwrap();
-    std::fs::write(dir.join(".env"), format!("SLUICE_TEST_PROD_LAKE={}\n", lake_env.display())).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        format!("SLUICE_TEST_PROD_LAKE={}\n", lake_env.display()),
+    )
+    .unwrap();
 
     // compile: prints one model's SQL and writes it under target/compiled/.
     let out = sluice_ok(&dir, &["compile", "-s", "big_sales"]);
     assert!(out.contains("quantity >= 2 -- dev"), "{out}");
     let file = dir.join("target/compiled/my_project/models/gold/big_sales.sql");
-    assert!(std::fs::read_to_string(file).unwrap().contains("quantity >= 2"));
+    assert!(
+        std::fs::read_to_string(file)
+            .unwrap()
+            .contains("quantity >= 2")
+    );
     // --vars wins over the target's vars, which win over sluice.yml's.
     let out = sluice_ok(&dir, &["--target", "prod", "compile", "-s", "big_sales"]);
     assert!(out.contains("quantity >= 4 -- prod"), "{out}");
-    let out = sluice_ok(&dir, &["compile", "-s", "big_sales", "--target", "prod", "--vars", "{min_qty: 5}"]);
+    let out = sluice_ok(
+        &dir,
+        &[
+            "compile",
+            "-s",
+            "big_sales",
+            "--target",
+            "prod",
+            "--vars",
+            "{min_qty: 5}",
+        ],
+    );
     assert!(out.contains("quantity >= 5"), "{out}");
-    let out = sluice_ok(&dir, &["compile", "-s", "big_sales", "--vars", r#"{"min_qty": 3}"#]);
+    let out = sluice_ok(
+        &dir,
+        &["compile", "-s", "big_sales", "--vars", r#"{"min_qty": 3}"#],
+    );
     assert!(out.contains("quantity >= 3"), "{out}");
     let err = fails(&dir, &["compile", "--vars", "[1, 2]"]);
     assert!(err.contains("--vars: expected a mapping"), "{err}");
 
     // --target prod: the lake from .env (the environment did not set it) and its own state database.
     sluice_ok(&dir, &["--target", "prod", "run"]);
-    assert!(lake_env.join("gold/big_sales").is_dir(), "prod lake not written");
+    assert!(
+        lake_env.join("gold/big_sales").is_dir(),
+        "prod lake not written"
+    );
     assert!(dir.join(".sluice/prod.db").is_file());
     assert!(!dir.join("lake").exists(), "the default lake was not used");
     // No target: `${SLUICE_TEST_LAKE:-lake}` falls back to `lake`.
@@ -154,16 +260,31 @@ fn compile_vars_targets_env_and_dotenv() {
     // A variable set in the environment wins over .env.
     let other = tmp.path().join("lake-from-env");
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["--project", dir.to_str().unwrap(), "--target", "prod", "run", "-s", "files.sales"])
+        .args([
+            "--project",
+            dir.to_str().unwrap(),
+            "--target",
+            "prod",
+            "run",
+            "-s",
+            "files.sales",
+        ])
         .env("SLUICE_TEST_PROD_LAKE", &other)
         .env("SLUICE_LOG", "error")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(other.join("bronze/files/sales").is_dir());
 
     let err = fails(&dir, &["--target", "prd", "ls"]);
-    assert!(err.contains("no target `prd` (did you mean `prod`?)"), "{err}");
+    assert!(
+        err.contains("no target `prd` (did you mean `prod`?)"),
+        "{err}"
+    );
     let err = fails(&dir, &["--target", "broken", "ls"]);
     assert!(err.contains("no one-line top-level `connection:`"), "{err}");
 }
@@ -172,7 +293,13 @@ fn compile_vars_targets_env_and_dotenv() {
 fn log_format_json_writes_one_object_per_line() {
     let (_tmp, dir) = init();
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["--project", dir.to_str().unwrap(), "--log-format", "json", "run"])
+        .args([
+            "--project",
+            dir.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "run",
+        ])
         .env("SLUICE_LOG", "info")
         .output()
         .unwrap();
@@ -184,5 +311,8 @@ fn log_format_json_writes_one_object_per_line() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect();
     assert!(!logs.is_empty(), "no log lines at info");
-    assert!(logs.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+    assert!(
+        logs.iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
 }

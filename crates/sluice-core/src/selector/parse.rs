@@ -277,8 +277,7 @@ fn parse_depth(digits: &str, input: &str, column: usize) -> Result<Depth, Select
 /// dbt's method syntax: word characters and dots before the colon.
 fn is_method_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 

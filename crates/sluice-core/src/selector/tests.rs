@@ -70,19 +70,98 @@ fn project() -> (AssetGraph, Facts) {
     let incr = json!({"materialized": "incremental", "tags": ["nightly"]});
     let view = json!({"materialized": "view"});
     let nodes = BTreeMap::from([
-        ("snowplow.events", (Source, "sources/snowplow.yml", vec![], json!({}))),
-        ("shop.orders", (Source, "sources/shop.yml", vec!["pii"], json!({}))),
-        ("stg_sessions", (Model, "models/staging/stg_sessions.sql", vec![], view.clone())),
-        ("stg_orders", (Model, "models/staging/stg_orders.sql", vec![], view.clone())),
-        ("stg_invoices", (Model, "models/staging/finance/stg_invoices.sql", vec![], view.clone())),
-        ("stg_accounts", (Model, "models/staging/finance/stg_accounts.sql", vec![], view)),
-        ("snowplow_sessions", (Model, "models/marts/snowplow_sessions.sql", vec!["nightly"], incr.clone())),
-        ("fct_sessions", (Model, "models/marts/fct_sessions.sql", vec![], table.clone())),
-        ("fct_orders", (Model, "models/marts/fct_orders.sql", vec!["nightly"], incr)),
-        ("fct_revenue", (Model, "models/marts/finance/fct_revenue.sql", vec!["nightly"], table.clone())),
-        ("dim_accounts", (Model, "models/marts/finance/dim_accounts.sql", vec![], table)),
-        ("country_codes", (Seed, "seeds/country_codes.csv", vec![], json!({"materialized": "seed"}))),
-        ("export:revenue_to_crm", (Export, "exports/revenue_to_crm.yml", vec![], json!({}))),
+        (
+            "snowplow.events",
+            (Source, "sources/snowplow.yml", vec![], json!({})),
+        ),
+        (
+            "shop.orders",
+            (Source, "sources/shop.yml", vec!["pii"], json!({})),
+        ),
+        (
+            "stg_sessions",
+            (
+                Model,
+                "models/staging/stg_sessions.sql",
+                vec![],
+                view.clone(),
+            ),
+        ),
+        (
+            "stg_orders",
+            (Model, "models/staging/stg_orders.sql", vec![], view.clone()),
+        ),
+        (
+            "stg_invoices",
+            (
+                Model,
+                "models/staging/finance/stg_invoices.sql",
+                vec![],
+                view.clone(),
+            ),
+        ),
+        (
+            "stg_accounts",
+            (
+                Model,
+                "models/staging/finance/stg_accounts.sql",
+                vec![],
+                view,
+            ),
+        ),
+        (
+            "snowplow_sessions",
+            (
+                Model,
+                "models/marts/snowplow_sessions.sql",
+                vec!["nightly"],
+                incr.clone(),
+            ),
+        ),
+        (
+            "fct_sessions",
+            (
+                Model,
+                "models/marts/fct_sessions.sql",
+                vec![],
+                table.clone(),
+            ),
+        ),
+        (
+            "fct_orders",
+            (Model, "models/marts/fct_orders.sql", vec!["nightly"], incr),
+        ),
+        (
+            "fct_revenue",
+            (
+                Model,
+                "models/marts/finance/fct_revenue.sql",
+                vec!["nightly"],
+                table.clone(),
+            ),
+        ),
+        (
+            "dim_accounts",
+            (
+                Model,
+                "models/marts/finance/dim_accounts.sql",
+                vec![],
+                table,
+            ),
+        ),
+        (
+            "country_codes",
+            (
+                Seed,
+                "seeds/country_codes.csv",
+                vec![],
+                json!({"materialized": "seed"}),
+            ),
+        ),
+        (
+            "export:revenue_to_crm",
+            (Export, "exports/revenue_to_crm.yml", vec![], json!({})),
+        ),
     ]);
     (g, Facts { nodes, state: None })
 }
@@ -106,7 +185,12 @@ fn graph_operators_from_the_dbt_docs() {
     // dbt run --select "my_model+"  → my_model and all descendants
     assert_eq!(
         sel("stg_orders+", ""),
-        names(&["stg_orders", "fct_orders", "fct_revenue", "export:revenue_to_crm"])
+        names(&[
+            "stg_orders",
+            "fct_orders",
+            "fct_revenue",
+            "export:revenue_to_crm"
+        ])
     );
     // "+my_model" → my_model and all ancestors
     assert_eq!(
@@ -116,14 +200,29 @@ fn graph_operators_from_the_dbt_docs() {
     // "+my_model+" → ancestors and descendants
     assert_eq!(
         sel("+fct_orders+", ""),
-        names(&["shop.orders", "stg_orders", "fct_orders", "fct_revenue", "export:revenue_to_crm"])
+        names(&[
+            "shop.orders",
+            "stg_orders",
+            "fct_orders",
+            "fct_revenue",
+            "export:revenue_to_crm"
+        ])
     );
     // "my_model+1" → first-degree descendants only
-    assert_eq!(sel("stg_orders+1", ""), names(&["stg_orders", "fct_orders"]));
+    assert_eq!(
+        sel("stg_orders+1", ""),
+        names(&["stg_orders", "fct_orders"])
+    );
     // "2+my_model" → parents and grandparents
     assert_eq!(
         sel("2+fct_revenue", ""),
-        names(&["fct_revenue", "stg_invoices", "stg_accounts", "fct_orders", "stg_orders"])
+        names(&[
+            "fct_revenue",
+            "stg_invoices",
+            "stg_accounts",
+            "fct_orders",
+            "stg_orders"
+        ])
     );
     // "3+my_model+4" → ancestors up to the 3rd degree, descendants down to the 4th
     assert_eq!(
@@ -134,8 +233,15 @@ fn graph_operators_from_the_dbt_docs() {
     assert_eq!(
         sel("@stg_accounts", ""),
         names(&[
-            "stg_accounts", "fct_revenue", "dim_accounts", "export:revenue_to_crm",
-            "stg_invoices", "fct_orders", "stg_orders", "shop.orders", "country_codes",
+            "stg_accounts",
+            "fct_revenue",
+            "dim_accounts",
+            "export:revenue_to_crm",
+            "stg_invoices",
+            "fct_orders",
+            "stg_orders",
+            "shop.orders",
+            "country_codes",
         ])
     );
 }
@@ -146,7 +252,11 @@ fn set_operators_from_the_dbt_docs() {
     assert_eq!(
         sel("+snowplow_sessions +fct_orders", ""),
         names(&[
-            "snowplow.events", "stg_sessions", "snowplow_sessions", "shop.orders", "stg_orders",
+            "snowplow.events",
+            "stg_sessions",
+            "snowplow_sessions",
+            "shop.orders",
+            "stg_orders",
             "fct_orders",
         ])
     );
@@ -156,9 +266,15 @@ fn set_operators_from_the_dbt_docs() {
         names(&["fct_revenue", "export:revenue_to_crm"])
     );
     // dbt run --select "marts.finance,tag:nightly" → in marts/finance and tagged nightly
-    assert_eq!(sel("marts.finance,tag:nightly", ""), names(&["fct_revenue"]));
+    assert_eq!(
+        sel("marts.finance,tag:nightly", ""),
+        names(&["fct_revenue"])
+    );
     // Several --select arguments are joined by spaces (a union) by the CLI.
-    assert_eq!(sel("stg_orders stg_sessions", ""), names(&["stg_orders", "stg_sessions"]));
+    assert_eq!(
+        sel("stg_orders stg_sessions", ""),
+        names(&["stg_orders", "stg_sessions"])
+    );
 }
 
 #[test]
@@ -174,7 +290,10 @@ fn methods_from_the_dbt_docs() {
     );
     assert_eq!(sel("path:models/marts/fct_orders.sql", ""), ["fct_orders"]);
     // No method and a slash: a path.
-    assert_eq!(sel("models/marts/finance", ""), names(&["fct_revenue", "dim_accounts"]));
+    assert_eq!(
+        sel("models/marts/finance", ""),
+        names(&["fct_revenue", "dim_accounts"])
+    );
     // file: by file name, with or without the extension.
     assert_eq!(sel("file:fct_orders.sql", ""), ["fct_orders"]);
     assert_eq!(sel("file:fct_orders", ""), ["fct_orders"]);
@@ -191,17 +310,42 @@ fn methods_from_the_dbt_docs() {
     // dbt run --select "source:snowplow+" → everything that selects from the snowplow source
     assert_eq!(
         sel("source:snowplow+", ""),
-        names(&["snowplow.events", "stg_sessions", "snowplow_sessions", "fct_sessions"])
+        names(&[
+            "snowplow.events",
+            "stg_sessions",
+            "snowplow_sessions",
+            "fct_sessions"
+        ])
     );
     assert_eq!(sel("source:shop.orders", ""), ["shop.orders"]);
     assert_eq!(sel("resource_type:seed", ""), ["country_codes"]);
-    assert_eq!(sel("resource_type:source", ""), names(&["shop.orders", "snowplow.events"]));
+    assert_eq!(
+        sel("resource_type:source", ""),
+        names(&["shop.orders", "snowplow.events"])
+    );
     assert_eq!(sel("export:revenue_to_crm", ""), ["export:revenue_to_crm"]);
     // fqn: the project name may be left out; a folder selects what is inside it; wildcards.
-    assert_eq!(sel("fqn:jaffle.staging.finance.*", ""), names(&["stg_invoices", "stg_accounts"]));
-    assert_eq!(sel("staging.finance", ""), names(&["stg_invoices", "stg_accounts"]));
-    assert_eq!(sel("*.finance.*", ""), names(&["stg_invoices", "stg_accounts", "fct_revenue", "dim_accounts"]));
-    assert_eq!(sel("stg_*", ""), names(&["stg_sessions", "stg_orders", "stg_invoices", "stg_accounts"]));
+    assert_eq!(
+        sel("fqn:jaffle.staging.finance.*", ""),
+        names(&["stg_invoices", "stg_accounts"])
+    );
+    assert_eq!(
+        sel("staging.finance", ""),
+        names(&["stg_invoices", "stg_accounts"])
+    );
+    assert_eq!(
+        sel("*.finance.*", ""),
+        names(&[
+            "stg_invoices",
+            "stg_accounts",
+            "fct_revenue",
+            "dim_accounts"
+        ])
+    );
+    assert_eq!(
+        sel("stg_*", ""),
+        names(&["stg_sessions", "stg_orders", "stg_invoices", "stg_accounts"])
+    );
     assert_eq!(sel("package:jaffle", "").len(), 13);
 }
 
@@ -214,7 +358,10 @@ fn exclude_from_the_dbt_docs() {
     );
     // The docs' long example: "@source:snowplow,tag:nightly models/export" minus an intersection.
     assert_eq!(
-        sel("@source:snowplow,tag:nightly path:exports", "config.materialized:incremental"),
+        sel(
+            "@source:snowplow,tag:nightly path:exports",
+            "config.materialized:incremental"
+        ),
         names(&["export:revenue_to_crm"])
     );
     // Excluding everything leaves nothing, without an error.
@@ -225,14 +372,20 @@ fn exclude_from_the_dbt_docs() {
 fn todays_forms_keep_working() {
     // A source table by its bare table name, `source.table`, `tag:x`, and empty = everything.
     assert_eq!(sel("orders", ""), ["shop.orders"]);
-    assert_eq!(sel("shop.orders+1", ""), names(&["shop.orders", "stg_orders"]));
+    assert_eq!(
+        sel("shop.orders+1", ""),
+        names(&["shop.orders", "stg_orders"])
+    );
     assert_eq!(sel("", "").len(), 13);
     assert_eq!(sel("tag:pii", ""), ["shop.orders"]);
     // TagsOnly (no paths or configs) still resolves names and graph operators.
     let (g, _) = project();
     let t = TagsOnly(|_: &str| Vec::new());
     let got = super::select(&g, &t, "+stg_orders", "").unwrap();
-    assert_eq!(got.into_iter().collect::<Vec<_>>(), ["shop.orders", "stg_orders"]);
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        ["shop.orders", "stg_orders"]
+    );
 }
 
 #[test]
@@ -242,26 +395,54 @@ fn state_modified_compares_with_the_previous_manifest() {
     assert!(matches!(err, SelectorError::NoState(_)), "{err}");
     assert!(err.to_string().contains("--state"));
     f.state = Some(BTreeMap::from([
-        ("stg_orders", NodeState::Modified { body: true, configs: false }),
-        ("dim_accounts", NodeState::Modified { body: false, configs: true }),
+        (
+            "stg_orders",
+            NodeState::Modified {
+                body: true,
+                configs: false,
+            },
+        ),
+        (
+            "dim_accounts",
+            NodeState::Modified {
+                body: false,
+                configs: true,
+            },
+        ),
         ("country_codes", NodeState::New),
     ]));
-    let run = |s: &str| -> Vec<String> {
-        super::select(&g, &f, s, "").unwrap().into_iter().collect()
-    };
+    let run =
+        |s: &str| -> Vec<String> { super::select(&g, &f, s, "").unwrap().into_iter().collect() };
     // state:modified includes new nodes (as in dbt).
-    assert_eq!(run("state:modified"), names(&["stg_orders", "dim_accounts", "country_codes"]));
+    assert_eq!(
+        run("state:modified"),
+        names(&["stg_orders", "dim_accounts", "country_codes"])
+    );
     assert_eq!(
         run("state:modified+"),
-        names(&["stg_orders", "fct_orders", "fct_revenue", "export:revenue_to_crm", "dim_accounts", "country_codes"])
+        names(&[
+            "stg_orders",
+            "fct_orders",
+            "fct_revenue",
+            "export:revenue_to_crm",
+            "dim_accounts",
+            "country_codes"
+        ])
     );
     assert_eq!(run("state:modified.body"), ["stg_orders"]);
     assert_eq!(run("state:modified.configs"), ["dim_accounts"]);
     assert_eq!(run("state:new"), ["country_codes"]);
-    assert_eq!(run("state:modified,resource_type:model"), names(&["stg_orders", "dim_accounts"]));
+    assert_eq!(
+        run("state:modified,resource_type:model"),
+        names(&["stg_orders", "dim_accounts"])
+    );
     // Nothing modified is not an error.
     f.state = Some(BTreeMap::new());
-    assert!(super::select(&g, &f, "state:modified+", "").unwrap().is_empty());
+    assert!(
+        super::select(&g, &f, "state:modified+", "")
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// (selection, column, words the message must hold)
@@ -271,11 +452,19 @@ fn bad_selectors_say_where_and_what_was_expected() {
     let cases: &[(&str, usize, &[&str])] = &[
         ("a,,b", 3, &["a selector on each side of `,`"]),
         ("stg_orders,", 12, &["the end of the selector"]),
-        ("tags:nightly", 1, &["a selector method", "did you mean `tag:`"]),
+        (
+            "tags:nightly",
+            1,
+            &["a selector method", "did you mean `tag:`"],
+        ),
         ("tag:", 5, &["a value after `tag:`"]),
         ("@+stg_orders", 1, &["either `@` or a leading `+`"]),
         ("stg+orders", 4, &["`+` or `@` only at the start or end"]),
-        ("fct_orders state:changed", 18, &["a state: value", "modified"]),
+        (
+            "fct_orders state:changed",
+            18,
+            &["a state: value", "modified"],
+        ),
         ("+", 2, &["a node name"]),
     ];
     for (text, column, words) in cases {
@@ -289,7 +478,10 @@ fn bad_selectors_say_where_and_what_was_expected() {
         }
     }
     let e = super::select(&g, &f, "stg_order", "").unwrap_err();
-    assert_eq!(e.to_string(), "selector `stg_order` matches no node (did you mean `stg_orders`?)");
+    assert_eq!(
+        e.to_string(),
+        "selector `stg_order` matches no node (did you mean `stg_orders`?)"
+    );
     // Today's comma lists (a union before dbt's grammar) get a hint instead of an empty run.
     let e = super::select(&g, &f, "stg_orders,stg_sessions", "").unwrap_err();
     assert!(matches!(e, SelectorError::EmptyIntersection(_)), "{e}");

@@ -63,7 +63,10 @@ impl Invocation {
         m.insert("dbt_version".into(), DBT_VERSION.into());
         m.insert("generated_at".into(), now().into());
         m.insert("invocation_id".into(), self.id.clone().into());
-        m.insert("invocation_started_at".into(), self.started_at.clone().into());
+        m.insert(
+            "invocation_started_at".into(),
+            self.started_at.clone().into(),
+        );
         let mut env = Map::new();
         env.insert("SLUICE_VERSION".into(), env!("CARGO_PKG_VERSION").into());
         m.insert("env".into(), Value::Object(env));
@@ -92,7 +95,10 @@ pub fn unique_id(compiled: &CompiledProject, node: &str) -> Option<String> {
         return None;
     }
     if let Some(m) = compiled.models.get(node) {
-        return Some(format!("{}.{project}.{node}", resource_type(m.config.materialized)));
+        return Some(format!(
+            "{}.{project}.{node}",
+            resource_type(m.config.materialized)
+        ));
     }
     compiled
         .sources

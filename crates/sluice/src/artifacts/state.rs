@@ -54,7 +54,9 @@ impl PreviousManifest {
     /// How each graph node of `compiled` compares with this manifest.
     pub fn compare(&self, compiled: &CompiledProject) -> BTreeMap<String, NodeState> {
         let current = manifest::manifest(compiled, &Invocation::new("state", Default::default()));
-        let now = Self::from_manifest(&current).map(|m| m.nodes).unwrap_or_default();
+        let now = Self::from_manifest(&current)
+            .map(|m| m.nodes)
+            .unwrap_or_default();
         compiled
             .graph
             .nodes()

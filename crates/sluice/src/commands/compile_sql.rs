@@ -44,11 +44,7 @@ pub fn compile(dir: &Path, sel: &SelectArgs) -> Result<ExitCode> {
                 say!("{}", m.sql.trim_end());
             }
         }
-        many => say!(
-            "Compiled {} model(s) into {}",
-            many.len(),
-            root.display()
-        ),
+        many => say!("Compiled {} model(s) into {}", many.len(), root.display()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,9 +22,8 @@ pub fn ls(dir: &Path, sel: &SelectArgs, output: LsOutput, types: &[String]) -> R
         ));
     }
     let resolved = super::select::resolve(&compiled, sel)?;
-    let wanted = |t: ResourceType| {
-        types.is_empty() || types.iter().any(|w| w == "all" || w == t.as_str())
-    };
+    let wanted =
+        |t: ResourceType| types.is_empty() || types.iter().any(|w| w == "all" || w == t.as_str());
     let inv = Invocation::new("ls", super::select::invocation_args(sel));
     artifacts::write_manifest(&compiled, &inv)?;
     let order = compiled.graph.topological_order()?;

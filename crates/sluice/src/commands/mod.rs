@@ -57,8 +57,8 @@ pub fn parse_vars(text: &str) -> Result<BTreeMap<String, serde_json::Value>> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
-    let value: serde_json::Value = serde_yaml_ng::from_str(text)
-        .map_err(|e| anyhow!("--vars: not YAML or JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| anyhow!("--vars: not YAML or JSON: {e}"))?;
     match value {
         serde_json::Value::Object(map) => Ok(map.into_iter().collect()),
         serde_json::Value::Null => Ok(BTreeMap::new()),

@@ -15,7 +15,14 @@ pub fn validate(schema: &Value, value: &Value) -> Vec<String> {
     errors
 }
 
-const ANNOTATIONS: &[&str] = &["title", "description", "default", "format", "$schema", "$id"];
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "format",
+    "$schema",
+    "$id",
+];
 
 fn type_ok(t: &str, v: &Value) -> bool {
     match t {
@@ -52,7 +59,11 @@ fn check(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
             "anyOf" | "oneOf" => {
                 let alts = rule.as_array().map(Vec::as_slice).unwrap_or_default();
                 let passing = alts.iter().filter(|a| validate(a, v).is_empty()).count();
-                let ok = if key == "anyOf" { passing >= 1 } else { passing == 1 };
+                let ok = if key == "anyOf" {
+                    passing >= 1
+                } else {
+                    passing == 1
+                };
                 if !ok {
                     // Report the alternative that came closest, to make the failure readable.
                     let best = alts
@@ -150,7 +161,12 @@ fn check(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
             "propertyNames" => {
                 if let Some(obj) = v.as_object() {
                     for name in obj.keys() {
-                        check(rule, &Value::String(name.clone()), &format!("{path}.<{name}>"), errors);
+                        check(
+                            rule,
+                            &Value::String(name.clone()),
+                            &format!("{path}.<{name}>"),
+                            errors,
+                        );
                     }
                 }
             }
@@ -168,7 +184,9 @@ fn check(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
                 }
             }
             k if ANNOTATIONS.contains(&k) => {}
-            other => errors.push(format!("{path}: this validator does not know keyword `{other}`")),
+            other => errors.push(format!(
+                "{path}: this validator does not know keyword `{other}`"
+            )),
         }
     }
 }
@@ -176,7 +194,10 @@ fn check(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}…", &s[..s.char_indices().nth(80).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(80).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }
@@ -195,10 +216,25 @@ fn the_validator_catches_what_it_must() {
         "additionalProperties": false,
         "required": ["a"]
     });
-    assert!(validate(&schema, &serde_json::json!({"a": "1", "b": null, "c": ["x"], "s": "ERROR"})).is_empty());
-    let errs = validate(&schema, &serde_json::json!({"b": 1.5, "c": ["z"], "d": 1, "s": "fatal"}));
+    assert!(
+        validate(
+            &schema,
+            &serde_json::json!({"a": "1", "b": null, "c": ["x"], "s": "ERROR"})
+        )
+        .is_empty()
+    );
+    let errs = validate(
+        &schema,
+        &serde_json::json!({"b": 1.5, "c": ["z"], "d": 1, "s": "fatal"}),
+    );
     let text = errs.join("\n");
-    for want in ["`a` is missing", "$.b: matches 0", "$.c[0]", "`d` is not allowed", "does not match"] {
+    for want in [
+        "`a` is missing",
+        "$.b: matches 0",
+        "$.c[0]",
+        "`d` is not allowed",
+        "does not match",
+    ] {
         assert!(text.contains(want), "{want} not in:\n{text}");
     }
     let unknown = serde_json::json!({"if": {}});
