@@ -234,15 +234,13 @@ fn parse_atom(input: &str, text: &str, column: usize) -> Result<Atom, SelectorEr
         };
         return Err(err(input, value_col, &expected, "nothing"));
     }
-    if value.contains('+') || value.contains('@') {
-        let at = value
-            .find(['+', '@'])
-            .map_or(0, |i| value[..i].chars().count());
+    if let Some(i) = value.find(['+', '@']) {
+        // `i` is a byte offset (`+` and `@` are one byte); the column counts characters.
         return Err(err(
             input,
-            value_col + at,
+            value_col + value[..i].chars().count(),
             "`+` or `@` only at the start or end of a selector",
-            &format!("`{}`", &value[at..at + 1]),
+            &format!("`{}`", &value[i..i + 1]),
         ));
     }
     if method == Method::State && !STATE_VALUES.contains(&value) {

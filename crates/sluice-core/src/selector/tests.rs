@@ -466,6 +466,7 @@ fn bad_selectors_say_where_and_what_was_expected() {
             &["a state: value", "modified"],
         ),
         ("+", 2, &["a node name"]),
+        ("ünï+cödé", 4, &["`+` or `@` only"]),
     ];
     for (text, column, words) in cases {
         let e = super::select(&g, &f, text, "").unwrap_err();
