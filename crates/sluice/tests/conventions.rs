@@ -201,10 +201,8 @@ fn compile_vars_targets_env_and_dotenv() {
     let lake_env = tmp.path().join("lake-from-dotenv");
     std::fs::write(
         dir.join("sluice.yml"),
-        format!(
-            "name: my_project\nlake: '${{SLUICE_TEST_LAKE:-lake}}'\nstate: .sluice/state.db\nvars: {{min_qty: 2}}\n\
-             targets:\n  prod:\n    lake: '${{SLUICE_TEST_PROD_LAKE}}'\n    state: .sluice/prod.db\n    vars: {{min_qty: 4}}\n  broken:\n    connections: {{files: 'x'}}\n"
-        ),
+        "name: my_project\nlake: '${SLUICE_TEST_LAKE:-lake}'\nstate: .sluice/state.db\nvars: {min_qty: 2}\n\
+         targets:\n  prod:\n    lake: '${SLUICE_TEST_PROD_LAKE}'\n    state: .sluice/prod.db\n    vars: {min_qty: 4}\n  broken:\n    connections: {files: 'x'}\n",
     )
     .unwrap();
     std::fs::write(
