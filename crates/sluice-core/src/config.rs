@@ -31,6 +31,104 @@ pub struct ProjectConfig {
     /// Alert channels by owner name (`default`: owners without one); see docs/alerts.md.
     #[serde(default)]
     pub owners: BTreeMap<String, crate::alerts::AlertChannel>,
+    /// The target used when `--target` is not given (dbt's profile `target:`); none: the top-level
+    /// `lake`, `state` and connections as written.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Named environments (`dev`, `prod`, …): each may override the lake, the state database, the
+    /// connection of any source, and vars. `sluice --target prod run` picks one.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+/// One entry of `targets:` in `sluice.yml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The lake of this target (`${ENV}` allowed).
+    #[serde(default)]
+    pub lake: Option<String>,
+    /// The state database of this target (`${ENV}` allowed).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Connection strings by source name (`${ENV}` allowed, as in the source file); each replaces the
+    /// `connection:` of `sources/<name>.yml`.
+    #[serde(default)]
+    pub connections: BTreeMap<String, String>,
+    /// Vars of this target (over the project's `vars:`; `--vars` still wins).
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_json::Value>,
+}
+
+impl ProjectConfig {
+    /// Applies the target `name` (or `target:` when `name` is `None`) and expands `${ENV}` /
+    /// `${ENV:-default}` in `lake:` and `state:`. Returns the connection overrides by source name and
+    /// the name of the target applied (also set as the var `sluice_target`, which `target.name` reads).
+    /// `path` is `sluice.yml`, for errors.
+    pub fn resolve_target(
+        &mut self,
+        name: Option<&str>,
+        path: &std::path::Path,
+    ) -> Result<(BTreeMap<String, String>, Option<String>), crate::error::ConfigError> {
+        let mut connections = BTreeMap::new();
+        let chosen = name.map(str::to_string).or_else(|| self.target.clone());
+        if let Some(t) = &chosen {
+            let Some(target) = self.targets.get(t).cloned() else {
+                let known = self.targets.keys().map(String::as_str);
+                let hint = crate::graph::suggest(t, known)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(crate::error::ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    field: "targets".into(),
+                    message: format!(
+                        "no target `{t}`{hint}; defined: {}",
+                        if self.targets.is_empty() {
+                            "none".to_string()
+                        } else {
+                            self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                });
+            };
+            if let Some(lake) = target.lake {
+                self.lake = lake;
+            }
+            if let Some(state) = target.state {
+                self.state = state;
+            }
+            self.vars.extend(target.vars);
+            self.vars
+                .entry("sluice_target".into())
+                .or_insert_with(|| serde_json::Value::String(t.clone()));
+            connections = target.connections;
+        }
+        self.lake = crate::env::expand_env(&self.lake, path)?;
+        self.state = crate::env::expand_env(&self.state, path)?;
+        Ok((connections, chosen))
+    }
+}
+
+/// Replaces the top-level `connection:` value of a source file's text with `value`, keeping every
+/// other line (and so every line number a connector reports) as it was. `None` when the file has no
+/// one-line top-level `connection:`.
+pub fn override_connection(text: &str, value: &str) -> Option<String> {
+    let mut found = false;
+    let lines: Vec<String> = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches(['\n', '\r']);
+            match body.strip_prefix("connection:") {
+                Some(rest) if !found && !rest.trim_start().starts_with(['|', '>']) => {
+                    found = true;
+                    let quoted = serde_json::Value::String(value.to_string()).to_string();
+                    format!("connection: {quoted}{}", &line[body.len()..])
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect();
+    found.then(|| lines.concat())
 }
 
 fn default_lake() -> String {
@@ -172,4 +270,66 @@ fn default_backoff() -> String {
 
 fn default_threads() -> usize {
     4
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    fn config(text: &str) -> ProjectConfig {
+        serde_yaml_ng::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_target_overrides_lake_state_connections_and_vars() {
+        let mut c = config(
+            "name: p\nlake: lake\nvars: {a: 1}\ntarget: dev\ntargets:\n  dev: {}\n  prod:\n    lake: s3://bucket/lake\n    state: /var/lib/p/state.db\n    connections: {shop: 'postgres://prod'}\n    vars: {a: 2}\n",
+        );
+        let p = std::path::Path::new("sluice.yml");
+        let (conns, name) = c.clone().resolve_target(None, p).unwrap();
+        assert_eq!(name.as_deref(), Some("dev"));
+        assert!(conns.is_empty());
+        let (conns, _) = c.resolve_target(Some("prod"), p).unwrap();
+        assert_eq!(c.lake, "s3://bucket/lake");
+        assert_eq!(c.state, "/var/lib/p/state.db");
+        assert_eq!(conns["shop"], "postgres://prod");
+        assert_eq!(c.vars["a"], 2);
+        assert_eq!(c.vars["sluice_target"], "prod");
+        let err = config("name: p\ntargets: {prod: {}}\n")
+            .resolve_target(Some("prd"), p)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no target `prd` (did you mean `prod`?)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_in_lake_and_state() {
+        let mut c = config(
+            "name: p\nlake: '${SLUICE_TEST_LAKE_UNSET:-lake-default}'\nstate: '${SLUICE_TEST_STATE_UNSET}'\n",
+        );
+        let err = c
+            .clone()
+            .resolve_target(None, std::path::Path::new("sluice.yml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("SLUICE_TEST_STATE_UNSET"), "{err}");
+        c.state = "s.db".into();
+        c.resolve_target(None, std::path::Path::new("sluice.yml"))
+            .unwrap();
+        assert_eq!(c.lake, "lake-default");
+    }
+
+    #[test]
+    fn connection_override_keeps_the_other_lines() {
+        let text =
+            "kind: postgres\nconnection: ${PG}\ntables:\n  - name: t\n    connection: nested\n";
+        let out = override_connection(text, "host=prod \"x\"").unwrap();
+        assert_eq!(
+            out,
+            "kind: postgres\nconnection: \"host=prod \\\"x\\\"\"\ntables:\n  - name: t\n    connection: nested\n"
+        );
+        assert_eq!(override_connection("kind: files\n", "x"), None);
+    }
 }

@@ -99,6 +99,9 @@ pub enum GraphError {
     /// A selector matched nothing.
     #[error("selector `{0}` matches no asset")]
     EmptySelection(String),
+    /// A selection that cannot be parsed, names nothing, or needs a previous state.
+    #[error(transparent)]
+    Selector(#[from] crate::selector::SelectorError),
 }
 
 /// A list of errors reported together (validation collects all, then reports).

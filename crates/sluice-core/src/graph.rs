@@ -177,53 +177,16 @@ impl AssetGraph {
         seen
     }
 
-    /// Resolves a selection: comma- or space-separated selectors, each `name`, `name+` (with downstream),
-    /// `+name` (with upstream), `+name+`, or `tag:x` (using `tags_of`). Empty input selects everything.
+    /// Resolves a selection in dbt's grammar (see [`crate::selector`]): space = union, comma =
+    /// intersection, `+`/`n+` graph operators, `@`, methods such as `tag:` and `path:`. Empty input
+    /// selects everything. `facts` tells the selector about each node (a compiled project implements it;
+    /// [`crate::selector::TagsOnly`] wraps a tag lookup).
     pub fn select(
         &self,
         selection: &str,
-        tags_of: impl Fn(&str) -> Vec<String>,
+        facts: &dyn crate::selector::NodeFacts,
     ) -> Result<BTreeSet<String>, GraphError> {
-        let selectors: Vec<&str> = selection
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if selectors.is_empty() {
-            return Ok(self.nodes().map(str::to_string).collect());
-        }
-        let mut out = BTreeSet::new();
-        for sel in selectors {
-            let up = sel.starts_with('+');
-            let down = sel.ends_with('+') && sel.len() > 1;
-            let core = sel.trim_start_matches('+').trim_end_matches('+');
-            let roots: Vec<String> = if let Some(tag) = core.strip_prefix("tag:") {
-                self.nodes()
-                    .filter(|n| tags_of(n).iter().any(|t| t == tag))
-                    .map(str::to_string)
-                    .collect()
-            } else if self.contains(core) {
-                vec![core.to_string()]
-            } else {
-                // Allow `source.table` style and bare table names of sources.
-                self.nodes()
-                    .filter(|n| n.rsplit('.').next() == Some(core) && n.contains('.'))
-                    .map(str::to_string)
-                    .collect()
-            };
-            if roots.is_empty() {
-                return Err(GraphError::EmptySelection(sel.to_string()));
-            }
-            for r in roots {
-                if up {
-                    out.extend(self.ancestors(&r));
-                }
-                if down {
-                    out.extend(self.descendants(&r));
-                }
-                out.insert(r);
-            }
-        }
-        Ok(out)
+        Ok(crate::selector::select(self, facts, selection, "")?)
     }
 }
 
@@ -293,7 +256,8 @@ mod tests {
             ("fct", "mart"),
             ("other", "x"),
         ]);
-        let none = |_: &str| Vec::new();
+        let none = crate::selector::TagsOnly(|_: &str| Vec::new());
+        let none = &none;
         let sel = g.select("stg+", none).unwrap();
         assert_eq!(sel.into_iter().collect::<Vec<_>>(), ["fct", "mart", "stg"]);
         let sel = g.select("+fct", none).unwrap();
@@ -301,14 +265,14 @@ mod tests {
         let sel = g.select("t", none).unwrap();
         assert_eq!(sel.into_iter().collect::<Vec<_>>(), ["s.t"]);
         assert!(g.select("nope", none).is_err());
-        let tags = |n: &str| {
+        let tags = crate::selector::TagsOnly(|n: &str| {
             if n == "x" {
                 vec!["daily".to_string()]
             } else {
                 vec![]
             }
-        };
-        assert_eq!(g.select("tag:daily", tags).unwrap().len(), 1);
+        });
+        assert_eq!(g.select("tag:daily", &tags).unwrap().len(), 1);
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! ```
 //!
 //! Modules: [`config`] (`sluice.yml`), [`source`] (the envelope every source file shares), [`model`]
-//! (models, properties, check declarations), [`project`] (loading), [`graph`] (DAG, cycles, selection),
+//! (models, properties, check declarations), [`project`] (loading), [`graph`] (DAG, cycles), [`selector`] (dbt's selection grammar),
 //! [`error`], and small helpers for YAML ([`yaml`]), durations ([`duration`]) and `${ENV}` ([`env`]).
 
 pub mod alerts;
@@ -37,6 +37,7 @@ pub mod model;
 pub mod parallel;
 pub mod project;
 pub mod seeds;
+pub mod selector;
 pub mod size;
 pub mod source;
 pub mod threshold;

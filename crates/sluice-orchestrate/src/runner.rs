@@ -42,8 +42,11 @@ pub enum RunError {
 /// What a run does.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// Selection (`name`, `name+`, `+name`, `tag:x`; empty = all).
+    /// Selection in dbt's grammar (`sluice_core::selector`; empty = all), recorded in the run history.
     pub selection: String,
+    /// The selected nodes, already resolved by the caller (the CLI resolves `--exclude` and
+    /// `--state` itself); when set, `selection` is only recorded.
+    pub nodes: Option<BTreeSet<String>>,
     /// Nodes running at once.
     pub threads: usize,
     /// Rebuild incremental models from scratch.
@@ -79,6 +82,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             selection: String::new(),
+            nodes: None,
             threads: 4,
             full_refresh: false,
             checks_only: false,
@@ -123,9 +127,10 @@ pub async fn run(
     state: Arc<StateStore>,
     opts: RunOptions,
 ) -> Result<RunSummary, RunError> {
-    let selected = project
-        .graph
-        .select(&opts.selection, |n| project.tags_of(n))?;
+    let selected = match &opts.nodes {
+        Some(nodes) => nodes.clone(),
+        None => project.graph.select(&opts.selection, project.as_ref())?,
+    };
     let order: Vec<String> = project
         .graph
         .topological_order()?

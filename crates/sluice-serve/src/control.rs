@@ -109,7 +109,7 @@ pub async fn retry_run(
         RetryError::State(e) => ApiError::State(e),
         other => ApiError::Conflict(other.to_string()),
     })?;
-    let opts = run_options(&s, &nodes.join(","), "retry")?;
+    let opts = run_options(&s, &nodes.join(" "), "retry")?;
     let run_id = start_run(&s, opts).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -158,7 +158,7 @@ pub async fn start_run(s: &AppState, mut opts: RunOptions) -> Result<String, Api
     let compiled = s.compiled.clone();
     compiled
         .graph
-        .select(&opts.selection, |n| compiled.tags_of(n))
+        .select(&opts.selection, compiled.as_ref())
         .map_err(|e| ApiError::bad_param("select", &opts.selection, e.to_string()))?;
     let run_id = opts
         .run_id

@@ -27,6 +27,7 @@ pub mod partition;
 pub mod relation;
 pub mod render;
 pub mod render_index;
+pub mod select;
 pub mod singular;
 
 pub use compile::{

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Sluice: one tool for the data-engineering lifecycle — generate, ingest, store, transform, check,
 /// serve, monitor.
@@ -15,9 +15,69 @@ pub struct Cli {
     /// Log more (also: SLUICE_LOG=debug).
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Log lines as text, or as one JSON object per line (for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The target of sluice.yml's `targets:` to use (lake, state, connections, vars); default: its
+    /// `target:`.
+    #[arg(long, global = true, env = "SLUICE_TARGET", value_name = "NAME")]
+    pub target: Option<String>,
+    /// Vars for `var()`, as YAML or JSON (`'{days: 7}'`); they win over sluice.yml and the target.
+    #[arg(long, global = true, value_name = "YAML")]
+    pub vars: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Node selection, as in dbt (docs/coming-from-dbt.md#selecting-nodes).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectArgs {
+    /// What to select, in dbt's grammar: space = union, comma = intersection, `+name`, `name+`,
+    /// `2+name`, `@name`, `tag:x`, `path:models/staging`, `config.materialized:table`,
+    /// `source:shop`, `state:modified+` (default: everything).
+    #[arg(long, short, num_args = 1.., value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Leave out what these select (same grammar).
+    #[arg(long, num_args = 1.., value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+    /// A previous run's artifacts folder (its manifest.json) for `state:` selectors.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+impl SelectArgs {
+    /// The selection text: every `--select` value, joined by spaces (a union).
+    pub fn select_text(&self) -> String {
+        self.select.join(" ")
+    }
+
+    /// The exclusion text.
+    pub fn exclude_text(&self) -> String {
+        self.exclude.join(" ")
+    }
+}
+
+/// `sluice ls --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LsOutput {
+    /// dbt's selector form: `project.folder.model`, `source:project.source.table`.
+    Selector,
+    /// Node names as Sluice names them (`stg_orders`, `shop.orders`, `export:crm`).
+    Name,
+    /// The file of each node, relative to the project.
+    Path,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Commands.
@@ -61,11 +121,12 @@ pub enum Command {
     },
     /// Parse everything and check the graph; exit non-zero on any error.
     Validate,
-    /// Ingest, build and check what is selected (default: everything).
+    /// Ingest, build and check what is selected (default: everything); writes target/manifest.json
+    /// and target/run_results.json.
     Run {
-        /// Selection: name, name+, +name, tag:x (comma-separated).
-        #[arg(long, short, default_value = "")]
-        select: String,
+        /// Selection.
+        #[command(flatten)]
+        sel: SelectArgs,
         /// Rebuild incremental models from scratch.
         #[arg(long)]
         full_refresh: bool,
@@ -76,8 +137,28 @@ pub enum Command {
     /// Run checks only, against published data.
     Test {
         /// Selection.
-        #[arg(long, short, default_value = "")]
-        select: String,
+        #[command(flatten)]
+        sel: SelectArgs,
+    },
+    /// List the selected nodes (nothing runs); writes target/manifest.json.
+    #[command(alias = "list")]
+    Ls {
+        /// Selection.
+        #[command(flatten)]
+        sel: SelectArgs,
+        /// How each node is printed.
+        #[arg(long, short, value_enum, default_value_t = LsOutput::Selector)]
+        output: LsOutput,
+        /// Only nodes of these kinds: model, seed, snapshot, source, export (repeatable).
+        #[arg(long, value_name = "TYPE")]
+        resource_type: Vec<String>,
+    },
+    /// Render the selected models' SQL into target/compiled/ (nothing runs); prints it when one
+    /// model is selected.
+    Compile {
+        /// Selection.
+        #[command(flatten)]
+        sel: SelectArgs,
     },
     /// Ad-hoc read-only SQL over the lake.
     Query {
@@ -115,9 +196,9 @@ pub enum Command {
     /// Build the time partitions of the selected partitioned models from --from's partition to
     /// --to's, both included (docs/partitions.md); resumable.
     Backfill {
-        /// Selection: name, name+, +name, tag:x (only time-partitioned models are built).
-        #[arg(long, short, default_value = "")]
-        select: String,
+        /// Selection in dbt's grammar (only time-partitioned models are built).
+        #[arg(long, short, num_args = 1.., value_name = "SELECTOR")]
+        select: Vec<String>,
         /// First partition: a date or time inside it (default: each model's partition_by.start).
         #[arg(long, value_name = "DATE")]
         from: Option<String>,

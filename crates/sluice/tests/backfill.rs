@@ -168,7 +168,7 @@ fn a_backfill_builds_exactly_its_partitions_once_and_idempotently() {
         &[
             "backfill",
             "--select",
-            "daily+,leaky",
+            "daily+ leaky",
             "--from",
             "2024-05-03",
             "--to",

@@ -49,7 +49,7 @@ fn killed_ingestion_recovers_exactly_once() {
             .args([
                 "run",
                 "--select",
-                "clickstream.events,shop_app.orders",
+                "clickstream.events shop_app.orders",
                 "--threads",
                 "2",
             ])
@@ -74,7 +74,7 @@ fn killed_ingestion_recovers_exactly_once() {
     }
     sluice_ok(
         dir,
-        &["run", "--select", "clickstream.events,shop_app.orders"],
+        &["run", "--select", "clickstream.events shop_app.orders"],
     );
     assert_eq!(
         query_f64(dir, "select count(*) from bronze.clickstream__events"),

@@ -94,7 +94,7 @@ fn partitioned_models<'a>(
     project: &'a CompiledProject,
     selection: &str,
 ) -> Result<Vec<(&'a CompiledModel, &'a TimePartition)>, BackfillError> {
-    let selected = project.graph.select(selection, |n| project.tags_of(n))?;
+    let selected = project.graph.select(selection, project)?;
     let out: Vec<_> = project
         .graph
         .topological_order()?

@@ -431,7 +431,7 @@ impl Scheduler {
         let nodes: BTreeSet<String> = due.keys().chain(conditional.iter()).cloned().collect();
         let run_id = new_run_id();
         let mut opts = self.opts.run.clone();
-        opts.selection = nodes.iter().cloned().collect::<Vec<_>>().join(",");
+        opts.selection = nodes.iter().cloned().collect::<Vec<_>>().join(" ");
         opts.command = "schedule".into();
         opts.run_id = Some(run_id.clone());
         opts.only_if_upstream_changed = conditional.clone();

@@ -54,7 +54,7 @@ pub async fn bench(
         ws.engine.clone(),
         ws.state.clone(),
         RunOptions {
-            selection: sources.join(","),
+            selection: sources.join(" "),
             ..base.clone()
         },
     )
@@ -68,7 +68,7 @@ pub async fn bench(
         ws.engine.clone(),
         ws.state.clone(),
         RunOptions {
-            selection: models.join(","),
+            selection: models.join(" "),
             ..base.clone()
         },
     )
@@ -86,7 +86,7 @@ pub async fn bench(
         ws.engine.clone(),
         ws.state.clone(),
         RunOptions {
-            selection: models.join(","),
+            selection: models.join(" "),
             checks_only: true,
             ..base
         },

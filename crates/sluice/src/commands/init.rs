@@ -30,7 +30,7 @@ const FILES: &[(&str, &str)] = &[
         "models/schema.yml",
         "version: 2\nmodels:\n  - name: stg_sales\n    columns:\n      - name: sale_id\n        tests: [not_null, unique]\n      - name: quantity\n        tests:\n          - range: {min: 1}\n  - name: sales_by_region\n    tests:\n      - row_count: {min: 1}\n",
     ),
-    (".gitignore", "lake/\n.sluice/\n"),
+    (".gitignore", "lake/\n.sluice/\ntarget/\n"),
 ];
 
 /// Creates the scaffold; refuses to overwrite an existing project.

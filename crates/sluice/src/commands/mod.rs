@@ -9,21 +9,25 @@ mod bench_pg;
 mod bench_scheduler;
 mod bench_serve;
 mod bench_soak;
+mod compile_sql;
 mod demo;
 mod demo_postgres;
 mod export;
 mod init;
 mod inspect;
+mod ls;
 mod query;
 mod run;
 mod runs;
 mod scheduler;
+pub mod select;
 mod serve;
 mod shopflow_files;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, anyhow};
 use sluice_core::Project;
@@ -33,9 +37,48 @@ use sluice_transform::{CompiledProject, Engine, compile};
 
 use crate::cli::{Cli, Command, RunsAction};
 
+/// `--target` and `--vars`: they apply to every project a command loads.
+#[derive(Debug, Default)]
+pub struct LoadSettings {
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--vars`, parsed.
+    pub vars: BTreeMap<String, serde_json::Value>,
+}
+
+static SETTINGS: OnceLock<LoadSettings> = OnceLock::new();
+
+fn settings() -> &'static LoadSettings {
+    SETTINGS.get_or_init(LoadSettings::default)
+}
+
+/// Parses `--vars`: a YAML (or JSON) mapping.
+pub fn parse_vars(text: &str) -> Result<BTreeMap<String, serde_json::Value>> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let value: serde_json::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| anyhow!("--vars: not YAML or JSON: {e}"))?;
+    match value {
+        serde_json::Value::Object(map) => Ok(map.into_iter().collect()),
+        serde_json::Value::Null => Ok(BTreeMap::new()),
+        other => Err(anyhow!(
+            "--vars: expected a mapping such as '{{days: 7}}', found {other}"
+        )),
+    }
+}
+
 /// Runs the command line.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let project = cli.project.clone();
+    let vars = match &cli.vars {
+        Some(text) => parse_vars(text)?,
+        None => BTreeMap::new(),
+    };
+    let _ = SETTINGS.set(LoadSettings {
+        target: cli.target.clone(),
+        vars,
+    });
     match cli.command {
         Command::Init { dir } => init::init(&dir),
         Command::Demo {
@@ -54,11 +97,17 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Validate => run::validate(&project),
         Command::Run {
-            select,
+            sel,
             full_refresh,
             threads,
-        } => run::run(&project, &select, full_refresh, threads, "run").await,
-        Command::Test { select } => run::test(&project, &select).await,
+        } => run::run(&project, &sel, full_refresh, threads, "run").await,
+        Command::Test { sel } => run::test(&project, &sel).await,
+        Command::Ls {
+            sel,
+            output,
+            resource_type,
+        } => ls::ls(&project, &sel, output, &resource_type),
+        Command::Compile { sel } => compile_sql::compile(&project, &sel),
         Command::Query { sql, format } => query::query(&project, &sql, &format).await,
         Command::Status => inspect::status(&project).await,
         Command::Runs {
@@ -81,7 +130,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             resume,
         } => {
             let args = backfill::BackfillArgs {
-                select,
+                select: select.join(" "),
                 from,
                 to,
                 missing,
@@ -197,8 +246,9 @@ pub struct Workspace {
     pub state: Arc<StateStore>,
 }
 
-/// Loads and compiles a project, reporting every problem at once.
+/// Loads and compiles a project, reporting every problem at once. `--target` and `--vars` apply.
 pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
+    let settings = settings();
     if sluice_dbt::is_dbt_project(dir) {
         // A dbt project without sluice.yml runs as it is (state and lake inside the project folder).
         let fail = |e: sluice_dbt::DbtErrors| {
@@ -211,10 +261,17 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
                     .join("\n")
             )
         };
-        let dbt = sluice_dbt::load(dir).map_err(fail)?;
+        let mut dbt = sluice_dbt::load(dir).map_err(fail)?;
+        // A dbt project has no `targets:`; `--target` names it for `target.name`, as in dbt.
+        let vars = &mut dbt.project.config.vars;
+        if let Some(t) = &settings.target {
+            vars.insert("sluice_target".into(), t.clone().into());
+        }
+        vars.extend(settings.vars.clone());
         return Ok(Arc::new(sluice_dbt::compile(dbt).map_err(fail)?));
     }
-    let project = Project::load(dir).map_err(|e| anyhow!("{e}"))?;
+    let mut project = Project::load(dir).map_err(|e| anyhow!("{e}"))?;
+    apply_target(&mut project, settings)?;
     let compiled = compile(Arc::new(project)).map_err(|errs| {
         anyhow!(
             "{} problem(s) in the project:\n{}",
@@ -226,6 +283,43 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
         )
     })?;
     Ok(Arc::new(compiled))
+}
+
+/// Applies `--target` (or sluice.yml's `target:`), `${ENV}` in `lake:`/`state:`, the target's
+/// connections, and `--vars`.
+fn apply_target(project: &mut Project, settings: &LoadSettings) -> Result<()> {
+    let sluice_yml = project.root.join("sluice.yml");
+    let (connections, target) = project
+        .config
+        .resolve_target(settings.target.as_deref(), &sluice_yml)
+        .map_err(|e| anyhow!("{e}"))?;
+    for (source, connection) in connections {
+        let names = project.sources.iter().map(|s| s.name.as_str());
+        let hint = sluice_core::graph::suggest(&source, names)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        let target = target.as_deref().unwrap_or_default();
+        let decl = project
+            .sources
+            .iter_mut()
+            .find(|s| s.name == source)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: targets.{target}.connections: no source `{source}`{hint}",
+                    sluice_yml.display()
+                )
+            })?;
+        decl.text =
+            sluice_core::config::override_connection(&decl.text, &connection).ok_or_else(|| {
+                anyhow!(
+                    "{}: targets.{target}.connections.{source}: {} has no one-line top-level `connection:` to replace",
+                    sluice_yml.display(),
+                    decl.path.display()
+                )
+            })?;
+    }
+    project.config.vars.extend(settings.vars.clone());
+    Ok(())
 }
 
 /// Opens everything a command needs.

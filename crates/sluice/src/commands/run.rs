@@ -11,6 +11,8 @@ use sluice_quality::{CheckStatus, build_check};
 use tokio_util::sync::CancellationToken;
 
 use super::{load, open};
+use crate::artifacts::{self, Invocation, timing::Timings};
+use crate::cli::SelectArgs;
 use crate::progress::RunProgress;
 use crate::table;
 
@@ -87,25 +89,53 @@ pub fn options(ws: &super::Workspace, select: &str, command: &str) -> Result<Run
 /// `sluice run`.
 pub async fn run(
     dir: &Path,
-    select: &str,
+    sel: &SelectArgs,
     full_refresh: bool,
     threads: Option<usize>,
     command: &str,
 ) -> Result<ExitCode> {
     let ws = open(dir).await?;
-    let mut opts = options(&ws, select, command)?;
+    let resolved = super::select::resolve(&ws.compiled, sel)?;
+    let inv = Invocation::new(command, super::select::invocation_args(sel));
+    artifacts::write_manifest(&ws.compiled, &inv)?;
+    let mut opts = options(&ws, &resolved.display, command)?;
+    opts.nodes = Some(resolved.nodes);
     opts.full_refresh = full_refresh;
     if let Some(t) = threads {
         opts.threads = t;
     }
-    let summary = execute(&ws, opts).await?;
+    let (summary, timings) = execute_timed(&ws, opts).await?;
+    write_run_results(&ws, &summary, &timings, &inv)?;
     Ok(exit_code(&summary))
 }
 
+/// Writes `target/run_results.json` of a finished run.
+fn write_run_results(
+    ws: &super::Workspace,
+    summary: &RunSummary,
+    timings: &Timings,
+    inv: &Invocation,
+) -> Result<()> {
+    let results = artifacts::run_results::run_results(&ws.compiled, summary, Some(timings), inv);
+    artifacts::write_json(
+        &artifacts::target_dir(&ws.compiled).join("run_results.json"),
+        &results,
+    )
+}
+
 /// Runs with a progress bar and prints the summary.
-pub async fn execute(ws: &super::Workspace, mut opts: RunOptions) -> Result<RunSummary> {
+pub async fn execute(ws: &super::Workspace, opts: RunOptions) -> Result<RunSummary> {
+    Ok(execute_timed(ws, opts).await?.0)
+}
+
+/// [`execute`], also returning when each node started and finished.
+async fn execute_timed(
+    ws: &super::Workspace,
+    mut opts: RunOptions,
+) -> Result<(RunSummary, Arc<Timings>)> {
     let progress = Arc::new(RunProgress::new());
-    opts.observer = Some(progress.clone());
+    let timings = Arc::new(Timings::around(progress.clone()));
+    opts.observer = Some(timings.clone());
     // `sluice test` re-checks published data; it neither opens nor resolves build incidents.
     let alerts = !opts.checks_only;
     let cancel = CancellationToken::new();
@@ -125,7 +155,7 @@ pub async fn execute(ws: &super::Workspace, mut opts: RunOptions) -> Result<RunS
     if alerts {
         super::alerts::after_run(ws, &summary).await;
     }
-    Ok(summary)
+    Ok((summary, timings))
 }
 
 /// The first Ctrl-C cancels the run cleanly (running nodes stop, nothing half-published: a node
@@ -143,11 +173,16 @@ async fn cancel_on_ctrl_c(cancel: CancellationToken) {
 }
 
 /// `sluice test`.
-pub async fn test(dir: &Path, select: &str) -> Result<ExitCode> {
+pub async fn test(dir: &Path, sel: &SelectArgs) -> Result<ExitCode> {
     let ws = open(dir).await?;
-    let mut opts = options(&ws, select, "test")?;
+    let resolved = super::select::resolve(&ws.compiled, sel)?;
+    let inv = Invocation::new("test", super::select::invocation_args(sel));
+    artifacts::write_manifest(&ws.compiled, &inv)?;
+    let mut opts = options(&ws, &resolved.display, "test")?;
+    opts.nodes = Some(resolved.nodes);
     opts.checks_only = true;
-    let summary = execute(&ws, opts).await?;
+    let (summary, timings) = execute_timed(&ws, opts).await?;
+    write_run_results(&ws, &summary, &timings, &inv)?;
     Ok(exit_code(&summary))
 }
 
@@ -163,8 +198,10 @@ pub fn exit_code(summary: &RunSummary) -> ExitCode {
     }
 }
 
-/// Prints node results, failing and warning checks, and totals.
+/// Prints node results, failing and warning checks, and totals: dbt's `PASS=… WARN=… ERROR=…` line,
+/// coloured on a terminal (unless `NO_COLOR` is set), then the run line (always last).
 pub fn print_summary(summary: &RunSummary) {
+    let paint = crate::color::Paint::stdout();
     let rows = summary
         .nodes
         .iter()
@@ -216,9 +253,9 @@ pub fn print_summary(summary: &RunSummary) {
             .filter(|c| c.status != CheckStatus::Pass)
         {
             let tag = if c.status == CheckStatus::Fail {
-                "FAIL"
+                paint.red("FAIL")
             } else {
-                "WARN"
+                paint.yellow("WARN")
             };
             println!("{tag} {}: {}", c.name, c.message);
             for row in c.sample.iter().take(3) {
@@ -234,13 +271,26 @@ pub fn print_summary(summary: &RunSummary) {
         {
             let error = n.error.as_deref().unwrap_or("");
             // Errors from a connector already start with the asset name.
+            let tag = paint.red("ERROR");
             if error.starts_with(&format!("{}:", n.node)) {
-                println!("ERROR {error}");
+                println!("{tag} {error}");
             } else {
-                println!("ERROR {}: {error}", n.node);
+                println!("{tag} {}: {error}", n.node);
             }
         }
     }
+    let pass = summary.count(NodeStatus::Success) + summary.checks_with(CheckStatus::Pass);
+    let warn = summary.checks_with(CheckStatus::Warn);
+    let error = summary.count(NodeStatus::Failed) + summary.checks_with(CheckStatus::Fail);
+    let skip = summary.count(NodeStatus::Skipped) + summary.count(NodeStatus::Cancelled);
+    println!(
+        "Done. {} {} {} {} TOTAL={}",
+        paint.green_if(pass > 0, &format!("PASS={pass}")),
+        paint.yellow_if(warn > 0, &format!("WARN={warn}")),
+        paint.red_if(error > 0, &format!("ERROR={error}")),
+        paint.yellow_if(skip > 0, &format!("SKIP={skip}")),
+        pass + warn + error + skip
+    );
     println!(
         "Run {} {}: {} succeeded, {} failed, {} skipped; checks {} passed, {} warned, {} failed; {:.1}s",
         summary.run_id,

@@ -222,7 +222,7 @@ pub async fn retry(dir: &Path, run_id: &str, threads: Option<usize>) -> Result<E
         nodes.len(),
         nodes.join(", ")
     );
-    let mut opts = super::run::options(&ws, &nodes.join(","), "retry")?;
+    let mut opts = super::run::options(&ws, &nodes.join(" "), "retry")?;
     if let Some(t) = threads {
         opts.threads = t;
     }
