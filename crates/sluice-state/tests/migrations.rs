@@ -194,7 +194,14 @@ fn a_failing_migration_rolls_back_and_keeps_the_previous_version() {
     let c = Connection::open_in_memory().unwrap();
     let err = migrate(&mut SqliteBackend::new(&c, "mem"), &steps).unwrap_err();
     assert!(
-        matches!(err, StateError::Migration { version: 2, name: "broken", .. }),
+        matches!(
+            err,
+            StateError::Migration {
+                version: 2,
+                name: "broken",
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("0002_broken"), "{err}");
@@ -310,7 +317,11 @@ fn a_database_from_a_newer_sluice_is_refused() {
         .unwrap();
     let err = sluice_state::open(&path).unwrap_err();
     match &err {
-        StateError::NewerSchema { found, known, path: p } => {
+        StateError::NewerSchema {
+            found,
+            known,
+            path: p,
+        } => {
             assert_eq!((*found, *known), (newer, latest_version()));
             assert!(p.ends_with("state.db"), "{p}");
         }

@@ -15,8 +15,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 mod runs;
 
-use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
 use crate::StateError;
+use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
 
 /// How long a connection waits for another process's lock before it reports `database is locked`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
