@@ -58,17 +58,23 @@
 //!    new version; PostgreSQL's DDL is transactional, so a failed migration leaves nothing behind;
 //! 2. is chosen by `state:` in `sluice.yml` (`postgres://…` → PostgreSQL, else a SQLite path) where
 //!    the CLI opens the state store today (`StateStore::open` in `sluice-orchestrate`);
-//! 3. implements the store operations. Today they are methods of `StateStore` (orchestrate:
-//!    `state.rs` run history, `control.rs` cancels/leases/ticks/logs, `abandon.rs` run processes,
-//!    `schedule/store.rs` schedule ticks, `partition/store.rs` partitions and backfills) and of
-//!    `IncidentStore` (monitor: `incidents.rs`), written in SQLite SQL over a `rusqlite::Connection`.
-//!    The PostgreSQL dialect differs where they use `rowid` (its baseline adds a `seq` identity column
-//!    to order by), `INSERT OR REPLACE`/`OR IGNORE` (`ON CONFLICT … DO UPDATE`/`DO NOTHING`), and
-//!    SQLite's bare columns beside `max()` (`DISTINCT ON`).
+//! 3. implements the store traits. The run history is one already: [`RunHistory`] (runs, node
+//!    results, check results, watermarks), implemented for SQLite by [`SqliteStore`] and called by
+//!    `sluice-orchestrate`'s `StateStore`, which would hold a `Box<dyn RunHistory>` instead. The
+//!    rest are still inherent methods over a `rusqlite::Connection`, each group a trait to cut the
+//!    same way: `control.rs` (cancels, leases, tick claims, node logs, stale inputs), `abandon.rs`
+//!    (run processes, heartbeats, abandoning), `schedule/store.rs` (schedule ticks, data-change and
+//!    attempt marks), `partition/store.rs` (partition ranges, backfills) in orchestrate, and
+//!    `incidents.rs` (incidents, deliveries) in monitor. Their SQL differs in PostgreSQL where it
+//!    uses `rowid` (the baseline adds a `seq` identity column to order by), `INSERT OR
+//!    REPLACE`/`OR IGNORE` (`ON CONFLICT … DO UPDATE`/`DO NOTHING`), and SQLite's bare columns
+//!    beside `max()` (`DISTINCT ON`).
 //!
-//! The store operations are synchronous (callers hold no async context across them); a PostgreSQL
-//! implementation should keep that signature by running its client on a runtime of its own (or
-//! `spawn_blocking` at the call sites), not make every caller async.
+//! The store operations are synchronous and are called from inside tokio tasks (the run loop, HTTP
+//! handlers) as well as from plain threads. A PostgreSQL implementation must therefore not block on
+//! a runtime it is called from (`postgres::Client` would panic there): run its client on a runtime
+//! of its own (a thread that owns a `tokio_postgres::Client`, fed by a channel), or make the traits
+//! async in one step for every caller.
 
 pub mod migration;
 pub mod runs;
