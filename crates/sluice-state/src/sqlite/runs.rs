@@ -325,7 +325,7 @@ mod tests {
             checked_at: "t".into(),
         };
         s.record_check(&check).unwrap();
-        assert_eq!(s.checks_of_run("r").unwrap(), [check.clone()]);
+        assert_eq!(s.checks_of_run("r").unwrap(), std::slice::from_ref(&check));
         assert_eq!(s.latest_checks().unwrap(), [check]);
     }
 }
