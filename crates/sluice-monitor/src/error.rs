@@ -17,7 +17,7 @@ pub enum MonitorError {
     },
     /// The state database could not be opened.
     #[error(transparent)]
-    State(#[from] sluice_orchestrate::StateError),
+    State(#[from] sluice_state::StateError),
     /// A stored timestamp is not RFC 3339.
     #[error("state database {path}: `{value}` in {table}.{column} is not an RFC 3339 time")]
     BadTime {

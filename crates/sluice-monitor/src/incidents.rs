@@ -25,18 +25,6 @@ use sluice_core::Severity;
 use crate::deliver::Outcome;
 use crate::error::MonitorError;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS alert_incidents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, asset TEXT NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL,
-    owner TEXT, status TEXT NOT NULL, opened_at TEXT NOT NULL, updated_at TEXT NOT NULL, resolved_at TEXT,
-    message TEXT NOT NULL, resolution TEXT, run_id TEXT, occurrences INTEGER NOT NULL DEFAULT 1);
-CREATE UNIQUE INDEX IF NOT EXISTS alert_incidents_one_open ON alert_incidents (asset, kind) WHERE status = 'open';
-CREATE TABLE IF NOT EXISTS alert_deliveries (
-    incident_id INTEGER NOT NULL, event TEXT NOT NULL, status TEXT NOT NULL, route TEXT, channel TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, created_at TEXT NOT NULL, claimed_at TEXT NOT NULL,
-    finished_at TEXT, PRIMARY KEY (incident_id, event));
-";
-
 /// What an incident is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -254,24 +242,14 @@ fn claim(c: &Connection, id: i64, event: AlertEvent, now: &str) -> rusqlite::Res
 }
 
 impl IncidentStore {
-    /// Opens the incident tables in the state database at `path` (creating the database and the
-    /// tables when needed).
+    /// Opens the incident tables in the state database at `path` (creating the database, and
+    /// migrating it, through `sluice-state`, which owns every state table).
     pub fn open(path: &Path) -> Result<IncidentStore, MonitorError> {
-        // The state store creates the file, its folder and the run tables read for freshness.
-        drop(sluice_orchestrate::StateStore::open(path)?);
-        let conn = Connection::open(path).map_err(|source| MonitorError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let store = IncidentStore {
+        let conn = sluice_state::open(path)?;
+        Ok(IncidentStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
-        };
-        store.with(|c| {
-            c.busy_timeout(Duration::from_secs(10))?;
-            c.execute_batch(SCHEMA)
-        })?;
-        Ok(store)
+        })
     }
 
     fn with<T>(

@@ -16,18 +16,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::control::now_ms;
-use crate::process::{ProcessId, Verdict, start_ticks};
+use crate::process::{ProcessId, Verdict};
 use crate::schedule::store::UNFINISHED_HORIZON;
 use crate::state::{StateError, StateStore};
-
-/// Tables of this module (created after the rest of the state schema, so existing databases gain
-/// them on open).
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS run_processes (
-    run_id TEXT PRIMARY KEY, process TEXT NOT NULL, start_ticks INTEGER, heartbeat_ms INTEGER NOT NULL,
-    plan TEXT);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
-";
 
 /// How often a run touches its heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -74,23 +65,6 @@ struct Candidate {
 }
 
 impl StateStore {
-    /// Records that this process executes run `run_id` (part of [`StateStore::start_run`]).
-    pub(crate) fn record_run_process(
-        c: &rusqlite::Connection,
-        run_id: &str,
-    ) -> rusqlite::Result<()> {
-        let me = ProcessId::current();
-        let ticks = me
-            .as_ref()
-            .and_then(|p| start_ticks(p.pid))
-            .map(|t| t as i64);
-        c.execute(
-            "INSERT OR REPLACE INTO run_processes (run_id, process, start_ticks, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![run_id, me.map(|p| p.to_string()).unwrap_or_default(), ticks, now_ms()],
-        )
-        .map(|_| ())
-    }
-
     /// Records the nodes run `run_id` is to execute (with their kind), so that when it is abandoned,
     /// the ones it did not finish are recorded and a retry runs them.
     pub fn set_run_plan(&self, run_id: &str, nodes: &[(String, String)]) -> Result<(), StateError> {
@@ -343,7 +317,7 @@ impl Drop for Heartbeat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::exited_process;
+    use crate::process::{exited_process, start_ticks};
     use crate::retry::{RetryError, retry_selection};
     use crate::state::NodeRecord;
 

@@ -20,21 +20,6 @@ use serde::Serialize;
 use crate::process::ProcessId;
 use crate::state::{StateError, StateStore};
 
-/// Tables of this module (created with the rest of the state schema).
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS run_cancels (run_id TEXT PRIMARY KEY, requested_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS leases (node TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS lease_owners (holder TEXT PRIMARY KEY, process TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tick_claims (
-    node TEXT NOT NULL, tick TEXT NOT NULL, holder TEXT NOT NULL, claimed_ms INTEGER NOT NULL,
-    PRIMARY KEY (node, tick));
-CREATE TABLE IF NOT EXISTS node_logs (
-    run_id TEXT NOT NULL, node TEXT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS node_logs_by_run ON node_logs (run_id, node);
-CREATE TABLE IF NOT EXISTS stale_inputs (
-    run_id TEXT NOT NULL, node TEXT NOT NULL, inputs TEXT NOT NULL, PRIMARY KEY (run_id, node));
-";
-
 /// How long a claimed tick stays claimed if its run never finishes (the claiming process died).
 const TICK_CLAIM_TTL: Duration = Duration::from_secs(600);
 

@@ -13,26 +13,6 @@ use serde::Serialize;
 use super::ranges::{Range, RangeSet};
 use crate::state::{StateError, StateStore};
 
-/// Tables of this module (created on first use).
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS partition_ranges (
-    asset TEXT NOT NULL, grain TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
-    PRIMARY KEY (asset, grain, lo));
-CREATE TABLE IF NOT EXISTS backfills (
-    id TEXT PRIMARY KEY, selection TEXT NOT NULL, from_key TEXT NOT NULL, to_key TEXT NOT NULL,
-    missing INTEGER NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    run_id TEXT, error TEXT);
-CREATE TABLE IF NOT EXISTS backfill_plan (
-    backfill_id TEXT NOT NULL, asset TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
-    PRIMARY KEY (backfill_id, asset, lo));
-CREATE TABLE IF NOT EXISTS backfill_done (
-    backfill_id TEXT NOT NULL, asset TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
-    PRIMARY KEY (backfill_id, asset, lo));
-CREATE TABLE IF NOT EXISTS backfill_failed (
-    backfill_id TEXT NOT NULL, asset TEXT NOT NULL, partition_key TEXT NOT NULL, error TEXT NOT NULL,
-    PRIMARY KEY (backfill_id, asset, partition_key));
-";
-
 /// A range table and the two columns that scope its rows.
 #[derive(Clone, Copy)]
 struct RangeTable {
@@ -209,9 +189,9 @@ fn now() -> String {
 }
 
 impl<'a> PartitionStore<'a> {
-    /// Opens the partition tables of `state` (creating them if needed).
+    /// The partition tables of `state` (created with the rest of the schema by `sluice-state`).
+    /// Fallible only for compatibility with callers written when it created its tables.
     pub fn new(state: &'a StateStore) -> Result<PartitionStore<'a>, StateError> {
-        state.with(|c| c.execute_batch(SCHEMA))?;
         Ok(PartitionStore { state })
     }
 
