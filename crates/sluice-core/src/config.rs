@@ -173,3 +173,81 @@ fn default_backoff() -> String {
 fn default_threads() -> usize {
     4
 }
+
+/// Parses `sluice.yml` once, with every problem at its line and column: the shape (unknown keys with
+/// "did you mean", wrong types), then the values later stages parse (durations, sizes, the failure
+/// mode), so that a bad value is reported by `validate` rather than by the command that uses it.
+pub fn load_project_config(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<ProjectConfig, Vec<crate::ConfigError>> {
+    use crate::yaml::{from_node, parse_doc};
+    let doc = parse_doc(path, text).map_err(|e| vec![e])?;
+    // The shape and the values are checked independently, so that both kinds of problem show.
+    let (config, mut errors) = match from_node::<ProjectConfig>(path, &doc, Vec::new(), &[]) {
+        Ok(c) => (Some(c), Vec::new()),
+        Err(e) => (None, e),
+    };
+    let mut check = |keys: &[&str], parse: &dyn Fn(&str) -> Result<(), String>| {
+        let mut node = Some(&doc);
+        for k in keys {
+            node = node.and_then(|n| n.get(k));
+        }
+        if let Some(n) = node
+            && let Some(text) = n.as_str()
+            && let Err(message) = parse(text)
+        {
+            errors.push(crate::ConfigError::At {
+                path: path.to_path_buf(),
+                position: n.pos,
+                field: keys.join("."),
+                message,
+            });
+        }
+    };
+    let duration = |t: &str| crate::duration::parse_duration(t).map(|_| ());
+    let size = |t: &str| crate::size::parse_size(t).map(|_| ());
+    for key in ["retry_backoff", "max_retry_backoff", "timeout"] {
+        check(&["defaults", key], &duration);
+    }
+    check(&["defaults", "on_failure"], &|t| check_on_failure(t));
+    for key in [
+        "statement_timeout",
+        "queue_timeout",
+        "header_read_timeout",
+        "pg_idle_timeout",
+        "shutdown_grace",
+    ] {
+        check(&["serve", "limits", key], &duration);
+    }
+    for key in [
+        "memory_limit",
+        "query_memory_limit",
+        "max_sql_bytes",
+        "max_request_bytes",
+        "max_header_bytes",
+    ] {
+        check(&["serve", "limits", key], &size);
+    }
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ => Err(errors),
+    }
+}
+
+/// The failure modes a node may have (`defaults.on_failure`, a source's `policy.on_failure`, a
+/// model's `config(on_failure=…)`).
+pub const FAILURE_MODES: &[&str] = &["fail_fast", "fail_open"];
+
+/// Checks a failure mode, with "did you mean".
+pub fn check_on_failure(text: &str) -> Result<(), String> {
+    if FAILURE_MODES.contains(&text) {
+        return Ok(());
+    }
+    let hint = crate::graph::suggest(text, FAILURE_MODES.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "expected `fail_fast` or `fail_open`, found `{text}`{hint}"
+    ))
+}

@@ -141,14 +141,7 @@ impl CdcDb {
             pg_url(),
             self.schema
         );
-        SourceDecl {
-            name: "shop".into(),
-            kind: "postgres".into(),
-            owner: None,
-            tables: Vec::new(),
-            path: PathBuf::from("sources/shop.yml"),
-            text,
-        }
+        SourceDecl::parse(std::path::Path::new(&"sources/shop.yml"), &text).unwrap()
     }
 }
 
