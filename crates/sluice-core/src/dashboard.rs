@@ -253,7 +253,12 @@ pub fn parse_dashboard(
     let mut errors = Vec::new();
     let key = |k: &str| Seg::Key(k.to_string());
     let at = |segs: &[Seg], message: String| {
-        ConfigError::at(path, doc.find(segs).map(|n| n.pos), &path_text(segs), message)
+        ConfigError::at(
+            path,
+            doc.find(segs).map(|n| n.pos),
+            &path_text(segs),
+            message,
+        )
     };
     if !is_valid_identifier(&name) {
         errors.push(ConfigError::Invalid {

@@ -113,7 +113,12 @@ impl ConfigError {
     }
 
     /// A problem at `position` when it is known, else naming the file and field only.
-    pub fn at(path: &std::path::Path, position: Option<Position>, field: &str, message: String) -> ConfigError {
+    pub fn at(
+        path: &std::path::Path,
+        position: Option<Position>,
+        field: &str,
+        message: String,
+    ) -> ConfigError {
         match position {
             Some(position) => ConfigError::At {
                 path: path.to_path_buf(),

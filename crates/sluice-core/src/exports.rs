@@ -243,9 +243,13 @@ fn parse_export(
     let mut errors = Vec::new();
     // The value's position (the key's, for a field that is not allowed at all).
     let at = |field: &str, message: String| {
-        let position = doc
-            .entry(field)
-            .map(|e| if matches!(e.node.value, crate::yaml::Value::Null) { e.key_pos } else { e.node.pos });
+        let position = doc.entry(field).map(|e| {
+            if matches!(e.node.value, crate::yaml::Value::Null) {
+                e.key_pos
+            } else {
+                e.node.pos
+            }
+        });
         ConfigError::at(path, position, field, message)
     };
     let name = f.name.clone().unwrap_or_else(|| {
@@ -569,7 +573,10 @@ mod tests {
         )]);
         assert_eq!(errors.len(), 1, "{errors:?}");
         let text = errors[0].to_string();
-        assert!(text.contains("rev.yml:3:8: field `asset`: unknown asset"), "{text}");
+        assert!(
+            text.contains("rev.yml:3:8: field `asset`: unknown asset"),
+            "{text}"
+        );
         assert!(text.contains("unknown asset `gold.mart_revenu`"), "{text}");
         assert!(text.contains("did you mean `mart_revenue`"), "{text}");
         // A model in another layer is not that asset.

@@ -13,7 +13,7 @@ use crate::error::ConfigError;
 use crate::exports::{ExportDecl, load_exports};
 use crate::model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, PropertiesFile};
 use crate::source::{SourceDecl, is_valid_identifier};
-use crate::yaml::{parse_yaml, read_text};
+use crate::yaml::read_text;
 
 /// A loaded project.
 #[derive(Debug, Clone)]
@@ -50,9 +50,10 @@ impl Project {
         if !config_path.is_file() {
             return Err(ProjectErrors(vec![ConfigError::NotAProject(root)]));
         }
-        let config = match read_text(&config_path).map_err(|e| vec![e]).and_then(|t| {
-            crate::config::load_project_config(&config_path, &t)
-        }) {
+        let config = match read_text(&config_path)
+            .map_err(|e| vec![e])
+            .and_then(|t| crate::config::load_project_config(&config_path, &t))
+        {
             Ok(c) => Some(c),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -354,11 +355,13 @@ fn load_models(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<ModelFile> {
 fn load_properties(dir: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, ModelProperties> {
     let mut out: BTreeMap<String, ModelProperties> = BTreeMap::new();
     for path in sorted_files(dir, &["yml", "yaml"], true, errors) {
-        let parsed = read_text(&path).and_then(|t| parse_yaml::<PropertiesFile>(&path, &t));
+        let parsed = read_text(&path)
+            .map_err(|e| vec![e])
+            .and_then(|t| crate::yaml::load_typed::<PropertiesFile>(&path, &t));
         let file = match parsed {
             Ok(f) => f,
-            Err(e) => {
-                errors.push(e);
+            Err(mut e) => {
+                errors.append(&mut e);
                 continue;
             }
         };

@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 
 use crate::alerts::FreshnessSla;
 use crate::error::{ConfigError, Position};
-use crate::yaml::{Entry, HumanDuration, Node, Spanned, Value, from_node, parse_doc};
+use crate::yaml::{
+    Entry, HumanDuration, Node, Spanned, Value, from_node, from_node_lenient, parse_doc,
+};
 
 /// The keys of a source file that every kind shares.
 pub const SOURCE_FIELDS: &[&str] = &[
@@ -85,8 +87,11 @@ impl SourceDecl {
 
     fn from_doc(path: &Path, doc: &Node) -> Result<SourceDecl, Vec<ConfigError>> {
         let (common, connector) = split(doc);
-        let raw: RawSource = from_node(path, &common, Vec::new(), &[])?;
-        let mut errors = Vec::new();
+        // Go on with what could be read, so that a bad table name shows next to a bad policy.
+        let (raw, mut errors) = from_node_lenient::<RawSource>(path, &common, Vec::new(), &[]);
+        let Some(raw) = raw else {
+            return Err(errors);
+        };
         let name = match raw.name {
             Some(n) => {
                 if !is_valid_identifier(&n) {
@@ -94,21 +99,30 @@ impl SourceDecl {
                 }
                 n.value
             }
-            None => file_stem(path),
-        };
-        if !is_valid_identifier(&name) && errors.is_empty() {
-            errors.push(ConfigError::Invalid {
+            None => {
+                let stem = file_stem(path);
+                if !is_valid_identifier(&stem) {
+                    errors.push(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 field: "name".into(),
                 message: format!(
-                    "`{name}` (the file name) is not a valid source name (letters, digits, _; not starting with a digit); set `name:`"
+                    "`{stem}` (the file name) is not a valid source name (letters, digits, _; not starting with a digit); set `name:`"
                 ),
             });
-        }
+                }
+                stem
+            }
+        };
         let mut tables = Vec::new();
         for (i, t) in raw.tables.into_iter().enumerate() {
             if !is_valid_identifier(&t.name) {
-                errors.push(invalid_name(path, t.name.pos, &format!("tables[{i}].name"), &t.name, "table"));
+                errors.push(invalid_name(
+                    path,
+                    t.name.pos,
+                    &format!("tables[{i}].name"),
+                    &t.name,
+                    "table",
+                ));
             }
             tables.push(SourceTableDecl {
                 pos: t.name.pos,
@@ -181,8 +195,14 @@ fn split(doc: &Node) -> (Node, Node) {
     for e in entries {
         if e.key == "tables" {
             let (c, k) = split_tables(&e.node);
-            common.push(Entry { node: c, ..e.clone() });
-            connector.push(Entry { node: k, ..e.clone() });
+            common.push(Entry {
+                node: c,
+                ..e.clone()
+            });
+            connector.push(Entry {
+                node: k,
+                ..e.clone()
+            });
         } else if SOURCE_FIELDS.contains(&e.key.as_str()) {
             common.push(e.clone());
         } else {
@@ -324,18 +344,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.name, "shop");
-        assert_eq!(d.schedule.as_ref().unwrap().pos, Position { line: 3, column: 11 });
+        assert_eq!(
+            d.schedule.as_ref().unwrap().pos,
+            Position {
+                line: 3,
+                column: 11
+            }
+        );
         let p = d.policy.as_ref().unwrap();
         assert_eq!(p.retries, Some(3));
         assert_eq!(p.timeout.as_ref().unwrap().value.0.as_secs(), 600);
         assert!(d.freshness.is_some());
         let t = &d.tables[0];
-        assert_eq!((t.name.as_str(), t.tags.clone()), ("orders", vec!["a".to_string()]));
+        assert_eq!(
+            (t.name.as_str(), t.tags.clone()),
+            ("orders", vec!["a".to_string()])
+        );
         assert_eq!(t.schedule.as_ref().unwrap().pos.line, 10);
         assert!(d.connector.get("schedule").is_none());
         assert!(d.connector.get("connection").is_some());
         let tables = d.connector.get("tables").unwrap();
-        let Value::Seq(items) = &tables.value else { panic!() };
+        let Value::Seq(items) = &tables.value else {
+            panic!()
+        };
         assert!(items[0].get("mode").is_some() && items[0].get("name").is_some());
         assert!(items[0].get("tags").is_none());
     }
@@ -346,12 +377,22 @@ mod tests {
             "kind: sqlite\npolicy:\n  retires: 3\n  retry_backoff: 99999999999999999999d\nschedule: [1]\ntables:\n  - name: 9bad\n",
         )
         .unwrap_err();
-        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert_eq!(errs.len(), 4, "{errs:#?}");
         assert!(errs[0].starts_with("sources/shop.yml:3:3: field `policy.retires`: unknown field `retires` (did you mean `retries`?)"), "{errs:#?}");
         assert!(errs[1].starts_with("sources/shop.yml:4:18: field `policy.retry_backoff`: duration `99999999999999999999d` is out of range"), "{errs:#?}");
-        assert!(errs[2].starts_with("sources/shop.yml:5:11: field `schedule`: expected a string"), "{errs:#?}");
+        assert!(
+            errs[2].starts_with("sources/shop.yml:5:11: field `schedule`: expected a string"),
+            "{errs:#?}"
+        );
+        // The table name is checked on what could be read, next to the other problems.
+        assert!(errs[3].starts_with("sources/shop.yml:7:11: field `tables[0].name`"), "{errs:#?}");
         let errs = parse("kind: sqlite\ntables:\n  - name: 9bad\n").unwrap_err();
-        assert_eq!(errs, ["sources/shop.yml:3:11: field `tables[0].name`: expected a table name (letters, digits, _; not starting with a digit), found `9bad`"]);
+        assert_eq!(
+            errs,
+            [
+                "sources/shop.yml:3:11: field `tables[0].name`: expected a table name (letters, digits, _; not starting with a digit), found `9bad`"
+            ]
+        );
     }
 
     #[test]
@@ -371,12 +412,17 @@ mod tests {
             #[serde(default)]
             mode: Option<String>,
         }
-        let d = parse("kind: x\nconection: a\nschedul: daily\ntables:\n  - name: t\n    mdoe: full\n").unwrap();
+        let d =
+            parse("kind: x\nconection: a\nschedul: daily\ntables:\n  - name: t\n    mdoe: full\n")
+                .unwrap();
         let e = d.config::<Conn>().unwrap_err().to_string();
         assert!(e.contains("sources/shop.yml:2:1: field `conection`: unknown field `conection` (did you mean `connection`?)"), "{e}");
         assert!(e.contains("sources/shop.yml:3:1: field `schedul`: unknown field `schedul` (did you mean `schedule`?)"), "{e}");
         assert!(e.contains("sources/shop.yml:6:5: field `tables[0].mdoe`: unknown field `mdoe` (did you mean `mode`?)"), "{e}");
         // The typo does not stand in for the field: `connection` is really missing.
-        assert!(e.contains("sources/shop.yml:1:1: field `connection`: required field is missing"), "{e}");
+        assert!(
+            e.contains("sources/shop.yml:1:1: field `connection`: required field is missing"),
+            "{e}"
+        );
     }
 }

@@ -5,8 +5,6 @@
 //! the server cannot be reached the tests fail under `CI=true` and are skipped (with a message)
 //! otherwise.
 
-use std::path::PathBuf;
-
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::util::display::array_value_to_string;
@@ -663,9 +661,12 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     let (_dir, lake) = lake();
     let cx = IngestContext::new(lake.clone(), "run-1");
     // Nothing listens on port 1: connection refused.
-    let refused = SourceDecl::parse(std::path::Path::new("sources/down.yml"), &"kind: postgres\nconnection: host=127.0.0.1 port=1 user=postgres dbname=test\n\
-               tables:\n  - name: t\n"
-            ).unwrap();
+    let refused = SourceDecl::parse(
+        std::path::Path::new("sources/down.yml"),
+        &"kind: postgres\nconnection: host=127.0.0.1 port=1 user=postgres dbname=test\n\
+               tables:\n  - name: t\n",
+    )
+    .unwrap();
     let err = build_source(&refused, ".".as_ref())
         .unwrap()
         .ingest("t", &cx)
@@ -681,7 +682,11 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     assert!(!missing.is_transient(), "{missing}");
     assert!(missing.to_string().contains("42P01"), "{missing}");
     // A connection string that does not parse is a config error naming the field.
-    let bad = SourceDecl::parse(std::path::Path::new("sources/bad.yml"), &"kind: postgres\nconnection: \"host=x port=notaport\"\ntables: []\n").unwrap();
+    let bad = SourceDecl::parse(
+        std::path::Path::new("sources/bad.yml"),
+        &"kind: postgres\nconnection: \"host=x port=notaport\"\ntables: []\n",
+    )
+    .unwrap();
     let err = build_source(&bad, ".".as_ref()).err().unwrap();
     assert!(matches!(err, IngestError::Config(_)), "{err}");
     assert!(err.to_string().contains("field `connection`"), "{err}");
@@ -727,12 +732,16 @@ async fn server_terminating_the_read_is_transient() {
     db.exec("CREATE TABLE slow (id int4); INSERT INTO slow SELECT generate_series(1, 3);")
         .await;
     let app = db.schema.clone();
-    let decl = SourceDecl::parse(std::path::Path::new("sources/pg.yml"), &format!(
+    let decl = SourceDecl::parse(
+        std::path::Path::new("sources/pg.yml"),
+        &format!(
             "kind: postgres\nconnection: \"{}\"\ntables:\n  - name: slow\n    \
              query: SELECT id, (SELECT 1 FROM pg_sleep(30)) AS s FROM {}.slow\n",
             with_application_name(&pg_url(), &app),
             db.schema
-        )).unwrap();
+        ),
+    )
+    .unwrap();
     let (_dir, lake) = lake();
     let source = build_source(&decl, ".".as_ref()).unwrap();
     let cx = IngestContext::new(lake.clone(), "run-1");

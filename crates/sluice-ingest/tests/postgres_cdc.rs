@@ -5,8 +5,6 @@
 //! when the test ends (an abandoned slot would pin WAL). When the server cannot be reached, or does
 //! not run with `wal_level = logical`, the tests fail under `CI=true` and are skipped otherwise.
 
-use std::path::PathBuf;
-
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::array_value_to_string;
 use datafusion::prelude::SessionContext;

@@ -7,7 +7,6 @@
 //! it may restart the server: under `CI=true`, or with `SLUICE_TEST_PG_RESTART=1`; elsewhere it is
 //! skipped with a note.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

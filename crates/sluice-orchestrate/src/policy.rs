@@ -242,15 +242,16 @@ fn overlay(
     if let Some(r) = decl.retries {
         out.retries = r;
     }
-    let mut read = |field: &str, setting: &Setting<Duration>| -> Option<(Duration, Option<Position>)> {
-        match setting.as_ref()? {
-            (Ok(d), pos) => Some((*d, *pos)),
-            (Err(e), pos) => {
-                problem(field, *pos, e.clone());
-                None
+    let mut read =
+        |field: &str, setting: &Setting<Duration>| -> Option<(Duration, Option<Position>)> {
+            match setting.as_ref()? {
+                (Ok(d), pos) => Some((*d, *pos)),
+                (Err(e), pos) => {
+                    problem(field, *pos, e.clone());
+                    None
+                }
             }
-        }
-    };
+        };
     if let Some((d, _)) = read("retry_backoff", &decl.retry_backoff) {
         out.retry_backoff = d;
     }
@@ -267,7 +268,11 @@ fn overlay(
     });
     if let Some((d, pos)) = timeout {
         if d.is_zero() {
-            problem("timeout", pos, "expected a duration longer than zero, found `0`".into());
+            problem(
+                "timeout",
+                pos,
+                "expected a duration longer than zero, found `0`".into(),
+            );
         } else {
             out.timeout = Some(d);
         }
@@ -395,7 +400,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            errs[0].to_string().starts_with("sources/s.yml:4:3: field `policy.retry_delay`: unknown field `retry_delay`"),
+            errs[0].to_string().starts_with(
+                "sources/s.yml:4:3: field `policy.retry_delay`: unknown field `retry_delay`"
+            ),
             "{errs:?}"
         );
         let decl = sluice_core::SourceDecl::parse(
@@ -405,7 +412,13 @@ mod tests {
         .unwrap();
         let mut problems = Vec::new();
         let block = Overrides::of_source(decl.policy.as_ref().unwrap());
-        let p = overlay(&NodePolicy::default(), &block, path, "policy", &mut problems);
+        let p = overlay(
+            &NodePolicy::default(),
+            &block,
+            path,
+            "policy",
+            &mut problems,
+        );
         assert_eq!(p.retries, 3);
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(

@@ -242,7 +242,8 @@ impl<'de, 'a> MapAccess<'de> for Map<'a> {
                 // not parse) belong to the value too.
                 let child = self.parent.child(&e.node, Seg::Key(e.key.clone()));
                 let path = child.path.clone();
-                seed.deserialize(child).map_err(|err| err.at(e.node.pos, &path))
+                seed.deserialize(child)
+                    .map_err(|err| err.at(e.node.pos, &path))
             }
             None => Err(DeError::new("value without a key".into())),
         }
@@ -274,7 +275,10 @@ struct SpannedAccess<'a> {
 
 impl<'de> MapAccess<'de> for SpannedAccess<'_> {
     type Error = DeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some(name) = SPANNED_FIELDS.get(self.step) else {
             return Ok(None);
         };
@@ -282,7 +286,11 @@ impl<'de> MapAccess<'de> for SpannedAccess<'_> {
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         self.step += 1;
-        let pos = self.de.as_ref().map(|d| d.node.pos).unwrap_or(Position { line: 0, column: 0 });
+        let pos = self
+            .de
+            .as_ref()
+            .map(|d| d.node.pos)
+            .unwrap_or(Position { line: 0, column: 0 });
         match self.step {
             1 => seed.deserialize((pos.line as u64).into_deserializer()),
             2 => seed.deserialize((pos.column as u64).into_deserializer()),
@@ -299,7 +307,10 @@ struct Enum<'a>(NodeDe<'a>, Option<(&'a str, NodeDe<'a>)>);
 impl<'de, 'a> EnumAccess<'de> for Enum<'a> {
     type Error = DeError;
     type Variant = Variant<'a>;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Variant<'a>), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Variant<'a>), DeError> {
         match self.1 {
             // `{variant: content}`
             Some((name, content)) => {
@@ -308,7 +319,9 @@ impl<'de, 'a> EnumAccess<'de> for Enum<'a> {
             }
             // `variant`
             None => {
-                let v = self.0.locate(seed.deserialize(NodeDe::new(self.0.node, self.0.path.clone())))?;
+                let v = self
+                    .0
+                    .locate(seed.deserialize(NodeDe::new(self.0.node, self.0.path.clone())))?;
                 Ok((v, Variant(None)))
             }
         }
@@ -466,13 +479,31 @@ pub fn from_node<T: DeserializeOwned>(
     path: Vec<Seg>,
     extra_names: &'static [&'static str],
 ) -> Result<T, Vec<ConfigError>> {
+    match from_node_lenient(file, node, path, extra_names) {
+        (Some(v), errors) if errors.is_empty() => Ok(v),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Like [`from_node`], but also returns the value read once the bad entries were taken out (when
+/// there is one), so that a caller can go on checking what is left.
+pub fn from_node_lenient<T: DeserializeOwned>(
+    file: &Path,
+    node: &Node,
+    path: Vec<Seg>,
+    extra_names: &'static [&'static str],
+) -> (Option<T>, Vec<ConfigError>) {
     let previous = EXTRA_NAMES.with(|e| e.replace(extra_names));
     let result = collect(file, node, path);
     EXTRA_NAMES.with(|e| e.replace(previous));
     result
 }
 
-fn collect<T: DeserializeOwned>(file: &Path, node: &Node, base: Vec<Seg>) -> Result<T, Vec<ConfigError>> {
+fn collect<T: DeserializeOwned>(
+    file: &Path,
+    node: &Node,
+    base: Vec<Seg>,
+) -> (Option<T>, Vec<ConfigError>) {
     let mut tree: Option<Node> = None;
     let mut errors = Vec::new();
     let mut removed: Vec<Vec<Seg>> = Vec::new();
@@ -480,8 +511,7 @@ fn collect<T: DeserializeOwned>(file: &Path, node: &Node, base: Vec<Seg>) -> Res
     for _ in 0..200 {
         let current = tree.as_ref().unwrap_or(node);
         let e = match T::deserialize(NodeDe::new(current, base.clone())) {
-            Ok(v) if errors.is_empty() => return Ok(v),
-            Ok(_) => return Err(errors),
+            Ok(v) => return (Some(v), errors),
             Err(e) => e,
         };
         let field = e.field_path();
@@ -498,7 +528,7 @@ fn collect<T: DeserializeOwned>(file: &Path, node: &Node, base: Vec<Seg>) -> Res
         }
         removed.push(at);
     }
-    Err(errors)
+    (None, errors)
 }
 
 /// Marks the node at `path` (relative to `root`) as removed; false if there is none.
@@ -507,7 +537,10 @@ fn remove(root: &mut Node, path: &[Seg]) -> bool {
         return false;
     };
     let child = match (&mut root.value, first) {
-        (Value::Map(entries), Seg::Key(k)) => entries.iter_mut().find(|e| &e.key == k).map(|e| &mut e.node),
+        (Value::Map(entries), Seg::Key(k)) => entries
+            .iter_mut()
+            .find(|e| &e.key == k)
+            .map(|e| &mut e.node),
         (Value::Seq(items), Seg::Index(i)) => items.get_mut(*i),
         _ => None,
     };

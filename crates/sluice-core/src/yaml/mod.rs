@@ -12,10 +12,10 @@ use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 
-pub use de::{DeError, NodeDe, Seg, from_node, path_text};
+pub use de::{DeError, NodeDe, Seg, from_node, from_node_lenient, path_text};
 pub use node::{Entry, Node, Value};
 
 use crate::error::{ConfigError, Position};

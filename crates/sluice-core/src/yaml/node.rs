@@ -262,13 +262,15 @@ mod tests {
     #[test]
     fn scalars_follow_yaml_1_2() {
         // `y`, `yes` and `on` are text in YAML 1.2 (a chart's `y:` must stay `y`).
-        let v = values("y: yes
+        let v = values(
+            "y: yes
 on: off
 n: 1
 f: 1.5
 t: true
 z: ~
-q: \"2\"\n");
+q: \"2\"\n",
+        );
         assert_eq!(
             v,
             [

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use sluice_core::SourceDecl;
+use sluice_core::env::expand_env;
 use sluice_core::error::Position;
 use sluice_core::yaml::Value;
-use sluice_core::env::expand_env;
 use sluice_transform::{CompiledModel, CompiledProject};
 
 use super::ScheduleError;
@@ -191,7 +191,10 @@ fn source_schedules(decl: &SourceDecl) -> Result<Vec<NodeSchedule>, Vec<Schedule
                 Err(e) => {
                     // A source-wide schedule is reported once, not once per table.
                     let e = at(decl, &field, s.position(), e);
-                    if !errors.iter().any(|x: &ScheduleError| x.to_string() == e.to_string()) {
+                    if !errors
+                        .iter()
+                        .any(|x: &ScheduleError| x.to_string() == e.to_string())
+                    {
                         errors.push(e);
                     }
                     continue;

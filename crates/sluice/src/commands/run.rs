@@ -22,12 +22,11 @@ pub fn validate(dir: &Path) -> Result<ExitCode> {
         load(dir).map_err(|e| anyhow!("{}", relative_to(&root, &e.to_string())))?
     } else {
         let project = sluice_core::Project::load(dir).map_err(|e| {
-            let lines: Vec<String> = e
-                .0
-                .into_iter()
-                .flat_map(sluice_core::ConfigError::into_list)
-                .map(|p| p.to_string())
-                .collect();
+            let lines: Vec<String> =
+                e.0.into_iter()
+                    .flat_map(sluice_core::ConfigError::into_list)
+                    .map(|p| p.to_string())
+                    .collect();
             report(&root, &lines)
         })?;
         let compiled = sluice_transform::compile(Arc::new(project)).map_err(|errs| {
