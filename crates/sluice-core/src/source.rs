@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::alerts::FreshnessSla;
 use crate::error::{ConfigError, Position};
 use crate::yaml::{
-    Entry, HumanDuration, Node, Spanned, Value, from_node, from_node_lenient, parse_doc,
+    Entry, HumanDuration, Node, Seg, Spanned, Value, from_node, from_node_lenient, parse_doc,
 };
 
 /// The keys of a source file that every kind shares.
@@ -85,6 +85,20 @@ impl SourceDecl {
         from_node(&self.path, &self.connector, Vec::new(), ALL_FIELDS).map_err(ConfigError::many)
     }
 
+    /// A problem with a value of the connector's part, at the value's line and column when the
+    /// field (`busy_timeout`, `tables[2].cursor`) is written in the file.
+    pub fn invalid(&self, field: &str, message: String) -> ConfigError {
+        let segs = parse_field_path(field);
+        let pos = self.connector.find(&segs).map(|n| n.pos).or_else(|| {
+            // A missing field: point at the entry that lacks it.
+            segs.split_last()
+                .and_then(|(_, parent)| self.connector.find(parent))
+                .filter(|n| !parent_is_root(n, &self.connector))
+                .map(|n| n.pos)
+        });
+        ConfigError::at(&self.path, pos, field, message)
+    }
+
     fn from_doc(path: &Path, doc: &Node) -> Result<SourceDecl, Vec<ConfigError>> {
         let (common, connector) = split(doc);
         // Go on with what could be read, so that a bad table name shows next to a bad policy.
@@ -151,6 +165,27 @@ impl SourceDecl {
             connector,
         })
     }
+}
+
+fn parent_is_root(n: &Node, root: &Node) -> bool {
+    std::ptr::eq(n, root)
+}
+
+/// `tables[2].cursor` as path segments.
+fn parse_field_path(field: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in field.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+            out.push(Seg::Key(key.to_string()));
+        }
+        for index in pieces {
+            if let Ok(n) = index.trim_end_matches(']').parse() {
+                out.push(Seg::Index(n));
+            }
+        }
+    }
+    out
 }
 
 fn invalid_name(path: &Path, pos: Position, field: &str, name: &str, what: &str) -> ConfigError {
@@ -385,12 +420,41 @@ mod tests {
             "{errs:#?}"
         );
         // The table name is checked on what could be read, next to the other problems.
-        assert!(errs[3].starts_with("sources/shop.yml:7:11: field `tables[0].name`"), "{errs:#?}");
+        assert!(
+            errs[3].starts_with("sources/shop.yml:7:11: field `tables[0].name`"),
+            "{errs:#?}"
+        );
         let errs = parse("kind: sqlite\ntables:\n  - name: 9bad\n").unwrap_err();
         assert_eq!(
             errs,
             [
                 "sources/shop.yml:3:11: field `tables[0].name`: expected a table name (letters, digits, _; not starting with a digit), found `9bad`"
+            ]
+        );
+    }
+
+    #[test]
+    fn connector_problems_point_at_their_value() {
+        let d = parse("kind: x\nbusy_timeout: soon\ntables:\n  - name: a\n  - name: b\n    mode: incremental\n").unwrap();
+        let e = d.invalid("busy_timeout", "bad".into()).to_string();
+        assert_eq!(e, "sources/shop.yml:2:15: field `busy_timeout`: bad");
+        let e = d
+            .invalid("tables[1].cursor", "needs a cursor".into())
+            .to_string();
+        assert_eq!(
+            e,
+            "sources/shop.yml:5:5: field `tables[1].cursor`: needs a cursor"
+        );
+        let e = d.invalid("tables[1].mode", "x".into()).to_string();
+        assert!(e.starts_with("sources/shop.yml:6:11:"), "{e}");
+        assert_eq!(
+            parse_field_path("a.b[2][3].c"),
+            [
+                Seg::Key("a".into()),
+                Seg::Key("b".into()),
+                Seg::Index(2),
+                Seg::Index(3),
+                Seg::Key("c".into())
             ]
         );
     }

@@ -32,13 +32,8 @@ impl FilesSource {
     pub fn from_decl(decl: &SourceDecl, root: &Path) -> Result<Self, IngestError> {
         let config: FilesConfig = decl.config()?;
         for (i, t) in config.tables.iter().enumerate() {
-            let invalid = |field: String, message: String| {
-                IngestError::Config(sluice_core::ConfigError::Invalid {
-                    path: decl.path.clone(),
-                    field,
-                    message,
-                })
-            };
+            let invalid =
+                |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
             if let Some(f) = &t.format {
                 f.parse::<FileFormat>()
                     .map_err(|e| invalid(format!("tables[{i}].format"), e.to_string()))?;

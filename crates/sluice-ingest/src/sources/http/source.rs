@@ -88,13 +88,8 @@ impl HttpSource {
     pub fn from_decl(decl: &SourceDecl, _root: &Path) -> Result<Self, IngestError> {
         let config: HttpConfig = decl.config()?;
         let path: &PathBuf = &decl.path;
-        let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid {
-                path: path.clone(),
-                field,
-                message,
-            })
-        };
+        let invalid =
+            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
         let expand = |text: &str| expand_env(text, path);
         let base = expand(&config.base_url)?;
         Url::parse(&base).map_err(|e| {

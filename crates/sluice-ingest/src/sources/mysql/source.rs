@@ -43,13 +43,8 @@ impl MysqlSource {
     /// Parses and validates a source file of kind `mysql`. Does not connect.
     pub fn from_decl(decl: &SourceDecl, _root: &Path) -> Result<Self, IngestError> {
         let config: MysqlConfig = decl.config()?;
-        let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid {
-                path: decl.path.clone(),
-                field,
-                message,
-            })
-        };
+        let invalid =
+            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
         for (i, t) in config.tables.iter().enumerate() {
             if t.mode == Mode::Incremental && t.cursor.is_none() {
                 return Err(invalid(

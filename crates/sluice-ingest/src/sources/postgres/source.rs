@@ -28,13 +28,8 @@ impl PostgresSource {
     /// Parses and validates a source file of kind `postgres`. Does not connect.
     pub fn from_decl(decl: &SourceDecl, _root: &Path) -> Result<Self, IngestError> {
         let config: PostgresConfig = decl.config()?;
-        let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid {
-                path: decl.path.clone(),
-                field,
-                message,
-            })
-        };
+        let invalid =
+            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
         for (i, t) in config.tables.iter().enumerate() {
             if t.mode == PgMode::Cdc && (t.query.is_some() || t.cursor.is_some()) {
                 return Err(invalid(
