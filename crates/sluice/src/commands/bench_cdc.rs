@@ -6,7 +6,6 @@
 //! timestamp in the Delta log), over every change; reported as p50/p99/max with the rate reached.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
