@@ -424,8 +424,8 @@ mod tests {
         assert_eq!(
             text,
             [
-                "sources/s.yml:2:32: field `policy.timeout`: expected a duration longer than zero, found `0`",
-                "sources/s.yml:2:48: field `policy.on_failure`: expected `fail_fast` or `fail_open`, found `fail_slow` (did you mean `fail_fast`?)"
+                "sources/s.yml:2:31: field `policy.timeout`: expected a duration longer than zero, found `0`",
+                "sources/s.yml:2:47: field `policy.on_failure`: expected `fail_fast` or `fail_open`, found `fail_slow`"
             ]
         );
     }
