@@ -22,7 +22,7 @@ fn records(n: i64) -> Vec<serde_json::Value> {
 
 fn source(base: &str, body: &str) -> Box<dyn Source> {
     let decl = SourceDecl::parse(
-        std::path::Path::new(&"sources/api.yml"),
+        std::path::Path::new("sources/api.yml"),
         &format!("kind: http\nbase_url: {base}\nretry_backoff: 10ms\nmax_retry_wait: 3s\n{body}"),
     )
     .unwrap();

@@ -539,7 +539,7 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     let cx = IngestContext::new(lake.clone(), "run-1");
     let refused = SourceDecl::parse(
         std::path::Path::new("sources/down.yml"),
-        &"kind: mysql\nconnection: mysql://root@127.0.0.1:1/test\ntables:\n  - name: t\n",
+        "kind: mysql\nconnection: mysql://root@127.0.0.1:1/test\ntables:\n  - name: t\n",
     )
     .unwrap();
     let err = build_source(&refused, ".".as_ref())
@@ -558,7 +558,7 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     assert!(missing.to_string().contains("ERROR 1146"), "{missing}");
     let bad = SourceDecl::parse(
         std::path::Path::new("sources/bad.yml"),
-        &"kind: mysql\nconnection: \"postgres://u:hunter2@h/db\"\ntables: []\n",
+        "kind: mysql\nconnection: \"postgres://u:hunter2@h/db\"\ntables: []\n",
     )
     .unwrap();
     let err = build_source(&bad, ".".as_ref()).err().unwrap();

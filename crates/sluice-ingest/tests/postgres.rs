@@ -663,7 +663,7 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     // Nothing listens on port 1: connection refused.
     let refused = SourceDecl::parse(
         std::path::Path::new("sources/down.yml"),
-        &"kind: postgres\nconnection: host=127.0.0.1 port=1 user=postgres dbname=test\n\
+        "kind: postgres\nconnection: host=127.0.0.1 port=1 user=postgres dbname=test\n\
                tables:\n  - name: t\n",
     )
     .unwrap();
@@ -684,7 +684,7 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     // A connection string that does not parse is a config error naming the field.
     let bad = SourceDecl::parse(
         std::path::Path::new("sources/bad.yml"),
-        &"kind: postgres\nconnection: \"host=x port=notaport\"\ntables: []\n",
+        "kind: postgres\nconnection: \"host=x port=notaport\"\ntables: []\n",
     )
     .unwrap();
     let err = build_source(&bad, ".".as_ref()).err().unwrap();

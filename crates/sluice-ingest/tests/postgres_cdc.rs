@@ -139,7 +139,7 @@ impl CdcDb {
             pg_url(),
             self.schema
         );
-        SourceDecl::parse(std::path::Path::new(&"sources/shop.yml"), &text).unwrap()
+        SourceDecl::parse(std::path::Path::new("sources/shop.yml"), &text).unwrap()
     }
 }
 

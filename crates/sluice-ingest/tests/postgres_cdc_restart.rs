@@ -96,7 +96,7 @@ async fn capture_reconnects_after_a_server_restart() {
         ))
         .await
         .unwrap();
-    let decl = SourceDecl::parse(std::path::Path::new(&"sources/shop.yml"), &format!(
+    let decl = SourceDecl::parse(std::path::Path::new("sources/shop.yml"), &format!(
             "kind: postgres\nconnection: \"{URL}\"\ntables:\n  - name: {table}\n    mode: cdc\n    slot: {slot}\n"
         )).unwrap();
     let source = PostgresSource::from_decl(&decl, std::path::Path::new(".")).unwrap();

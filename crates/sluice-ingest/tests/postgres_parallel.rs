@@ -74,7 +74,7 @@ async fn large_full_loads_read_key_ranges_in_parallel_from_one_snapshot() {
         .await
         .unwrap();
     let (_dir, lake) = lake();
-    let decl = SourceDecl::parse(std::path::Path::new(&"sources/pg.yml"), &format!(
+    let decl = SourceDecl::parse(std::path::Path::new("sources/pg.yml"), &format!(
             "kind: postgres\nconnection: \"{}\"\nschema: {schema}\nbatch_size: 1000\ntables:\n  - name: items\n",
             pg_url()
         )).unwrap();

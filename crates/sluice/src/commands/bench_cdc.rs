@@ -94,7 +94,7 @@ async fn measure(
     schema: &str,
     slot: &str,
 ) -> Result<serde_json::Value> {
-    let decl = SourceDecl::parse(std::path::Path::new(&"sources/bench.yml"), &format!(
+    let decl = SourceDecl::parse(std::path::Path::new("sources/bench.yml"), &format!(
             "kind: postgres\nconnection: {}\nschema: {schema}\ntables:\n  - name: changes\n    mode: cdc\n    slot: {slot}\n",
             serde_json::to_string(&settings.url)?
         ))

@@ -3,7 +3,7 @@
 use super::*;
 
 fn parse(text: &str) -> Result<HttpSource, IngestError> {
-    let decl = SourceDecl::parse(std::path::Path::new(&"sources/api.yml"), &text).unwrap();
+    let decl = SourceDecl::parse(std::path::Path::new("sources/api.yml"), text).unwrap();
     HttpSource::from_decl(&decl, Path::new("."))
 }
 

@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<MysqlSource, IngestError> {
-        let decl = SourceDecl::parse(std::path::Path::new(&"sources/shop.yml"), &text).unwrap();
+        let decl = SourceDecl::parse(std::path::Path::new("sources/shop.yml"), text).unwrap();
         MysqlSource::from_decl(&decl, Path::new("."))
     }
 

@@ -331,7 +331,7 @@ mod tests {
     use super::*;
 
     fn decl(text: &str) -> SourceDecl {
-        SourceDecl::parse(std::path::Path::new(&"sources/shop.yml"), &text).unwrap()
+        SourceDecl::parse(std::path::Path::new("sources/shop.yml"), text).unwrap()
     }
 
     fn parse(text: &str) -> Result<PostgresSource, IngestError> {
