@@ -109,28 +109,6 @@ impl ProjectConfig {
     }
 }
 
-/// Replaces the top-level `connection:` value of a source file's text with `value`, keeping every
-/// other line (and so every line number a connector reports) as it was. `None` when the file has no
-/// one-line top-level `connection:`.
-pub fn override_connection(text: &str, value: &str) -> Option<String> {
-    let mut found = false;
-    let lines: Vec<String> = text
-        .split_inclusive('\n')
-        .map(|line| {
-            let body = line.trim_end_matches(['\n', '\r']);
-            match body.strip_prefix("connection:") {
-                Some(rest) if !found && !rest.trim_start().starts_with(['|', '>']) => {
-                    found = true;
-                    let quoted = serde_json::Value::String(value.to_string()).to_string();
-                    format!("connection: {quoted}{}", &line[body.len()..])
-                }
-                _ => line.to_string(),
-            }
-        })
-        .collect();
-    found.then(|| lines.concat())
-}
-
 fn default_lake() -> String {
     "lake".to_string()
 }
@@ -272,6 +250,84 @@ fn default_threads() -> usize {
     4
 }
 
+/// Parses `sluice.yml` once, with every problem at its line and column: the shape (unknown keys with
+/// "did you mean", wrong types), then the values later stages parse (durations, sizes, the failure
+/// mode), so that a bad value is reported by `validate` rather than by the command that uses it.
+pub fn load_project_config(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<ProjectConfig, Vec<crate::ConfigError>> {
+    use crate::yaml::{from_node, parse_doc};
+    let doc = parse_doc(path, text).map_err(|e| vec![e])?;
+    // The shape and the values are checked independently, so that both kinds of problem show.
+    let (config, mut errors) = match from_node::<ProjectConfig>(path, &doc, Vec::new(), &[]) {
+        Ok(c) => (Some(c), Vec::new()),
+        Err(e) => (None, e),
+    };
+    let mut check = |keys: &[&str], parse: &dyn Fn(&str) -> Result<(), String>| {
+        let mut node = Some(&doc);
+        for k in keys {
+            node = node.and_then(|n| n.get(k));
+        }
+        if let Some(n) = node
+            && let Some(text) = n.as_str()
+            && let Err(message) = parse(text)
+        {
+            errors.push(crate::ConfigError::At {
+                path: path.to_path_buf(),
+                position: n.pos,
+                field: keys.join("."),
+                message,
+            });
+        }
+    };
+    let duration = |t: &str| crate::duration::parse_duration(t).map(|_| ());
+    let size = |t: &str| crate::size::parse_size(t).map(|_| ());
+    for key in ["retry_backoff", "max_retry_backoff", "timeout"] {
+        check(&["defaults", key], &duration);
+    }
+    check(&["defaults", "on_failure"], &|t| check_on_failure(t));
+    for key in [
+        "statement_timeout",
+        "queue_timeout",
+        "header_read_timeout",
+        "pg_idle_timeout",
+        "shutdown_grace",
+    ] {
+        check(&["serve", "limits", key], &duration);
+    }
+    for key in [
+        "memory_limit",
+        "query_memory_limit",
+        "max_sql_bytes",
+        "max_request_bytes",
+        "max_header_bytes",
+    ] {
+        check(&["serve", "limits", key], &size);
+    }
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ => Err(errors),
+    }
+}
+
+/// The failure modes a node may have (`defaults.on_failure`, a source's `policy.on_failure`, a
+/// model's `config(on_failure=…)`).
+pub const FAILURE_MODES: &[&str] = &["fail_fast", "fail_open"];
+
+/// Checks a failure mode, with "did you mean".
+pub fn check_on_failure(text: &str) -> Result<(), String> {
+    if FAILURE_MODES.contains(&text) {
+        return Ok(());
+    }
+    let hint = crate::graph::suggest(text, FAILURE_MODES.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "expected `fail_fast` or `fail_open`, found `{text}`{hint}"
+    ))
+}
+
 #[cfg(test)]
 mod target_tests {
     use super::*;
@@ -319,17 +375,5 @@ mod target_tests {
         c.resolve_target(None, std::path::Path::new("sluice.yml"))
             .unwrap();
         assert_eq!(c.lake, "lake-default");
-    }
-
-    #[test]
-    fn connection_override_keeps_the_other_lines() {
-        let text =
-            "kind: postgres\nconnection: ${PG}\ntables:\n  - name: t\n    connection: nested\n";
-        let out = override_connection(text, "host=prod \"x\"").unwrap();
-        assert_eq!(
-            out,
-            "kind: postgres\nconnection: \"host=prod \\\"x\\\"\"\ntables:\n  - name: t\n    connection: nested\n"
-        );
-        assert_eq!(override_connection("kind: files\n", "x"), None);
     }
 }

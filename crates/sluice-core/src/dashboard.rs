@@ -25,9 +25,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::parse_duration;
-use crate::error::{ConfigError, Position};
+use crate::error::ConfigError;
 use crate::source::is_valid_identifier;
-use crate::yaml::{parse_yaml, read_text};
+use crate::yaml::{Seg, from_node, parse_doc, path_text, read_text};
 
 /// One dashboard file.
 #[derive(Debug, Clone, Serialize)]
@@ -244,16 +244,21 @@ pub fn parse_dashboard(
     text: &str,
     assets: &BTreeSet<String>,
 ) -> Result<Dashboard, Vec<ConfigError>> {
-    let file: DashboardFile = parse_yaml(path, text).map_err(|e| vec![e])?;
+    let doc = parse_doc(path, text).map_err(|e| vec![e])?;
+    let file: DashboardFile = from_node(path, &doc, Vec::new(), &[])?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut errors = Vec::new();
-    let at = |needle: &str, field: String, message: String| ConfigError::Yaml {
-        path: path.to_path_buf(),
-        position: line_of(text, needle),
-        message: format!("{field}: {message}"),
+    let key = |k: &str| Seg::Key(k.to_string());
+    let at = |segs: &[Seg], message: String| {
+        ConfigError::at(
+            path,
+            doc.find(segs).map(|n| n.pos),
+            &path_text(segs),
+            message,
+        )
     };
     if !is_valid_identifier(&name) {
         errors.push(ConfigError::Invalid {
@@ -267,15 +272,11 @@ pub fn parse_dashboard(
         Some(r) => match parse_duration(r) {
             Ok(d) if d >= Duration::from_secs(1) => Some(d.as_secs()),
             Ok(_) => {
-                errors.push(at(
-                    "refresh:",
-                    "refresh".into(),
-                    "must be at least 1s".into(),
-                ));
+                errors.push(at(&[key("refresh")], "must be at least 1s".into()));
                 None
             }
             Err(e) => {
-                errors.push(at("refresh:", "refresh".into(), e));
+                errors.push(at(&[key("refresh")], e));
                 None
             }
         },
@@ -283,8 +284,7 @@ pub fn parse_dashboard(
     if let Some(tr) = &file.time_range {
         if !is_valid_identifier(&tr.column) {
             errors.push(at(
-                "column:",
-                "time_range.column".into(),
+                &[key("time_range"), key("column")],
                 format!("`{}` is not a column name", tr.column),
             ));
         }
@@ -292,31 +292,28 @@ pub fn parse_dashboard(
             && let Err(e) = parse_duration(&tr.default)
         {
             errors.push(at(
-                "default:",
-                "time_range.default".into(),
+                &[key("time_range"), key("default")],
                 format!("{e}, or `all`"),
             ));
         }
     }
     if file.charts.is_empty() {
         errors.push(at(
-            "charts:",
-            "charts".into(),
+            &[key("charts")],
             "a dashboard needs at least one chart".into(),
         ));
     }
     for (i, chart) in file.charts.iter().enumerate() {
         for problem in chart_problems(chart, assets) {
-            let needle = chart.asset.as_deref().map_or_else(
-                || format!("title: {}", chart.title),
-                |a| format!("asset: {a}"),
-            );
-            let needle = if line_of(text, &needle).is_some() {
-                needle
+            // Point at the chart's `asset:` when it has one, else at the chart.
+            let with_asset = [key("charts"), Seg::Index(i), key("asset")];
+            let segs: &[Seg] = if doc.find(&with_asset).is_some() {
+                &with_asset
             } else {
-                chart.title.clone()
+                &with_asset[..2]
             };
-            errors.push(at(&needle, format!("charts[{i}]"), problem));
+            let pos = doc.find(segs).map(|n| n.pos);
+            errors.push(ConfigError::at(path, pos, &format!("charts[{i}]"), problem));
         }
     }
     if !errors.is_empty() {
@@ -382,16 +379,6 @@ fn chart_problems(chart: &Chart, assets: &BTreeSet<String>) -> Vec<String> {
         out.push("a stacked_bar chart needs `series` or several `y` columns".into());
     }
     out
-}
-
-/// The first line holding `needle` (1-based), as a position.
-fn line_of(text: &str, needle: &str) -> Option<Position> {
-    text.lines().enumerate().find_map(|(i, l)| {
-        l.find(needle).map(|col| Position {
-            line: i + 1,
-            column: col + 1,
-        })
-    })
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ fn unknown_asset_is_an_error_with_line_and_suggestion() {
     let msg = errs[0].to_string();
     assert!(msg.starts_with("finance.yml:7:"), "{msg}");
     assert!(
-        msg.contains("charts[0]: unknown asset `daily_sales_by_categry`"),
+        msg.contains("field `charts[0]`: unknown asset `daily_sales_by_categry`"),
         "{msg}"
     );
     assert!(
@@ -102,13 +102,13 @@ charts:
     let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
     let joined = all.join("\n");
     for expected in [
-        "refresh: invalid duration",
-        "charts[0]: a line chart needs `x`",
-        "charts[0]: a line chart needs `y`",
-        "charts[1]: a number chart shows one `y` column",
-        "charts[2]: a stacked_bar chart needs `series`",
-        "charts[3]: give `asset` or `sql`, not both",
-        "charts[4]: `a; drop` is not a column name",
+        "bad.yml:1:10: field `refresh`: invalid duration `soon`",
+        "field `charts[0]`: a line chart needs `x`",
+        "field `charts[0]`: a line chart needs `y`",
+        "field `charts[1]`: a number chart shows one `y` column",
+        "field `charts[2]`: a stacked_bar chart needs `series`",
+        "field `charts[3]`: give `asset` or `sql`, not both",
+        "field `charts[4]`: `a; drop` is not a column name",
     ] {
         assert!(
             joined.contains(expected),

@@ -43,6 +43,19 @@ pub enum ConfigError {
         /// The parser's message (names the field and what was expected).
         message: String,
     },
+    /// A value at a known place in a file: `file:line:column: field `x`: what was expected, what
+    /// was found`.
+    #[error("{}:{position}: {}{message}", path.display(), if field.is_empty() { String::new() } else { format!("field `{field}`: ") })]
+    At {
+        /// The file.
+        path: PathBuf,
+        /// Where the value (or key) starts.
+        position: Position,
+        /// The dotted field path, e.g. `tables[2].mode`.
+        field: String,
+        /// What was expected and what was found.
+        message: String,
+    },
     /// A value is well-formed YAML but not valid for its field.
     #[error("{path}: field `{field}`: {message}")]
     Invalid {
@@ -53,6 +66,9 @@ pub enum ConfigError {
         /// What was expected.
         message: String,
     },
+    /// Several problems of one file, reported together.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ConfigError>),
     /// The project folder has no `sluice.yml`.
     #[error("{0}: not a Sluice project (no sluice.yml); run `sluice init DIR` to create one")]
     NotAProject(PathBuf),
@@ -76,6 +92,47 @@ pub enum ConfigError {
         /// The variable.
         name: String,
     },
+}
+
+impl ConfigError {
+    /// One error, or [`ConfigError::Many`] for several.
+    pub fn many(mut errors: Vec<ConfigError>) -> ConfigError {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            ConfigError::Many(errors)
+        }
+    }
+
+    /// The problems one by one ([`ConfigError::Many`] flattened).
+    pub fn into_list(self) -> Vec<ConfigError> {
+        match self {
+            ConfigError::Many(list) => list.into_iter().flat_map(ConfigError::into_list).collect(),
+            other => vec![other],
+        }
+    }
+
+    /// A problem at `position` when it is known, else naming the file and field only.
+    pub fn at(
+        path: &std::path::Path,
+        position: Option<Position>,
+        field: &str,
+        message: String,
+    ) -> ConfigError {
+        match position {
+            Some(position) => ConfigError::At {
+                path: path.to_path_buf(),
+                position,
+                field: field.to_string(),
+                message,
+            },
+            None => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: field.to_string(),
+                message,
+            },
+        }
+    }
 }
 
 /// Errors in the asset graph.

@@ -32,10 +32,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::duration::parse_duration;
-use crate::error::{ConfigError, Position};
+use crate::error::ConfigError;
 use crate::model::{ModelFile, ModelLayer};
 use crate::source::{SourceDecl, is_valid_identifier};
-use crate::yaml::{parse_yaml, read_text};
+use crate::yaml::{Node, from_node, parse_doc, read_text};
 
 /// Graph nodes of exports are named `export:<name>`.
 pub const EXPORT_NODE_PREFIX: &str = "export:";
@@ -200,14 +200,21 @@ pub fn load_exports(
                 continue;
             }
         };
-        let file: ExportFile = match parse_yaml(&path, &text) {
-            Ok(f) => f,
+        let doc = match parse_doc(&path, &text) {
+            Ok(d) => d,
             Err(e) => {
                 errors.push(e);
                 continue;
             }
         };
-        match parse_export(file, &path, &text, sources, models) {
+        let file: ExportFile = match from_node(&path, &doc, Vec::new(), &[]) {
+            Ok(f) => f,
+            Err(mut e) => {
+                errors.append(&mut e);
+                continue;
+            }
+        };
+        match parse_export(file, &path, &doc, sources, models) {
             Ok(decl) => {
                 if let Some(prev) = out.iter().find(|d| d.name == decl.name) {
                     errors.push(ConfigError::Duplicate {
@@ -226,30 +233,24 @@ pub fn load_exports(
     out
 }
 
-/// The 1-based line of the first `field:` key in `text`.
-fn line_of(text: &str, field: &str) -> Option<Position> {
-    text.lines().enumerate().find_map(|(i, l)| {
-        let trimmed = l.trim_start();
-        let rest = trimmed.strip_prefix(field)?;
-        rest.trim_start().starts_with(':').then(|| Position {
-            line: i + 1,
-            column: l.len() - trimmed.len() + 1,
-        })
-    })
-}
-
 fn parse_export(
     f: ExportFile,
     path: &Path,
-    text: &str,
+    doc: &Node,
     sources: &[SourceDecl],
     models: &[ModelFile],
 ) -> Result<ExportDecl, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let at = |field: &str, message: String| ConfigError::Yaml {
-        path: path.to_path_buf(),
-        position: line_of(text, field),
-        message: format!("`{field}`: {message}"),
+    // The value's position (the key's, for a field that is not allowed at all).
+    let at = |field: &str, message: String| {
+        let position = doc.entry(field).map(|e| {
+            if matches!(e.node.value, crate::yaml::Value::Null) {
+                e.key_pos
+            } else {
+                e.node.pos
+            }
+        });
+        ConfigError::at(path, position, field, message)
     };
     let name = f.name.clone().unwrap_or_else(|| {
         path.file_stem()
@@ -312,7 +313,13 @@ fn parse_export(
     let wrong_kind = |fields: &[(&str, bool)], kind: &str, errors: &mut Vec<ConfigError>| {
         for (field, given) in fields {
             if *given {
-                errors.push(at(field, format!("is not a field of `kind: {kind}`")));
+                let position = doc.entry(field).map(|e| e.key_pos);
+                errors.push(ConfigError::at(
+                    path,
+                    position,
+                    field,
+                    format!("is not a field of `kind: {kind}`"),
+                ));
             }
         }
     };
@@ -488,7 +495,6 @@ fn enabled_value(v: &serde_yaml_ng::Value) -> Result<bool, String> {
 mod tests {
     use super::*;
     use crate::model::ModelProperties;
-    use crate::source::SourceTableDecl;
 
     fn model(name: &str, layer: ModelLayer) -> ModelFile {
         ModelFile {
@@ -501,18 +507,11 @@ mod tests {
     }
 
     fn source() -> SourceDecl {
-        SourceDecl {
-            name: "shop".into(),
-            kind: "sqlite".into(),
-            owner: None,
-            tables: vec![SourceTableDecl {
-                name: "orders".into(),
-                description: None,
-                tags: vec![],
-            }],
-            path: PathBuf::from("sources/shop.yml"),
-            text: String::new(),
-        }
+        SourceDecl::parse(
+            Path::new("sources/shop.yml"),
+            "kind: sqlite\ntables:\n  - name: orders\n",
+        )
+        .unwrap()
     }
 
     fn load(files: &[(&str, &str)]) -> (Vec<ExportDecl>, Vec<ConfigError>) {
@@ -574,7 +573,10 @@ mod tests {
         )]);
         assert_eq!(errors.len(), 1, "{errors:?}");
         let text = errors[0].to_string();
-        assert!(text.contains("rev.yml:3:1"), "{text}");
+        assert!(
+            text.contains("rev.yml:3:8: field `asset`: unknown asset"),
+            "{text}"
+        );
         assert!(text.contains("unknown asset `gold.mart_revenu`"), "{text}");
         assert!(text.contains("did you mean `mart_revenue`"), "{text}");
         // A model in another layer is not that asset.
@@ -597,12 +599,12 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         for needle in [
-            "bad.yml:3:1: `url`: is not a field of `kind: postgres`",
+            "bad.yml:3:1: field `url`: is not a field of `kind: postgres`",
             "needs `connection`",
             "needs `table`",
             "needs `key`",
             "`replace` is not supported",
-            "bad.yml:5:1: `batch_size`: must be at least 1",
+            "bad.yml:5:13: field `batch_size`: must be at least 1",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -5,12 +5,13 @@
 //! ```text
 //! my-project/
 //!   sluice.yml            name, lake location, state database, serve addresses, vars, defaults
-//!   sources/*.yml         one file per source system (parsed in full by its connector in sluice-ingest)
+//!   sources/*.yml         one file per source system (shared fields typed here; the rest goes to its
+//!                         connector in sluice-ingest)
 //!   models/<layer>/*.sql  one SELECT per model; the folder (silver | gold) is the layer
 //!   models/**/*.yml       dbt-style properties: descriptions, owners, columns, checks, freshness
 //! ```
 //!
-//! [`Project::load`] reads it and reports every problem at once, each with its file and line.
+//! [`Project::load`] reads it and reports every problem at once, each as `file:line:column: field`.
 //! [`AssetGraph`] is the DAG of assets that the transform layer fills from `ref()` and `source()`.
 //!
 //! ```

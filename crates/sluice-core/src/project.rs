@@ -12,8 +12,8 @@ use crate::dashboard::{Dashboard, load_dashboards};
 use crate::error::ConfigError;
 use crate::exports::{ExportDecl, load_exports};
 use crate::model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, PropertiesFile};
-use crate::source::{SourceDecl, SourceEnvelope, is_valid_identifier};
-use crate::yaml::{parse_yaml, read_text};
+use crate::source::{SourceDecl, is_valid_identifier};
+use crate::yaml::read_text;
 
 /// A loaded project.
 #[derive(Debug, Clone)]
@@ -51,11 +51,12 @@ impl Project {
             return Err(ProjectErrors(vec![ConfigError::NotAProject(root)]));
         }
         let config = match read_text(&config_path)
-            .and_then(|t| parse_yaml::<ProjectConfig>(&config_path, &t))
+            .map_err(|e| vec![e])
+            .and_then(|t| crate::config::load_project_config(&config_path, &t))
         {
             Ok(c) => Some(c),
-            Err(e) => {
-                errors.push(e);
+            Err(mut e) => {
+                errors.append(&mut e);
                 None
             }
         };
@@ -265,50 +266,23 @@ pub fn load_sources(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<SourceDecl
                 continue;
             }
         };
-        let env: SourceEnvelope = match parse_yaml(&path, &text) {
-            Ok(e) => e,
-            Err(e) => {
-                errors.push(e);
+        let decl = match SourceDecl::parse(&path, &text) {
+            Ok(d) => d,
+            Err(mut e) => {
+                errors.append(&mut e);
                 continue;
             }
         };
-        let name = env.name.unwrap_or_else(|| file_stem(&path));
-        if !is_valid_identifier(&name) {
-            errors.push(ConfigError::Invalid {
-                path: path.clone(),
-                field: "name".into(),
-                message: format!(
-                    "`{name}` is not a valid name (letters, digits, _; not starting with a digit)"
-                ),
-            });
-            continue;
-        }
-        for (i, t) in env.tables.iter().enumerate() {
-            if !is_valid_identifier(&t.name) {
-                errors.push(ConfigError::Invalid {
-                    path: path.clone(),
-                    field: format!("tables[{i}].name"),
-                    message: format!("`{}` is not a valid table name", t.name),
-                });
-            }
-        }
-        if let Some(prev) = out.iter().find(|s| s.name == name) {
+        if let Some(prev) = out.iter().find(|s| s.name == decl.name) {
             errors.push(ConfigError::Duplicate {
                 kind: "source",
-                name,
+                name: decl.name,
                 first: prev.path.clone(),
                 second: path,
             });
             continue;
         }
-        out.push(SourceDecl {
-            name,
-            kind: env.kind,
-            owner: env.owner,
-            tables: env.tables,
-            path,
-            text,
-        });
+        out.push(decl);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
@@ -381,11 +355,13 @@ fn load_models(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<ModelFile> {
 fn load_properties(dir: &Path, errors: &mut Vec<ConfigError>) -> BTreeMap<String, ModelProperties> {
     let mut out: BTreeMap<String, ModelProperties> = BTreeMap::new();
     for path in sorted_files(dir, &["yml", "yaml"], true, errors) {
-        let parsed = read_text(&path).and_then(|t| parse_yaml::<PropertiesFile>(&path, &t));
+        let parsed = read_text(&path)
+            .map_err(|e| vec![e])
+            .and_then(|t| crate::yaml::load_typed::<PropertiesFile>(&path, &t));
         let file = match parsed {
             Ok(f) => f,
-            Err(e) => {
-                errors.push(e);
+            Err(mut e) => {
+                errors.append(&mut e);
                 continue;
             }
         };

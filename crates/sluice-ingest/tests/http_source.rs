@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::DataType;
@@ -22,16 +21,11 @@ fn records(n: i64) -> Vec<serde_json::Value> {
 }
 
 fn source(base: &str, body: &str) -> Box<dyn Source> {
-    let decl = SourceDecl {
-        name: "api".into(),
-        kind: "http".into(),
-        owner: None,
-        tables: Vec::new(),
-        path: PathBuf::from("sources/api.yml"),
-        text: format!(
-            "kind: http\nbase_url: {base}\nretry_backoff: 10ms\nmax_retry_wait: 3s\n{body}"
-        ),
-    };
+    let decl = SourceDecl::parse(
+        std::path::Path::new("sources/api.yml"),
+        &format!("kind: http\nbase_url: {base}\nretry_backoff: 10ms\nmax_retry_wait: 3s\n{body}"),
+    )
+    .unwrap();
     build_source(&decl, ".".as_ref()).unwrap()
 }
 

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use arrow::datatypes::{DataType, TimeUnit};
 use mysql_async::prelude::Queryable;
 use sluice_core::SourceDecl;
@@ -94,14 +92,11 @@ impl TestDb {
     }
 
     fn source(&self, name: &str, body: &str) -> SourceDecl {
-        SourceDecl {
-            name: name.to_string(),
-            kind: "mysql".into(),
-            owner: None,
-            tables: Vec::new(),
-            path: PathBuf::from(format!("sources/{name}.yml")),
-            text: format!("kind: mysql\nconnection: \"{}\"\n{body}", self.url()),
-        }
+        SourceDecl::parse(
+            std::path::Path::new(&format!("sources/{name}.yml")),
+            &format!("kind: mysql\nconnection: \"{}\"\n{body}", self.url()),
+        )
+        .unwrap()
     }
 }
 
@@ -542,11 +537,11 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     };
     let (_dir, lake) = lake();
     let cx = IngestContext::new(lake.clone(), "run-1");
-    let refused = SourceDecl {
-        text: "kind: mysql\nconnection: mysql://root@127.0.0.1:1/test\ntables:\n  - name: t\n"
-            .into(),
-        ..db.source("down", "")
-    };
+    let refused = SourceDecl::parse(
+        std::path::Path::new("sources/down.yml"),
+        "kind: mysql\nconnection: mysql://root@127.0.0.1:1/test\ntables:\n  - name: t\n",
+    )
+    .unwrap();
     let err = build_source(&refused, ".".as_ref())
         .unwrap()
         .ingest("t", &cx)
@@ -561,10 +556,11 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
         .unwrap_err();
     assert!(!missing.is_transient(), "{missing}");
     assert!(missing.to_string().contains("ERROR 1146"), "{missing}");
-    let bad = SourceDecl {
-        text: "kind: mysql\nconnection: \"postgres://u:hunter2@h/db\"\ntables: []\n".into(),
-        ..db.source("bad", "")
-    };
+    let bad = SourceDecl::parse(
+        std::path::Path::new("sources/bad.yml"),
+        "kind: mysql\nconnection: \"postgres://u:hunter2@h/db\"\ntables: []\n",
+    )
+    .unwrap();
     let err = build_source(&bad, ".".as_ref()).err().unwrap();
     assert!(matches!(err, IngestError::Config(_)), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");

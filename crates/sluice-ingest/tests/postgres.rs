@@ -5,8 +5,6 @@
 //! the server cannot be reached the tests fail under `CI=true` and are skipped (with a message)
 //! otherwise.
 
-use std::path::PathBuf;
-
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::util::display::array_value_to_string;
@@ -106,14 +104,7 @@ impl TestDb {
             pg_url(),
             self.schema
         );
-        SourceDecl {
-            name: name.to_string(),
-            kind: "postgres".into(),
-            owner: None,
-            tables: Vec::new(),
-            path: PathBuf::from(format!("sources/{name}.yml")),
-            text,
-        }
+        SourceDecl::parse(std::path::Path::new(&format!("sources/{name}.yml")), &text).unwrap()
     }
 }
 
@@ -670,12 +661,12 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     let (_dir, lake) = lake();
     let cx = IngestContext::new(lake.clone(), "run-1");
     // Nothing listens on port 1: connection refused.
-    let refused = SourceDecl {
-        text: "kind: postgres\nconnection: host=127.0.0.1 port=1 user=postgres dbname=test\n\
-               tables:\n  - name: t\n"
-            .into(),
-        ..db.source("down", "")
-    };
+    let refused = SourceDecl::parse(
+        std::path::Path::new("sources/down.yml"),
+        "kind: postgres\nconnection: host=127.0.0.1 port=1 user=postgres dbname=test\n\
+               tables:\n  - name: t\n",
+    )
+    .unwrap();
     let err = build_source(&refused, ".".as_ref())
         .unwrap()
         .ingest("t", &cx)
@@ -691,10 +682,11 @@ async fn connection_failures_are_transient_and_sql_errors_are_not() {
     assert!(!missing.is_transient(), "{missing}");
     assert!(missing.to_string().contains("42P01"), "{missing}");
     // A connection string that does not parse is a config error naming the field.
-    let bad = SourceDecl {
-        text: "kind: postgres\nconnection: \"host=x port=notaport\"\ntables: []\n".into(),
-        ..db.source("bad", "")
-    };
+    let bad = SourceDecl::parse(
+        std::path::Path::new("sources/bad.yml"),
+        "kind: postgres\nconnection: \"host=x port=notaport\"\ntables: []\n",
+    )
+    .unwrap();
     let err = build_source(&bad, ".".as_ref()).err().unwrap();
     assert!(matches!(err, IngestError::Config(_)), "{err}");
     assert!(err.to_string().contains("field `connection`"), "{err}");
@@ -740,15 +732,16 @@ async fn server_terminating_the_read_is_transient() {
     db.exec("CREATE TABLE slow (id int4); INSERT INTO slow SELECT generate_series(1, 3);")
         .await;
     let app = db.schema.clone();
-    let decl = SourceDecl {
-        text: format!(
+    let decl = SourceDecl::parse(
+        std::path::Path::new("sources/pg.yml"),
+        &format!(
             "kind: postgres\nconnection: \"{}\"\ntables:\n  - name: slow\n    \
              query: SELECT id, (SELECT 1 FROM pg_sleep(30)) AS s FROM {}.slow\n",
             with_application_name(&pg_url(), &app),
             db.schema
         ),
-        ..db.source("pg", "")
-    };
+    )
+    .unwrap();
     let (_dir, lake) = lake();
     let source = build_source(&decl, ".".as_ref()).unwrap();
     let cx = IngestContext::new(lake.clone(), "run-1");
@@ -788,16 +781,13 @@ async fn a_full_load_cut_off_midway_keeps_the_last_snapshot() {
     )
     .await;
     let app = format!("{}_cut", db.schema);
-    let decl = SourceDecl {
-        text: format!(
+    let decl = SourceDecl::parse(std::path::Path::new("sources/pg.yml"), &format!(
             "kind: postgres\nconnection: \"{}\"\nbatch_size: 500\ntables:\n  - name: items\n    \
              query: SELECT id, name, CASE WHEN id = 2500 THEN (SELECT 1 FROM pg_sleep(30)) END AS s \
              FROM {}.items ORDER BY id\n",
             with_application_name(&pg_url(), &app),
             db.schema
-        ),
-        ..db.source("pg", "")
-    };
+        )).unwrap();
     let (_dir, lake) = lake();
     let id = TableId::bronze("pg", "items");
     let source = build_source(&decl, ".".as_ref()).unwrap();

@@ -5,8 +5,6 @@
 //! when the test ends (an abandoned slot would pin WAL). When the server cannot be reached, or does
 //! not run with `wal_level = logical`, the tests fail under `CI=true` and are skipped otherwise.
 
-use std::path::PathBuf;
-
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::array_value_to_string;
 use datafusion::prelude::SessionContext;
@@ -141,14 +139,7 @@ impl CdcDb {
             pg_url(),
             self.schema
         );
-        SourceDecl {
-            name: "shop".into(),
-            kind: "postgres".into(),
-            owner: None,
-            tables: Vec::new(),
-            path: PathBuf::from("sources/shop.yml"),
-            text,
-        }
+        SourceDecl::parse(std::path::Path::new("sources/shop.yml"), &text).unwrap()
     }
 }
 

@@ -7,7 +7,6 @@
 //! it may restart the server: under `CI=true`, or with `SLUICE_TEST_PG_RESTART=1`; elsewhere it is
 //! skipped with a note.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -97,16 +96,9 @@ async fn capture_reconnects_after_a_server_restart() {
         ))
         .await
         .unwrap();
-    let decl = SourceDecl {
-        name: "shop".into(),
-        kind: "postgres".into(),
-        owner: None,
-        tables: Vec::new(),
-        path: PathBuf::from("sources/shop.yml"),
-        text: format!(
+    let decl = SourceDecl::parse(std::path::Path::new("sources/shop.yml"), &format!(
             "kind: postgres\nconnection: \"{URL}\"\ntables:\n  - name: {table}\n    mode: cdc\n    slot: {slot}\n"
-        ),
-    };
+        )).unwrap();
     let source = PostgresSource::from_decl(&decl, std::path::Path::new(".")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use sluice_core::SourceDecl;
@@ -75,17 +74,10 @@ async fn large_full_loads_read_key_ranges_in_parallel_from_one_snapshot() {
         .await
         .unwrap();
     let (_dir, lake) = lake();
-    let decl = SourceDecl {
-        name: "pg".into(),
-        kind: "postgres".into(),
-        owner: None,
-        tables: Vec::new(),
-        path: PathBuf::from("sources/pg.yml"),
-        text: format!(
+    let decl = SourceDecl::parse(std::path::Path::new("sources/pg.yml"), &format!(
             "kind: postgres\nconnection: \"{}\"\nschema: {schema}\nbatch_size: 1000\ntables:\n  - name: items\n",
             pg_url()
-        ),
-    };
+        )).unwrap();
     let source = build_source(&decl, ".".as_ref()).unwrap();
     let before = scans(&client, &schema, "items").await;
     let report = source

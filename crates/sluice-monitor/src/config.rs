@@ -2,17 +2,15 @@
 //! compiled project.
 //!
 //! Models take `freshness:` (without `column:`) from their properties file; source tables take it
-//! from their source file, where a table's value overrides the source's. Source files are read here
-//! as plain YAML (every connector kind accepts the same `freshness` field), so the monitor needs no
-//! knowledge of connector configs.
+//! from their source file, where a table's value overrides the source's. Source files come parsed
+//! (`SourceDecl::freshness`, validated with their position when the project loads), so the monitor
+//! needs no knowledge of connector configs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use sluice_core::alerts::{AlertChannel, DEFAULT_OWNER, FreshnessSla};
 use sluice_core::env::expand_env;
-use sluice_core::yaml::parse_yaml;
 use sluice_transform::CompiledProject;
 
 /// Whether an asset is a source table or a model.
@@ -111,8 +109,7 @@ pub struct Problems {
 }
 
 impl AlertConfig {
-    /// Resolves the project's alerting. Malformed SLAs in source files are left out here (see
-    /// [`validate`] for the report); everything else was validated when the project loaded.
+    /// Resolves the project's alerting (SLAs were validated when the project loaded).
     pub fn from_project(compiled: &CompiledProject) -> AlertConfig {
         let project = &compiled.project;
         let mut assets = BTreeMap::new();
@@ -134,9 +131,9 @@ impl AlertConfig {
         }
         let mut source_slas = BTreeMap::new();
         for decl in &project.sources {
-            if let Ok(slas) = source_slas_of(&decl.path, &decl.text) {
-                for (table, sla) in slas {
-                    source_slas.insert(decl.asset_name(&table), sla);
+            for t in &decl.tables {
+                if let Some(sla) = t.freshness.or(decl.freshness) {
+                    source_slas.insert(decl.asset_name(&t.name), sla);
                 }
             }
         }
@@ -217,32 +214,6 @@ fn usable(c: &AlertChannel, sluice_yml: &Path) -> Result<Channel, String> {
     }
 }
 
-/// `freshness:` of a source file and its tables (a table's wins), by table name.
-fn source_slas_of(
-    path: &Path,
-    text: &str,
-) -> Result<BTreeMap<String, FreshnessSla>, sluice_core::ConfigError> {
-    #[derive(Deserialize)]
-    struct Table {
-        name: String,
-        #[serde(default)]
-        freshness: Option<FreshnessSla>,
-    }
-    #[derive(Deserialize)]
-    struct Envelope {
-        #[serde(default)]
-        freshness: Option<FreshnessSla>,
-        #[serde(default)]
-        tables: Vec<Table>,
-    }
-    let env: Envelope = parse_yaml(path, text)?;
-    Ok(env
-        .tables
-        .into_iter()
-        .filter_map(|t| t.freshness.or(env.freshness).map(|sla| (t.name, sla)))
-        .collect())
-}
-
 /// Checks the project's alerting: malformed channels and source SLAs are errors; owners whose alerts
 /// would go nowhere, and channels whose `${ENV}` is not set, are warnings (a variable is often set
 /// only where `sluice serve` runs).
@@ -250,11 +221,6 @@ pub fn validate(compiled: &CompiledProject) -> Problems {
     let project = &compiled.project;
     let sluice_yml = project.root.join("sluice.yml");
     let mut p = Problems::default();
-    for decl in &project.sources {
-        if let Err(e) = source_slas_of(&decl.path, &decl.text) {
-            p.errors.push(e.to_string());
-        }
-    }
     for (owner, c) in &project.config.owners {
         if let Err(e) = c.validate() {
             p.errors.push(format!(

@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use serde::Deserialize;
 use sluice_core::duration::parse_duration;
+use sluice_core::error::Position;
+use sluice_core::source::PolicyDecl;
+use sluice_core::yaml::{HumanDuration, Spanned};
 use sluice_transform::CompiledProject;
 
 /// What a node's failure does to the nodes that read it.
@@ -47,9 +49,9 @@ impl OnFailure {
         match text {
             "fail_fast" => Ok(OnFailure::FailFast),
             "fail_open" => Ok(OnFailure::FailOpen),
-            other => Err(format!(
-                "`{other}` is not a failure mode; expected fail_fast or fail_open"
-            )),
+            other => Err(sluice_core::config::check_on_failure(other)
+                .err()
+                .unwrap_or_else(|| format!("`{other}` is not a failure mode"))),
         }
     }
 }
@@ -96,10 +98,12 @@ impl NodePolicy {
 
 /// A policy setting that could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}: {field}: {message}", file.display())]
+#[error("{}{}: field `{field}`: {message}", file.display(), position.map(|p| format!(":{p}")).unwrap_or_default())]
 pub struct PolicyProblem {
     /// The file that holds the setting.
     pub file: PathBuf,
+    /// Where the value is written, when known.
+    pub position: Option<Position>,
     /// The field, e.g. `policy.timeout` or `config.on_failure`.
     pub field: String,
     /// What was wrong and what was expected.
@@ -111,20 +115,42 @@ pub struct PolicyProblem {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct PolicyErrors(pub Vec<PolicyProblem>);
 
-/// The `policy:` block of a source file (and the shape of the defaults).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyDecl {
-    #[serde(default)]
+/// A setting as read: its value (or why it could not be read) and where it is written.
+type Setting<T> = Option<(Result<T, String>, Option<Position>)>;
+
+/// The settings one layer (defaults, a source's `policy:`, a model's config) overrides.
+#[derive(Debug, Default)]
+struct Overrides {
     retries: Option<u32>,
-    #[serde(default)]
-    retry_backoff: Option<String>,
-    #[serde(default)]
-    max_retry_backoff: Option<String>,
-    #[serde(default)]
-    timeout: Option<String>,
-    #[serde(default)]
-    on_failure: Option<String>,
+    retry_backoff: Setting<Duration>,
+    max_retry_backoff: Setting<Duration>,
+    timeout: Setting<Duration>,
+    on_failure: Setting<String>,
+}
+
+/// A duration written as text (sluice.yml defaults, a model's config).
+fn text_duration(text: &Option<String>) -> Setting<Duration> {
+    text.as_ref().map(|t| (parse_duration(t), None))
+}
+
+/// A duration the project loader already parsed, with its position.
+fn parsed_duration(d: &Option<Spanned<HumanDuration>>) -> Setting<Duration> {
+    d.as_ref().map(|d| (Ok(d.value.0), d.position()))
+}
+
+impl Overrides {
+    fn of_source(p: &PolicyDecl) -> Overrides {
+        Overrides {
+            retries: p.retries,
+            retry_backoff: parsed_duration(&p.retry_backoff),
+            max_retry_backoff: parsed_duration(&p.max_retry_backoff),
+            timeout: parsed_duration(&p.timeout),
+            on_failure: p
+                .on_failure
+                .as_ref()
+                .map(|f| (Ok(f.value.clone()), f.position())),
+        }
+    }
 }
 
 /// The policy of every node of a project.
@@ -152,18 +178,18 @@ impl Policies {
         let mut problems = Vec::new();
         let config_file = project.project.root.join("sluice.yml");
         let d = &project.project.config.defaults;
-        let defaults = PolicyDecl {
+        let defaults = Overrides {
             retries: None,
             retry_backoff: None,
-            max_retry_backoff: Some(d.max_retry_backoff.clone()),
-            timeout: d.timeout.clone(),
-            on_failure: d.on_failure.clone(),
+            max_retry_backoff: text_duration(&Some(d.max_retry_backoff.clone())),
+            timeout: text_duration(&d.timeout),
+            on_failure: d.on_failure.clone().map(|f| (Ok(f), None)),
         };
         let default = overlay(&base, &defaults, &config_file, "defaults", &mut problems);
         let mut nodes = HashMap::new();
         for decl in &project.project.sources {
-            let block = source_policy(&decl.text, &decl.path, &mut problems);
-            if let Some(block) = block {
+            if let Some(block) = &decl.policy {
+                let block = Overrides::of_source(block);
                 let policy = overlay(&default, &block, &decl.path, "policy", &mut problems);
                 for table in &decl.tables {
                     nodes.insert(decl.asset_name(&table.name), policy.clone());
@@ -172,12 +198,12 @@ impl Policies {
         }
         for (name, model) in &project.models {
             let c = &model.config;
-            let decl = PolicyDecl {
+            let decl = Overrides {
                 retries: c.retries,
-                retry_backoff: c.retry_backoff.clone(),
+                retry_backoff: text_duration(&c.retry_backoff),
                 max_retry_backoff: None,
-                timeout: c.timeout.clone(),
-                on_failure: c.on_failure.clone(),
+                timeout: text_duration(&c.timeout),
+                on_failure: c.on_failure.clone().map(|f| (Ok(f), None)),
             };
             let policy = overlay(&default, &decl, &model.path, "config", &mut problems);
             if policy != default {
@@ -197,36 +223,18 @@ impl Policies {
     }
 }
 
-fn source_policy(text: &str, path: &Path, problems: &mut Vec<PolicyProblem>) -> Option<PolicyDecl> {
-    // The connector validates the rest of the file (with line numbers); only `policy:` is read here.
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
-    let block = doc.get("policy")?;
-    match serde_yaml_ng::from_value::<PolicyDecl>(block.clone()) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            problems.push(PolicyProblem {
-                file: path.to_path_buf(),
-                field: "policy".into(),
-                message: format!(
-                    "{e} (expected retries, retry_backoff, max_retry_backoff, timeout, on_failure)"
-                ),
-            });
-            None
-        }
-    }
-}
-
 fn overlay(
     base: &NodePolicy,
-    decl: &PolicyDecl,
+    decl: &Overrides,
     file: &Path,
     prefix: &str,
     problems: &mut Vec<PolicyProblem>,
 ) -> NodePolicy {
     let mut out = base.clone();
-    let mut problem = |field: &str, message: String| {
+    let mut problem = |field: &str, position: Option<Position>, message: String| {
         problems.push(PolicyProblem {
             file: file.to_path_buf(),
+            position,
             field: format!("{prefix}.{field}"),
             message,
         })
@@ -234,34 +242,45 @@ fn overlay(
     if let Some(r) = decl.retries {
         out.retries = r;
     }
-    let mut duration = |field: &str, text: &Option<String>| -> Option<Duration> {
-        let text = text.as_ref()?;
-        match parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                problem(field, e.to_string());
-                None
+    let mut read =
+        |field: &str, setting: &Setting<Duration>| -> Option<(Duration, Option<Position>)> {
+            match setting.as_ref()? {
+                (Ok(d), pos) => Some((*d, *pos)),
+                (Err(e), pos) => {
+                    problem(field, *pos, e.clone());
+                    None
+                }
             }
-        }
-    };
-    if let Some(d) = duration("retry_backoff", &decl.retry_backoff) {
+        };
+    if let Some((d, _)) = read("retry_backoff", &decl.retry_backoff) {
         out.retry_backoff = d;
     }
-    if let Some(d) = duration("max_retry_backoff", &decl.max_retry_backoff) {
+    if let Some((d, _)) = read("max_retry_backoff", &decl.max_retry_backoff) {
         out.max_retry_backoff = d;
     }
-    if let Some(d) = duration("timeout", &decl.timeout) {
+    let timeout = read("timeout", &decl.timeout);
+    let on_failure = decl.on_failure.as_ref().map(|(text, pos)| {
+        let parsed = match text {
+            Ok(t) => OnFailure::parse(t),
+            Err(e) => Err(e.clone()),
+        };
+        (parsed, *pos)
+    });
+    if let Some((d, pos)) = timeout {
         if d.is_zero() {
-            problem("timeout", "must be longer than zero".into());
+            problem(
+                "timeout",
+                pos,
+                "expected a duration longer than zero, found `0`".into(),
+            );
         } else {
             out.timeout = Some(d);
         }
     }
-    if let Some(text) = &decl.on_failure {
-        match OnFailure::parse(text) {
-            Ok(f) => out.on_failure = f,
-            Err(m) => problem("on_failure", m),
-        }
+    match on_failure {
+        Some((Ok(f), _)) => out.on_failure = f,
+        Some((Err(m), pos)) => problem("on_failure", pos, m),
+        None => {}
     }
     out
 }
@@ -286,15 +305,19 @@ mod tests {
         assert!(d.iter().all(|x| *x <= Duration::from_millis(800)), "{d:?}");
     }
 
+    fn text(t: &str) -> Setting<Duration> {
+        text_duration(&Some(t.to_string()))
+    }
+
     #[test]
     fn overlay_reads_every_field_and_names_bad_ones() {
         let mut problems = Vec::new();
-        let decl = PolicyDecl {
+        let decl = Overrides {
             retries: Some(5),
-            retry_backoff: Some("1s".into()),
-            max_retry_backoff: Some("1m".into()),
-            timeout: Some("10m".into()),
-            on_failure: Some("fail_open".into()),
+            retry_backoff: text("1s"),
+            max_retry_backoff: text("1m"),
+            timeout: text("10m"),
+            on_failure: Some((Ok("fail_open".into()), None)),
         };
         let p = overlay(
             &NodePolicy::default(),
@@ -310,10 +333,10 @@ mod tests {
         assert_eq!(p.timeout, Some(Duration::from_secs(600)));
         assert_eq!(p.on_failure, OnFailure::FailOpen);
 
-        let bad = PolicyDecl {
-            timeout: Some("soon".into()),
-            on_failure: Some("fail_slow".into()),
-            ..PolicyDecl::default()
+        let bad = Overrides {
+            timeout: text("soon"),
+            on_failure: Some((Ok("fail_opn".into()), None)),
+            ..Overrides::default()
         };
         overlay(
             &NodePolicy::default(),
@@ -325,11 +348,11 @@ mod tests {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 2, "{text:?}");
         assert!(
-            text[0].starts_with("models/gold/m.sql: config.timeout:"),
+            text[0].starts_with("models/gold/m.sql: field `config.timeout`:"),
             "{text:?}"
         );
         assert!(
-            text[1].contains("`fail_slow` is not a failure mode"),
+            text[1].contains("found `fail_opn` (did you mean `fail_open`?)"),
             "{text:?}"
         );
     }
@@ -337,10 +360,10 @@ mod tests {
     #[test]
     fn out_of_range_backoff_is_a_problem_and_the_largest_does_not_overflow() {
         let mut problems = Vec::new();
-        let decl = PolicyDecl {
-            retry_backoff: Some("99999999999999999999d".into()),
-            timeout: Some("18446744073709551615s".into()),
-            ..PolicyDecl::default()
+        let decl = Overrides {
+            retry_backoff: text("99999999999999999999d"),
+            timeout: text("18446744073709551615s"),
+            ..Overrides::default()
         };
         let p = overlay(
             &NodePolicy::default(),
@@ -368,18 +391,42 @@ mod tests {
     }
 
     #[test]
-    fn a_source_policy_block_with_an_unknown_key_is_a_problem() {
-        let mut problems = Vec::new();
-        let text = "kind: files\npolicy:\n  retries: 3\n  retry_delay: 1s\ntables: []\n";
-        assert!(source_policy(text, Path::new("sources/s.yml"), &mut problems).is_none());
-        assert_eq!(problems.len(), 1);
+    fn a_source_policy_comes_parsed_with_positions() {
+        let path = Path::new("sources/s.yml");
+        // An unknown key or a bad duration stops at the loader, with its place.
+        let errs = sluice_core::SourceDecl::parse(
+            path,
+            "kind: files\npolicy:\n  retries: 3\n  retry_delay: 1s\ntables: []\n",
+        )
+        .unwrap_err();
         assert!(
-            problems[0].message.contains("retry_delay"),
-            "{:?}",
-            problems[0]
+            errs[0].to_string().starts_with(
+                "sources/s.yml:4:3: field `policy.retry_delay`: unknown field `retry_delay`"
+            ),
+            "{errs:?}"
         );
-        let ok = "kind: files\npolicy: {retries: 3, on_failure: fail_open}\n";
-        let p = source_policy(ok, Path::new("sources/s.yml"), &mut problems).unwrap();
-        assert_eq!(p.retries, Some(3));
+        let decl = sluice_core::SourceDecl::parse(
+            path,
+            "kind: files\npolicy: {retries: 3, timeout: 0s, on_failure: fail_slow}\n",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        let block = Overrides::of_source(decl.policy.as_ref().unwrap());
+        let p = overlay(
+            &NodePolicy::default(),
+            &block,
+            path,
+            "policy",
+            &mut problems,
+        );
+        assert_eq!(p.retries, 3);
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "sources/s.yml:2:31: field `policy.timeout`: expected a duration longer than zero, found `0`",
+                "sources/s.yml:2:47: field `policy.on_failure`: expected `fail_fast` or `fail_open`, found `fail_slow`"
+            ]
+        );
     }
 }

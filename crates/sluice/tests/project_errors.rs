@@ -140,9 +140,9 @@ fn malformed_yaml_names_file_and_line() {
         "kind: files\ntables:\n  - name: sales\n    path: [unclosed\n",
     );
     let out = stderr_of(dir, &["validate"]);
-    // The parser reports where it noticed the unclosed list: the file and a line number.
+    // The parser points at the list that is never closed.
     assert!(
-        out.contains("sources/files.yml:5:1: did not find expected"),
+        out.contains("sources/files.yml:4:11: unclosed bracket '['"),
         "{out}"
     );
     write(

@@ -95,12 +95,14 @@ pub enum ScheduleError {
         found: String,
     },
     /// A problem located in a project file.
-    #[error("{}{}: field `{field}`: {source}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}{}{}: field `{field}`: {source}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), column.map(|c| format!(":{c}")).unwrap_or_default())]
     At {
         /// The file.
         file: PathBuf,
-        /// The line, when it could be found.
+        /// The line, when known.
         line: Option<usize>,
+        /// The column, when known.
+        column: Option<usize>,
         /// The dotted field, e.g. `tables[0].schedule`.
         field: String,
         /// The problem.

@@ -1,17 +1,16 @@
 //! Where schedules come from: the `schedule:`, `catchup:` and `trigger:` fields of source files and
 //! models, resolved into one [`NodeSchedule`] per asset.
 //!
-//! Source files are read as plain YAML here (every connector kind has the same fields: `schedule` and
-//! `catchup` on the source, `schedule` per table), so the scheduler needs no knowledge of connector
-//! configs. Models take the fields from `config()` in the SQL or the `config:` map of their properties.
+//! Source files come parsed (`SourceDecl`: `schedule` and `catchup` on the source, `schedule` per
+//! table, each with its line and column), so the scheduler needs no knowledge of connector configs. Models take the fields from `config()` in the SQL or the `config:` map of their properties.
 //! Every problem is collected, each with its file, line (when found) and field.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use serde_yaml_ng::Value;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
+use sluice_core::error::Position;
+use sluice_core::yaml::Value;
 use sluice_transform::{CompiledModel, CompiledProject};
 
 use super::ScheduleError;
@@ -137,90 +136,50 @@ impl SchedulePlan {
     }
 }
 
-/// The 1-based number of the first line of `text` that mentions both `field` and `value`.
-fn line_of(text: &str, field: &str, value: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| l.contains(field) && l.contains(value.trim()))
-        .map(|i| i + 1)
-}
-
-fn at(file: &Path, text: &str, field: &str, value: &str, e: ScheduleError) -> ScheduleError {
-    let last = field.rsplit('.').next().unwrap_or(field);
+/// A problem at a value of a source file (its position comes from the parse, see `SourceDecl`).
+fn at(decl: &SourceDecl, field: &str, pos: Option<Position>, e: ScheduleError) -> ScheduleError {
     ScheduleError::At {
-        file: file.to_path_buf(),
-        line: line_of(text, last, value),
+        file: decl.path.clone(),
+        line: pos.map(|p| p.line),
+        column: pos.map(|p| p.column),
         field: field.to_string(),
         source: Box::new(e),
     }
 }
 
-/// A text field of a YAML mapping: absent, or a string.
-fn text_field(
-    map: &Value,
-    key: &str,
-    field: &str,
-    decl: &SourceDecl,
-) -> Result<Option<String>, ScheduleError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => {
-            let shown = serde_yaml_ng::to_string(other).unwrap_or_default();
-            Err(at(
-                &decl.path,
-                &decl.text,
-                field,
-                shown.trim(),
-                ScheduleError::NotText {
-                    found: shown.trim().to_string(),
-                },
-            ))
+/// The `path:` of each table of a `files` source, from the connector's part of the file.
+fn file_globs(decl: &SourceDecl) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Seq(items)) = decl.connector.get("tables").map(|n| &n.value) {
+        for t in items {
+            if let (Some(name), Some(path)) = (
+                t.get("name").and_then(|n| n.as_str()),
+                t.get("path").and_then(|n| n.as_str()),
+            ) {
+                out.insert(name.to_string(), path.to_string());
+            }
         }
     }
+    out
 }
 
 fn source_schedules(decl: &SourceDecl) -> Result<Vec<NodeSchedule>, Vec<ScheduleError>> {
-    let doc: Value = serde_yaml_ng::from_str(&decl.text).map_err(|e| {
-        vec![ScheduleError::Config(sluice_core::yaml::yaml_error(
-            &decl.path, &e,
-        ))]
-    })?;
     let mut errors = Vec::new();
-    let mut ok = |r: Result<Option<String>, ScheduleError>| match r {
-        Ok(v) => v,
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
-    let source_schedule = ok(text_field(&doc, "schedule", "schedule", decl));
-    let catchup_text = ok(text_field(&doc, "catchup", "catchup", decl));
-    let mut tables = Vec::new();
-    if let Some(Value::Sequence(list)) = doc.get("tables") {
-        for (i, t) in list.iter().enumerate() {
-            let Some(name) = t.get("name").and_then(Value::as_str) else {
-                continue; // the project loader reports tables without a name
-            };
-            let schedule = ok(text_field(
-                t,
-                "schedule",
-                &format!("tables[{i}].schedule"),
-                decl,
-            ));
-            let path = t.get("path").and_then(Value::as_str).map(str::to_string);
-            tables.push((i, name.to_string(), schedule, path));
-        }
-    }
-    let catchup = match &catchup_text {
+    let catchup = match &decl.catchup {
         None => Catchup::default(),
         Some(c) => c.parse().unwrap_or_else(|e| {
-            errors.push(at(&decl.path, &decl.text, "catchup", c, e));
+            errors.push(at(decl, "catchup", c.position(), e));
             Catchup::default()
         }),
     };
+    let globs = if decl.kind == "files" {
+        file_globs(decl)
+    } else {
+        BTreeMap::new()
+    };
     let mut out = Vec::new();
-    for (i, table, schedule, path) in tables {
-        let (field, text) = match (&schedule, &source_schedule) {
+    for (i, table) in decl.tables.iter().enumerate() {
+        let (field, text) = match (&table.schedule, &decl.schedule) {
             (Some(s), _) => (format!("tables[{i}].schedule"), Some(s)),
             (None, Some(s)) => ("schedule".to_string(), Some(s)),
             (None, None) => (String::new(), None),
@@ -230,16 +189,23 @@ fn source_schedules(decl: &SourceDecl) -> Result<Vec<NodeSchedule>, Vec<Schedule
             Some(s) => match Cadence::parse(s) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    errors.push(at(&decl.path, &decl.text, &field, s, e));
+                    // A source-wide schedule is reported once, not once per table.
+                    let e = at(decl, &field, s.position(), e);
+                    if !errors
+                        .iter()
+                        .any(|x: &ScheduleError| x.to_string() == e.to_string())
+                    {
+                        errors.push(e);
+                    }
                     continue;
                 }
             },
         };
-        let sensor = match (&cadence, decl.kind.as_str(), path) {
-            (None, "files", Some(p)) => match expand_env(&p, &decl.path) {
+        let sensor = match (&cadence, globs.get(&table.name)) {
+            (None, Some(p)) => match expand_env(p, &decl.path) {
                 Ok(pattern) => Some(FileSensorSpec {
                     source: decl.name.clone(),
-                    table: table.clone(),
+                    table: table.name.clone(),
                     pattern,
                 }),
                 Err(e) => {
@@ -250,7 +216,7 @@ fn source_schedules(decl: &SourceDecl) -> Result<Vec<NodeSchedule>, Vec<Schedule
             _ => None,
         };
         out.push(NodeSchedule {
-            node: decl.asset_name(&table),
+            node: decl.asset_name(&table.name),
             kind: NodeKind::Source,
             cadence,
             catchup,
@@ -265,6 +231,14 @@ fn source_schedules(decl: &SourceDecl) -> Result<Vec<NodeSchedule>, Vec<Schedule
     }
 }
 
+/// The line of `config(...)`'s `field` in a model's SQL. `config()` is a Jinja call inside SQL text,
+/// which no YAML parse covers, so its line is found in the SQL itself.
+fn sql_line_of(sql: &str, field: &str, value: &str) -> Option<usize> {
+    sql.lines()
+        .position(|l| l.contains(field) && l.contains(value.trim()))
+        .map(|i| i + 1)
+}
+
 fn model_schedule(
     project: &CompiledProject,
     m: &CompiledModel,
@@ -277,19 +251,14 @@ fn model_schedule(
         .model(&m.name)
         .and_then(|f| f.properties.path.clone());
     let locate = |field: &str, value: &str, e: ScheduleError| -> ScheduleError {
-        let (file, line) = match line_of(&m.raw_sql, field, value) {
+        let (file, line) = match sql_line_of(&m.raw_sql, field, value) {
             Some(line) => (m.path.clone(), Some(line)),
-            None => match &properties {
-                Some(p) => {
-                    let text = std::fs::read_to_string(p).unwrap_or_default();
-                    (p.clone(), line_of(&text, field, value))
-                }
-                None => (m.path.clone(), None),
-            },
+            None => (properties.clone().unwrap_or_else(|| m.path.clone()), None),
         };
         ScheduleError::At {
             file,
             line,
+            column: None,
             field: format!("config.{field}"),
             source: Box::new(e),
         }
@@ -402,12 +371,12 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains(
-                "shop.yml:6: field `tables[0].schedule`: invalid schedule `every fortnight`"
+                "shop.yml:6:15: field `tables[0].schedule`: invalid schedule `every fortnight`"
             ),
             "{text}"
         );
         assert!(
-            text.contains("shop.yml:2: field `catchup`: invalid catchup `sometimes`"),
+            text.contains("shop.yml:2:10: field `catchup`: invalid catchup `sometimes`"),
             "{text}"
         );
         assert!(

@@ -6,7 +6,6 @@
 //! timestamp in the Delta log), over every change; reported as p50/p99/max with the rate reached.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -95,17 +94,11 @@ async fn measure(
     schema: &str,
     slot: &str,
 ) -> Result<serde_json::Value> {
-    let decl = SourceDecl {
-        name: "bench".into(),
-        kind: "postgres".into(),
-        owner: None,
-        tables: Vec::new(),
-        path: PathBuf::from("sources/bench.yml"),
-        text: format!(
+    let decl = SourceDecl::parse(std::path::Path::new("sources/bench.yml"), &format!(
             "kind: postgres\nconnection: {}\nschema: {schema}\ntables:\n  - name: changes\n    mode: cdc\n    slot: {slot}\n",
             serde_json::to_string(&settings.url)?
-        ),
-    };
+        ))
+    .map_err(|e| anyhow::anyhow!(sluice_core::ConfigError::many(e)))?;
     let source = PostgresSource::from_decl(&decl, std::path::Path::new("."))?;
     let dir = tempfile::tempdir().context("creating a temporary lake")?;
     let lake = Lake::open(dir.path().to_str().context("lake path")?)?;

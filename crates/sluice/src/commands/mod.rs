@@ -309,14 +309,13 @@ fn apply_target(project: &mut Project, settings: &LoadSettings) -> Result<()> {
                     sluice_yml.display()
                 )
             })?;
-        decl.text =
-            sluice_core::config::override_connection(&decl.text, &connection).ok_or_else(|| {
-                anyhow!(
-                    "{}: targets.{target}.connections.{source}: {} has no one-line top-level `connection:` to replace",
-                    sluice_yml.display(),
-                    decl.path.display()
-                )
-            })?;
+        if !decl.override_connection(&connection) {
+            return Err(anyhow!(
+                "{}: targets.{target}.connections.{source}: {} has no top-level `connection:` to replace",
+                sluice_yml.display(),
+                decl.path.display()
+            ));
+        }
     }
     project.config.vars.extend(settings.vars.clone());
     Ok(())

@@ -16,23 +16,33 @@ use crate::cli::SelectArgs;
 use crate::progress::RunProgress;
 use crate::table;
 
-/// Loads, compiles and checks every source and check declaration; reports every problem.
+/// Loads, compiles and checks every source and check declaration; reports every problem, one per
+/// line, as `file:line:column: field `x`: message` with paths relative to the project folder.
 pub fn validate(dir: &Path) -> Result<ExitCode> {
-    let compiled = load(dir)?;
+    let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let compiled = if sluice_dbt::is_dbt_project(dir) {
+        load(dir).map_err(|e| anyhow!("{}", relative_to(&root, &e.to_string())))?
+    } else {
+        let project = sluice_core::Project::load(dir).map_err(|e| {
+            let lines: Vec<String> =
+                e.0.into_iter()
+                    .flat_map(sluice_core::ConfigError::into_list)
+                    .map(|p| p.to_string())
+                    .collect();
+            report(&root, &lines)
+        })?;
+        let compiled = sluice_transform::compile(Arc::new(project)).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            report(&root, &lines)
+        })?;
+        Arc::new(compiled)
+    };
     let (problems, warnings) = problems(&compiled);
     for w in &warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", relative_to(&root, w));
     }
     if !problems.is_empty() {
-        return Err(anyhow!(
-            "{} problem(s) in the project:\n{}",
-            problems.len(),
-            problems
-                .iter()
-                .map(|p| format!("  {p}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ));
+        return Err(report(&root, &problems));
     }
     println!(
         "OK: {} source table(s), {} model(s), {} check(s); the graph has no cycles.",
@@ -43,13 +53,49 @@ pub fn validate(dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `N problem(s) in the project:` and one problem per line (each may span lines of its own).
+fn report(root: &Path, problems: &[String]) -> anyhow::Error {
+    let lines: Vec<String> = problems
+        .iter()
+        .flat_map(|p| p.lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|p| format!("  {}", relative_to(root, &p)))
+        .collect();
+    anyhow!(
+        "{} problem(s) in the project:\n{}",
+        lines.len(),
+        lines.join("\n")
+    )
+}
+
+/// `text` with the project folder left out of the paths it names.
+fn relative_to(root: &Path, text: &str) -> String {
+    text.replace(&format!("{}/", root.display()), "")
+}
+
 /// Every problem (and warning) `sluice validate` reports on a compiled project: connectors and checks
 /// that cannot be built, schedules, failure policies, owners and freshness settings.
 pub fn problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     for decl in &compiled.project.sources {
-        if let Err(e) = sluice_ingest::build_source(decl, &compiled.project.root) {
-            problems.push(e.to_string());
+        match sluice_ingest::build_source(decl, &compiled.project.root) {
+            Err(sluice_ingest::IngestError::Config(e)) => {
+                problems.extend(e.into_list().into_iter().map(|p| p.to_string()));
+            }
+            Err(e @ sluice_ingest::IngestError::UnknownKind { .. }) => {
+                // Point at the `kind:` value, ripgrep style.
+                let text = e.to_string();
+                let prefix = format!("{}: ", decl.path.display());
+                match decl.kind_pos {
+                    Some(p) => problems.push(format!(
+                        "{}:{p}: field `kind`: {}",
+                        decl.path.display(),
+                        text.strip_prefix(&prefix).unwrap_or(&text)
+                    )),
+                    None => problems.push(text),
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+            Ok(_) => {}
         }
     }
     for spec in &compiled.project.checks {

@@ -19,33 +19,12 @@ use crate::landing::Pii;
 ///     format: csv
 /// ```
 #[derive(Debug, Clone, Deserialize)]
+///
+/// The fields every source shares (`name`, `kind`, `owner`, `description`, `schedule`, `catchup`,
+/// `freshness`, `policy`; per table `description`, `tags`, `schedule`, `freshness`) are read once
+/// by `sluice_core::SourceDecl`; this struct is the rest of the file (`SourceDecl::config`).
 #[serde(deny_unknown_fields)]
 pub struct FilesConfig {
-    /// Source name (default: the file name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Always `files`.
-    pub kind: String,
-    /// Who is alerted when it breaks.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// What the source is.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// When to look for new files, used by `sluice serve`.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
-    /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`
-    /// (run once per missed tick). See docs/scheduling.md.
-    #[serde(default)]
-    pub catchup: Option<String>,
-    /// Retries, backoff, timeout and failure mode of this source's tables (`retries`, `retry_backoff`,
-    /// `max_retry_backoff`, `timeout`, `on_failure`); read by the orchestrator, see docs/scheduling.md.
-    #[serde(default)]
-    pub policy: Option<serde_json::Value>,
     /// The file sets to land, one table each.
     pub tables: Vec<FilesTable>,
 }
@@ -71,22 +50,10 @@ pub struct FilesTable {
     /// Whether CSV files have a header row (default true).
     #[serde(default)]
     pub header: Option<bool>,
-    /// What the table holds.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Tags for selection.
-    #[serde(default)]
-    pub tags: Vec<String>,
     /// Primary key columns (documentation; silver models deduplicate on it).
     #[serde(default)]
     pub primary_key: Vec<String>,
     /// PII handling before landing: column → hash | mask | drop.
     #[serde(default)]
     pub pii: BTreeMap<String, Pii>,
-    /// Per-table schedule override.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
 }

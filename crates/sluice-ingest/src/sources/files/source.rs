@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
-use sluice_core::yaml::parse_yaml;
 use sluice_lake::{QuarantinedRow, TableId, WriteMode};
 
 use super::config::{FilesConfig, FilesTable};
@@ -31,15 +30,10 @@ pub struct FilesSource {
 impl FilesSource {
     /// Parses and validates a source file of kind `files`.
     pub fn from_decl(decl: &SourceDecl, root: &Path) -> Result<Self, IngestError> {
-        let config: FilesConfig = parse_yaml(&decl.path, &decl.text)?;
+        let config: FilesConfig = decl.config()?;
         for (i, t) in config.tables.iter().enumerate() {
-            let invalid = |field: String, message: String| {
-                IngestError::Config(sluice_core::ConfigError::Invalid {
-                    path: decl.path.clone(),
-                    field,
-                    message,
-                })
-            };
+            let invalid =
+                |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
             if let Some(f) = &t.format {
                 f.parse::<FileFormat>()
                     .map_err(|e| invalid(format!("tables[{i}].format"), e.to_string()))?;

@@ -24,13 +24,12 @@ pub use crate::sources::table_load::Mode;
 ///     incremental: {param: updated_since, cursor_field: updated_at}
 /// ```
 #[derive(Clone, Deserialize)]
+///
+/// The fields every source shares (`name`, `kind`, `owner`, `description`, `schedule`, `catchup`,
+/// `freshness`, `policy`; per table `description`, `tags`, `schedule`, `freshness`) are read once
+/// by `sluice_core::SourceDecl`; this struct is the rest of the file (`SourceDecl::config`).
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Source name (default: the file name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Always `http`.
-    pub kind: String,
     /// The URL every table's `path` is resolved against (`https://api.example.com`); `${ENV}` allowed.
     pub base_url: String,
     /// How requests authenticate (secrets as `${ENV}`).
@@ -55,25 +54,6 @@ pub struct HttpConfig {
     /// The longest wait between retries, also capping what `Retry-After` may ask for.
     #[serde(default = "default_max_retry_wait")]
     pub max_retry_wait: String,
-    /// Who is alerted when it breaks.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// What the source is.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// When to ingest (cron or `@daily`), used by `sluice serve`.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
-    /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`.
-    #[serde(default)]
-    pub catchup: Option<String>,
-    /// Retries, backoff, timeout and failure mode of this source's tables (`retries`, `retry_backoff`,
-    /// `max_retry_backoff`, `timeout`, `on_failure`); read by the orchestrator, see docs/scheduling.md.
-    #[serde(default)]
-    pub policy: Option<serde_json::Value>,
     /// The endpoints to land, one table each.
     pub tables: Vec<HttpTable>,
 }
@@ -82,7 +62,6 @@ pub struct HttpConfig {
 impl std::fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpConfig")
-            .field("name", &self.name)
             .field("base_url", &self.base_url)
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
@@ -173,24 +152,12 @@ pub struct HttpTable {
     /// load continues in the next run; a full load fails rather than land a partial snapshot.
     #[serde(default)]
     pub max_pages: Option<u64>,
-    /// What the table holds.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Tags for selection.
-    #[serde(default)]
-    pub tags: Vec<String>,
     /// Primary key fields (documentation; silver models deduplicate on it).
     #[serde(default)]
     pub primary_key: Vec<String>,
     /// PII handling before landing: column → hash | mask | drop.
     #[serde(default)]
     pub pii: BTreeMap<String, Pii>,
-    /// Per-table schedule override.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
 }
 
 impl HttpTable {

@@ -19,7 +19,6 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
-use sluice_core::yaml::parse_yaml;
 use sluice_lake::{QuarantinedRow, TableId, WriteMode};
 use url::Url;
 
@@ -87,15 +86,10 @@ impl HttpSource {
     /// Parses and validates a source file of kind `http`; resolves secrets from the environment.
     /// Does not send any request.
     pub fn from_decl(decl: &SourceDecl, _root: &Path) -> Result<Self, IngestError> {
-        let config: HttpConfig = parse_yaml(&decl.path, &decl.text)?;
+        let config: HttpConfig = decl.config()?;
         let path: &PathBuf = &decl.path;
-        let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid {
-                path: path.clone(),
-                field,
-                message,
-            })
-        };
+        let invalid =
+            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
         let expand = |text: &str| expand_env(text, path);
         let base = expand(&config.base_url)?;
         Url::parse(&base).map_err(|e| {

@@ -3,14 +3,7 @@
 use super::*;
 
 fn parse(text: &str) -> Result<HttpSource, IngestError> {
-    let decl = SourceDecl {
-        name: "api".into(),
-        kind: "http".into(),
-        owner: None,
-        tables: Vec::new(),
-        path: "sources/api.yml".into(),
-        text: text.into(),
-    };
+    let decl = SourceDecl::parse(std::path::Path::new("sources/api.yml"), text).unwrap();
     HttpSource::from_decl(&decl, Path::new("."))
 }
 

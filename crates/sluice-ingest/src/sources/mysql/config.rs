@@ -21,38 +21,18 @@ pub use crate::sources::table_load::Mode;
 ///     pii: {email: hash}
 /// ```
 #[derive(Clone, Deserialize)]
+///
+/// The fields every source shares (`name`, `kind`, `owner`, `description`, `schedule`, `catchup`,
+/// `freshness`, `policy`; per table `description`, `tags`, `schedule`, `freshness`) are read once
+/// by `sluice_core::SourceDecl`; this struct is the rest of the file (`SourceDecl::config`).
 #[serde(deny_unknown_fields)]
 pub struct MysqlConfig {
-    /// Source name (default: the file name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Always `mysql` (MariaDB is the same kind).
-    pub kind: String,
     /// A connection URL, `mysql://user:password@host:3306/database`; `${ENV}` is expanded, so keep
     /// the password in the environment. TLS is not supported yet.
     pub connection: String,
     /// The database (schema) of tables that do not name their own; default: the URL's database.
     #[serde(default)]
     pub database: Option<String>,
-    /// Who is alerted when it breaks.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// What the source is.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// When to ingest (cron or `@daily`), used by `sluice serve`.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
-    /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`.
-    #[serde(default)]
-    pub catchup: Option<String>,
-    /// Retries, backoff, timeout and failure mode of this source's tables (`retries`, `retry_backoff`,
-    /// `max_retry_backoff`, `timeout`, `on_failure`); read by the orchestrator, see docs/scheduling.md.
-    #[serde(default)]
-    pub policy: Option<serde_json::Value>,
     /// Rows per Arrow batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -71,13 +51,8 @@ pub struct MysqlConfig {
 impl std::fmt::Debug for MysqlConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MysqlConfig")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
             .field("connection", &"<redacted>")
             .field("database", &self.database)
-            .field("owner", &self.owner)
-            .field("schedule", &self.schedule)
-            .field("policy", &self.policy)
             .field("batch_size", &self.batch_size)
             .field("commit_rows", &self.commit_rows)
             .field("connect_timeout", &self.connect_timeout)
@@ -107,12 +82,6 @@ pub struct MysqlTable {
     /// The database holding the table (default: the source's `database`).
     #[serde(default)]
     pub database: Option<String>,
-    /// What the table holds.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Tags for selection.
-    #[serde(default)]
-    pub tags: Vec<String>,
     /// `full` or `incremental`.
     #[serde(default)]
     pub mode: Mode,
@@ -130,10 +99,4 @@ pub struct MysqlTable {
     /// ``SELECT id, ST_AsText(shape) AS shape FROM t``). The cursor must be one of its columns.
     #[serde(default)]
     pub query: Option<String>,
-    /// Per-table schedule override.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
 }

@@ -8,7 +8,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
-use sluice_core::yaml::parse_yaml;
 
 use super::client::{MyFailure, connect, options, quote};
 use super::config::{Mode, MysqlConfig, MysqlTable};
@@ -43,14 +42,9 @@ impl std::fmt::Debug for MysqlSource {
 impl MysqlSource {
     /// Parses and validates a source file of kind `mysql`. Does not connect.
     pub fn from_decl(decl: &SourceDecl, _root: &Path) -> Result<Self, IngestError> {
-        let config: MysqlConfig = parse_yaml(&decl.path, &decl.text)?;
-        let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid {
-                path: decl.path.clone(),
-                field,
-                message,
-            })
-        };
+        let config: MysqlConfig = decl.config()?;
+        let invalid =
+            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
         for (i, t) in config.tables.iter().enumerate() {
             if t.mode == Mode::Incremental && t.cursor.is_none() {
                 return Err(invalid(
@@ -281,14 +275,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<MysqlSource, IngestError> {
-        let decl = SourceDecl {
-            name: "shop".into(),
-            kind: "mysql".into(),
-            owner: None,
-            tables: Vec::new(),
-            path: "sources/shop.yml".into(),
-            text: text.into(),
-        };
+        let decl = SourceDecl::parse(std::path::Path::new("sources/shop.yml"), text).unwrap();
         MysqlSource::from_decl(&decl, Path::new("."))
     }
 

@@ -26,13 +26,12 @@ use crate::landing::Pii;
 ///     mode: cdc                   # snapshot, then inserts/updates/deletes from the WAL
 /// ```
 #[derive(Clone, Deserialize)]
+///
+/// The fields every source shares (`name`, `kind`, `owner`, `description`, `schedule`, `catchup`,
+/// `freshness`, `policy`; per table `description`, `tags`, `schedule`, `freshness`) are read once
+/// by `sluice_core::SourceDecl`; this struct is the rest of the file (`SourceDecl::config`).
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
-    /// Source name (default: the file name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Always `postgres`.
-    pub kind: String,
     /// A libpq connection URL (`postgres://user:pw@host:5432/db`) or key/value string
     /// (`host=… port=… user=… password=… dbname=…`); `${ENV}` is expanded, so keep the password in
     /// the environment. TLS is not supported yet (`sslmode=require` fails).
@@ -40,26 +39,6 @@ pub struct PostgresConfig {
     /// The PostgreSQL schema of tables that do not name their own.
     #[serde(default = "default_schema")]
     pub schema: String,
-    /// Who is alerted when it breaks.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// What the source is.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// When to ingest (cron or `@daily`), used by `sluice serve`.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
-    /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`
-    /// (run once per missed tick). See docs/scheduling.md.
-    #[serde(default)]
-    pub catchup: Option<String>,
-    /// Retries, backoff, timeout and failure mode of this source's tables (`retries`, `retry_backoff`,
-    /// `max_retry_backoff`, `timeout`, `on_failure`); read by the orchestrator, see docs/scheduling.md.
-    #[serde(default)]
-    pub policy: Option<serde_json::Value>,
     /// Rows per Arrow batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -79,15 +58,8 @@ pub struct PostgresConfig {
 impl std::fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresConfig")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
             .field("connection", &"<redacted>")
             .field("schema", &self.schema)
-            .field("owner", &self.owner)
-            .field("description", &self.description)
-            .field("schedule", &self.schedule)
-            .field("catchup", &self.catchup)
-            .field("policy", &self.policy)
             .field("batch_size", &self.batch_size)
             .field("commit_rows", &self.commit_rows)
             .field("connect_timeout", &self.connect_timeout)
@@ -148,12 +120,6 @@ pub struct PostgresTable {
     /// The PostgreSQL schema holding the table (default: the source's `schema`).
     #[serde(default)]
     pub schema: Option<String>,
-    /// What the table holds.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Tags for selection.
-    #[serde(default)]
-    pub tags: Vec<String>,
     /// `full`, `incremental` or `cdc`.
     #[serde(default)]
     pub mode: PgMode,
@@ -172,16 +138,10 @@ pub struct PostgresTable {
     /// `SELECT id, doc::text AS doc FROM t`). The cursor must be one of its columns.
     #[serde(default)]
     pub query: Option<String>,
-    /// Per-table schedule override.
-    #[serde(default)]
-    pub schedule: Option<String>,
     /// CDC: the logical replication slot (default `sluice_<source>_<table>`, created if missing).
     #[serde(default)]
     pub slot: Option<String>,
     /// CDC: the publication (default: the slot's name, created `FOR TABLE` this table if missing).
     #[serde(default)]
     pub publication: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
 }

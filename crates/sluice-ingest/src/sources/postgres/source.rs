@@ -5,7 +5,6 @@ use std::path::Path;
 use async_trait::async_trait;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
-use sluice_core::yaml::parse_yaml;
 use tokio_postgres::Client;
 
 use super::client::{connect, quote};
@@ -28,14 +27,9 @@ pub struct PostgresSource {
 impl PostgresSource {
     /// Parses and validates a source file of kind `postgres`. Does not connect.
     pub fn from_decl(decl: &SourceDecl, _root: &Path) -> Result<Self, IngestError> {
-        let config: PostgresConfig = parse_yaml(&decl.path, &decl.text)?;
-        let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid {
-                path: decl.path.clone(),
-                field,
-                message,
-            })
-        };
+        let config: PostgresConfig = decl.config()?;
+        let invalid =
+            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
         for (i, t) in config.tables.iter().enumerate() {
             if t.mode == PgMode::Cdc && (t.query.is_some() || t.cursor.is_some()) {
                 return Err(invalid(
@@ -337,14 +331,7 @@ mod tests {
     use super::*;
 
     fn decl(text: &str) -> SourceDecl {
-        SourceDecl {
-            name: "shop".into(),
-            kind: "postgres".into(),
-            owner: None,
-            tables: Vec::new(),
-            path: "sources/shop.yml".into(),
-            text: text.into(),
-        }
+        SourceDecl::parse(std::path::Path::new("sources/shop.yml"), text).unwrap()
     }
 
     fn parse(text: &str) -> Result<PostgresSource, IngestError> {

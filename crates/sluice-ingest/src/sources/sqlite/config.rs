@@ -21,35 +21,14 @@ use crate::landing::Pii;
 ///     pii: {email: hash}
 /// ```
 #[derive(Debug, Clone, Deserialize)]
+///
+/// The fields every source shares (`name`, `kind`, `owner`, `description`, `schedule`, `catchup`,
+/// `freshness`, `policy`; per table `description`, `tags`, `schedule`, `freshness`) are read once
+/// by `sluice_core::SourceDecl`; this struct is the rest of the file (`SourceDecl::config`).
 #[serde(deny_unknown_fields)]
 pub struct SqliteConfig {
-    /// Source name (default: the file name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Always `sqlite`.
-    pub kind: String,
     /// Path of the database file (relative to the project), `${ENV}` allowed.
     pub connection: String,
-    /// Who is alerted when it breaks.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// What the source is.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// When to ingest (cron or `@daily`), used by `sluice serve`.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
-    /// Ticks missed while `sluice serve` was down: `latest` (run once, the default) or `all`
-    /// (run once per missed tick). See docs/scheduling.md.
-    #[serde(default)]
-    pub catchup: Option<String>,
-    /// Retries, backoff, timeout and failure mode of this source's tables (`retries`, `retry_backoff`,
-    /// `max_retry_backoff`, `timeout`, `on_failure`); read by the orchestrator, see docs/scheduling.md.
-    #[serde(default)]
-    pub policy: Option<serde_json::Value>,
     /// Rows per Arrow batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -85,12 +64,6 @@ pub use crate::sources::table_load::Mode;
 pub struct SqliteTable {
     /// Table name in the database and in bronze.
     pub name: String,
-    /// What the table holds.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Tags for selection.
-    #[serde(default)]
-    pub tags: Vec<String>,
     /// `full` or `incremental`.
     #[serde(default)]
     pub mode: Mode,
@@ -106,10 +79,4 @@ pub struct SqliteTable {
     /// Read this SELECT instead of the whole table.
     #[serde(default)]
     pub query: Option<String>,
-    /// Per-table schedule override.
-    #[serde(default)]
-    pub schedule: Option<String>,
-    /// Freshness SLA (`{warn_after, error_after}`); read by sluice-monitor, see docs/alerts.md.
-    #[serde(default)]
-    pub freshness: Option<serde_json::Value>,
 }

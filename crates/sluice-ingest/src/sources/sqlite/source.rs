@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
-use sluice_core::yaml::parse_yaml;
 
 use super::config::{Mode, SqliteConfig, SqliteTable};
 use super::read::{ReadRequest, read_chunks};
@@ -25,14 +24,9 @@ pub struct SqliteSource {
 impl SqliteSource {
     /// Parses and validates a source file of kind `sqlite`.
     pub fn from_decl(decl: &SourceDecl, root: &Path) -> Result<Self, IngestError> {
-        let config: SqliteConfig = parse_yaml(&decl.path, &decl.text)?;
-        let invalid = |field: String, message: String| {
-            IngestError::Config(sluice_core::ConfigError::Invalid {
-                path: decl.path.clone(),
-                field,
-                message,
-            })
-        };
+        let config: SqliteConfig = decl.config()?;
+        let invalid =
+            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
         for (i, t) in config.tables.iter().enumerate() {
             if t.mode == Mode::Incremental && t.cursor.is_none() {
                 return Err(invalid(
