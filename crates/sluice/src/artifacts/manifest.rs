@@ -39,7 +39,11 @@ pub fn manifest(compiled: &CompiledProject, inv: &Invocation) -> Value {
         let path = decl
             .map(|d| relative(&compiled.project.root, &d.path))
             .unwrap_or_default();
-        let checksum = decl.map(|d| sha256(d.text.as_bytes())).unwrap_or_default();
+        // dbt's checksum is of the file as written (a target's connection override is not a change).
+        let checksum = decl
+            .and_then(|d| std::fs::read(&d.path).ok())
+            .map(|bytes| sha256(&bytes))
+            .unwrap_or_default();
         parents.insert(id.clone(), Vec::new());
         sources.insert(
             id.clone(),
