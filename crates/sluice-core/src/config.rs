@@ -31,6 +31,11 @@ pub struct ProjectConfig {
     /// Alert channels by owner name (`default`: owners without one); see docs/alerts.md.
     #[serde(default)]
     pub owners: BTreeMap<String, crate::alerts::AlertChannel>,
+    /// The SQL dialect models are written in (`duckdb`, `snowflake`, `bigquery`, `databricks`,
+    /// `postgres`; default: DataFusion's own): models then compute what that warehouse would
+    /// (docs/coming-from-dbt.md). A dbt project takes it from its profile.
+    #[serde(default)]
+    pub dialect: Option<String>,
 }
 
 fn default_lake() -> String {

@@ -78,13 +78,17 @@ impl Engine {
         let runtime = runtime
             .build_arc()
             .map_err(|e| TransformError::Query(e.to_string()))?;
-        let state = SessionStateBuilder::new()
+        let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rule(Arc::new(ValueSizeRule))
-            .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)))
-            .build();
+            .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)));
+        // A project written for a warehouse gets that warehouse's semantics (crate::dialect).
+        let state = project
+            .map(|p| p.dialect)
+            .unwrap_or_default()
+            .build_state(builder);
         let ctx = SessionContext::new_with_state(state);
         let catalog = MemoryCatalogProvider::new();
         for s in SCHEMAS {
