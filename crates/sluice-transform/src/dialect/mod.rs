@@ -10,7 +10,7 @@
 //!
 //! | difference | how | module |
 //! |---|---|---|
-//! | integer `/` integer | float (or Snowflake's `NUMBER(38,6)`) division, the dialect's division by zero | [`divide`] |
+//! | integer `/` integer (and decimals in DuckDB, Snowflake) | float division, or Snowflake's `NUMBER` scale rule; the dialect's division by zero | [`divide`] |
 //! | `concat()` with a NULL argument | NULL in Snowflake, BigQuery, Databricks | [`rewrite`] |
 //! | float/decimal → integer casts | rounded (DataFusion truncates) | [`rewrite`] |
 //! | `date ± integer` (days), `date - date` (days) | rewritten to day arithmetic | [`rewrite`] |
@@ -104,12 +104,15 @@ impl fmt::Display for Dialect {
 pub enum IntegerDivision {
     /// Truncating integer division (DataFusion, PostgreSQL).
     Integer,
-    /// `DOUBLE` division; dividing by zero gives ±infinity or NaN (DuckDB, IEEE 754).
+    /// `DOUBLE` division, for integers and decimals; dividing by zero gives ±infinity or NaN (DuckDB,
+    /// IEEE 754).
     FloatIeee,
-    /// `DOUBLE` division; dividing by zero is an error (BigQuery, Databricks with ANSI mode).
+    /// `DOUBLE` division of integers (decimals divide as in DataFusion); dividing by zero is an error
+    /// (BigQuery, Databricks with ANSI mode).
     FloatStrict,
-    /// `NUMBER(38, 6)` division rounded half away from zero; dividing by zero is an error (Snowflake).
-    Decimal6,
+    /// `NUMBER` division with the dividend's scale plus six (at most twelve), rounded half away from
+    /// zero, for integers and decimals; dividing by zero is an error (Snowflake).
+    SnowflakeNumber,
 }
 
 /// How a float or decimal value cast to an integer type is rounded.
@@ -143,7 +146,7 @@ impl Dialect {
             Dialect::DataFusion | Dialect::Postgres => IntegerDivision::Integer,
             Dialect::DuckDb => IntegerDivision::FloatIeee,
             Dialect::BigQuery | Dialect::Databricks => IntegerDivision::FloatStrict,
-            Dialect::Snowflake => IntegerDivision::Decimal6,
+            Dialect::Snowflake => IntegerDivision::SnowflakeNumber,
         }
     }
 

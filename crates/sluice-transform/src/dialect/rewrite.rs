@@ -89,7 +89,7 @@ fn is_decimal(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Decimal32(..)
-            | DataType::Decimal64(..)
+            | DataType::SnowflakeNumber4(..)
             | DataType::Decimal128(..)
             | DataType::Decimal256(..)
     )
@@ -111,9 +111,11 @@ fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transf
             left,
             op: Operator::Divide,
             right,
-        }) if dialect.integer_division() != IntegerDivision::Integer
-            && type_of(&left, schema).is_some_and(|t| is_integer(&t))
-            && type_of(&right, schema).is_some_and(|t| is_integer(&t)) =>
+        }) if divides_differently(
+            dialect,
+            type_of(&left, schema).as_ref(),
+            type_of(&right, schema).as_ref(),
+        ) =>
         {
             Ok(Transformed::yes(DialectDivide::call(
                 dialect.integer_division(),
@@ -138,6 +140,21 @@ fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transf
             }
         }
         other => Ok(Transformed::no(other)),
+    }
+}
+
+/// Whether the dialect divides these operand types differently from DataFusion: integers (all but
+/// PostgreSQL), and decimals in DuckDB (a `DOUBLE`) and Snowflake (its own scale). BigQuery's
+/// `NUMERIC` and Spark's decimals divide as DataFusion's do (Spark's scale rule is DataFusion's).
+fn divides_differently(dialect: Dialect, left: Option<&DataType>, right: Option<&DataType>) -> bool {
+    let (Some(l), Some(r)) = (left, right) else {
+        return false;
+    };
+    let exact = |t: &DataType| is_integer(t) || is_decimal(t);
+    match dialect.integer_division() {
+        IntegerDivision::Integer => false,
+        IntegerDivision::FloatStrict => is_integer(l) && is_integer(r),
+        IntegerDivision::FloatIeee | IntegerDivision::SnowflakeNumber => exact(l) && exact(r),
     }
 }
 

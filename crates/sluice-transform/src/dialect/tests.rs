@@ -91,8 +91,24 @@ async fn integer_division_per_dialect() {
     // Literals too, and Snowflake rounds its sixth place half away from zero.
     assert_eq!(one(Dialect::Snowflake, "select -2 / 3").await, "-0.666667");
     assert_eq!(one(Dialect::DuckDb, "select 1 / 4").await, "0.25");
-    // Float and decimal division are left to DataFusion.
+    // Float division is left to DataFusion.
     assert_eq!(one(Dialect::DuckDb, "select f / 2 from t order by a").await, "1.25,-1.25");
+}
+
+#[tokio::test]
+async fn decimal_division_per_dialect() {
+    let sql = "select cast('10.01' as decimal(10,2)) / cast('1.1' as decimal(5,1))";
+    // Snowflake: the dividend's scale plus six.
+    assert_eq!(one(Dialect::Snowflake, sql).await, "9.10000000");
+    // DuckDB divides decimals as DOUBLEs.
+    assert_eq!(one(Dialect::DuckDb, sql).await, "9.1");
+    let sql = "select cast('1.00' as decimal(10,2)) / 3";
+    assert_eq!(one(Dialect::Snowflake, sql).await, "0.33333333");
+    // BigQuery and Databricks keep DataFusion's decimal division (Spark's scale rule).
+    assert_eq!(
+        first_type(Dialect::Databricks, sql).await,
+        first_type(Dialect::DataFusion, sql).await
+    );
 }
 
 #[tokio::test]
