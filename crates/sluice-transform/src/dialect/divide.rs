@@ -30,7 +30,7 @@ pub fn snowflake_scale(s1: i8) -> i8 {
 fn scale_of(t: &DataType) -> i8 {
     match t {
         DataType::Decimal32(_, s)
-        | DataType::SnowflakeNumber4(_, s)
+        | DataType::Decimal64(_, s)
         | DataType::Decimal128(_, s)
         | DataType::Decimal256(_, s) => *s,
         _ => 0,

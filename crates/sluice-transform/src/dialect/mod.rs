@@ -13,17 +13,16 @@
 //! | integer `/` integer (and decimals in DuckDB, Snowflake) | float division, or Snowflake's `NUMBER` scale rule; the dialect's division by zero | [`divide`] |
 //! | `concat()` with a NULL argument | NULL in Snowflake, BigQuery, Databricks | [`rewrite`] |
 //! | float/decimal → integer casts | rounded (DataFusion truncates) | [`rewrite`] |
-//! | `date ± integer` (days), `date - date` (days) | rewritten to day arithmetic | [`rewrite`] |
+//! | `date ± integer` (days), `date - date` (days) | DataFusion already computes days, as DuckDB, PostgreSQL and Snowflake do | — |
 //! | one-argument `log(x)` | natural log in BigQuery and Databricks; BigQuery's `log(x, base)` order | [`rewrite`] |
 //! | NULL ordering of `ORDER BY` | the dialect's default (`nulls_last` in DuckDB, smallest in BigQuery/Spark) | [`Dialect::null_ordering`] |
 //!
 //! What cannot be matched is never changed silently: [`review`] finds it in the model files and
 //! `sluice validate` prints it with file and line. docs/coming-from-dbt.md has the full table.
 //!
-//! The rewrites run as DataFusion analyzer passes ([`rewrite::DialectRule`] after type coercion, then a
-//! second coercion pass; [`rewrite::DateArithmetic`] before it, since DataFusion refuses `date + int`
-//! during coercion), so they apply to every plan of a session opened for the project: model builds,
-//! views, checks and ad-hoc queries alike.
+//! The rewrites run as a DataFusion analyzer pass ([`rewrite::DialectRule`], after type coercion,
+//! then a second coercion pass), so they apply to every plan of a session opened for the project:
+//! model builds, views, checks and ad-hoc queries alike.
 
 pub mod divide;
 pub mod review;
@@ -35,7 +34,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 
@@ -168,20 +166,6 @@ impl Dialect {
         }
     }
 
-    /// Whether `date + integer` / `date - integer` add or subtract days (DataFusion refuses them).
-    pub fn date_plus_integer(self) -> bool {
-        self != Dialect::DataFusion
-    }
-
-    /// Whether `date - date` is a whole number of days (DataFusion, BigQuery and Spark give an
-    /// interval).
-    pub fn date_minus_date_is_days(self) -> bool {
-        matches!(
-            self,
-            Dialect::Postgres | Dialect::DuckDb | Dialect::Snowflake
-        )
-    }
-
     /// Whether one-argument `log(x)` is the natural logarithm (DataFusion: base 10).
     pub fn log_is_natural(self) -> bool {
         matches!(self, Dialect::BigQuery | Dialect::Databricks)
@@ -211,10 +195,9 @@ impl Dialect {
         self != Dialect::DataFusion
     }
 
-    /// Builds a session with this dialect's semantics: its analyzer passes (the post-coercion rule
+    /// Builds a session with this dialect's semantics: its analyzer pass (after type coercion, and
     /// followed by a second type coercion pass, so that expressions above a rewritten one, whose
-    /// type changed from integer to float, are coerced again; the date rewrite before coercion) and
-    /// its NULL ordering.
+    /// type changed from integer to float, are coerced again) and its NULL ordering.
     pub fn build_state(self, builder: SessionStateBuilder) -> SessionState {
         if !self.rewrites() {
             return builder.build();
@@ -223,12 +206,6 @@ impl Dialect {
             .with_analyzer_rule(Arc::new(rewrite::DialectRule::new(self)))
             .with_analyzer_rule(Arc::new(TypeCoercion::new()))
             .build();
-        // Registering a function rewrite cannot fail (DataFusion's signature allows it to).
-        if let Err(e) =
-            state.register_function_rewrite(Arc::new(rewrite::DateArithmetic::new(self)))
-        {
-            tracing::warn!(error = %e, dialect = %self, "date arithmetic rewrite not registered");
-        }
         state
             .config_mut()
             .options_mut()

@@ -1,19 +1,16 @@
 //! The analyzer passes that give a plan its dialect's semantics.
 //!
 //! [`DialectRule`] runs after DataFusion's type coercion, when every operand has its final type, so
-//! it can tell an integer division from a float one. It rewrites bottom-up and recomputes each node's
-//! schema, so a parent sees the new types of its inputs (`amount / 100` is a `DOUBLE` one level up);
+//! it can tell an integer division from a float one. It rewrites bottom-up and recomputes every
+//! node's schema, so a parent sees the new types of its inputs (`amount / 100` is a `DOUBLE` one level up);
 //! the session then runs type coercion once more for the expressions above. Output column names are
 //! kept ([`NamePreserver`]), so a rewrite never renames a model's columns.
-//!
-//! [`DateArithmetic`] runs before coercion (as a function rewrite), because DataFusion refuses
-//! `date + integer` while coercing.
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
-use datafusion::logical_expr::expr_rewriter::{FunctionRewrite, NamePreserver};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, binary_expr, lit, when,
@@ -49,11 +46,9 @@ impl AnalyzerRule for DialectRule {
                 let t = expr.transform_up(|e| rewrite_expr(self.dialect, e, &schema))?;
                 Ok(t.update_data(|e| name.restore(e)))
             })?;
-            if rewritten.transformed {
-                rewritten.map_data(|p| p.recompute_schema())
-            } else {
-                Ok(rewritten)
-            }
+            // Every node, rewritten or not, takes its inputs' new types (an alias above a
+            // rewritten projection too), so that its parent's rewrites see them.
+            rewritten.map_data(|p| p.recompute_schema())
         })
         .map(|t| t.data)
     }
@@ -89,7 +84,7 @@ fn is_decimal(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Decimal32(..)
-            | DataType::SnowflakeNumber4(..)
+            | DataType::Decimal64(..)
             | DataType::Decimal128(..)
             | DataType::Decimal256(..)
     )
@@ -219,74 +214,5 @@ fn rewrite_function(
             )))
         }
         _ => Ok(Transformed::no(Expr::ScalarFunction(f))),
-    }
-}
-
-/// The pre-coercion pass: `date ± integer` adds or subtracts days, and `date - date` is a number of
-/// days where the dialect says so.
-#[derive(Debug)]
-pub struct DateArithmetic {
-    dialect: Dialect,
-}
-
-impl DateArithmetic {
-    /// The pass for `dialect`.
-    pub fn new(dialect: Dialect) -> Self {
-        Self { dialect }
-    }
-}
-
-fn days_of(date: Expr) -> Expr {
-    Expr::Cast(Cast::new(
-        Box::new(Expr::Cast(Cast::new(Box::new(date), DataType::Int32))),
-        DataType::Int64,
-    ))
-}
-
-fn date_of_days(days: Expr) -> Expr {
-    Expr::Cast(Cast::new(
-        Box::new(Expr::Cast(Cast::new(Box::new(days), DataType::Int32))),
-        DataType::Date32,
-    ))
-}
-
-fn as_i64(e: Expr) -> Expr {
-    Expr::Cast(Cast::new(Box::new(e), DataType::Int64))
-}
-
-impl FunctionRewrite for DateArithmetic {
-    fn name(&self) -> &str {
-        "sluice_date_arithmetic"
-    }
-
-    fn rewrite(
-        &self,
-        expr: Expr,
-        schema: &DFSchema,
-        _config: &ConfigOptions,
-    ) -> DfResult<Transformed<Expr>> {
-        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
-            return Ok(Transformed::no(expr));
-        };
-        let lt = type_of(&left, schema);
-        let rt = type_of(&right, schema);
-        let date = |t: &Option<DataType>| matches!(t, Some(DataType::Date32));
-        let int = |t: &Option<DataType>| t.as_ref().is_some_and(is_integer);
-        let out = match op {
-            Operator::Plus if self.dialect.date_plus_integer() && date(&lt) && int(&rt) => {
-                date_of_days(days_of(*left) + as_i64(*right))
-            }
-            Operator::Plus if self.dialect.date_plus_integer() && int(&lt) && date(&rt) => {
-                date_of_days(as_i64(*left) + days_of(*right))
-            }
-            Operator::Minus if self.dialect.date_plus_integer() && date(&lt) && int(&rt) => {
-                date_of_days(days_of(*left) - as_i64(*right))
-            }
-            Operator::Minus if self.dialect.date_minus_date_is_days() && date(&lt) && date(&rt) => {
-                days_of(*left) - days_of(*right)
-            }
-            _ => return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right }))),
-        };
-        Ok(Transformed::yes(out))
     }
 }
