@@ -52,7 +52,9 @@ pub fn dialect(
         let name = v
             .as_str()
             .ok_or_else(|| invalid(format!("expected a dialect name, found {v}")))?;
-        let dialect = name.parse::<Dialect>().map_err(|e| invalid(e.to_string()))?;
+        let dialect = name
+            .parse::<Dialect>()
+            .map_err(|e| invalid(e.to_string()))?;
         return Ok(DialectSource {
             dialect: Some(dialect),
             from: format!("vars.{DIALECT_VAR}"),
@@ -103,7 +105,12 @@ fn from_profile(file: &Path, name: &str, profile: &Value) -> Result<DialectSourc
     let outputs = profile
         .get("outputs")
         .and_then(Value::as_mapping)
-        .ok_or_else(|| invalid(format!("{name}.outputs"), "expected a map of targets".into()))?;
+        .ok_or_else(|| {
+            invalid(
+                format!("{name}.outputs"),
+                "expected a map of targets".into(),
+            )
+        })?;
     let named = profile
         .get("target")
         .and_then(Value::as_str)
@@ -125,16 +132,13 @@ fn from_profile(file: &Path, name: &str, profile: &Value) -> Result<DialectSourc
             }
         }
     };
-    let adapter = output
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            invalid(
-                format!("{name}.outputs.{target}.type"),
-                "expected the adapter type (duckdb, snowflake, bigquery, databricks, postgres, …)"
-                    .into(),
-            )
-        })?;
+    let adapter = output.get("type").and_then(Value::as_str).ok_or_else(|| {
+        invalid(
+            format!("{name}.outputs.{target}.type"),
+            "expected the adapter type (duckdb, snowflake, bigquery, databricks, postgres, …)"
+                .into(),
+        )
+    })?;
     let from = format!("{}: {name}.outputs.{target}", file.display());
     let dialect = adapter.parse::<Dialect>().ok();
     if dialect.is_none() {
@@ -169,10 +173,20 @@ mod tests {
         )
         .unwrap();
         let dbt = project("name: jaffle_shop\nprofile: jaffle\n");
-        let d = dialect(dir.path(), Path::new("dbt_project.yml"), &dbt, &BTreeMap::new()).unwrap();
+        let d = dialect(
+            dir.path(),
+            Path::new("dbt_project.yml"),
+            &dbt,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(d.dialect, Some(Dialect::Snowflake));
         assert_eq!(d.adapter.as_deref(), Some("snowflake"));
-        assert!(d.from.ends_with("profiles.yml: jaffle.outputs.prod"), "{}", d.from);
+        assert!(
+            d.from.ends_with("profiles.yml: jaffle.outputs.prod"),
+            "{}",
+            d.from
+        );
     }
 
     #[test]

@@ -181,7 +181,9 @@ fn the_jaffle_fixture_is_planned_as_duckdb_and_its_unmatched_semantics_are_repor
     assert_eq!(dbt.dialect.dialect, Some(sluice_transform::Dialect::DuckDb));
     assert_eq!(dbt.dialect.adapter.as_deref(), Some("duckdb"));
     assert!(
-        dbt.dialect.from.ends_with("profiles.yml: jaffle_shop.outputs.dev"),
+        dbt.dialect
+            .from
+            .ends_with("profiles.yml: jaffle_shop.outputs.dev"),
         "{}",
         dbt.dialect.from
     );

@@ -187,7 +187,11 @@ async fn the_jaffle_fixture_means_what_its_adapter_means() {
         (
             None,
             "100.0",
-            ["1|35.01|2018-01-04", "2|15.0|2018-02-02", "3|49.99|2018-03-03"],
+            [
+                "1|35.01|2018-01-04",
+                "2|15.0|2018-02-02",
+                "3|49.99|2018-03-03",
+            ],
             ["1|Michael P.|35", "2|Shawn |50", "3|Kathleen M.|15"],
         ),
         // PostgreSQL: integer division (DataFusion's own), cents are lost.
@@ -212,7 +216,11 @@ async fn the_jaffle_fixture_means_what_its_adapter_means() {
         (
             Some("databricks"),
             "100.0",
-            ["1|35.01|2018-01-04", "2|15.0|2018-02-02", "3|49.99|2018-03-03"],
+            [
+                "1|35.01|2018-01-04",
+                "2|15.0|2018-02-02",
+                "3|49.99|2018-03-03",
+            ],
             ["1|Michael P.|35", "2|-|49", "3|Kathleen M.|15"],
         ),
     ];
@@ -230,7 +238,13 @@ async fn the_jaffle_fixture_means_what_its_adapter_means() {
         }
         let (engine, summary) = run_once(dir).await;
         for n in &summary.nodes {
-            assert_eq!(n.status, NodeStatus::Success, "{var:?} {}: {:?}", n.node, n.error);
+            assert_eq!(
+                n.status,
+                NodeStatus::Success,
+                "{var:?} {}: {:?}",
+                n.node,
+                n.error
+            );
         }
         assert_eq!(
             rows(&engine, "select round(sum(amount), 6) from gold.orders").await,
@@ -238,7 +252,11 @@ async fn the_jaffle_fixture_means_what_its_adapter_means() {
             "{var:?}"
         );
         assert_eq!(
-            rows(&engine, "select order_id, round(amount, 6), ship_by from gold.orders order by order_id").await,
+            rows(
+                &engine,
+                "select order_id, round(amount, 6), ship_by from gold.orders order by order_id"
+            )
+            .await,
             orders,
             "{var:?}"
         );

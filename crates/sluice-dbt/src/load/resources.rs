@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use serde_json::Value as Json;
+use sluice_core::ConfigError;
 use sluice_core::macros::{MacroFile, load_macros};
 use sluice_core::yaml::read_text;
-use sluice_core::ConfigError;
 use sluice_transform::singular::SingularTest;
 
 use super::{Kind, Loader, Resource};

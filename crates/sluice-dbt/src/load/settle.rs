@@ -99,7 +99,13 @@ impl Loader {
         props.tags = tags;
         self.report_config(&r.path, &config);
         self.render_descriptions(&mut props, &props_path, r.kind, &r.name, docs);
-        let layer = layer_of(layers, r.kind, &config, r.sql_schema.as_deref(), r.first_folder.as_deref());
+        let layer = layer_of(
+            layers,
+            r.kind,
+            &config,
+            r.sql_schema.as_deref(),
+            r.first_folder.as_deref(),
+        );
         for key in SETTLED_KEYS {
             config.remove(*key);
         }

@@ -160,7 +160,8 @@ fn snowflake_divide(
     // a / 10^s1 ÷ b / 10^s2 = (a · 10^(scale - s1 + s2) / b) / 10^scale.
     let shift = u32::try_from(i32::from(scale) - i32::from(s1) + i32::from(s2)).unwrap_or(0);
     let factor = 10i128.pow(shift);
-    let mut out = Decimal128Builder::with_capacity(left.len()).with_precision_and_scale(38, scale)?;
+    let mut out =
+        Decimal128Builder::with_capacity(left.len()).with_precision_and_scale(38, scale)?;
     for i in 0..left.len() {
         if left.is_null(i) || right.is_null(i) {
             out.append_null();

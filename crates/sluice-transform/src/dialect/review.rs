@@ -124,7 +124,10 @@ pub fn review_text(dialect: Dialect, path: &Path, text: &str) -> Vec<DialectNote
             continue;
         }
         let name = w.value.to_ascii_lowercase();
-        for c in checks.iter().filter(|c| c.function.contains(&name.as_str())) {
+        for c in checks
+            .iter()
+            .filter(|c| c.function.contains(&name.as_str()))
+        {
             let args = arguments(&tokens[i + 2..]);
             if (c.matches)(&args) {
                 notes.push(DialectNote {
@@ -179,10 +182,7 @@ fn blank_jinja(text: &str) -> String {
         };
         out.push_str(&rest[..start]);
         let body = &rest[start..];
-        let end = body[2..]
-            .find(close)
-            .map(|e| e + 4)
-            .unwrap_or(body.len());
+        let end = body[2..].find(close).map(|e| e + 4).unwrap_or(body.len());
         out.extend(
             body[..end]
                 .chars()

@@ -74,10 +74,7 @@ fn is_integer(t: &DataType) -> bool {
 }
 
 fn is_float(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Float16 | DataType::Float32 | DataType::Float64
-    )
+    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
 }
 
 fn is_decimal(t: &DataType) -> bool {
@@ -130,7 +127,10 @@ fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transf
         }
         Expr::TryCast(TryCast { expr, field }) if field.data_type().is_integer() => {
             match rounded(dialect, &expr, schema) {
-                Some(r) => Ok(Transformed::yes(Expr::TryCast(TryCast { expr: Box::new(r), field }))),
+                Some(r) => Ok(Transformed::yes(Expr::TryCast(TryCast {
+                    expr: Box::new(r),
+                    field,
+                }))),
                 None => Ok(Transformed::no(Expr::TryCast(TryCast { expr, field }))),
             }
         }
@@ -141,7 +141,11 @@ fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transf
 /// Whether the dialect divides these operand types differently from DataFusion: integers (all but
 /// PostgreSQL), and decimals in DuckDB (a `DOUBLE`) and Snowflake (its own scale). BigQuery's
 /// `NUMERIC` and Spark's decimals divide as DataFusion's do (Spark's scale rule is DataFusion's).
-fn divides_differently(dialect: Dialect, left: Option<&DataType>, right: Option<&DataType>) -> bool {
+fn divides_differently(
+    dialect: Dialect,
+    left: Option<&DataType>,
+    right: Option<&DataType>,
+) -> bool {
     let (Some(l), Some(r)) = (left, right) else {
         return false;
     };

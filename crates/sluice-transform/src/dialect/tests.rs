@@ -92,7 +92,10 @@ async fn integer_division_per_dialect() {
     assert_eq!(one(Dialect::Snowflake, "select -2 / 3").await, "-0.666667");
     assert_eq!(one(Dialect::DuckDb, "select 1 / 4").await, "0.25");
     // Float division is left to DataFusion.
-    assert_eq!(one(Dialect::DuckDb, "select f / 2 from t order by a").await, "1.25,-1.25");
+    assert_eq!(
+        one(Dialect::DuckDb, "select f / 2 from t order by a").await,
+        "1.25,-1.25"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +117,11 @@ async fn decimal_division_per_dialect() {
 #[tokio::test]
 async fn division_by_zero_per_dialect() {
     let sql = "select a / (b - b) from t order by a";
-    assert!(one(Dialect::DataFusion, sql).await.contains("Divide by zero"));
+    assert!(
+        one(Dialect::DataFusion, sql)
+            .await
+            .contains("Divide by zero")
+    );
     assert_eq!(one(Dialect::DuckDb, sql).await, "inf,inf");
     for d in [Dialect::Snowflake, Dialect::BigQuery, Dialect::Databricks] {
         let out = one(d, sql).await;
@@ -125,16 +132,17 @@ async fn division_by_zero_per_dialect() {
 #[tokio::test]
 async fn a_rewritten_division_keeps_its_name_and_types_propagate() {
     let names = |d| async move {
-        run(d, "select a / b, a / b as q from t")
-            .await
-            .unwrap()[0]
+        run(d, "select a / b, a / b as q from t").await.unwrap()[0]
             .schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(names(Dialect::DuckDb).await, names(Dialect::DataFusion).await);
+    assert_eq!(
+        names(Dialect::DuckDb).await,
+        names(Dialect::DataFusion).await
+    );
     // The outer query sees a DOUBLE: its filter, arithmetic and aggregate are coerced to it.
     let sql = "select sum(q * 2) from (select a / b as q from t) where q > 1.5";
     assert_eq!(one(Dialect::DuckDb, sql).await, "10.98");
@@ -194,7 +202,10 @@ async fn float_to_integer_casts_per_dialect() {
     assert_eq!(one(Dialect::Postgres, sql).await, "3");
     assert_eq!(one(Dialect::Snowflake, sql).await, "3");
     // `::` is the same cast.
-    assert_eq!(one(Dialect::Snowflake, "select f::int from t order by a").await, "3,-3");
+    assert_eq!(
+        one(Dialect::Snowflake, "select f::int from t order by a").await,
+        "3,-3"
+    );
 }
 
 #[tokio::test]
@@ -251,10 +262,17 @@ async fn null_ordering_per_dialect() {
 #[tokio::test]
 async fn substr_from_zero_is_datafusion_postgres_style() {
     // What the review reports for Snowflake, BigQuery and Databricks (which read 0 as 1: 'al').
-    assert_eq!(one(Dialect::DataFusion, "select substr('alphabet', 0, 3)").await, "al");
+    assert_eq!(
+        one(Dialect::DataFusion, "select substr('alphabet', 0, 3)").await,
+        "al"
+    );
     // And the to_char template it reports.
     assert_eq!(
-        one(Dialect::DataFusion, "select to_char(date '2024-01-02', 'YYYY-MM-DD')").await,
+        one(
+            Dialect::DataFusion,
+            "select to_char(date '2024-01-02', 'YYYY-MM-DD')"
+        )
+        .await,
         "YYYY-MM-DD"
     );
 }
@@ -280,7 +298,10 @@ fn review_reports_what_is_not_matched_with_file_and_line() {
         lines[1]
     );
     // DuckDB reads substr like DataFusion: only the template is reported.
-    assert_eq!(super::review::review_text(Dialect::DuckDb, p, text).len(), 1);
+    assert_eq!(
+        super::review::review_text(Dialect::DuckDb, p, text).len(),
+        1
+    );
     // No dialect, no notes.
     assert!(super::review::review_text(Dialect::DataFusion, p, text).is_empty());
 }
