@@ -39,6 +39,11 @@ pub struct ProjectConfig {
     /// connection of any source, and vars. `sluice --target prod run` picks one.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
+    /// The SQL dialect models are written in (`duckdb`, `snowflake`, `bigquery`, `databricks`,
+    /// `postgres`; default: DataFusion's own): models then compute what that warehouse would
+    /// (docs/coming-from-dbt.md). A dbt project takes it from its profile.
+    #[serde(default)]
+    pub dialect: Option<String>,
 }
 
 /// One entry of `targets:` in `sluice.yml`.

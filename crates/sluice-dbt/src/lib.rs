@@ -21,6 +21,7 @@ pub mod docs;
 mod files;
 pub mod layers;
 pub mod load;
+pub mod profile;
 pub mod project_file;
 pub mod properties;
 pub mod snapshots;

@@ -171,3 +171,46 @@ fn template_errors_point_into_macro_files() {
     assert!(text.contains("macros/m.sql:4: template error"), "{text}");
     assert!(text.contains("models/c.sql:3: template error"), "{text}");
 }
+
+/// The jaffle_shop-like fixture names dbt-duckdb in its profile: it compiles under DuckDB's dialect,
+/// and the one expression whose DuckDB meaning Sluice does not reproduce is reported with its line.
+#[test]
+fn the_jaffle_fixture_is_planned_as_duckdb_and_its_unmatched_semantics_are_reported() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jaffle_dialect");
+    let dbt = sluice_dbt::load(&dir).unwrap();
+    assert_eq!(dbt.dialect.dialect, Some(sluice_transform::Dialect::DuckDb));
+    assert_eq!(dbt.dialect.adapter.as_deref(), Some("duckdb"));
+    assert!(
+        dbt.dialect
+            .from
+            .ends_with("profiles.yml: jaffle_shop.outputs.dev"),
+        "{}",
+        dbt.dialect.from
+    );
+    let compiled = sluice_dbt::compile(dbt).unwrap();
+    assert_eq!(compiled.dialect, sluice_transform::Dialect::DuckDb);
+    let notes: Vec<String> = sluice_transform::dialect::review(&compiled)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let orders = dir.join("models/marts/orders.sql");
+    assert_eq!(
+        notes,
+        [format!(
+            "{}:12: duckdb semantics not matched: `to_char(…)`: a format template such as \
+             'YYYY-MM-DD' is printed literally by DataFusion's to_char, which takes strftime \
+             patterns ('%Y-%m-%d'); write the strftime pattern",
+            std::path::absolute(&orders).unwrap().display()
+        )]
+    );
+}
+
+/// A project without a profile keeps DataFusion's semantics (and `sluice_dialect` names one).
+#[test]
+fn the_shop_fixture_has_no_profile_and_keeps_datafusion_semantics() {
+    let dbt = sluice_dbt::load(&fixture("dbt_shop")).unwrap();
+    assert_eq!(dbt.dialect.dialect, None);
+    let compiled = sluice_dbt::compile(dbt).unwrap();
+    assert_eq!(compiled.dialect, sluice_transform::Dialect::DataFusion);
+    assert!(sluice_transform::dialect::review(&compiled).is_empty());
+}

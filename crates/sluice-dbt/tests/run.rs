@@ -175,3 +175,95 @@ async fn the_shop_fixture_runs_across_changes() {
         ["5"]
     );
 }
+
+/// The jaffle_shop-like fixture (written for dbt-duckdb) under the dialect its profile names, and
+/// under others by `vars.sluice_dialect`: `amount / 100` over integer cents, `concat` with a NULL
+/// last name, `date + 3`, and a float cast to an integer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jaffle_fixture_means_what_its_adapter_means() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jaffle_dialect");
+    let cases: [(Option<&str>, &str, [&str; 3], [&str; 3]); 4] = [
+        // The profile: dbt-duckdb. Float division; concat skips NULL; casts round.
+        (
+            None,
+            "100.0",
+            [
+                "1|35.01|2018-01-04",
+                "2|15.0|2018-02-02",
+                "3|49.99|2018-03-03",
+            ],
+            ["1|Michael P.|35", "2|Shawn |50", "3|Kathleen M.|15"],
+        ),
+        // PostgreSQL: integer division (DataFusion's own), cents are lost.
+        (
+            Some("postgres"),
+            "98",
+            ["1|35|2018-01-04", "2|14|2018-02-02", "3|49|2018-03-03"],
+            ["1|Michael P.|35", "2|Shawn |49", "3|Kathleen M.|14"],
+        ),
+        // Snowflake: NUMBER(38,6) division; concat with NULL is NULL.
+        (
+            Some("snowflake"),
+            "100.000000",
+            [
+                "1|35.010000|2018-01-04",
+                "2|15.000000|2018-02-02",
+                "3|49.990000|2018-03-03",
+            ],
+            ["1|Michael P.|35", "2|-|50", "3|Kathleen M.|15"],
+        ),
+        // Databricks: DOUBLE division, concat with NULL is NULL, casts truncate.
+        (
+            Some("databricks"),
+            "100.0",
+            [
+                "1|35.01|2018-01-04",
+                "2|15.0|2018-02-02",
+                "3|49.99|2018-03-03",
+            ],
+            ["1|Michael P.|35", "2|-|49", "3|Kathleen M.|15"],
+        ),
+    ];
+    for (var, total, orders, customers) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        copy_dir(&fixture, dir);
+        if let Some(d) = var {
+            let project = std::fs::read_to_string(dir.join("dbt_project.yml")).unwrap();
+            write(
+                dir,
+                "dbt_project.yml",
+                &format!("{project}\nvars:\n  sluice_dialect: {d}\n"),
+            );
+        }
+        let (engine, summary) = run_once(dir).await;
+        for n in &summary.nodes {
+            assert_eq!(
+                n.status,
+                NodeStatus::Success,
+                "{var:?} {}: {:?}",
+                n.node,
+                n.error
+            );
+        }
+        assert_eq!(
+            rows(&engine, "select round(sum(amount), 6) from gold.orders").await,
+            [total],
+            "{var:?}"
+        );
+        assert_eq!(
+            rows(
+                &engine,
+                "select order_id, round(amount, 6), ship_by from gold.orders order by order_id"
+            )
+            .await,
+            orders,
+            "{var:?}"
+        );
+        assert_eq!(
+            rows(&engine, "select customer_id, full_name, lifetime_value_rounded from gold.customers order by customer_id").await,
+            customers,
+            "{var:?}"
+        );
+    }
+}

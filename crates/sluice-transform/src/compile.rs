@@ -296,6 +296,8 @@ pub struct CompiledProject {
     pub graph: AssetGraph,
     /// Render scope (for run-time rendering).
     pub scope: RenderScope,
+    /// The SQL dialect the models are written in (`dialect:` / a dbt profile's adapter).
+    pub dialect: crate::dialect::Dialect,
 }
 
 impl CompiledProject {
@@ -507,6 +509,18 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
     if let Some(cycle) = graph.find_cycle() {
         errors.push(TransformError::Graph(GraphError::Cycle(cycle)));
     }
+    let dialect = match project.config.dialect.as_deref().map(str::parse) {
+        None => crate::dialect::Dialect::default(),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            errors.push(TransformError::Config {
+                path: project.root.join("sluice.yml"),
+                field: "dialect".into(),
+                message: e.to_string(),
+            });
+            crate::dialect::Dialect::default()
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -516,5 +530,6 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
         sources,
         graph,
         scope,
+        dialect,
     })
 }

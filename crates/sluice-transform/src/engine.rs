@@ -22,6 +22,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use sluice_lake::{Lake, TableId};
 
 use crate::compile::{CompiledProject, Materialized};
+use crate::dialect::Dialect;
 use crate::error::{Result, TransformError};
 use crate::guard::{SqlLimits, check_sql};
 use crate::isolate::{EngineOptions, IsolatingPlanner, ValueSizeRule};
@@ -35,6 +36,8 @@ pub const SCHEMAS: [&str; 5] = ["bronze", "silver", "gold", "quarantine", STAGIN
 pub struct Engine {
     ctx: SessionContext,
     lake: Lake,
+    /// The project's SQL dialect (crate::dialect).
+    dialect: Dialect,
 }
 
 impl std::fmt::Debug for Engine {
@@ -78,13 +81,15 @@ impl Engine {
         let runtime = runtime
             .build_arc()
             .map_err(|e| TransformError::Query(e.to_string()))?;
-        let state = SessionStateBuilder::new()
+        let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rule(Arc::new(ValueSizeRule))
-            .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)))
-            .build();
+            .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)));
+        // A project written for a warehouse gets that warehouse's semantics (crate::dialect).
+        let dialect = project.map(|p| p.dialect).unwrap_or_default();
+        let state = dialect.build_state(builder);
         let ctx = SessionContext::new_with_state(state);
         let catalog = MemoryCatalogProvider::new();
         for s in SCHEMAS {
@@ -96,6 +101,7 @@ impl Engine {
         let engine = Engine {
             ctx,
             lake: lake.clone(),
+            dialect,
         };
         for id in lake.list_tables().await? {
             engine.refresh_table(&id).await?;
@@ -198,7 +204,8 @@ impl Engine {
     pub async fn plan_within(&self, sql: &str, limits: &SqlLimits) -> Result<DataFrame> {
         check_sql(sql, limits).map_err(|e| TransformError::Limit(e.to_string()))?;
         check_no_file_access(sql)?;
-        self.ctx
+        let df = self
+            .ctx
             .sql_with_options(sql, read_only())
             .await
             .map_err(|e| {
@@ -212,7 +219,12 @@ impl Engine {
                 } else {
                     TransformError::Query(msg)
                 }
-            })
+            })?;
+        if self.dialect.rewrites() {
+            analyzed(df)
+        } else {
+            Ok(df)
+        }
     }
 
     /// Runs read-only SQL and collects the result.
@@ -232,6 +244,19 @@ impl Engine {
             .await
             .map_err(|e| TransformError::Query(e.to_string()))
     }
+}
+
+/// `df` with its plan analyzed, so that its schema has the types the dialect's rewrites give (an
+/// integer division that is a `DOUBLE` here): materializations take the output schema from the
+/// DataFrame, and the batches it produces must match it. Analyzing again at execution changes no
+/// value (every rewrite is idempotent).
+fn analyzed(df: DataFrame) -> Result<DataFrame> {
+    let (state, plan) = df.into_parts();
+    let plan = state
+        .analyzer()
+        .execute_and_check(plan, state.config_options(), |_, _| {})
+        .map_err(|e| TransformError::Query(e.to_string()))?;
+    Ok(DataFrame::new(state, plan))
 }
 
 /// DataFusion can read a file named in a FROM clause when URL tables are enabled (they are not here), and

@@ -15,6 +15,7 @@
 
 pub mod compile;
 pub mod cross_db;
+pub mod dialect;
 pub mod engine;
 pub mod ephemeral;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod singular;
 pub use compile::{
     CompiledModel, CompiledProject, Materialized, ModelConfig, SourceAsset, compile,
 };
+pub use dialect::Dialect;
 pub use engine::{Engine, pretty};
 pub use error::{Result, TransformError};
 pub use isolate::EngineOptions;

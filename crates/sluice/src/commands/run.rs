@@ -114,7 +114,14 @@ pub fn problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, V
     }
     let alerting = sluice_monitor::validate(compiled);
     problems.extend(alerting.errors);
-    (problems, alerting.warnings)
+    let mut warnings = alerting.warnings;
+    // What the project's SQL dialect means and Sluice does not compute the same way (file:line).
+    warnings.extend(
+        sluice_transform::dialect::review(compiled)
+            .iter()
+            .map(ToString::to_string),
+    );
+    (problems, warnings)
 }
 
 /// Options from the project defaults.

@@ -1,0 +1,245 @@
+//! The SQL dialect of a dbt project: the adapter its profile targets.
+//!
+//! A dbt project is written for one warehouse, named by the `type:` of its profile's target in
+//! `profiles.yml` (`duckdb`, `snowflake`, `bigquery`, `databricks`, `postgres`, …). Sluice plans the
+//! models with that warehouse's semantics ([`sluice_transform::dialect`]), so `amount / 100` means
+//! what its author saw. The var `sluice_dialect` in `dbt_project.yml` overrides the profile (or stands
+//! in for it when there is no `profiles.yml` at hand).
+//!
+//! `profiles.yml` is looked for where dbt looks: the project folder, `$DBT_PROFILES_DIR`, then
+//! `~/.dbt/`. The target is the profile's `target:` (dbt's default when it has none: `dev`), or its
+//! only output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value;
+use sluice_core::ConfigError;
+use sluice_core::yaml::parse_yaml;
+use sluice_transform::Dialect;
+
+use crate::project_file::DbtProjectFile;
+
+/// The var that names the dialect directly.
+pub const DIALECT_VAR: &str = "sluice_dialect";
+
+/// The dialect a project is planned in, and where it was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialectSource {
+    /// The dialect; `None`: DataFusion's own semantics (no profile found, or an adapter Sluice has no
+    /// dialect for).
+    pub dialect: Option<Dialect>,
+    /// Where it came from (`vars.sluice_dialect`, or `<profiles.yml>: <profile>.outputs.<target>`),
+    /// or why there is none.
+    pub from: String,
+    /// The adapter type as the profile names it (also when Sluice has no dialect for it).
+    pub adapter: Option<String>,
+}
+
+/// Reads the dialect of the dbt project at `root`.
+pub fn dialect(
+    root: &Path,
+    project_file: &Path,
+    dbt: &DbtProjectFile,
+    vars: &BTreeMap<String, serde_json::Value>,
+) -> Result<DialectSource, ConfigError> {
+    if let Some(v) = vars.get(DIALECT_VAR) {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: project_file.to_path_buf(),
+            field: format!("vars.{DIALECT_VAR}"),
+            message,
+        };
+        let name = v
+            .as_str()
+            .ok_or_else(|| invalid(format!("expected a dialect name, found {v}")))?;
+        let dialect = name
+            .parse::<Dialect>()
+            .map_err(|e| invalid(e.to_string()))?;
+        return Ok(DialectSource {
+            dialect: Some(dialect),
+            from: format!("vars.{DIALECT_VAR}"),
+            adapter: None,
+        });
+    }
+    let Some(profile) = dbt.other.get("profile").and_then(Value::as_str) else {
+        return Ok(DialectSource {
+            from: "dbt_project.yml names no profile".into(),
+            ..DialectSource::default()
+        });
+    };
+    for file in profile_files(root) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let profiles: BTreeMap<String, Value> = parse_yaml(&file, &text)?;
+        let Some(p) = profiles.get(profile) else {
+            continue;
+        };
+        return from_profile(&file, profile, p);
+    }
+    Ok(DialectSource {
+        from: format!("no profiles.yml with profile `{profile}` was found"),
+        ..DialectSource::default()
+    })
+}
+
+/// Where dbt looks for `profiles.yml`, in order.
+fn profile_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = vec![root.join("profiles.yml")];
+    if let Some(dir) = std::env::var_os("DBT_PROFILES_DIR") {
+        files.push(PathBuf::from(dir).join("profiles.yml"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        files.push(PathBuf::from(home).join(".dbt").join("profiles.yml"));
+    }
+    files
+}
+
+/// The adapter of a profile's target.
+fn from_profile(file: &Path, name: &str, profile: &Value) -> Result<DialectSource, ConfigError> {
+    let invalid = |field: String, message: String| ConfigError::Invalid {
+        path: file.to_path_buf(),
+        field,
+        message,
+    };
+    let outputs = profile
+        .get("outputs")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| {
+            invalid(
+                format!("{name}.outputs"),
+                "expected a map of targets".into(),
+            )
+        })?;
+    let named = profile
+        .get("target")
+        .and_then(Value::as_str)
+        // A rendered target (`{{ env_var('DBT_TARGET', 'dev') }}`) is not evaluated here.
+        .filter(|t| !t.contains("{{"))
+        .unwrap_or("dev");
+    let (target, output) = match outputs.get(named) {
+        Some(o) => (named.to_string(), o),
+        None => {
+            let mut all = outputs.iter();
+            match (all.next(), all.next()) {
+                (Some((k, o)), None) => (k.as_str().unwrap_or(named).to_string(), o),
+                _ => {
+                    return Err(invalid(
+                        format!("{name}.target"),
+                        format!("target `{named}` is not among the profile's outputs"),
+                    ));
+                }
+            }
+        }
+    };
+    let adapter = output.get("type").and_then(Value::as_str).ok_or_else(|| {
+        invalid(
+            format!("{name}.outputs.{target}.type"),
+            "expected the adapter type (duckdb, snowflake, bigquery, databricks, postgres, …)"
+                .into(),
+        )
+    })?;
+    let from = format!("{}: {name}.outputs.{target}", file.display());
+    let dialect = adapter.parse::<Dialect>().ok();
+    if dialect.is_none() {
+        tracing::warn!(
+            adapter,
+            profile = name,
+            "Sluice has no SQL dialect for this adapter: models run with DataFusion's semantics \
+             (set vars.{DIALECT_VAR} to choose one)"
+        );
+    }
+    Ok(DialectSource {
+        dialect,
+        from,
+        adapter: Some(adapter.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(text: &str) -> DbtProjectFile {
+        DbtProjectFile::load(Path::new("dbt_project.yml"), text).unwrap()
+    }
+
+    #[test]
+    fn reads_the_target_adapter_of_the_profile_in_the_project_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("profiles.yml"),
+            "other:\n  outputs:\n    dev: {type: postgres}\njaffle:\n  target: prod\n  outputs:\n    dev:\n      type: duckdb\n    prod:\n      type: snowflake\n      account: x\n",
+        )
+        .unwrap();
+        let dbt = project("name: jaffle_shop\nprofile: jaffle\n");
+        let d = dialect(
+            dir.path(),
+            Path::new("dbt_project.yml"),
+            &dbt,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(d.dialect, Some(Dialect::Snowflake));
+        assert_eq!(d.adapter.as_deref(), Some("snowflake"));
+        assert!(
+            d.from.ends_with("profiles.yml: jaffle.outputs.prod"),
+            "{}",
+            d.from
+        );
+    }
+
+    #[test]
+    fn the_var_wins_and_a_bad_var_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("profiles.yml"),
+            "jaffle:\n  outputs:\n    dev: {type: duckdb}\n",
+        )
+        .unwrap();
+        let dbt = project("name: jaffle_shop\nprofile: jaffle\n");
+        let mut vars = BTreeMap::new();
+        let d = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars).unwrap();
+        assert_eq!(d.dialect, Some(Dialect::DuckDb));
+        vars.insert(DIALECT_VAR.to_string(), serde_json::json!("bigquery"));
+        let d = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars).unwrap();
+        assert_eq!(d.dialect, Some(Dialect::BigQuery));
+        assert_eq!(d.from, "vars.sluice_dialect");
+        vars.insert(DIALECT_VAR.to_string(), serde_json::json!("oracle"));
+        let e = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "p.yml: field `vars.sluice_dialect`: `oracle` is not a known dialect; expected \
+             datafusion, postgres, duckdb, snowflake, bigquery or databricks"
+        );
+    }
+
+    #[test]
+    fn an_adapter_without_a_dialect_and_a_missing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("profiles.yml"),
+            "t:\n  outputs:\n    dev: {type: trino}\nu:\n  target: prod\n  outputs:\n    a: {type: duckdb}\n    b: {type: duckdb}\n",
+        )
+        .unwrap();
+        let d = dialect(
+            dir.path(),
+            Path::new("p.yml"),
+            &project("name: x\nprofile: t\n"),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!((d.dialect, d.adapter.as_deref()), (None, Some("trino")));
+        let e = dialect(
+            dir.path(),
+            Path::new("p.yml"),
+            &project("name: x\nprofile: u\n"),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("u.target") && e.contains("`prod`"), "{e}");
+    }
+}
