@@ -24,16 +24,6 @@ use crate::snapshots::parse_snapshots;
 use crate::unsupported::{Unsupported, find_line, scan_packages, scan_sql};
 use crate::{DbtError, DbtErrors};
 
-/// The materializations Sluice runs.
-const MATERIALIZATIONS: &[&str] = &[
-    "view",
-    "table",
-    "incremental",
-    "ephemeral",
-    "seed",
-    "snapshot",
-];
-
 /// A loaded dbt project.
 #[derive(Debug, Clone)]
 pub struct DbtProject {
@@ -430,7 +420,7 @@ pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
             }
         }
         if let Some(m) = config.get("materialized").and_then(Json::as_str)
-            && !MATERIALIZATIONS.contains(&m)
+            && !sluice_transform::materialize::dbt_accepts(m)
         {
             unsupported.push(Unsupported {
                 path: r.path.clone(),
