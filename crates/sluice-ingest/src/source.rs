@@ -198,6 +198,9 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("did you mean `mysql`"), "{err}");
-        assert!(err.contains("sqlite, files, postgres, mysql, http"), "{err}");
+        assert!(
+            err.contains("sqlite, files, postgres, mysql, http"),
+            "{err}"
+        );
     }
 }

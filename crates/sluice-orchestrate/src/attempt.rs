@@ -132,8 +132,8 @@ impl NodeExecutor for ProjectExecutor {
                 Ok(NodeOutput::default())
             } else if crate::export::is_export(node) {
                 crate::export::run_export_node(&self.project, &self.engine, &self.run_id, node)
-                .await
-                .map_err(|e| (e, Vec::new()))
+                    .await
+                    .map_err(|e| (e, Vec::new()))
             } else {
                 ingest_table(
                     &self.project,

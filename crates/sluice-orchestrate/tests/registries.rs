@@ -32,7 +32,10 @@ fn docs_table(section: &str) -> Vec<(String, String)> {
 /// Fails with the table the docs should have when they differ from the registry.
 fn assert_docs_match(section: &str, registry: &[(&str, &str)]) {
     for (name, description) in registry {
-        assert!(!description.trim().is_empty(), "`{name}` has no description");
+        assert!(
+            !description.trim().is_empty(),
+            "`{name}` has no description"
+        );
     }
     let expected: Vec<(String, String)> = registry
         .iter()
@@ -145,5 +148,8 @@ fn every_sink_kind_is_documented_and_builds() {
 fn the_docs_table_reader_sees_every_row() {
     // Guards the guard: a reader that found nothing would let a registry with no kinds pass.
     assert_eq!(docs_table("Export sinks").len(), 2);
-    assert_eq!(docs_table("Sources").first().map(|(n, _)| n.as_str()), Some("sqlite"));
+    assert_eq!(
+        docs_table("Sources").first().map(|(n, _)| n.as_str()),
+        Some("sqlite")
+    );
 }

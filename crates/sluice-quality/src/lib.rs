@@ -30,7 +30,7 @@ mod registry;
 mod run;
 mod singular;
 
-pub use registry::{CHECK_KINDS, CheckKind, build_check, check_kind, check_kind_names};
 pub use error::QualityError;
+pub use registry::{CHECK_KINDS, CheckKind, build_check, check_kind, check_kind_names};
 pub use run::{Check, CheckResult, CheckStatus, evaluate};
 pub use sluice_core::{CheckSpec, Severity};

@@ -205,11 +205,7 @@ pub fn pg_type(column: &str, data_type: &DataType) -> Result<String, SinkError> 
 }
 
 /// `CREATE TABLE IF NOT EXISTS` with mapped types and the key as primary key.
-pub fn create_table_sql(
-    schema: &Schema,
-    table: &str,
-    key: &[String],
-) -> Result<String, SinkError> {
+pub fn create_table_sql(schema: &Schema, table: &str, key: &[String]) -> Result<String, SinkError> {
     let mut cols = Vec::new();
     for f in schema.fields() {
         let not_null = if key.contains(f.name()) {

@@ -27,7 +27,10 @@ impl Rows {
 
     /// Batches already in memory (tests, small results).
     pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        Rows::new(schema, futures::stream::iter(batches.into_iter().map(Ok)).boxed())
+        Rows::new(
+            schema,
+            futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+        )
     }
 
     /// The schema of every batch.

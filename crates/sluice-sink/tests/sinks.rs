@@ -122,12 +122,21 @@ async fn a_webhook_gets_batches_of_batch_size_in_order_with_stable_keys() {
         }
     );
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 4, "three batches, the second one sent twice after a 503");
+    assert_eq!(
+        seen.len(),
+        4,
+        "three batches, the second one sent twice after a 503"
+    );
     assert_eq!(seen[1].0, seen[2].0, "a retry keeps its idempotency key");
     let keys: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
     assert_eq!(
         keys,
-        ["run-1:hook:1", "run-1:hook:2", "run-1:hook:2", "run-1:hook:3"]
+        [
+            "run-1:hook:1",
+            "run-1:hook:2",
+            "run-1:hook:2",
+            "run-1:hook:3"
+        ]
     );
     assert_eq!(seen[3].1, "3");
     let first: Value = serde_json::from_str(&seen[0].2).unwrap();
@@ -145,10 +154,7 @@ async fn a_refused_webhook_batch_fails_the_export_at_that_batch_without_retrying
     let hook = export("hook", 2, hook_target(url));
     let rows = Rows::from_batches(schema(), vec![batch(0, 6, "")]);
     let err = write(&hook, rows).await.unwrap_err();
-    assert!(
-        matches!(err, SinkError::Webhook { batch: 2, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, SinkError::Webhook { batch: 2, .. }), "{err}");
     assert!(err.to_string().contains("400"), "{err}");
     assert!(!err.is_transient());
     assert_eq!(seen.lock().unwrap().len(), 2, "a 4xx is not retried");
