@@ -105,8 +105,11 @@ pub struct SourceKind {
     /// must not connect).
     pub example: &'static str,
     /// Parses and validates a declaration of this kind; `root` resolves relative paths.
-    pub build: fn(&SourceDecl, &Path) -> Result<Box<dyn Source>, IngestError>,
+    pub build: BuildSource,
 }
+
+/// A connector's constructor from a parsed declaration and the project root.
+pub type BuildSource = fn(&SourceDecl, &Path) -> Result<Box<dyn Source>, IngestError>;
 
 /// Every connector kind compiled into this build, in the order the docs list them.
 ///

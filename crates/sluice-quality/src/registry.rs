@@ -24,8 +24,11 @@ pub struct CheckKind {
     /// Whether a dbt project may name it as a generic test (`singular` comes from `tests/*.sql`).
     pub dbt_generic: bool,
     /// Parses the declaration's arguments; `scope` resolves `ref()`/`source()` in them.
-    pub build: fn(CheckSpec, &RenderScope) -> Result<Box<dyn Check>, QualityError>,
+    pub build: BuildCheck,
 }
+
+/// A check kind's constructor from its declaration; the scope resolves `ref()`/`source()`.
+pub type BuildCheck = fn(CheckSpec, &RenderScope) -> Result<Box<dyn Check>, QualityError>;
 
 /// Every check kind, in the order the docs list them.
 ///

@@ -92,8 +92,11 @@ pub struct SinkKind {
     /// from it (building must not connect).
     pub example: &'static str,
     /// Builds the sink for a parsed declaration of this kind.
-    pub build: fn(&ExportDecl) -> Result<Box<dyn Sink>, SinkError>,
+    pub build: BuildSink,
 }
+
+/// A sink kind's constructor from a parsed export declaration.
+pub type BuildSink = fn(&ExportDecl) -> Result<Box<dyn Sink>, SinkError>;
 
 /// Every sink kind, in the order the docs list them.
 pub const SINK_KINDS: &[SinkKind] = &[postgres::KIND, webhook::KIND];
