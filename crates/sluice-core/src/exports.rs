@@ -2,7 +2,8 @@
 //!
 //! An export is a node of the asset graph (`export:<name>`) that runs after the asset it reads, so a
 //! gold table reaches the CRM database or a webhook every time it is rebuilt — and not when its build
-//! failed. The sinks themselves live in `sluice-serve`; this module only parses and validates the files.
+//! failed. The sinks themselves live in `sluice-sink` (its `SINK_KINDS` registry, checked against
+//! [`EXPORT_KINDS`] by its tests); this module only parses and validates the files.
 //!
 //! ```yaml
 //! # exports/revenue_to_postgres.yml
@@ -39,6 +40,10 @@ use crate::yaml::{Node, from_node, parse_doc, read_text};
 
 /// Graph nodes of exports are named `export:<name>`.
 pub const EXPORT_NODE_PREFIX: &str = "export:";
+
+/// The `kind:` values an export file may have; `sluice-sink`'s registry has one sink per name (its
+/// registry test checks that they agree).
+pub const EXPORT_KINDS: &[&str] = &["postgres", "webhook"];
 
 /// Rows per batch when `batch_size` is not given.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -426,9 +431,15 @@ fn parse_export(
             })
         }
         other => {
+            let hint = crate::graph::suggest(other, EXPORT_KINDS.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
             errors.push(at(
                 "kind",
-                format!("`{other}` is not an export kind; expected postgres or webhook"),
+                format!(
+                    "`{other}` is not an export kind{hint}; expected {}",
+                    EXPORT_KINDS.join(" or ")
+                ),
             ));
             return Err(errors);
         }

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 use sluice_core::model::CheckCollector;
 use sluice_core::{CheckSpec, ConfigError, ModelProperties};
-use sluice_quality::CHECK_KINDS;
+use sluice_quality::{CHECK_KINDS, check_kind};
 
 use crate::unsupported::{Unsupported, find_line};
 
@@ -28,7 +28,7 @@ pub(crate) fn collect_checks(
             _ => None,
         };
         if let Some(k) = &kind
-            && (k == "singular" || !CHECK_KINDS.contains(&k.as_str()))
+            && !check_kind(k).is_some_and(|c| c.dbt_generic)
         {
             unsupported.push(Unsupported {
                 path: path.to_path_buf(),
@@ -37,8 +37,8 @@ pub(crate) fn collect_checks(
                     "generic test `{k}` (Sluice runs {})",
                     CHECK_KINDS
                         .iter()
-                        .filter(|k| **k != "singular")
-                        .copied()
+                        .filter(|c| c.dbt_generic)
+                        .map(|c| c.name)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

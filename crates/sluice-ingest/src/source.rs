@@ -93,36 +93,60 @@ pub fn find_table<'a, T>(
         })
 }
 
-/// Every connector kind compiled into this build.
-pub const SOURCE_KINDS: &[&str] = &["sqlite", "files", "postgres", "mysql", "http"];
+/// One connector kind, listed once in [`SOURCE_KINDS`]: everything else (the `kind:` names `validate`
+/// accepts and suggests, the docs table, the registry test) derives from this entry.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceKind {
+    /// The YAML `kind:` value.
+    pub name: &'static str,
+    /// What it lands, in one line (the docs table in `docs/plugins.md` repeats it word for word).
+    pub description: &'static str,
+    /// A minimal source file of this kind; the registry test builds a connector from it (building
+    /// must not connect).
+    pub example: &'static str,
+    /// Parses and validates a declaration of this kind; `root` resolves relative paths.
+    pub build: BuildSource,
+}
+
+/// A connector's constructor from a parsed declaration and the project root.
+pub type BuildSource = fn(&SourceDecl, &Path) -> Result<Box<dyn Source>, IngestError>;
+
+/// Every connector kind compiled into this build, in the order the docs list them.
+///
+/// Adding a kind: a folder `sources/<kind>/` whose `mod.rs` defines `pub const KIND: SourceKind`,
+/// and one line here.
+pub const SOURCE_KINDS: &[SourceKind] = &[
+    crate::sources::sqlite::KIND,
+    crate::sources::files::KIND,
+    crate::sources::postgres::KIND,
+    crate::sources::mysql::KIND,
+    crate::sources::http::KIND,
+];
+
+/// The registry entry of `kind`.
+pub fn source_kind(kind: &str) -> Option<&'static SourceKind> {
+    SOURCE_KINDS.iter().find(|k| k.name == kind)
+}
+
+/// The `kind:` names, in registry order.
+pub fn source_kind_names() -> impl Iterator<Item = &'static str> {
+    SOURCE_KINDS.iter().map(|k| k.name)
+}
 
 /// Builds the connector for a source declaration; `root` resolves relative paths.
 pub fn build_source(decl: &SourceDecl, root: &Path) -> Result<Box<dyn Source>, IngestError> {
-    match decl.kind.as_str() {
-        "sqlite" => Ok(Box::new(crate::sources::sqlite::SqliteSource::from_decl(
-            decl, root,
-        )?)),
-        "files" => Ok(Box::new(crate::sources::files::FilesSource::from_decl(
-            decl, root,
-        )?)),
-        "postgres" => Ok(Box::new(
-            crate::sources::postgres::PostgresSource::from_decl(decl, root)?,
-        )),
-        "mysql" => Ok(Box::new(crate::sources::mysql::MysqlSource::from_decl(
-            decl, root,
-        )?)),
-        "http" => Ok(Box::new(crate::sources::http::HttpSource::from_decl(
-            decl, root,
-        )?)),
-        other => {
-            let hint = sluice_core::graph::suggest(other, SOURCE_KINDS.iter().copied())
+    match source_kind(&decl.kind) {
+        Some(kind) => (kind.build)(decl, root),
+        None => {
+            let other = decl.kind.as_str();
+            let hint = sluice_core::graph::suggest(other, source_kind_names())
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
             Err(IngestError::UnknownKind {
                 path: decl.path.clone(),
                 kind: other.to_string(),
                 hint,
-                available: SOURCE_KINDS.join(", "),
+                available: source_kind_names().collect::<Vec<_>>().join(", "),
             })
         }
     }
@@ -130,11 +154,56 @@ pub fn build_source(decl: &SourceDecl, root: &Path) -> Result<Box<dyn Source>, I
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn decl(kind: &str, text: &str) -> SourceDecl {
+        SourceDecl {
+            name: "example".into(),
+            kind: kind.into(),
+            owner: None,
+            tables: Vec::new(),
+            path: PathBuf::from(format!("sources/{kind}.yml")),
+            text: text.into(),
+        }
+    }
+
     #[test]
     fn no_duplicate_kinds() {
-        let mut k = super::SOURCE_KINDS.to_vec();
+        let mut k: Vec<&str> = source_kind_names().collect();
         k.sort();
         k.dedup();
-        assert_eq!(k.len(), super::SOURCE_KINDS.len());
+        assert_eq!(k.len(), SOURCE_KINDS.len());
+    }
+
+    #[test]
+    fn every_kind_is_described_and_builds_from_its_example() {
+        let root = tempfile::tempdir().unwrap();
+        for kind in SOURCE_KINDS {
+            assert!(!kind.description.trim().is_empty(), "`{}`", kind.name);
+            assert!(
+                kind.example.starts_with(&format!("kind: {}\n", kind.name)),
+                "the example of `{}` declares its kind first",
+                kind.name
+            );
+            let source = build_source(&decl(kind.name, kind.example), root.path())
+                .unwrap_or_else(|e| panic!("`{}`: {e}", kind.name));
+            assert_eq!(source.kind(), kind.name);
+            assert!(!source.tables().is_empty(), "`{}`", kind.name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_lists_the_registry_and_suggests_the_nearest() {
+        let err = build_source(&decl("mysq", "kind: mysq\n"), Path::new("."))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("did you mean `mysql`"), "{err}");
+        assert!(
+            err.contains("sqlite, files, postgres, mysql, http"),
+            "{err}"
+        );
     }
 }

@@ -131,15 +131,9 @@ impl NodeExecutor for ProjectExecutor {
             } else if self.opts.checks_only {
                 Ok(NodeOutput::default())
             } else if crate::export::is_export(node) {
-                crate::export::run_export_node(
-                    &self.project,
-                    &self.engine,
-                    &self.opts,
-                    &self.run_id,
-                    node,
-                )
-                .await
-                .map_err(|e| (e, Vec::new()))
+                crate::export::run_export_node(&self.project, &self.engine, &self.run_id, node)
+                    .await
+                    .map_err(|e| (e, Vec::new()))
             } else {
                 ingest_table(
                     &self.project,

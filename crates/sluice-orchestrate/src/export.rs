@@ -1,30 +1,17 @@
 //! Export nodes (reverse ETL): `export:<name>` runs after the asset it pushes.
 //!
-//! The sinks (PostgreSQL upsert, webhook) live in the serving layer, which this crate cannot depend
-//! on; the run reaches them through [`ExportRunner`], which the CLI passes in
-//! [`RunOptions::exports`](crate::RunOptions). An export whose asset failed or was skipped is skipped
-//! like any other downstream node.
+//! The sinks (PostgreSQL upsert, webhook) are `sluice-sink`'s registry, which [`run_export_node`] calls
+//! directly. An export whose asset failed or was skipped is skipped like any other downstream node.
 
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use sluice_core::ExportDecl;
 use sluice_core::exports::EXPORT_NODE_PREFIX;
 use sluice_transform::{CompiledProject, Engine};
 
 use crate::node::{NodeError, NodeOutput};
-use crate::runner::RunOptions;
 
-/// What one export pushed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExportReport {
-    /// Rows read from the asset.
-    pub rows_read: u64,
-    /// Rows the target accepted.
-    pub rows_written: u64,
-    /// Batches sent (transactions or requests).
-    pub batches: u64,
-}
+pub use sluice_sink::ExportReport;
 
 /// Why an export failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,18 +24,6 @@ pub struct ExportFailure {
     /// Whether running the whole export again may succeed (a dropped connection) and is safe (the
     /// sink is idempotent).
     pub transient: bool,
-}
-
-/// Runs one export; implemented by the serving layer.
-pub trait ExportRunner: Send + Sync {
-    /// Pushes `export`'s asset (read through `engine`) to its target, in batches.
-    fn run_export<'a>(
-        &'a self,
-        project: &'a CompiledProject,
-        engine: &'a Engine,
-        export: &'a ExportDecl,
-        run_id: &'a str,
-    ) -> BoxFuture<'a, Result<ExportReport, ExportFailure>>;
 }
 
 /// The export behind an `export:<name>` node (enabled ones only).
@@ -73,34 +48,30 @@ pub fn is_export(node: &str) -> bool {
     node.starts_with(EXPORT_NODE_PREFIX)
 }
 
-/// Runs an export node through the run's [`ExportRunner`].
+/// Runs an export node: reads its asset and writes it to the sink its `kind:` names.
 pub async fn run_export_node(
     project: &CompiledProject,
     engine: &Engine,
-    opts: &RunOptions,
     run_id: &str,
     node: &str,
 ) -> Result<NodeOutput, NodeError> {
-    let fail = |message: String| {
-        NodeError::Export(ExportFailure {
-            export: node.trim_start_matches(EXPORT_NODE_PREFIX).to_string(),
-            message,
-            transient: false,
-        })
-    };
     let Some(export) = export_of(project, node) else {
-        return Err(fail("no such enabled export in exports/".into()));
-    };
-    let Some(runner) = &opts.exports else {
-        return Err(fail(
-            "this run has no export runner (exports run from the `sluice` command line)".into(),
-        ));
+        return Err(NodeError::Export(ExportFailure {
+            export: node.trim_start_matches(EXPORT_NODE_PREFIX).to_string(),
+            message: "no such enabled export in exports/".into(),
+            transient: false,
+        }));
     };
     let started = Instant::now();
-    let report = runner
-        .run_export(project, engine, export, run_id)
+    let report = sluice_sink::run_export(project, engine, export, run_id)
         .await
-        .map_err(NodeError::Export)?;
+        .map_err(|e| {
+            NodeError::Export(ExportFailure {
+                export: export.name.clone(),
+                transient: e.is_transient(),
+                message: e.to_string(),
+            })
+        })?;
     tracing::info!(
         export = %export.name,
         kind = export.kind(),

@@ -24,7 +24,7 @@ pub mod summary;
 pub use abandon::{AbandonedRun, CancelOutcome};
 pub use attempt::{NodeExecutor, ProjectExecutor};
 pub use control::LogLine;
-pub use export::{ExportFailure, ExportReport, ExportRunner};
+pub use export::{ExportFailure, ExportReport};
 pub use node::{NodeError, NodeOutput};
 pub use policy::{NodePolicy, OnFailure, Policies};
 pub use retry::{RetryError, retry_selection};

@@ -67,8 +67,6 @@ pub struct RunOptions {
     /// (the scheduler's on-upstream-change models). Otherwise they are left out: not executed, not
     /// recorded, and neither are those of their downstream in this set.
     pub only_if_upstream_changed: BTreeSet<String>,
-    /// Runs `export:<name>` nodes (reverse ETL); without one, a selected export node fails.
-    pub exports: Option<Arc<dyn crate::export::ExportRunner>>,
     /// Cancels the run from this process (a cancel request in the state database works too).
     pub cancel: Option<CancellationToken>,
     /// Does the work of each node (default: [`ProjectExecutor`]); benchmarks plug in a no-op.
@@ -92,7 +90,6 @@ impl Default for RunOptions {
             observer: None,
             run_id: None,
             only_if_upstream_changed: BTreeSet::new(),
-            exports: None,
             cancel: None,
             executor: None,
             policies: None,

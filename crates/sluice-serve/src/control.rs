@@ -67,7 +67,6 @@ pub fn run_options(s: &AppState, selection: &str, command: &str) -> Result<RunOp
         retries: d.retries,
         retry_backoff,
         command: command.to_string(),
-        exports: Some(Arc::new(crate::export::Exporter)),
         ..RunOptions::default()
     })
 }

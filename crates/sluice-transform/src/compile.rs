@@ -12,38 +12,45 @@ use crate::error::TransformError;
 use crate::relation::model_relation;
 use crate::render::{RenderScope, render};
 
-/// How a model is materialized.
+/// How a model is materialized: the typed name of one entry of
+/// [`MATERIALIZATIONS`](crate::materialize::MATERIALIZATIONS), whose position in that list is the
+/// variant's discriminant (the registry test checks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Materialized {
     /// A SQL view: nothing is stored; readers run the query.
-    View,
+    View = 0,
     /// A table replaced atomically on every run.
-    Table,
+    Table = 1,
     /// A table that gains only new rows (append) or upserts them on `unique_key` (merge).
-    Incremental,
+    Incremental = 2,
     /// Not stored: inlined as a CTE into every model that `ref()`s it.
-    Ephemeral,
+    Ephemeral = 3,
     /// A CSV file of the project loaded as a table.
-    Seed,
+    Seed = 4,
     /// Slowly changing dimension (type 2) history of a query, one version per change.
-    Snapshot,
+    Snapshot = 5,
     /// A current-state table from a change stream (CDC bronze): the latest change per
     /// `unique_key` by `_lsn`, deletes delete.
-    Merge,
+    Merge = 6,
 }
 
 impl Materialized {
+    /// Its registry entry (name, description, behaviour).
+    pub fn kind(self) -> &'static crate::materialize::MaterializationKind {
+        &crate::materialize::MATERIALIZATIONS[self as usize]
+    }
+
     /// The config value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Materialized::View => "view",
-            Materialized::Table => "table",
-            Materialized::Incremental => "incremental",
-            Materialized::Ephemeral => "ephemeral",
-            Materialized::Seed => "seed",
-            Materialized::Snapshot => "snapshot",
-            Materialized::Merge => "merge",
-        }
+        self.kind().name
+    }
+
+    /// The materialization a `materialized:` value names.
+    pub fn from_name(name: &str) -> Option<Materialized> {
+        crate::materialize::MATERIALIZATIONS
+            .iter()
+            .find(|k| k.name == name)
+            .map(|k| k.materialized)
     }
 }
 
@@ -108,26 +115,26 @@ impl ModelConfig {
             field: field.to_string(),
             message,
         };
-        let materialized = match map
+        let name = map
             .get("materialized")
             .and_then(Value::as_str)
-            .unwrap_or("table")
-        {
-            "view" => Materialized::View,
-            "table" => Materialized::Table,
-            "incremental" => Materialized::Incremental,
-            "ephemeral" => Materialized::Ephemeral,
-            "seed" => Materialized::Seed,
-            "snapshot" => Materialized::Snapshot,
-            "merge" => Materialized::Merge,
-            other => {
-                return Err(err(
-                    "materialized",
-                    format!(
-                        "`{other}` is not supported; expected view, table, incremental, ephemeral, seed, snapshot or merge"
-                    ),
-                ));
-            }
+            .unwrap_or("table");
+        let Some(materialized) = Materialized::from_name(name) else {
+            let names: Vec<&str> = crate::materialize::MATERIALIZATIONS
+                .iter()
+                .map(|k| k.name)
+                .collect();
+            let hint = suggest(name, names.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            let expected = match names.split_last() {
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            return Err(err(
+                "materialized",
+                format!("`{name}` is not supported{hint}; expected {expected}"),
+            ));
         };
         let list = |key: &str| -> Result<Vec<String>, TransformError> {
             match map.get(key) {

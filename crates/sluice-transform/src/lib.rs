@@ -10,8 +10,12 @@
 //! This crate is the only one (with the serving adapters) that names DataFusion types: upgrades of the
 //! engine stay here.
 //!
-//! Adding a materialization: implement [`materialize::Materialization`], add a variant to
-//! [`compile::Materialized`] and its config name, and return it from [`materialize::materialization_for`].
+//! Materializations are listed once, in [`materialize::MATERIALIZATIONS`] (name, description, whether
+//! dbt projects may use it, behaviour); [`Materialized`]'s names, the values `materialized:` accepts,
+//! [`materialization_for`] and dbt's accepted materializations derive from it. Adding one: implement
+//! [`materialize::Materialization`], add a variant to [`compile::Materialized`] (its discriminant the
+//! next index), one line to [`materialize::MATERIALIZATIONS`], and the same name and description to the
+//! materializations table of `docs/plugins.md` (the registry test fails until the docs match).
 
 pub mod compile;
 pub mod cross_db;
@@ -38,7 +42,10 @@ pub use dialect::Dialect;
 pub use engine::{Engine, pretty};
 pub use error::{Result, TransformError};
 pub use isolate::EngineOptions;
-pub use materialize::{Materialization, ModelRun, Published, Staged, materialization_for};
+pub use materialize::{
+    MATERIALIZATIONS, Materialization, MaterializationKind, ModelRun, Published, Staged,
+    materialization_for,
+};
 pub use relation::{model_relation, source_relation};
 
 pub use arrow;

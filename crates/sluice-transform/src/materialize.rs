@@ -81,17 +81,13 @@ pub use ephemeral::EphemeralMaterialization;
 pub use seed::{SeedMaterialization, sql_type};
 pub use snapshot::SnapshotMaterialization;
 
-/// Every materialization, by config name.
+mod registry;
+
+pub use registry::{MATERIALIZATIONS, MaterializationKind, dbt_accepts};
+
+/// The behaviour of a materialization (from its registry entry).
 pub fn materialization_for(m: Materialized) -> &'static dyn Materialization {
-    match m {
-        Materialized::View => &ViewMaterialization,
-        Materialized::Table => &TableMaterialization,
-        Materialized::Incremental => &IncrementalMaterialization,
-        Materialized::Ephemeral => &EphemeralMaterialization,
-        Materialized::Seed => &SeedMaterialization,
-        Materialized::Snapshot => &SnapshotMaterialization,
-        Materialized::Merge => &CdcMergeMaterialization,
-    }
+    m.kind().behaviour
 }
 
 /// Renders the model for this run and collects its output.

@@ -18,16 +18,6 @@ use crate::files::folders;
 use crate::layers::LayerMap;
 use crate::unsupported::Unsupported;
 
-/// The materializations Sluice runs.
-const MATERIALIZATIONS: &[&str] = &[
-    "view",
-    "table",
-    "incremental",
-    "ephemeral",
-    "seed",
-    "snapshot",
-];
-
 /// Config keys Sluice reads elsewhere or ignores: the layer is already applied and the schema is the
 /// layer.
 const SETTLED_KEYS: &[&str] = &[
@@ -166,7 +156,7 @@ impl Loader {
             }
         }
         if let Some(m) = config.get("materialized").and_then(Json::as_str)
-            && !MATERIALIZATIONS.contains(&m)
+            && !sluice_transform::materialize::dbt_accepts(m)
         {
             self.unsupported.push(Unsupported {
                 path: path.to_path_buf(),

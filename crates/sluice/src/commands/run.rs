@@ -134,7 +134,6 @@ pub fn options(ws: &super::Workspace, select: &str, command: &str) -> Result<Run
         retries: d.retries,
         retry_backoff: parse_duration(&d.retry_backoff)
             .map_err(|e| anyhow!("sluice.yml: defaults.retry_backoff: {e}"))?,
-        exports: Some(Arc::new(sluice_serve::export::Exporter)),
         ..RunOptions::default()
     })
 }

@@ -15,3 +15,11 @@ mod source;
 
 pub use config::{Auth, HttpConfig, HttpTable, Incremental, Pagination};
 pub use source::HttpSource;
+
+/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
+    name: "http",
+    description: "JSON REST endpoints: pagination, authentication, a rate limit, retries and incremental loads.",
+    example: "kind: http\nbase_url: https://api.example.com\ntables:\n  - name: tickets\n    path: /tickets\n",
+    build: |decl, root| Ok(Box::new(HttpSource::from_decl(decl, root)?)),
+};

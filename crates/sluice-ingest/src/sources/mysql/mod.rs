@@ -14,3 +14,11 @@ mod types;
 
 pub use config::{MysqlConfig, MysqlTable};
 pub use source::MysqlSource;
+
+/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
+    name: "mysql",
+    description: "Tables or queries of a MySQL or MariaDB database, in full or incrementally by a cursor column.",
+    example: "kind: mysql\nconnection: mysql://root@localhost/app\ntables:\n  - name: orders\n",
+    build: |decl, root| Ok(Box::new(MysqlSource::from_decl(decl, root)?)),
+};

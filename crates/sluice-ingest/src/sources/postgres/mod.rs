@@ -17,3 +17,11 @@ mod types;
 
 pub use config::{PgMode, PostgresConfig, PostgresTable};
 pub use source::PostgresSource;
+
+/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
+    name: "postgres",
+    description: "Tables of a PostgreSQL database: full (in parallel), incremental by a cursor column, or change data capture.",
+    example: "kind: postgres\nconnection: postgres://localhost/app\ntables:\n  - name: orders\n",
+    build: |decl, root| Ok(Box::new(PostgresSource::from_decl(decl, root)?)),
+};

@@ -18,28 +18,58 @@
 use std::error::Error as _;
 
 use arrow::datatypes::{DataType, Schema};
-use datafusion::execution::SendableRecordBatchStream;
-use futures::StreamExt;
+use async_trait::async_trait;
 use sluice_core::ExportDecl;
-use sluice_core::exports::PostgresTarget;
-use sluice_orchestrate::ExportReport;
+use sluice_core::exports::{ExportTarget, PostgresTarget};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::{ExportError, Rebatcher};
-use crate::format::Format;
+use crate::{ExportReport, Rebatcher, Rows, Sink, SinkContext, SinkError, SinkKind};
+
+/// The registry entry (see [`crate::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    name: "postgres",
+    description: "Upserts the rows into a PostgreSQL table on a key, one transaction per batch.",
+    example: "asset: orders\nkind: postgres\nconnection: postgres://localhost/analytics\ntable: analytics.orders\nkey: [id]\n",
+    build: |export| match &export.target {
+        ExportTarget::Postgres(target) => Ok(Box::new(PostgresSink {
+            target: target.clone(),
+        })),
+        _ => Err(SinkError::Internal(format!(
+            "export `{}` is not of kind postgres",
+            export.name
+        ))),
+    },
+};
+
+/// `kind: postgres`: upserts into a table (created if missing) on the export's key.
+#[derive(Debug, Clone)]
+pub struct PostgresSink {
+    target: PostgresTarget,
+}
+
+#[async_trait]
+impl Sink for PostgresSink {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    async fn write(&self, rows: Rows, cx: &SinkContext<'_>) -> Result<ExportReport, SinkError> {
+        push(cx.export, &self.target, rows).await
+    }
+}
 
 /// Pushes `stream` into the export's PostgreSQL table.
 pub async fn push(
     export: &ExportDecl,
     target: &PostgresTarget,
-    mut stream: SendableRecordBatchStream,
-) -> Result<ExportReport, ExportError> {
+    mut stream: Rows,
+) -> Result<ExportReport, SinkError> {
     let schema = stream.schema();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     for k in &target.key {
         if !names.contains(k) {
-            return Err(ExportError::UnknownColumn {
+            return Err(SinkError::UnknownColumn {
                 column: k.clone(),
                 role: "key",
                 available: names,
@@ -77,9 +107,9 @@ pub async fn push(
 
     let mut report = ExportReport::default();
     let mut rebatcher = Rebatcher::new(schema.clone(), export.batch_size);
-    let engine_error = |e: arrow::error::ArrowError| ExportError::Engine(e.to_string());
+    let engine_error = |e: arrow::error::ArrowError| SinkError::Engine(e.to_string());
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| ExportError::Engine(e.to_string()))?;
+        let batch = batch?;
         report.rows_read += batch.num_rows() as u64;
         for ready in rebatcher.push(batch).map_err(engine_error)? {
             upsert_batch(&mut client, &statement, &ready, &mut report).await?;
@@ -99,7 +129,7 @@ async fn upsert_batch(
     statement: &tokio_postgres::Statement,
     batch: &arrow::array::RecordBatch,
     report: &mut ExportReport,
-) -> Result<(), ExportError> {
+) -> Result<(), SinkError> {
     report.batches += 1;
     let doing = format!("upsert batch {}", report.batches);
     let json = rows_json(batch)?;
@@ -116,12 +146,10 @@ async fn upsert_batch(
 }
 
 /// The batch as one JSON array of row objects (nulls explicit).
-fn rows_json(batch: &arrow::array::RecordBatch) -> Result<String, ExportError> {
-    let mut enc = Format::Json.encoder(&batch.schema())?;
-    let mut out = enc.batch(batch)?;
-    out.extend(enc.finish()?);
+fn rows_json(batch: &arrow::array::RecordBatch) -> Result<String, SinkError> {
+    let out = crate::json::json_array(batch)?;
     // The JSON writer only emits UTF-8.
-    String::from_utf8(out).map_err(|e| ExportError::Engine(e.to_string()))
+    String::from_utf8(out).map_err(|e| SinkError::Engine(e.to_string()))
 }
 
 /// `"name"`, with embedded quotes doubled.
@@ -139,8 +167,8 @@ fn quote_table(table: &str) -> String {
 }
 
 /// The PostgreSQL type for an Arrow type.
-pub fn pg_type(column: &str, data_type: &DataType) -> Result<String, ExportError> {
-    let unsupported = |hint| ExportError::UnsupportedType {
+pub fn pg_type(column: &str, data_type: &DataType) -> Result<String, SinkError> {
+    let unsupported = |hint| SinkError::UnsupportedType {
         column: column.to_string(),
         data_type: data_type.clone(),
         target: "postgres",
@@ -177,11 +205,7 @@ pub fn pg_type(column: &str, data_type: &DataType) -> Result<String, ExportError
 }
 
 /// `CREATE TABLE IF NOT EXISTS` with mapped types and the key as primary key.
-pub fn create_table_sql(
-    schema: &Schema,
-    table: &str,
-    key: &[String],
-) -> Result<String, ExportError> {
+pub fn create_table_sql(schema: &Schema, table: &str, key: &[String]) -> Result<String, SinkError> {
     let mut cols = Vec::new();
     for f in schema.fields() {
         let not_null = if key.contains(f.name()) {
@@ -248,7 +272,7 @@ pub fn upsert_sql(columns: &[String], table: &str, key: &[String]) -> String {
 }
 
 /// A PostgreSQL failure with the server's message and whether running again may help.
-fn pg_error(doing: &str, e: &tokio_postgres::Error) -> ExportError {
+fn pg_error(doing: &str, e: &tokio_postgres::Error) -> SinkError {
     if let Some(db) = e.as_db_error() {
         let mut message = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
         if let Some(detail) = db.detail() {
@@ -269,7 +293,7 @@ fn pg_error(doing: &str, e: &tokio_postgres::Error) -> ExportError {
             || *db.code() == SqlState::T_R_DEADLOCK_DETECTED
             || *db.code() == SqlState::ADMIN_SHUTDOWN
             || *db.code() == SqlState::CANNOT_CONNECT_NOW;
-        return ExportError::Postgres {
+        return SinkError::Postgres {
             doing: doing.to_string(),
             message,
             transient,
@@ -283,7 +307,7 @@ fn pg_error(doing: &str, e: &tokio_postgres::Error) -> ExportError {
     }
     let config = message.starts_with("invalid connection string")
         || message.starts_with("invalid configuration");
-    ExportError::Postgres {
+    SinkError::Postgres {
         doing: doing.to_string(),
         message,
         transient: !config,

@@ -8,17 +8,47 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use datafusion::execution::SendableRecordBatchStream;
-use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use sluice_core::ExportDecl;
-use sluice_core::exports::WebhookTarget;
-use sluice_orchestrate::ExportReport;
+use sluice_core::exports::{ExportTarget, WebhookTarget};
 
-use super::{ExportError, Rebatcher};
-use crate::format::Format;
+use crate::{ExportReport, Rebatcher, Rows, Sink, SinkContext, SinkError, SinkKind};
+
+/// The registry entry (see [`crate::SINK_KINDS`]).
+pub const KIND: SinkKind = SinkKind {
+    name: "webhook",
+    description: "POSTs the rows to an HTTP endpoint as JSON arrays, one request per batch, retried with backoff.",
+    example: "asset: orders\nkind: webhook\nurl: https://hooks.example.com/orders\n",
+    build: |export| match &export.target {
+        ExportTarget::Webhook(target) => Ok(Box::new(WebhookSink {
+            target: target.clone(),
+        })),
+        _ => Err(SinkError::Internal(format!(
+            "export `{}` is not of kind webhook",
+            export.name
+        ))),
+    },
+};
+
+/// `kind: webhook`: one `POST` of a JSON array per batch.
+#[derive(Debug, Clone)]
+pub struct WebhookSink {
+    target: WebhookTarget,
+}
+
+#[async_trait]
+impl Sink for WebhookSink {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    async fn write(&self, rows: Rows, cx: &SinkContext<'_>) -> Result<ExportReport, SinkError> {
+        push(cx.export, &self.target, rows, cx.run_id).await
+    }
+}
 
 /// Longest delay between two retries of a batch.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
@@ -34,15 +64,15 @@ struct Attempt {
 pub async fn push(
     export: &ExportDecl,
     target: &WebhookTarget,
-    mut stream: SendableRecordBatchStream,
+    mut stream: Rows,
     run_id: &str,
-) -> Result<ExportReport, ExportError> {
+) -> Result<ExportReport, SinkError> {
     let url = sluice_core::env::expand_env(&target.url, &export.path)?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in &target.headers {
         let value = sluice_core::env::expand_env(value, &export.path)?;
-        let bad = |what: &str| ExportError::Webhook {
+        let bad = |what: &str| SinkError::Webhook {
             batch: 0,
             message: format!("header `{name}`: not a valid header {what}"),
         };
@@ -54,7 +84,7 @@ pub async fn push(
     let client = reqwest::Client::builder()
         .timeout(target.timeout)
         .build()
-        .map_err(|e| ExportError::Webhook {
+        .map_err(|e| SinkError::Webhook {
             batch: 0,
             message: format!("cannot build the HTTP client: {e}"),
         })?;
@@ -68,9 +98,9 @@ pub async fn push(
     };
     let mut report = ExportReport::default();
     let mut rebatcher = Rebatcher::new(stream.schema(), export.batch_size);
-    let engine_error = |e: arrow::error::ArrowError| ExportError::Engine(e.to_string());
+    let engine_error = |e: arrow::error::ArrowError| SinkError::Engine(e.to_string());
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| ExportError::Engine(e.to_string()))?;
+        let batch = batch?;
         report.rows_read += batch.num_rows() as u64;
         for ready in rebatcher.push(batch).map_err(engine_error)? {
             sender.send(&ready, &mut report).await?;
@@ -97,13 +127,10 @@ impl Sender<'_> {
         &self,
         batch: &arrow::array::RecordBatch,
         report: &mut ExportReport,
-    ) -> Result<(), ExportError> {
+    ) -> Result<(), SinkError> {
         let number = report.batches + 1;
-        let mut enc = Format::Json.encoder(&batch.schema())?;
-        let mut body = enc.batch(batch)?;
-        body.extend(enc.finish()?);
         // Bytes: every retry shares the encoded body.
-        let body = axum::body::Bytes::from(body);
+        let body = bytes::Bytes::from(crate::json::json_array(batch)?);
         let key = format!("{}:{}:{number}", self.run_id, self.export);
         let (this, key, body) = (self, key.as_str(), &body);
         let attempt = || async move {
@@ -152,7 +179,7 @@ impl Sender<'_> {
                 );
             })
             .await
-            .map_err(|a| ExportError::Webhook {
+            .map_err(|a| SinkError::Webhook {
                 batch: number,
                 message: if a.retryable {
                     format!(
