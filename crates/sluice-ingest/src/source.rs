@@ -159,14 +159,9 @@ mod tests {
     use super::*;
 
     fn decl(kind: &str, text: &str) -> SourceDecl {
-        SourceDecl {
-            name: "example".into(),
-            kind: kind.into(),
-            owner: None,
-            tables: Vec::new(),
-            path: PathBuf::from(format!("sources/{kind}.yml")),
-            text: text.into(),
-        }
+        let path = PathBuf::from(format!("sources/{kind}.yml"));
+        SourceDecl::parse(&path, text)
+            .unwrap_or_else(|e| panic!("the example of `{kind}` does not parse: {e:?}"))
     }
 
     #[test]

@@ -70,14 +70,9 @@ fn every_source_kind_is_documented_and_builds() {
     assert_docs_match("Sources", &rows);
     let root = tempfile::tempdir().unwrap();
     for kind in kinds {
-        let decl = SourceDecl {
-            name: "example".into(),
-            kind: kind.name.into(),
-            owner: None,
-            tables: Vec::new(),
-            path: PathBuf::from(format!("sources/{}.yml", kind.name)),
-            text: kind.example.into(),
-        };
+        let path = PathBuf::from(format!("sources/{}.yml", kind.name));
+        let decl = SourceDecl::parse(&path, kind.example)
+            .unwrap_or_else(|e| panic!("the example of `{}` does not parse: {e:?}", kind.name));
         let source = sluice_ingest::build_source(&decl, root.path())
             .unwrap_or_else(|e| panic!("`{}`: {e}", kind.name));
         assert_eq!(source.kind(), kind.name);
