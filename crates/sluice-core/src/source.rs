@@ -400,9 +400,15 @@ mod tests {
         let node = decl.connector.get("connection").unwrap();
         assert_eq!(node.as_str(), Some("host=prod"));
         assert_eq!(node.pos, before);
-        let table = decl.connector.get("tables").unwrap().find(&[crate::yaml::Seg::Index(0)]);
+        let table = decl
+            .connector
+            .get("tables")
+            .unwrap()
+            .find(&[crate::yaml::Seg::Index(0)]);
         assert_eq!(
-            table.and_then(|t| t.get("connection")).and_then(|n| n.as_str()),
+            table
+                .and_then(|t| t.get("connection"))
+                .and_then(|n| n.as_str()),
             Some("nested")
         );
         let mut files = SourceDecl::parse(path, "kind: files\ntables: []\n").unwrap();

@@ -179,10 +179,14 @@ async fn the_shop_fixture_runs_across_changes() {
 /// The jaffle_shop-like fixture (written for dbt-duckdb) under the dialect its profile names, and
 /// under others by `vars.sluice_dialect`: `amount / 100` over integer cents, `concat` with a NULL
 /// last name, `date + 3`, and a float cast to an integer.
+/// One dialect's expectations: the `sluice_dialect` var (none: the profile's), the total, then the
+/// orders and customers rows as `a|b|c`.
+type DialectCase<'a> = (Option<&'a str>, &'a str, [&'a str; 3], [&'a str; 3]);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jaffle_fixture_means_what_its_adapter_means() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jaffle_dialect");
-    let cases: [(Option<&str>, &str, [&str; 3], [&str; 3]); 4] = [
+    let cases: [DialectCase; 4] = [
         // The profile: dbt-duckdb. Float division; concat skips NULL; casts round.
         (
             None,
