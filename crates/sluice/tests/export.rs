@@ -486,6 +486,6 @@ async fn an_export_is_skipped_when_its_model_fails_and_off_when_disabled() {
     let out = sluice(&dir, &["validate"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yml:3:1"), "{err}");
+    assert!(err.contains("bad.yml:3:8"), "{err}");
     assert!(err.contains("did you mean `by_region`"), "{err}");
 }
