@@ -284,7 +284,10 @@ fn compile_vars_targets_env_and_dotenv() {
         "{err}"
     );
     let err = fails(&dir, &["--target", "broken", "ls"]);
-    assert!(err.contains("has no top-level `connection:` to replace"), "{err}");
+    assert!(
+        err.contains("has no top-level `connection:` to replace"),
+        "{err}"
+    );
 }
 
 #[test]
