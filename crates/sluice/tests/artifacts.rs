@@ -6,7 +6,6 @@ mod common;
 mod json_schema;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{sluice, sluice_ok};
 use serde_json::Value;
@@ -38,30 +37,13 @@ fn assert_valid(schema_file: &str, artifact: &Value) {
     );
 }
 
-/// `sluice init` into a fresh folder.
-fn init() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p");
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("init")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (tmp, dir)
-}
-
 fn ids(v: &Value, key: &str) -> Vec<String> {
     v[key].as_object().unwrap().keys().cloned().collect()
 }
 
 #[test]
 fn a_run_writes_a_manifest_and_run_results_in_dbts_schemas() {
-    let (_tmp, dir) = init();
+    let (_tmp, dir) = common::init_project();
     let out = sluice_ok(&dir, &["run"]);
     assert!(out.contains("Done. PASS="), "{out}");
     assert!(
@@ -146,7 +128,7 @@ fn a_run_writes_a_manifest_and_run_results_in_dbts_schemas() {
 
 #[test]
 fn a_failed_run_still_writes_run_results() {
-    let (_tmp, dir) = init();
+    let (_tmp, dir) = common::init_project();
     std::fs::write(
         dir.join("models/silver/stg_sales.sql"),
         "select no_such_column from {{ source('files', 'sales') }}\n",

@@ -150,3 +150,20 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// `sluice init` into a fresh folder `p` of a new temporary folder (kept while the guard lives).
+pub fn init_project() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (tmp, dir)
+}

@@ -4,26 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{sluice, sluice_ok};
-
-fn init() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p");
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("init")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (tmp, dir)
-}
 
 fn lines(s: &str) -> Vec<&str> {
     s.lines().filter(|l| !l.is_empty()).collect()
@@ -37,7 +21,7 @@ fn fails(dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn ls_lists_what_a_selection_picks() {
-    let (_tmp, dir) = init();
+    let (_tmp, dir) = common::init_project();
     assert_eq!(
         lines(&sluice_ok(&dir, &["ls", "--output", "name"])),
         ["files.sales", "stg_sales", "sales_by_region"]
@@ -113,7 +97,7 @@ fn ls_lists_what_a_selection_picks() {
 
 #[test]
 fn state_modified_compares_with_a_previous_manifest() {
-    let (tmp, dir) = init();
+    let (tmp, dir) = common::init_project();
     let err = fails(&dir, &["ls", "-s", "state:modified+"]);
     assert!(err.contains("--state"), "{err}");
     sluice_ok(&dir, &["run"]);
@@ -192,7 +176,7 @@ fn state_modified_compares_with_a_previous_manifest() {
 
 #[test]
 fn compile_vars_targets_env_and_dotenv() {
-    let (tmp, dir) = init();
+    let (tmp, dir) = common::init_project();
     std::fs::write(
         dir.join("models/gold/big_sales.sql"),
         "select * from {{ ref('stg_sales') }} where quantity >= {{ var('min_qty') }} -- {{ target.name }}\n",
@@ -292,7 +276,7 @@ fn compile_vars_targets_env_and_dotenv() {
 
 #[test]
 fn log_format_json_writes_one_object_per_line() {
-    let (_tmp, dir) = init();
+    let (_tmp, dir) = common::init_project();
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args([
             "--project",
