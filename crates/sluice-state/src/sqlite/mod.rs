@@ -39,8 +39,7 @@ pub fn open(path: &Path) -> Result<Connection, StateError> {
     };
     let conn = Connection::open(path).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sqlite)?;
+    set_wal(&conn).map_err(sqlite)?;
     // In WAL mode NORMAL still never corrupts the database; a power cut may only lose the last
     // records. Data lives in the lake (whose commits carry their own positions), and FULL would
     // cost an fsync per node event: most of a small node's scheduling time.
@@ -48,6 +47,27 @@ pub fn open(path: &Path) -> Result<Connection, StateError> {
         .map_err(sqlite)?;
     migrate(&mut SqliteBackend::new(&conn, &display), MIGRATIONS)?;
     Ok(conn)
+}
+
+/// Switches the journal to WAL. While another connection is creating the file or switching it too,
+/// SQLite answers `SQLITE_BUSY` at once for this pragma, without calling the busy handler, so the
+/// switch is retried here within [`BUSY_TIMEOUT`] (seen with several processes opening a new
+/// database at the same moment).
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// An in-memory state database with the current schema (tests, and tools that keep no history).
