@@ -43,7 +43,7 @@ pub struct ProjectConfig {
     /// `postgres`; default: DataFusion's own): models then compute what that warehouse would
     /// (docs/coming-from-dbt.md). A dbt project takes it from its profile.
     #[serde(default)]
-    pub dialect: Option<String>,
+    pub dialect: Option<crate::yaml::Spanned<String>>,
 }
 
 /// One entry of `targets:` in `sluice.yml`.

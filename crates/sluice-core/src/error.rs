@@ -112,6 +112,20 @@ impl ConfigError {
         }
     }
 
+    /// The file the problem is in, when it is one file.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            ConfigError::Io { path, .. }
+            | ConfigError::Yaml { path, .. }
+            | ConfigError::At { path, .. }
+            | ConfigError::Invalid { path, .. }
+            | ConfigError::MissingEnv { path, .. } => Some(path),
+            ConfigError::Duplicate { second, .. } => Some(second),
+            ConfigError::Many(list) => list.first().and_then(ConfigError::file),
+            ConfigError::NotAProject(_) => None,
+        }
+    }
+
     /// A problem at `position` when it is known, else naming the file and field only.
     pub fn at(
         path: &std::path::Path,

@@ -49,5 +49,5 @@ pub use error::{ConfigError, GraphError};
 pub use exports::ExportDecl;
 pub use graph::AssetGraph;
 pub use model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, Severity};
-pub use project::{Project, ProjectErrors};
+pub use project::{PartialProject, Project, ProjectErrors};
 pub use source::SourceDecl;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::config::ProjectConfig;
 use crate::dashboard::{Dashboard, load_dashboards};
 use crate::error::ConfigError;
-use crate::exports::{ExportDecl, load_exports};
+use crate::exports::{ExportDecl, load_exports_partial};
 use crate::model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, PropertiesFile};
 use crate::source::{SourceDecl, is_valid_identifier};
 use crate::yaml::read_text;
@@ -41,9 +41,37 @@ pub struct Project {
 #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
 pub struct ProjectErrors(pub Vec<ConfigError>);
 
+/// A project as far as it loaded, with every problem found: what `sluice validate` checks in one
+/// pass (the files that loaded are checked further, e.g. their connectors, beside the problems of
+/// the files that did not).
+#[derive(Debug)]
+pub struct PartialProject {
+    /// The project made of every file that loaded; `None` when `sluice.yml` itself did not.
+    pub project: Option<Project>,
+    /// The sources that loaded (also when `project` is `None`).
+    pub sources: Vec<SourceDecl>,
+    /// Every export file whose shared fields could be read, also those with wrong values (their
+    /// problems are in `errors`), for their sinks to be checked.
+    pub exports: Vec<ExportDecl>,
+    /// The files under `sources/` that did not load (their sources are missing above).
+    pub failed_sources: Vec<PathBuf>,
+    /// Every problem found.
+    pub errors: Vec<ConfigError>,
+}
+
 impl Project {
     /// Loads the project in `dir`.
     pub fn load(dir: &Path) -> Result<Project, ProjectErrors> {
+        let partial = Project::load_partial(dir)?;
+        match partial.project {
+            Some(project) if partial.errors.is_empty() => Ok(project),
+            _ => Err(ProjectErrors(partial.errors)),
+        }
+    }
+
+    /// Loads what can be loaded of the project in `dir`, collecting every problem instead of
+    /// stopping; an error only when `dir` is not a project at all.
+    pub fn load_partial(dir: &Path) -> Result<PartialProject, ProjectErrors> {
         let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let mut errors = Vec::new();
         let config_path = root.join("sluice.yml");
@@ -61,6 +89,12 @@ impl Project {
             }
         };
         let sources = load_sources(&root.join("sources"), &mut errors);
+        let failed_sources: Vec<PathBuf> = errors
+            .iter()
+            .filter_map(ConfigError::file)
+            .filter(|p| p.starts_with(root.join("sources")))
+            .map(Path::to_path_buf)
+            .collect();
         // Properties files are parsed while the model files are read: the two halves of a large
         // project's load take about as long each.
         let models_dir = root.join("models");
@@ -123,22 +157,25 @@ impl Project {
             &asset_names(&models, &sources),
             &mut errors,
         );
-        let exports = load_exports(&root.join("exports"), &sources, &models, &mut errors);
-        if !errors.is_empty() {
-            return Err(ProjectErrors(errors));
-        }
-        let Some(config) = config else {
-            return Err(ProjectErrors(errors));
-        };
-        Ok(Project {
+        let (exports, flawed_exports) =
+            load_exports_partial(&root.join("exports"), &sources, &models, &mut errors);
+        let all_exports: Vec<ExportDecl> = exports.iter().chain(&flawed_exports).cloned().collect();
+        let project = config.map(|config| Project {
             root,
             config,
-            sources,
+            sources: sources.clone(),
             models,
             checks: checks.into_checks(),
             dashboards,
             exports,
             macros,
+        });
+        Ok(PartialProject {
+            project,
+            sources,
+            exports: all_exports,
+            failed_sources,
+            errors,
         })
     }
 

@@ -13,9 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_yaml_ng::Value;
 use sluice_core::ConfigError;
-use sluice_core::yaml::parse_yaml;
+use sluice_core::error::Position;
+use sluice_core::yaml::{Node, Value, parse_doc};
 use sluice_transform::Dialect;
 
 use crate::project_file::DbtProjectFile;
@@ -34,6 +34,9 @@ pub struct DialectSource {
     pub from: String,
     /// The adapter type as the profile names it (also when Sluice has no dialect for it).
     pub adapter: Option<String>,
+    /// What `sluice validate` warns about, with file and line: an adapter Sluice has no dialect for,
+    /// whose models then run with DataFusion's semantics.
+    pub warning: Option<String>,
 }
 
 /// Reads the dialect of the dbt project at `root`.
@@ -58,10 +61,10 @@ pub fn dialect(
         return Ok(DialectSource {
             dialect: Some(dialect),
             from: format!("vars.{DIALECT_VAR}"),
-            adapter: None,
+            ..DialectSource::default()
         });
     }
-    let Some(profile) = dbt.other.get("profile").and_then(Value::as_str) else {
+    let Some(profile) = dbt.other.get("profile").and_then(|v| v.as_str()) else {
         return Ok(DialectSource {
             from: "dbt_project.yml names no profile".into(),
             ..DialectSource::default()
@@ -71,7 +74,7 @@ pub fn dialect(
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        let profiles: BTreeMap<String, Value> = parse_yaml(&file, &text)?;
+        let profiles = parse_doc(&file, &text)?;
         let Some(p) = profiles.get(profile) else {
             continue;
         };
@@ -95,45 +98,55 @@ fn profile_files(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The adapter of a profile's target.
-fn from_profile(file: &Path, name: &str, profile: &Value) -> Result<DialectSource, ConfigError> {
-    let invalid = |field: String, message: String| ConfigError::Invalid {
+/// The adapter of a profile's target; problems point at their line in `profiles.yml`.
+fn from_profile(file: &Path, name: &str, profile: &Node) -> Result<DialectSource, ConfigError> {
+    let at = |pos: Position, field: String, message: String| ConfigError::At {
         path: file.to_path_buf(),
+        position: pos,
         field,
         message,
     };
-    let outputs = profile
-        .get("outputs")
-        .and_then(Value::as_mapping)
-        .ok_or_else(|| {
-            invalid(
+    let outputs = match profile.get("outputs") {
+        Some(
+            node @ Node {
+                value: Value::Map(entries),
+                ..
+            },
+        ) if !entries.is_empty() => (node, entries),
+        other => {
+            return Err(at(
+                other.map_or(profile.pos, |n| n.pos),
                 format!("{name}.outputs"),
-                "expected a map of targets".into(),
-            )
-        })?;
-    let named = profile
-        .get("target")
-        .and_then(Value::as_str)
+                format!(
+                    "expected a map of targets, found {}",
+                    other.map_or_else(|| "nothing".into(), Node::describe)
+                ),
+            ));
+        }
+    };
+    let named_node = profile.get("target");
+    let named = named_node
+        .and_then(Node::as_str)
         // A rendered target (`{{ env_var('DBT_TARGET', 'dev') }}`) is not evaluated here.
         .filter(|t| !t.contains("{{"))
         .unwrap_or("dev");
-    let (target, output) = match outputs.get(named) {
+    let (target, output) = match outputs.0.get(named) {
         Some(o) => (named.to_string(), o),
-        None => {
-            let mut all = outputs.iter();
-            match (all.next(), all.next()) {
-                (Some((k, o)), None) => (k.as_str().unwrap_or(named).to_string(), o),
-                _ => {
-                    return Err(invalid(
-                        format!("{name}.target"),
-                        format!("target `{named}` is not among the profile's outputs"),
-                    ));
-                }
+        None => match outputs.1.as_slice() {
+            [only] => (only.key.clone(), &only.node),
+            _ => {
+                return Err(at(
+                    named_node.map_or(outputs.0.pos, |n| n.pos),
+                    format!("{name}.target"),
+                    format!("target `{named}` is not among the profile's outputs"),
+                ));
             }
-        }
+        },
     };
-    let adapter = output.get("type").and_then(Value::as_str).ok_or_else(|| {
-        invalid(
+    let type_node = output.get("type");
+    let adapter = type_node.and_then(Node::as_str).ok_or_else(|| {
+        at(
+            type_node.map_or(output.pos, |n| n.pos),
             format!("{name}.outputs.{target}.type"),
             "expected the adapter type (duckdb, snowflake, bigquery, databricks, postgres, …)"
                 .into(),
@@ -141,18 +154,28 @@ fn from_profile(file: &Path, name: &str, profile: &Value) -> Result<DialectSourc
     })?;
     let from = format!("{}: {name}.outputs.{target}", file.display());
     let dialect = adapter.parse::<Dialect>().ok();
-    if dialect.is_none() {
-        tracing::warn!(
-            adapter,
-            profile = name,
-            "Sluice has no SQL dialect for this adapter: models run with DataFusion's semantics \
-             (set vars.{DIALECT_VAR} to choose one)"
-        );
+    let warning = dialect.is_none().then(|| {
+        format!(
+            "{}:{}: field `{name}.outputs.{target}.type`: Sluice has no SQL dialect for the \
+             adapter `{adapter}`: models run with DataFusion's semantics, which may compute other \
+             figures (set vars.{DIALECT_VAR} in dbt_project.yml to choose one of {})",
+            file.display(),
+            type_node.map_or(output.pos, |n| n.pos),
+            sluice_transform::dialect::DIALECTS
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
     }
     Ok(DialectSource {
         dialect,
         from,
         adapter: Some(adapter.to_string()),
+        warning,
     })
 }
 
@@ -232,6 +255,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!((d.dialect, d.adapter.as_deref()), (None, Some("trino")));
+        // The warning points at the adapter's line and column in profiles.yml.
+        let w = d
+            .warning
+            .expect("a warning for an adapter without a dialect");
+        assert!(
+            w.contains("profiles.yml:3:17: field `t.outputs.dev.type`") && w.contains("`trino`"),
+            "{w}"
+        );
         let e = dialect(
             dir.path(),
             Path::new("p.yml"),
@@ -240,6 +271,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("u.target") && e.contains("`prod`"), "{e}");
+        assert!(
+            e.contains("profiles.yml:5:11: field `u.target`") && e.contains("`prod`"),
+            "{e}"
+        );
     }
 }

@@ -23,13 +23,18 @@
 //! with exponential backoff), [`rebatch`] (batches of exactly `batch_size` rows), [`json`], [`read`].
 //! The file and stdout output of `sluice export` stays in `sluice-serve`, next to its formats.
 //!
+//! `sluice-core` reads the fields every export file shares (`asset`, `kind`, `batch_size`, …); the
+//! rest of the file belongs to the sink kind, which reads it into its own config struct with
+//! [`ExportDecl::config`] (unknown keys are errors with file, line and a "did you mean").
+//! `sluice validate` builds every export's sink ([`build_sink`], which never connects), so its
+//! mistakes are reported with the rest of the project's.
+//!
 //! Adding a sink kind:
-//! 1. parse its fields in `sluice-core`'s `exports.rs` (a variant of `ExportTarget`, its name in
-//!    `EXPORT_KINDS`), so that `sluice validate` reports mistakes with file and line;
-//! 2. write `src/<kind>.rs` with a type implementing [`Sink`] and a `pub const KIND: SinkKind` (name,
-//!    one-line description, a minimal example file, the constructor), and add one line to
+//! 1. write `src/<kind>.rs` with its config struct (`#[serde(deny_unknown_fields)]`), a type
+//!    implementing [`Sink`] and a `pub const KIND: SinkKind` (name, one-line description, a minimal
+//!    example file, the constructor that reads and checks the config), and add one line to
 //!    [`SINK_KINDS`];
-//! 3. add the same name and description to the sinks table of `docs/plugins.md` (the registry test
+//! 2. add the same name and description to the sinks table of `docs/plugins.md` (the registry test
 //!    fails until the docs match).
 
 pub mod error;
@@ -106,14 +111,25 @@ pub fn sink_kind(kind: &str) -> Option<&'static SinkKind> {
     SINK_KINDS.iter().find(|k| k.name == kind)
 }
 
-/// Builds the sink of an export declaration.
+/// Builds the sink of an export declaration: reads and checks its kind's fields (without
+/// connecting anywhere). An unknown `kind:` is an error at its line, with the closest kind.
 pub fn build_sink(export: &ExportDecl) -> Result<Box<dyn Sink>, SinkError> {
-    let kind = sink_kind(export.kind()).ok_or_else(|| {
-        SinkError::Internal(format!(
-            "export kind `{}` is parsed but has no sink in SINK_KINDS",
-            export.kind()
-        ))
-    })?;
+    let Some(kind) = sink_kind(export.kind()) else {
+        let names = || SINK_KINDS.iter().map(|k| k.name);
+        let hint = sluice_core::graph::suggest(export.kind(), names())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(SinkError::Config(sluice_core::ConfigError::at(
+            &export.path,
+            export.kind_pos,
+            "kind",
+            format!(
+                "`{}` is not an export kind{hint}; expected {}",
+                export.kind(),
+                names().collect::<Vec<_>>().join(" or ")
+            ),
+        )));
+    };
     (kind.build)(export)
 }
 

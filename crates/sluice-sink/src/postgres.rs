@@ -19,8 +19,10 @@ use std::error::Error as _;
 
 use arrow::datatypes::{DataType, Schema};
 use async_trait::async_trait;
+use serde::Deserialize;
+use sluice_core::ConfigError;
 use sluice_core::ExportDecl;
-use sluice_core::exports::{ExportTarget, PostgresTarget};
+use sluice_core::source::is_valid_identifier;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -31,16 +33,101 @@ pub const KIND: SinkKind = SinkKind {
     name: "postgres",
     description: "Upserts the rows into a PostgreSQL table on a key, one transaction per batch.",
     example: "asset: orders\nkind: postgres\nconnection: postgres://localhost/analytics\ntable: analytics.orders\nkey: [id]\n",
-    build: |export| match &export.target {
-        ExportTarget::Postgres(target) => Ok(Box::new(PostgresSink {
-            target: target.clone(),
-        })),
-        _ => Err(SinkError::Internal(format!(
-            "export `{}` is not of kind postgres",
-            export.name
-        ))),
+    build: |export| {
+        Ok(Box::new(PostgresSink {
+            target: PostgresTarget::from_decl(export)?,
+        }))
     },
 };
+
+/// The fields of a `kind: postgres` export file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresFields {
+    #[serde(default)]
+    connection: Option<String>,
+    #[serde(default)]
+    table: Option<String>,
+    #[serde(default)]
+    key: Option<KeyList>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// `key: id` or `key: [a, b]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum KeyList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Where a `kind: postgres` export upserts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresTarget {
+    /// Connection string as written; `${ENV}` is expanded when the export runs.
+    pub connection: String,
+    /// `table` or `schema.table`.
+    pub table: String,
+    /// Key columns (the conflict target of the upsert, and the primary key of a created table).
+    pub key: Vec<String>,
+}
+
+impl PostgresTarget {
+    /// Reads and checks the export's postgres fields, every problem with file and line.
+    pub fn from_decl(export: &ExportDecl) -> Result<PostgresTarget, ConfigError> {
+        let f: PostgresFields = export.config()?;
+        let mut errors = Vec::new();
+        let missing = |field: &str, what: &str| {
+            export.invalid(field, format!("`kind: postgres` needs `{field}`: {what}"))
+        };
+        let connection = f.connection.unwrap_or_default();
+        if connection.trim().is_empty() {
+            errors.push(missing(
+                "connection",
+                "a libpq URL or key=value string, e.g. ${ANALYTICS_PG_URL}",
+            ));
+        }
+        let table = f.table.unwrap_or_default();
+        if table.is_empty() {
+            errors.push(missing(
+                "table",
+                "the target table, `table` or `schema.table`",
+            ));
+        } else if !table.split('.').all(is_valid_identifier) || table.split('.').count() > 2 {
+            errors.push(export.invalid(
+                "table",
+                format!("`{table}` is not `table` or `schema.table` (letters, digits, _)"),
+            ));
+        }
+        let key = match f.key {
+            None => Vec::new(),
+            Some(KeyList::One(k)) => vec![k],
+            Some(KeyList::Many(k)) => k,
+        };
+        if key.is_empty() {
+            errors.push(missing(
+                "key",
+                "the column(s) rows are matched on, e.g. [month]",
+            ));
+        }
+        match f.mode.as_deref().unwrap_or("upsert") {
+            "upsert" => {}
+            other => errors.push(export.invalid(
+                "mode",
+                format!("`{other}` is not supported; expected upsert"),
+            )),
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError::many(errors));
+        }
+        Ok(PostgresTarget {
+            connection,
+            table,
+            key,
+        })
+    }
+}
 
 /// `kind: postgres`: upserts into a table (created if missing) on the export's key.
 #[derive(Debug, Clone)]

@@ -6,14 +6,17 @@
 //! backoff and jitter (`retries`, `retry_backoff`); any other status fails the export at that batch,
 //! and the batches before it stay delivered. Batches go one at a time, in table order.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use sluice_core::ConfigError;
 use sluice_core::ExportDecl;
-use sluice_core::exports::{ExportTarget, WebhookTarget};
+use sluice_core::yaml::HumanDuration;
 
 use crate::{ExportReport, Rebatcher, Rows, Sink, SinkContext, SinkError, SinkKind};
 
@@ -22,16 +25,61 @@ pub const KIND: SinkKind = SinkKind {
     name: "webhook",
     description: "POSTs the rows to an HTTP endpoint as JSON arrays, one request per batch, retried with backoff.",
     example: "asset: orders\nkind: webhook\nurl: https://hooks.example.com/orders\n",
-    build: |export| match &export.target {
-        ExportTarget::Webhook(target) => Ok(Box::new(WebhookSink {
-            target: target.clone(),
-        })),
-        _ => Err(SinkError::Internal(format!(
-            "export `{}` is not of kind webhook",
-            export.name
-        ))),
+    build: |export| {
+        Ok(Box::new(WebhookSink {
+            target: WebhookTarget::from_decl(export)?,
+        }))
     },
 };
+
+/// The fields of a `kind: webhook` export file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookFields {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
+    retry_backoff: Option<HumanDuration>,
+    #[serde(default)]
+    timeout: Option<HumanDuration>,
+}
+
+/// Where and how a `kind: webhook` export posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// The URL as written; `${ENV}` is expanded when the export runs.
+    pub url: String,
+    /// Extra request headers; values are `${ENV}`-expanded when the export runs.
+    pub headers: BTreeMap<String, String>,
+    /// Retries of one batch after a 5xx, a 429 or a connection error.
+    pub retries: u32,
+    /// First retry delay (doubles, with jitter).
+    pub retry_backoff: Duration,
+    /// Timeout of one request.
+    pub timeout: Duration,
+}
+
+impl WebhookTarget {
+    /// Reads and checks the export's webhook fields, every problem with file and line.
+    pub fn from_decl(export: &ExportDecl) -> Result<WebhookTarget, ConfigError> {
+        let f: WebhookFields = export.config()?;
+        let url = f.url.unwrap_or_default();
+        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("${")) {
+            return Err(export.invalid("url", format!("`{url}` is not an http:// or https:// URL")));
+        }
+        Ok(WebhookTarget {
+            url,
+            headers: f.headers,
+            retries: f.retries.unwrap_or(5),
+            retry_backoff: f.retry_backoff.map_or(Duration::from_millis(500), |d| d.0),
+            timeout: f.timeout.map_or(Duration::from_secs(30), |d| d.0),
+        })
+    }
+}
 
 /// `kind: webhook`: one `POST` of a JSON array per batch.
 #[derive(Debug, Clone)]

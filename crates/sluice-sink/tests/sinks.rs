@@ -1,16 +1,13 @@
 //! The sinks against real receivers: a local HTTP server for `webhook`, the local PostgreSQL for
 //! `postgres` (127.0.0.1:5432, db `test`; under `CI=true` its absence fails the test).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde_json::Value;
 use sluice_core::ExportDecl;
-use sluice_core::exports::{ExportTarget, PostgresTarget, WebhookTarget};
 use sluice_sink::{ExportReport, Rows, SinkContext, SinkError, build_sink};
 
 fn schema() -> SchemaRef {
@@ -37,20 +34,23 @@ fn batch(from: i64, to: i64, suffix: &str) -> RecordBatch {
     .unwrap()
 }
 
-fn export(name: &str, batch_size: usize, target: ExportTarget) -> ExportDecl {
-    ExportDecl {
-        name: name.into(),
-        path: PathBuf::from(format!("exports/{name}.yml")),
-        asset: "orders".into(),
-        asset_node: "orders".into(),
-        description: None,
-        owner: None,
-        tags: Vec::new(),
-        enabled: true,
-        batch_size,
-        columns: None,
-        target,
-    }
+/// An export of the model `orders` with `batch_size`, its sink's fields given as YAML lines.
+fn export(name: &str, batch_size: usize, sink: &str) -> ExportDecl {
+    let orders = sluice_core::ModelFile {
+        name: "orders".into(),
+        layer: sluice_core::ModelLayer::Gold,
+        path: PathBuf::from("models/gold/orders.sql"),
+        sql: String::new(),
+        properties: sluice_core::ModelProperties::default(),
+    };
+    let text = format!("asset: orders\nbatch_size: {batch_size}\n{sink}");
+    ExportDecl::parse(
+        &PathBuf::from(format!("exports/{name}.yml")),
+        &text,
+        &[],
+        &[orders],
+    )
+    .unwrap()
 }
 
 async fn write(export: &ExportDecl, rows: Rows) -> Result<ExportReport, SinkError> {
@@ -97,20 +97,14 @@ async fn webhook(status: fn(usize) -> u16) -> (String, Seen) {
     (url, seen)
 }
 
-fn hook_target(url: String) -> ExportTarget {
-    ExportTarget::Webhook(WebhookTarget {
-        url,
-        headers: BTreeMap::new(),
-        retries: 2,
-        retry_backoff: Duration::from_millis(5),
-        timeout: Duration::from_secs(10),
-    })
+fn hook_target(url: String) -> String {
+    format!("kind: webhook\nurl: {url}\nretries: 2\nretry_backoff: 5ms\ntimeout: 10s\n")
 }
 
 #[tokio::test]
 async fn a_webhook_gets_batches_of_batch_size_in_order_with_stable_keys() {
     let (url, seen) = webhook(|n| if n == 2 { 503 } else { 200 }).await;
-    let hook = export("hook", 2, hook_target(url));
+    let hook = export("hook", 2, &hook_target(url));
     let rows = Rows::from_batches(schema(), vec![batch(0, 3, ""), batch(3, 5, "")]);
     let report = write(&hook, rows).await.unwrap();
     assert_eq!(
@@ -151,7 +145,7 @@ async fn a_webhook_gets_batches_of_batch_size_in_order_with_stable_keys() {
 #[tokio::test]
 async fn a_refused_webhook_batch_fails_the_export_at_that_batch_without_retrying() {
     let (url, seen) = webhook(|n| if n == 2 { 400 } else { 200 }).await;
-    let hook = export("hook", 2, hook_target(url));
+    let hook = export("hook", 2, &hook_target(url));
     let rows = Rows::from_batches(schema(), vec![batch(0, 6, "")]);
     let err = write(&hook, rows).await.unwrap_err();
     assert!(matches!(err, SinkError::Webhook { batch: 2, .. }), "{err}");
@@ -189,11 +183,7 @@ async fn postgres_upserts_on_the_key_and_a_second_push_duplicates_nothing() {
     let pg = export(
         "orders_pg",
         2,
-        ExportTarget::Postgres(PostgresTarget {
-            connection: PG.into(),
-            table: table.clone(),
-            key: vec!["id".into()],
-        }),
+        &format!("kind: postgres\nconnection: {PG}\ntable: {table}\nkey: [id]\n"),
     );
     let first = write(&pg, Rows::from_batches(schema(), vec![batch(0, 5, "")]))
         .await
@@ -231,11 +221,7 @@ async fn postgres_names_a_missing_key_column() {
     let pg = export(
         "orders_pg",
         2,
-        ExportTarget::Postgres(PostgresTarget {
-            connection: PG.into(),
-            table: "t".into(),
-            key: vec!["order_id".into()],
-        }),
+        &format!("kind: postgres\nconnection: {PG}\ntable: t\nkey: [order_id]\n"),
     );
     let err = write(&pg, Rows::from_batches(schema(), vec![batch(0, 1, "")]))
         .await

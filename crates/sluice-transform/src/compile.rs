@@ -516,17 +516,20 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
     if let Some(cycle) = graph.find_cycle() {
         errors.push(TransformError::Graph(GraphError::Cycle(cycle)));
     }
-    let dialect = match project.config.dialect.as_deref().map(str::parse) {
+    let dialect = match &project.config.dialect {
         None => crate::dialect::Dialect::default(),
-        Some(Ok(d)) => d,
-        Some(Err(e)) => {
-            errors.push(TransformError::Config {
-                path: project.root.join("sluice.yml"),
-                field: "dialect".into(),
-                message: e.to_string(),
-            });
-            crate::dialect::Dialect::default()
-        }
+        Some(name) => match name.parse() {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(TransformError::Project(sluice_core::ConfigError::at(
+                    &project.root.join("sluice.yml"),
+                    name.position(),
+                    "dialect",
+                    format!("{e}"),
+                )));
+                crate::dialect::Dialect::default()
+            }
+        },
     };
     if !errors.is_empty() {
         return Err(errors);

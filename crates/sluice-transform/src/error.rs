@@ -50,6 +50,9 @@ pub enum TransformError {
     /// A graph problem (unknown ref, cycle).
     #[error(transparent)]
     Graph(#[from] sluice_core::GraphError),
+    /// A value of a project file that is invalid, with its place (`file:line:column`).
+    #[error(transparent)]
+    Project(#[from] sluice_core::ConfigError),
 }
 
 impl TransformError {

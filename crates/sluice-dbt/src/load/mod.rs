@@ -23,7 +23,6 @@ use serde_json::{Map, Value as Json};
 use sluice_core::model::ModelProperties;
 use sluice_core::yaml::read_text;
 use sluice_core::{ConfigError, Project, ProjectConfig};
-use sluice_transform::Dialect;
 use sluice_transform::singular::SingularTest;
 
 use crate::docs::DocsBlocks;
@@ -138,10 +137,9 @@ pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
                 .collect(),
         ));
     }
-    let config: ProjectConfig = serde_json::from_value(serde_json::json!({
+    let mut config: ProjectConfig = serde_json::from_value(serde_json::json!({
         "name": dbt.name,
         "vars": vars,
-        "dialect": dialect.dialect.map(Dialect::as_str),
     }))
     .map_err(|e| {
         DbtErrors(vec![DbtError::Config(ConfigError::Invalid {
@@ -150,6 +148,9 @@ pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
             message: e.to_string(),
         })])
     })?;
+    config.dialect = dialect
+        .dialect
+        .map(|d| sluice_core::yaml::Spanned::unplaced(d.as_str().to_string()));
     unsupported.sort();
     unsupported.dedup();
     tracing::debug!(

@@ -246,29 +246,36 @@ pub struct Workspace {
     pub state: Arc<StateStore>,
 }
 
+/// Loads and compiles a dbt project folder (without sluice.yml, it runs as it is: state and lake
+/// inside the project folder), with what `validate` warns about (an adapter without a dialect).
+pub fn load_dbt(dir: &Path) -> Result<(Arc<CompiledProject>, Vec<String>)> {
+    let settings = settings();
+    let fail = |e: sluice_dbt::DbtErrors| {
+        anyhow!(
+            "{} problem(s) in the dbt project:\n{}",
+            e.0.len(),
+            e.0.iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    let mut dbt = sluice_dbt::load(dir).map_err(fail)?;
+    let warnings: Vec<String> = dbt.dialect.warning.iter().cloned().collect();
+    // A dbt project has no `targets:`; `--target` names it for `target.name`, as in dbt.
+    let vars = &mut dbt.project.config.vars;
+    if let Some(t) = &settings.target {
+        vars.insert("sluice_target".into(), t.clone().into());
+    }
+    vars.extend(settings.vars.clone());
+    Ok((Arc::new(sluice_dbt::compile(dbt).map_err(fail)?), warnings))
+}
+
 /// Loads and compiles a project, reporting every problem at once. `--target` and `--vars` apply.
 pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
     let settings = settings();
     if sluice_dbt::is_dbt_project(dir) {
-        // A dbt project without sluice.yml runs as it is (state and lake inside the project folder).
-        let fail = |e: sluice_dbt::DbtErrors| {
-            anyhow!(
-                "{} problem(s) in the dbt project:\n{}",
-                e.0.len(),
-                e.0.iter()
-                    .map(|e| format!("  {e}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        };
-        let mut dbt = sluice_dbt::load(dir).map_err(fail)?;
-        // A dbt project has no `targets:`; `--target` names it for `target.name`, as in dbt.
-        let vars = &mut dbt.project.config.vars;
-        if let Some(t) = &settings.target {
-            vars.insert("sluice_target".into(), t.clone().into());
-        }
-        vars.extend(settings.vars.clone());
-        return Ok(Arc::new(sluice_dbt::compile(dbt).map_err(fail)?));
+        return load_dbt(dir).map(|(compiled, _)| compiled);
     }
     let mut project = Project::load(dir).map_err(|e| anyhow!("{e}"))?;
     apply_target(&mut project, settings)?;

@@ -10,7 +10,7 @@ use sluice_orchestrate::{NodeStatus, RunOptions, RunSummary};
 use sluice_quality::{CheckStatus, build_check};
 use tokio_util::sync::CancellationToken;
 
-use super::{load, open};
+use super::open;
 use crate::artifacts::{self, Invocation, timing::Timings};
 use crate::cli::SelectArgs;
 use crate::progress::RunProgress;
@@ -19,31 +19,27 @@ use crate::table;
 /// Loads, compiles and checks every source and check declaration; reports every problem, one per
 /// line, as `file:line:column: field `x`: message` with paths relative to the project folder.
 pub fn validate(dir: &Path) -> Result<ExitCode> {
-    let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let compiled = if sluice_dbt::is_dbt_project(dir) {
-        load(dir).map_err(|e| anyhow!("{}", relative_to(&root, &e.to_string())))?
+    // Normalised (no trailing `/`), so that paths print relative to it.
+    let root: std::path::PathBuf = std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .components()
+        .collect();
+    let (mut problems, warnings, compiled) = if sluice_dbt::is_dbt_project(dir) {
+        let (compiled, mut warnings) =
+            super::load_dbt(dir).map_err(|e| anyhow!("{}", relative_to(&root, &e.to_string())))?;
+        let (problems, more) = problems(&compiled);
+        warnings.extend(more);
+        (problems, warnings, Some(compiled))
     } else {
-        let project = sluice_core::Project::load(dir).map_err(|e| {
-            let lines: Vec<String> =
-                e.0.into_iter()
-                    .flat_map(sluice_core::ConfigError::into_list)
-                    .map(|p| p.to_string())
-                    .collect();
-            report(&root, &lines)
-        })?;
-        let compiled = sluice_transform::compile(Arc::new(project)).map_err(|errs| {
-            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-            report(&root, &lines)
-        })?;
-        Arc::new(compiled)
+        one_pass(dir).map_err(|e| report(&root, &e))?
     };
-    let (problems, warnings) = problems(&compiled);
     for w in &warnings {
         eprintln!("warning: {}", relative_to(&root, w));
     }
-    if !problems.is_empty() {
+    in_file_order(&mut problems);
+    let Some(compiled) = compiled.filter(|_| problems.is_empty()) else {
         return Err(report(&root, &problems));
-    }
+    };
     println!(
         "OK: {} source table(s), {} model(s), {} check(s); the graph has no cycles.",
         compiled.sources.len(),
@@ -51,6 +47,94 @@ pub fn validate(dir: &Path) -> Result<ExitCode> {
         compiled.project.checks.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Problems, warnings and (when it compiles) the project: every file that loads is checked as far
+/// as it can be, whatever else failed, so one `validate` shows every problem. A reference to an asset
+/// whose file did not load is not reported again: the file's own problem is.
+type Checked = (
+    Vec<String>,
+    Vec<String>,
+    Option<Arc<sluice_transform::CompiledProject>>,
+);
+
+fn one_pass(dir: &Path) -> std::result::Result<Checked, Vec<String>> {
+    let partial = sluice_core::Project::load_partial(dir).map_err(|e| flatten(e.0))?;
+    let failed: std::collections::BTreeSet<String> = partial
+        .errors
+        .iter()
+        .filter_map(sluice_core::ConfigError::file)
+        .filter_map(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    let mut problems = flatten(partial.errors);
+    let root = partial
+        .project
+        .as_ref()
+        .map(|p| p.root.clone())
+        .unwrap_or_else(|| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    problems.extend(source_problems(&partial.sources, &root));
+    problems.extend(export_problems(&partial.exports));
+    let Some(project) = partial.project else {
+        return Ok((problems, Vec::new(), None));
+    };
+    match sluice_transform::compile(Arc::new(project)) {
+        Ok(compiled) => {
+            let (more, warnings) = compiled_problems(&compiled);
+            problems.extend(more);
+            Ok((problems, warnings, Some(Arc::new(compiled))))
+        }
+        Err(errs) => {
+            problems.extend(
+                errs.iter()
+                    .filter(|e| !refers_to_failed(e, &failed))
+                    .map(ToString::to_string),
+            );
+            Ok((problems, Vec::new(), None))
+        }
+    }
+}
+
+/// Problems in reading order: by file, then line and column (a problem without a position keeps its
+/// place among its file's).
+fn in_file_order(problems: &mut [String]) {
+    fn key(p: &str) -> (&str, usize, usize) {
+        let mut parts = p.splitn(4, ':');
+        let file = parts.next().unwrap_or_default();
+        let num = |s: Option<&str>| s.and_then(|s| s.trim().parse::<usize>().ok());
+        match (num(parts.next()), num(parts.next())) {
+            (Some(line), Some(col)) => (file, line, col),
+            (Some(line), None) => (file, line, 0),
+            _ => (file, 0, 0),
+        }
+    }
+    problems.sort_by(|a, b| key(a).cmp(&key(b)));
+}
+
+/// Whether `e` is an unknown reference to an asset whose file did not load.
+fn refers_to_failed(
+    e: &sluice_transform::TransformError,
+    failed: &std::collections::BTreeSet<String>,
+) -> bool {
+    match e {
+        sluice_transform::TransformError::Graph(sluice_core::GraphError::UnknownRef {
+            target,
+            ..
+        }) => {
+            let first = target.split('.').next().unwrap_or(target);
+            failed.contains(target) || failed.contains(first)
+        }
+        _ => false,
+    }
+}
+
+/// One line per problem ([`sluice_core::ConfigError::Many`] flattened).
+fn flatten(errors: Vec<sluice_core::ConfigError>) -> Vec<String> {
+    errors
+        .into_iter()
+        .flat_map(sluice_core::ConfigError::into_list)
+        .map(|p| p.to_string())
+        .collect()
 }
 
 /// `N problem(s) in the project:` and one problem per line (each may span lines of its own).
@@ -75,9 +159,18 @@ fn relative_to(root: &Path, text: &str) -> String {
 /// Every problem (and warning) `sluice validate` reports on a compiled project: connectors and checks
 /// that cannot be built, schedules, failure policies, owners and freshness settings.
 pub fn problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, Vec<String>) {
+    let mut problems = source_problems(&compiled.project.sources, &compiled.project.root);
+    problems.extend(export_problems(&compiled.project.exports));
+    let (more, warnings) = compiled_problems(compiled);
+    problems.extend(more);
+    (problems, warnings)
+}
+
+/// The connectors that cannot be built from their source files.
+fn source_problems(sources: &[sluice_core::SourceDecl], root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    for decl in &compiled.project.sources {
-        match sluice_ingest::build_source(decl, &compiled.project.root) {
+    for decl in sources {
+        match sluice_ingest::build_source(decl, root) {
             Err(sluice_ingest::IngestError::Config(e)) => {
                 problems.extend(e.into_list().into_iter().map(|p| p.to_string()));
             }
@@ -98,6 +191,28 @@ pub fn problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, V
             Ok(_) => {}
         }
     }
+    problems
+}
+
+/// The sinks that cannot be built from their export files (their own fields are read and checked;
+/// nothing connects).
+fn export_problems(exports: &[sluice_core::ExportDecl]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for export in exports {
+        match sluice_sink::build_sink(export) {
+            Err(sluice_sink::SinkError::Config(e)) => {
+                problems.extend(e.into_list().into_iter().map(|p| p.to_string()));
+            }
+            Err(e) => problems.push(format!("{}: {e}", export.path.display())),
+            Ok(_) => {}
+        }
+    }
+    problems
+}
+
+/// What a compiled project's checks, schedules, policies, alerting and dialect say.
+fn compiled_problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, Vec<String>) {
+    let mut problems = Vec::new();
     for spec in &compiled.project.checks {
         if let Err(e) = build_check(spec, &compiled.scope) {
             problems.push(e.to_string());
