@@ -189,7 +189,7 @@ fn the_jaffle_fixture_is_planned_as_duckdb_and_its_unmatched_semantics_are_repor
     );
     let compiled = sluice_dbt::compile(dbt).unwrap();
     assert_eq!(compiled.dialect, sluice_transform::Dialect::DuckDb);
-    let notes: Vec<String> = sluice_transform::dialect::review(&compiled)
+    let notes: Vec<String> = sluice_transform::dialect_review::review(&compiled)
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -212,5 +212,5 @@ fn the_shop_fixture_has_no_profile_and_keeps_datafusion_semantics() {
     assert_eq!(dbt.dialect.dialect, None);
     let compiled = sluice_dbt::compile(dbt).unwrap();
     assert_eq!(compiled.dialect, sluice_transform::Dialect::DataFusion);
-    assert!(sluice_transform::dialect::review(&compiled).is_empty());
+    assert!(sluice_transform::dialect_review::review(&compiled).is_empty());
 }

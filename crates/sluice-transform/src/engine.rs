@@ -21,7 +21,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use sluice_lake::{Lake, TableId};
 
-use crate::compile::{CompiledProject, Materialized};
+use crate::compiled::{CompiledProject, Materialized};
 use crate::dialect::Dialect;
 use crate::error::{Result, TransformError};
 use crate::guard::{SqlLimits, check_sql};

@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use sluice_lake::{WriteMode, WriteOutcome, WriteSpec};
 
-use crate::compile::{CompiledModel, CompiledProject, IncrementalStrategy, Materialized};
+use crate::compiled::{CompiledModel, CompiledProject, IncrementalStrategy, Materialized};
 use crate::engine::Engine;
 use crate::error::{Result, TransformError};
 use crate::relation::{model_table, staged_relation};
@@ -87,7 +87,7 @@ pub use registry::{MATERIALIZATIONS, MaterializationKind, dbt_accepts};
 
 /// The behaviour of a materialization (from its registry entry).
 pub fn materialization_for(m: Materialized) -> &'static dyn Materialization {
-    m.kind().behaviour
+    MATERIALIZATIONS[m as usize].behaviour
 }
 
 /// Renders the model for this run and collects its output.

@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn model_config_errors_name_the_file_and_field() {
-        use crate::compile::ModelConfig;
+        use crate::compiled::ModelConfig;
         let path = std::path::Path::new("models/gold/m.sql");
         let cfg = |v: Value| ModelConfig::from_map(v.as_object().unwrap(), path);
         let e = cfg(json!({"partition_by": {"field": "x", "granularity": "week"}}))

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sluice_core::exports::EXPORT_NODE_PREFIX;
 use sluice_core::selector::{NodeFacts, ResourceType};
 
-use crate::compile::{CompiledProject, Materialized};
+use crate::compiled::{CompiledProject, Materialized};
 
 impl CompiledProject {
     /// The file that defines a node, relative to the project folder, with `/` separators.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use sluice_core::{CheckSpec, Severity};
 
-use crate::compile::CompiledProject;
+use crate::compiled::CompiledProject;
 use crate::error::TransformError;
 use crate::render::render;
 

@@ -25,7 +25,6 @@
 //! model builds, views, checks and ad-hoc queries alike.
 
 pub mod divide;
-pub mod review;
 pub mod rewrite;
 #[cfg(test)]
 mod tests;
@@ -36,8 +35,6 @@ use std::sync::Arc;
 
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
-
-pub use review::{DialectNote, review};
 
 /// The SQL dialect a project's models are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]

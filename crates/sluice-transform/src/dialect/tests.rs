@@ -282,7 +282,7 @@ fn review_reports_what_is_not_matched_with_file_and_line() {
     use std::path::Path;
     let text = "{{ config(materialized='table') }}\nselect\n  to_char(order_date, 'YYYY-MM') as month,\n  to_char(order_date, '%Y') as year,\n  substr(name, 0, 3) as short,\n  {{ var('x') }} as x\nfrom {{ ref('orders') }}\n";
     let p = Path::new("models/orders.sql");
-    let notes = super::review::review_text(Dialect::Snowflake, p, text);
+    let notes = crate::dialect_review::review_text(Dialect::Snowflake, p, text);
     let lines: Vec<String> = notes.iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
@@ -299,9 +299,9 @@ fn review_reports_what_is_not_matched_with_file_and_line() {
     );
     // DuckDB reads substr like DataFusion: only the template is reported.
     assert_eq!(
-        super::review::review_text(Dialect::DuckDb, p, text).len(),
+        crate::dialect_review::review_text(Dialect::DuckDb, p, text).len(),
         1
     );
     // No dialect, no notes.
-    assert!(super::review::review_text(Dialect::DataFusion, p, text).is_empty());
+    assert!(crate::dialect_review::review_text(Dialect::DataFusion, p, text).is_empty());
 }

@@ -1,12 +1,12 @@
-//! The registry of materializations: one list, from which [`Materialized`]'s names, the values
-//! `materialized:` accepts (with a suggestion), the materializations a dbt project may use, the
-//! behaviour a model build runs ([`super::materialization_for`]) and the docs table derive.
+//! The registry of materializations: one list (with [`Materialized`], the typed names it is indexed
+//! by), from which the materializations a dbt project may use, the behaviour a model build runs
+//! ([`super::materialization_for`]) and the docs table derive.
 
 use super::{
     CdcMergeMaterialization, EphemeralMaterialization, IncrementalMaterialization, Materialization,
     SeedMaterialization, SnapshotMaterialization, TableMaterialization, ViewMaterialization,
 };
-use crate::compile::Materialized;
+use crate::compiled::Materialized;
 
 /// One materialization, listed once in [`MATERIALIZATIONS`].
 #[derive(Clone, Copy)]
@@ -39,49 +39,49 @@ impl std::fmt::Debug for MaterializationKind {
 pub static MATERIALIZATIONS: &[MaterializationKind] = &[
     MaterializationKind {
         materialized: Materialized::View,
-        name: "view",
+        name: Materialized::View.as_str(),
         description: "Not stored: registered in every session from its SQL.",
         dbt: true,
         behaviour: &ViewMaterialization,
     },
     MaterializationKind {
         materialized: Materialized::Table,
-        name: "table",
+        name: Materialized::Table.as_str(),
         description: "Rebuilt and replaced in one Delta commit (the default).",
         dbt: true,
         behaviour: &TableMaterialization,
     },
     MaterializationKind {
         materialized: Materialized::Incremental,
-        name: "incremental",
+        name: Materialized::Incremental.as_str(),
         description: "New rows appended, or merged on `unique_key`; built like a table the first time.",
         dbt: true,
         behaviour: &IncrementalMaterialization,
     },
     MaterializationKind {
         materialized: Materialized::Ephemeral,
-        name: "ephemeral",
+        name: Materialized::Ephemeral.as_str(),
         description: "Not stored: inlined as a CTE into the models that `ref()` it.",
         dbt: true,
         behaviour: &EphemeralMaterialization,
     },
     MaterializationKind {
         materialized: Materialized::Seed,
-        name: "seed",
+        name: Materialized::Seed.as_str(),
         description: "A CSV file of the project loaded as a table.",
         dbt: true,
         behaviour: &SeedMaterialization,
     },
     MaterializationKind {
         materialized: Materialized::Snapshot,
-        name: "snapshot",
+        name: Materialized::Snapshot.as_str(),
         description: "Type 2 history of a query: one version per change.",
         dbt: true,
         behaviour: &SnapshotMaterialization,
     },
     MaterializationKind {
         materialized: Materialized::Merge,
-        name: "merge",
+        name: Materialized::Merge.as_str(),
         description: "A current-state table from a CDC change stream: the latest change per `unique_key`, deletes delete.",
         dbt: false,
         behaviour: &CdcMergeMaterialization,
@@ -114,7 +114,7 @@ mod tests {
     fn an_unknown_materialization_lists_the_registry_and_suggests() {
         let mut map = serde_json::Map::new();
         map.insert("materialized".into(), "tabel".into());
-        let err = crate::compile::ModelConfig::from_map(&map, std::path::Path::new("m.sql"))
+        let err = crate::compiled::ModelConfig::from_map(&map, std::path::Path::new("m.sql"))
             .err()
             .unwrap()
             .to_string();

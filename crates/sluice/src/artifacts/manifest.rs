@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use sluice_core::Severity;
 use sluice_transform::CompiledProject;
-use sluice_transform::compile::{CompiledModel, Materialized};
+use sluice_transform::compiled::{CompiledModel, Materialized};
 use sluice_transform::select::relative;
 
 use super::{Invocation, MANIFEST_SCHEMA, resource_type, test_id, unique_id};

@@ -22,7 +22,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use sluice_core::exports::EXPORT_NODE_PREFIX;
 use sluice_transform::CompiledProject;
-use sluice_transform::compile::Materialized;
+use sluice_transform::compiled::Materialized;
 
 /// `dbt_schema_version` of the manifest.
 pub const MANIFEST_SCHEMA: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";

@@ -232,7 +232,7 @@ fn compiled_problems(compiled: &sluice_transform::CompiledProject) -> (Vec<Strin
     let mut warnings = alerting.warnings;
     // What the project's SQL dialect means and Sluice does not compute the same way (file:line).
     warnings.extend(
-        sluice_transform::dialect::review(compiled)
+        sluice_transform::dialect_review::review(compiled)
             .iter()
             .map(ToString::to_string),
     );

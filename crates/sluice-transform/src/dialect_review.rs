@@ -1,6 +1,6 @@
 //! Finding, in the model files, what a dialect means and Sluice does not compute the same way.
 //!
-//! Rewrites ([`super::rewrite`]) match what can be matched. What remains is reported by
+//! Rewrites ([`crate::dialect::rewrite`]) match what can be matched. What remains is reported by
 //! `sluice validate` with the model file and the line of the expression, so that no figure differs
 //! from the warehouse's without a word. The model text is read as written (Jinja blocks blanked out,
 //! newlines kept), tokenized, and each [`CHECKS`] entry looks for its pattern.
@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
-use super::Dialect;
-use crate::compile::CompiledProject;
+use crate::compiled::CompiledProject;
+use crate::dialect::Dialect;
 
 /// One expression whose meaning in the project's dialect Sluice does not reproduce.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -5,6 +5,10 @@
 //! the model's table already exists). Unknown references are recorded, not fatal, so that validation can
 //! report all of them at once.
 
+pub mod builtins;
+pub mod ephemeral;
+pub mod index;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -29,9 +33,9 @@ pub struct RenderScope {
     /// Project macros, available to every model.
     pub macros: Arc<crate::macros::MacroPrelude>,
     /// Ephemeral models by name: `ref()` to one inlines its SQL as a CTE.
-    pub ephemeral: BTreeMap<String, crate::ephemeral::EphemeralSource>,
+    pub ephemeral: BTreeMap<String, ephemeral::EphemeralSource>,
     /// The lookups above, shared by every render (rebuilt when their sizes change).
-    pub index: crate::render_index::IndexCache,
+    pub index: index::IndexCache,
 }
 
 /// The output of rendering one model.
@@ -85,7 +89,7 @@ pub fn render_in_window(
     let (mut rendered, ephemerals) =
         render_raw_with(sql, path, scope, this, is_incremental, window)?;
     if !ephemerals.is_empty() {
-        rendered.sql = crate::ephemeral::inline(&rendered.sql, &ephemerals, scope)?;
+        rendered.sql = ephemeral::inline(&rendered.sql, &ephemerals, scope)?;
     }
     Ok(rendered)
 }
@@ -130,7 +134,7 @@ fn render_raw_with(
                 if !c.ephemerals.contains(&name) {
                     c.ephemerals.push(name.clone());
                 }
-                return Ok(crate::ephemeral::cte_name(&name));
+                return Ok(ephemeral::cte_name(&name));
             }
             Ok(match idx.models.get(&name) {
                 Some(layer) => model_relation(*layer, &name),
@@ -212,7 +216,7 @@ fn render_raw_with(
     for (name, value) in partition_vars {
         env.add_global(name, value);
     }
-    crate::jinja_builtins::register(&mut env, scope);
+    builtins::register(&mut env, scope);
 
     let prelude = &scope.macros;
     let sql = if prelude.is_empty() {

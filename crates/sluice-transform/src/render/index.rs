@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use sluice_core::ModelLayer;
 
-use crate::render::RenderScope;
+use super::RenderScope;
 
 /// Shared lookups.
 #[derive(Debug)]

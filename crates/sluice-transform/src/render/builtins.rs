@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use minijinja::value::{Kwargs, Object, Value, from_args};
 use minijinja::{Environment, Error, ErrorKind, State};
 
-use crate::render::RenderScope;
+use super::RenderScope;
 
 /// When this process started its run: one value for every model rendered in it, as in dbt.
 pub fn run_started_at() -> DateTime<Utc> {

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::{RenderScope, render_raw};
 use crate::error::TransformError;
-use crate::render::{RenderScope, render_raw};
 
 /// The CTE name an ephemeral model is inlined under.
 pub fn cte_name(model: &str) -> String {
@@ -18,38 +18,6 @@ pub struct EphemeralSource {
     pub path: PathBuf,
     /// Its raw Jinja-SQL.
     pub raw_sql: String,
-}
-
-/// Registers the ephemeral models in `scope` and renders again every model that refers to one (its
-/// compiled SQL then carries the CTEs).
-pub(crate) fn resolve(
-    models: &mut std::collections::BTreeMap<String, crate::compile::CompiledModel>,
-    scope: &mut RenderScope,
-    errors: &mut Vec<TransformError>,
-) {
-    for m in models.values() {
-        if m.config.materialized == crate::compile::Materialized::Ephemeral {
-            scope.ephemeral.insert(
-                m.name.clone(),
-                EphemeralSource {
-                    path: m.path.clone(),
-                    raw_sql: m.raw_sql.clone(),
-                },
-            );
-        }
-    }
-    if scope.ephemeral.is_empty() {
-        return;
-    }
-    for m in models.values_mut() {
-        if !m.refs.iter().any(|r| scope.ephemeral.contains_key(r)) {
-            continue;
-        }
-        match crate::render::render(&m.raw_sql, &m.path, scope, Some(&m.relation), false) {
-            Ok(r) => m.sql = r.sql,
-            Err(e) => errors.push(e),
-        }
-    }
 }
 
 /// Prepends the CTEs of `direct` (ephemeral models the SQL refers to) and of their own ephemerals.
