@@ -35,11 +35,9 @@ use serde::Deserialize;
 use crate::duration::parse_duration;
 use crate::error::ConfigError;
 use crate::model::{ModelFile, ModelLayer};
+use crate::node_id::NodeId;
 use crate::source::{SourceDecl, is_valid_identifier};
 use crate::yaml::{Node, from_node, parse_doc, read_text};
-
-/// Graph nodes of exports are named `export:<name>`.
-pub const EXPORT_NODE_PREFIX: &str = "export:";
 
 /// The `kind:` values an export file may have; `sluice-sink`'s registry has one sink per name (its
 /// registry test checks that they agree).
@@ -76,9 +74,14 @@ pub struct ExportDecl {
 }
 
 impl ExportDecl {
+    /// The graph node.
+    pub fn node_id(&self) -> NodeId {
+        NodeId::Export(self.name.clone())
+    }
+
     /// The graph node name, `export:<name>`.
     pub fn node_name(&self) -> String {
-        format!("{EXPORT_NODE_PREFIX}{}", self.name)
+        self.node_id().to_string()
     }
 
     /// `postgres` or `webhook`.
