@@ -16,15 +16,17 @@
 //! |---|---|---|---|
 //! | 6 | [`schedule`] | starts runs on ticks, upstream changes and files | `runner` |
 //! | 5 | [`runner`] (`dispatch`, `record`) | the run loop: order, parallelism, skips, cancels; recording results | `attempt`, `execute`, `partition`, and below |
-//! | 4 | [`attempt`] | one node to its final result: lease, attempts, timeouts, retries | `node`, `summary` |
+//! | 4 | [`attempt`] | one node to its final result: lease, attempts, timeouts, retries | `node`, `summary`, layer 0 |
 //! | 4 | [`execute`] (`source`, `model`, `export`) | what one attempt does, by the node's [`sluice_core::NodeId`] | `partition`, `checks`, `node` |
 //! | 3 | [`partition`] (`build`, `backfill`) | time partitions: building windows, backfills | `checks`, `summary`, `node`, `ranges` |
 //! | 2 | [`checks`] | a model's checks against a relation | `node` |
-//! | 1 | [`summary`], [`node`] | data: node results and run totals; node outputs, errors and the [`NodeExecutor`] contract | `ranges` |
+//! | 2 | [`summary`] | data: node results, run totals, run ids | `node`, `control` (log lines) |
+//! | 1 | [`node`] | data: node outputs and errors, the [`NodeExecutor`] contract | `ranges` |
 //! | 0 | [`ranges`], [`policy`], [`state`], [`control`], [`abandon`], [`retry`] | range sets, policies, the state database | — |
 //!
 //! Layer 0 is below the run core and does not use it (`abandon` and `retry` read the state of runs,
-//! not the code that makes them).
+//! not the code that makes them). Modules of one layer do not use each other: `attempt` drives any
+//! [`NodeExecutor`], `execute` is the project's own, and `runner` brings them together.
 
 pub mod abandon;
 pub mod attempt;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The run core's modules by layer; anything else named here is below the run core (layer 0).
 const RUN_CORE: &[(&str, u8)] = &[
     ("node", 1),
-    ("summary", 1),
+    ("summary", 2),
     ("checks", 2),
     ("partition", 3),
     ("execute", 4),

@@ -134,3 +134,7 @@ impl NodeExecutor for ProjectExecutor {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
