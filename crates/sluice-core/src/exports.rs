@@ -33,11 +33,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ConfigError, Position};
 use crate::model::{ModelFile, ModelLayer};
+use crate::node_id::NodeId;
 use crate::source::{SourceDecl, is_valid_identifier};
 use crate::yaml::{Entry, Node, Value, from_node, parse_doc, read_text};
 
-/// Graph nodes of exports are named `export:<name>`.
-pub const EXPORT_NODE_PREFIX: &str = "export:";
 
 /// Rows per batch when `batch_size` is not given.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -122,9 +121,14 @@ impl ExportDecl {
         }
     }
 
+    /// The graph node.
+    pub fn node_id(&self) -> NodeId {
+        NodeId::Export(self.name.clone())
+    }
+
     /// The graph node name, `export:<name>`.
     pub fn node_name(&self) -> String {
-        format!("{EXPORT_NODE_PREFIX}{}", self.name)
+        self.node_id().to_string()
     }
 
     /// The sink kind, `postgres` or `webhook`.

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Modules: [`config`] (`sluice.yml`), [`source`] (the envelope every source file shares), [`model`]
-//! (models, properties, check declarations), [`project`] (loading), [`graph`] (DAG, cycles), [`selector`] (dbt's selection grammar),
+//! (models, properties, check declarations), [`project`] (loading), [`graph`] (DAG, cycles), [`node_id`] (what a node is: source table, model, export), [`selector`] (dbt's selection grammar),
 //! [`error`], and small helpers for YAML ([`yaml`]), durations ([`duration`]) and `${ENV}` ([`env`]).
 
 pub mod alerts;
@@ -35,6 +35,7 @@ pub mod exports;
 pub mod graph;
 pub mod macros;
 pub mod model;
+pub mod node_id;
 pub mod parallel;
 pub mod project;
 pub mod seeds;
@@ -49,5 +50,6 @@ pub use error::{ConfigError, GraphError};
 pub use exports::ExportDecl;
 pub use graph::AssetGraph;
 pub use model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, Severity};
+pub use node_id::{NodeId, NodeKind};
 pub use project::{PartialProject, Project, ProjectErrors};
 pub use source::SourceDecl;

@@ -68,7 +68,7 @@ pub struct SourceDecl {
 impl SourceDecl {
     /// The asset name of one of its tables: `<source>.<table>`.
     pub fn asset_name(&self, table: &str) -> String {
-        format!("{}.{}", self.name, table)
+        crate::NodeId::source_table(&self.name, table).to_string()
     }
 
     /// Parses the text of a source file (the name defaults to the file stem); every problem of the

@@ -1,15 +1,15 @@
-//! Executing one node: ingest a source table, or build and check a model.
+//! What one attempt of one node produces, and the contract of whatever does that work.
+//!
+//! The bottom of the run core: plain data and one trait, used by every layer above ([`crate::execute`]
+//! implements [`NodeExecutor`], [`crate::attempt`] drives it, [`crate::runner`] records its output).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use futures::future::BoxFuture;
+use sluice_core::NodeKind;
+use sluice_ingest::IngestError;
+use sluice_quality::CheckResult;
+use sluice_transform::TransformError;
 
-use sluice_core::Project;
-use sluice_ingest::{IngestContext, IngestError, Source, build_source};
-use sluice_quality::{CheckResult, CheckStatus, build_check, evaluate};
-use sluice_transform::relation::model_table;
-use sluice_transform::{
-    CompiledModel, CompiledProject, Engine, ModelRun, TransformError, materialization_for,
-};
+use crate::ranges::RangeSet;
 
 /// Why a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum NodeError {
     Quality(#[from] sluice_quality::QualityError),
     /// An export (reverse ETL) failed.
     #[error(transparent)]
-    Export(#[from] crate::export::ExportFailure),
+    Export(#[from] ExportFailure),
     /// One attempt took longer than the node's `timeout`.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -47,6 +47,19 @@ impl NodeError {
     }
 }
 
+/// Why an export failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("export `{export}` failed: {message}")]
+pub struct ExportFailure {
+    /// The export's name.
+    pub export: String,
+    /// What went wrong.
+    pub message: String,
+    /// Whether running the whole export again may succeed (a dropped connection) and is safe (the
+    /// sink is idempotent).
+    pub transient: bool,
+}
+
 /// What a node did.
 #[derive(Debug, Clone, Default)]
 pub struct NodeOutput {
@@ -63,154 +76,27 @@ pub struct NodeOutput {
     /// Check results (models).
     pub checks: Vec<CheckResult>,
     /// Time partitions built (time-partitioned models), recorded by the run loop.
-    pub partitions: Option<crate::partition::BuiltPartitions>,
+    pub partitions: Option<BuiltPartitions>,
 }
 
-/// Built connectors, one per source, shared by the run.
-#[derive(Default)]
-pub struct Connectors {
-    built: tokio::sync::Mutex<HashMap<String, Arc<dyn Source>>>,
+/// The partitions a node built in a run (recorded as built when the run records the node).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuiltPartitions {
+    /// `day` or `hour`.
+    pub grain: String,
+    /// The partitions.
+    pub built: RangeSet,
 }
 
-impl Connectors {
-    async fn get(&self, project: &Project, source: &str) -> Result<Arc<dyn Source>, NodeError> {
-        let mut built = self.built.lock().await;
-        if let Some(s) = built.get(source) {
-            return Ok(s.clone());
-        }
-        let decl = project
-            .source(source)
-            .ok_or_else(|| IngestError::UnknownTable {
-                source_name: source.to_string(),
-                table: String::new(),
-            })?;
-        let s: Arc<dyn Source> = Arc::from(build_source(decl, &project.root)?);
-        built.insert(source.to_string(), s.clone());
-        Ok(s)
-    }
-}
+/// What one attempt returns: the output, or the error with the check results gathered before it.
+pub type AttemptResult = Result<NodeOutput, (NodeError, Vec<CheckResult>)>;
 
-/// Ingests one source table.
-pub async fn ingest_table(
-    project: &CompiledProject,
-    connectors: &Connectors,
-    engine: &Engine,
-    asset: &str,
-    cx: &IngestContext,
-) -> Result<NodeOutput, NodeError> {
-    let Some(src) = project.sources.get(asset) else {
-        return Err(NodeError::Ingest(IngestError::UnknownTable {
-            source_name: asset.to_string(),
-            table: String::new(),
-        }));
-    };
-    let connector = connectors.get(&project.project, &src.source).await?;
-    let report = connector.ingest(&src.table, cx).await?;
-    engine
-        .refresh_table(&sluice_lake::TableId::bronze(&src.source, &src.table))
-        .await
-        .map_err(NodeError::Transform)?;
-    Ok(NodeOutput {
-        rows_in: Some(report.rows_read),
-        rows_out: Some(report.rows_written),
-        rows_quarantined: Some(report.rows_quarantined),
-        version: None,
-        watermark: report.watermark,
-        checks: Vec::new(),
-        partitions: None,
-    })
-}
-
-/// Builds one model: stage, check, publish (unless an error check failed).
-pub async fn build_model(
-    project: &CompiledProject,
-    engine: &Engine,
-    model: &CompiledModel,
-    run_id: &str,
-    txn_version: i64,
-    full_refresh: bool,
-) -> Result<NodeOutput, (NodeError, Vec<CheckResult>)> {
-    if let Some(tp) = &model.config.time_partition {
-        // Time-partitioned: built partition by partition (crate::partition).
-        return crate::partition::build::build_recent(
-            project,
-            engine,
-            model,
-            tp,
-            run_id,
-            full_refresh,
-        )
-        .await;
-    }
-    let m = materialization_for(model.config.materialized);
-    let run = ModelRun {
-        engine,
-        project,
-        model,
-        run_id,
-        txn_version,
-        full_refresh,
-    };
-    let staged = m
-        .stage(&run)
-        .await
-        .map_err(|e| (NodeError::from(e), Vec::new()))?;
-    let checks = run_checks(project, engine, &model.name, &staged.relation)
-        .await
-        .map_err(|e| (e, Vec::new()))?;
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Fail)
-        .map(|c| c.message.clone())
-        .collect();
-    if !failed.is_empty() {
-        engine.deregister(&staged.relation);
-        return Err((NodeError::ChecksFailed(failed), checks));
-    }
-    let rows = staged.rows;
-    let published = m
-        .publish(&run, staged)
-        .await
-        .map_err(|e| (NodeError::from(e), checks.clone()))?;
-    Ok(NodeOutput {
-        rows_in: None,
-        rows_out: Some(
-            published
-                .rows
-                .max(if published.version.is_none() { rows } else { 0 }),
-        ),
-        rows_quarantined: None,
-        version: published.version,
-        watermark: None,
-        checks,
-        partitions: None,
-    })
-}
-
-/// Runs every check of `model` against `relation` (staged output during a build, the published relation
-/// for `sluice test`).
-pub async fn run_checks(
-    project: &CompiledProject,
-    engine: &Engine,
-    model: &str,
-    relation: &str,
-) -> Result<Vec<CheckResult>, NodeError> {
-    let mut out = Vec::new();
-    for spec in project.project.checks_of(model) {
-        let check = build_check(spec, &project.scope)?;
-        out.push(evaluate(check.as_ref(), engine, relation).await);
-    }
-    Ok(out)
-}
-
-/// The next idempotency version for a model's commits.
-pub async fn next_model_txn(engine: &Engine, model: &CompiledModel) -> Result<i64, NodeError> {
-    let id = model_table(model.layer, &model.name);
-    let app = format!("sluice:model:{}", model.name);
-    let v = engine
-        .lake()
-        .txn_version(&id, &app)
-        .await
-        .map_err(TransformError::from)?;
-    Ok(v.unwrap_or(0) + 1)
+/// Does the work of one attempt of one node. The run loop adds ordering, leases, retries and
+/// timeouts around it; [`crate::ProjectExecutor`] is the real one (ingest, build, check, export),
+/// and a benchmark can plug in one that does nothing to measure the scheduling overhead alone.
+pub trait NodeExecutor: Send + Sync {
+    /// What the node is (recorded with its result).
+    fn kind(&self, node: &str) -> NodeKind;
+    /// One attempt (`attempt` counts from 1).
+    fn attempt<'a>(&'a self, node: &'a str, attempt: u32) -> BoxFuture<'a, AttemptResult>;
 }

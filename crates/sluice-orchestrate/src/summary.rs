@@ -1,11 +1,19 @@
-//! What a run reports: each node's status and output, and the run's totals.
+//! What a run reports: each node's status and output, and the run's totals; and run ids.
 
 use std::time::Duration;
 
+use chrono::Utc;
+use sluice_core::NodeKind;
 use sluice_quality::{CheckResult, CheckStatus};
 
 use crate::control::LogLine;
 use crate::node::NodeOutput;
+
+/// A new run id: sortable by time, unique.
+pub fn new_run_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%S"), &id[..8])
+}
 
 /// A node's final state in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +45,8 @@ impl NodeStatus {
 pub struct NodeResult {
     /// Asset name.
     pub node: String,
-    /// `source` or `model`.
-    pub kind: &'static str,
+    /// Source table, model or export.
+    pub kind: NodeKind,
     /// Outcome.
     pub status: NodeStatus,
     /// Attempts made.
@@ -57,7 +65,7 @@ pub struct NodeResult {
 
 impl NodeResult {
     /// A result for a node that did not execute.
-    pub fn not_run(node: &str, kind: &'static str, status: NodeStatus, why: String) -> NodeResult {
+    pub fn not_run(node: &str, kind: NodeKind, status: NodeStatus, why: String) -> NodeResult {
         NodeResult {
             node: node.to_string(),
             kind,

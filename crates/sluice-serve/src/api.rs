@@ -218,7 +218,9 @@ async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {
             let (kind, layer) = match s.compiled.models.get(n) {
                 Some(m) => ("model", m.layer.as_str()),
                 // Reverse-ETL exports leave the lake: they have no layer of their own.
-                None if sluice_orchestrate::export::is_export(n) => ("export", "export"),
+                None if matches!(s.compiled.node_id(n), Some(sluice_core::NodeId::Export(_))) => {
+                    ("export", "export")
+                }
                 None => ("source", "bronze"),
             };
             json!({"name": n, "kind": kind, "layer": layer})

@@ -96,7 +96,13 @@ pub fn render(s: &AppState) -> Result<String, ApiError> {
         let layer = match s.compiled.models.get(name) {
             Some(m) => m.layer.as_str().to_string(),
             // Exports are nodes, not tables of a layer.
-            None if sluice_orchestrate::export::is_export(name) => continue,
+            None if matches!(
+                s.compiled.node_id(name),
+                Some(sluice_core::NodeId::Export(_))
+            ) =>
+            {
+                continue;
+            }
             None => "bronze".to_string(),
         };
         *assets.entry(layer).or_insert(0) += 1;

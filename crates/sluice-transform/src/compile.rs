@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sluice_core::graph::suggest;
-use sluice_core::{AssetGraph, GraphError, Project};
+use sluice_core::{AssetGraph, GraphError, NodeId, Project};
 
 use crate::compiled::{CompiledModel, CompiledProject, ModelConfig, SourceAsset};
 use crate::error::TransformError;
@@ -130,7 +130,7 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
         let source_assets: Vec<String> = rendered
             .sources
             .iter()
-            .map(|(s, t)| format!("{s}.{t}"))
+            .map(|(s, t)| NodeId::source_table(s, t).to_string())
             .collect();
         models.insert(
             m.name.clone(),
@@ -177,7 +177,7 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
             graph.add_edge(target, &check.model);
         }
         for (s, t) in &r.sources {
-            let name = format!("{s}.{t}");
+            let name = NodeId::source_table(s, t).to_string();
             if sources.contains_key(&name) {
                 graph.add_edge(&name, &check.model);
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use sluice_core::graph::suggest;
-use sluice_core::{AssetGraph, ModelLayer, Project};
+use sluice_core::{AssetGraph, ModelLayer, NodeId, Project};
 
 use crate::error::TransformError;
 use crate::render::RenderScope;
@@ -320,18 +320,31 @@ pub struct CompiledProject {
 impl CompiledProject {
     /// Tags of an asset, for `tag:` selectors.
     pub fn tags_of(&self, name: &str) -> Vec<String> {
-        if let Some(m) = self.models.get(name) {
-            return m.config.tags.clone();
+        match self.node_id(name) {
+            Some(NodeId::Model(m)) => self.models[&m].config.tags.clone(),
+            Some(NodeId::Export(e)) => self
+                .project
+                .export(&e)
+                .map(|e| e.tags.clone())
+                .unwrap_or_default(),
+            Some(NodeId::SourceTable { .. }) => self.sources[name].tags.clone(),
+            None => Vec::new(),
         }
-        if let Some(e) = name
-            .strip_prefix(sluice_core::exports::EXPORT_NODE_PREFIX)
-            .and_then(|n| self.project.export(n))
-        {
-            return e.tags.clone();
+    }
+
+    /// What the node `name` is: a model (seeds and snapshots too), a source table or an export of
+    /// this project; `None` when the project has no such node. Unlike parsing the name, this knows
+    /// a model from a source table whatever its name looks like.
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        if self.models.contains_key(name) {
+            return Some(NodeId::Model(name.to_string()));
         }
-        self.sources
-            .get(name)
-            .map(|s| s.tags.clone())
-            .unwrap_or_default()
+        if let Some(s) = self.sources.get(name) {
+            return Some(NodeId::source_table(&s.source, &s.table));
+        }
+        match name.parse() {
+            Ok(NodeId::Export(e)) if self.project.export(&e).is_some() => Some(NodeId::Export(e)),
+            _ => None,
+        }
     }
 }

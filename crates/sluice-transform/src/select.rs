@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use sluice_core::exports::EXPORT_NODE_PREFIX;
+use sluice_core::NodeId;
 use sluice_core::selector::{NodeFacts, ResourceType};
 
 use crate::compiled::{CompiledProject, Materialized};
@@ -12,16 +12,10 @@ use crate::compiled::{CompiledProject, Materialized};
 impl CompiledProject {
     /// The file that defines a node, relative to the project folder, with `/` separators.
     pub fn node_path(&self, node: &str) -> Option<String> {
-        let path = if let Some(m) = self.models.get(node) {
-            m.path.clone()
-        } else if let Some(e) = node
-            .strip_prefix(EXPORT_NODE_PREFIX)
-            .and_then(|n| self.project.export(n))
-        {
-            e.path.clone()
-        } else {
-            let s = self.sources.get(node)?;
-            self.project.source(&s.source)?.path.clone()
+        let path = match self.node_id(node)? {
+            NodeId::Model(m) => self.models.get(&m)?.path.clone(),
+            NodeId::Export(e) => self.project.export(&e)?.path.clone(),
+            NodeId::SourceTable { source, .. } => self.project.source(&source)?.path.clone(),
         };
         Some(relative(&self.project.root, &path))
     }
@@ -30,25 +24,29 @@ impl CompiledProject {
     /// seeds and snapshots; `[project, source, table]` for source tables; `[project, name]` for exports.
     pub fn fqn(&self, node: &str) -> Vec<String> {
         let project = self.project.config.name.clone();
-        if let Some(s) = self.sources.get(node) {
-            return vec![project, s.source.clone(), s.table.clone()];
-        }
-        let mut fqn = vec![project];
-        if self.models.contains_key(node)
-            && let Some(path) = self.node_path(node)
-        {
-            // `models/staging/stg_orders.sql` → `staging`: the first folder is the resource folder.
-            let parts: Vec<&str> = path.split('/').collect();
-            if parts.len() > 2 {
-                fqn.extend(parts[1..parts.len() - 1].iter().map(|p| p.to_string()));
+        match self.node_id(node) {
+            Some(NodeId::SourceTable { source, table }) => vec![project, source, table],
+            Some(NodeId::Model(m)) => {
+                let mut fqn = vec![project];
+                if let Some(path) = self.node_path(node) {
+                    // `models/staging/stg_orders.sql` → `staging`: the first folder is the resource folder.
+                    let parts: Vec<&str> = path.split('/').collect();
+                    if parts.len() > 2 {
+                        fqn.extend(parts[1..parts.len() - 1].iter().map(|p| p.to_string()));
+                    }
+                }
+                fqn.push(m);
+                fqn
+            }
+            Some(NodeId::Export(e)) => vec![project, e],
+            // Not a node of this project: named by its shape.
+            None => {
+                let name = node.parse::<NodeId>().map_or(node.to_string(), |n| {
+                    n.export_name().unwrap_or(node).to_string()
+                });
+                vec![project, name]
             }
         }
-        fqn.push(
-            node.strip_prefix(EXPORT_NODE_PREFIX)
-                .unwrap_or(node)
-                .to_string(),
-        );
-        fqn
     }
 }
 
@@ -70,10 +68,9 @@ impl NodeFacts for CompiledProject {
                 _ => ResourceType::Model,
             };
         }
-        if node.starts_with(EXPORT_NODE_PREFIX) {
-            ResourceType::Export
-        } else {
-            ResourceType::Source
+        match self.node_id(node).or_else(|| node.parse().ok()) {
+            Some(NodeId::Export(_)) => ResourceType::Export,
+            _ => ResourceType::Source,
         }
     }
 

@@ -70,7 +70,7 @@ pub fn attach_singular_tests(
             compiled.graph.add_edge(r, &target);
         }
         for (s, table) in &rendered.sources {
-            let name = format!("{s}.{table}");
+            let name = sluice_core::NodeId::source_table(s, table).to_string();
             if compiled.sources.contains_key(&name) {
                 compiled.graph.add_edge(&name, &target);
             }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::parse::{Atom, Depth, Method, Selection, parse};
 use super::{NodeFacts, NodeState, ResourceType, SelectorError};
 use crate::graph::{AssetGraph, suggest};
+use crate::node_id::NodeId;
 
 /// Parses and evaluates `select` minus `exclude` (both in dbt's grammar). Empty `select` selects every
 /// node; empty `exclude` excludes nothing.
@@ -142,7 +143,7 @@ fn matches(facts: &dyn NodeFacts, atom: &Atom, node: &str) -> bool {
             node == v
                 || glob_match(v, node)
                 || (facts.resource_type(node) == ResourceType::Source
-                    && node.rsplit('.').next().is_some_and(|t| glob_match(v, t)))
+                    && source_table(node).is_some_and(|(_, t)| glob_match(v, &t)))
                 || fqn_matches(&facts.fqn(node), v)
         }
         Method::Fqn => fqn_matches(&facts.fqn(node), v),
@@ -159,16 +160,22 @@ fn matches(facts: &dyn NodeFacts, atom: &Atom, node: &str) -> bool {
         Method::Source => {
             facts.resource_type(node) == ResourceType::Source
                 && (glob_match(v, node)
-                    || node
-                        .split_once('.')
-                        .is_some_and(|(src, _)| glob_match(v, src)))
+                    || source_table(node).is_some_and(|(src, _)| glob_match(v, &src)))
         }
         Method::ResourceType => facts.resource_type(node).as_str() == v,
-        Method::Export => node
-            .strip_prefix(crate::exports::EXPORT_NODE_PREFIX)
-            .is_some_and(|name| glob_match(v, name)),
+        Method::Export => {
+            matches!(node.parse(), Ok(NodeId::Export(name)) if glob_match(v, &name))
+        }
         Method::State => state_matches(facts.state(node), v),
         Method::Package => facts.fqn(node).first().is_some_and(|p| glob_match(v, p)),
+    }
+}
+
+/// The source and table of a source-table node.
+fn source_table(node: &str) -> Option<(String, String)> {
+    match node.parse() {
+        Ok(NodeId::SourceTable { source, table }) => Some((source, table)),
+        _ => None,
     }
 }
 

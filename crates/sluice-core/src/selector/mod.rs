@@ -34,6 +34,8 @@
 //! assert_eq!(picked.into_iter().collect::<Vec<_>>(), ["fct_orders", "stg_orders"]);
 //! ```
 
+use crate::node_id::{NodeId, NodeKind};
+
 mod eval;
 pub mod parse;
 #[cfg(test)]
@@ -91,12 +93,10 @@ pub enum NodeState {
 pub trait NodeFacts {
     /// The node's kind.
     fn resource_type(&self, node: &str) -> ResourceType {
-        if node.starts_with(crate::exports::EXPORT_NODE_PREFIX) {
-            ResourceType::Export
-        } else if node.contains('.') {
-            ResourceType::Source
-        } else {
-            ResourceType::Model
+        match node.parse::<NodeId>().map(|n| n.kind()) {
+            Ok(NodeKind::Export) => ResourceType::Export,
+            Ok(NodeKind::Source) => ResourceType::Source,
+            Ok(NodeKind::Model) | Err(_) => ResourceType::Model,
         }
     }
     /// The fully qualified name: `[project, folders…, name]` for a model, `[project, source, table]`

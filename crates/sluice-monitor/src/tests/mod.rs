@@ -174,7 +174,7 @@ pub fn summary(run_id: &str, nodes: &[(&str, NodeStatus)]) -> RunSummary {
                 } else {
                     String::new()
                 };
-                NodeResult::not_run(n, "model", *s, why)
+                NodeResult::not_run(n, sluice_core::NodeKind::Model, *s, why)
             })
             .collect(),
         duration: Duration::from_millis(10),

@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sluice_quality::{CheckResult, CheckStatus};
+use sluice_quality::CheckResult;
 use sluice_transform::materialize::partition::{
     WindowWrite, has_partitioned_table, publish_window, stage_window,
 };
 use sluice_transform::partition::{PARTITION_COLUMN, PartitionWindow, TimePartition};
 use sluice_transform::{CompiledModel, CompiledProject, Engine, ModelRun};
 
-use super::ranges::{Range, RangeSet};
-use crate::node::{NodeError, NodeOutput, run_checks};
+use crate::checks::{failures, run_checks};
+use crate::node::{BuiltPartitions, NodeError, NodeOutput};
+use crate::ranges::{Range, RangeSet};
 
 /// What building one window did.
 #[derive(Debug, Clone, Default)]
@@ -75,11 +76,7 @@ pub async fn build_window(
             return Err((e, Vec::new()));
         }
     };
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Fail)
-        .map(|c| c.message.clone())
-        .collect();
+    let failed = failures(&checks);
     if !failed.is_empty() {
         engine.deregister(&staged.relation);
         return Err((NodeError::ChecksFailed(failed), checks));
@@ -195,7 +192,7 @@ pub async fn build_recent(
         }
     }
     out.rows_out = Some(rows);
-    out.partitions = Some(super::BuiltPartitions {
+    out.partitions = Some(BuiltPartitions {
         grain: tp.granularity.as_str().to_string(),
         built,
     });

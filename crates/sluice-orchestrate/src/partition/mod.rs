@@ -8,27 +8,20 @@
 
 pub mod backfill;
 pub mod build;
-pub mod ranges;
 pub mod store;
 
+pub use crate::node::BuiltPartitions;
 pub use backfill::{
     AssetProgress, BackfillError, BackfillObserver, BackfillProgress, BackfillRequest, execute,
     plan, progress,
 };
-pub use ranges::{Range, RangeSet};
+// The range sets live below the run core (node outputs carry them); re-exported here, where
+// they are used.
+pub use crate::ranges::{self, Range, RangeSet};
 pub use store::{BackfillRecord, PartitionStore};
 
 use crate::node::NodeOutput;
 use crate::state::{StateError, StateStore};
-
-/// The partitions a node built in a run (recorded as built when the run records the node).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BuiltPartitions {
-    /// `day` or `hour`.
-    pub grain: String,
-    /// The partitions.
-    pub built: RangeSet,
-}
 
 /// Records the partitions a successful node built (the run loop's hook; nothing for other nodes).
 pub fn record_output(

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value};
-use sluice_core::exports::EXPORT_NODE_PREFIX;
+use sluice_core::NodeId;
 use sluice_transform::CompiledProject;
 use sluice_transform::compiled::Materialized;
 
@@ -91,19 +91,14 @@ pub fn target_dir(compiled: &CompiledProject) -> PathBuf {
 /// dbt's `unique_id` of a graph node; `None` for exports.
 pub fn unique_id(compiled: &CompiledProject, node: &str) -> Option<String> {
     let project = &compiled.project.config.name;
-    if node.starts_with(EXPORT_NODE_PREFIX) {
-        return None;
+    match compiled.node_id(node)? {
+        NodeId::Model(m) => Some(format!(
+            "{}.{project}.{m}",
+            resource_type(compiled.models.get(&m)?.config.materialized)
+        )),
+        NodeId::SourceTable { source, table } => Some(format!("source.{project}.{source}.{table}")),
+        NodeId::Export(_) => None,
     }
-    if let Some(m) = compiled.models.get(node) {
-        return Some(format!(
-            "{}.{project}.{node}",
-            resource_type(m.config.materialized)
-        ));
-    }
-    compiled
-        .sources
-        .get(node)
-        .map(|s| format!("source.{project}.{}.{}", s.source, s.table))
 }
 
 /// dbt's resource type of a model by its materialization.

@@ -15,8 +15,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use futures::future::BoxFuture;
 use sluice_lake::Lake;
-use sluice_orchestrate::attempt::AttemptResult;
-use sluice_orchestrate::{NodeExecutor, NodeOutput, NodeStatus, RunOptions, StateStore};
+use sluice_orchestrate::{
+    AttemptResult, NodeExecutor, NodeOutput, NodeStatus, RunOptions, StateStore,
+};
 use sluice_transform::Engine;
 
 /// What to measure.
@@ -36,8 +37,8 @@ const LAYERS: usize = 10;
 struct NoOp;
 
 impl NodeExecutor for NoOp {
-    fn kind(&self, _node: &str) -> &'static str {
-        "model"
+    fn kind(&self, _node: &str) -> sluice_core::NodeKind {
+        sluice_core::NodeKind::Model
     }
 
     fn attempt<'a>(&'a self, _node: &'a str, _attempt: u32) -> BoxFuture<'a, AttemptResult> {

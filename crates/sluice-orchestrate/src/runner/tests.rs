@@ -15,9 +15,8 @@ use sluice_transform::{CompiledProject, Engine, compile};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::attempt::AttemptResult;
-use crate::export::ExportFailure;
-use crate::node::{NodeError, NodeOutput};
+use crate::node::{AttemptResult, ExportFailure, NodeError, NodeOutput};
+use crate::policy::OnFailure;
 
 /// What one attempt of a node does.
 #[derive(Debug, Clone, Copy)]
@@ -68,9 +67,9 @@ impl Scripted {
     }
 }
 
-impl crate::attempt::NodeExecutor for Scripted {
-    fn kind(&self, _node: &str) -> &'static str {
-        "model"
+impl NodeExecutor for Scripted {
+    fn kind(&self, _node: &str) -> sluice_core::NodeKind {
+        sluice_core::NodeKind::Model
     }
 
     fn attempt<'a>(&'a self, node: &'a str, attempt: u32) -> BoxFuture<'a, AttemptResult> {
