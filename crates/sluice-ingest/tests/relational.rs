@@ -61,7 +61,11 @@ async fn incremental_lands_each_row_once_and_records_the_watermark() {
         assert_eq!(first.commits, 3, "{kind}");
         assert_eq!(first.watermark, Some(db.timestamp_mark(420)), "{kind}");
         let last = lake.commit_metadata(&id, app).await.unwrap().unwrap();
-        assert_eq!(last.metadata["sluice.watermark"], db.timestamp_mark(420), "{kind}");
+        assert_eq!(
+            last.metadata["sluice.watermark"],
+            db.timestamp_mark(420),
+            "{kind}"
+        );
         assert_eq!(last.txn_version, Some(3), "{kind}");
         // Every commit holds whole cursor values: no value is split across two commits.
         let per_commit = query(
@@ -99,7 +103,12 @@ async fn incremental_lands_each_row_once_and_records_the_watermark() {
         assert_eq!(third.watermark, Some(db.timestamp_mark(600)), "{kind}");
         let last = lake.commit_metadata(&id, app).await.unwrap().unwrap();
         assert_eq!(last.txn_version, Some(5), "{kind}");
-        let ids = query(&lake, &id, "SELECT count(*), count(DISTINCT id), max(id) FROM t").await;
+        let ids = query(
+            &lake,
+            &id,
+            "SELECT count(*), count(DISTINCT id), max(id) FROM t",
+        )
+        .await;
         assert_eq!(ids, [["16", "16", "17"]], "{kind}");
         let sources = query(&lake, &id, "SELECT DISTINCT _source FROM t").await;
         assert_eq!(sources, [[db.origin("events")]], "{kind}");
@@ -116,7 +125,10 @@ async fn rows_with_a_null_cursor() {
             "CREATE TABLE events (id int PRIMARY KEY, updated_at {}, v varchar(20));",
             db.timestamp_type()
         );
-        let insert = insert_events(&db, &[(1, None, "x"), (2, Some(60), "a"), (3, Some(120), "b")]);
+        let insert = insert_events(
+            &db,
+            &[(1, None, "x"), (2, Some(60), "a"), (3, Some(120), "b")],
+        );
         db.exec(&format!("{create} {insert}")).await;
         let (_dir, lake) = lake();
         let decl = db.source(
@@ -157,10 +169,18 @@ async fn full_mode_rerun_replaces_the_snapshot() {
         let source = build_source(&decl, ".".as_ref()).unwrap();
         let id = TableId::bronze("rel", "items");
         let r1 = source.ingest("items", &cx(&lake, "run-1")).await.unwrap();
-        assert_eq!((r1.rows_read, r1.rows_written, r1.commits), (5000, 5000, 1), "{kind}");
+        assert_eq!(
+            (r1.rows_read, r1.rows_written, r1.commits),
+            (5000, 5000, 1),
+            "{kind}"
+        );
         let r2 = source.ingest("items", &cx(&lake, "run-2")).await.unwrap();
         assert_eq!((r2.rows_written, r2.commits), (5000, 1), "{kind}");
-        assert_eq!(count(&lake, &id).await, 5000, "{kind}: a re-run does not duplicate");
+        assert_eq!(
+            count(&lake, &id).await,
+            5000,
+            "{kind}: a re-run does not duplicate"
+        );
         db.exec("DELETE FROM items WHERE id > 10").await;
         source.ingest("items", &cx(&lake, "run-3")).await.unwrap();
         let got = query(
@@ -213,10 +233,16 @@ async fn incremental_through_a_query_and_its_cursor() {
         // Even numbers 2..=110: 55 of them, summing to 10 * 55 * 56.
         assert_eq!(sum, [["55", "30800"]], "{kind}");
         // A cursor the result does not have is an error naming the columns there are.
-        let err = source.ingest("wrong", &cx(&lake, "run-3")).await.unwrap_err();
+        let err = source
+            .ingest("wrong", &cx(&lake, "run-3"))
+            .await
+            .unwrap_err();
         assert!(!err.is_transient(), "{kind}: {err}");
         let msg = err.to_string();
-        assert!(msg.contains("cursor column `nope` is not in"), "{kind}: {msg}");
+        assert!(
+            msg.contains("cursor column `nope` is not in"),
+            "{kind}: {msg}"
+        );
         assert!(msg.contains("(columns: seq)"), "{kind}: {msg}");
     }
 }
@@ -230,21 +256,36 @@ async fn invalid_files_name_the_field_alike() {
             Ok(_) => panic!("{kind}: `{body}` builds"),
         };
         let e = err("tables:\n  - name: a\n    mode: incremental\n");
-        assert!(e.contains("tables[0].cursor") && e.contains("needs a `cursor`"), "{kind}: {e}");
+        assert!(
+            e.contains("tables[0].cursor") && e.contains("needs a `cursor`"),
+            "{kind}: {e}"
+        );
         let e = err("tables:\n  - name: a\n    query: \" \"\n");
-        assert!(e.contains("tables[0].query") && e.contains("the query is empty"), "{kind}: {e}");
+        assert!(
+            e.contains("tables[0].query") && e.contains("the query is empty"),
+            "{kind}: {e}"
+        );
         let e = err("batch_size: 0\ntables: []\n");
-        assert!(e.contains("batch_size") && e.contains("at least 1"), "{kind}: {e}");
+        assert!(
+            e.contains("batch_size") && e.contains("at least 1"),
+            "{kind}: {e}"
+        );
         let e = err("tables:\n  - name: a\n    cursr: id\n");
-        assert!(e.contains("unknown field `cursr` (did you mean `cursor`?)"), "{kind}: {e}");
+        assert!(
+            e.contains("unknown field `cursr` (did you mean `cursor`?)"),
+            "{kind}: {e}"
+        );
         let e = err("tables:\n  - name: a\n    mode: incremntal\n");
         assert!(e.contains("did you mean `incremental`"), "{kind}: {e}");
-        let source = build_source(&db.source("rel", "tables:\n  - name: a\n"), ".".as_ref())
-            .unwrap();
+        let source =
+            build_source(&db.source("rel", "tables:\n  - name: a\n"), ".".as_ref()).unwrap();
         assert_eq!(source.kind(), kind);
         assert_eq!(source.tables(), ["a"]);
         let (_dir, lake) = lake();
         let unknown = source.ingest("b", &cx(&lake, "run-1")).await.unwrap_err();
-        assert!(matches!(unknown, IngestError::UnknownTable { .. }), "{kind}: {unknown}");
+        assert!(
+            matches!(unknown, IngestError::UnknownTable { .. }),
+            "{kind}: {unknown}"
+        );
     }
 }

@@ -172,7 +172,8 @@ impl TestDb {
         match &mut self.conn {
             Conn::Sqlite { path, .. } => {
                 let c = rusqlite::Connection::open(&*path).unwrap();
-                c.execute_batch(sql).unwrap_or_else(|e| panic!("{}", ctx(&e)));
+                c.execute_batch(sql)
+                    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
             }
             Conn::Postgres(client) => {
                 let sql = format!("SET search_path = \"{}\", public; {sql}", self.name);
@@ -223,10 +224,9 @@ impl TestDb {
     /// `_source` of the rows landed from `table`.
     pub fn origin(&self, table: &str) -> String {
         match &self.conn {
-            Conn::Sqlite { path, .. } => format!(
-                "sqlite:{}",
-                path.file_name().unwrap().to_string_lossy()
-            ),
+            Conn::Sqlite { path, .. } => {
+                format!("sqlite:{}", path.file_name().unwrap().to_string_lossy())
+            }
             _ => format!("{}:{}.{table}", self.kind(), self.name),
         }
     }

@@ -386,9 +386,9 @@ async fn read_inner(
             ));
         }
         let cursor = match req.cursor {
-            Some(i) if values[i] != Value::NULL => Some(
-                cursor_json(req.columns[i].1, &values[i]).map_err(|why| w.cursor_error(why))?,
-            ),
+            Some(i) if values[i] != Value::NULL => {
+                Some(cursor_json(req.columns[i].1, &values[i]).map_err(|why| w.cursor_error(why))?)
+            }
             _ => None,
         };
         if let Some(full) = w.place(cursor)?

@@ -237,7 +237,10 @@ async fn read_inner(
                 .map_err(|e| req.error(format!("row {row_number}: {e}"), false))?;
             raws.push(raw.map(|r| r.0));
         }
-        let cursor = match req.cursor.and_then(|i| Some((i, raws.get(i).copied().flatten()?))) {
+        let cursor = match req
+            .cursor
+            .and_then(|i| Some((i, raws.get(i).copied().flatten()?)))
+        {
             Some((i, raw)) => {
                 Some(cursor_json(&req.columns[i].1.kind, raw).map_err(|why| w.cursor_error(why))?)
             }

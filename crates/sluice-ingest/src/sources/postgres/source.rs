@@ -191,7 +191,11 @@ impl Driver for PostgresSource {
     ) -> Result<(Client, Vec<(String, PgColumn)>), IngestError> {
         let qualified = self.qualified(t);
         let base = client.prepare(select).await.map_err(|e| {
-            PgFailure::from(e).into_error(&self.name, &t.name, &format!("cannot read `{qualified}`"))
+            PgFailure::from(e).into_error(
+                &self.name,
+                &t.name,
+                &format!("cannot read `{qualified}`"),
+            )
         })?;
         let columns = columns_of(base.columns(), &self.name, &qualified)?;
         Ok((client, columns))

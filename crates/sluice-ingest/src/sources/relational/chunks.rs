@@ -179,8 +179,10 @@ impl<'r, K: ColumnType, B: ColumnBuilder> ChunkWriter<'r, K, B> {
             .cursor
             .and_then(|i| self.req.columns.get(i))
             .map_or("", |(n, _)| n.as_str());
-        self.req
-            .error(format!("row {}: cursor `{name}`: {why}", self.row_number), false)
+        self.req.error(
+            format!("row {}: cursor `{name}`: {why}", self.row_number),
+            false,
+        )
     }
 
     /// The last chunk, once the rows are all read.
@@ -293,11 +295,23 @@ mod tests {
     #[test]
     fn chunks_are_cut_only_between_cursor_values() {
         let req = request(true, 3, 2);
-        let rows = [(1, 0), (2, 0), (3, 0), (3, 0), (3, 0), (5, 0), (7, 0), (7, 0)];
+        let rows = [
+            (1, 0),
+            (2, 0),
+            (3, 0),
+            (3, 0),
+            (3, 0),
+            (5, 0),
+            (7, 0),
+            (7, 0),
+        ];
         let chunks = feed(&req, &rows);
         let sizes: Vec<u64> = chunks.iter().map(|c| c.rows_read).collect();
         assert_eq!(sizes, [2, 3, 3]);
-        let marks: Vec<Value> = chunks.iter().map(|c| c.watermark.clone().unwrap()).collect();
+        let marks: Vec<Value> = chunks
+            .iter()
+            .map(|c| c.watermark.clone().unwrap())
+            .collect();
         assert_eq!(marks, [Value::from(2), Value::from(3), Value::from(7)]);
         assert_eq!(rows_per_batch(&chunks[1]), [3]);
     }

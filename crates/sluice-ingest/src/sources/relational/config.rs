@@ -174,8 +174,12 @@ pub(crate) use {relational_config, relational_table};
 
 /// Checks the shared fields of a parsed file: an incremental table names its cursor, a `query:` is
 /// not empty, batch and commit sizes are at least 1. Errors point at the field in the file.
-pub(crate) fn validate(decl: &SourceDecl, config: &impl RelationalConfig) -> Result<(), IngestError> {
-    let invalid = |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
+pub(crate) fn validate(
+    decl: &SourceDecl,
+    config: &impl RelationalConfig,
+) -> Result<(), IngestError> {
+    let invalid =
+        |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
     for (i, t) in config.tables().iter().enumerate() {
         if t.mode().load_mode() == Some(Mode::Incremental) && t.cursor().is_none() {
             return Err(invalid(

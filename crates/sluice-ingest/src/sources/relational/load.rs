@@ -25,12 +25,9 @@ pub(crate) async fn ingest<D: Driver>(
     table: &str,
     cx: &IngestContext,
 ) -> Result<IngestReport, IngestError> {
-    let t = find_table(
-        driver.source_name(),
-        driver.config().tables(),
-        table,
-        |t| t.name(),
-    )?;
+    let t = find_table(driver.source_name(), driver.config().tables(), table, |t| {
+        t.name()
+    })?;
     match t.mode().load_mode() {
         Some(mode) => load(driver, t, mode, cx).await,
         None => Err(read_error(

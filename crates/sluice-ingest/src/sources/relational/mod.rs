@@ -32,12 +32,10 @@ use serde_json::Value;
 use tokio::sync::mpsc::Sender;
 use tokio::task::JoinHandle;
 
-pub(crate) use chunks::{
-    ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row,
-};
+pub(crate) use chunks::{ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row};
 pub(crate) use config::{
-    LoadMode, RelationalConfig, TableConfig, default_batch_size, default_commit_rows,
-    relation_sql, validate,
+    LoadMode, RelationalConfig, TableConfig, default_batch_size, default_commit_rows, relation_sql,
+    validate,
 };
 pub(crate) use config::{relational_config, relational_table};
 pub(crate) use load::{ingest, load, table_names};

@@ -7,16 +7,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, StringBuilder,
-};
+use arrow::array::{ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use rusqlite::params_from_iter;
 use rusqlite::types::ValueRef;
 
 use crate::error::IngestError;
-use crate::sources::relational::{ChunkTx, ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row};
+use crate::sources::relational::{
+    ChunkTx, ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row,
+};
 
 /// How a column's values are converted: its declared type's affinity.
 #[derive(Clone, Copy)]
@@ -158,7 +158,6 @@ fn raw_json(v: ValueRef<'_>) -> serde_json::Value {
     }
 }
 
-
 fn is_transient(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -238,7 +237,11 @@ fn read_inner(
         w.begin_row();
         // SQLite values are dynamically typed: the cursor's watermark keeps the value as stored.
         let cursor = match req.cursor {
-            Some(i) => Some(row.get_ref(i).map(raw_json).map_err(|e| req.error(e, false))?),
+            Some(i) => Some(
+                row.get_ref(i)
+                    .map(raw_json)
+                    .map_err(|e| req.error(e, false))?,
+            ),
             None => None,
         };
         if let Some(full) = w.place(cursor)?
@@ -250,9 +253,7 @@ fn read_inner(
         for i in 0..columns {
             values.push(row.get_ref(i).map_err(|e| req.error(e, false))?);
         }
-        match decode_row(values.iter().copied(), |i, v| {
-            convert(req.columns[i].1, v)
-        }) {
+        match decode_row(values.iter().copied(), |i, v| convert(req.columns[i].1, v)) {
             Ok(cells) => w.append(cells, |b, c| {
                 b.append(c);
                 Ok(())

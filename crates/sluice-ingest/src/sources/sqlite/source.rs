@@ -78,7 +78,11 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
 ) -> Result<T, IngestError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        relational::read_error(source, table, format!("the reader stopped unexpectedly: {e}"))
+        relational::read_error(
+            source,
+            table,
+            format!("the reader stopped unexpectedly: {e}"),
+        )
     })?
 }
 
@@ -147,9 +151,8 @@ impl Driver for SqliteSource {
     ) -> Result<(rusqlite::Connection, Vec<(String, Kind)>), IngestError> {
         let (source, table, sql) = (self.name.clone(), t.name.clone(), select.to_string());
         blocking(&self.name, &t.name, move || {
-            let columns = describe(&conn, &sql).map_err(|e| {
-                sqlite_error(&source, &table, format!("{e} (query: {sql})"), &e)
-            })?;
+            let columns = describe(&conn, &sql)
+                .map_err(|e| sqlite_error(&source, &table, format!("{e} (query: {sql})"), &e))?;
             Ok((conn, columns))
         })
         .await
@@ -211,7 +214,8 @@ mod tests {
     #[test]
     fn invalid_files_name_the_field() {
         let err = |text: &str| parse(text).err().unwrap().to_string();
-        let e = err("kind: sqlite\nconnection: a.db\ntables:\n  - name: a\n    mode: incremental\n");
+        let e =
+            err("kind: sqlite\nconnection: a.db\ntables:\n  - name: a\n    mode: incremental\n");
         assert!(e.contains("tables[0].cursor"), "{e}");
         let e = err("kind: sqlite\nconnection: a.db\nbusy_timeout: soon\ntables: []\n");
         assert!(e.contains("busy_timeout"), "{e}");
