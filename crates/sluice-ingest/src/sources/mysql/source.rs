@@ -16,7 +16,6 @@ use super::config::{Mode, MysqlConfig, MysqlTable};
 use super::read::read_chunks;
 use super::types::MyKind;
 use crate::error::IngestError;
-use crate::source::{IngestContext, IngestReport, Source};
 use crate::sources::relational::{self, ChunkTx, Driver, ReadRequest};
 
 /// Lands tables of a MySQL or MariaDB database.
@@ -187,24 +186,7 @@ impl Driver for MysqlSource {
     }
 }
 
-#[async_trait]
-impl Source for MysqlSource {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn tables(&self) -> Vec<String> {
-        relational::table_names(self)
-    }
-
-    async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
-        relational::ingest(self, table, cx).await
-    }
-}
+relational::relational_source!(MysqlSource);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use super::config::{PgMode, PostgresConfig, PostgresTable};
 use super::read::read_chunks;
 use super::types::{PgColumn, columns_of};
 use crate::error::IngestError;
-use crate::source::{IngestContext, IngestReport, Source, find_table};
+use crate::source::{IngestContext, IngestReport, find_table};
 use crate::sources::relational::{self, ChunkTx, Driver, LoadMode, ReadRequest};
 use crate::sources::table_load::Mode;
 
@@ -90,7 +90,7 @@ impl PostgresSource {
     }
 
     /// Captures `table` (which must be `mode: cdc`) until `until`: [`super::cdc::Until::CaughtUp`]
-    /// is one bounded run (what [`Source::ingest`] does); [`super::cdc::Until::Stopped`] streams
+    /// is one bounded run (what [`crate::Source::ingest`] does); [`super::cdc::Until::Stopped`] streams
     /// continuously, committing at least every `flush_interval`, until told to stop.
     pub async fn capture(
         &self,
@@ -224,23 +224,12 @@ impl Driver for PostgresSource {
         }
         Ok(tokio::spawn(read_chunks(client, statement, read, tx)))
     }
-}
 
-#[async_trait]
-impl Source for PostgresSource {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn tables(&self) -> Vec<String> {
-        relational::table_names(self)
-    }
-
-    async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
+    async fn ingest_table(
+        &self,
+        table: &str,
+        cx: &IngestContext,
+    ) -> Result<IngestReport, IngestError> {
         let t = self.table(table)?;
         match t.mode.load_mode() {
             Some(mode) => relational::load(self, t, mode, cx).await,
@@ -248,6 +237,8 @@ impl Source for PostgresSource {
         }
     }
 }
+
+relational::relational_source!(PostgresSource);
 
 #[cfg(test)]
 mod tests {

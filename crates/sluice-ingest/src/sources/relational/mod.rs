@@ -18,8 +18,8 @@
 //!
 //! 1. a folder `sources/<kind>/` with `config.rs` declaring the file and table shapes through
 //!    [`relational_config!`] and [`relational_table!`] (only the driver's own fields are written
-//!    out), `source.rs` with the connector type implementing [`Driver`] (and [`crate::Source`] by
-//!    delegating to [`ingest`]), and a reader that feeds a [`ChunkWriter`];
+//!    out), `source.rs` with the connector type implementing [`Driver`] (and [`crate::Source`]
+//!    through `relational_source!`), and a reader that feeds a [`ChunkWriter`];
 //! 2. `pub const KIND` in its `mod.rs` and one line in [`crate::SOURCE_KINDS`];
 //! 3. a row in `tests/relational.rs`' driver table, so that the shared suite runs against it.
 
@@ -41,6 +41,7 @@ pub(crate) use config::{relational_config, relational_table};
 pub(crate) use load::{ingest, load, table_names};
 
 use crate::error::IngestError;
+use crate::source::{IngestContext, IngestReport};
 use crate::sources::table_load::{Chunk, Mode};
 
 /// Where a reader sends its chunks (a channel of one: the reader waits while a chunk commits).
@@ -106,6 +107,70 @@ pub(crate) trait Driver: Send + Sync + Sized {
         read: ReadRequest<Self::Column>,
         tx: ChunkTx,
     ) -> Result<JoinHandle<()>, IngestError>;
+
+    /// Lands what is new in `table` ([`crate::Source::ingest`]); a driver with modes of its own
+    /// (PostgreSQL's `cdc`) dispatches them here.
+    async fn ingest_table(
+        &self,
+        table: &str,
+        cx: &IngestContext,
+    ) -> Result<IngestReport, IngestError> {
+        ingest(self, table, cx).await
+    }
+}
+
+/// Implements [`crate::Source`] for a [`Driver`] (kind, name, tables, and
+/// [`Driver::ingest_table`]).
+macro_rules! relational_source {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::source::Source for $ty {
+            fn kind(&self) -> &'static str {
+                <Self as $crate::sources::relational::Driver>::KIND
+            }
+
+            fn name(&self) -> &str {
+                $crate::sources::relational::Driver::source_name(self)
+            }
+
+            fn tables(&self) -> Vec<String> {
+                $crate::sources::relational::table_names(self)
+            }
+
+            async fn ingest(
+                &self,
+                table: &str,
+                cx: &$crate::source::IngestContext,
+            ) -> Result<$crate::source::IngestReport, $crate::error::IngestError> {
+                $crate::sources::relational::Driver::ingest_table(self, table, cx).await
+            }
+        }
+    };
+}
+
+pub(crate) use relational_source;
+
+/// A connection failure or SQL error of a driver, with whether a retry may help (each driver
+/// classifies its own errors into one).
+#[derive(Debug)]
+pub(crate) struct DbFailure {
+    /// The server's message with its error code, or the client error and its cause.
+    pub message: String,
+    /// Whether retrying may help: the server is restarting, out of connections, the connection
+    /// broke, a deadlock; not a missing table, a syntax error or a wrong password.
+    pub transient: bool,
+}
+
+impl DbFailure {
+    /// Turns the failure into the crate error for `source.table`, saying what was being done.
+    pub fn into_error(self, source: &str, table: &str, doing: &str) -> IngestError {
+        IngestError::Read {
+            source_name: source.to_string(),
+            table: table.to_string(),
+            message: format!("{doing}: {}", self.message),
+            transient: self.transient,
+        }
+    }
 }
 
 /// The error for a column whose database type the driver does not map.

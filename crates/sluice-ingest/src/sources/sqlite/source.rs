@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 use super::config::{Mode, SqliteConfig, SqliteTable};
 use super::read::{Kind, describe, read_chunks, sqlite_error};
 use crate::error::IngestError;
-use crate::source::{IngestContext, IngestReport, Source};
 use crate::sources::relational::{self, ChunkTx, Driver, ReadRequest};
 
 /// Lands tables of a SQLite database.
@@ -172,24 +171,7 @@ impl Driver for SqliteSource {
     }
 }
 
-#[async_trait]
-impl Source for SqliteSource {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn tables(&self) -> Vec<String> {
-        relational::table_names(self)
-    }
-
-    async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
-        relational::ingest(self, table, cx).await
-    }
-}
+relational::relational_source!(SqliteSource);
 
 #[cfg(test)]
 mod tests {
