@@ -21,7 +21,8 @@
 //!    out), `source.rs` with the connector type implementing [`Driver`] (and [`crate::Source`]
 //!    through `relational_source!`), and a reader that feeds a [`ChunkWriter`];
 //! 2. `pub const KIND` in its `mod.rs` and one line in [`crate::SOURCE_KINDS`];
-//! 3. a row in `tests/relational.rs`' driver table, so that the shared suite runs against it.
+//! 3. a row in `tests/support/databases.rs` (the driver table of `tests/relational.rs`), so that
+//!    the shared suite runs against it.
 
 mod chunks;
 mod config;
