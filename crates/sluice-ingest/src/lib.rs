@@ -19,6 +19,9 @@
 //!    example file, the constructor) and add one line to [`SOURCE_KINDS`];
 //! 3. add the same name and description to the sources table of `docs/plugins.md` (the registry test
 //!    fails until the docs match).
+//!
+//! A relational database needs less: its folder implements `sources::relational::Driver` (connect,
+//! type mapping, dialect, row reader) and the kit does the rest (see `docs/plugins.md`).
 
 pub mod error;
 pub mod formats;

@@ -1,4 +1,6 @@
-//! `kind: mysql` against a real MySQL / MariaDB server.
+//! `kind: mysql` against a real MySQL / MariaDB server: its type mapping, quarantined values and
+//! error classification. What every relational connector does alike (incremental chunks and
+//! watermarks, full snapshots, `query:`, config errors) is in `relational.rs`.
 //!
 //! The server comes from `SLUICE_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`). Each
 //! test works in its own freshly created database, dropped when the test ends. When the server
@@ -7,97 +9,14 @@
 mod support;
 
 use arrow::datatypes::{DataType, TimeUnit};
-use mysql_async::prelude::Queryable;
 use sluice_core::SourceDecl;
 use sluice_ingest::{IngestContext, IngestError, build_source};
 use sluice_lake::TableId;
-use support::lake::{count, lake, query};
+use support::databases::{Driver, TestDb, open};
+use support::lake::{lake, query};
 
-fn server_url() -> String {
-    std::env::var("SLUICE_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string())
-}
-
-/// A database of its own for one test; dropped (with everything in it) when the guard goes.
-struct TestDb {
-    conn: mysql_async::Conn,
-    db: String,
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let db = self.db.clone();
-        // Drop runs outside async; use a short-lived runtime on another thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok(mut c) = mysql_async::Conn::from_url(server_url()).await {
-                    let _ = c
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
-                        .await;
-                    let _ = c.disconnect().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// Connects and creates the test's database, or `None` (skip) when no server is reachable outside CI.
 async fn test_db(test: &str) -> Option<TestDb> {
-    let url = server_url();
-    let mut conn = match mysql_async::Conn::from_url(url.as_str()).await {
-        Ok(c) => c,
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("MySQL/MariaDB is not reachable at `{url}` under CI=true: {e}");
-            }
-            eprintln!("skipping {test}: MySQL/MariaDB is not reachable at `{url}`: {e}");
-            return None;
-        }
-    };
-    let db = format!(
-        "sluice_it_{test}_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    conn.query_drop(format!("CREATE DATABASE `{db}`"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("USE `{db}`")).await.unwrap();
-    // Permissive mode, so that the dirty values a real legacy database holds can be inserted.
-    conn.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'")
-        .await
-        .unwrap();
-    Some(TestDb { conn, db })
-}
-
-impl TestDb {
-    async fn exec(&mut self, sql: &str) {
-        self.conn
-            .query_drop(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// The connection URL of this test's database.
-    fn url(&self) -> String {
-        let base = server_url();
-        let root = base
-            .rsplit_once('/')
-            .map_or(base.as_str(), |(root, _)| root);
-        format!("{root}/{}", self.db)
-    }
-
-    fn source(&self, name: &str, body: &str) -> SourceDecl {
-        SourceDecl::parse(
-            std::path::Path::new(&format!("sources/{name}.yml")),
-            &format!("kind: mysql\nconnection: \"{}\"\n{body}", self.url()),
-        )
-        .unwrap()
-    }
+    open(Driver::Mysql, test).await
 }
 
 const ALL_TYPES: &str = "
@@ -319,7 +238,7 @@ async fn unsupported_type_is_a_clear_error_and_query_can_cast_it() {
         format!(
             "mysql source `my`: table `{}.places`: column `spot` has type `geometry`, which is not \
              supported; cast it in `query:` (e.g. CAST(`spot` AS CHAR) AS `spot`)",
-            db.db
+            db.name
         )
     );
     let cast = db.source(
@@ -339,93 +258,6 @@ async fn unsupported_type_is_a_clear_error_and_query_can_cast_it() {
     )
     .await;
     assert_eq!(got, [["POINT(1 2)"]]);
-}
-
-#[tokio::test]
-async fn incremental_lands_each_row_once_and_records_the_watermark() {
-    let Some(mut db) = test_db("incremental").await else {
-        return;
-    };
-    // 10 rows; the cursor has ties (three rows at 00:03, four at 00:07), and one NULL cursor.
-    db.exec(
-        "CREATE TABLE events (id int PRIMARY KEY, updated_at datetime(6), v varchar(10));
-         INSERT INTO events VALUES
-            (1, '2024-01-01 00:01:00', 'a1'), (2, '2024-01-01 00:02:00', 'a2'),
-            (3, '2024-01-01 00:03:00', 'a3'), (4, '2024-01-01 00:03:00', 'a4'),
-            (5, '2024-01-01 00:03:00', 'a5'), (6, '2024-01-01 00:05:00', 'a6'),
-            (7, '2024-01-01 00:07:00', 'a7'), (8, '2024-01-01 00:07:00', 'a8'),
-            (9, '2024-01-01 00:07:00', 'a9'), (10, '2024-01-01 00:07:00', 'a10'),
-            (11, NULL, 'no cursor');",
-    )
-    .await;
-    let (_dir, lake) = lake();
-    let decl = db.source(
-        "my",
-        "commit_rows: 2\nbatch_size: 3\ntables:\n  - name: events\n    mode: incremental\n    cursor: updated_at\n",
-    );
-    let source = build_source(&decl, ".".as_ref()).unwrap();
-    let id = TableId::bronze("my", "events");
-    let app = "sluice:ingest:my.events";
-
-    let first = source
-        .ingest("events", &IngestContext::new(lake.clone(), "run-1"))
-        .await
-        .unwrap();
-    assert_eq!(first.rows_read, 10, "the NULL-cursor row is not selected");
-    assert_eq!(first.rows_written, 10);
-    // Chunks of >= 2 rows cut only where the cursor changes: {1,2}, {3,3,3}, {5,7,7,7,7}.
-    assert_eq!(first.commits, 3);
-    assert_eq!(
-        first.watermark,
-        Some(serde_json::json!("2024-01-01 00:07:00.000000"))
-    );
-    let last = lake.commit_metadata(&id, app).await.unwrap().unwrap();
-    assert_eq!(
-        last.metadata["sluice.watermark"],
-        "2024-01-01 00:07:00.000000"
-    );
-    assert_eq!(last.txn_version, Some(3));
-    let per_commit = query(
-        &lake,
-        &id,
-        "SELECT count(*) FROM t GROUP BY _batch_id ORDER BY min(updated_at)",
-    )
-    .await;
-    assert_eq!(per_commit, [["2"], ["3"], ["5"]]);
-
-    // Nothing new: nothing lands.
-    let again = source
-        .ingest("events", &IngestContext::new(lake.clone(), "run-2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        (again.rows_read, again.rows_written, again.commits),
-        (0, 0, 0)
-    );
-
-    // New rows beyond the mark (and one late row below it, which a high-water mark cannot see).
-    db.exec(
-        "INSERT INTO events VALUES (12, '2024-01-01 00:08:00', 'b12'), (13, '2024-01-01 00:08:00', 'b13'),
-            (14, '2024-01-01 00:09:00.5', 'b14'), (15, '2024-01-01 00:00:30', 'late');",
-    )
-    .await;
-    let third = source
-        .ingest("events", &IngestContext::new(lake.clone(), "run-3"))
-        .await
-        .unwrap();
-    assert_eq!((third.rows_read, third.rows_written), (3, 3));
-    assert_eq!(
-        third.watermark,
-        Some(serde_json::json!("2024-01-01 00:09:00.500000"))
-    );
-    assert_eq!(count(&lake, &id).await, 13);
-    let ids = query(
-        &lake,
-        &id,
-        "SELECT count(DISTINCT id), min(id), max(id) FROM t",
-    )
-    .await;
-    assert_eq!(ids, [["13", "1", "14"]]);
 }
 
 #[tokio::test]
@@ -475,59 +307,6 @@ async fn incremental_by_unsigned_and_decimal_cursors() {
     )
     .await;
     assert_eq!(got, [["10"]]);
-}
-
-#[tokio::test]
-async fn full_mode_rerun_replaces_the_snapshot() {
-    let Some(mut db) = test_db("full").await else {
-        return;
-    };
-    db.exec(
-        "CREATE TABLE digits (n int);
-         INSERT INTO digits VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9);
-         CREATE TABLE items (id bigint PRIMARY KEY, name varchar(20));
-         INSERT INTO items
-         SELECT 1 + a.n * 1000 + b.n * 100 + c.n * 10 + d.n, CONCAT('item ', a.n, b.n, c.n, d.n)
-         FROM digits a, digits b, digits c, digits d WHERE a.n < 5;",
-    )
-    .await;
-    let (_dir, lake) = lake();
-    let decl = db.source(
-        "my",
-        "batch_size: 1000\ntables:\n  - name: items\n    pii: {name: hash}\n",
-    );
-    let source = build_source(&decl, ".".as_ref()).unwrap();
-    let id = TableId::bronze("my", "items");
-    let r1 = source
-        .ingest("items", &IngestContext::new(lake.clone(), "run-1"))
-        .await
-        .unwrap();
-    assert_eq!((r1.rows_read, r1.rows_written, r1.commits), (5000, 5000, 1));
-    source
-        .ingest("items", &IngestContext::new(lake.clone(), "run-2"))
-        .await
-        .unwrap();
-    assert_eq!(count(&lake, &id).await, 5000, "a re-run does not duplicate");
-    db.exec("DELETE FROM items WHERE id > 10").await;
-    source
-        .ingest("items", &IngestContext::new(lake.clone(), "run-3"))
-        .await
-        .unwrap();
-    let got = query(
-        &lake,
-        &id,
-        "SELECT count(*), min(length(name)), max(_source) FROM t",
-    )
-    .await;
-    // PII hashing applies: SHA-256 hex is 64 characters.
-    assert_eq!(
-        got,
-        [[
-            "10".to_string(),
-            "64".to_string(),
-            format!("mysql:{}.items", db.db)
-        ]]
-    );
 }
 
 #[tokio::test]

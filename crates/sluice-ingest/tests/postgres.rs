@@ -1,141 +1,38 @@
-//! `kind: postgres` against a real PostgreSQL server.
+//! `kind: postgres` against a real PostgreSQL server: its type mapping, quarantined values, error
+//! classification and streaming. What every relational connector does alike (incremental chunks
+//! and watermarks, full snapshots, `query:`, config errors) is in `relational.rs`.
 //!
 //! The server comes from `SLUICE_TEST_PG_URL` (default `host=127.0.0.1 port=5432 user=postgres
 //! dbname=test`). Each test works in its own freshly created schema, dropped when the test ends. When
 //! the server cannot be reached the tests fail under `CI=true` and are skipped (with a message)
 //! otherwise.
 
-use arrow::array::{Array, RecordBatch};
+mod support;
+
+use arrow::array::Array;
 use arrow::datatypes::{DataType, TimeUnit};
-use arrow::util::display::array_value_to_string;
-use datafusion::prelude::SessionContext;
 use sluice_core::SourceDecl;
 use sluice_ingest::{IngestContext, IngestError, build_source};
-use sluice_lake::{Lake, TableId};
-use tokio_postgres::{Client, NoTls};
+use sluice_lake::TableId;
+use support::databases::{Driver, TestDb, open, pg_url};
+use support::lake::{count, lake, rows, sql};
 
-fn pg_url() -> String {
-    std::env::var("SLUICE_TEST_PG_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_string())
-}
-
-/// A schema of its own for one test; dropped (with everything in it) when the guard goes.
-struct TestDb {
-    client: Client,
-    schema: String,
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let schema = self.schema.clone();
-        // Drop runs outside async; use a short-lived runtime on another thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok((client, conn)) = tokio_postgres::connect(&pg_url(), NoTls).await {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// Connects and creates the test's schema, or `None` (skip) when no server is reachable outside CI.
 async fn test_db(test: &str) -> Option<TestDb> {
-    let url = pg_url();
-    let (client, conn) = match tokio_postgres::connect(&url, NoTls).await {
-        Ok(c) => c,
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("PostgreSQL is not reachable at `{url}` under CI=true: {e}: {e:?}");
-            }
-            eprintln!("skipping {test}: PostgreSQL is not reachable at `{url}`: {e}");
-            return None;
-        }
-    };
-    tokio::spawn(conn);
-    let schema = format!(
-        "sluice_it_{test}_{}",
-        uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap()
+    open(Driver::Postgres, test).await
+}
+
+/// One text value per cell of `sql`'s result in PostgreSQL's own output (NULL as "NULL").
+async fn texts(db: &TestDb, sql: &str) -> Vec<Vec<String>> {
+    let sql = format!(
+        "SET intervalstyle = iso_8601; SET search_path = \"{}\", public; {sql}",
+        db.name
     );
-    client
-        .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
-        .await
-        .unwrap();
-    Some(TestDb { client, schema })
-}
-
-impl TestDb {
-    async fn exec(&self, sql: &str) {
-        let sql = format!("SET search_path = \"{}\", public; {sql}", self.schema);
-        self.client
-            .batch_execute(&sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    }
-
-    /// One text value per cell of `sql`'s result (NULL as "NULL").
-    async fn texts(&self, sql: &str) -> Vec<Vec<String>> {
-        self.exec("SET intervalstyle = iso_8601").await;
-        let sql = format!("SET search_path = \"{}\", public; {sql}", self.schema);
-        let mut out = Vec::new();
-        for m in self.client.simple_query(&sql).await.unwrap() {
-            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-                out.push(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                        .collect(),
-                );
-            }
-        }
-        out
-    }
-
-    fn source(&self, name: &str, body: &str) -> SourceDecl {
-        let text = format!(
-            "kind: postgres\nconnection: \"{}\"\nschema: {}\n{body}",
-            pg_url(),
-            self.schema
-        );
-        SourceDecl::parse(std::path::Path::new(&format!("sources/{name}.yml")), &text).unwrap()
-    }
-}
-
-fn lake() -> (tempfile::TempDir, Lake) {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-    (dir, lake)
-}
-
-async fn sql(lake: &Lake, id: &TableId, query: &str) -> Vec<RecordBatch> {
-    let provider = lake.table_provider(id).await.unwrap().unwrap();
-    let ctx = SessionContext::new();
-    ctx.register_table("t", provider).unwrap();
-    ctx.sql(query).await.unwrap().collect().await.unwrap()
-}
-
-/// Cells as strings, row by row (NULL as "NULL").
-fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    for b in batches {
-        for r in 0..b.num_rows() {
+    for m in db.pg().simple_query(&sql).await.unwrap() {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
             out.push(
-                b.columns()
-                    .iter()
-                    .map(|c| {
-                        if c.is_null(r) {
-                            "NULL".to_string()
-                        } else {
-                            array_value_to_string(c, r).unwrap()
-                        }
-                    })
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
                     .collect(),
             );
         }
@@ -147,11 +44,6 @@ fn list(item: DataType) -> DataType {
     DataType::List(std::sync::Arc::new(
         arrow::datatypes::Field::new_list_field(item, true),
     ))
-}
-
-async fn count(lake: &Lake, id: &TableId) -> i64 {
-    let r = rows(&sql(lake, id, "SELECT count(*) FROM t").await);
-    r[0][0].parse().unwrap()
 }
 
 const ALL_TYPES: &str = "
@@ -184,7 +76,7 @@ const ALL_TYPES: &str = "
 
 #[tokio::test]
 async fn every_supported_type_lands_faithfully() {
-    let Some(db) = test_db("types").await else {
+    let Some(mut db) = test_db("types").await else {
         return;
     };
     db.exec(ALL_TYPES).await;
@@ -281,12 +173,11 @@ async fn every_supported_type_lands_faithfully() {
     let text_cols = [
         "nbig", "t", "vc", "ch", "nm", "ci", "tm", "iv", "u", "j", "jb", "e",
     ];
-    let pg = db
-        .texts(&format!(
-            "SELECT {} FROM all_types ORDER BY id",
-            text_cols.join(", ")
-        ))
-        .await;
+    let pg = texts(
+        &db,
+        &format!("SELECT {} FROM all_types ORDER BY id", text_cols.join(", ")),
+    )
+    .await;
     for (row, pg_row) in got.iter().zip(&pg) {
         for (c, pg_value) in text_cols.iter().zip(pg_row) {
             assert_eq!(&row[col(c)], pg_value, "column {c}");
@@ -329,7 +220,7 @@ async fn every_supported_type_lands_faithfully() {
 
 #[tokio::test]
 async fn values_without_an_arrow_form_go_to_quarantine() {
-    let Some(db) = test_db("quarantine").await else {
+    let Some(mut db) = test_db("quarantine").await else {
         return;
     };
     db.exec(
@@ -397,7 +288,7 @@ async fn values_without_an_arrow_form_go_to_quarantine() {
 
 #[tokio::test]
 async fn unsupported_type_is_a_clear_error_and_query_can_cast_it() {
-    let Some(db) = test_db("unsupported").await else {
+    let Some(mut db) = test_db("unsupported").await else {
         return;
     };
     db.exec(
@@ -415,14 +306,14 @@ async fn unsupported_type_is_a_clear_error_and_query_can_cast_it() {
         format!(
             "postgres source `pg`: table `{}.docs`: column `body` has type `tsvector`, which is \
              not supported; cast it in `query:` (e.g. body::text)",
-            db.schema
+            db.name
         )
     );
     let cast = db.source(
         "pg",
         &format!(
             "tables:\n  - name: docs\n    query: SELECT id, body::text AS body FROM {}.docs;\n",
-            db.schema
+            db.name
         ),
     );
     let report = build_source(&cast, ".".as_ref())
@@ -435,127 +326,9 @@ async fn unsupported_type_is_a_clear_error_and_query_can_cast_it() {
     assert_eq!(got, [["'hello':1 'world':2"]]);
 }
 
-/// Per commit of `table`: (batch id, min cursor, max cursor, rows), in commit order.
-async fn commits_by_batch(
-    lake: &Lake,
-    id: &TableId,
-    cursor: &str,
-) -> Vec<(String, String, String, i64)> {
-    rows(
-        &sql(
-            lake,
-            id,
-            &format!(
-                "SELECT _batch_id, CAST(min({cursor}) AS VARCHAR), CAST(max({cursor}) AS VARCHAR), \
-                 count(*) FROM t GROUP BY _batch_id ORDER BY min({cursor})"
-            ),
-        )
-        .await,
-    )
-    .into_iter()
-    .map(|r| {
-        (
-            r[0].clone(),
-            r[1].clone(),
-            r[2].clone(),
-            r[3].parse().unwrap(),
-        )
-    })
-    .collect()
-}
-
-#[tokio::test]
-async fn incremental_lands_each_row_once_and_records_the_watermark() {
-    let Some(db) = test_db("incremental").await else {
-        return;
-    };
-    // 10 rows; the cursor has ties (three rows at 00:03, four at 00:07).
-    db.exec(
-        "CREATE TABLE events (id int4 PRIMARY KEY, updated_at timestamptz, v text);
-         INSERT INTO events
-         SELECT i, timestamptz '2024-01-01 00:00:00+00' + make_interval(mins => m), 'a' || i
-         FROM (VALUES (1,1),(2,2),(3,3),(4,3),(5,3),(6,5),(7,7),(8,7),(9,7),(10,7)) AS x(i, m);
-         INSERT INTO events VALUES (11, NULL, 'no cursor');",
-    )
-    .await;
-    let (_dir, lake) = lake();
-    let decl = db.source(
-        "pg",
-        "commit_rows: 2\nbatch_size: 3\ntables:\n  - name: events\n    mode: incremental\n    cursor: updated_at\n    primary_key: [id]\n",
-    );
-    let source = build_source(&decl, ".".as_ref()).unwrap();
-    let id = TableId::bronze("pg", "events");
-    let app = "sluice:ingest:pg.events";
-
-    let first = source
-        .ingest("events", &IngestContext::new(lake.clone(), "run-1"))
-        .await
-        .unwrap();
-    assert_eq!(first.rows_read, 10, "the NULL-cursor row is not selected");
-    assert_eq!(first.rows_written, 10);
-    // Chunks of >= 2 rows cut only where the cursor changes: {1,2}, {3,3,3}, {5,7,7,7,7}.
-    assert_eq!(first.commits, 3);
-    assert_eq!(
-        first.watermark,
-        Some(serde_json::json!("2024-01-01T00:07:00.000000Z"))
-    );
-    let last = lake.commit_metadata(&id, app).await.unwrap().unwrap();
-    assert_eq!(
-        last.metadata["sluice.watermark"],
-        "2024-01-01T00:07:00.000000Z"
-    );
-    assert_eq!(last.txn_version, Some(3));
-    // Every commit holds whole cursor values: no value is split across two commits.
-    let commits = commits_by_batch(&lake, &id, "updated_at").await;
-    assert_eq!(commits.iter().map(|c| c.3).collect::<Vec<_>>(), [2, 3, 5]);
-    for pair in commits.windows(2) {
-        assert!(pair[0].2 < pair[1].1, "{pair:?}");
-    }
-
-    // Nothing new: nothing lands.
-    let again = source
-        .ingest("events", &IngestContext::new(lake.clone(), "run-2"))
-        .await
-        .unwrap();
-    assert_eq!(
-        (again.rows_read, again.rows_written, again.commits),
-        (0, 0, 0)
-    );
-
-    // New rows beyond the mark, with ties spanning the commit size.
-    db.exec(
-        "INSERT INTO events
-         SELECT i, timestamptz '2024-01-01 00:00:00+00' + make_interval(mins => m), 'b' || i
-         FROM (VALUES (12,8),(13,8),(14,8),(15,9),(16,10),(17,10)) AS x(i, m);",
-    )
-    .await;
-    let third = source
-        .ingest("events", &IngestContext::new(lake.clone(), "run-3"))
-        .await
-        .unwrap();
-    assert_eq!(third.rows_read, 6);
-    assert_eq!(third.rows_written, 6);
-    assert_eq!(third.commits, 2, "{{8,8,8}}, {{9,10,10}}");
-    assert_eq!(count(&lake, &id).await, 16);
-    let distinct = rows(&sql(&lake, &id, "SELECT count(DISTINCT id) FROM t").await);
-    assert_eq!(distinct[0][0], "16");
-    let last = lake.commit_metadata(&id, app).await.unwrap().unwrap();
-    assert_eq!(
-        last.metadata["sluice.watermark"],
-        "2024-01-01T00:10:00.000000Z"
-    );
-    assert_eq!(last.txn_version, Some(5));
-    // The landed values match the source row for row.
-    let landed = rows(&sql(&lake, &id, "SELECT id, v FROM t ORDER BY id").await);
-    let source_rows = db
-        .texts("SELECT id, v FROM events WHERE updated_at IS NOT NULL ORDER BY id")
-        .await;
-    assert_eq!(landed, source_rows);
-}
-
 #[tokio::test]
 async fn incremental_by_numeric_cursor_through_a_query() {
-    let Some(db) = test_db("numcursor").await else {
+    let Some(mut db) = test_db("numcursor").await else {
         return;
     };
     db.exec(
@@ -569,7 +342,7 @@ async fn incremental_by_numeric_cursor_through_a_query() {
         &format!(
             "commit_rows: 30\ntables:\n  - name: ledger\n    mode: incremental\n    cursor: seq\n    \
              query: SELECT seq, amount FROM {}.ledger WHERE amount % 2 = 0\n",
-            db.schema
+            db.name
         ),
     );
     let source = build_source(&decl, ".".as_ref()).unwrap();
@@ -591,66 +364,6 @@ async fn incremental_by_numeric_cursor_through_a_query() {
     let sum = rows(&sql(&lake, &id, "SELECT count(*), sum(amount) FROM t").await);
     // Even numbers 2..=110: 55 of them, summing to 55 * 56.
     assert_eq!(sum, [["55", "3080"]]);
-}
-
-#[tokio::test]
-async fn full_mode_rerun_replaces_the_snapshot() {
-    let Some(db) = test_db("full").await else {
-        return;
-    };
-    db.exec(
-        "CREATE TABLE items (id int8 PRIMARY KEY, name text);
-         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20000) g;",
-    )
-    .await;
-    let (_dir, lake) = lake();
-    let decl = db.source(
-        "pg",
-        "batch_size: 1000\ntables:\n  - name: items\n    mode: full\n",
-    );
-    let source = build_source(&decl, ".".as_ref()).unwrap();
-    let id = TableId::bronze("pg", "items");
-    let r1 = source
-        .ingest("items", &IngestContext::new(lake.clone(), "run-1"))
-        .await
-        .unwrap();
-    assert_eq!(
-        (r1.rows_read, r1.rows_written, r1.commits),
-        (20000, 20000, 1)
-    );
-    let r2 = source
-        .ingest("items", &IngestContext::new(lake.clone(), "run-2"))
-        .await
-        .unwrap();
-    assert_eq!(r2.rows_written, 20000);
-    assert_eq!(
-        count(&lake, &id).await,
-        20000,
-        "a re-run does not duplicate"
-    );
-    db.exec("DELETE FROM items WHERE id > 10; UPDATE items SET name = 'renamed' WHERE id = 1;")
-        .await;
-    source
-        .ingest("items", &IngestContext::new(lake.clone(), "run-3"))
-        .await
-        .unwrap();
-    let got = rows(
-        &sql(
-            &lake,
-            &id,
-            "SELECT count(*), min(name) FILTER (WHERE id = 1) FROM t",
-        )
-        .await,
-    );
-    assert_eq!(got, [["10", "renamed"]]);
-    // An emptied table lands as an empty snapshot.
-    db.exec("DELETE FROM items").await;
-    let r4 = source
-        .ingest("items", &IngestContext::new(lake.clone(), "run-4"))
-        .await
-        .unwrap();
-    assert_eq!(r4.commits, 1);
-    assert_eq!(count(&lake, &id).await, 0);
 }
 
 #[tokio::test]
@@ -707,7 +420,7 @@ fn with_application_name(url: &str, name: &str) -> String {
 async fn terminate_sleeping_read(db: &TestDb, app: &str) -> bool {
     for _ in 0..200 {
         let killed = db
-            .client
+            .pg()
             .query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active' \
@@ -726,19 +439,19 @@ async fn terminate_sleeping_read(db: &TestDb, app: &str) -> bool {
 
 #[tokio::test]
 async fn server_terminating_the_read_is_transient() {
-    let Some(db) = test_db("terminated").await else {
+    let Some(mut db) = test_db("terminated").await else {
         return;
     };
     db.exec("CREATE TABLE slow (id int4); INSERT INTO slow SELECT generate_series(1, 3);")
         .await;
-    let app = db.schema.clone();
+    let app = db.name.clone();
     let decl = SourceDecl::parse(
         std::path::Path::new("sources/pg.yml"),
         &format!(
             "kind: postgres\nconnection: \"{}\"\ntables:\n  - name: slow\n    \
              query: SELECT id, (SELECT 1 FROM pg_sleep(30)) AS s FROM {}.slow\n",
             with_application_name(&pg_url(), &app),
-            db.schema
+            db.name
         ),
     )
     .unwrap();
@@ -772,7 +485,7 @@ async fn server_terminating_the_read_is_transient() {
 /// after many batches must still commit nothing, leaving the last snapshot whole.
 #[tokio::test]
 async fn a_full_load_cut_off_midway_keeps_the_last_snapshot() {
-    let Some(db) = test_db("fullcut").await else {
+    let Some(mut db) = test_db("fullcut").await else {
         return;
     };
     db.exec(
@@ -780,13 +493,13 @@ async fn a_full_load_cut_off_midway_keeps_the_last_snapshot() {
          INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 3000) g;",
     )
     .await;
-    let app = format!("{}_cut", db.schema);
+    let app = format!("{}_cut", db.name);
     let decl = SourceDecl::parse(std::path::Path::new("sources/pg.yml"), &format!(
             "kind: postgres\nconnection: \"{}\"\nbatch_size: 500\ntables:\n  - name: items\n    \
              query: SELECT id, name, CASE WHEN id = 2500 THEN (SELECT 1 FROM pg_sleep(30)) END AS s \
              FROM {}.items ORDER BY id\n",
             with_application_name(&pg_url(), &app),
-            db.schema
+            db.name
         )).unwrap();
     let (_dir, lake) = lake();
     let id = TableId::bronze("pg", "items");

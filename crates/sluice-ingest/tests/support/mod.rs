@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
 
 pub mod api;
+pub mod databases;
 pub mod lake;

@@ -8,29 +8,8 @@ use std::time::Duration;
 
 use mysql_async::{Conn, Opts, OptsBuilder};
 
-use crate::error::IngestError;
-
-/// A connection failure or SQL error, with whether a retry may help.
-#[derive(Debug)]
-pub(crate) struct MyFailure {
-    /// The server's message with its error code, or the client error.
-    pub message: String,
-    /// I/O errors, closed connections, timeouts, shutdowns, too many connections, lock wait
-    /// timeouts and deadlocks.
-    pub transient: bool,
-}
-
-impl MyFailure {
-    /// Turns the failure into the crate error for `source.table`.
-    pub fn into_error(self, source: &str, table: &str, doing: &str) -> IngestError {
-        IngestError::Read {
-            source_name: source.to_string(),
-            table: table.to_string(),
-            message: format!("{doing}: {}", self.message),
-            transient: self.transient,
-        }
-    }
-}
+/// A MySQL / MariaDB failure, classified (see [`is_transient_code`]).
+pub(crate) type MyFailure = crate::sources::relational::DbFailure;
 
 impl From<mysql_async::Error> for MyFailure {
     fn from(e: mysql_async::Error) -> Self {

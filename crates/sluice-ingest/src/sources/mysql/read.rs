@@ -1,4 +1,5 @@
-//! Streaming a prepared statement's rows into Arrow batches, in commit-sized chunks.
+//! Streaming a prepared statement's rows into Arrow batches (the kit's [`ChunkWriter`] cuts the
+//! chunks).
 //!
 //! The driver reads the socket only as fast as rows are taken, and chunks go through a channel of
 //! one, so memory stays bounded by the chunk being committed plus the one being built. Each row is
@@ -9,38 +10,22 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
-use arrow::datatypes::{Decimal128Type, Field, Schema, SchemaRef};
+use arrow::datatypes::Decimal128Type;
+use arrow::error::ArrowError;
 use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Statement, Value};
-use sluice_lake::QuarantinedRow;
-use tokio::sync::mpsc::Sender;
 
 use super::client::MyFailure;
 use super::types::MyKind;
 use crate::error::IngestError;
-use crate::sources::table_load::Chunk;
-
-/// What to read: a prepared statement whose columns are already mapped.
-pub(crate) struct ReadRequest {
-    pub statement: Statement,
-    /// The high-water mark, bound to the statement's one parameter (incremental reads after the
-    /// first).
-    pub watermark: Option<serde_json::Value>,
-    /// Name and kind of every result column.
-    pub columns: Vec<(String, MyKind)>,
-    /// Index of the cursor column, for incremental reads.
-    pub cursor: Option<usize>,
-    pub batch_size: usize,
-    /// Rows per chunk (in an incremental read a chunk ends only where the cursor value changes).
-    pub commit_rows: usize,
-    pub source: String,
-    pub table: String,
-}
+use crate::sources::relational::{
+    ChunkTx, ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row,
+};
 
 /// One decoded value.
 #[derive(Debug, PartialEq)]
@@ -335,32 +320,27 @@ fn raw_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// The Arrow schema of the result.
-pub(crate) fn schema_of(columns: &[(String, MyKind)]) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, k)| Field::new(n, k.arrow_type(), true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
-fn read_error(req: &ReadRequest, message: String) -> IngestError {
-    IngestError::Read {
-        source_name: req.source.clone(),
-        table: req.table.clone(),
-        message,
-        transient: false,
+impl ColumnType for MyKind {
+    fn arrow_type(&self) -> arrow::datatypes::DataType {
+        MyKind::arrow_type(*self)
     }
 }
 
-/// Runs the statement on `conn` and sends chunks; stops early if the receiver is gone.
+impl ColumnBuilder for ColBuilder {
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(ColBuilder::finish(self))
+    }
+}
+
+/// Runs `statement` (prepared from the request's SQL) on `conn` and sends chunks; stops early if
+/// the receiver is gone.
 pub(crate) async fn read_chunks(
     mut conn: Conn,
-    req: ReadRequest,
-    tx: Sender<Result<Chunk, IngestError>>,
+    statement: Statement,
+    req: ReadRequest<MyKind>,
+    tx: ChunkTx,
 ) {
-    if let Err(e) = read_inner(&mut conn, &req, &tx).await {
+    if let Err(e) = read_inner(&mut conn, &statement, &req, &tx).await {
         let _ = tx.send(Err(e)).await;
     }
     if let Err(e) = conn.disconnect().await {
@@ -370,132 +350,66 @@ pub(crate) async fn read_chunks(
 
 async fn read_inner(
     conn: &mut Conn,
-    req: &ReadRequest,
-    tx: &Sender<Result<Chunk, IngestError>>,
+    statement: &Statement,
+    req: &ReadRequest<MyKind>,
+    tx: &ChunkTx,
 ) -> Result<(), IngestError> {
-    let schema = schema_of(&req.columns);
     let params: Vec<Value> = req.watermark.iter().map(watermark_param).collect();
     let fail = |e: mysql_async::Error, doing: &str| {
         MyFailure::from(e).into_error(&req.source, &req.table, doing)
     };
     let mut result = conn
-        .exec_iter(&req.statement, params)
+        .exec_iter(statement, params)
         .await
         .map_err(|e| fail(e, "query failed"))?;
-    let new_builders = || {
-        req.columns
-            .iter()
-            .map(|(_, k)| ColBuilder::new(*k))
-            .collect::<Vec<_>>()
-    };
-    let finish_batch = |builders: &mut Vec<ColBuilder>| -> Result<RecordBatch, IngestError> {
-        let arrays = builders.iter_mut().map(ColBuilder::finish).collect();
-        RecordBatch::try_new(schema.clone(), arrays).map_err(|source| IngestError::Arrow {
-            context: format!("{}.{}", req.source, req.table),
-            source,
-        })
-    };
-    let mut builders = new_builders();
-    let mut in_batch = 0usize;
-    let mut chunk = Chunk::new(schema.clone());
-    let mut chunk_rows = 0usize;
-    let mut row_number: u64 = 0;
+    let mut w = ChunkWriter::new(req, |k| ColBuilder::new(*k));
     loop {
         let row = match result.next().await {
             Ok(Some(row)) => row,
             Ok(None) => break,
-            Err(e) => return Err(fail(e, &format!("reading row {}", row_number + 1))),
+            Err(e) => return Err(fail(e, &format!("reading row {}", w.row_number() + 1))),
         };
-        row_number += 1;
+        let row_number = w.begin_row();
         let values: Vec<Value> = row
             .unwrap_raw()
             .into_iter()
             .map(|v| v.unwrap_or(Value::NULL))
             .collect();
         if values.len() != req.columns.len() {
-            return Err(read_error(
-                req,
+            return Err(req.error(
                 format!(
                     "row {row_number} has {} values for {} columns",
                     values.len(),
                     req.columns.len()
                 ),
+                false,
             ));
         }
-        let cursor_value = match req.cursor {
+        let cursor = match req.cursor {
             Some(i) if values[i] != Value::NULL => {
-                Some(cursor_json(req.columns[i].1, &values[i]).map_err(|why| {
-                    read_error(
-                        req,
-                        format!("row {row_number}: cursor `{}`: {why}", req.columns[i].0),
-                    )
-                })?)
+                Some(cursor_json(req.columns[i].1, &values[i]).map_err(|why| w.cursor_error(why))?)
             }
             _ => None,
         };
-        // Cut a chunk only between different cursor values, so resuming with `cursor > watermark`
-        // never skips rows that share the boundary value.
-        if crate::sources::table_load::ends_chunk(
-            &chunk,
-            chunk_rows,
-            req.commit_rows,
-            req.cursor.is_some(),
-            &cursor_value,
-        ) {
-            if in_batch > 0 {
-                chunk.batches.push(finish_batch(&mut builders)?);
-                in_batch = 0;
-            }
-            let full = std::mem::replace(&mut chunk, Chunk::new(schema.clone()));
-            if tx.send(Ok(full)).await.is_err() {
-                return Ok(());
-            }
-            chunk_rows = 0;
+        if let Some(full) = w.place(cursor)?
+            && tx.send(Ok(full)).await.is_err()
+        {
+            return Ok(());
         }
-        chunk.rows_read += 1;
-        chunk_rows += 1;
-        if cursor_value.is_some() {
-            chunk.watermark = cursor_value;
-        }
-        let decoded: Result<Vec<Cell>, String> = req
-            .columns
-            .iter()
-            .zip(&values)
-            .map(|((name, kind), v)| {
-                decode(*kind, v).map_err(|why| format!("row {row_number}: column `{name}`: {why}"))
-            })
-            .collect();
-        match decoded {
-            Ok(cells) => {
-                for (b, c) in builders.iter_mut().zip(cells) {
-                    b.append(c).map_err(|e| read_error(req, e))?;
-                }
-                in_batch += 1;
-                if in_batch >= req.batch_size {
-                    chunk.batches.push(finish_batch(&mut builders)?);
-                    in_batch = 0;
-                }
-            }
-            Err(reason) => {
-                let raw: serde_json::Map<String, serde_json::Value> = req
+        match decode_row(&values, |i, v| decode(req.columns[i].1, v)) {
+            Ok(cells) => w.append(cells, ColBuilder::append)?,
+            Err((i, why)) => {
+                let raw = req
                     .columns
                     .iter()
                     .zip(&values)
                     .map(|((n, _), v)| (n.clone(), raw_json(v)))
                     .collect();
-                chunk.rejected.push(QuarantinedRow {
-                    source_file: None,
-                    line: Some(row_number),
-                    reason,
-                    raw: serde_json::Value::Object(raw).to_string(),
-                });
+                w.reject(&req.columns[i].0, &why, raw);
             }
         }
     }
-    if in_batch > 0 {
-        chunk.batches.push(finish_batch(&mut builders)?);
-    }
-    let _ = tx.send(Ok(chunk)).await;
+    let _ = tx.send(Ok(w.finish()?)).await;
     Ok(())
 }
 

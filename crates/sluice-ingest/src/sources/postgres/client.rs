@@ -9,29 +9,8 @@ use std::error::Error as _;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
-use crate::error::IngestError;
-
-/// A connection failure or SQL error, with whether a retry may help.
-#[derive(Debug)]
-pub(crate) struct PgFailure {
-    /// The server's message with its SQLSTATE, or the client error and its cause.
-    pub message: String,
-    /// Connection refused or reset, timeouts, shutdowns, too many connections, serialization
-    /// failures and deadlocks.
-    pub transient: bool,
-}
-
-impl PgFailure {
-    /// Turns the failure into the crate error for `source.table`.
-    pub fn into_error(self, source: &str, table: &str, doing: &str) -> IngestError {
-        IngestError::Read {
-            source_name: source.to_string(),
-            table: table.to_string(),
-            message: format!("{doing}: {}", self.message),
-            transient: self.transient,
-        }
-    }
-}
+/// A PostgreSQL failure, classified (see [`is_transient_state`]).
+pub(crate) type PgFailure = crate::sources::relational::DbFailure;
 
 impl From<tokio_postgres::Error> for PgFailure {
     fn from(e: tokio_postgres::Error) -> Self {

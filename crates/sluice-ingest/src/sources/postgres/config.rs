@@ -1,57 +1,50 @@
-//! The YAML shape of a `kind: postgres` source.
-
-use std::collections::BTreeMap;
+//! The YAML shape of a `kind: postgres` source (the fields all relational sources share come from
+//! [`crate::sources::relational`]).
 
 use serde::Deserialize;
 
-use crate::landing::Pii;
+use crate::sources::relational::{LoadMode, relational_config, relational_table};
 
-/// A PostgreSQL source file.
-///
-/// ```yaml
-/// kind: postgres
-/// connection: ${SHOP_PG_URL}      # postgres://user@host:5432/db or "host=… user=… dbname=…"
-/// schema: public                  # default for every table
-/// tables:
-///   - name: orders
-///     mode: incremental
-///     cursor: updated_at
-///     primary_key: [order_id]
-///   - name: customers
-///     mode: full
-///     pii: {email: hash}
-///   - name: big_refunds
-///     query: SELECT * FROM refunds WHERE amount > 100
-///   - name: payments
-///     mode: cdc                   # snapshot, then inserts/updates/deletes from the WAL
-/// ```
-#[derive(Clone, Deserialize)]
-///
-/// The fields every source shares (`name`, `kind`, `owner`, `description`, `schedule`, `catchup`,
-/// `freshness`, `policy`; per table `description`, `tags`, `schedule`, `freshness`) are read once
-/// by `sluice_core::SourceDecl`; this struct is the rest of the file (`SourceDecl::config`).
-#[serde(deny_unknown_fields)]
-pub struct PostgresConfig {
-    /// A libpq connection URL (`postgres://user:pw@host:5432/db`) or key/value string
-    /// (`host=… port=… user=… password=… dbname=…`); `${ENV}` is expanded, so keep the password in
-    /// the environment. TLS is not supported yet (`sslmode=require` fails).
-    pub connection: String,
-    /// The PostgreSQL schema of tables that do not name their own.
-    #[serde(default = "default_schema")]
-    pub schema: String,
-    /// Rows per Arrow batch.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Incremental loads commit every this many rows (at a change of cursor value), so a large backlog
-    /// lands in bounded memory and a crash resumes from the last commit.
-    #[serde(default = "default_commit_rows")]
-    pub commit_rows: usize,
-    /// How long to wait for the server to accept a connection (unless the connection string sets
-    /// `connect_timeout`); a timeout is a transient error, retried with backoff.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: String,
-    /// The tables to land.
-    pub tables: Vec<PostgresTable>,
+relational_config! {
+    /// A PostgreSQL source file.
+    ///
+    /// ```yaml
+    /// kind: postgres
+    /// connection: ${SHOP_PG_URL}      # postgres://user@host:5432/db or "host=… user=… dbname=…"
+    /// schema: public                  # default for every table
+    /// tables:
+    ///   - name: orders
+    ///     mode: incremental
+    ///     cursor: updated_at
+    ///     primary_key: [order_id]
+    ///   - name: customers
+    ///     mode: full
+    ///     pii: {email: hash}
+    ///   - name: big_refunds
+    ///     query: SELECT * FROM refunds WHERE amount > 100
+    ///   - name: payments
+    ///     mode: cdc                   # snapshot, then inserts/updates/deletes from the WAL
+    /// ```
+    ///
+    /// The fields every source shares (`name`, `kind`, `owner`, `description`, `schedule`, `catchup`,
+    /// `freshness`, `policy`; per table `description`, `tags`, `schedule`, `freshness`) are read once
+    /// by `sluice_core::SourceDecl`; this struct is the rest of the file (`SourceDecl::config`).
+    #[derive(Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PostgresConfig<PostgresTable> {
+        /// A libpq connection URL (`postgres://user:pw@host:5432/db`) or key/value string
+        /// (`host=… port=… user=… password=… dbname=…`); `${ENV}` is expanded, so keep the password in
+        /// the environment. TLS is not supported yet (`sslmode=require` fails).
+        pub connection: String,
+        /// The PostgreSQL schema of tables that do not name their own.
+        #[serde(default = "default_schema")]
+        pub schema: String,
+        ..
+        /// How long to wait for the server to accept a connection (unless the connection string sets
+        /// `connect_timeout`); a timeout is a transient error, retried with backoff.
+        #[serde(default = "default_connect_timeout")]
+        pub connect_timeout: String,
+    }
 }
 
 /// Hand-written so that a connection string holding a password never reaches a log.
@@ -70,14 +63,6 @@ impl std::fmt::Debug for PostgresConfig {
 
 fn default_schema() -> String {
     "public".to_string()
-}
-
-fn default_batch_size() -> usize {
-    8192
-}
-
-fn default_commit_rows() -> usize {
-    500_000
 }
 
 fn default_connect_timeout() -> String {
@@ -100,9 +85,9 @@ pub enum PgMode {
     Cdc,
 }
 
-impl PgMode {
+impl LoadMode for PgMode {
     /// The shared table-load mode of a batch read; `None` for CDC.
-    pub(crate) fn load_mode(self) -> Option<Mode> {
+    fn load_mode(self) -> Option<Mode> {
         match self {
             PgMode::Full => Some(Mode::Full),
             PgMode::Incremental => Some(Mode::Incremental),
@@ -111,37 +96,22 @@ impl PgMode {
     }
 }
 
-/// One table of a PostgreSQL source.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresTable {
-    /// Table name in the database (unquoted, case-sensitive as stored) and in bronze.
-    pub name: String,
-    /// The PostgreSQL schema holding the table (default: the source's `schema`).
-    #[serde(default)]
-    pub schema: Option<String>,
-    /// `full`, `incremental` or `cdc`.
-    #[serde(default)]
-    pub mode: PgMode,
-    /// The column whose growth marks new or changed rows (required for `incremental`): an integer,
-    /// numeric, float, text, uuid, date, time, timestamp or timestamptz column, ideally indexed and
-    /// NOT NULL (rows whose cursor is NULL are never selected).
-    #[serde(default)]
-    pub cursor: Option<String>,
-    /// Primary key columns (documentation; silver models deduplicate on it).
-    #[serde(default)]
-    pub primary_key: Vec<String>,
-    /// PII handling before landing: column → hash | mask | drop.
-    #[serde(default)]
-    pub pii: BTreeMap<String, Pii>,
-    /// Read this SELECT instead of the whole table (e.g. to cast unsupported types:
-    /// `SELECT id, doc::text AS doc FROM t`). The cursor must be one of its columns.
-    #[serde(default)]
-    pub query: Option<String>,
-    /// CDC: the logical replication slot (default `sluice_<source>_<table>`, created if missing).
-    #[serde(default)]
-    pub slot: Option<String>,
-    /// CDC: the publication (default: the slot's name, created `FOR TABLE` this table if missing).
-    #[serde(default)]
-    pub publication: Option<String>,
+relational_table! {
+    /// One table of a PostgreSQL source. A cursor is an integer, numeric, float, text, uuid, date,
+    /// time, timestamp or timestamptz column.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PostgresTable {
+        mode: PgMode,
+        /// The PostgreSQL schema holding the table (default: the source's `schema`).
+        #[serde(default)]
+        pub schema: Option<String>,
+        ..
+        /// CDC: the logical replication slot (default `sluice_<source>_<table>`, created if missing).
+        #[serde(default)]
+        pub slot: Option<String>,
+        /// CDC: the publication (default: the slot's name, created `FOR TABLE` this table if missing).
+        #[serde(default)]
+        pub publication: Option<String>,
+    }
 }

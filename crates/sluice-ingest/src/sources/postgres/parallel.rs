@@ -10,14 +10,15 @@
 //! replaced at once. Anything else (no such key, a small or never-analyzed table, a
 //! `query:`) reads serially, exactly as before.
 
-use tokio::sync::mpsc::{Sender, channel};
+use tokio::sync::mpsc::channel;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{Client, Config, Statement};
 
 use super::client::{PgFailure, connect, quote};
-use super::read::{ReadRequest, read_chunks};
+use super::read::read_chunks;
+use super::types::PgColumn;
 use crate::error::IngestError;
-use crate::sources::table_load::Chunk;
+use crate::sources::relational::{ChunkTx, ReadRequest};
 
 /// The most connections one table's full load opens.
 pub(crate) const MAX_READERS: usize = 4;
@@ -53,41 +54,40 @@ pub(crate) fn ranges(min: i64, max: i64, n: usize) -> Vec<(i64, Option<i64>)> {
 /// Either way every chunk goes to `tx` and the returned task ends when reading does.
 pub(crate) async fn spawn_full_read(
     pg: &Config,
-    request: ReadRequest,
+    client: Client,
+    statement: Statement,
+    request: ReadRequest<PgColumn>,
     schema: &str,
-    table: &str,
-    tx: Sender<Result<Chunk, IngestError>>,
+    tx: ChunkTx,
 ) -> Result<JoinHandle<()>, IngestError> {
     let fail = |e: tokio_postgres::Error, doing: &str| {
         PgFailure::from(e).into_error(&request.source, &request.table, doing)
     };
-    let plan = key_and_estimate(&request.client, schema, table)
+    let table = request.table.as_str();
+    let plan = key_and_estimate(&client, schema, table)
         .await
         .map_err(|e| fail(e, "cannot read the table's primary key"))?;
     let Some((key, estimate)) = plan else {
-        return Ok(tokio::spawn(read_chunks(request, tx)));
+        return Ok(tokio::spawn(read_chunks(client, statement, request, tx)));
     };
     let readers = readers_for(estimate, request.batch_size);
     if readers < 2 {
-        return Ok(tokio::spawn(read_chunks(request, tx)));
+        return Ok(tokio::spawn(read_chunks(client, statement, request, tx)));
     }
     let relation = format!("{}.{}", quote(schema), quote(table));
     let k = quote(&key);
     // The snapshot every reader shares; this transaction stays open while the first range is read
     // on this connection, which keeps the snapshot importable.
-    request
-        .client
+    client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(|e| fail(e, "cannot start the snapshot"))?;
-    let snapshot: String = request
-        .client
+    let snapshot: String = client
         .query_one("SELECT pg_export_snapshot()", &[])
         .await
         .map_err(|e| fail(e, "cannot export the snapshot"))?
         .get(0);
-    let bounds = request
-        .client
+    let bounds = client
         .query_one(
             &format!("SELECT min({k})::int8, max({k})::int8 FROM {relation}"),
             &[],
@@ -99,7 +99,7 @@ pub(crate) async fn spawn_full_read(
         bounds.get::<_, Option<i64>>(1),
     ) else {
         // An empty table: nothing to split.
-        return Ok(tokio::spawn(read_chunks(request, tx)));
+        return Ok(tokio::spawn(read_chunks(client, statement, request, tx)));
     };
     let parts = ranges(min, max, readers);
     tracing::info!(table = %relation, readers = parts.len(), estimate, "reading a full load in parallel key ranges");
@@ -116,8 +116,8 @@ pub(crate) async fn spawn_full_read(
         .map_err(|e| fail(e, "cannot import the snapshot"))?;
         clients.push(c);
     }
+    let first = client;
     let ReadRequest {
-        client: first,
         columns,
         batch_size,
         source,
@@ -131,15 +131,12 @@ pub(crate) async fn spawn_full_read(
             Some(hi) => format!("{k} >= {lo} AND {k} < {hi}"),
             None => format!("{k} >= {lo}"),
         };
-        let statement = client
-            .prepare(&format!("SELECT * FROM {relation} WHERE {filter}"))
-            .await
-            .map_err(|e| {
-                PgFailure::from(e).into_error(&source, &table_name, "cannot read a key range")
-            })?;
+        let sql = format!("SELECT * FROM {relation} WHERE {filter}");
+        let statement = client.prepare(&sql).await.map_err(|e| {
+            PgFailure::from(e).into_error(&source, &table_name, "cannot read a key range")
+        })?;
         let part = ReadRequest {
-            client,
-            statement,
+            sql,
             watermark: None,
             columns: columns.clone(),
             cursor: None,
@@ -148,7 +145,12 @@ pub(crate) async fn spawn_full_read(
             source: source.clone(),
             table: table_name.clone(),
         };
-        readers.push(tokio::spawn(read_chunks(part, part_tx.clone())));
+        readers.push(tokio::spawn(read_chunks(
+            client,
+            statement,
+            part,
+            part_tx.clone(),
+        )));
     }
     drop(part_tx);
     Ok(tokio::spawn(async move {

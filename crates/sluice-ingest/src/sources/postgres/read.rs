@@ -1,4 +1,4 @@
-//! Streaming a query's rows into Arrow batches, in commit-sized chunks.
+//! Streaming a query's rows into Arrow batches (the kit's [`ChunkWriter`] cuts the chunks).
 //!
 //! Rows arrive through tokio-postgres' row stream, which reads the socket only as fast as rows are
 //! consumed, and the chunks go through a channel of one: memory stays bounded by one chunk being
@@ -11,39 +11,20 @@ use std::sync::Arc;
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, FieldRef};
 use arrow::error::ArrowError;
 use futures::TryStreamExt;
-use sluice_lake::QuarantinedRow;
-use tokio::sync::mpsc::Sender;
 use tokio_postgres::{Client, Statement};
 
 use super::client::PgFailure;
 use super::decode::{Cell, Raw, cursor_json, decode, raw_json, watermark_text};
-use super::types::PgKind;
+use super::types::{PgColumn, PgKind};
 use crate::error::IngestError;
-use crate::sources::table_load::Chunk;
-
-/// What to read: a prepared statement whose columns are already mapped.
-pub(crate) struct ReadRequest {
-    pub client: Client,
-    pub statement: Statement,
-    /// The high-water mark to pass as `$1` (text, cast to the cursor type in the SQL).
-    pub watermark: Option<serde_json::Value>,
-    /// Name and kind of every result column.
-    pub columns: Vec<(String, PgKind)>,
-    /// Index of the cursor column in the result, for incremental reads.
-    pub cursor: Option<usize>,
-    pub batch_size: usize,
-    /// Rows per chunk (in an incremental read a chunk ends only where the cursor value changes).
-    pub commit_rows: usize,
-    pub source: String,
-    pub table: String,
-}
+use crate::sources::relational::{ChunkTx, ChunkWriter, ColumnBuilder, ReadRequest, decode_row};
 
 /// An Arrow builder for one [`PgKind`] (also used by CDC for change rows).
 pub(crate) enum ColBuilder {
@@ -204,69 +185,38 @@ impl ColBuilder {
     }
 }
 
-fn read_error(req: &ReadRequest, e: impl std::fmt::Display, transient: bool) -> IngestError {
-    IngestError::Read {
-        source_name: req.source.clone(),
-        table: req.table.clone(),
-        message: e.to_string(),
-        transient,
+impl ColumnBuilder for ColBuilder {
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        ColBuilder::finish(self)
     }
 }
 
-/// Runs the statement and sends chunks. Returns early if the receiver is gone.
-pub(crate) async fn read_chunks(req: ReadRequest, tx: Sender<Result<Chunk, IngestError>>) {
-    if let Err(e) = read_inner(&req, &tx).await {
+/// Runs `statement` (prepared from the request's SQL) and sends chunks. Returns early if the
+/// receiver is gone.
+pub(crate) async fn read_chunks(
+    client: Client,
+    statement: Statement,
+    req: ReadRequest<PgColumn>,
+    tx: ChunkTx,
+) {
+    if let Err(e) = read_inner(&client, &statement, &req, &tx).await {
         let _ = tx.send(Err(e)).await;
     }
 }
 
-/// The Arrow schema of the result.
-pub(crate) fn schema_of(columns: &[(String, PgKind)]) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, k)| arrow::datatypes::Field::new(n, k.arrow_type(), true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
 async fn read_inner(
-    req: &ReadRequest,
-    tx: &Sender<Result<Chunk, IngestError>>,
+    client: &Client,
+    statement: &Statement,
+    req: &ReadRequest<PgColumn>,
+    tx: &ChunkTx,
 ) -> Result<(), IngestError> {
-    let schema = schema_of(&req.columns);
     let params: Vec<String> = req.watermark.iter().map(watermark_text).collect();
-    let stream = req
-        .client
-        .query_raw(&req.statement, params.iter())
+    let stream = client
+        .query_raw(statement, params.iter())
         .await
         .map_err(|e| PgFailure::from(e).into_error(&req.source, &req.table, "query failed"))?;
     let mut stream = std::pin::pin!(stream);
-
-    let new_builders = || {
-        req.columns
-            .iter()
-            .map(|(_, k)| ColBuilder::new(k))
-            .collect::<Vec<_>>()
-    };
-    let mut builders = new_builders();
-    let mut in_batch = 0usize;
-    let mut chunk = Chunk::new(schema.clone());
-    let mut chunk_rows = 0usize;
-    let mut row_number: u64 = 0;
-    let finish_batch = |builders: &mut Vec<ColBuilder>| -> Result<RecordBatch, IngestError> {
-        let arrow_error = |source| IngestError::Arrow {
-            context: format!("{}.{}", req.source, req.table),
-            source,
-        };
-        let arrays = builders
-            .iter_mut()
-            .map(ColBuilder::finish)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(arrow_error)?;
-        RecordBatch::try_new(schema.clone(), arrays).map_err(arrow_error)
-    };
-
+    let mut w = ChunkWriter::new(req, |c| ColBuilder::new(&c.kind));
     loop {
         let row = match stream.try_next().await {
             Ok(Some(r)) => r,
@@ -275,95 +225,49 @@ async fn read_inner(
                 return Err(PgFailure::from(e).into_error(
                     &req.source,
                     &req.table,
-                    &format!("reading row {}", row_number + 1),
+                    &format!("reading row {}", w.row_number() + 1),
                 ));
             }
         };
-        row_number += 1;
+        let row_number = w.begin_row();
         let mut raws: Vec<Option<&[u8]>> = Vec::with_capacity(req.columns.len());
         for i in 0..req.columns.len() {
             let raw: Option<Raw<'_>> = row
                 .try_get(i)
-                .map_err(|e| read_error(req, format!("row {row_number}: {e}"), false))?;
+                .map_err(|e| req.error(format!("row {row_number}: {e}"), false))?;
             raws.push(raw.map(|r| r.0));
         }
-        let cursor_value = match req.cursor {
-            Some(i) => match raws.get(i).copied().flatten() {
-                Some(raw) => Some(cursor_json(&req.columns[i].1, raw).map_err(|why| {
-                    read_error(
-                        req,
-                        format!("row {row_number}: cursor `{}`: {why}", req.columns[i].0),
-                        false,
-                    )
-                })?),
-                None => None,
-            },
+        let cursor = match req
+            .cursor
+            .and_then(|i| Some((i, raws.get(i).copied().flatten()?)))
+        {
+            Some((i, raw)) => {
+                Some(cursor_json(&req.columns[i].1.kind, raw).map_err(|why| w.cursor_error(why))?)
+            }
             None => None,
         };
-        // Cut a chunk only between different cursor values, so resuming from its watermark with
-        // `cursor > watermark` never skips rows that share the boundary value.
-        if crate::sources::table_load::ends_chunk(
-            &chunk,
-            chunk_rows,
-            req.commit_rows,
-            req.cursor.is_some(),
-            &cursor_value,
-        ) {
-            if in_batch > 0 {
-                chunk.batches.push(finish_batch(&mut builders)?);
-                in_batch = 0;
+        if let Some(full) = w.place(cursor)?
+            && tx.send(Ok(full)).await.is_err()
+        {
+            return Ok(());
+        }
+        match decode_row(raws.iter().copied(), |i, raw| match raw {
+            Some(r) => decode(&req.columns[i].1.kind, r),
+            None => Ok(Cell::Null),
+        }) {
+            Ok(cells) => w.append(cells, ColBuilder::append)?,
+            Err((i, why)) => {
+                let raw = req
+                    .columns
+                    .iter()
+                    .zip(&raws)
+                    .map(|((n, c), r)| (n.clone(), raw_json(&c.kind, *r)))
+                    .collect();
+                w.reject(&req.columns[i].0, &why, raw);
             }
-            let full = std::mem::replace(&mut chunk, Chunk::new(schema.clone()));
-            if tx.send(Ok(full)).await.is_err() {
-                return Ok(());
-            }
-            chunk_rows = 0;
-        }
-        chunk.rows_read += 1;
-        chunk_rows += 1;
-        if cursor_value.is_some() {
-            chunk.watermark = cursor_value;
-        }
-        let mut cells = Vec::with_capacity(req.columns.len());
-        let mut bad = None;
-        for ((name, kind), raw) in req.columns.iter().zip(&raws) {
-            match raw.map(|r| decode(kind, r)).transpose() {
-                Ok(c) => cells.push(c.unwrap_or(Cell::Null)),
-                Err(why) => {
-                    bad = Some(format!("row {row_number}: column `{name}`: {why}"));
-                    break;
-                }
-            }
-        }
-        if let Some(reason) = bad {
-            let raw: serde_json::Map<String, serde_json::Value> = req
-                .columns
-                .iter()
-                .zip(&raws)
-                .map(|((n, k), r)| (n.clone(), raw_json(k, *r)))
-                .collect();
-            chunk.rejected.push(QuarantinedRow {
-                source_file: None,
-                line: Some(row_number),
-                reason,
-                raw: serde_json::Value::Object(raw).to_string(),
-            });
-            continue;
-        }
-        for (b, c) in builders.iter_mut().zip(cells) {
-            b.append(c).map_err(|e| read_error(req, e, false))?;
-        }
-        in_batch += 1;
-        if in_batch >= req.batch_size {
-            chunk.batches.push(finish_batch(&mut builders)?);
-            builders = new_builders();
-            in_batch = 0;
         }
     }
-    if in_batch > 0 {
-        chunk.batches.push(finish_batch(&mut builders)?);
-    }
-    let _ = tx.send(Ok(chunk)).await;
+    let _ = tx.send(Ok(w.finish()?)).await;
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The `postgres` connector.
+//! The `postgres` connector: a [`Driver`] of the relational kit, plus change data capture.
 
 use std::path::Path;
 
@@ -7,13 +7,16 @@ use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
 use tokio_postgres::Client;
 
-use super::client::{connect, quote};
+use tokio::task::JoinHandle;
+
+use super::client::{PgFailure, connect, quote};
 use super::config::{PgMode, PostgresConfig, PostgresTable};
-use super::read::{ReadRequest, read_chunks};
-use super::types::PgKind;
+use super::read::read_chunks;
+use super::types::{PgColumn, columns_of};
 use crate::error::IngestError;
-use crate::source::{IngestContext, IngestReport, Source, find_table};
-use crate::sources::table_load::{Target, land_chunks, position};
+use crate::source::{IngestContext, IngestReport, find_table};
+use crate::sources::relational::{self, ChunkTx, Driver, LoadMode, ReadRequest};
+use crate::sources::table_load::Mode;
 
 /// Lands tables of a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -50,28 +53,8 @@ impl PostgresSource {
                     ),
                 ));
             }
-            if t.mode == PgMode::Incremental && t.cursor.is_none() {
-                return Err(invalid(
-                    format!("tables[{i}].cursor"),
-                    format!(
-                        "table `{}` is incremental and needs a `cursor` column",
-                        t.name
-                    ),
-                ));
-            }
-            if t.query.as_deref().is_some_and(|q| q.trim().is_empty()) {
-                return Err(invalid(
-                    format!("tables[{i}].query"),
-                    "the query is empty; remove `query:` to read the whole table".into(),
-                ));
-            }
         }
-        if config.batch_size == 0 || config.commit_rows == 0 {
-            return Err(invalid(
-                "batch_size".into(),
-                "batch_size and commit_rows must be at least 1".into(),
-            ));
-        }
+        relational::validate(decl, &config)?;
         let connect_timeout = sluice_core::duration::parse_duration(&config.connect_timeout)
             .map_err(|e| invalid("connect_timeout".into(), e))?;
         let conn = expand_env(&config.connection, &decl.path)?;
@@ -102,129 +85,12 @@ impl PostgresSource {
         find_table(&self.name, &self.config.tables, name, |t| &t.name)
     }
 
-    /// `schema.table` as written in messages.
-    fn qualified(&self, t: &PostgresTable) -> String {
-        format!(
-            "{}.{}",
-            t.schema.as_deref().unwrap_or(&self.config.schema),
-            t.name
-        )
-    }
-
-    /// The relation read: the table, or the table's `query:` as a subquery.
-    fn relation_sql(&self, t: &PostgresTable) -> String {
-        match &t.query {
-            // The newline ends a trailing `-- comment` before the closing parenthesis.
-            Some(q) => format!(
-                "({}\n) AS q",
-                q.trim()
-                    .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-            ),
-            None => format!(
-                "{}.{}",
-                quote(t.schema.as_deref().unwrap_or(&self.config.schema)),
-                quote(&t.name)
-            ),
-        }
-    }
-
-    /// Prepares the read, maps every column to Arrow and builds the request for [`read_chunks`].
-    async fn plan(
-        &self,
-        t: &PostgresTable,
-        client: Client,
-        watermark: Option<serde_json::Value>,
-    ) -> Result<ReadRequest, IngestError> {
-        let qualified = self.qualified(t);
-        let fail = |e: tokio_postgres::Error, doing: &str| {
-            super::client::PgFailure::from(e).into_error(&self.name, &t.name, doing)
-        };
-        let from = self.relation_sql(t);
-        let base = client
-            .prepare(&format!("SELECT * FROM {from}"))
-            .await
-            .map_err(|e| fail(e, &format!("cannot read `{qualified}`")))?;
-        let mut columns = Vec::with_capacity(base.columns().len());
-        for c in base.columns() {
-            let kind = PgKind::of(c.type_(), c.type_modifier()).ok_or_else(|| {
-                IngestError::UnsupportedType {
-                    kind: "postgres",
-                    source_name: self.name.clone(),
-                    table: qualified.clone(),
-                    column: c.name().to_string(),
-                    type_name: c.type_().name().to_string(),
-                }
-            })?;
-            columns.push((c.name().to_string(), kind));
-        }
-        let cursor = match (t.mode, &t.cursor) {
-            (PgMode::Incremental, Some(name)) => {
-                let Some(idx) = columns.iter().position(|(n, _)| n == name) else {
-                    return Err(self.read_error(
-                        t,
-                        format!(
-                            "cursor column `{name}` is not in `{qualified}` (columns: {})",
-                            columns
-                                .iter()
-                                .map(|c| c.0.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                };
-                let ty = base.columns()[idx].type_();
-                if !columns[idx].1.can_be_cursor() {
-                    return Err(self.read_error(
-                        t,
-                        format!(
-                            "cursor column `{name}` has type `{}`, which cannot be a cursor; use \
-                             an integer, numeric, float, text, uuid, date, time, timestamp or \
-                             timestamptz column",
-                            ty.name()
-                        ),
-                    ));
-                }
-                Some((
-                    idx,
-                    name,
-                    format!("{}.{}", quote(ty.schema()), quote(ty.name())),
-                ))
-            }
-            _ => None,
-        };
-        let (statement, commit_rows) = match &cursor {
-            Some((_, name, type_sql)) => {
-                let c = quote(name);
-                let filter = if watermark.is_some() {
-                    format!("{c} > CAST($1::text AS {type_sql})")
-                } else {
-                    format!("{c} IS NOT NULL")
-                };
-                let sql = format!("SELECT * FROM {from} WHERE {filter} ORDER BY {c}");
-                let stmt = client
-                    .prepare(&sql)
-                    .await
-                    .map_err(|e| fail(e, &format!("cannot read `{qualified}`")))?;
-                (stmt, self.config.commit_rows)
-            }
-            // A full load streams into one commit (see table_load.rs): a chunk per batch.
-            None => (base, self.config.batch_size),
-        };
-        Ok(ReadRequest {
-            client,
-            statement,
-            watermark: if cursor.is_some() { watermark } else { None },
-            columns,
-            cursor: cursor.map(|c| c.0),
-            batch_size: self.config.batch_size,
-            commit_rows,
-            source: self.name.clone(),
-            table: t.name.clone(),
-        })
+    fn schema_of<'a>(&'a self, t: &'a PostgresTable) -> &'a str {
+        t.schema.as_deref().unwrap_or(&self.config.schema)
     }
 
     /// Captures `table` (which must be `mode: cdc`) until `until`: [`super::cdc::Until::CaughtUp`]
-    /// is one bounded run (what [`Source::ingest`] does); [`super::cdc::Until::Stopped`] streams
+    /// is one bounded run (what [`crate::Source::ingest`] does); [`super::cdc::Until::Stopped`] streams
     /// continuously, committing at least every `flush_interval`, until told to stop.
     pub async fn capture(
         &self,
@@ -234,17 +100,17 @@ impl PostgresSource {
     ) -> Result<IngestReport, IngestError> {
         let t = self.table(table)?;
         if t.mode != PgMode::Cdc {
-            return Err(self.read_error(t, "`capture` needs a table with `mode: cdc`".into()));
+            return Err(relational::read_error(
+                &self.name,
+                &t.name,
+                "`capture` needs a table with `mode: cdc`",
+            ));
         }
         super::cdc::capture(&self.cdc_table(t), cx, until).await
     }
 
     /// What CDC needs to know about table `t`.
     pub(crate) fn cdc_table(&self, t: &PostgresTable) -> super::cdc::CdcTable {
-        let schema = t
-            .schema
-            .clone()
-            .unwrap_or_else(|| self.config.schema.clone());
         let slot = t
             .slot
             .clone()
@@ -253,8 +119,8 @@ impl PostgresSource {
             source: self.name.clone(),
             publication: t.publication.clone().unwrap_or_else(|| slot.clone()),
             slot,
-            origin: format!("postgres:{schema}.{}", t.name),
-            schema,
+            origin: self.origin(t),
+            schema: self.schema_of(t).to_string(),
             table: t.name.clone(),
             primary_key: t.primary_key.clone(),
             pii: t.pii.clone(),
@@ -263,72 +129,121 @@ impl PostgresSource {
             commit_rows: self.config.commit_rows,
         }
     }
+}
 
-    fn read_error(&self, t: &PostgresTable, message: String) -> IngestError {
-        IngestError::Read {
-            source_name: self.name.clone(),
-            table: t.name.clone(),
-            message,
-            transient: false,
+#[async_trait]
+impl Driver for PostgresSource {
+    const KIND: &'static str = "postgres";
+    type Config = PostgresConfig;
+    type Column = PgColumn;
+    type Conn = Client;
+
+    fn source_name(&self) -> &str {
+        &self.name
+    }
+
+    fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
+    fn qualified(&self, t: &PostgresTable) -> String {
+        format!("{}.{}", self.schema_of(t), t.name)
+    }
+
+    fn table_sql(&self, t: &PostgresTable) -> String {
+        format!("{}.{}", quote(self.schema_of(t)), quote(&t.name))
+    }
+
+    fn quote(ident: &str) -> String {
+        quote(ident)
+    }
+
+    /// The watermark travels as text and is cast to the cursor's own type.
+    fn after_watermark(quoted_cursor: &str, column: &PgColumn) -> String {
+        format!(
+            "{quoted_cursor} > CAST($1::text AS {}.{})",
+            quote(column.ty.schema()),
+            quote(column.ty.name())
+        )
+    }
+
+    fn cursor_problem(name: &str, column: &PgColumn) -> Option<String> {
+        (!column.kind.can_be_cursor()).then(|| {
+            format!(
+                "cursor column `{name}` has type `{}`, which cannot be a cursor; use an integer, \
+                 numeric, float, text, uuid, date, time, timestamp or timestamptz column",
+                column.ty.name()
+            )
+        })
+    }
+
+    async fn connect(&self, t: &PostgresTable) -> Result<Client, IngestError> {
+        connect(&self.pg)
+            .await
+            .map_err(|e| e.into_error(&self.name, &t.name, "cannot connect"))
+    }
+
+    async fn describe(
+        &self,
+        client: Client,
+        t: &PostgresTable,
+        select: &str,
+    ) -> Result<(Client, Vec<(String, PgColumn)>), IngestError> {
+        let qualified = self.qualified(t);
+        let base = client.prepare(select).await.map_err(|e| {
+            PgFailure::from(e).into_error(
+                &self.name,
+                &t.name,
+                &format!("cannot read `{qualified}`"),
+            )
+        })?;
+        let columns = columns_of(base.columns(), &self.name, &qualified)?;
+        Ok((client, columns))
+    }
+
+    async fn read(
+        &self,
+        client: Client,
+        t: &PostgresTable,
+        mode: Mode,
+        read: ReadRequest<PgColumn>,
+        tx: ChunkTx,
+    ) -> Result<JoinHandle<()>, IngestError> {
+        let statement = client.prepare(&read.sql).await.map_err(|e| {
+            PgFailure::from(e).into_error(
+                &self.name,
+                &t.name,
+                &format!("cannot read `{}`", self.qualified(t)),
+            )
+        })?;
+        if mode == Mode::Full && t.query.is_none() {
+            // Large tables with an integer key are read in parallel ranges (see parallel.rs).
+            let schema = self.schema_of(t);
+            return super::parallel::spawn_full_read(&self.pg, client, statement, read, schema, tx)
+                .await;
+        }
+        Ok(tokio::spawn(read_chunks(client, statement, read, tx)))
+    }
+
+    async fn ingest_table(
+        &self,
+        table: &str,
+        cx: &IngestContext,
+    ) -> Result<IngestReport, IngestError> {
+        let t = self.table(table)?;
+        match t.mode.load_mode() {
+            Some(mode) => relational::load(self, t, mode, cx).await,
+            None => super::cdc::ingest(&self.cdc_table(t), cx).await,
         }
     }
 }
 
-#[async_trait]
-impl Source for PostgresSource {
-    fn kind(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn tables(&self) -> Vec<String> {
-        self.config.tables.iter().map(|t| t.name.clone()).collect()
-    }
-
-    async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
-        let t = self.table(table)?;
-        let Some(mode) = t.mode.load_mode() else {
-            return super::cdc::ingest(&self.cdc_table(t), cx).await;
-        };
-        let start = position(cx, &self.name, &t.name, mode).await?;
-        let watermark = start.watermark.clone();
-        let client = connect(&self.pg)
-            .await
-            .map_err(|e| e.into_error(&self.name, &t.name, "cannot connect"))?;
-        let request = self.plan(t, client, watermark.clone()).await?;
-        tracing::debug!(
-            source = %self.name,
-            table = %t.name,
-            watermark = ?watermark,
-            "reading postgres table"
-        );
-        // A channel of one gives backpressure: the reader waits while a chunk is being committed.
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let reader = if mode == crate::sources::table_load::Mode::Full && t.query.is_none() {
-            // Large tables with an integer key are read in parallel ranges (see parallel.rs).
-            let schema = t.schema.as_deref().unwrap_or(&self.config.schema);
-            super::parallel::spawn_full_read(&self.pg, request, schema, &t.name, tx).await?
-        } else {
-            tokio::spawn(read_chunks(request, tx))
-        };
-        let origin = format!("postgres:{}", self.qualified(t));
-        let target = Target {
-            source: &self.name,
-            table: &t.name,
-            mode,
-            pii: &t.pii,
-            origin: &origin,
-        };
-        land_chunks(cx, target, start, rx, reader).await
-    }
-}
+relational::relational_source!(PostgresSource);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::relational::relation_sql;
 
     fn decl(text: &str) -> SourceDecl {
         SourceDecl::parse(std::path::Path::new("sources/shop.yml"), text).unwrap()
@@ -359,11 +274,14 @@ mod tests {
             "Debug hides the password"
         );
         let orders = s.table("Orders").unwrap();
-        assert_eq!(s.relation_sql(orders), "\"public\".\"Orders\"");
+        assert_eq!(
+            relation_sql(orders.query.as_deref(), s.table_sql(orders)),
+            "\"public\".\"Orders\""
+        );
         let refunds = s.table("refunds").unwrap();
         assert_eq!(s.qualified(refunds), "billing.refunds");
         assert_eq!(
-            s.relation_sql(refunds),
+            relation_sql(refunds.query.as_deref(), s.table_sql(refunds)),
             "(SELECT * FROM billing.refunds -- all of them\n) AS q"
         );
         assert!(matches!(

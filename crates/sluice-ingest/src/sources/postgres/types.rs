@@ -12,6 +12,9 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use tokio_postgres::types::{Kind, Type};
 
+use crate::error::IngestError;
+use crate::sources::relational::{ColumnType, unsupported};
+
 /// Precision and scale used for `numeric` columns declared without a type modifier.
 pub(crate) const UNCONSTRAINED_NUMERIC: (u8, i8) = (38, 10);
 
@@ -158,6 +161,53 @@ impl PgKind {
                 | PgKind::Time
         )
     }
+}
+
+impl ColumnType for PgKind {
+    fn arrow_type(&self) -> DataType {
+        PgKind::arrow_type(self)
+    }
+}
+
+/// A result column of a batch read: how it lands, and its PostgreSQL type (a cursor's watermark is
+/// cast back to it).
+#[derive(Debug, Clone)]
+pub(crate) struct PgColumn {
+    pub kind: PgKind,
+    pub ty: Type,
+}
+
+impl ColumnType for PgColumn {
+    fn arrow_type(&self) -> DataType {
+        self.kind.arrow_type()
+    }
+}
+
+/// How a column of a prepared statement lands, or the error naming it when its type does not
+/// (`table` as messages write it: `schema.table`).
+pub(crate) fn kind_of(
+    c: &tokio_postgres::Column,
+    source: &str,
+    table: &str,
+) -> Result<PgKind, IngestError> {
+    PgKind::of(c.type_(), c.type_modifier())
+        .ok_or_else(|| unsupported("postgres", source, table, c.name(), c.type_().name()))
+}
+
+/// Maps every column of a prepared statement, or names the first whose type does not land.
+pub(crate) fn columns_of(
+    columns: &[tokio_postgres::Column],
+    source: &str,
+    table: &str,
+) -> Result<Vec<(String, PgColumn)>, IngestError> {
+    columns
+        .iter()
+        .map(|c| {
+            let kind = kind_of(c, source, table)?;
+            let ty = c.type_().clone();
+            Ok((c.name().to_string(), PgColumn { kind, ty }))
+        })
+        .collect()
 }
 
 /// `numeric` with type modifier `typmod`: `((precision << 16) | (scale & 0x7ff)) + 4`, or -1.

@@ -1,48 +1,33 @@
-//! Reading SQLite rows into Arrow batches on a blocking thread, in commit-sized chunks.
+//! Reading SQLite rows into Arrow batches on a blocking thread (the kit's [`ChunkWriter`] cuts the
+//! chunks).
 //!
 //! SQLite is dynamically typed: a column declared INTEGER can hold text. Each value is converted to the
 //! column's declared type; a row holding a value that cannot be converted goes to quarantine with the
 //! column and the value named, instead of failing the load or being silently coerced.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, BinaryBuilder, Float64Builder, Int64Builder, StringBuilder};
+use arrow::datatypes::DataType;
+use arrow::error::ArrowError;
+use rusqlite::params_from_iter;
 use rusqlite::types::ValueRef;
-use rusqlite::{OpenFlags, params_from_iter};
-use sluice_lake::QuarantinedRow;
-use tokio::sync::mpsc::Sender;
 
 use crate::error::IngestError;
-use crate::sources::table_load::Chunk;
+use crate::sources::relational::{
+    ChunkTx, ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row,
+};
 
-/// What to read.
-pub(crate) struct ReadRequest {
-    pub db: PathBuf,
-    pub sql: String,
-    pub params: Vec<rusqlite::types::Value>,
-    /// Index of the cursor column in the result, for incremental reads.
-    pub cursor: Option<String>,
-    pub batch_size: usize,
-    /// Rows per chunk (in an incremental read a chunk ends only where the cursor value changes).
-    pub commit_rows: usize,
-    pub source: String,
-    pub table: String,
-    pub busy_timeout: std::time::Duration,
-}
-
+/// How a column's values are converted: its declared type's affinity.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Int,
     Float,
     Text,
     Blob,
 }
 
-fn kind_of(decl: Option<&str>) -> Kind {
+pub(crate) fn kind_of(decl: Option<&str>) -> Kind {
     // SQLite's type-affinity rules (https://sqlite.org/datatype3.html §3.1), with untyped columns as text.
     let d = decl.unwrap_or("").to_ascii_uppercase();
     if d.contains("INT") {
@@ -73,12 +58,38 @@ impl Builder {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
+    fn append(&mut self, cell: Cell) {
+        match (self, cell) {
+            (Builder::Int(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Float(b), Cell::Float(v)) => b.append_value(v),
+            (Builder::Text(b), Cell::Text(v)) => b.append_value(v),
+            (Builder::Blob(b), Cell::Blob(v)) => b.append_value(v),
+            (Builder::Int(b), _) => b.append_null(),
+            (Builder::Float(b), _) => b.append_null(),
+            (Builder::Text(b), _) => b.append_null(),
+            (Builder::Blob(b), _) => b.append_null(),
+        }
+    }
+}
+
+impl ColumnBuilder for Builder {
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
             Builder::Int(b) => Arc::new(b.finish()),
             Builder::Float(b) => Arc::new(b.finish()),
             Builder::Text(b) => Arc::new(b.finish()),
             Builder::Blob(b) => Arc::new(b.finish()),
+        })
+    }
+}
+
+impl ColumnType for Kind {
+    fn arrow_type(&self) -> DataType {
+        match self {
+            Kind::Int => DataType::Int64,
+            Kind::Float => DataType::Float64,
+            Kind::Text => DataType::Utf8,
+            Kind::Blob => DataType::Binary,
         }
     }
 }
@@ -147,15 +158,6 @@ fn raw_json(v: ValueRef<'_>) -> serde_json::Value {
     }
 }
 
-fn read_error(req: &ReadRequest, e: impl std::fmt::Display, transient: bool) -> IngestError {
-    IngestError::Read {
-        source_name: req.source.clone(),
-        table: req.table.clone(),
-        message: e.to_string(),
-        transient,
-    }
-}
-
 fn is_transient(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -163,201 +165,110 @@ fn is_transient(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Runs the query and sends chunks; runs on a blocking thread. Returns early if the receiver is gone.
-pub(crate) fn read_chunks(req: ReadRequest, tx: Sender<Result<Chunk, IngestError>>) {
-    if let Err(e) = read_inner(&req, &tx) {
+/// A SQLite failure as a read error of `source.table` (transient when the database is busy).
+pub(crate) fn sqlite_error(
+    source: &str,
+    table: &str,
+    message: impl std::fmt::Display,
+    e: &rusqlite::Error,
+) -> IngestError {
+    IngestError::Read {
+        source_name: source.to_string(),
+        table: table.to_string(),
+        message: message.to_string(),
+        transient: is_transient(e),
+    }
+}
+
+/// The columns of `sql` and how each converts.
+pub(crate) fn describe(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Result<Vec<(String, Kind)>, rusqlite::Error> {
+    let stmt = conn.prepare(sql)?;
+    Ok(stmt
+        .columns()
+        .map(|c| (c.name().to_string(), kind_of(c.decl_type())))
+        .collect())
+}
+
+/// The statement parameter for a watermark read back from the lake.
+fn watermark_param(v: &serde_json::Value) -> rusqlite::types::Value {
+    match v {
+        serde_json::Value::Number(n) if n.is_i64() => {
+            rusqlite::types::Value::Integer(n.as_i64().unwrap_or_default())
+        }
+        serde_json::Value::Number(n) => {
+            rusqlite::types::Value::Real(n.as_f64().unwrap_or_default())
+        }
+        serde_json::Value::String(s) => rusqlite::types::Value::Text(s.clone()),
+        serde_json::Value::Null => rusqlite::types::Value::Null,
+        other => rusqlite::types::Value::Text(other.to_string()),
+    }
+}
+
+/// Runs the query on `conn` and sends chunks; runs on a blocking thread. Returns early if the
+/// receiver is gone.
+pub(crate) fn read_chunks(conn: rusqlite::Connection, req: ReadRequest<Kind>, tx: ChunkTx) {
+    if let Err(e) = read_inner(&conn, &req, &tx) {
         let _ = tx.blocking_send(Err(e));
     }
 }
 
 fn read_inner(
-    req: &ReadRequest,
-    tx: &Sender<Result<Chunk, IngestError>>,
+    conn: &rusqlite::Connection,
+    req: &ReadRequest<Kind>,
+    tx: &ChunkTx,
 ) -> Result<(), IngestError> {
-    if !req.db.is_file() {
-        return Err(read_error(
-            req,
-            format!("database file {} does not exist", req.db.display()),
-            false,
-        ));
-    }
-    let conn = rusqlite::Connection::open_with_flags(
-        &req.db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| {
-        read_error(
-            req,
-            format!("cannot open {}: {e}", req.db.display()),
-            is_transient(&e),
+    let fail = |e: rusqlite::Error| sqlite_error(&req.source, &req.table, &e, &e);
+    let mut stmt = conn.prepare(&req.sql).map_err(|e| {
+        sqlite_error(
+            &req.source,
+            &req.table,
+            format!("{e} (query: {})", req.sql),
+            &e,
         )
     })?;
-    let _ = conn.busy_timeout(req.busy_timeout);
-    let mut stmt = conn
-        .prepare(&req.sql)
-        .map_err(|e| read_error(req, format!("{e} (query: {})", req.sql), is_transient(&e)))?;
-    let columns: Vec<(String, Kind)> = stmt
-        .columns()
-        .map(|c| (c.name().to_string(), kind_of(c.decl_type())))
-        .collect();
-    let schema: SchemaRef = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, k)| {
-                let dt = match k {
-                    Kind::Int => DataType::Int64,
-                    Kind::Float => DataType::Float64,
-                    Kind::Text => DataType::Utf8,
-                    Kind::Blob => DataType::Binary,
-                };
-                Field::new(n, dt, true)
-            })
-            .collect::<Vec<_>>(),
-    ));
-    let cursor_idx = req
-        .cursor
-        .as_ref()
-        .and_then(|c| columns.iter().position(|(n, _)| n == c));
-    if let (Some(c), None) = (&req.cursor, cursor_idx) {
-        return Err(read_error(
-            req,
-            format!(
-                "cursor column `{c}` is not in the result (columns: {})",
-                columns
-                    .iter()
-                    .map(|c| c.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            false,
-        ));
-    }
-    let mut rows = stmt
-        .query(params_from_iter(req.params.iter()))
-        .map_err(|e| {
-            let t = is_transient(&e);
-            read_error(req, e, t)
-        })?;
-
-    let new_builders = || {
-        columns
-            .iter()
-            .map(|(_, k)| Builder::new(*k))
-            .collect::<Vec<_>>()
-    };
-    let mut builders = new_builders();
-    let mut in_batch = 0usize;
-    let mut chunk = Chunk::new(schema.clone());
-    let mut chunk_rows = 0usize;
-    let mut row_number: u64 = 0;
-    let mut cells: Vec<Cell> = Vec::with_capacity(columns.len());
-
-    let finish_batch = |builders: &mut Vec<Builder>| -> Result<RecordBatch, IngestError> {
-        let arrays: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
-        RecordBatch::try_new(schema.clone(), arrays).map_err(|source| IngestError::Arrow {
-            context: format!("{}.{}", req.source, req.table),
-            source,
-        })
-    };
-
-    loop {
-        let row = match rows.next() {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) => {
-                let t = is_transient(&e);
-                return Err(read_error(req, e, t));
-            }
-        };
-        row_number += 1;
-        let cursor_value = match cursor_idx {
+    let params: Vec<rusqlite::types::Value> = req.watermark.iter().map(watermark_param).collect();
+    let mut rows = stmt.query(params_from_iter(params.iter())).map_err(fail)?;
+    let mut w = ChunkWriter::new(req, |k| Builder::new(*k));
+    let columns = req.columns.len();
+    while let Some(row) = rows.next().map_err(fail)? {
+        w.begin_row();
+        // SQLite values are dynamically typed: the cursor's watermark keeps the value as stored.
+        let cursor = match req.cursor {
             Some(i) => Some(
                 row.get_ref(i)
                     .map(raw_json)
-                    .map_err(|e| read_error(req, e, false))?,
+                    .map_err(|e| req.error(e, false))?,
             ),
             None => None,
         };
-        // Cut a chunk only between different cursor values, so resuming from its watermark with
-        // `cursor > watermark` never skips rows that share the boundary value.
-        if crate::sources::table_load::ends_chunk(
-            &chunk,
-            chunk_rows,
-            req.commit_rows,
-            req.cursor.is_some(),
-            &cursor_value,
-        ) {
-            if in_batch > 0 {
-                chunk.batches.push(finish_batch(&mut builders)?);
-                in_batch = 0;
+        if let Some(full) = w.place(cursor)?
+            && tx.blocking_send(Ok(full)).is_err()
+        {
+            return Ok(());
+        }
+        let mut values = Vec::with_capacity(columns);
+        for i in 0..columns {
+            values.push(row.get_ref(i).map_err(|e| req.error(e, false))?);
+        }
+        match decode_row(values.iter().copied(), |i, v| convert(req.columns[i].1, v)) {
+            Ok(cells) => w.append(cells, |b, c| {
+                b.append(c);
+                Ok(())
+            })?,
+            Err((i, why)) => {
+                let raw = req
+                    .columns
+                    .iter()
+                    .zip(&values)
+                    .map(|((n, _), v)| (n.clone(), raw_json(*v)))
+                    .collect();
+                w.reject(&req.columns[i].0, &why, raw);
             }
-            let full = std::mem::replace(&mut chunk, Chunk::new(schema.clone()));
-            if tx.blocking_send(Ok(full)).is_err() {
-                return Ok(());
-            }
-            chunk_rows = 0;
-        }
-        chunk.rows_read += 1;
-        chunk_rows += 1;
-        // A NULL cursor never becomes the watermark: `cursor > NULL` would select nothing ever again.
-        if cursor_value.as_ref().is_some_and(|v| !v.is_null()) {
-            chunk.watermark = cursor_value;
-        }
-        cells.clear();
-        let mut bad: Option<String> = None;
-        for (i, (name, kind)) in columns.iter().enumerate() {
-            let v = row.get_ref(i).map_err(|e| read_error(req, e, false))?;
-            match convert(*kind, v) {
-                Ok(c) => cells.push(c),
-                Err(why) => {
-                    bad = Some(format!("row {row_number}: column `{name}`: {why}"));
-                    break;
-                }
-            }
-        }
-        if let Some(reason) = bad {
-            let raw: serde_json::Map<String, serde_json::Value> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, (n, _))| {
-                    (
-                        n.clone(),
-                        row.get_ref(i)
-                            .map(raw_json)
-                            .unwrap_or(serde_json::Value::Null),
-                    )
-                })
-                .collect();
-            chunk.rejected.push(QuarantinedRow {
-                source_file: None,
-                line: Some(row_number),
-                reason,
-                raw: serde_json::Value::Object(raw).to_string(),
-            });
-            continue;
-        }
-        for (b, c) in builders.iter_mut().zip(cells.drain(..)) {
-            match (b, c) {
-                (Builder::Int(b), Cell::Int(v)) => b.append_value(v),
-                (Builder::Float(b), Cell::Float(v)) => b.append_value(v),
-                (Builder::Text(b), Cell::Text(v)) => b.append_value(v),
-                (Builder::Blob(b), Cell::Blob(v)) => b.append_value(v),
-                (Builder::Int(b), _) => b.append_null(),
-                (Builder::Float(b), _) => b.append_null(),
-                (Builder::Text(b), _) => b.append_null(),
-                (Builder::Blob(b), _) => b.append_null(),
-            }
-        }
-        in_batch += 1;
-        if in_batch >= req.batch_size {
-            chunk.batches.push(finish_batch(&mut builders)?);
-            builders = new_builders();
-            in_batch = 0;
         }
     }
-    if in_batch > 0 {
-        chunk.batches.push(finish_batch(&mut builders)?);
-    }
-    let _ = tx.blocking_send(Ok(chunk));
+    let _ = tx.blocking_send(Ok(w.finish()?));
     Ok(())
 }

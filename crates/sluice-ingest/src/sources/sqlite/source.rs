@@ -1,16 +1,17 @@
-//! The `sqlite` connector.
+//! The `sqlite` connector: a [`Driver`] of the relational kit.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use rusqlite::OpenFlags;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
+use tokio::task::JoinHandle;
 
 use super::config::{Mode, SqliteConfig, SqliteTable};
-use super::read::{ReadRequest, read_chunks};
+use super::read::{Kind, describe, read_chunks, sqlite_error};
 use crate::error::IngestError;
-use crate::source::{IngestContext, IngestReport, Source, find_table};
-use crate::sources::table_load::{Target, land_chunks, position};
+use crate::sources::relational::{self, ChunkTx, Driver, ReadRequest};
 
 /// Lands tables of a SQLite database.
 #[derive(Debug, Clone)]
@@ -25,27 +26,9 @@ impl SqliteSource {
     /// Parses and validates a source file of kind `sqlite`.
     pub fn from_decl(decl: &SourceDecl, root: &Path) -> Result<Self, IngestError> {
         let config: SqliteConfig = decl.config()?;
-        let invalid =
-            |field: String, message: String| IngestError::Config(decl.invalid(&field, message));
-        for (i, t) in config.tables.iter().enumerate() {
-            if t.mode == Mode::Incremental && t.cursor.is_none() {
-                return Err(invalid(
-                    format!("tables[{i}].cursor"),
-                    format!(
-                        "table `{}` is incremental and needs a `cursor` column",
-                        t.name
-                    ),
-                ));
-            }
-        }
+        relational::validate(decl, &config)?;
         let busy_timeout = sluice_core::duration::parse_duration(&config.busy_timeout)
-            .map_err(|e| invalid("busy_timeout".into(), e))?;
-        if config.batch_size == 0 || config.commit_rows == 0 {
-            return Err(invalid(
-                "batch_size".into(),
-                "batch_size and commit_rows must be at least 1".into(),
-            ));
-        }
+            .map_err(|e| IngestError::Config(decl.invalid("busy_timeout", e)))?;
         let conn = expand_env(&config.connection, &decl.path)?;
         let conn = conn.strip_prefix("sqlite://").unwrap_or(&conn).to_string();
         let db = if Path::new(&conn).is_absolute() {
@@ -61,105 +44,164 @@ impl SqliteSource {
         })
     }
 
-    fn table(&self, name: &str) -> Result<&SqliteTable, IngestError> {
-        find_table(&self.name, &self.config.tables, name, |t| &t.name)
+    /// Opens the database read-only (on a blocking thread: SQLite waits for locks).
+    fn open(&self, table: &str) -> Result<rusqlite::Connection, IngestError> {
+        if !self.db.is_file() {
+            return Err(relational::read_error(
+                &self.name,
+                table,
+                format!("database file {} does not exist", self.db.display()),
+            ));
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            sqlite_error(
+                &self.name,
+                table,
+                format!("cannot open {}: {e}", self.db.display()),
+                &e,
+            )
+        })?;
+        let _ = conn.busy_timeout(self.busy_timeout);
+        Ok(conn)
     }
 }
 
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-fn json_to_sql(v: &serde_json::Value) -> rusqlite::types::Value {
-    match v {
-        serde_json::Value::Number(n) if n.is_i64() => {
-            rusqlite::types::Value::Integer(n.as_i64().unwrap_or_default())
-        }
-        serde_json::Value::Number(n) => {
-            rusqlite::types::Value::Real(n.as_f64().unwrap_or_default())
-        }
-        serde_json::Value::String(s) => rusqlite::types::Value::Text(s.clone()),
-        serde_json::Value::Null => rusqlite::types::Value::Null,
-        other => rusqlite::types::Value::Text(other.to_string()),
-    }
+/// Runs `f` on a blocking thread (SQLite calls may wait up to `busy_timeout` for a lock).
+async fn blocking<T: Send + 'static>(
+    source: &str,
+    table: &str,
+    f: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        relational::read_error(
+            source,
+            table,
+            format!("the reader stopped unexpectedly: {e}"),
+        )
+    })?
 }
 
 #[async_trait]
-impl Source for SqliteSource {
-    fn kind(&self) -> &'static str {
-        "sqlite"
-    }
+impl Driver for SqliteSource {
+    const KIND: &'static str = "sqlite";
+    type Config = SqliteConfig;
+    type Column = Kind;
+    type Conn = rusqlite::Connection;
 
-    fn name(&self) -> &str {
+    fn source_name(&self) -> &str {
         &self.name
     }
 
-    fn tables(&self) -> Vec<String> {
-        self.config.tables.iter().map(|t| t.name.clone()).collect()
+    fn config(&self) -> &SqliteConfig {
+        &self.config
     }
 
-    async fn ingest(&self, table: &str, cx: &IngestContext) -> Result<IngestReport, IngestError> {
-        let t = self.table(table)?;
-        let start = position(cx, &self.name, &t.name, t.mode).await?;
-        let watermark = start.watermark.clone();
-        let from = match &t.query {
-            Some(q) => format!("({q}) AS q"),
-            None => quote(&t.name),
-        };
-        let (sql, params, commit_rows) = match (t.mode, &t.cursor, &watermark) {
-            (Mode::Incremental, Some(c), Some(w)) => (
-                format!(
-                    "SELECT * FROM {from} WHERE {} > ?1 ORDER BY {}",
-                    quote(c),
-                    quote(c)
-                ),
-                vec![json_to_sql(w)],
-                self.config.commit_rows,
-            ),
-            (Mode::Incremental, Some(c), None) => (
-                format!("SELECT * FROM {from} ORDER BY {}", quote(c)),
-                vec![],
-                self.config.commit_rows,
-            ),
-            // A full load streams into one commit (see table_load.rs): a chunk per batch.
-            _ => (
-                format!("SELECT * FROM {from}"),
-                vec![],
-                self.config.batch_size,
-            ),
-        };
-        let request = ReadRequest {
-            db: self.db.clone(),
-            sql,
-            params,
-            cursor: if t.mode == Mode::Incremental {
-                t.cursor.clone()
-            } else {
-                None
-            },
-            batch_size: self.config.batch_size,
-            commit_rows,
-            source: self.name.clone(),
-            table: t.name.clone(),
-            busy_timeout: self.busy_timeout,
-        };
-        // A channel of one gives backpressure: the reader waits while a chunk is being committed.
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let reader = tokio::task::spawn_blocking(move || read_chunks(request, tx));
-        let origin = format!(
+    fn qualified(&self, t: &SqliteTable) -> String {
+        t.name.clone()
+    }
+
+    fn table_sql(&self, t: &SqliteTable) -> String {
+        Self::quote(&t.name)
+    }
+
+    fn origin(&self, _t: &SqliteTable) -> String {
+        format!(
             "sqlite:{}",
             self.db
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default()
-        );
-        let target = Target {
-            source: &self.name,
-            table: &t.name,
-            mode: t.mode,
-            pii: &t.pii,
-            origin: &origin,
-        };
-        land_chunks(cx, target, start, rx, reader).await
+        )
+    }
+
+    fn quote(ident: &str) -> String {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+
+    fn after_watermark(quoted_cursor: &str, _column: &Kind) -> String {
+        format!("{quoted_cursor} > ?1")
+    }
+
+    /// SQLite's first incremental read has always included rows with a NULL cursor (they sort
+    /// first); kept so that existing lakes see the same rows.
+    fn before_watermark(_quoted_cursor: &str) -> Option<String> {
+        None
+    }
+
+    fn cursor_problem(_name: &str, _column: &Kind) -> Option<String> {
+        None
+    }
+
+    async fn connect(&self, t: &SqliteTable) -> Result<rusqlite::Connection, IngestError> {
+        let this = self.clone();
+        let table = t.name.clone();
+        blocking(&self.name, &t.name, move || this.open(&table)).await
+    }
+
+    async fn describe(
+        &self,
+        conn: rusqlite::Connection,
+        t: &SqliteTable,
+        select: &str,
+    ) -> Result<(rusqlite::Connection, Vec<(String, Kind)>), IngestError> {
+        let (source, table, sql) = (self.name.clone(), t.name.clone(), select.to_string());
+        blocking(&self.name, &t.name, move || {
+            let columns = describe(&conn, &sql)
+                .map_err(|e| sqlite_error(&source, &table, format!("{e} (query: {sql})"), &e))?;
+            Ok((conn, columns))
+        })
+        .await
+    }
+
+    async fn read(
+        &self,
+        conn: rusqlite::Connection,
+        _t: &SqliteTable,
+        _mode: Mode,
+        read: ReadRequest<Kind>,
+        tx: ChunkTx,
+    ) -> Result<JoinHandle<()>, IngestError> {
+        Ok(tokio::task::spawn_blocking(move || {
+            read_chunks(conn, read, tx)
+        }))
+    }
+}
+
+relational::relational_source!(SqliteSource);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SqliteSource, IngestError> {
+        let decl = SourceDecl::parse(Path::new("sources/app.yml"), text).unwrap();
+        SqliteSource::from_decl(&decl, Path::new("/project"))
+    }
+
+    #[test]
+    fn defaults_and_paths() {
+        let s = parse("kind: sqlite\nconnection: sqlite://data/app.db\ntables:\n  - name: a\n")
+            .unwrap();
+        assert_eq!(s.db, Path::new("/project/data/app.db"));
+        assert_eq!((s.config.batch_size, s.config.commit_rows), (8192, 500_000));
+        assert_eq!(s.busy_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(s.config.tables[0].mode, Mode::Full);
+        assert_eq!(s.origin(&s.config.tables[0]), "sqlite:app.db");
+    }
+
+    #[test]
+    fn invalid_files_name_the_field() {
+        let err = |text: &str| parse(text).err().unwrap().to_string();
+        let e =
+            err("kind: sqlite\nconnection: a.db\ntables:\n  - name: a\n    mode: incremental\n");
+        assert!(e.contains("tables[0].cursor"), "{e}");
+        let e = err("kind: sqlite\nconnection: a.db\nbusy_timeout: soon\ntables: []\n");
+        assert!(e.contains("busy_timeout"), "{e}");
+        let e = err("kind: sqlite\nconnection: a.db\ncommit_rows: 0\ntables: []\n");
+        assert!(e.contains("at least 1"), "{e}");
     }
 }

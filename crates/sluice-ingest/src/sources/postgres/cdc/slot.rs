@@ -7,7 +7,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
 use super::super::client::{PgFailure, quote};
-use super::super::types::PgKind;
+use super::super::types::{PgKind, kind_of};
 use super::CdcTable;
 use crate::error::IngestError;
 
@@ -147,24 +147,16 @@ pub(crate) async fn columns(
         .prepare(&format!("SELECT * FROM {} LIMIT 0", relation_sql(t)))
         .await
         .map_err(fail(t, &format!("cannot read `{}.{}`", t.schema, t.table)))?;
+    let qualified = format!("{}.{}", t.schema, t.table);
     stmt.columns()
         .iter()
-        .map(|c| {
-            PgKind::of(c.type_(), c.type_modifier())
-                .map(|k| (c.name().to_string(), k))
-                .ok_or_else(|| unsupported(t, c.name(), c.type_()))
-        })
+        .map(|c| Ok((c.name().to_string(), kind_of(c, &t.source, &qualified)?)))
         .collect()
 }
 
 fn unsupported(t: &CdcTable, column: &str, ty: &Type) -> IngestError {
-    IngestError::UnsupportedType {
-        kind: "postgres",
-        source_name: t.source.clone(),
-        table: format!("{}.{}", t.schema, t.table),
-        column: column.to_string(),
-        type_name: ty.name().to_string(),
-    }
+    let qualified = format!("{}.{}", t.schema, t.table);
+    crate::sources::relational::unsupported("postgres", &t.source, &qualified, column, ty.name())
 }
 
 /// How a column of type `oid` (as a `Relation` message names it) lands. Built-in types are known

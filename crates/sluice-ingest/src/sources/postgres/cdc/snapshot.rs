@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 use super::super::client::quote;
 use super::super::decode::Raw;
-use super::super::types::PgKind;
+use super::super::types::kind_of;
 use super::changes::{ChangeRow, Op};
 use super::slot::{fail, relation_sql, setup_error};
 use super::state::{CdcState, Phase};
@@ -60,17 +60,9 @@ pub(crate) async fn run(
         .map_err(fail(t, &format!("cannot read `{}.{}`", t.schema, t.table)))?;
     let ncols = first.columns().len() - key.len();
     let mut columns = Vec::with_capacity(ncols);
+    let qualified = format!("{}.{}", t.schema, t.table);
     for c in &first.columns()[..ncols] {
-        let kind = PgKind::of(c.type_(), c.type_modifier()).ok_or_else(|| {
-            IngestError::UnsupportedType {
-                kind: "postgres",
-                source_name: t.source.clone(),
-                table: format!("{}.{}", t.schema, t.table),
-                column: c.name().to_string(),
-                type_name: c.type_().name().to_string(),
-            }
-        })?;
-        columns.push((c.name().to_string(), kind));
+        columns.push((c.name().to_string(), kind_of(c, &t.source, &qualified)?));
     }
     loop {
         let stream = match &after {
