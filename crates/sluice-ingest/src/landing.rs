@@ -140,6 +140,7 @@ pub(crate) async fn quarantine_first(
         .into_iter()
         .map(|mut r| {
             r.raw = protect_raw(&r.raw, pii);
+            r.reason = protect_reason(&r.reason, pii);
             r
         })
         .collect();
@@ -358,6 +359,22 @@ pub fn protect_raw(raw: &str, rules: &std::collections::BTreeMap<String, Pii>) -
     serde_json::Value::Object(fields).to_string()
 }
 
+/// A rejection reason with what it says about a PII column's value withheld: readers quote the value
+/// that did not fit (``column `email`: expected Int64, found "a@x.com"``), so everything after the
+/// column's name goes.
+pub fn protect_reason(reason: &str, rules: &std::collections::BTreeMap<String, Pii>) -> String {
+    for column in rules.keys() {
+        let named = format!("column `{column}`");
+        if let Some(at) = reason.find(&named) {
+            return format!(
+                "{}: its value does not fit (details withheld: the column has a pii rule)",
+                &reason[..at + named.len()]
+            );
+        }
+    }
+    reason.to_string()
+}
+
 /// The raw text of a rejected row that PII rules cover but that is not a JSON object.
 pub const WITHHELD_RAW: &str =
     "(withheld: the table has pii rules and this row is not a JSON object)";
@@ -444,6 +461,16 @@ mod tests {
         assert!(out["note"].is_null());
         // A CSV line cannot be split into columns reliably: withheld.
         assert_eq!(protect_raw("7,a@x.com,lots", &rules), WITHHELD_RAW);
+        let reason = protect_reason(
+            r#"row 2: column `email`: expected Int64, found "a@x.com""#,
+            &rules,
+        );
+        assert_eq!(
+            reason,
+            "row 2: column `email`: its value does not fit (details withheld: the column has a pii rule)"
+        );
+        let other = r#"row 2: column `amount`: expected Int64, found "lots""#;
+        assert_eq!(protect_reason(other, &rules), other);
         // No rules: untouched.
         assert_eq!(
             protect_raw("7,a@x.com,lots", &Default::default()),
