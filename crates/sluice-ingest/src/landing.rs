@@ -75,6 +75,7 @@ pub async fn land(cx: &IngestContext, landing: Landing<'_>) -> Result<Landed, In
         landing.source,
         landing.table,
         landing.rejected,
+        landing.pii,
         &batch_id,
         landing.txn_version,
     )
@@ -121,18 +122,28 @@ pub(crate) fn batch_id(cx: &IngestContext, source: &str, table: &str, txn_versio
 
 /// Commits `rejected` to the table's quarantine under the data commit's token, *before* the data
 /// commit: if that commit then fails, the retry re-reads the same rows and this write is skipped by
-/// its own token. Returns the rows quarantined now.
+/// its own token. The table's PII rules apply to the rows' raw text ([`protect_raw`]). Returns the
+/// rows quarantined now.
 pub(crate) async fn quarantine_first(
     cx: &IngestContext,
     source: &str,
     table: &str,
     rejected: Vec<QuarantinedRow>,
+    pii: &std::collections::BTreeMap<String, Pii>,
     batch_id: &str,
     txn_version: i64,
 ) -> Result<u64, IngestError> {
     if rejected.is_empty() {
         return Ok(0);
     }
+    let rejected = rejected
+        .into_iter()
+        .map(|mut r| {
+            r.raw = protect_raw(&r.raw, pii);
+            r.reason = protect_reason(&r.reason, pii);
+            r
+        })
+        .collect();
     let asset = format!("{source}.{table}");
     let app = app_id(source, table);
     let done = cx
@@ -310,6 +321,64 @@ pub fn apply_pii(
     })
 }
 
+/// What a rejected row's raw text becomes under `rules`, so that the quarantine (readable like any
+/// table) holds no clear value the table itself would not. A JSON object (a database row, an API
+/// record, a JSON line) keeps its other fields, with `hash`, `mask` and `drop` applied to the named
+/// top-level fields as in bronze (a non-string value is protected as its JSON text). Any other text
+/// (a CSV line, a line that is not JSON) cannot be split into columns reliably and is withheld; its
+/// file and line still point at it.
+pub fn protect_raw(raw: &str, rules: &std::collections::BTreeMap<String, Pii>) -> String {
+    if rules.is_empty() {
+        return raw.to_string();
+    }
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str::<serde_json::Value>(raw)
+    else {
+        return WITHHELD_RAW.to_string();
+    };
+    for (column, rule) in rules {
+        let Some(value) = fields.get(column) else {
+            continue;
+        };
+        let text = match value {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match rule {
+            Pii::Drop => {
+                fields.remove(column);
+            }
+            Pii::Hash => {
+                fields.insert(column.clone(), hash(&text).into());
+            }
+            Pii::Mask => {
+                fields.insert(column.clone(), mask(&text).into());
+            }
+        }
+    }
+    serde_json::Value::Object(fields).to_string()
+}
+
+/// A rejection reason with what it says about a PII column's value withheld: readers quote the value
+/// that did not fit (``column `email`: expected Int64, found "a@x.com"``), so everything after the
+/// column's name goes.
+pub fn protect_reason(reason: &str, rules: &std::collections::BTreeMap<String, Pii>) -> String {
+    for column in rules.keys() {
+        let named = format!("column `{column}`");
+        if let Some(at) = reason.find(&named) {
+            return format!(
+                "{}: its value does not fit (details withheld: the column has a pii rule)",
+                &reason[..at + named.len()]
+            );
+        }
+    }
+    reason.to_string()
+}
+
+/// The raw text of a rejected row that PII rules cover but that is not a JSON object.
+pub const WITHHELD_RAW: &str =
+    "(withheld: the table has pii rules and this row is not a JSON object)";
+
 fn hash(s: &str) -> String {
     let digest = Sha256::digest(s.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -370,5 +439,42 @@ mod tests {
             .unwrap();
         assert_eq!(phone.value(0), "******4567");
         assert!(!phone.value(1).contains("12") || phone.value(1).starts_with('*'));
+    }
+
+    #[test]
+    fn quarantined_raw_text_gets_the_pii_rules() {
+        let rules = [
+            ("email".to_string(), Pii::Hash),
+            ("phone".to_string(), Pii::Mask),
+            ("ssn".to_string(), Pii::Drop),
+            ("card".to_string(), Pii::Hash),
+        ]
+        .into_iter()
+        .collect();
+        let raw = r#"{"id":7,"email":"a@x.com","phone":"5551234567","ssn":"123-45-6789","card":4111,"note":null}"#;
+        let out: serde_json::Value = serde_json::from_str(&protect_raw(raw, &rules)).unwrap();
+        assert_eq!(out["id"], 7);
+        assert_eq!(out["email"], hash("a@x.com"));
+        assert_eq!(out["phone"], "******4567");
+        assert!(out.get("ssn").is_none());
+        assert_eq!(out["card"], hash("4111"));
+        assert!(out["note"].is_null());
+        // A CSV line cannot be split into columns reliably: withheld.
+        assert_eq!(protect_raw("7,a@x.com,lots", &rules), WITHHELD_RAW);
+        let reason = protect_reason(
+            r#"row 2: column `email`: expected Int64, found "a@x.com""#,
+            &rules,
+        );
+        assert_eq!(
+            reason,
+            "row 2: column `email`: its value does not fit (details withheld: the column has a pii rule)"
+        );
+        let other = r#"row 2: column `amount`: expected Int64, found "lots""#;
+        assert_eq!(protect_reason(other, &rules), other);
+        // No rules: untouched.
+        assert_eq!(
+            protect_raw("7,a@x.com,lots", &Default::default()),
+            "7,a@x.com,lots"
+        );
     }
 }

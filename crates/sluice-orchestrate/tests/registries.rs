@@ -1,6 +1,7 @@
 //! Walks every plug-in registry — sources, materializations, checks, export sinks — and checks that
 //! each kind is described, listed in `docs/plugins.md` with the same description (and nothing else is
-//! listed there), and can be built from the minimal example its entry carries.
+//! listed there), and can be built from the minimal example its entry carries; every source kind is
+//! also in the conformance suite (`crates/sluice/tests/conformance`).
 
 use std::path::{Path, PathBuf};
 
@@ -147,4 +148,21 @@ fn the_docs_table_reader_sees_every_row() {
         docs_table("Sources").first().map(|(n, _)| n.as_str()),
         Some("sqlite")
     );
+}
+
+#[test]
+fn every_source_kind_is_in_the_conformance_suite() {
+    // The suite itself (crates/sluice/tests/conformance) compares its list with SOURCE_KINDS when it
+    // runs; this keeps the registry walk complete without running it.
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sluice/tests/conformance");
+    let main = std::fs::read_to_string(suite.join("main.rs")).unwrap();
+    for kind in sluice_ingest::SOURCE_KINDS {
+        let name = kind.name;
+        assert!(
+            suite.join(format!("kinds/{name}.rs")).is_file()
+                && main.contains(&format!("{name} => crate::kinds::{name}::")),
+            "source kind `{name}` is not in the conformance suite: add \
+             crates/sluice/tests/conformance/kinds/{name}.rs and its line in `suite!` (docs/plugins.md)"
+        );
+    }
 }

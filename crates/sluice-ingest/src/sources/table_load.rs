@@ -285,6 +285,7 @@ async fn feed_full(
                 target.source,
                 target.table,
                 rejected,
+                target.pii,
                 batch_id,
                 txn_version,
             )
