@@ -172,10 +172,45 @@ pub enum GraphError {
     EmptySelection(String),
     /// A selection that cannot be parsed, names nothing, or needs a previous state.
     #[error(transparent)]
-    Selector(#[from] crate::selector::SelectorError),
+    Selector(#[from] SelectorError),
 }
 
 /// A list of errors reported together (validation collects all, then reports).
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
 pub struct Errors(pub Vec<String>);
+
+/// A selection that cannot be parsed or evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// The text does not follow the grammar.
+    #[error("bad selection `{selection}` at column {column}: expected {expected}, found {found}")]
+    Syntax {
+        /// The whole selection.
+        selection: String,
+        /// 1-based column of the problem.
+        column: usize,
+        /// What the grammar expected there.
+        expected: String,
+        /// What was there.
+        found: String,
+    },
+    /// A name, path or source selector matched no node.
+    #[error("selector `{selector}` matches no node{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    NoMatch {
+        /// The selector as written.
+        selector: String,
+        /// The closest node name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// A `state:` selector without a previous manifest.
+    #[error(
+        "selector `{0}` compares with a previous run: pass --state DIR (a folder holding that run's manifest.json, e.g. a copy of target/)"
+    )]
+    NoState(String),
+    /// An intersection of selectors that each match something matched nothing together.
+    #[error(
+        "selection `{0}` selects nothing: a comma intersects selectors (as in dbt); separate them with spaces to select both"
+    )]
+    EmptyIntersection(String),
+}

@@ -37,7 +37,6 @@ use crate::node_id::NodeId;
 use crate::source::{SourceDecl, is_valid_identifier};
 use crate::yaml::{Entry, Node, Value, from_node, parse_doc, read_text};
 
-
 /// Rows per batch when `batch_size` is not given.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 

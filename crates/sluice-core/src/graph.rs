@@ -176,18 +176,6 @@ impl AssetGraph {
         }
         seen
     }
-
-    /// Resolves a selection in dbt's grammar (see [`crate::selector`]): space = union, comma =
-    /// intersection, `+`/`n+` graph operators, `@`, methods such as `tag:` and `path:`. Empty input
-    /// selects everything. `facts` tells the selector about each node (a compiled project implements it;
-    /// [`crate::selector::TagsOnly`] wraps a tag lookup).
-    pub fn select(
-        &self,
-        selection: &str,
-        facts: &dyn crate::selector::NodeFacts,
-    ) -> Result<BTreeSet<String>, GraphError> {
-        Ok(crate::selector::select(self, facts, selection, "")?)
-    }
 }
 
 /// The closest name in `candidates` to `name` by edit distance, if it is close enough to be a likely typo.
@@ -258,13 +246,13 @@ mod tests {
         ]);
         let none = crate::selector::TagsOnly(|_: &str| Vec::new());
         let none = &none;
-        let sel = g.select("stg+", none).unwrap();
+        let sel = crate::selector::select_nodes(&g, "stg+", none).unwrap();
         assert_eq!(sel.into_iter().collect::<Vec<_>>(), ["fct", "mart", "stg"]);
-        let sel = g.select("+fct", none).unwrap();
+        let sel = crate::selector::select_nodes(&g, "+fct", none).unwrap();
         assert_eq!(sel.into_iter().collect::<Vec<_>>(), ["fct", "s.t", "stg"]);
-        let sel = g.select("t", none).unwrap();
+        let sel = crate::selector::select_nodes(&g, "t", none).unwrap();
         assert_eq!(sel.into_iter().collect::<Vec<_>>(), ["s.t"]);
-        assert!(g.select("nope", none).is_err());
+        assert!(crate::selector::select_nodes(&g, "nope", none).is_err());
         let tags = crate::selector::TagsOnly(|n: &str| {
             if n == "x" {
                 vec!["daily".to_string()]
@@ -272,7 +260,12 @@ mod tests {
                 vec![]
             }
         });
-        assert_eq!(g.select("tag:daily", &tags).unwrap().len(), 1);
+        assert_eq!(
+            crate::selector::select_nodes(&g, "tag:daily", &tags)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -31,7 +31,5 @@ pub mod source;
 pub mod sources;
 
 pub use error::IngestError;
-pub use source::{
-    IngestContext, IngestReport, SOURCE_KINDS, Source, SourceKind, build_source, source_kind,
-    source_kind_names,
-};
+pub use source::{IngestContext, IngestReport, Source, SourceKind};
+pub use sources::{SOURCE_KINDS, build_source, source_kind, source_kind_names};

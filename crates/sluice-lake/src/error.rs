@@ -37,18 +37,9 @@ pub enum LakeError {
         source: std::io::Error,
     },
 
-    /// A layer name other than `bronze`, `silver`, `gold` or `quarantine`.
-    #[error("unknown lake layer `{0}`: expected one of bronze, silver, gold, quarantine")]
-    UnknownLayer(String),
-
-    /// A table name that cannot be used as a lake path.
-    #[error("invalid table id `{id}`: {reason}")]
-    InvalidTableId {
-        /// The id as given (`layer.name`).
-        id: String,
-        /// Which rule it breaks.
-        reason: String,
-    },
+    /// A layer or table name that cannot be used.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
 
     /// A delta-rs operation failed.
     #[error("{table}: {operation} failed: {source}")]

@@ -16,7 +16,24 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{LakeError, Result};
+/// A layer or table name that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// A layer name other than `bronze`, `silver`, `gold` or `quarantine`.
+    #[error("unknown lake layer `{0}`: expected one of bronze, silver, gold, quarantine")]
+    UnknownLayer(String),
+
+    /// A table name that cannot be used as a lake path.
+    #[error("invalid table id `{id}`: {reason}")]
+    InvalidTableId {
+        /// The id as given (`layer.name`).
+        id: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, LayoutError>;
 
 /// Longest allowed name segment, in bytes (the usual file-name limit).
 const MAX_SEGMENT_LEN: usize = 255;
@@ -75,7 +92,7 @@ impl fmt::Display for Layer {
 }
 
 impl FromStr for Layer {
-    type Err = LakeError;
+    type Err = LayoutError;
 
     fn from_str(s: &str) -> Result<Self> {
         match s {
@@ -83,7 +100,7 @@ impl FromStr for Layer {
             "silver" => Ok(Layer::Silver),
             "gold" => Ok(Layer::Gold),
             "quarantine" | "_quarantine" => Ok(Layer::Quarantine),
-            other => Err(LakeError::UnknownLayer(other.to_string())),
+            other => Err(LayoutError::UnknownLayer(other.to_string())),
         }
     }
 }
@@ -161,8 +178,8 @@ impl TableId {
         Ok(())
     }
 
-    fn invalid(&self, reason: String) -> LakeError {
-        LakeError::InvalidTableId {
+    fn invalid(&self, reason: String) -> LayoutError {
+        LayoutError::InvalidTableId {
             id: self.to_string(),
             reason,
         }
@@ -201,15 +218,17 @@ impl fmt::Display for TableId {
 }
 
 impl FromStr for TableId {
-    type Err = LakeError;
+    type Err = LayoutError;
 
     /// Parse `layer.name` (the [`Display`](fmt::Display) form) and validate the name.
     fn from_str(s: &str) -> Result<Self> {
-        let (layer, name) = s.split_once('.').ok_or_else(|| LakeError::InvalidTableId {
-            id: s.to_string(),
-            reason: "expected `layer.name`, e.g. `bronze.shop/orders` or `silver.customers`"
-                .to_string(),
-        })?;
+        let (layer, name) = s
+            .split_once('.')
+            .ok_or_else(|| LayoutError::InvalidTableId {
+                id: s.to_string(),
+                reason: "expected `layer.name`, e.g. `bronze.shop/orders` or `silver.customers`"
+                    .to_string(),
+            })?;
         let id = TableId {
             layer: layer.parse()?,
             name: name.to_string(),
@@ -231,7 +250,7 @@ mod tests {
         assert_eq!(Layer::Quarantine.dir_name(), "_quarantine");
         assert!(matches!(
             "platinum".parse::<Layer>(),
-            Err(LakeError::UnknownLayer(name)) if name == "platinum"
+            Err(LayoutError::UnknownLayer(name)) if name == "platinum"
         ));
     }
 

@@ -84,7 +84,7 @@ pub mod write_stream;
 mod test_util;
 
 pub use error::{LakeError, Result};
-pub use layout::{Layer, TableId};
+pub use layout::{Layer, LayoutError, TableId};
 pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};
 pub use quarantine::{BATCH_ID_KEY, QuarantinedRow, quarantine_schema};
 pub use table::{Lake, arrow_schema};

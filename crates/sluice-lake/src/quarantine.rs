@@ -223,6 +223,12 @@ mod tests {
             .quarantine("a/b", vec![row(None, "x")], "b")
             .await
             .unwrap_err();
-        assert!(matches!(err, LakeError::InvalidTableId { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LakeError::Layout(crate::layout::LayoutError::InvalidTableId { .. })
+            ),
+            "{err}"
+        );
     }
 }

@@ -314,7 +314,13 @@ mod tests {
     async fn invalid_ids_are_refused_before_touching_storage() {
         let (_dir, lake) = tmp_lake();
         let err = lake.load(&TableId::silver("a b")).await.unwrap_err();
-        assert!(matches!(err, LakeError::InvalidTableId { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LakeError::Layout(crate::layout::LayoutError::InvalidTableId { .. })
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -155,9 +155,7 @@ pub async fn schedules(State(s): State<AppState>) -> Result<Json<serde_json::Val
 /// unless `opts.run_id` is set. An observer already in `opts` still receives every event.
 pub async fn start_run(s: &AppState, mut opts: RunOptions) -> Result<String, ApiError> {
     let compiled = s.compiled.clone();
-    compiled
-        .graph
-        .select(&opts.selection, compiled.as_ref())
+    sluice_core::selector::select_nodes(&compiled.graph, &opts.selection, compiled.as_ref())
         .map_err(|e| ApiError::bad_param("select", &opts.selection, e.to_string()))?;
     let run_id = opts
         .run_id

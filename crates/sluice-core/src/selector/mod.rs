@@ -133,37 +133,16 @@ impl<F: Fn(&str) -> Vec<String>> NodeFacts for TagsOnly<F> {
     }
 }
 
-/// A selection that cannot be parsed or evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SelectorError {
-    /// The text does not follow the grammar.
-    #[error("bad selection `{selection}` at column {column}: expected {expected}, found {found}")]
-    Syntax {
-        /// The whole selection.
-        selection: String,
-        /// 1-based column of the problem.
-        column: usize,
-        /// What the grammar expected there.
-        expected: String,
-        /// What was there.
-        found: String,
-    },
-    /// A name, path or source selector matched no node.
-    #[error("selector `{selector}` matches no node{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
-    NoMatch {
-        /// The selector as written.
-        selector: String,
-        /// The closest node name, if one is close.
-        suggestion: Option<String>,
-    },
-    /// A `state:` selector without a previous manifest.
-    #[error(
-        "selector `{0}` compares with a previous run: pass --state DIR (a folder holding that run's manifest.json, e.g. a copy of target/)"
-    )]
-    NoState(String),
-    /// An intersection of selectors that each match something matched nothing together.
-    #[error(
-        "selection `{0}` selects nothing: a comma intersects selectors (as in dbt); separate them with spaces to select both"
-    )]
-    EmptyIntersection(String),
+pub use crate::error::SelectorError;
+
+/// Resolves a selection in dbt's grammar over `graph` (space = union, comma = intersection, `+`/`n+`
+/// graph operators, `@`, methods such as `tag:` and `path:`; empty input selects everything), as
+/// a graph error. `facts` tells the selector about each node (a compiled project implements it;
+/// [`TagsOnly`] wraps a tag lookup).
+pub fn select_nodes(
+    graph: &crate::graph::AssetGraph,
+    selection: &str,
+    facts: &dyn NodeFacts,
+) -> Result<std::collections::BTreeSet<String>, crate::error::GraphError> {
+    Ok(select(graph, facts, selection, "")?)
 }

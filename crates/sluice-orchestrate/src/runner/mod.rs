@@ -162,7 +162,7 @@ fn selected_order(
 ) -> Result<(BTreeSet<String>, Vec<String>), RunError> {
     let selected = match &opts.nodes {
         Some(nodes) => nodes.clone(),
-        None => project.graph.select(&opts.selection, project)?,
+        None => sluice_core::selector::select_nodes(&project.graph, &opts.selection, project)?,
     };
     let order = project
         .graph

@@ -6,7 +6,7 @@ mod source;
 pub use config::{FilesConfig, FilesTable};
 pub use source::FilesSource;
 
-/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+/// The registry entry (see [`crate::SOURCE_KINDS`]).
 pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
     name: "files",
     description: "CSV, JSON-lines and Parquet files matched by a glob, each landed once.",

@@ -16,7 +16,7 @@ mod source;
 pub use config::{Auth, HttpConfig, HttpTable, Incremental, Pagination};
 pub use source::HttpSource;
 
-/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+/// The registry entry (see [`crate::SOURCE_KINDS`]).
 pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
     name: "http",
     description: "JSON REST endpoints: pagination, authentication, a rate limit, retries and incremental loads.",

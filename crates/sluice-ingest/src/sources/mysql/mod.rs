@@ -15,7 +15,7 @@ mod types;
 pub use config::{MysqlConfig, MysqlTable};
 pub use source::MysqlSource;
 
-/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+/// The registry entry (see [`crate::SOURCE_KINDS`]).
 pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
     name: "mysql",
     description: "Tables or queries of a MySQL or MariaDB database, in full or incrementally by a cursor column.",

@@ -18,7 +18,7 @@ mod types;
 pub use config::{PgMode, PostgresConfig, PostgresTable};
 pub use source::PostgresSource;
 
-/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+/// The registry entry (see [`crate::SOURCE_KINDS`]).
 pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
     name: "postgres",
     description: "Tables of a PostgreSQL database: full (in parallel), incremental by a cursor column, or change data capture.",

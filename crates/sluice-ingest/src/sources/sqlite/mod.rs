@@ -7,7 +7,7 @@ mod source;
 pub use config::{Mode, SqliteConfig, SqliteTable};
 pub use source::SqliteSource;
 
-/// The registry entry (see [`crate::source::SOURCE_KINDS`]).
+/// The registry entry (see [`crate::SOURCE_KINDS`]).
 pub const KIND: crate::source::SourceKind = crate::source::SourceKind {
     name: "sqlite",
     description: "Tables of a SQLite database, in full or incrementally by a cursor column.",

@@ -92,7 +92,7 @@ fn partitioned_models<'a>(
     project: &'a CompiledProject,
     selection: &str,
 ) -> Result<Vec<(&'a CompiledModel, &'a TimePartition)>, BackfillError> {
-    let selected = project.graph.select(selection, project)?;
+    let selected = sluice_core::selector::select_nodes(&project.graph, selection, project)?;
     let out: Vec<_> = project
         .graph
         .topological_order()?
