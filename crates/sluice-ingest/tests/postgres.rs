@@ -8,8 +8,8 @@
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::util::display::array_value_to_string;
-use datafusion::prelude::SessionContext;
 use sluice_core::SourceDecl;
+use sluice_engine::SessionContext;
 use sluice_ingest::{IngestContext, IngestError, build_source};
 use sluice_lake::{Lake, TableId};
 use tokio_postgres::{Client, NoTls};

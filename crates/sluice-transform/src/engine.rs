@@ -9,23 +9,19 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::catalog::CatalogProvider;
-use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider, TableProvider};
-use datafusion::common::TableReference;
-use datafusion::datasource::MemTable;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::context::SQLOptions;
-use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use sluice_engine::catalog::{
+    CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, TableProvider,
+};
+use sluice_engine::session::{lake_config, read_only, runtime_env, session_builder};
+use sluice_engine::{
+    DataFrame, EngineOptions, SendableRecordBatchStream, SessionContext, TableReference,
+};
 use sluice_lake::{Lake, TableId};
 
 use crate::compile::{CompiledProject, Materialized};
 use crate::dialect::Dialect;
 use crate::error::{Result, TransformError};
 use crate::guard::{SqlLimits, check_sql};
-use crate::isolate::{EngineOptions, IsolatingPlanner, ValueSizeRule};
 use crate::relation::{CATALOG, STAGING_SCHEMA, sql_name};
 
 /// Schemas every session has.
@@ -48,13 +44,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn read_only() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
-}
-
 impl Engine {
     /// A session with every lake table registered, and the project's views when a project is given.
     pub async fn open(lake: &Lake, project: Option<&CompiledProject>) -> Result<Engine> {
@@ -62,31 +51,19 @@ impl Engine {
     }
 
     /// [`Engine::open`] with memory limits. Every plan of the session runs on the
-    /// [`crate::isolate::query_runtime`] (see [`crate::isolate`]); spills go to the OS temporary
+    /// [`sluice_engine::query_runtime`] (see [`sluice_engine::isolate`]); spills go to the OS temporary
     /// folder.
     pub async fn open_with(
         lake: &Lake,
         project: Option<&CompiledProject>,
         options: EngineOptions,
     ) -> Result<Engine> {
-        let config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG, "gold")
-            .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true);
-        let mut runtime = RuntimeEnvBuilder::new();
-        if let Some(limit) = options.memory_limit {
-            // Fair shares among spilling operators, so one big sort cannot starve the others.
-            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
-        }
-        let runtime = runtime
-            .build_arc()
-            .map_err(|e| TransformError::Query(e.to_string()))?;
-        let builder = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_analyzer_rule(Arc::new(ValueSizeRule))
-            .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)));
+        let runtime = runtime_env(&options).map_err(|e| TransformError::Query(e.to_string()))?;
+        let builder = session_builder(
+            lake_config(CATALOG, "gold"),
+            runtime,
+            options.query_memory_limit,
+        );
         // A project written for a warehouse gets that warehouse's semantics (crate::dialect).
         let dialect = project.map(|p| p.dialect).unwrap_or_default();
         let state = dialect.build_state(builder);

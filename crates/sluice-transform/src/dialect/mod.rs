@@ -34,8 +34,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
+use sluice_engine::extension::optimizer::analyzer::type_coercion::TypeCoercion;
+use sluice_engine::{SessionState, SessionStateBuilder};
 
 pub use review::{DialectNote, review};
 
