@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
@@ -16,7 +18,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::SessionConfig;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::Stream;
 
 use crate::isolate::{EngineOptions, IsolatingPlanner, ValueSizeRule};
@@ -65,6 +67,27 @@ pub fn read_only() -> SQLOptions {
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false)
+}
+
+/// Plans `sql` in `ctx` as a query: DDL, DML and statements are refused ([`read_only`]). The data
+/// frame runs with `collect` or, in bounded memory, `execute_stream`.
+pub async fn plan_read_only(ctx: &SessionContext, sql: &str) -> DfResult<DataFrame> {
+    ctx.sql_with_options(sql, read_only()).await
+}
+
+/// Registers `provider` as `reference` in `ctx`, replacing a table of that name. A Delta table's
+/// provider is pinned to the version it was built from, so a table is registered again after every
+/// write.
+pub fn replace_table(
+    ctx: &SessionContext,
+    reference: TableReference,
+    provider: Arc<dyn TableProvider>,
+) -> DfResult<()> {
+    // Absent is fine (the first registration replaces nothing); a schema that does not exist fails
+    // at the registration below.
+    let _ = ctx.deregister_table(reference.clone());
+    ctx.register_table(reference, provider)?;
+    Ok(())
 }
 
 /// A record batch stream over `batches`, every batch of `schema` (the form the lake's streamed writes
@@ -131,12 +154,37 @@ mod tests {
     #[tokio::test]
     async fn read_only_refuses_ddl() {
         let ctx = SessionContext::new();
-        let e = ctx
-            .sql_with_options("CREATE TABLE t (a INT)", read_only())
+        let e = plan_read_only(&ctx, "CREATE TABLE t (a INT)")
             .await
             .unwrap_err()
             .to_string();
         assert!(e.contains("not supported"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_replaced_table_serves_its_new_rows() {
+        use datafusion::datasource::MemTable;
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+        for rows in [vec![1], vec![1, 2, 3]] {
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(rows))])
+                    .unwrap();
+            let table = MemTable::try_new(schema.clone(), vec![vec![batch]]).unwrap();
+            replace_table(&ctx, TableReference::bare("t"), Arc::new(table)).unwrap();
+        }
+        let batches = plan_read_only(&ctx, "SELECT count(*) FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let n = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(n.value(0), 3);
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ use arrow::datatypes::SchemaRef;
 use sluice_engine::catalog::{
     CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, TableProvider,
 };
-use sluice_engine::session::{lake_config, read_only, runtime_env, session_builder};
+use sluice_engine::session::{
+    lake_config, plan_read_only, replace_table, runtime_env, session_builder,
+};
 use sluice_engine::{
     DataFrame, EngineOptions, SendableRecordBatchStream, SessionContext, TableReference,
 };
@@ -120,11 +122,8 @@ impl Engine {
         reference: TableReference,
         provider: Arc<dyn TableProvider>,
     ) -> Result<()> {
-        let _ = self.ctx.deregister_table(reference.clone());
-        self.ctx
-            .register_table(reference, provider)
-            .map_err(|e| TransformError::Query(e.to_string()))?;
-        Ok(())
+        replace_table(&self.ctx, reference, provider)
+            .map_err(|e| TransformError::Query(e.to_string()))
     }
 
     /// Registers every `view` model of the project, upstream first; a view whose inputs do not exist yet
@@ -146,9 +145,7 @@ impl Engine {
 
     /// Registers `relation` (`schema.name`) as a view over `sql`.
     pub async fn register_view(&self, relation: &str, sql: &str) -> Result<()> {
-        let df = self
-            .ctx
-            .sql_with_options(sql, read_only())
+        let df = plan_read_only(&self.ctx, sql)
             .await
             .map_err(|e| TransformError::Query(e.to_string()))?;
         let view = df.into_view();
@@ -181,22 +178,18 @@ impl Engine {
     pub async fn plan_within(&self, sql: &str, limits: &SqlLimits) -> Result<DataFrame> {
         check_sql(sql, limits).map_err(|e| TransformError::Limit(e.to_string()))?;
         check_no_file_access(sql)?;
-        let df = self
-            .ctx
-            .sql_with_options(sql, read_only())
-            .await
-            .map_err(|e| {
-                let msg = e.to_string();
-                if msg.contains("not supported")
-                    && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement"))
-                {
-                    TransformError::ReadOnly(format!(
-                        "{msg}; only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed"
-                    ))
-                } else {
-                    TransformError::Query(msg)
-                }
-            })?;
+        let df = plan_read_only(&self.ctx, sql).await.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("not supported")
+                && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement"))
+            {
+                TransformError::ReadOnly(format!(
+                    "{msg}; only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed"
+                ))
+            } else {
+                TransformError::Query(msg)
+            }
+        })?;
         if self.dialect.rewrites() {
             analyzed(df)
         } else {
