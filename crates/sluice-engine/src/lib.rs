@@ -15,6 +15,28 @@
 //!   SQL parser), and [`extension`] (the modules an analyzer rule is written with: transform's dialect
 //!   rewrites).
 //!
+//! ```no_run
+//! # async fn example() -> sluice_engine::DfResult<()> {
+//! use sluice_engine::session::{lake_config, plan_read_only, runtime_env, session_builder};
+//! use sluice_engine::{EngineOptions, SessionContext};
+//!
+//! let options = EngineOptions {
+//!     memory_limit: Some(1 << 30),
+//!     query_memory_limit: Some(256 << 20),
+//! };
+//! let config = lake_config("sluice", "gold");
+//! let state = session_builder(config, runtime_env(&options)?, options.query_memory_limit).build();
+//! let ctx = SessionContext::new_with_state(state);
+//! // Tables are registered with `session::replace_table`; a query streams with `execute_stream`.
+//! let batches = plan_read_only(&ctx, "SELECT 1 AS one").await?.collect().await?;
+//! # let _ = batches;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Another crate needs a DataFusion type: re-export it here, in the group of its use, and name it
+//! through `sluice_engine` (never add `datafusion` to that crate's manifest: `cargo deny` refuses it).
+//!
 //! What stays elsewhere: the transform crate's `Engine` (a session over one lake, the project's views
 //! and its dialect), the Delta table providers (delta-rs, in `sluice-lake`), and the PostgreSQL wire
 //! adapter (`datafusion-postgres`, in `sluice-serve`).

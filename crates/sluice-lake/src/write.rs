@@ -20,8 +20,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use serde_json::{Map, Value};
 use sluice_engine::SessionContext;
-use sluice_engine::expr::Column;
-use sluice_engine::expr::Expr;
+use sluice_engine::expr::{Column, Expr};
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;

@@ -18,14 +18,11 @@ use deltalake::protocol::SaveMode;
 use futures::{StreamExt, TryStreamExt};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use sluice_engine::DataFusionError;
-use sluice_engine::catalog::StreamingTable;
-use sluice_engine::catalog::provider_as_source;
-use sluice_engine::plan::LogicalPlanBuilder;
-use sluice_engine::plan::PartitionStream;
-use sluice_engine::plan::RecordBatchStreamAdapter;
-use sluice_engine::{SendableRecordBatchStream, TaskContext};
-use sluice_engine::{SessionState, SessionStateBuilder};
+use sluice_engine::catalog::{StreamingTable, provider_as_source};
+use sluice_engine::plan::{LogicalPlanBuilder, PartitionStream, RecordBatchStreamAdapter};
+use sluice_engine::{
+    DataFusionError, SendableRecordBatchStream, SessionState, SessionStateBuilder, TaskContext,
+};
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;

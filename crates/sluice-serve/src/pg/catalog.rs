@@ -20,11 +20,9 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
-use sluice_engine::SessionContext;
-use sluice_engine::catalog::TableType;
-use sluice_engine::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use sluice_engine::catalog::{CatalogProvider, SchemaProvider, TableProvider, TableType};
 use sluice_engine::session::session_builder;
-use sluice_engine::{DataFusionError, DfResult};
+use sluice_engine::{DataFusionError, DfResult, SessionContext};
 use sluice_transform::Engine;
 use sluice_transform::relation::CATALOG;
 

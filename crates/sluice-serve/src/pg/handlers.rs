@@ -24,8 +24,7 @@ use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::{Sink, SinkExt};
-use sluice_engine::DataFusionError;
-use sluice_engine::SessionContext;
+use sluice_engine::{DataFusionError, SessionContext};
 
 use super::error::sqlstate_of;
 use super::guarded::{GuardedCancel, GuardedService, Shared};

@@ -15,9 +15,8 @@ use arrow::datatypes::DataType;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sluice_engine::DataFrame;
-use sluice_engine::ScalarValue;
 use sluice_engine::expr::{Expr, ident, lit};
+use sluice_engine::{DataFrame, ScalarValue};
 
 use super::order::OrderBy;
 use crate::error::ApiError;

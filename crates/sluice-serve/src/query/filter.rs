@@ -19,9 +19,8 @@
 //! does the same.
 
 use arrow::datatypes::DataType;
-use sluice_engine::DataFrame;
-use sluice_engine::ScalarValue;
 use sluice_engine::expr::{Expr, cast, ident, lit};
+use sluice_engine::{DataFrame, ScalarValue};
 
 use super::cursor::Cursor;
 pub use super::order::OrderBy;
