@@ -7,9 +7,9 @@
 
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::array_value_to_string;
-use datafusion::prelude::SessionContext;
 use rand::{Rng, SeedableRng};
 use sluice_core::SourceDecl;
+use sluice_engine::SessionContext;
 use sluice_ingest::{IngestContext, build_source};
 use sluice_lake::{Lake, TableId};
 use tokio_postgres::{Client, NoTls};

@@ -10,8 +10,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use datafusion::prelude::SessionContext;
 use sluice_core::SourceDecl;
+use sluice_engine::SessionContext;
 use sluice_ingest::IngestContext;
 use sluice_ingest::sources::postgres::PostgresSource;
 use sluice_ingest::sources::postgres::cdc::Until;

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use arrow::error::ArrowError;
-use datafusion::error::DataFusionError;
 use deltalake::DeltaTableError;
+use sluice_engine::DataFusionError;
 
 use crate::layout::TableId;
 

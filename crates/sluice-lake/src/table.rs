@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::catalog::TableProvider;
 use deltalake::{DeltaTable, DeltaTableBuilder};
+use sluice_engine::catalog::TableProvider;
 use url::Url;
 
 use crate::error::{LakeError, Result};

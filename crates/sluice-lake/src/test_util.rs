@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::SessionContext;
+use sluice_engine::SessionContext;
 
 use crate::layout::TableId;
 use crate::table::Lake;

@@ -13,15 +13,14 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::Column;
-use datafusion::logical_expr::Expr;
-use datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use serde_json::{Map, Value};
+use sluice_engine::SessionContext;
+use sluice_engine::expr::{Column, Expr};
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;

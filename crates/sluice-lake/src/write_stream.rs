@@ -13,19 +13,16 @@ use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::common::DataFusionError;
-use datafusion::datasource::provider_as_source;
-use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use futures::{StreamExt, TryStreamExt};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use sluice_engine::catalog::{StreamingTable, provider_as_source};
+use sluice_engine::plan::{LogicalPlanBuilder, PartitionStream, RecordBatchStreamAdapter};
+use sluice_engine::{
+    DataFusionError, SendableRecordBatchStream, SessionState, SessionStateBuilder, TaskContext,
+};
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;

@@ -2,8 +2,8 @@
 
 use std::sync::atomic::AtomicBool;
 
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
+use sluice_engine::plan::RecordBatchStreamAdapter;
 
 use super::*;
 use crate::test_util::{count, int_batch, log_actions, rows, tmp_lake};

@@ -1,8 +1,8 @@
 //! Tests of [`Lake::write`] against real Delta tables in temporary folders.
 
-use datafusion::prelude::SessionContext;
 use deltalake::DeltaTableBuilder;
 use serde_json::Value;
+use sluice_engine::SessionContext;
 
 use super::*;
 use crate::test_util::{count, int_batch, log_actions, rows, sql, tmp_lake};

@@ -4,14 +4,14 @@
 //! says whose fault it is: 400 for a bad parameter or query, 403 for a refused write, 404 for an unknown
 //! asset or run, 409 for a request that does not fit a run's state, 406 for a format the API cannot produce, 500 for a failure of the server. Errors in the
 //! middle of a streamed body cannot change the status any more: they end the stream (see
-//! [`crate::format::stream`]).
+//! [`crate::http::respond`]).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::format::Format;
+use crate::query::format::Format;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -178,9 +178,9 @@ impl ApiError {
     }
 }
 
-impl From<crate::queries::Interrupted> for ApiError {
-    fn from(i: crate::queries::Interrupted) -> Self {
-        use crate::queries::Interrupted;
+impl From<crate::query::registry::Interrupted> for ApiError {
+    fn from(i: crate::query::registry::Interrupted) -> Self {
+        use crate::query::registry::Interrupted;
         match i {
             Interrupted::Busy { .. } => ApiError::Busy(i.to_string()),
             Interrupted::Timeout(_) | Interrupted::Cancelled => ApiError::Cancelled(i.to_string()),

@@ -27,97 +27,57 @@
 //! # }
 //! ```
 //!
-//! Modules: [`server`] (the listener: connection limits, timeouts, request guards, shutdown),
-//! [`limits`] (`serve.limits`), [`queries`] (admission, statement timeout, cancel, `/api/queries`),
-//! [`api`] (router, JSON endpoints), [`query`] (rows and SQL), [`filter`] (rows parameters),
-//! [`format`] (negotiation, encoders, streaming), [`openapi`], [`metrics`], [`status`], [`error`],
-//! [`pg`] (PostgreSQL wire protocol).
+//! # Module map
 //!
-//! Adding an endpoint: write the handler, add one line to [`api::routes`], and describe it in
-//! [`openapi::document`] (a test fails until both agree). Adding a format: see [`format`].
+//! ```text
+//! lib.rs        re-exports, `serve`
+//! app.rs        AppState: what every handler can reach; relation_of
+//! error.rs      ApiError: every failure as a JSON error (status, code, hint)
+//! limits.rs     `serve.limits` of sluice.yml
+//! server.rs     the listener: connection limits, timeouts, request guards, shutdown; Peer
+//! status.rs     asset status (also `sluice inspect`)
+//! counters.rs   HTTP request counts (middleware) for `/metrics`
+//! http/         the router (mod.rs: `routes`, `router`) and one handler module per area:
+//!               assets, rows, sql, runs, control, backfills, partitions, checks, freshness,
+//!               dashboards, queries, openapi, metrics, ui; negotiate and respond
+//!               turn a result into a response in the negotiated format
+//! query/        running queries, no routes: registry (slots, timeout, cancel), filter, order,
+//!               cursor (rows parameters, keyset paging), format (encoders)
+//! pg/           the PostgreSQL wire protocol
+//! export/       `sluice export` to a file or stdout
+//! ```
+//!
+//! Dependencies point one way, without cycles: `http/mod.rs` (the router) → handler modules →
+//! `app`, `error`, `query`, `server::Peer`, `status`; `app` → `counters`, `limits`,
+//! `query::registry`; `error` → `query::format`, `query::registry`. Nothing outside `http/`
+//! depends on it, and `query/` and `pg/` never reach into `http/`.
+//!
+//! Adding an endpoint: write the handler in the module of its area (or a new one under `http/`), add
+//! one line to [`http::routes`], and describe it in [`http::openapi::document`] (a test fails until
+//! both agree). Adding a format: see [`query::format`].
 
-pub mod api;
-pub mod backfills;
-pub mod checks;
-pub mod control;
-pub mod cursor;
-pub mod dashboards;
+pub mod app;
+pub mod counters;
 pub mod error;
 pub mod export;
-pub mod filter;
-pub mod format;
-pub mod freshness;
+pub mod http;
 pub mod limits;
-pub mod metrics;
-pub mod openapi;
-pub mod partitions;
 pub mod pg;
-pub mod queries;
 pub mod query;
 pub mod server;
 pub mod status;
 #[cfg(test)]
 mod test_support;
-pub mod ui;
 
 use std::future::Future;
-use std::sync::Arc;
 
-use sluice_orchestrate::StateStore;
-use sluice_transform::{CompiledProject, Engine};
-
-pub use api::router;
+pub use app::AppState;
+pub use counters::HttpMetrics;
 pub use error::ApiError;
-pub use format::Format;
+pub use http::router;
 pub use limits::Limits;
-pub use metrics::HttpMetrics;
-pub use queries::QueryRegistry;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The compiled project (graph, models, sources).
-    pub compiled: Arc<CompiledProject>,
-    /// The SQL engine over the lake.
-    pub engine: Engine,
-    /// The state database.
-    pub state: Arc<StateStore>,
-    /// HTTP request counters for `/metrics`.
-    pub metrics: Arc<HttpMetrics>,
-    /// The server's limits.
-    pub limits: Arc<Limits>,
-    /// Running queries (HTTP and wire).
-    pub queries: Arc<QueryRegistry>,
-}
-
-impl AppState {
-    /// Bundles the parts, with fresh request counters and default limits.
-    pub fn new(compiled: Arc<CompiledProject>, engine: Engine, state: Arc<StateStore>) -> Self {
-        Self::with_limits(compiled, engine, state, Limits::default())
-    }
-
-    /// [`AppState::new`] with the given limits.
-    pub fn with_limits(
-        compiled: Arc<CompiledProject>,
-        engine: Engine,
-        state: Arc<StateStore>,
-        limits: Limits,
-    ) -> Self {
-        let queries = QueryRegistry::new(
-            limits.max_concurrent_queries,
-            limits.statement_timeout,
-            limits.queue_timeout,
-        );
-        Self {
-            compiled,
-            engine,
-            state,
-            metrics: Arc::new(HttpMetrics::default()),
-            limits: Arc::new(limits),
-            queries,
-        }
-    }
-}
+pub use query::format::Format;
+pub use query::registry::QueryRegistry;
 
 /// Serves `app` on `listener` with default limits until `shutdown` completes (see [`server`]).
 pub async fn serve(

@@ -38,7 +38,19 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::limits::Limits;
-use crate::query::Peer;
+
+/// The client's address, as the server records it on each request (handlers name the client of a
+/// query with it).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// The address of a request's client, or an empty string when the request came without one (tests
+/// that call the router directly).
+pub(crate) fn peer_of(peer: &Option<axum::Extension<Peer>>) -> String {
+    peer.as_ref()
+        .map(|axum::Extension(Peer(a))| a.to_string())
+        .unwrap_or_default()
+}
 
 /// Connections past `max_connections` that still get an answer (a 503, or health) before the
 /// listener starts closing them unanswered.

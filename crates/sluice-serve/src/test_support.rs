@@ -15,7 +15,7 @@ use sluice_orchestrate::{CheckRecord, NodeRecord, RunRecord, StateStore};
 use sluice_transform::Engine;
 use tower::ServiceExt;
 
-use crate::AppState;
+use crate::app::AppState;
 
 /// Rows in `files.sales`.
 pub const SALES_ROWS: i64 = 2_500;
@@ -106,7 +106,7 @@ impl Served {
 
     /// A fresh router over the (shared) state.
     pub fn router(&self) -> Router {
-        crate::router(self.state.clone())
+        crate::http::router(self.state.clone())
     }
 
     /// `GET uri` with `Accept: accept` (none when empty).

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sluice_engine::sql::sqlparser::dialect::GenericDialect;
+use sluice_engine::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::compiled::CompiledProject;
 use crate::dialect::Dialect;

@@ -9,23 +9,21 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::catalog::CatalogProvider;
-use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider, TableProvider};
-use datafusion::common::TableReference;
-use datafusion::datasource::MemTable;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::context::SQLOptions;
-use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use sluice_engine::catalog::{
+    CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, TableProvider,
+};
+use sluice_engine::session::{
+    lake_config, plan_read_only, replace_table, runtime_env, session_builder,
+};
+use sluice_engine::{
+    DataFrame, EngineOptions, SendableRecordBatchStream, SessionContext, TableReference,
+};
 use sluice_lake::{Lake, TableId};
 
 use crate::compiled::{CompiledProject, Materialized};
 use crate::dialect::Dialect;
 use crate::error::{Result, TransformError};
 use crate::guard::{SqlLimits, check_sql};
-use crate::isolate::{EngineOptions, IsolatingPlanner, ValueSizeRule};
 use crate::relation::{CATALOG, STAGING_SCHEMA, sql_name};
 
 /// Schemas every session has.
@@ -48,13 +46,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn read_only() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
-}
-
 impl Engine {
     /// A session with every lake table registered, and the project's views when a project is given.
     pub async fn open(lake: &Lake, project: Option<&CompiledProject>) -> Result<Engine> {
@@ -62,31 +53,19 @@ impl Engine {
     }
 
     /// [`Engine::open`] with memory limits. Every plan of the session runs on the
-    /// [`crate::isolate::query_runtime`] (see [`crate::isolate`]); spills go to the OS temporary
+    /// [`sluice_engine::query_runtime`] (see [`sluice_engine::isolate`]); spills go to the OS temporary
     /// folder.
     pub async fn open_with(
         lake: &Lake,
         project: Option<&CompiledProject>,
         options: EngineOptions,
     ) -> Result<Engine> {
-        let config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG, "gold")
-            .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true);
-        let mut runtime = RuntimeEnvBuilder::new();
-        if let Some(limit) = options.memory_limit {
-            // Fair shares among spilling operators, so one big sort cannot starve the others.
-            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
-        }
-        let runtime = runtime
-            .build_arc()
-            .map_err(|e| TransformError::Query(e.to_string()))?;
-        let builder = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_analyzer_rule(Arc::new(ValueSizeRule))
-            .with_query_planner(Arc::new(IsolatingPlanner::new(options.query_memory_limit)));
+        let runtime = runtime_env(&options).map_err(|e| TransformError::Query(e.to_string()))?;
+        let builder = session_builder(
+            lake_config(CATALOG, "gold"),
+            runtime,
+            options.query_memory_limit,
+        );
         // A project written for a warehouse gets that warehouse's semantics (crate::dialect).
         let dialect = project.map(|p| p.dialect).unwrap_or_default();
         let state = dialect.build_state(builder);
@@ -143,11 +122,8 @@ impl Engine {
         reference: TableReference,
         provider: Arc<dyn TableProvider>,
     ) -> Result<()> {
-        let _ = self.ctx.deregister_table(reference.clone());
-        self.ctx
-            .register_table(reference, provider)
-            .map_err(|e| TransformError::Query(e.to_string()))?;
-        Ok(())
+        replace_table(&self.ctx, reference, provider)
+            .map_err(|e| TransformError::Query(e.to_string()))
     }
 
     /// Registers every `view` model of the project, upstream first; a view whose inputs do not exist yet
@@ -169,9 +145,7 @@ impl Engine {
 
     /// Registers `relation` (`schema.name`) as a view over `sql`.
     pub async fn register_view(&self, relation: &str, sql: &str) -> Result<()> {
-        let df = self
-            .ctx
-            .sql_with_options(sql, read_only())
+        let df = plan_read_only(&self.ctx, sql)
             .await
             .map_err(|e| TransformError::Query(e.to_string()))?;
         let view = df.into_view();
@@ -204,22 +178,18 @@ impl Engine {
     pub async fn plan_within(&self, sql: &str, limits: &SqlLimits) -> Result<DataFrame> {
         check_sql(sql, limits).map_err(|e| TransformError::Limit(e.to_string()))?;
         check_no_file_access(sql)?;
-        let df = self
-            .ctx
-            .sql_with_options(sql, read_only())
-            .await
-            .map_err(|e| {
-                let msg = e.to_string();
-                if msg.contains("not supported")
-                    && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement"))
-                {
-                    TransformError::ReadOnly(format!(
-                        "{msg}; only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed"
-                    ))
-                } else {
-                    TransformError::Query(msg)
-                }
-            })?;
+        let df = plan_read_only(&self.ctx, sql).await.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("not supported")
+                && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement"))
+            {
+                TransformError::ReadOnly(format!(
+                    "{msg}; only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed"
+                ))
+            } else {
+                TransformError::Query(msg)
+            }
+        })?;
         if self.dialect.rewrites() {
             analyzed(df)
         } else {

@@ -16,9 +16,9 @@
 //! assert!(check_sql(&deep, &limits).unwrap_err().to_string().contains("at most 1000"));
 //! ```
 
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use sluice_engine::sql::sqlparser::dialect::PostgreSqlDialect;
+use sluice_engine::sql::sqlparser::keywords::Keyword;
+use sluice_engine::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 /// Bounds on one SQL statement (or a model's SQL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct SqlLimits {
 /// Default longest SQL text: 1 MiB.
 pub const DEFAULT_MAX_SQL_BYTES: usize = 1 << 20;
 /// Default deepest nesting: well inside what the engine's threads' stacks hold (see
-/// [`crate::isolate::QUERY_THREAD_STACK`]), and far above what hand-written SQL reaches.
+/// [`sluice_engine::QUERY_THREAD_STACK`]), and far above what hand-written SQL reaches.
 pub const DEFAULT_MAX_EXPR_DEPTH: usize = 1_000;
 
 impl Default for SqlLimits {

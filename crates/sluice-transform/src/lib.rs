@@ -7,8 +7,9 @@
 //! orchestrator asks its [`materialize::Materialization`] to `stage` the output (checks run against it),
 //! then to `publish` it atomically.
 //!
-//! This crate is the only one (with the serving adapters) that names DataFusion types: upgrades of the
-//! engine stay here.
+//! DataFusion itself is reached through the engine facade, `sluice-engine` (sessions, execution on the
+//! query runtime, memory limits, re-exported types): this crate builds on it the lake's session
+//! ([`Engine`]), the SQL guard and the dialect rewrites.
 //!
 //! Materializations are listed once, in [`materialize::MATERIALIZATIONS`] (name, description, whether
 //! dbt projects may use it, behaviour); [`Materialized`]'s names, the values `materialized:` accepts,
@@ -25,7 +26,6 @@ pub mod dialect_review;
 pub mod engine;
 pub mod error;
 pub mod guard;
-pub mod isolate;
 pub mod macros;
 pub mod materialize;
 pub mod partition;
@@ -39,11 +39,11 @@ pub use compiled::{CompiledModel, CompiledProject, Materialized, ModelConfig, So
 pub use dialect::Dialect;
 pub use engine::{Engine, pretty};
 pub use error::{Result, TransformError};
-pub use isolate::EngineOptions;
 pub use materialize::{
     MATERIALIZATIONS, Materialization, MaterializationKind, ModelRun, Published, Staged,
     materialization_for,
 };
 pub use relation::{model_relation, source_relation};
+pub use sluice_engine::EngineOptions;
 
 pub use arrow;

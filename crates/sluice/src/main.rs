@@ -43,7 +43,7 @@ fn main() -> std::process::ExitCode {
     // expression the SQL limits admit (queries themselves run on sluice_transform's query runtime).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(sluice_transform::isolate::QUERY_THREAD_STACK)
+        .thread_stack_size(sluice_engine::QUERY_THREAD_STACK)
         .build()
     {
         Ok(r) => r,

@@ -5,7 +5,7 @@
 
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::array_value_to_string;
-use datafusion::prelude::SessionContext;
+use sluice_engine::SessionContext;
 use sluice_lake::{Lake, TableId};
 
 /// A lake in a fresh temporary folder (removed when the guard goes).

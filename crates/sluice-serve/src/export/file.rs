@@ -6,11 +6,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
+use sluice_engine::SendableRecordBatchStream;
 
 use super::ExportError;
-use crate::format::Format;
+use crate::query::format::Format;
 
 /// What was written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,8 +100,8 @@ mod tests {
 
     use arrow::array::{Int64Array, RecordBatch};
     use arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::error::DataFusionError;
-    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use sluice_engine::DataFusionError;
+    use sluice_engine::plan::RecordBatchStreamAdapter;
 
     use super::*;
 
@@ -110,7 +110,7 @@ mod tests {
         RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap()
     }
 
-    fn stream(items: Vec<datafusion::error::Result<RecordBatch>>) -> SendableRecordBatchStream {
+    fn stream(items: Vec<sluice_engine::DfResult<RecordBatch>>) -> SendableRecordBatchStream {
         Box::pin(RecordBatchStreamAdapter::new(
             batch().schema(),
             futures::stream::iter(items),

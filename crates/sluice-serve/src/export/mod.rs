@@ -9,7 +9,7 @@
 
 pub mod file;
 
-use crate::format::EncodeError;
+use crate::query::format::EncodeError;
 
 pub use sluice_sink::{read_asset, relation_of};
 

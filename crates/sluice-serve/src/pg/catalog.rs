@@ -18,15 +18,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
-use datafusion::datasource::TableType;
-use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use sluice_engine::catalog::{CatalogProvider, SchemaProvider, TableProvider, TableType};
+use sluice_engine::session::session_builder;
+use sluice_engine::{DataFusionError, DfResult, SessionContext};
 use sluice_transform::Engine;
-use sluice_transform::isolate::{IsolatingPlanner, ValueSizeRule};
 use sluice_transform::relation::CATALOG;
 
 use super::error::PgError;
@@ -49,14 +46,8 @@ pub fn session_for(
         .copied_config()
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true);
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(source.runtime_env())
-        .with_default_features()
-        .with_analyzer_rule(Arc::new(ValueSizeRule))
-        // Wire queries run on the query runtime too, each within its memory share.
-        .with_query_planner(Arc::new(IsolatingPlanner::new(query_memory_limit)))
-        .build();
+    // The engine's guards: wire queries run on the query runtime too, each within its memory share.
+    let state = session_builder(config, source.runtime_env(), query_memory_limit).build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_catalog(CATALOG, Arc::new(ServedCatalog::new(lake)));
     setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)

@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 
-use datafusion::error::DataFusionError;
-use datafusion::sql::sqlparser::parser::ParserError;
+use sluice_engine::DataFusionError;
+use sluice_engine::sql::sqlparser::parser::ParserError;
 
 /// Why the PostgreSQL endpoint could not start or keep serving.
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +64,9 @@ pub fn sqlstate_of(error: &(dyn std::error::Error + 'static)) -> &'static str {
     match df.find_root() {
         DataFusionError::SQL(..) => "42601",
         DataFusionError::SchemaError(e, _) => {
-            if matches!(**e, datafusion::common::SchemaError::FieldNotFound { .. }) {
+            if matches!(**e, sluice_engine::SchemaError::FieldNotFound { .. }) {
                 "42703"
-            } else if matches!(
-                **e,
-                datafusion::common::SchemaError::AmbiguousReference { .. }
-            ) {
+            } else if matches!(**e, sluice_engine::SchemaError::AmbiguousReference { .. }) {
                 "42702"
             } else {
                 "42P18"
@@ -111,7 +108,8 @@ fn plan_sqlstate(msg: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::common::{Column, SchemaError};
+    use sluice_engine::SchemaError;
+    use sluice_engine::expr::Column;
 
     fn code(e: DataFusionError) -> &'static str {
         sqlstate_of(&e)

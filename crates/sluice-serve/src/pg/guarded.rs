@@ -47,7 +47,7 @@ use sluice_transform::guard::{SqlLimitError, SqlLimits, check_sql};
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::queries::{Interrupted, QueryRegistry, QueryTicket};
+use crate::query::registry::{Interrupted, QueryRegistry, QueryTicket};
 
 /// Where `datafusion-postgres` keeps a session's `SET statement_timeout` (milliseconds).
 const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";

@@ -9,8 +9,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -26,6 +24,7 @@ use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::{Sink, SinkExt};
+use sluice_engine::{DataFusionError, SessionContext};
 
 use super::error::sqlstate_of;
 use super::guarded::{GuardedCancel, GuardedService, Shared};

@@ -50,7 +50,7 @@ use guarded::{Activity, Shared};
 use handlers::Handlers;
 
 use crate::limits::Limits;
-use crate::queries::QueryRegistry;
+use crate::query::registry::QueryRegistry;
 
 /// A bound PostgreSQL endpoint over an engine's lake, not yet accepting.
 pub struct PgServer {

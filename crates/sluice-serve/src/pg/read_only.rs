@@ -19,19 +19,19 @@
 //!   and usable: the refusal is an ordinary query error.
 
 use async_trait::async_trait;
-use datafusion::common::{DFSchema, ParamValues};
-use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
-use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{
-    ContextModifier, CopyTarget, Query, Set, SetExpr, Statement,
-};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use sluice_engine::SessionContext;
+use sluice_engine::plan::{EmptyRelation, LogicalPlan};
+use sluice_engine::sql::SQLOptions;
+use sluice_engine::sql::Statement as DfStatement;
+use sluice_engine::sql::sqlparser::ast::{
+    ContextModifier, CopyTarget, Query, Set, SetExpr, Statement,
+};
+use sluice_engine::{DFSchema, ParamValues};
 use std::sync::Arc;
 
 use super::error::{NOT_SUPPORTED, READ_ONLY};

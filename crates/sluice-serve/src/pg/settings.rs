@@ -7,12 +7,8 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::{DataType, Field, Schema};
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{DFSchema, ParamValues};
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
-use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
@@ -21,6 +17,10 @@ use datafusion_postgres::pgwire::api::results::{
     DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response,
 };
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use sluice_engine::SessionContext;
+use sluice_engine::plan::{EmptyRelation, LogicalPlan};
+use sluice_engine::sql::sqlparser::ast::Statement;
+use sluice_engine::{DFSchema, ParamValues};
 
 /// The value of `setting` (lower case) on this endpoint, if this hook answers it. The time zone is
 /// the one the client set (`SET TIME ZONE`), else UTC.

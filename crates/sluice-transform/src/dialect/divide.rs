@@ -14,10 +14,10 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use datafusion::common::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{
+use sluice_engine::extension::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use sluice_engine::{DataFusionError, DfResult};
 
 use super::IntegerDivision;
 

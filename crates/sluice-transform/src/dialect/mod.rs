@@ -33,8 +33,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
+use sluice_engine::extension::optimizer::analyzer::type_coercion::TypeCoercion;
+use sluice_engine::{SessionState, SessionStateBuilder};
 
 /// The SQL dialect a project's models are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]

@@ -6,19 +6,19 @@
 //! the session then runs type coercion once more for the expressions above. Output column names are
 //! kept ([`NamePreserver`]), so a rewrite never renames a model's columns.
 
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
-use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
-use datafusion::logical_expr::{
+use sluice_engine::extension::ConfigOptions;
+use sluice_engine::extension::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use sluice_engine::extension::logical_expr::expr_rewriter::NamePreserver;
+use sluice_engine::extension::logical_expr::utils::merge_schema;
+use sluice_engine::extension::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, binary_expr, lit, when,
 };
-use datafusion::optimizer::analyzer::AnalyzerRule;
+use sluice_engine::extension::optimizer::analyzer::AnalyzerRule;
+use sluice_engine::extension::tree_node::{Transformed, TreeNode};
+use sluice_engine::{DFSchema, DfResult, ScalarValue};
 
 use arrow::datatypes::DataType;
-use datafusion::functions::math::expr_fn;
+use sluice_engine::extension::functions::math::expr_fn;
 
 use super::divide::DialectDivide;
 use super::{CastRounding, Dialect, IntegerDivision};

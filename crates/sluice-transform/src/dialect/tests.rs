@@ -5,8 +5,8 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::SessionContext;
+use sluice_engine::SessionContext;
+use sluice_engine::SessionStateBuilder;
 
 use super::Dialect;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use sluice_lake::Lake;
 use sluice_serve::Format;
-use sluice_serve::filter::Filter;
+use sluice_serve::query::filter::Filter;
 use sluice_transform::Engine;
 use sluice_transform::arrow::datatypes::DataType;
 

@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
-use crate::format::Format;
+use crate::query::format::Format;
 use crate::test_support::{SALES_ROWS, Served};
 
 const ROWS: &str = "/api/assets/files.sales/rows";
@@ -309,7 +309,7 @@ async fn every_route_answers_its_method_and_the_openapi_document_lists_it() {
     let s = Served::new().await;
     let doc = s.get("/api/openapi.json", "").await.json();
     assert_eq!(doc["openapi"], "3.1.0");
-    for (method, path, _) in crate::api::routes() {
+    for (method, path, _) in crate::http::routes() {
         assert!(
             doc["paths"][path][method.to_lowercase()].is_object(),
             "{method} {path} is not in the OpenAPI document"
@@ -387,4 +387,27 @@ async fn metrics_report_assets_runs_checks_and_requests() {
             "missing `{line}` in\n{text}"
         );
     }
+}
+
+#[test]
+fn every_route_of_the_router_is_described_and_nothing_else() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&super::openapi::document().to_string()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let described: std::collections::BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(|m| (m.to_uppercase(), p.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let routed: std::collections::BTreeSet<(String, String)> = super::routes()
+        .into_iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(described, routed);
 }

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use crate::query::NEXT_CURSOR;
+use super::NEXT_CURSOR;
 use crate::test_support::{SALES_ROWS, Served};
 
 const ROWS: &str = "/api/assets/files.sales/rows";

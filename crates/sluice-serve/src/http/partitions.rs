@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::dashboards::batches_json;
+use super::dashboards::batches_json;
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Most partitions listed.
@@ -20,7 +20,7 @@ pub async fn partitions(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let relation = crate::api::relation_of(&s, &name)?;
+    let relation = s.relation_of(&name)?;
     let columns: Vec<String> = match s.compiled.models.get(&name) {
         Some(m) => m.config.partition_by.clone(),
         None => vec!["_ingest_date".to_string()],

@@ -42,7 +42,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 /// Stack size of the query runtime's threads (and, by the binary, of its main runtime's): deep enough
-/// for every plan [`crate::guard::DEFAULT_MAX_EXPR_DEPTH`] allows. Only touched pages are committed.
+/// for every plan the SQL guard of `sluice-transform` (`guard::DEFAULT_MAX_EXPR_DEPTH`) allows. Only touched pages are committed.
 pub const QUERY_THREAD_STACK: usize = 64 << 20;
 
 /// Batches buffered between a running partition and its reader: enough to overlap work and

@@ -3,8 +3,8 @@
 //! A consumer picks the format it already reads: JSON for scripts and browsers, NDJSON for line
 //! tools, CSV for spreadsheets, Arrow IPC for dataframes (pandas, polars, DuckDB) without parsing,
 //! Parquet to keep a file. Every format is written by an [`Encoder`] that turns one
-//! [`RecordBatch`] at a time into bytes, so [`stream::stream_response`] can send a result of any size
-//! with bounded memory.
+//! [`RecordBatch`] at a time into bytes, so the HTTP layer (`crate::http::respond`) and `sluice
+//! export` can send a result of any size with bounded memory.
 //!
 //! Adding a format: add a variant to [`Format`] (name, media types, extension), write its encoder in
 //! a file of this folder, and return it from [`Format::encoder`]. The negotiation tests and the
@@ -13,16 +13,11 @@
 mod arrow;
 mod csv;
 mod json;
-pub mod negotiate;
 mod parquet;
-pub mod stream;
 
 use ::arrow::array::RecordBatch;
 use ::arrow::datatypes::SchemaRef;
 use ::arrow::error::ArrowError;
-
-pub use negotiate::negotiate;
-pub use stream::stream_response;
 
 /// A response format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,7 +159,7 @@ impl EncodeError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use ::arrow::array::{Array, Int64Array, ListArray, StringArray};

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_orchestrate::partition::{BackfillError, BackfillRequest, execute, plan, progress};
 
-use crate::AppState;
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Body of `POST /api/backfills`.

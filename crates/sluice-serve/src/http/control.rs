@@ -19,7 +19,7 @@ use serde_json::json;
 use sluice_orchestrate::{RunObserver, RunOptions};
 use tokio::sync::oneshot;
 
-use crate::AppState;
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Body of `POST /api/runs`.

@@ -13,11 +13,11 @@
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
+use sluice_engine::SendableRecordBatchStream;
 
-use super::{EncodeError, Format};
 use crate::error::ApiError;
+use crate::query::format::{EncodeError, Format};
 
 /// Why a body ended early.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ pub async fn stream_response(
     let head = match stream.next().await {
         Some(Ok(batch)) => encoder.batch(&batch).map_err(unencodable)?,
         Some(Err(e)) => {
-            return Err(match crate::queries::interruption_of(&e) {
+            return Err(match crate::query::registry::interruption_of(&e) {
                 Some(i) => ApiError::from(i.clone()),
                 None => first_error(e.to_string()),
             });
@@ -101,15 +101,15 @@ fn unencodable(e: EncodeError) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::error::DataFusionError;
-    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use sluice_engine::DataFusionError;
+    use sluice_engine::plan::RecordBatchStreamAdapter;
 
     use super::*;
-    use crate::format::tests::sample;
+    use crate::query::format::tests::sample;
     use crate::test_support::frames;
 
     fn stream_of(
-        items: Vec<datafusion::error::Result<arrow::array::RecordBatch>>,
+        items: Vec<sluice_engine::DfResult<arrow::array::RecordBatch>>,
     ) -> SendableRecordBatchStream {
         Box::pin(RecordBatchStreamAdapter::new(
             sample().schema(),

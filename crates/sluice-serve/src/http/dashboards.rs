@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_core::dashboard::{Aggregation, Chart, ChartKind, Dashboard, RangeAnchor, TimeRange};
 
-use crate::AppState;
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::format::Format;
+use crate::query::format::Format;
 
 /// Rows a table chart shows when its `limit` is not set.
 pub const DEFAULT_TABLE_ROWS: usize = 50;
@@ -77,7 +77,7 @@ pub async fn chart_data(
             count: dashboard.charts.len(),
         })?;
     let from = match (&chart.asset, &chart.sql) {
-        (Some(asset), _) => crate::api::relation_of(&s, asset)?,
+        (Some(asset), _) => s.relation_of(asset)?,
         (None, Some(sql)) => format!("({sql}) AS chart_source"),
         (None, None) => return Err(ApiError::BadBody("chart has no asset or sql".into())),
     };

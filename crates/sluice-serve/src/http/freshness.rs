@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sluice_orchestrate::schedule::{Clock, SystemClock};
 
-use crate::AppState;
+use crate::app::AppState;
 
 /// `GET /api/freshness`: a JSON array, one object per asset.
 pub async fn freshness(State(s): State<AppState>) -> Response {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// `GET /api/checks`: `{"summary": {"pass": n, "warn": n, "fail": n}, "checks": [...]}`; checks are

@@ -5,7 +5,7 @@
 //! A query holds a [`QueryTicket`] from admission until its result stream is dropped. The stream is
 //! wrapped by [`QueryTicket::guard`]: it ends with an error when the ticket is cancelled or its
 //! deadline passes, and dropping it drops the engine's stream, which aborts the work (see
-//! `sluice_transform::isolate`). A client that disconnects drops the stream the same way.
+//! `sluice_engine::isolate`). A client that disconnects drops the stream the same way.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -15,10 +15,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use datafusion::error::DataFusionError;
-use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use futures::{Future, Stream};
 use serde::Serialize;
+use sluice_engine::{DataFusionError, RecordBatchStream, SendableRecordBatchStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -289,7 +288,7 @@ impl GuardedStream {
     fn interrupt(
         &mut self,
         why: Interrupted,
-    ) -> Poll<Option<datafusion::error::Result<arrow::array::RecordBatch>>> {
+    ) -> Poll<Option<sluice_engine::DfResult<arrow::array::RecordBatch>>> {
         // Dropping the engine's stream aborts the query's work now, not when the client goes.
         self.inner = None;
         Poll::Ready(Some(Err(DataFusionError::External(Box::new(why)))))
@@ -297,7 +296,7 @@ impl GuardedStream {
 }
 
 impl Stream for GuardedStream {
-    type Item = datafusion::error::Result<arrow::array::RecordBatch>;
+    type Item = sluice_engine::DfResult<arrow::array::RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -347,8 +346,8 @@ pub fn interruption_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&
 
 #[cfg(test)]
 mod tests {
-    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
     use futures::StreamExt;
+    use sluice_engine::plan::RecordBatchStreamAdapter;
 
     use super::*;
 

@@ -15,13 +15,16 @@
 //! cursor=<X-Next-Cursor>      keyset paging: the rows after the previous page (needs `order`)
 //! ```
 //!
-//! Keyset cursors are in [`crate::cursor`]; a hand-written key filter (`order=id&id=gt.<last id>`)
+//! Keyset cursors are in [`super::cursor`]; a hand-written key filter (`order=id&id=gt.<last id>`)
 //! does the same.
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
-use datafusion::prelude::{DataFrame, Expr, cast, ident, lit};
+use arrow::datatypes::DataType;
+use sluice_engine::expr::{Expr, cast, ident, lit};
+use sluice_engine::{DataFrame, ScalarValue};
 
+use super::cursor::Cursor;
+pub use super::order::OrderBy;
+use super::order::parse_order;
 use crate::error::ApiError;
 
 /// Rows returned when `limit` is not given.
@@ -119,17 +122,6 @@ pub enum IsValue {
     True,
     /// `is.false`.
     False,
-}
-
-/// One `order` item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderBy {
-    /// The column.
-    pub column: String,
-    /// `desc`.
-    pub descending: bool,
-    /// Where nulls go; by default last when ascending, first when descending (as in PostgreSQL).
-    pub nulls_first: bool,
 }
 
 impl RowsRequest {
@@ -236,7 +228,7 @@ impl RowsRequest {
 
     /// Paging and projection of a [`filter_and_sort`](Self::filter_and_sort)ed frame.
     pub fn page(&self, sorted: DataFrame) -> Result<DataFrame, ApiError> {
-        let plan_err = |e: datafusion::error::DataFusionError| ApiError::Query(e.to_string());
+        let plan_err = |e: sluice_engine::DataFusionError| ApiError::Query(e.to_string());
         let mut df = sorted
             .limit(self.offset, Some(self.limit))
             .map_err(plan_err)?;
@@ -280,7 +272,7 @@ impl RowsRequest {
                     available: fields.iter().map(|(n, _)| n.clone()).collect(),
                 })
         };
-        let plan_err = |e: datafusion::error::DataFusionError| ApiError::Query(e.to_string());
+        let plan_err = |e: sluice_engine::DataFusionError| ApiError::Query(e.to_string());
         let mut df = df;
         let mut predicates = Vec::with_capacity(self.filters.len());
         for f in &self.filters {
@@ -298,7 +290,7 @@ impl RowsRequest {
                 sort.push(ident(&o.column).sort(!o.descending, o.nulls_first));
             }
             if let Some(text) = &self.cursor {
-                let cursor = crate::cursor::Cursor::decode(text, &self.order)?;
+                let cursor = Cursor::decode(text, &self.order)?;
                 df = df
                     .filter(cursor.predicate(&self.order, &types)?)
                     .map_err(plan_err)?;
@@ -501,40 +493,6 @@ fn parse_columns(value: &str) -> Result<Vec<String>, ApiError> {
         ));
     }
     Ok(columns)
-}
-
-fn parse_order(value: &str) -> Result<Vec<OrderBy>, ApiError> {
-    value
-        .split(',')
-        .map(|item| {
-            let mut column = item.trim();
-            let mut descending = None;
-            let mut nulls_first = None;
-            while let Some((head, last)) = column.rsplit_once('.') {
-                match last {
-                    "asc" | "desc" if descending.is_none() => descending = Some(last == "desc"),
-                    "nullsfirst" | "nullslast" if nulls_first.is_none() => {
-                        nulls_first = Some(last == "nullsfirst");
-                    }
-                    _ => break,
-                }
-                column = head;
-            }
-            if column.is_empty() {
-                return Err(ApiError::bad_param(
-                    "order",
-                    value,
-                    "expected `<column>[.asc|.desc][.nullsfirst|.nullslast]`, comma-separated",
-                ));
-            }
-            let descending = descending.unwrap_or(false);
-            Ok(OrderBy {
-                column: column.to_string(),
-                descending,
-                nulls_first: nulls_first.unwrap_or(descending),
-            })
-        })
-        .collect()
 }
 
 /// Splits `a,b`, `(a,b)` or `("a,b",c)` into items; `\"` escapes a quote inside quotes.

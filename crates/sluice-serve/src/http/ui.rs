@@ -3,7 +3,7 @@
 //! The UI is plain ES modules with no build step: what is in `crates/sluice-serve/ui/` is what the
 //! browser runs. Pages are addressed by the URL fragment (`/#/assets/stg_orders`), so the server has
 //! exactly one HTML page to serve, and every piece of data comes from the JSON API. The UI's routes
-//! are not API routes: they are kept out of [`crate::api::routes`] and the OpenAPI document.
+//! are not API routes: they are kept out of [`super::routes`] and the OpenAPI document.
 
 use axum::Router;
 use axum::extract::Path;
@@ -13,23 +13,23 @@ use axum::routing::get;
 
 /// (path under `/ui/`, media type, contents) of every embedded file.
 const FILES: &[(&str, &str, &str)] = &[
-    ("index.html", HTML, include_str!("../ui/index.html")),
-    ("app.css", CSS, include_str!("../ui/app.css")),
-    ("js/app.js", JS, include_str!("../ui/js/app.js")),
-    ("js/api.js", JS, include_str!("../ui/js/api.js")),
-    ("js/dom.js", JS, include_str!("../ui/js/dom.js")),
-    ("js/graph.js", JS, include_str!("../ui/js/graph.js")),
-    ("js/asset.js", JS, include_str!("../ui/js/asset.js")),
-    ("js/runs.js", JS, include_str!("../ui/js/runs.js")),
-    ("js/checks.js", JS, include_str!("../ui/js/checks.js")),
-    ("js/queries.js", JS, include_str!("../ui/js/queries.js")),
+    ("index.html", HTML, include_str!("../../ui/index.html")),
+    ("app.css", CSS, include_str!("../../ui/app.css")),
+    ("js/app.js", JS, include_str!("../../ui/js/app.js")),
+    ("js/api.js", JS, include_str!("../../ui/js/api.js")),
+    ("js/dom.js", JS, include_str!("../../ui/js/dom.js")),
+    ("js/graph.js", JS, include_str!("../../ui/js/graph.js")),
+    ("js/asset.js", JS, include_str!("../../ui/js/asset.js")),
+    ("js/runs.js", JS, include_str!("../../ui/js/runs.js")),
+    ("js/checks.js", JS, include_str!("../../ui/js/checks.js")),
+    ("js/queries.js", JS, include_str!("../../ui/js/queries.js")),
     (
         "js/dashboards.js",
         JS,
-        include_str!("../ui/js/dashboards.js"),
+        include_str!("../../ui/js/dashboards.js"),
     ),
-    ("js/charts.js", JS, include_str!("../ui/js/charts.js")),
-    ("favicon.svg", SVG, include_str!("../ui/favicon.svg")),
+    ("js/charts.js", JS, include_str!("../../ui/js/charts.js")),
+    ("favicon.svg", SVG, include_str!("../../ui/favicon.svg")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";

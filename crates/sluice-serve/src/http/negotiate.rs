@@ -8,8 +8,8 @@
 
 use axum::http::{HeaderMap, header};
 
-use super::Format;
 use crate::error::ApiError;
+use crate::query::format::Format;
 
 /// The format for a request.
 pub fn negotiate(query: Option<&str>, headers: &HeaderMap) -> Result<Format, ApiError> {

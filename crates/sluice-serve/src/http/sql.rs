@@ -1,93 +1,21 @@
-//! The query endpoints: rows of an asset and read-only SQL, streamed in the negotiated format.
+//! `POST /api/sql`: one read-only query, streamed in the negotiated format.
 //!
-//! Both run through the engine as a stream of batches ([`crate::format::stream_response`]), so neither
-//! holds a whole result in memory.
+//! The SQL is bounded before it takes a slot ([`sluice_transform::guard`]), planned read-only by the
+//! engine and streamed batch by batch ([`super::respond::stream_response`]).
 
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Deserialize;
 
-use crate::AppState;
-use crate::api::relation_of;
-use crate::cursor::next_cursor;
+use super::negotiate::negotiate;
+use super::respond::stream_response;
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::filter::RowsRequest;
-use crate::format::{negotiate, stream_response};
-
-/// `GET /api/assets/{name}/rows`.
-pub async fn rows(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
-    peer: Option<Extension<Peer>>,
-) -> Result<Response, ApiError> {
-    let relation = relation_of(&s, &name)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
-    let req = RowsRequest::parse(&params)?;
-    let format = negotiate(req.format.as_deref(), &headers)?;
-    let exists = s
-        .engine
-        .context()
-        .table_exist(relation.as_str())
-        .map_err(|e| ApiError::Engine(e.to_string()))?;
-    if !exists {
-        return Err(ApiError::NotBuilt { name });
-    }
-    let ticket = s
-        .queries
-        .admit("http", peer_of(&peer), &format!("rows of {name}"), None)
-        .await?;
-    let df = s
-        .engine
-        .plan(&format!("SELECT * FROM {relation}"))
-        .await
-        .map_err(|e| ApiError::Engine(e.to_string()))?;
-    let sorted = req.filter_and_sort(df)?;
-    let next = if req.wants_cursor() {
-        ticket
-            .during(next_cursor(sorted.clone(), &req.order, req.limit))
-            .await??
-    } else {
-        None
-    };
-    let df = req.page(sorted)?;
-    tracing::debug!(asset = %name, format = format.name(), "streaming rows");
-    let stream = ticket
-        .during(df.execute_stream())
-        .await?
-        .map_err(|e| ApiError::Engine(e.to_string()))?;
-    let mut response = stream_response(ticket.guard(stream), format, ApiError::Engine).await?;
-    if let Some(cursor) = next {
-        let link = next_link(&name, &params, &cursor);
-        let headers = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&cursor) {
-            headers.insert(NEXT_CURSOR, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
-            headers.insert(header::LINK, v);
-        }
-    }
-    Ok(response)
-}
-
-/// The header carrying the next page's cursor.
-pub const NEXT_CURSOR: &str = "x-next-cursor";
-
-/// The next page's URL: the same parameters, with `cursor` replaced.
-fn next_link(name: &str, params: &[(String, String)], cursor: &str) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params.iter().filter(|(k, _)| k != "cursor") {
-        query.append_pair(k, v);
-    }
-    query.append_pair("cursor", cursor);
-    let path: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
-    format!("/api/assets/{path}/rows?{}", query.finish())
-}
+use crate::server::{Peer, peer_of};
 
 #[derive(Deserialize)]
 struct SqlRequest {
@@ -131,16 +59,6 @@ pub async fn sql(
         .await?
         .map_err(ApiError::from_user_sql)?;
     stream_response(ticket.guard(stream), format, ApiError::Query).await
-}
-
-/// The client's address, as the server records it on each request.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::SocketAddr);
-
-fn peer_of(peer: &Option<Extension<Peer>>) -> String {
-    peer.as_ref()
-        .map(|Extension(Peer(a))| a.to_string())
-        .unwrap_or_default()
 }
 
 /// The SQL text of a request body.

@@ -9,17 +9,17 @@
 //! comparison over the order columns, nulls placed as the order places them), so the order should
 //! name a key: rows that tie on every order column at a page boundary would be skipped.
 
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
-use datafusion::prelude::{DataFrame, Expr, ident, lit};
 use serde::{Deserialize, Serialize};
+use sluice_engine::expr::{Expr, ident, lit};
+use sluice_engine::{DataFrame, ScalarValue};
 
+use super::order::OrderBy;
 use crate::error::ApiError;
-use crate::filter::OrderBy;
 
 /// A decoded cursor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,7 +174,7 @@ pub async fn next_cursor(
     if limit == 0 || order.is_empty() {
         return Ok(None);
     }
-    let plan_err = |e: datafusion::error::DataFusionError| ApiError::Engine(e.to_string());
+    let plan_err = |e: sluice_engine::DataFusionError| ApiError::Engine(e.to_string());
     let columns: Vec<Expr> = order.iter().map(|o| ident(&o.column)).collect();
     // The page's last row and the one after it: two rows mean another page follows.
     let boundary = sorted
@@ -269,7 +269,3 @@ mod tests {
         assert!(e.contains("not a Date32 value for `a`"), "{e}");
     }
 }
-
-#[cfg(test)]
-#[path = "cursor_tests.rs"]
-mod http_tests;

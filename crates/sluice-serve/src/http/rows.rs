@@ -1,0 +1,94 @@
+//! `GET /api/assets/{name}/rows`: the rows of an asset, filtered, ordered and paged (keyset cursors),
+//! streamed in the negotiated format.
+//!
+//! The result runs through the engine as a stream of batches ([`super::respond::stream_response`]), so
+//! it is never held whole in memory. The parameters are parsed by [`crate::query::filter`].
+
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+
+use super::negotiate::negotiate;
+use super::respond::stream_response;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::query::cursor::next_cursor;
+use crate::query::filter::RowsRequest;
+use crate::server::{Peer, peer_of};
+
+/// `GET /api/assets/{name}/rows`.
+pub async fn rows(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    headers: HeaderMap,
+    peer: Option<Extension<Peer>>,
+) -> Result<Response, ApiError> {
+    let relation = s.relation_of(&name)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
+    let req = RowsRequest::parse(&params)?;
+    let format = negotiate(req.format.as_deref(), &headers)?;
+    let exists = s
+        .engine
+        .context()
+        .table_exist(relation.as_str())
+        .map_err(|e| ApiError::Engine(e.to_string()))?;
+    if !exists {
+        return Err(ApiError::NotBuilt { name });
+    }
+    let ticket = s
+        .queries
+        .admit("http", peer_of(&peer), &format!("rows of {name}"), None)
+        .await?;
+    let df = s
+        .engine
+        .plan(&format!("SELECT * FROM {relation}"))
+        .await
+        .map_err(|e| ApiError::Engine(e.to_string()))?;
+    let sorted = req.filter_and_sort(df)?;
+    let next = if req.wants_cursor() {
+        ticket
+            .during(next_cursor(sorted.clone(), &req.order, req.limit))
+            .await??
+    } else {
+        None
+    };
+    let df = req.page(sorted)?;
+    tracing::debug!(asset = %name, format = format.name(), "streaming rows");
+    let stream = ticket
+        .during(df.execute_stream())
+        .await?
+        .map_err(|e| ApiError::Engine(e.to_string()))?;
+    let mut response = stream_response(ticket.guard(stream), format, ApiError::Engine).await?;
+    if let Some(cursor) = next {
+        let link = next_link(&name, &params, &cursor);
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&cursor) {
+            headers.insert(NEXT_CURSOR, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    Ok(response)
+}
+
+/// The header carrying the next page's cursor.
+pub const NEXT_CURSOR: &str = "x-next-cursor";
+
+/// The next page's URL: the same parameters, with `cursor` replaced.
+fn next_link(name: &str, params: &[(String, String)], cursor: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params.iter().filter(|(k, _)| k != "cursor") {
+        query.append_pair(k, v);
+    }
+    query.append_pair("cursor", cursor);
+    let path: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    format!("/api/assets/{path}/rows?{}", query.finish())
+}
+
+#[cfg(test)]
+#[path = "rows_tests.rs"]
+mod tests;
