@@ -8,8 +8,11 @@ use sluice_state::{
     LeaseOutcome, LogLine, NodeRecord, RunProcess, RunRecord, State,
 };
 
+/// One conformance test: it gets a fresh, empty, migrated database.
+pub type Test = fn(&dyn State);
+
 /// Every conformance test, by name.
-pub const ALL: &[(&str, fn(&dyn State))] = &[
+pub const ALL: &[(&str, Test)] = &[
     ("run_history", run_history),
     (
         "a_duplicate_run_start_changes_nothing",
