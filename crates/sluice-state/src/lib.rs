@@ -32,6 +32,8 @@
 //!   - [`schedule`]: [`Schedules`] — schedule ticks, data-change and attempt marks;
 //!   - [`partitions`]: [`Partitions`] — built partition ranges, backfills;
 //!   - [`incidents`]: [`Incidents`] — incidents, alert deliveries, the monitor's reads.
+//! - [`postgres`]: the PostgreSQL backend, begun: its connection worker and migrations
+//!   ([`postgres::PostgresBackend`]); not chosen by [`connect`] until it implements every trait.
 //! - [`sqlite`]: the SQLite backend ([`SqliteStore`] implements every trait; [`open`],
 //!   [`open_in_memory`] and [`SqliteBackend`] for migrations).
 //! - `migrations/<dialect>/NNNN_name.sql`: the SQL of each migration, per dialect.
@@ -64,14 +66,15 @@
 //!
 //! # How a PostgreSQL backend plugs in (issue 15)
 //!
-//! 1. Migrations: implement [`StateBackend`] — `dialect()` = [`Dialect::Postgres`]; the version in
-//!    a one-row table (`CREATE TABLE IF NOT EXISTS sluice_schema_version (version INT NOT NULL)`);
-//!    `apply()` in one transaction that first takes `pg_advisory_xact_lock(<constant>)` (the
-//!    equivalent of SQLite's `BEGIN IMMEDIATE`), re-reads the version, runs the migration's
-//!    PostgreSQL text (`migrations/postgres/`, checked against a real server in
-//!    `tests/migrations.rs`) and writes the new version. PostgreSQL's DDL is transactional, so a
-//!    failed migration leaves nothing behind.
-//! 2. Store: implement the six traits (so [`State`]) in `src/postgres/`, and run
+//! 1. Migrations: done. [`postgres::PostgresBackend`] implements [`StateBackend`] — the version in
+//!    a one-row table `sluice_schema_version`; reading it and applying a migration each in one
+//!    transaction that first takes `pg_advisory_xact_lock` (the equivalent of SQLite's `BEGIN
+//!    IMMEDIATE`), re-reads the version, runs the migration's PostgreSQL text and writes the new
+//!    version. PostgreSQL's DDL is transactional, so a failed migration leaves nothing behind.
+//!    `tests/postgres_backend.rs` runs it against a real server (new database, upgrade from
+//!    version 1, four processes at once, a newer database refused).
+//! 2. Store: implement the six traits (so [`State`]) in `src/postgres/` over its
+//!    [`postgres::Worker`] (a client on a thread and runtime of its own: see below), and run
 //!    `tests/conformance` against it (a fresh schema per test). Most statements of `src/sqlite/`
 //!    carry over with `$n` for `?n`: they use `INSERT … ON CONFLICT … DO UPDATE/DO NOTHING`,
 //!    `RETURNING`, `IS DISTINCT FROM` and window functions (`row_number() OVER …`) rather than
@@ -88,14 +91,15 @@
 //!
 //! The operations are called from inside tokio tasks (the run loop, HTTP handlers) as well as from
 //! plain threads. A PostgreSQL implementation must therefore not block on a runtime it is called
-//! from (`postgres::Client` would panic there): run its client on a runtime of its own (a thread
-//! that owns a `tokio_postgres::Client`, fed by a channel), or make the traits async in one step
-//! for every caller.
+//! from (`postgres::Client` would panic there): [`postgres::Worker`] runs its client on a runtime
+//! of its own (a thread that owns a `tokio_postgres::Client`, fed by a channel); the other way
+//! would be to make the traits async in one step for every caller.
 
 pub mod control;
 pub mod incidents;
 pub mod migration;
 pub mod partitions;
+pub mod postgres;
 pub mod processes;
 pub mod runs;
 pub mod schedule;
