@@ -1,8 +1,12 @@
-//! The PostgreSQL backend's migrations against a real server (`SLUICE_TEST_PG_URL`, default: local
-//! trust), each test in a schema of its own. Without a server the tests are skipped with a message,
+//! The PostgreSQL backend against a real server (`SLUICE_TEST_PG_URL`, default: local trust), each
+//! test in a schema of its own: its migrations, and the conformance tests of the store traits it
+//! implements so far. Without a server the tests are skipped with a message,
 //! except under `CI=true`, where they fail.
 
-use sluice_state::postgres::{PostgresBackend, Worker};
+#[allow(dead_code)]
+mod conformance;
+
+use sluice_state::postgres::{PostgresBackend, PostgresStore, Worker};
 use sluice_state::{MIGRATIONS, latest_version, migrate};
 
 fn url() -> String {
@@ -35,6 +39,11 @@ fn fresh(test: &str) -> Option<(String, Worker)> {
     Some((schema.clone(), connect(&schema)))
 }
 
+/// [`fresh`], with the schema dropped when the returned guard goes.
+fn fresh_guarded(test: &str) -> Option<(Cleanup, String, Worker)> {
+    fresh(test).map(|(schema, w)| (Cleanup(schema.clone()), schema, w))
+}
+
 fn connect(schema: &str) -> Worker {
     Worker::connect(
         &format!("{} options='-c search_path={schema}'", url()),
@@ -60,20 +69,31 @@ fn tables(w: &Worker, schema: &str) -> i64 {
 }
 
 fn drop_schema(w: &Worker, schema: &str) {
-    let sql = format!("DROP SCHEMA {schema} CASCADE");
-    w.call(move |c, rt| {
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    // Also from Drop while a failed test unwinds: errors are ignored there.
+    let _ = w.call(move |c, rt| {
         rt.block_on(c.batch_execute(&sql))
             .map_err(|e| sluice_state::StateError::Postgres {
                 location: "test".into(),
                 source: Box::new(e),
             })
-    })
-    .unwrap();
+    });
+}
+
+/// Drops its schema when the test ends, passed or failed.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(w) = Worker::connect(&url(), "cleanup") {
+            drop_schema(&w, &self.0);
+        }
+    }
 }
 
 #[test]
 fn a_new_database_is_migrated_once_to_the_latest_version() {
-    let Some((schema, w)) = fresh("new") else {
+    let Some((_cleanup, schema, w)) = fresh_guarded("new") else {
         return;
     };
     let mut backend = PostgresBackend::new(&w);
@@ -91,7 +111,7 @@ fn a_new_database_is_migrated_once_to_the_latest_version() {
     };
     assert_eq!(tables(&w, &schema), sqlite_tables + 1);
     // A database at version 1 is upgraded in place.
-    let (schema1, w1) = fresh("v1").unwrap();
+    let (_cleanup1, schema1, w1) = fresh_guarded("v1").unwrap();
     assert_eq!(
         migrate(&mut PostgresBackend::new(&w1), &MIGRATIONS[..1]).unwrap(),
         1
@@ -106,7 +126,7 @@ fn a_new_database_is_migrated_once_to_the_latest_version() {
 
 #[test]
 fn concurrent_migrations_apply_each_step_once() {
-    let Some((schema, w)) = fresh("concurrent") else {
+    let Some((_cleanup, schema, w)) = fresh_guarded("concurrent") else {
         return;
     };
     let threads: Vec<_> = (0..4)
@@ -126,7 +146,7 @@ fn concurrent_migrations_apply_each_step_once() {
 
 #[test]
 fn a_database_from_a_newer_sluice_is_refused() {
-    let Some((schema, w)) = fresh("newer") else {
+    let Some((_cleanup, schema, w)) = fresh_guarded("newer") else {
         return;
     };
     let newer = i32::try_from(latest_version() + 1).unwrap();
@@ -156,7 +176,7 @@ fn a_database_from_a_newer_sluice_is_refused() {
 fn usable_from_inside_a_tokio_runtime() {
     // The store is called from async tasks (the run loop, HTTP handlers): the worker's own runtime
     // must not be entered from the caller's.
-    let Some((schema, w)) = fresh("in_runtime") else {
+    let Some((_cleanup, schema, w)) = fresh_guarded("in_runtime") else {
         return;
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -165,4 +185,31 @@ fn usable_from_inside_a_tokio_runtime() {
     let version = rt.block_on(async { migrate(&mut PostgresBackend::new(&w), MIGRATIONS) });
     assert_eq!(version.unwrap(), latest_version());
     drop_schema(&w, &schema);
+}
+
+#[test]
+fn run_control_conforms() {
+    type Test = fn(&dyn sluice_state::RunControl);
+    let tests: [(&str, Test); 4] = [
+        ("cancels", conformance::control::cancels),
+        ("leases", conformance::control::leases),
+        ("tick_claims", conformance::control::tick_claims),
+        (
+            "node_logs_and_stale_inputs",
+            conformance::control::node_logs_and_stale_inputs,
+        ),
+    ];
+    for (name, test) in tests {
+        eprintln!("conformance on PostgreSQL: {name}");
+        let Some((_cleanup, schema, w)) = fresh_guarded(&format!("control_{name}")) else {
+            return;
+        };
+        let store = PostgresStore::open(
+            &format!("{} options='-c search_path={schema}'", url()),
+            &schema,
+        )
+        .unwrap();
+        test(&store);
+        drop_schema(&w, &schema);
+    }
 }

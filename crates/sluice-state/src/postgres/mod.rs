@@ -1,5 +1,6 @@
-//! The PostgreSQL backend (issue 15), begun: its connection worker and its migrations. The store
-//! traits are not implemented yet, so nothing chooses this backend ([`crate::connect`] opens SQLite).
+//! The PostgreSQL backend (issue 15), begun: its connection worker, its migrations, and of the store
+//! traits [`crate::RunControl`] (cancels, leases, tick claims, node logs, stale inputs). Until it
+//! implements every trait nothing chooses this backend ([`crate::connect`] opens SQLite).
 //!
 //! The store operations are synchronous and are called from inside tokio tasks as well as from
 //! plain threads, so the client cannot block on the caller's runtime. A [`Worker`] owns a
@@ -10,8 +11,10 @@ use std::sync::mpsc;
 
 use tokio_postgres::{Client, NoTls};
 
+mod control;
+
 use crate::StateError;
-use crate::migration::{Dialect, Migration, StateBackend};
+use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
 
 /// Serialises migrations across every process using one database (an arbitrary constant: the
 /// first bytes of "sluice" in ASCII).
@@ -191,6 +194,43 @@ impl StateBackend for PostgresBackend<'_> {
                     name,
                     source: Box::new(e),
                 })
+        })
+    }
+}
+
+/// A state database on PostgreSQL: one connection ([`Worker`]), migrated when opened.
+#[derive(Debug)]
+pub struct PostgresStore {
+    worker: Worker,
+}
+
+impl PostgresStore {
+    /// Connects with `config` and brings the database to the current schema (refusing one a newer
+    /// sluice migrated further). `location` names it in messages (never with a password).
+    pub fn open(config: &str, location: &str) -> Result<PostgresStore, StateError> {
+        let worker = Worker::connect(config, location)?;
+        migrate(&mut PostgresBackend::new(&worker), MIGRATIONS)?;
+        Ok(PostgresStore { worker })
+    }
+
+    /// Where the database is, for messages.
+    pub fn location(&self) -> &str {
+        self.worker.location()
+    }
+
+    /// Runs `f` on the connection's thread, turning its error into [`StateError::Postgres`].
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, &tokio::runtime::Runtime) -> Result<T, tokio_postgres::Error>
+        + Send
+        + 'static,
+    ) -> Result<T, StateError> {
+        let location = self.worker.location().to_string();
+        self.worker.call(move |client, runtime| {
+            f(client, runtime).map_err(|e| StateError::Postgres {
+                location,
+                source: Box::new(e),
+            })
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub fn cancels(s: &dyn State) {
+pub fn cancels(s: &dyn RunControl) {
     assert!(!s.cancel_requested("r1").unwrap());
     s.request_cancel("r1", "t1").unwrap();
     s.request_cancel("r1", "t2").unwrap();
@@ -10,7 +10,7 @@ pub fn cancels(s: &dyn State) {
     assert!(!s.cancel_requested("r2").unwrap());
 }
 
-pub fn leases(s: &dyn State) {
+pub fn leases(s: &dyn RunControl) {
     let held = |holder: &str, process: Option<&str>| LeaseOutcome::Held {
         holder: holder.into(),
         process: process.map(str::to_string),
@@ -75,7 +75,7 @@ pub fn leases(s: &dyn State) {
     );
 }
 
-pub fn tick_claims(s: &dyn State) {
+pub fn tick_claims(s: &dyn RunControl) {
     let day = 86_400_000;
     let now = 10 * day;
     assert!(
@@ -110,7 +110,7 @@ pub fn tick_claims(s: &dyn State) {
     );
 }
 
-pub fn node_logs_and_stale_inputs(s: &dyn State) {
+pub fn node_logs_and_stale_inputs(s: &dyn RunControl) {
     assert!(s.node_log("r", "n").unwrap().is_empty());
     s.append_node_log("r", "n", &[]).unwrap();
     let line = |m: &str| LogLine {
