@@ -33,8 +33,8 @@
 //!   - [`partitions`]: [`Partitions`] — built partition ranges, backfills;
 //!   - [`incidents`]: [`Incidents`] — incidents, alert deliveries, the monitor's reads.
 //! - [`postgres`]: the PostgreSQL backend, begun: its connection worker, migrations
-//!   ([`postgres::PostgresBackend`]) and [`RunControl`] ([`postgres::PostgresStore`]); not chosen
-//!   by [`connect`] until it implements every trait.
+//!   ([`postgres::PostgresBackend`]) and four of the six traits ([`postgres::PostgresStore`]); not
+//!   chosen by [`connect`] until it implements every trait.
 //! - [`sqlite`]: the SQLite backend ([`SqliteStore`] implements every trait; [`open`],
 //!   [`open_in_memory`] and [`SqliteBackend`] for migrations).
 //! - `migrations/<dialect>/NNNN_name.sql`: the SQL of each migration, per dialect.
@@ -76,9 +76,9 @@
 //!    version 1, four processes at once, a newer database refused).
 //! 2. Store: implement the six traits (so [`State`]) on [`postgres::PostgresStore`] over its
 //!    [`postgres::Worker`] (a client on a thread and runtime of its own: see below), and run
-//!    `tests/conformance` against it (a fresh schema per test). Done: [`RunControl`]
-//!    (`src/postgres/control.rs`, its conformance tests in `tests/postgres_backend.rs`); to do:
-//!    [`RunHistory`], [`RunProcesses`], [`Schedules`], [`Partitions`], [`Incidents`]. Most statements of `src/sqlite/`
+//!    `tests/conformance` against it (a fresh schema per test). Done: [`RunHistory`],
+//!    [`RunControl`], [`RunProcesses`], [`Schedules`] (`src/postgres/`, their conformance tests in
+//!    `tests/postgres_backend.rs`); to do: [`Partitions`], [`Incidents`]. Most statements of `src/sqlite/`
 //!    carry over with `$n` for `?n`: they use `INSERT … ON CONFLICT … DO UPDATE/DO NOTHING`,
 //!    `RETURNING`, `IS DISTINCT FROM` and window functions (`row_number() OVER …`) rather than
 //!    SQLite's `INSERT OR REPLACE` and bare columns beside `max()`. Where SQLite orders by `rowid`

@@ -14,7 +14,7 @@ const TICK_CLAIM_KEEP_MS: i64 = 86_400_000;
 impl RunControl for PostgresStore {
     fn request_cancel(&self, run_id: &str, at: &str) -> Result<(), StateError> {
         let (run_id, at) = (run_id.to_string(), at.to_string());
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(c.execute(
                 "INSERT INTO run_cancels (run_id, requested_at) VALUES ($1, $2)
                  ON CONFLICT (run_id) DO NOTHING",
@@ -26,7 +26,7 @@ impl RunControl for PostgresStore {
 
     fn cancel_requested(&self, run_id: &str) -> Result<bool, StateError> {
         let run_id = run_id.to_string();
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(c.query_opt("SELECT 1 FROM run_cancels WHERE run_id = $1", &[&run_id]))
                 .map(|r| r.is_some())
         })
@@ -42,7 +42,7 @@ impl RunControl for PostgresStore {
     ) -> Result<LeaseOutcome, StateError> {
         let (node, holder) = (node.to_string(), holder.to_string());
         let process = process.map(str::to_string);
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(async {
                 if let Some(process) = &process {
                     c.execute(
@@ -86,7 +86,7 @@ impl RunControl for PostgresStore {
         expires_ms: i64,
     ) -> Result<bool, StateError> {
         let (node, holder, from) = (node.to_string(), holder.to_string(), from.to_string());
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(c.execute(
                 "UPDATE leases SET holder = $2, expires_ms = $3 WHERE node = $1 AND holder = $4",
                 &[&node, &holder, &expires_ms, &from],
@@ -97,7 +97,7 @@ impl RunControl for PostgresStore {
 
     fn release_lease(&self, node: &str, holder: &str) -> Result<(), StateError> {
         let (node, holder) = (node.to_string(), holder.to_string());
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(c.execute(
                 "DELETE FROM leases WHERE node = $1 AND holder = $2",
                 &[&node, &holder],
@@ -115,7 +115,7 @@ impl RunControl for PostgresStore {
         stale_before_ms: i64,
     ) -> Result<bool, StateError> {
         let (node, tick, holder) = (node.to_string(), tick.to_string(), holder.to_string());
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(async {
                 c.execute(
                     "DELETE FROM tick_claims WHERE claimed_ms < $1",
@@ -144,7 +144,7 @@ impl RunControl for PostgresStore {
             return Ok(());
         }
         let (run_id, node, lines) = (run_id.to_string(), node.to_string(), lines.to_vec());
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(async {
                 let tx = c.transaction().await?;
                 let stmt = tx
@@ -163,7 +163,7 @@ impl RunControl for PostgresStore {
 
     fn node_log(&self, run_id: &str, node: &str) -> Result<Vec<LogLine>, StateError> {
         let (run_id, node) = (run_id.to_string(), node.to_string());
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(c.query(
                 "SELECT at, level, message FROM node_logs WHERE run_id = $1 AND node = $2 ORDER BY seq",
                 &[&run_id, &node],
@@ -187,7 +187,7 @@ impl RunControl for PostgresStore {
         inputs: &[String],
     ) -> Result<(), StateError> {
         let (run_id, node, inputs) = (run_id.to_string(), node.to_string(), inputs.join(","));
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(c.execute(
                 "INSERT INTO stale_inputs (run_id, node, inputs) VALUES ($1, $2, $3)
                  ON CONFLICT (run_id, node) DO UPDATE SET inputs = excluded.inputs",
@@ -202,7 +202,7 @@ impl RunControl for PostgresStore {
         run_id: &str,
     ) -> Result<BTreeMap<String, Vec<String>>, StateError> {
         let run_id = run_id.to_string();
-        self.run(move |c, rt| {
+        self.exec(move |c, rt| {
             rt.block_on(c.query(
                 "SELECT node, inputs FROM stale_inputs WHERE run_id = $1",
                 &[&run_id],

@@ -1,5 +1,6 @@
 //! The PostgreSQL backend (issue 15), begun: its connection worker, its migrations, and of the store
-//! traits [`crate::RunControl`] (cancels, leases, tick claims, node logs, stale inputs). Until it
+//! traits [`crate::RunHistory`], [`crate::RunControl`], [`crate::RunProcesses`] and
+//! [`crate::Schedules`]; [`crate::Partitions`] and [`crate::Incidents`] are still to do. Until it
 //! implements every trait nothing chooses this backend ([`crate::connect`] opens SQLite).
 //!
 //! The store operations are synchronous and are called from inside tokio tasks as well as from
@@ -12,6 +13,7 @@ use std::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 
 mod control;
+mod history;
 
 use crate::StateError;
 use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
@@ -219,7 +221,7 @@ impl PostgresStore {
     }
 
     /// Runs `f` on the connection's thread, turning its error into [`StateError::Postgres`].
-    fn run<T: Send + 'static>(
+    fn exec<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Client, &tokio::runtime::Runtime) -> Result<T, tokio_postgres::Error>
         + Send

@@ -149,7 +149,7 @@ pub fn node_logs_and_stale_inputs(s: &dyn RunControl) {
     assert_eq!(stale["k"], ["a"]);
 }
 
-pub fn heartbeats_and_running_runs(s: &dyn State) {
+pub fn heartbeats_and_running_runs<S: Core + ?Sized>(s: &S) {
     s.start_run("r1", "run", "", "2026-01-01T00:00:00Z", &process("p1"))
         .unwrap();
     s.start_run("r2", "run", "", "2026-01-02T00:00:00Z", &process("p2"))
@@ -188,7 +188,7 @@ pub fn heartbeats_and_running_runs(s: &dyn State) {
     );
 }
 
-pub fn abandoning_a_run(s: &dyn State) {
+pub fn abandoning_a_run<S: Core + ?Sized>(s: &S) {
     s.start_run("r1", "run", "", "2026-01-01T00:00:00Z", &process("p1"))
         .unwrap();
     s.set_run_plan(

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub fn run_history(s: &dyn State) {
+pub fn run_history<S: Core + ?Sized>(s: &S) {
     assert!(s.runs(10).unwrap().is_empty());
     assert_eq!(s.run("r1").unwrap(), None);
     start(s, "r1", "run", "2026-01-01T00:00:00Z");
@@ -79,7 +79,7 @@ pub fn run_history(s: &dyn State) {
     );
 }
 
-pub fn a_duplicate_run_start_changes_nothing(s: &dyn State) {
+pub fn a_duplicate_run_start_changes_nothing<S: Core + ?Sized>(s: &S) {
     s.start_run("r1", "run", "", "t", &process("first"))
         .unwrap();
     assert!(
@@ -95,7 +95,7 @@ pub fn a_duplicate_run_start_changes_nothing(s: &dyn State) {
     );
 }
 
-pub fn latest_results_and_checks(s: &dyn State) {
+pub fn latest_results_and_checks<S: Core + ?Sized>(s: &S) {
     for (run, day) in [("r1", "01"), ("r2", "02"), ("r3", "03")] {
         start(s, run, "run", &format!("2026-01-{day}T00:00:00Z"));
     }
@@ -155,7 +155,7 @@ pub fn latest_results_and_checks(s: &dyn State) {
     );
 }
 
-pub fn schedule_ticks_and_marks(s: &dyn State) {
+pub fn schedule_ticks_and_marks<S: Core + ?Sized>(s: &S) {
     assert_eq!(s.schedule_tick("a").unwrap(), None);
     s.set_schedule_tick("b", "2026-01-01T10:00:00.000000Z")
         .unwrap();
