@@ -32,9 +32,9 @@
 //!   - [`schedule`]: [`Schedules`] — schedule ticks, data-change and attempt marks;
 //!   - [`partitions`]: [`Partitions`] — built partition ranges, backfills;
 //!   - [`incidents`]: [`Incidents`] — incidents, alert deliveries, the monitor's reads.
-//! - [`postgres`]: the PostgreSQL backend, begun: its connection worker, migrations
-//!   ([`postgres::PostgresBackend`]) and four of the six traits ([`postgres::PostgresStore`]); not
-//!   chosen by [`connect`] until it implements every trait.
+//! - [`postgres`]: the PostgreSQL backend: its connection worker, migrations
+//!   ([`postgres::PostgresBackend`]) and every store trait ([`postgres::PostgresStore`]), passing
+//!   the conformance suite on a real server; not chosen by [`connect`] yet (see below).
 //! - [`sqlite`]: the SQLite backend ([`SqliteStore`] implements every trait; [`open`],
 //!   [`open_in_memory`] and [`SqliteBackend`] for migrations).
 //! - `migrations/<dialect>/NNNN_name.sql`: the SQL of each migration, per dialect.
@@ -74,24 +74,21 @@
 //!    version. PostgreSQL's DDL is transactional, so a failed migration leaves nothing behind.
 //!    `tests/postgres_backend.rs` runs it against a real server (new database, upgrade from
 //!    version 1, four processes at once, a newer database refused).
-//! 2. Store: implement the six traits (so [`State`]) on [`postgres::PostgresStore`] over its
-//!    [`postgres::Worker`] (a client on a thread and runtime of its own: see below), and run
-//!    `tests/conformance` against it (a fresh schema per test). Done: [`RunHistory`],
-//!    [`RunControl`], [`RunProcesses`], [`Schedules`] (`src/postgres/`, their conformance tests in
-//!    `tests/postgres_backend.rs`); to do: [`Partitions`], [`Incidents`]. Most statements of `src/sqlite/`
-//!    carry over with `$n` for `?n`: they use `INSERT … ON CONFLICT … DO UPDATE/DO NOTHING`,
-//!    `RETURNING`, `IS DISTINCT FROM` and window functions (`row_number() OVER …`) rather than
-//!    SQLite's `INSERT OR REPLACE` and bare columns beside `max()`. Where SQLite orders by `rowid`
-//!    (insertion order in `runs`, `node_runs`, `check_results`, `node_logs`, `backfills`,
-//!    `alert_deliveries`), order by the `seq` identity column the PostgreSQL baseline adds; where
-//!    SQLite takes `BEGIN IMMEDIATE` (range merges, incident transitions, abandoning), lock the
-//!    rows read (`SELECT … FOR UPDATE`) or take a transaction-scoped advisory lock on the key.
-//!    Leases and tick claims are already single conditional upserts decided by the database, so
-//!    several workers on several machines agree without process ids: the process recorded with a
-//!    lease only lets a caller on the *same* machine give up a dead holder's lease early.
-//! 3. Choose it in [`connect`] (`postgres://…` → PostgreSQL, else a SQLite path): that is where
-//!    the CLI, `sluice serve` and the monitor open the state.
-//!
+//! 2. Store: done. [`postgres::PostgresStore`] implements the six traits (so [`State`]) over its
+//!    [`postgres::Worker`] (a client on a thread and runtime of its own: see below), and
+//!    `tests/postgres_backend.rs` runs every `tests/conformance` test against it (a fresh schema
+//!    per test). Its statements are those of `src/sqlite/` with `$n` for `?n` (`ON CONFLICT` upserts,
+//!    `RETURNING`, `IS DISTINCT FROM`, window functions); it orders by the `seq` identity column
+//!    where SQLite orders by `rowid`; where SQLite takes `BEGIN IMMEDIATE` (range merges, incident
+//!    transitions) it takes a transaction-scoped advisory lock on the key it rewrites, and it
+//!    reclaims stale alert deliveries `FOR UPDATE SKIP LOCKED`. Leases and tick claims are single
+//!    conditional upserts decided by the database's row lock, so workers on several machines agree
+//!    without process ids: the process recorded with a lease only lets a caller on the *same*
+//!    machine give up a dead holder's lease early.
+//! 3. To do: choose it in [`connect`] for a `postgres://…` location (with `${ENV}` expanded and
+//!    the password kept out of messages) — today `state:` is resolved to a path relative to the
+//!    project, so the URL must be told apart before that — and `sluice state migrate --to`.
+
 //! The operations are called from inside tokio tasks (the run loop, HTTP handlers) as well as from
 //! plain threads. A PostgreSQL implementation must therefore not block on a runtime it is called
 //! from (`postgres::Client` would panic there): [`postgres::Worker`] runs its client on a runtime

@@ -1,9 +1,7 @@
 //! The PostgreSQL backend against a real server (`SLUICE_TEST_PG_URL`, default: local trust), each
-//! test in a schema of its own: its migrations, and the conformance tests of the store traits it
-//! implements so far. Without a server the tests are skipped with a message,
+//! test in a schema of its own: its migrations, and every conformance test of the store traits. Without a server the tests are skipped with a message,
 //! except under `CI=true`, where they fail.
 
-#[allow(dead_code)]
 mod conformance;
 
 use sluice_state::postgres::{PostgresBackend, PostgresStore, Worker};
@@ -188,32 +186,8 @@ fn usable_from_inside_a_tokio_runtime() {
 }
 
 #[test]
-fn the_store_traits_implemented_so_far_conform() {
-    use conformance::{control, history};
-    type Test = fn(&PostgresStore);
-    let tests: [(&str, Test); 10] = [
-        ("run_history", |s| history::run_history(s)),
-        ("a_duplicate_run_start_changes_nothing", |s| {
-            history::a_duplicate_run_start_changes_nothing(s)
-        }),
-        ("latest_results_and_checks", |s| {
-            history::latest_results_and_checks(s)
-        }),
-        ("schedule_ticks_and_marks", |s| {
-            history::schedule_ticks_and_marks(s)
-        }),
-        ("cancels", |s| control::cancels(s)),
-        ("leases", |s| control::leases(s)),
-        ("tick_claims", |s| control::tick_claims(s)),
-        ("node_logs_and_stale_inputs", |s| {
-            control::node_logs_and_stale_inputs(s)
-        }),
-        ("heartbeats_and_running_runs", |s| {
-            control::heartbeats_and_running_runs(s)
-        }),
-        ("abandoning_a_run", |s| control::abandoning_a_run(s)),
-    ];
-    for (i, (name, test)) in tests.into_iter().enumerate() {
+fn every_store_operation_conforms() {
+    for (i, (name, test)) in conformance::ALL.iter().enumerate() {
         eprintln!("conformance on PostgreSQL: {name}");
         // Short: PostgreSQL cuts identifiers at 63 bytes.
         let Some((_cleanup, schema, _w)) = fresh_guarded(&format!("store{i}")) else {

@@ -1,7 +1,6 @@
-//! The PostgreSQL backend (issue 15), begun: its connection worker, its migrations, and of the store
-//! traits [`crate::RunHistory`], [`crate::RunControl`], [`crate::RunProcesses`] and
-//! [`crate::Schedules`]; [`crate::Partitions`] and [`crate::Incidents`] are still to do. Until it
-//! implements every trait nothing chooses this backend ([`crate::connect`] opens SQLite).
+//! The PostgreSQL backend (issue 15): its connection worker, its migrations, and every store trait
+//! (so [`crate::State`]), run through the conformance suite by `tests/postgres_backend.rs`. Nothing
+//! chooses it yet: [`crate::connect`] opens SQLite (`state:` is still resolved as a path).
 //!
 //! The store operations are synchronous and are called from inside tokio tasks as well as from
 //! plain threads, so the client cannot block on the caller's runtime. A [`Worker`] owns a
@@ -14,6 +13,8 @@ use tokio_postgres::{Client, NoTls};
 
 mod control;
 mod history;
+mod incidents;
+mod partitions;
 
 use crate::StateError;
 use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
@@ -234,5 +235,11 @@ impl PostgresStore {
                 source: Box::new(e),
             })
         })
+    }
+}
+
+impl crate::State for PostgresStore {
+    fn location(&self) -> String {
+        self.worker.location().to_string()
     }
 }
