@@ -88,7 +88,7 @@
 //! 3. To do: choose it in [`connect`] for a `postgres://…` location (with `${ENV}` expanded and
 //!    the password kept out of messages) — today `state:` is resolved to a path relative to the
 //!    project, so the URL must be told apart before that — and `sluice state migrate --to`.
-
+//!
 //! The operations are called from inside tokio tasks (the run loop, HTTP handlers) as well as from
 //! plain threads. A PostgreSQL implementation must therefore not block on a runtime it is called
 //! from (`postgres::Client` would panic there): [`postgres::Worker`] runs its client on a runtime

@@ -1,6 +1,7 @@
 //! The behaviour every state backend must have, as functions over `&dyn State`: each takes a fresh,
 //! empty, migrated database and exercises one area through the store traits only (no SQL), so the
-//! same functions run against SQLite (`tests/sqlite_store.rs`) and, later, PostgreSQL. [`ALL`]
+//! same functions run against SQLite (`tests/sqlite_store.rs`) and PostgreSQL
+//! (`tests/postgres_backend.rs`). [`ALL`]
 //! lists them: a backend's test file runs every entry. Tests of one trait take that trait, so a
 //! backend can run them while it implements only some (`tests/postgres_backend.rs`).
 
@@ -16,7 +17,7 @@ pub use sluice_state::{
 };
 
 /// The traits of runs, their control and the scheduler's reads: what the tests that need more
-/// than one of them take, so a backend implementing these runs them before it implements [`State`].
+/// than one of them take (so a backend can run them before it implements all of [`State`]).
 pub trait Core: RunHistory + RunControl + RunProcesses + Schedules {}
 
 impl<T: RunHistory + RunControl + RunProcesses + Schedules + ?Sized> Core for T {}
