@@ -6,16 +6,7 @@ use std::path::PathBuf;
 /// What can go wrong while tracking incidents.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    /// The incident tables (in the state database) could not be read or written.
-    #[error("state database {path}: {source}")]
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The state database could not be opened.
+    /// The state database could not be opened, read or written.
     #[error(transparent)]
     State(#[from] sluice_state::StateError),
     /// A stored timestamp is not RFC 3339.

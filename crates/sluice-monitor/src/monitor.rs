@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sluice_core::Severity;
 use sluice_orchestrate::schedule::Clock;
-use sluice_orchestrate::{NodeStatus, RunSummary};
+use sluice_orchestrate::{NodeStatus, RunSummary, StateStore};
 use sluice_transform::CompiledProject;
 
 use crate::config::AlertConfig;
@@ -39,7 +39,8 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// A monitor for `compiled`, keeping incidents in the project's state database.
+    /// A monitor for `compiled`, keeping incidents in the project's state database (opened here;
+    /// [`Monitor::with_state`] shares the process's own).
     pub fn open(
         compiled: &CompiledProject,
         clock: Arc<dyn Clock>,
@@ -53,15 +54,25 @@ impl Monitor {
         clock: Arc<dyn Clock>,
         options: DeliveryOptions,
     ) -> Result<Monitor, MonitorError> {
-        let config = AlertConfig::from_project(compiled);
-        let store = IncidentStore::open(&config.state_path)?;
-        Ok(Monitor {
-            config: Arc::new(config),
-            store: Arc::new(store),
+        let state = StateStore::open(&compiled.project.state_path())?;
+        Ok(Monitor::with_state(compiled, &state, clock, options))
+    }
+
+    /// A monitor for `compiled` keeping incidents in `state`, the state database this process
+    /// already uses.
+    pub fn with_state(
+        compiled: &CompiledProject,
+        state: &StateStore,
+        clock: Arc<dyn Clock>,
+        options: DeliveryOptions,
+    ) -> Monitor {
+        Monitor {
+            config: Arc::new(AlertConfig::from_project(compiled)),
+            store: Arc::new(IncidentStore::new(state.backend().clone())),
             clock,
             client: reqwest::Client::new(),
             options,
-        })
+        }
     }
 
     /// The resolved owners, SLAs and channels.

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use sluice_orchestrate::StateStore;
 use sluice_transform::CompiledProject;
 
 use crate::config::{AlertConfig, Route};
@@ -36,13 +37,15 @@ pub struct AssetFreshness {
     pub open_incidents: Vec<Incident>,
 }
 
-/// The freshness of every source table and model at `now`, from the project's state database.
+/// The freshness of every source table and model at `now`, from the project's state database
+/// `state`.
 pub fn freshness_report(
     compiled: &CompiledProject,
+    state: &StateStore,
     now: DateTime<Utc>,
 ) -> Result<Vec<AssetFreshness>, MonitorError> {
     let config = AlertConfig::from_project(compiled);
-    let store = IncidentStore::open(&config.state_path)?;
+    let store = IncidentStore::new(state.backend().clone());
     let last = store.last_data_updates()?;
     let open = store.open_incidents()?;
     Ok(config

@@ -9,11 +9,10 @@
 //! processes were (no record at all) counts as crashed after [`UNFINISHED_HORIZON`], as triggers
 //! already took it.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{OptionalExtension, params};
+use sluice_state::RunningRun;
 
 use crate::control::now_ms;
 use crate::process::{ProcessId, Verdict};
@@ -55,44 +54,17 @@ pub enum CancelOutcome {
     },
 }
 
-struct Candidate {
-    run_id: String,
-    started_at: String,
-    process: Option<String>,
-    start_ticks: Option<i64>,
-    heartbeat_ms: Option<i64>,
-    lease_process: Option<String>,
-}
-
 impl StateStore {
     /// Records the nodes run `run_id` is to execute (with their kind), so that when it is abandoned,
     /// the ones it did not finish are recorded and a retry runs them.
     pub fn set_run_plan(&self, run_id: &str, nodes: &[(String, String)]) -> Result<(), StateError> {
-        let plan = nodes
-            .iter()
-            .map(|(n, k)| format!("{n}\t{k}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        self.with(|c| {
-            c.execute(
-                "UPDATE run_processes SET plan = ?2 WHERE run_id = ?1",
-                params![run_id, plan],
-            )
-            .map(|_| ())
-        })
+        self.backend().set_run_plan(run_id, nodes)
     }
 
     /// Touches run `run_id`'s heartbeat. False when the run is no longer `running` (another process
     /// marked it abandoned: it should stop, as a retry may already run its nodes).
     pub fn heartbeat_run(&self, run_id: &str) -> Result<bool, StateError> {
-        let changed = self.with(|c| {
-            c.execute(
-                "UPDATE run_processes SET heartbeat_ms = ?2 WHERE run_id = ?1
-                 AND EXISTS (SELECT 1 FROM runs WHERE run_id = ?1 AND status <> 'abandoned')",
-                params![run_id, now_ms()],
-            )
-        })?;
-        Ok(changed == 1)
+        self.backend().heartbeat_run(run_id, now_ms())
     }
 
     /// Marks every `running` run whose process is provably gone as `abandoned` (see the module
@@ -109,13 +81,7 @@ impl StateStore {
 
     /// The error recorded for a run as a whole (why it was abandoned).
     pub fn run_error(&self, run_id: &str) -> Result<Option<String>, StateError> {
-        self.with(|c| {
-            c.query_row("SELECT error FROM runs WHERE run_id = ?1", [run_id], |r| {
-                r.get::<_, Option<String>>(0)
-            })
-            .optional()
-            .map(Option::flatten)
-        })
+        self.backend().run_error(run_id)
     }
 
     /// Asks run `run_id` to stop; a run whose process is gone is marked abandoned instead (nothing
@@ -139,25 +105,7 @@ impl StateStore {
     }
 
     fn reap(&self, only: Option<&str>) -> Result<Vec<AbandonedRun>, StateError> {
-        let candidates = self.with(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT r.run_id, r.started_at, p.process, p.start_ticks, p.heartbeat_ms, o.process
-                 FROM runs r LEFT JOIN run_processes p ON p.run_id = r.run_id
-                 LEFT JOIN lease_owners o ON o.holder = r.run_id
-                 WHERE r.status = 'running' AND r.finished_at IS NULL AND (?1 IS NULL OR r.run_id = ?1)",
-            )?;
-            let rows = stmt.query_map([only], |r| {
-                Ok(Candidate {
-                    run_id: r.get(0)?,
-                    started_at: r.get(1)?,
-                    process: r.get(2)?,
-                    start_ticks: r.get(3)?,
-                    heartbeat_ms: r.get(4)?,
-                    lease_process: r.get(5)?,
-                })
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let candidates = self.backend().running_runs(only)?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -182,74 +130,12 @@ impl StateStore {
     /// Marks the run and its unfinished nodes abandoned, unless it finished meanwhile.
     fn mark_abandoned(&self, run_id: &str, reason: &str) -> Result<bool, StateError> {
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            let changed = tx.execute(
-                "UPDATE runs SET status = 'abandoned', finished_at = ?2, error = ?3
-                 WHERE run_id = ?1 AND status = 'running' AND finished_at IS NULL",
-                params![run_id, at, reason],
-            )?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            // Nodes that held a lease were running; the rest of the plan had not started.
-            let leased: BTreeSet<String> = {
-                let mut stmt = tx.prepare("SELECT node FROM leases WHERE holder = ?1")?;
-                let rows = stmt.query_map([run_id], |r| r.get::<_, String>(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let plan: Option<String> = tx
-                .query_row(
-                    "SELECT plan FROM run_processes WHERE run_id = ?1",
-                    [run_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .flatten();
-            let mut nodes: Vec<(String, String)> = plan
-                .iter()
-                .flat_map(|p| p.lines())
-                .filter_map(|l| l.split_once('\t'))
-                .map(|(n, k)| (n.to_string(), k.to_string()))
-                .collect();
-            for n in &leased {
-                if !nodes.iter().any(|(p, _)| p == n) {
-                    nodes.push((n.clone(), "unknown".to_string()));
-                }
-            }
-            let mut insert = tx.prepare(
-                "INSERT OR IGNORE INTO node_runs (run_id, node, kind, status, attempts, started_at, finished_at,
-                 duration_ms, error) VALUES (?1, ?2, ?3, 'abandoned', ?4, ?5, ?5, 0, ?6)",
-            )?;
-            for (node, kind) in &nodes {
-                let (attempts, error) = if leased.contains(node) {
-                    (1, format!("was running when its run was abandoned: {reason}"))
-                } else {
-                    (0, format!("did not start: its run was abandoned: {reason}"))
-                };
-                insert.execute(params![run_id, node, kind, attempts, at, error])?;
-            }
-            drop(insert);
-            tx.execute(
-                "UPDATE runs SET
-                 nodes_ok = (SELECT count(*) FROM node_runs WHERE run_id = ?1 AND status = 'success'),
-                 nodes_failed = (SELECT count(*) FROM node_runs WHERE run_id = ?1 AND status = 'failed'),
-                 nodes_skipped = (SELECT count(*) FROM node_runs WHERE run_id = ?1
-                                  AND status IN ('skipped', 'cancelled', 'abandoned')),
-                 checks_passed = (SELECT count(*) FROM check_results WHERE run_id = ?1 AND status = 'pass'),
-                 checks_warned = (SELECT count(*) FROM check_results WHERE run_id = ?1 AND status = 'warn'),
-                 checks_failed = (SELECT count(*) FROM check_results WHERE run_id = ?1 AND status = 'fail')
-                 WHERE run_id = ?1",
-                [run_id],
-            )?;
-            tx.commit()?;
-            Ok(true)
-        })
+        self.backend().mark_abandoned(run_id, reason, &at)
     }
 }
 
 /// Why candidate `c` is abandoned, or `None` while its process may be alive.
-fn verdict(c: &Candidate, me: Option<&ProcessId>, now_ms: i64) -> Option<String> {
+fn verdict(c: &RunningRun, me: Option<&ProcessId>, now_ms: i64) -> Option<String> {
     // The run's own record, else (runs recorded before run records existed) its lease owner record.
     let (process, ticks) = match c.process.as_deref().and_then(ProcessId::parse) {
         Some(p) => (Some(p), c.start_ticks.and_then(|t| u64::try_from(t).ok())),
@@ -342,14 +228,14 @@ mod tests {
     /// Run `run` as if started (now) by `process`, with `heartbeat_ms`.
     fn owned_by(s: &StateStore, run: &str, process: &str, ticks: Option<i64>, heartbeat_ms: i64) {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-        s.start_run(run, "run", "", &now).unwrap();
-        s.with(|c| {
-            c.execute(
-                "UPDATE run_processes SET process = ?2, start_ticks = ?3, heartbeat_ms = ?4 WHERE run_id = ?1",
-                params![run, process, ticks, heartbeat_ms],
-            )
-        })
-        .unwrap();
+        let process = sluice_state::RunProcess {
+            process: process.to_string(),
+            start_ticks: ticks,
+            heartbeat_ms,
+        };
+        s.backend()
+            .start_run(run, "run", "", &now, &process)
+            .unwrap();
     }
 
     fn status(s: &StateStore, run: &str) -> String {
@@ -375,13 +261,10 @@ mod tests {
         .unwrap();
         s.record_node(&node("r1", "a", "success")).unwrap();
         // b was running: it holds a lease.
-        s.with(|c| {
-            c.execute(
-                "INSERT INTO leases (node, holder, expires_ms) VALUES ('b', 'r1', ?1)",
-                [now_ms() + 30_000],
-            )
-        })
-        .unwrap();
+        let now = now_ms();
+        s.backend()
+            .acquire_lease("b", "r1", None, now, now + 30_000)
+            .unwrap();
         // While it looks running, a retry would refuse; the retry itself finds it dead.
         assert_eq!(retry_selection(&s, "r1").unwrap(), ["b", "c"]);
         let run = s.run("r1").unwrap().unwrap();
@@ -501,24 +384,24 @@ mod tests {
 
     #[test]
     fn runs_recorded_before_run_processes_fall_back_to_lease_owners_and_age() {
-        let s = StateStore::in_memory().unwrap();
+        let db = std::sync::Arc::new(sluice_state::SqliteStore::in_memory().unwrap());
+        let s = StateStore::from_backend(db.clone());
         let old = (Utc::now() - UNFINISHED_HORIZON - chrono::Duration::minutes(5))
             .to_rfc3339_opts(SecondsFormat::Micros, true);
         let recent = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
         for (run, at) in [("old", &old), ("recent", &recent), ("leased", &recent)] {
             s.start_run(run, "run", "", at).unwrap();
         }
-        s.with(|c| c.execute("DELETE FROM run_processes", []))
+        // As an older sluice left them: no process records (no store operation deletes them).
+        db.with(|c| c.execute("DELETE FROM run_processes", []))
             .unwrap();
         let dead_owner = exited_process();
         if let Some(gone) = &dead_owner {
-            s.with(|c| {
-                c.execute(
-                    "INSERT INTO lease_owners (holder, process) VALUES ('leased', ?1)",
-                    [gone.to_string()],
-                )
-            })
-            .unwrap();
+            // Its only trace: the process its first lease recorded.
+            let now = now_ms();
+            s.backend()
+                .acquire_lease("x", "leased", Some(&gone.to_string()), now, now + 30_000)
+                .unwrap();
         }
         let mut reaped: Vec<String> = s
             .reap_abandoned_runs()

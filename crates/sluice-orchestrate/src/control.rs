@@ -1,7 +1,8 @@
 //! Run control in the state database: cancel requests, node leases, tick claims and per-node logs.
 //!
 //! Everything here works across processes that share one state database (two `sluice serve`, or a
-//! `sluice runs cancel` next to a server): each operation is one atomic SQLite statement.
+//! `sluice runs cancel` next to a server): each operation is one atomic operation of the state backend
+//! ([`sluice_state::RunControl`]); this module adds this process's identity and clock.
 //!
 //! - A **cancel request** for a run is a row; the run polls for it and stops.
 //! - A **lease** says which run executes a node right now. A run takes the lease before a node's first
@@ -14,8 +15,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{SecondsFormat, Utc};
-use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use sluice_state::LeaseOutcome;
+
+/// One line of a node's log in a run (defined by `sluice-state`, whose backends store it).
+pub use sluice_state::LogLine;
 
 use crate::process::ProcessId;
 use crate::state::{StateError, StateStore};
@@ -28,28 +31,6 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// One line of a node's log in a run.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct LogLine {
-    /// When (RFC 3339).
-    pub at: String,
-    /// `info`, `warn` or `error`.
-    pub level: String,
-    /// What happened.
-    pub message: String,
-}
-
-impl LogLine {
-    /// A line stamped now.
-    pub fn now(level: &str, message: impl Into<String>) -> LogLine {
-        LogLine {
-            at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            level: level.to_string(),
-            message: message.into(),
-        }
-    }
 }
 
 impl StateStore {
@@ -67,26 +48,13 @@ impl StateStore {
             return Ok(false);
         }
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-        self.with(|c| {
-            c.execute(
-                "INSERT OR IGNORE INTO run_cancels (run_id, requested_at) VALUES (?1, ?2)",
-                params![run_id, at],
-            )
-        })?;
+        self.backend().request_cancel(run_id, &at)?;
         Ok(true)
     }
 
     /// Whether someone asked run `run_id` to stop.
     pub fn cancel_requested(&self, run_id: &str) -> Result<bool, StateError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT 1 FROM run_cancels WHERE run_id = ?1",
-                [run_id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-        })
+        self.backend().cancel_requested(run_id)
     }
 
     /// Takes (or renews) the lease on `node` for `holder`. Returns `None` when it is ours now, or the
@@ -101,64 +69,33 @@ impl StateStore {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let expires = now.saturating_add(ttl_ms);
         let me = ProcessId::current();
-        let changed = self.with(|c| {
-            if let Some(me) = &me {
-                c.execute(
-                    "INSERT OR IGNORE INTO lease_owners (holder, process) VALUES (?1, ?2)",
-                    params![holder, me.to_string()],
-                )?;
-            }
-            c.execute(
-                "INSERT INTO leases (node, holder, expires_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(node) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
-                 WHERE leases.expires_ms < ?4 OR leases.holder = excluded.holder",
-                params![node, holder, expires, now],
-            )
-        })?;
-        if changed == 1 {
-            return Ok(None);
-        }
-        let other = self.with(|c| {
-            c.query_row(
-                "SELECT l.holder, o.process FROM leases l
-                 LEFT JOIN lease_owners o ON o.holder = l.holder WHERE l.node = ?1",
-                [node],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
-            )
-            .optional()
-        })?;
-        let Some((other, process)) = other else {
-            return Ok(Some(String::new()));
-        };
+        let mine = me.as_ref().map(ToString::to_string);
+        let (other, process) =
+            match self
+                .backend()
+                .acquire_lease(node, holder, mine.as_deref(), now, expires)?
+            {
+                LeaseOutcome::Acquired => return Ok(None),
+                LeaseOutcome::Held { holder, process } => (holder, process),
+            };
         let dead = match (&me, process.as_deref().and_then(ProcessId::parse)) {
             (Some(me), Some(theirs)) => theirs.is_gone_seen_from(me),
             _ => false,
         };
-        if dead {
-            // Taken only from that holder, so two runs finding it dead cannot both win.
-            let taken = self.with(|c| {
-                c.execute(
-                    "UPDATE leases SET holder = ?2, expires_ms = ?3 WHERE node = ?1 AND holder = ?4",
-                    params![node, holder, expires, other],
-                )
-            })?;
-            if taken == 1 {
-                tracing::warn!(node, dead_holder = %other, "took over the lease of a run whose process is gone");
-                return Ok(None);
-            }
+        if dead
+            && self
+                .backend()
+                .take_over_lease(node, holder, &other, expires)?
+        {
+            tracing::warn!(node, dead_holder = %other, "took over the lease of a run whose process is gone");
+            return Ok(None);
         }
         Ok(Some(other))
     }
 
     /// Gives the lease on `node` back (only if `holder` still holds it).
     pub fn release_lease(&self, node: &str, holder: &str) -> Result<(), StateError> {
-        self.with(|c| {
-            c.execute(
-                "DELETE FROM leases WHERE node = ?1 AND holder = ?2",
-                params![node, holder],
-            )
-            .map(|_| ())
-        })
+        self.backend().release_lease(node, holder)
     }
 
     /// Claims tick `tick` of `node` for `holder`. False when another scheduler claimed it (and its
@@ -166,19 +103,7 @@ impl StateStore {
     pub fn claim_tick(&self, node: &str, tick: &str, holder: &str) -> Result<bool, StateError> {
         let now = now_ms();
         let stale = now - TICK_CLAIM_TTL.as_millis() as i64;
-        let changed = self.with(|c| {
-            c.execute(
-                "DELETE FROM tick_claims WHERE claimed_ms < ?1",
-                params![now - 86_400_000],
-            )?;
-            c.execute(
-                "INSERT INTO tick_claims (node, tick, holder, claimed_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(node, tick) DO UPDATE SET holder = excluded.holder, claimed_ms = excluded.claimed_ms
-                 WHERE tick_claims.claimed_ms < ?5 OR tick_claims.holder = excluded.holder",
-                params![node, tick, holder, now, stale],
-            )
-        })?;
-        Ok(changed == 1)
+        self.backend().claim_tick(node, tick, holder, now, stale)
     }
 
     /// Appends lines to a node's log in a run.
@@ -188,35 +113,12 @@ impl StateStore {
         node: &str,
         lines: &[LogLine],
     ) -> Result<(), StateError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        self.with(|c| {
-            let mut stmt = c.prepare_cached(
-                "INSERT INTO node_logs (run_id, node, at, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for l in lines {
-                stmt.execute(params![run_id, node, l.at, l.level, l.message])?;
-            }
-            Ok(())
-        })
+        self.backend().append_node_log(run_id, node, lines)
     }
 
     /// A node's log in a run, oldest first.
     pub fn node_log(&self, run_id: &str, node: &str) -> Result<Vec<LogLine>, StateError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT at, level, message FROM node_logs WHERE run_id = ?1 AND node = ?2 ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map(params![run_id, node], |r| {
-                Ok(LogLine {
-                    at: r.get(0)?,
-                    level: r.get(1)?,
-                    message: r.get(2)?,
-                })
-            })?;
-            rows.collect()
-        })
+        self.backend().node_log(run_id, node)
     }
 
     /// Records that `node` was built in `run_id` from the last good data of failed `inputs`.
@@ -226,13 +128,7 @@ impl StateStore {
         node: &str,
         inputs: &[String],
     ) -> Result<(), StateError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO stale_inputs (run_id, node, inputs) VALUES (?1, ?2, ?3)",
-                params![run_id, node, inputs.join(",")],
-            )
-            .map(|_| ())
-        })
+        self.backend().set_stale_inputs(run_id, node, inputs)
     }
 
     /// Per node of `run_id`, the failed inputs it was built without.
@@ -240,17 +136,7 @@ impl StateStore {
         &self,
         run_id: &str,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StateError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT node, inputs FROM stale_inputs WHERE run_id = ?1")?;
-            let rows = stmt.query_map([run_id], |r| {
-                let inputs: String = r.get(1)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    inputs.split(',').map(str::to_string).collect(),
-                ))
-            })?;
-            rows.collect()
-        })
+        self.backend().stale_inputs_of_run(run_id)
     }
 }
 
@@ -334,6 +220,16 @@ mod tests {
         );
     }
 
+    /// `holder` takes the lease on `node` as if from process `process`.
+    fn lease_from(s: &StateStore, node: &str, holder: &str, process: &ProcessId) {
+        let now = now_ms();
+        let taken = s
+            .backend()
+            .acquire_lease(node, holder, Some(&process.to_string()), now, now + 30_000)
+            .unwrap();
+        assert_eq!(taken, LeaseOutcome::Acquired);
+    }
+
     #[test]
     fn the_lease_of_a_killed_process_is_taken_over_at_once() {
         let Some(me) = ProcessId::current() else {
@@ -349,18 +245,9 @@ mod tests {
             ..me.clone()
         };
         child.wait().unwrap();
-        let owner = |holder: &str, process: &ProcessId| {
-            a.with(|c| {
-                c.execute(
-                    "INSERT OR REPLACE INTO lease_owners (holder, process) VALUES (?1, ?2)",
-                    params![holder, process.to_string()],
-                )
-            })
-            .unwrap();
-        };
         assert_eq!(ProcessId::parse(&gone.to_string()), Some(gone.clone()));
-        assert_eq!(a.acquire_lease("n", "run-dead", ttl).unwrap(), None);
-        owner("run-dead", &gone);
+        // run-dead took the lease from the process that has exited.
+        lease_from(&a, "n", "run-dead", &gone);
         assert_eq!(
             b.acquire_lease("n", "run-b", ttl).unwrap(),
             None,
@@ -373,8 +260,9 @@ mod tests {
         );
         // A holder on another boot (or machine, or PID namespace) cannot be checked: it keeps its
         // lease until the TTL.
-        assert_eq!(a.acquire_lease("m", "run-elsewhere", ttl).unwrap(), None);
-        owner(
+        lease_from(
+            &a,
+            "m",
             "run-elsewhere",
             &ProcessId {
                 boot: "another-boot".into(),

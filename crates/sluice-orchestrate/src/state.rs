@@ -1,16 +1,19 @@
-//! The state database: run history, node results, check results, watermarks.
+//! The state database: run history, node results, check results, watermarks, and through the
+//! other modules of this crate (`control`, `abandon`, `schedule::store`, `partition::store`) run
+//! control, run processes, schedules and partitions.
 //!
 //! SQLite at `.sluice/state.db` by default. The lake's own commits are the source of truth for what
 //! data landed (idempotency tokens, high-water marks); this database records what happened and when,
 //! for `sluice runs`, `sluice status`, the API and the UI.
 //!
-//! The tables (these and those of `control`, `abandon`, `schedule::store`, `partition::store` and the
-//! monitor's incidents) are created and migrated by `sluice-state`; this crate keeps the queries.
+//! Every table, its migrations and every query belong to `sluice-state`; [`StateStore`] holds one
+//! [`sluice_state::State`] (any backend) and adds what is this crate's to decide: the identity of
+//! this process, the clock, and whether another process is gone.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use rusqlite::Connection;
-use sluice_state::{RunHistory, RunProcess, SqliteStore};
+use sluice_state::{RunProcess, SqliteStore, State};
 
 use crate::control::now_ms;
 use crate::process::{ProcessId, start_ticks};
@@ -20,36 +23,39 @@ pub use sluice_state::StateError;
 /// The run-history records (defined by `sluice-state`, whose backends store them).
 pub use sluice_state::{CheckRecord, NodeRecord, RunRecord};
 
-/// The state database: the run history through [`RunHistory`] (`sluice-state`), and the tables
-/// whose queries still live in this crate through [`StateStore::with`].
-#[derive(Debug)]
+/// The state database, on whichever backend `state:` names: every caller in the workspace reads
+/// and writes state through this one object.
+#[derive(Debug, Clone)]
 pub struct StateStore {
-    db: SqliteStore,
+    db: Arc<dyn State>,
 }
 
 impl StateStore {
     /// Opens (creating if needed) the database at `path`, migrated to the current schema
-    /// ([`sluice_state::open`]: shared safely between processes; refused when a newer sluice
+    /// ([`sluice_state::connect`]: shared safely between processes; refused when a newer sluice
     /// migrated it further).
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
         Ok(StateStore {
-            db: SqliteStore::open(path)?,
+            db: sluice_state::connect(path)?,
         })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<StateStore, StateError> {
-        Ok(StateStore {
-            db: SqliteStore::in_memory()?,
-        })
+        Ok(StateStore::from_backend(
+            Arc::new(SqliteStore::in_memory()?),
+        ))
     }
 
-    /// Runs `f` on the connection (the scheduler's tables live in `crate::schedule::store`).
-    pub(crate) fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StateError> {
-        self.db.with(f)
+    /// The store over an already opened backend.
+    pub fn from_backend(db: Arc<dyn State>) -> StateStore {
+        StateStore { db }
+    }
+
+    /// The backend (for the crates that keep their own tables' logic, like the monitor's
+    /// incidents, and for tests that record what this process would not, e.g. another process).
+    pub fn backend(&self) -> &Arc<dyn State> {
+        &self.db
     }
 
     /// Records the start of a run, executed by this process (whose identity and heartbeat tell later

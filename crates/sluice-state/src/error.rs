@@ -13,6 +13,15 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
+    /// PostgreSQL failed (connecting, or a statement).
+    #[error("state database {location}: {source}")]
+    Postgres {
+        /// The database, without its password.
+        location: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The folder for the database could not be created.
     #[error("state database {path}: {source}")]
     Io {

@@ -1,18 +1,22 @@
 //! The state database of Sluice: every table that records what happened (runs, node results, check
 //! results, watermarks, schedule ticks, leases, cancels, node logs, run processes, partitions,
-//! backfills, incidents and alert deliveries), its ordered migrations and its schema version.
+//! backfills, incidents and alert deliveries), its ordered migrations and schema version, every
+//! query, and the interface a backend implements.
 //!
-//! Nothing else in the workspace creates or alters a state table. The crates that read and write
-//! them (`sluice-orchestrate`, `sluice-monitor`; `sluice-serve` and the CLI through orchestrate) get
-//! their connection from [`open`], which creates the database if needed and migrates it; their query
-//! code stays next to the logic it serves.
+//! Nothing else in the workspace creates, alters, reads or writes a state table. The rest of the
+//! workspace holds one [`State`] (`Arc<dyn State>`, from [`connect`]): `sluice-orchestrate`'s
+//! `StateStore` wraps it and adds what is the orchestrator's to judge (this process's identity,
+//! whether another process is gone, the clock); `sluice-monitor`'s `IncidentStore` wraps the same
+//! object; `sluice-serve` and the CLI get it through `StateStore`.
 //!
 //! ```
+//! use sluice_state::{RunControl, RunHistory};
+//!
 //! let dir = tempfile::tempdir()?;
-//! let conn = sluice_state::open(&dir.path().join(".sluice/state.db"))?;
-//! assert_eq!(sluice_state::sqlite::schema_version(&conn)?, sluice_state::latest_version());
-//! let runs: i64 = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
-//! assert_eq!(runs, 0);
+//! let state = sluice_state::connect(&dir.path().join(".sluice/state.db"))?;
+//! assert!(state.runs(10)?.is_empty());
+//! state.request_cancel("run-1", "2026-01-01T00:00:00Z")?;
+//! assert!(state.cancel_requested("run-1")?);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -20,11 +24,26 @@
 //!
 //! - [`migration`]: [`Migration`], the list [`MIGRATIONS`], the [`StateBackend`] trait and the
 //!   backend-neutral runner [`migrate`].
-//! - [`runs`]: the run history as a trait, [`RunHistory`] (runs, node results, check results,
-//!   watermarks), and its records.
-//! - [`sqlite`]: the SQLite backend ([`open`], [`open_in_memory`], [`SqliteBackend`] for
-//!   migrations, [`SqliteStore`] for the store traits).
+//! - The store traits, each with its records, together [`State`]:
+//!   - [`runs`]: [`RunHistory`] — runs, node results, check results, watermarks;
+//!   - [`control`]: [`RunControl`] — cancel requests, node leases, tick claims, node logs, stale
+//!     inputs;
+//!   - [`processes`]: [`RunProcesses`] — run plans, heartbeats, running runs, abandoning a run;
+//!   - [`schedule`]: [`Schedules`] — schedule ticks, data-change and attempt marks;
+//!   - [`partitions`]: [`Partitions`] — built partition ranges, backfills;
+//!   - [`incidents`]: [`Incidents`] — incidents, alert deliveries, the monitor's reads.
+//! - [`postgres`]: the PostgreSQL backend: its connection worker, migrations
+//!   ([`postgres::PostgresBackend`]) and every store trait ([`postgres::PostgresStore`]), passing
+//!   the conformance suite on a real server; not chosen by [`connect`] yet (see below).
+//! - [`sqlite`]: the SQLite backend ([`SqliteStore`] implements every trait; [`open`],
+//!   [`open_in_memory`] and [`SqliteBackend`] for migrations).
 //! - `migrations/<dialect>/NNNN_name.sql`: the SQL of each migration, per dialect.
+//! - `tests/conformance/`: the behaviour of every store operation as functions over `&dyn State`,
+//!   run on SQLite by `tests/sqlite_store.rs`; a new backend runs the same list.
+//!
+//! The operations are synchronous and each is one atomic change or one consistent read. Times are
+//! passed in by callers (RFC 3339 text, or milliseconds since the Unix epoch for leases, claims and
+//! heartbeats), so every expiry is one comparison inside the database.
 //!
 //! # Versions and upgrades
 //!
@@ -42,47 +61,80 @@
 //!    number (`ALTER TABLE … ADD COLUMN`, `CREATE TABLE`, a data fix …). Never edit an applied one.
 //! 2. Append a [`Migration`] with that number and name to [`MIGRATIONS`] (a test checks that every
 //!    file is listed and that the numbers run 1, 2, … without gaps).
-//! 3. Change the query code that uses it, and add a test in `tests/migrations.rs` that builds a
-//!    database at the previous version with rows and checks what the upgrade keeps.
+//! 3. Change the queries that use it (in `src/sqlite/`, and in every other backend), and add a test
+//!    in `tests/migrations.rs` that builds a database at the previous version with rows and checks
+//!    what the upgrade keeps.
 //!
 //! # How a PostgreSQL backend plugs in (issue 15)
 //!
-//! The migration layer is already backend-neutral: [`migrate`] only talks to a [`StateBackend`],
-//! and every [`Migration`] carries its PostgreSQL text (`migrations/postgres/`; the baseline is
-//! checked against a real server in `tests/migrations.rs`). A PostgreSQL backend:
+//! 1. Migrations: done. [`postgres::PostgresBackend`] implements [`StateBackend`] — the version in
+//!    a one-row table `sluice_schema_version`; reading it and applying a migration each in one
+//!    transaction that first takes `pg_advisory_xact_lock` (the equivalent of SQLite's `BEGIN
+//!    IMMEDIATE`), re-reads the version, runs the migration's PostgreSQL text and writes the new
+//!    version. PostgreSQL's DDL is transactional, so a failed migration leaves nothing behind.
+//!    `tests/postgres_backend.rs` runs it against a real server (new database, upgrade from
+//!    version 1, four processes at once, a newer database refused).
+//! 2. Store: done. [`postgres::PostgresStore`] implements the six traits (so [`State`]) over its
+//!    [`postgres::Worker`] (a client on a thread and runtime of its own: see below), and
+//!    `tests/postgres_backend.rs` runs every `tests/conformance` test against it (a fresh schema
+//!    per test). Its statements are those of `src/sqlite/` with `$n` for `?n` (`ON CONFLICT` upserts,
+//!    `RETURNING`, `IS DISTINCT FROM`, window functions); it orders by the `seq` identity column
+//!    where SQLite orders by `rowid`; where SQLite takes `BEGIN IMMEDIATE` (range merges, incident
+//!    transitions) it takes a transaction-scoped advisory lock on the key it rewrites, and it
+//!    reclaims stale alert deliveries `FOR UPDATE SKIP LOCKED`. Leases and tick claims are single
+//!    conditional upserts decided by the database's row lock, so workers on several machines agree
+//!    without process ids: the process recorded with a lease only lets a caller on the *same*
+//!    machine give up a dead holder's lease early.
+//! 3. To do: choose it in [`connect`] for a `postgres://…` location (with `${ENV}` expanded and
+//!    the password kept out of messages) — today `state:` is resolved to a path relative to the
+//!    project, so the URL must be told apart before that — and `sluice state migrate --to`.
 //!
-//! 1. implements [`StateBackend`]: `dialect()` = [`Dialect::Postgres`]; the version in a one-row
-//!    table (`CREATE TABLE IF NOT EXISTS sluice_schema_version (version INT NOT NULL)`); `apply()` in
-//!    one transaction that first takes `pg_advisory_xact_lock(<constant>)` (the equivalent of SQLite's
-//!    `BEGIN IMMEDIATE`), re-reads the version, runs the migration's PostgreSQL text and writes the
-//!    new version; PostgreSQL's DDL is transactional, so a failed migration leaves nothing behind;
-//! 2. is chosen by `state:` in `sluice.yml` (`postgres://…` → PostgreSQL, else a SQLite path) where
-//!    the CLI opens the state store today (`StateStore::open` in `sluice-orchestrate`);
-//! 3. implements the store traits. The run history is one already: [`RunHistory`] (runs, node
-//!    results, check results, watermarks), implemented for SQLite by [`SqliteStore`] and called by
-//!    `sluice-orchestrate`'s `StateStore`, which would hold a `Box<dyn RunHistory>` instead. The
-//!    rest are still inherent methods over a `rusqlite::Connection`, each group a trait to cut the
-//!    same way: `control.rs` (cancels, leases, tick claims, node logs, stale inputs), `abandon.rs`
-//!    (run processes, heartbeats, abandoning), `schedule/store.rs` (schedule ticks, data-change and
-//!    attempt marks), `partition/store.rs` (partition ranges, backfills) in orchestrate, and
-//!    `incidents.rs` (incidents, deliveries) in monitor. Their SQL differs in PostgreSQL where it
-//!    uses `rowid` (the baseline adds a `seq` identity column to order by), `INSERT OR
-//!    REPLACE`/`OR IGNORE` (`ON CONFLICT … DO UPDATE`/`DO NOTHING`), and SQLite's bare columns
-//!    beside `max()` (`DISTINCT ON`).
-//!
-//! The store operations are synchronous and are called from inside tokio tasks (the run loop, HTTP
-//! handlers) as well as from plain threads. A PostgreSQL implementation must therefore not block on
-//! a runtime it is called from (`postgres::Client` would panic there): run its client on a runtime
-//! of its own (a thread that owns a `tokio_postgres::Client`, fed by a channel), or make the traits
-//! async in one step for every caller.
+//! The operations are called from inside tokio tasks (the run loop, HTTP handlers) as well as from
+//! plain threads. A PostgreSQL implementation must therefore not block on a runtime it is called
+//! from (`postgres::Client` would panic there): [`postgres::Worker`] runs its client on a runtime
+//! of its own (a thread that owns a `tokio_postgres::Client`, fed by a channel); the other way
+//! would be to make the traits async in one step for every caller.
 
+pub mod control;
+pub mod incidents;
 pub mod migration;
+pub mod partitions;
+pub mod postgres;
+pub mod processes;
 pub mod runs;
+pub mod schedule;
 pub mod sqlite;
 
 mod error;
 
+use std::path::Path;
+use std::sync::Arc;
+
+pub use control::{LeaseOutcome, LogLine, RunControl};
 pub use error::StateError;
+pub use incidents::{
+    AlertEvent, Breach, Claimed, DeliveryOutcome, DeliveryRecord, Incident, IncidentKind,
+    Incidents, LatestResult,
+};
 pub use migration::{Dialect, MIGRATIONS, Migration, StateBackend, latest_version, migrate};
+pub use partitions::{BackfillRecord, FailedPartition, KeyRange, Partitions};
+pub use processes::{RunProcesses, RunningRun};
 pub use runs::{CheckRecord, NodeRecord, RunHistory, RunProcess, RunRecord};
+pub use schedule::{RunMark, Schedules};
 pub use sqlite::{SqliteBackend, SqliteStore, open, open_in_memory};
+
+/// The whole state database: every store trait. The rest of the workspace holds one
+/// `Arc<dyn State>` (`sluice_orchestrate::StateStore` wraps it) and never sees the backend.
+pub trait State:
+    RunHistory + RunControl + RunProcesses + Schedules + Partitions + Incidents + std::fmt::Debug
+{
+    /// Where the database is, for messages (a file path, or a URL without its password).
+    fn location(&self) -> String;
+}
+
+/// Opens the state database at `location`, creating and migrating it as needed, on the backend
+/// its form names. Today every location is a SQLite file ([`SqliteStore::open`]); this is the one
+/// place a PostgreSQL URL will be told apart (issue 15).
+pub fn connect(location: &Path) -> Result<Arc<dyn State>, StateError> {
+    Ok(Arc::new(SqliteStore::open(location)?))
+}

@@ -59,12 +59,22 @@ impl Migration {
 
 /// Every migration of the state schema, oldest first. Append only: an applied migration is never
 /// edited (databases in the field have run the old text), so a change is always a new entry.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "baseline",
-    sqlite: include_str!("../migrations/sqlite/0001_baseline.sql"),
-    postgres: Some(include_str!("../migrations/postgres/0001_baseline.sql")),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "baseline",
+        sqlite: include_str!("../migrations/sqlite/0001_baseline.sql"),
+        postgres: Some(include_str!("../migrations/postgres/0001_baseline.sql")),
+    },
+    Migration {
+        version: 2,
+        name: "node_runs_by_start",
+        sqlite: include_str!("../migrations/sqlite/0002_node_runs_by_start.sql"),
+        postgres: Some(include_str!(
+            "../migrations/postgres/0002_node_runs_by_start.sql"
+        )),
+    },
+];
 
 /// The schema version this binary brings a database to: the last migration's number.
 pub fn latest_version() -> u32 {

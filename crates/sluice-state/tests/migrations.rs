@@ -304,6 +304,36 @@ fn an_older_state_db_missing_later_tables_gains_them() {
 }
 
 #[test]
+fn a_state_db_at_version_1_gains_the_start_index_and_keeps_its_rows() {
+    let dir = tempdir();
+    let path = dir.path().join("state.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        let at_v1 = migrate(&mut SqliteBackend::new(&c, "v1"), &MIGRATIONS[..1]).unwrap();
+        assert_eq!(at_v1, 1);
+        c.execute_batch(
+            "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES ('r1', 'run', '', 'success', 't');
+             INSERT INTO node_runs (run_id, node, kind, status, attempts, started_at, finished_at, duration_ms)
+             VALUES ('r1', 'a', 'model', 'success', 1, 't1', 't2', 5);",
+        )
+        .unwrap();
+    }
+    let upgraded = sluice_state::open(&path).unwrap();
+    assert_eq!(schema_version(&upgraded).unwrap(), 2);
+    assert_eq!(count(&upgraded, "node_runs"), 1);
+    let index: i64 = upgraded
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'node_runs_by_node_start'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 1);
+    let fresh = sluice_state::open(&dir.path().join("fresh.db")).unwrap();
+    assert_eq!(shape(&upgraded), shape(&fresh));
+}
+
+#[test]
 fn a_database_from_a_newer_sluice_is_refused() {
     let dir = tempdir();
     let path = dir.path().join("state.db");

@@ -100,12 +100,16 @@ async fn a_sweep_without_new_rows_does_not_make_data_fresh() {
     m.check_freshness(clock.now()).await.unwrap();
     assert_eq!(rx.requests(), 1);
     assert_eq!(
-        freshness_report(&compiled, clock.now())
-            .unwrap()
-            .iter()
-            .find(|a| a.asset == "sales")
-            .unwrap()
-            .state,
+        freshness_report(
+            &compiled,
+            &StateStore::open(&compiled.project.state_path()).unwrap(),
+            clock.now()
+        )
+        .unwrap()
+        .iter()
+        .find(|a| a.asset == "sales")
+        .unwrap()
+        .state,
         FreshnessState::Error
     );
 }
@@ -181,7 +185,12 @@ async fn the_report_shows_state_owner_bounds_and_open_incidents() {
     record_success(&compiled, "sales", 10, t0());
     clock.advance(hours(3.0));
     m.check_freshness(clock.now()).await.unwrap();
-    let report = freshness_report(&compiled, clock.now()).unwrap();
+    let report = freshness_report(
+        &compiled,
+        &StateStore::open(&compiled.project.state_path()).unwrap(),
+        clock.now(),
+    )
+    .unwrap();
     let sales = report.iter().find(|a| a.asset == "sales").unwrap();
     assert_eq!(sales.state, FreshnessState::Warn);
     assert_eq!(sales.owner.as_deref(), Some("finance"));

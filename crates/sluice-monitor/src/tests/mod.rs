@@ -18,7 +18,7 @@ use axum::routing::post;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::Value;
 use sluice_orchestrate::schedule::ManualClock;
-use sluice_orchestrate::{NodeResult, NodeStatus, RunSummary};
+use sluice_orchestrate::{NodeRecord, NodeResult, NodeStatus, RunSummary, StateStore};
 use sluice_transform::CompiledProject;
 
 use crate::{DeliveryOptions, Monitor};
@@ -121,18 +121,34 @@ pub fn monitor(compiled: &CompiledProject, clock: &ManualClock) -> Monitor {
     Monitor::with_options(compiled, Arc::new(clock.clone()), fast()).unwrap()
 }
 
+fn node_record(run_id: &str, node: &str, status: &str, at: &str) -> NodeRecord {
+    NodeRecord {
+        run_id: run_id.into(),
+        node: node.into(),
+        kind: "model".into(),
+        status: status.into(),
+        attempts: 1,
+        rows_in: None,
+        rows_out: None,
+        rows_quarantined: None,
+        started_at: at.into(),
+        finished_at: at.into(),
+        duration_ms: 5,
+        error: None,
+        version: None,
+    }
+}
+
 /// Records a successful run of `node` that wrote `rows` rows, finished at `at`, in the state database.
 pub fn record_success(compiled: &CompiledProject, node: &str, rows: i64, at: DateTime<Utc>) {
-    let path = compiled.project.state_path();
-    drop(sluice_orchestrate::StateStore::open(&path).unwrap());
-    let c = rusqlite::Connection::open(path).unwrap();
+    let state = StateStore::open(&compiled.project.state_path()).unwrap();
     let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    c.execute(
-        "INSERT INTO node_runs (run_id, node, kind, status, attempts, rows_out, started_at, finished_at, duration_ms)
-         VALUES (?1, ?2, 'model', 'success', 1, ?3, ?4, ?4, 5)",
-        rusqlite::params![format!("run-{node}-{at}"), node, rows, at],
-    )
-    .unwrap();
+    state
+        .record_node(&NodeRecord {
+            rows_out: Some(rows),
+            ..node_record(&format!("run-{node}-{at}"), node, "success", &at)
+        })
+        .unwrap();
 }
 
 /// Records a run made elsewhere (another process, `POST /api/runs`): `command` in which `node`
@@ -145,21 +161,16 @@ pub fn record_result(
     status: &str,
     at: DateTime<Utc>,
 ) {
-    let path = compiled.project.state_path();
-    drop(sluice_orchestrate::StateStore::open(&path).unwrap());
-    let c = rusqlite::Connection::open(path).unwrap();
+    let state = StateStore::open(&compiled.project.state_path()).unwrap();
     let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    c.execute(
-        "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES (?1, ?2, '', 'partial', ?3)",
-        rusqlite::params![run_id, command, at],
-    )
-    .unwrap();
-    c.execute(
-        "INSERT INTO node_runs (run_id, node, kind, status, attempts, started_at, finished_at, duration_ms, error)
-         VALUES (?1, ?2, 'model', ?3, 3, ?4, ?4, 5, 'disk full')",
-        rusqlite::params![run_id, node, status, at],
-    )
-    .unwrap();
+    state.start_run(run_id, command, "", &at).unwrap();
+    state
+        .record_node(&NodeRecord {
+            attempts: 3,
+            error: Some("disk full".into()),
+            ..node_record(run_id, node, status, &at)
+        })
+        .unwrap();
 }
 
 /// A run summary in which every `(node, status)` pair finished that way.

@@ -7,21 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{OptionalExtension, params};
+
+/// A point in a node's history (defined by `sluice-state`, whose backends read it).
+pub use sluice_state::RunMark;
 
 use crate::state::{StateError, StateStore};
 
 /// How long an unfinished run counts as running for the upstream-change trigger.
 pub const UNFINISHED_HORIZON: chrono::Duration = chrono::Duration::hours(6);
-
-/// A point in a node's history: the run it happened in and when (RFC 3339, as `node_runs` stores it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunMark {
-    /// The run.
-    pub run_id: String,
-    /// When: `finished_at` for a data change, `started_at` for an attempt.
-    pub at: String,
-}
 
 fn parse_time(node: &str, text: &str) -> Option<DateTime<Utc>> {
     match DateTime::parse_from_rfc3339(text) {
@@ -36,37 +29,19 @@ fn parse_time(node: &str, text: &str) -> Option<DateTime<Utc>> {
 impl StateStore {
     /// The newest handled tick of a scheduled node.
     pub fn schedule_tick(&self, node: &str) -> Result<Option<DateTime<Utc>>, StateError> {
-        let text = self.with(|c| {
-            c.query_row(
-                "SELECT last_tick FROM schedule_ticks WHERE node = ?1",
-                [node],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-        })?;
+        let text = self.backend().schedule_tick(node)?;
         Ok(text.and_then(|t| parse_time(node, &t)))
     }
 
     /// Records that `node`'s tick `tick` was handled.
     pub fn set_schedule_tick(&self, node: &str, tick: DateTime<Utc>) -> Result<(), StateError> {
         let text = tick.to_rfc3339_opts(SecondsFormat::Micros, true);
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO schedule_ticks (node, last_tick) VALUES (?1, ?2)
-                 ON CONFLICT(node) DO UPDATE SET last_tick = excluded.last_tick",
-                params![node, text],
-            )
-            .map(|_| ())
-        })
+        self.backend().set_schedule_tick(node, &text)
     }
 
     /// Every recorded tick, by node.
     pub fn schedule_ticks(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
-        let rows: Vec<(String, String)> = self.with(|c| {
-            let mut stmt = c.prepare("SELECT node, last_tick FROM schedule_ticks ORDER BY node")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })?;
+        let rows = self.backend().schedule_ticks()?;
         Ok(rows
             .into_iter()
             .filter_map(|(n, t)| parse_time(&n, &t).map(|t| (n, t)))
@@ -76,19 +51,13 @@ impl StateStore {
     /// Per node, the newest successful result that wrote at least one row: the last time it had new
     /// data for its downstream. A run that landed nothing does not count.
     pub fn latest_data_changes(&self) -> Result<BTreeMap<String, RunMark>, StateError> {
-        // SQLite returns the bare columns of the row that holds the max().
-        self.marks(
-            "SELECT node, run_id, max(finished_at) FROM node_runs
-             WHERE status = 'success' AND rows_out > 0 GROUP BY node",
-        )
+        self.backend().latest_data_changes()
     }
 
     /// Per node, its newest result of any status but `abandoned` (when its last attempt started).
     /// A node of an abandoned run did not pass its inputs' changes on, so it is no attempt.
     pub fn latest_attempts(&self) -> Result<BTreeMap<String, RunMark>, StateError> {
-        self.marks(
-            "SELECT node, run_id, max(started_at) FROM node_runs WHERE status <> 'abandoned' GROUP BY node",
-        )
+        self.backend().latest_attempts()
     }
 
     /// Runs started in the last [`UNFINISHED_HORIZON`] that have not finished (here or in another
@@ -97,28 +66,7 @@ impl StateStore {
     /// abandoned run (its process died: [`crate::abandon`]) has finished.
     pub fn unfinished_runs(&self) -> Result<BTreeSet<String>, StateError> {
         let since = (Utc::now() - UNFINISHED_HORIZON).to_rfc3339_opts(SecondsFormat::Micros, true);
-        self.with(|c| {
-            let mut stmt =
-                c.prepare("SELECT run_id FROM runs WHERE finished_at IS NULL AND started_at > ?1")?;
-            let rows = stmt.query_map([since], |r| r.get::<_, String>(0))?;
-            rows.collect()
-        })
-    }
-
-    fn marks(&self, sql: &str) -> Result<BTreeMap<String, RunMark>, StateError> {
-        self.with(|c| {
-            let mut stmt = c.prepare(sql)?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    RunMark {
-                        run_id: r.get(1)?,
-                        at: r.get(2)?,
-                    },
-                ))
-            })?;
-            rows.collect()
-        })
+        self.backend().unfinished_runs(&since)
     }
 }
 

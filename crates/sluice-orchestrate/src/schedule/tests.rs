@@ -550,7 +550,10 @@ async fn a_killed_run_is_abandoned_and_holds_no_trigger_back() {
     .await
     .unwrap()
     .run_id;
-    h.state
+    // What the killed process left: no store operation un-finishes a run, so its rows are written
+    // as it would have left them, through a second connection to the state database.
+    sluice_state::SqliteStore::open(&h.project.project.state_path())
+        .unwrap()
         .with(|c| {
             c.execute(
                 "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?1",

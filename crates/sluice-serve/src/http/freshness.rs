@@ -13,10 +13,12 @@ use crate::app::AppState;
 
 /// `GET /api/freshness`: a JSON array, one object per asset.
 pub async fn freshness(State(s): State<AppState>) -> Response {
-    let compiled = s.compiled.clone();
-    // The report reads SQLite, which may wait for a writer: keep it off the async threads.
+    let (compiled, state) = (s.compiled.clone(), s.state.clone());
+    // The report reads the state database, which may wait for a writer: keep it off the async
+    // threads.
     let report = tokio::task::spawn_blocking(move || {
-        sluice_monitor::freshness_report(&compiled, SystemClock.now()).map_err(|e| e.to_string())
+        sluice_monitor::freshness_report(&compiled, &state, SystemClock.now())
+            .map_err(|e| e.to_string())
     })
     .await
     .unwrap_or_else(|e| Err(format!("freshness task failed: {e}")));

@@ -13,7 +13,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
+mod control;
+mod incidents;
+mod partitions;
+mod processes;
 mod runs;
+mod schedule;
 
 use crate::StateError;
 use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
@@ -82,9 +87,8 @@ pub fn open_in_memory() -> Result<Connection, StateError> {
 }
 
 /// A state database on SQLite, shared by the threads of one process: one connection behind a mutex
-/// (SQLite serialises writers anyway; readers are short). The store traits (e.g.
-/// [`crate::RunHistory`]) are implemented on it; the crates whose queries still live with them
-/// reach the connection through [`SqliteStore::with`].
+/// (SQLite serialises writers anyway; readers are short). Every store trait, and so
+/// [`crate::State`], is implemented on it.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -115,6 +119,9 @@ impl SqliteStore {
 
     /// Runs `f` on the connection, turning its error into [`StateError::Sqlite`] with the path.
     /// A panic in an earlier `f` does not poison the store: SQLite rolled back what it left open.
+    ///
+    /// For this backend's own queries, and for tests and tools that must write rows no store
+    /// operation writes (a database as an older sluice or a killed process left it).
     pub fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -124,6 +131,12 @@ impl SqliteStore {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+impl crate::State for SqliteStore {
+    fn location(&self) -> String {
+        self.path.clone()
     }
 }
 

@@ -1,5 +1,7 @@
 //! [`RunHistory`] on SQLite (tables `runs`, `node_runs`, `check_results`, `watermarks`, and the
-//! `run_processes` row written with a run's start).
+//! `run_processes` row written with a run's start). The statements are portable SQL (`ON CONFLICT`
+//! upserts, correlated `max()`), except `runs`, which orders ties by SQLite's `rowid` where
+//! PostgreSQL has the `seq` column.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -26,7 +28,9 @@ impl RunHistory for SqliteStore {
                 params![run_id, command, selection, started_at],
             )?;
             tx.execute(
-                "INSERT OR REPLACE INTO run_processes (run_id, process, start_ticks, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO run_processes (run_id, process, start_ticks, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id) DO UPDATE SET process = excluded.process, start_ticks = excluded.start_ticks,
+                 heartbeat_ms = excluded.heartbeat_ms, plan = NULL",
                 params![run_id, process.process, process.start_ticks, process.heartbeat_ms],
             )?;
             tx.commit()
@@ -47,8 +51,13 @@ impl RunHistory for SqliteStore {
     fn record_node(&self, n: &NodeRecord) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO node_runs (run_id, node, kind, status, attempts, rows_in, rows_out, rows_quarantined,
-                 started_at, finished_at, duration_ms, error, version) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+                "INSERT INTO node_runs (run_id, node, kind, status, attempts, rows_in, rows_out, rows_quarantined,
+                 started_at, finished_at, duration_ms, error, version) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)
+                 ON CONFLICT (run_id, node) DO UPDATE SET kind = excluded.kind, status = excluded.status,
+                 attempts = excluded.attempts, rows_in = excluded.rows_in, rows_out = excluded.rows_out,
+                 rows_quarantined = excluded.rows_quarantined, started_at = excluded.started_at,
+                 finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, error = excluded.error,
+                 version = excluded.version",
                 params![n.run_id, n.node, n.kind, n.status, n.attempts, n.rows_in, n.rows_out, n.rows_quarantined, n.started_at, n.finished_at, n.duration_ms, n.error, n.version],
             )
             .map(|_| ())
@@ -58,8 +67,12 @@ impl RunHistory for SqliteStore {
     fn record_check(&self, r: &CheckRecord) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO check_results (run_id, check_name, model, kind, column_name, severity, status,
-                 failing_rows, sample, message, checked_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                "INSERT INTO check_results (run_id, check_name, model, kind, column_name, severity, status,
+                 failing_rows, sample, message, checked_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)
+                 ON CONFLICT (run_id, check_name) DO UPDATE SET model = excluded.model, kind = excluded.kind,
+                 column_name = excluded.column_name, severity = excluded.severity, status = excluded.status,
+                 failing_rows = excluded.failing_rows, sample = excluded.sample, message = excluded.message,
+                 checked_at = excluded.checked_at",
                 params![r.run_id, r.check_name, r.model, r.kind, r.column_name, r.severity, r.status, r.failing_rows, r.sample.to_string(), r.message, r.checked_at],
             )
             .map(|_| ())
@@ -122,14 +135,14 @@ impl RunHistory for SqliteStore {
 
     fn latest_nodes(&self) -> Result<Vec<NodeRecord>, StateError> {
         self.node_query(
-            "WHERE rowid IN (SELECT rowid FROM node_runs n WHERE finished_at = (SELECT max(finished_at) FROM node_runs m WHERE m.node = n.node)) AND ?1 = ?1 ORDER BY node",
+            "n WHERE finished_at = (SELECT max(finished_at) FROM node_runs m WHERE m.node = n.node) AND ?1 = ?1 ORDER BY node",
             "",
         )
     }
 
     fn latest_successes(&self) -> Result<Vec<NodeRecord>, StateError> {
         self.node_query(
-            "WHERE status = 'success' AND rowid IN (SELECT rowid FROM node_runs n WHERE status = 'success' AND finished_at = (SELECT max(finished_at) FROM node_runs m WHERE m.node = n.node AND m.status = 'success')) AND ?1 = ?1 ORDER BY node",
+            "n WHERE status = 'success' AND finished_at = (SELECT max(finished_at) FROM node_runs m WHERE m.node = n.node AND m.status = 'success') AND ?1 = ?1 ORDER BY node",
             "",
         )
     }
@@ -146,7 +159,7 @@ impl RunHistory for SqliteStore {
 
     fn latest_checks(&self) -> Result<Vec<CheckRecord>, StateError> {
         self.check_query(
-            "WHERE rowid IN (SELECT rowid FROM check_results c WHERE checked_at = (SELECT max(checked_at) FROM check_results d WHERE d.check_name = c.check_name)) AND ?1 = ?1 ORDER BY model, check_name",
+            "c WHERE checked_at = (SELECT max(checked_at) FROM check_results d WHERE d.check_name = c.check_name) AND ?1 = ?1 ORDER BY model, check_name",
             "",
         )
     }

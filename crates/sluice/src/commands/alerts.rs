@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_monitor::{Delivered, DeliveryStatus, Monitor};
+use sluice_monitor::{Delivered, DeliveryOptions, DeliveryStatus, Monitor};
 use sluice_orchestrate::RunSummary;
 use sluice_orchestrate::schedule::{Clock, Scheduler, SchedulerEvent, SystemClock};
 use tokio::sync::broadcast;
@@ -18,15 +18,14 @@ use super::scheduler::Stop;
 /// failures of runs started elsewhere).
 pub const FRESHNESS_SWEEP: Duration = Duration::from_secs(30);
 
-/// A monitor over the project's state database, or `None` (logged) when it cannot be opened.
+/// A monitor over the project's state database (the one the workspace opened).
 pub fn monitor(ws: &Workspace) -> Option<Arc<Monitor>> {
-    match Monitor::open(&ws.compiled, Arc::new(SystemClock)) {
-        Ok(m) => Some(Arc::new(m)),
-        Err(e) => {
-            tracing::warn!(error = %e, "alerts are off: cannot open the incident tables");
-            None
-        }
-    }
+    Some(Arc::new(Monitor::with_state(
+        &ws.compiled,
+        &ws.state,
+        Arc::new(SystemClock),
+        DeliveryOptions::default(),
+    )))
 }
 
 /// After a run from the command line: failure incidents from its results, then a freshness sweep.
@@ -150,7 +149,8 @@ async fn next_event(
 /// For `sluice status`: each asset's freshness against its SLA (`warn 27.0h > 26h`, `-` without an
 /// SLA) and its open incidents (`failure #3`), by asset name.
 pub fn status_columns(ws: &Workspace) -> std::collections::BTreeMap<String, [String; 2]> {
-    let report = match sluice_monitor::freshness_report(&ws.compiled, SystemClock.now()) {
+    let report = match sluice_monitor::freshness_report(&ws.compiled, &ws.state, SystemClock.now())
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read freshness");

@@ -1,0 +1,245 @@
+//! The PostgreSQL backend (issue 15): its connection worker, its migrations, and every store trait
+//! (so [`crate::State`]), run through the conformance suite by `tests/postgres_backend.rs`. Nothing
+//! chooses it yet: [`crate::connect`] opens SQLite (`state:` is still resolved as a path).
+//!
+//! The store operations are synchronous and are called from inside tokio tasks as well as from
+//! plain threads, so the client cannot block on the caller's runtime. A [`Worker`] owns a
+//! `tokio_postgres::Client` on a thread with a runtime of its own; callers hand it a job and wait
+//! for its answer on a channel, which is safe from any thread.
+
+use std::sync::mpsc;
+
+use tokio_postgres::{Client, NoTls};
+
+mod control;
+mod history;
+mod incidents;
+mod partitions;
+
+use crate::StateError;
+use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
+
+/// Serialises migrations across every process using one database (an arbitrary constant: the
+/// first bytes of "sluice" in ASCII).
+const MIGRATION_LOCK: i64 = 0x736c_7569_6365;
+
+type Job = Box<dyn FnOnce(&mut Client, &tokio::runtime::Runtime) + Send>;
+
+/// One connection to a PostgreSQL database, on a thread of its own.
+#[derive(Debug)]
+pub struct Worker {
+    jobs: mpsc::Sender<Job>,
+    location: String,
+}
+
+impl Worker {
+    /// Connects with `config` (a `postgres://` URL or `key=value` pairs). `location` names the
+    /// database in messages (never with a password).
+    pub fn connect(config: &str, location: &str) -> Result<Worker, StateError> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (ready, connected) = mpsc::channel::<Result<(), tokio_postgres::Error>>();
+        let config = config.to_string();
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| StateError::Postgres {
+            location: location.to_string(),
+            source,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| failed(Box::new(e)))?;
+        std::thread::Builder::new()
+            .name("sluice-state-postgres".into())
+            .spawn(move || {
+                let client = runtime.block_on(async {
+                    let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::warn!(error = %e, "state database connection ended");
+                        }
+                    });
+                    Ok::<_, tokio_postgres::Error>(client)
+                });
+                let mut client = match client {
+                    Ok(c) => {
+                        let _ = ready.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                // Ends when every sender (the worker) is dropped.
+                for job in inbox {
+                    job(&mut client, &runtime);
+                }
+            })
+            .map_err(|e| failed(Box::new(e)))?;
+        match connected.recv() {
+            Ok(Ok(())) => Ok(Worker {
+                jobs,
+                location: location.to_string(),
+            }),
+            Ok(Err(e)) => Err(failed(Box::new(e))),
+            Err(e) => Err(failed(Box::new(e))),
+        }
+    }
+
+    /// Where the database is, for messages.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Runs `f` on the worker's thread with its client and runtime, and waits for its result.
+    pub fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, &tokio::runtime::Runtime) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let (reply, answer) = mpsc::channel();
+        let job: Job = Box::new(move |client, runtime| {
+            let _ = reply.send(f(client, runtime));
+        });
+        let gone = || StateError::Postgres {
+            location: self.location.clone(),
+            source: "the connection's thread has ended".into(),
+        };
+        self.jobs.send(job).map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+}
+
+/// [`StateBackend`] over a [`Worker`]: the version in a one-row table, each migration in one
+/// transaction under a transaction-scoped advisory lock (the equivalent of SQLite's `BEGIN
+/// IMMEDIATE`: a second process waits, then finds the migration applied). PostgreSQL's DDL is
+/// transactional, so a failed migration leaves nothing behind.
+pub struct PostgresBackend<'w> {
+    worker: &'w Worker,
+}
+
+impl<'w> PostgresBackend<'w> {
+    /// The backend over `worker`'s connection.
+    pub fn new(worker: &'w Worker) -> PostgresBackend<'w> {
+        PostgresBackend { worker }
+    }
+}
+
+const VERSION_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS sluice_schema_version (version INT NOT NULL)";
+
+async fn read_version(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<u32, tokio_postgres::Error> {
+    let row = client
+        .query_opt("SELECT version FROM sluice_schema_version", &[])
+        .await?;
+    // A negative value (written by hand) reads as huge: refused as newer, never migrated over.
+    Ok(row.map_or(0, |r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(u32::MAX)))
+}
+
+impl StateBackend for PostgresBackend<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn location(&self) -> String {
+        self.worker.location().to_string()
+    }
+
+    fn schema_version(&mut self) -> Result<u32, StateError> {
+        let location = self.location();
+        self.worker.call(move |client, runtime| {
+            runtime
+                .block_on(async {
+                    // Under the lock: two processes creating the version table at once would
+                    // otherwise collide (`CREATE TABLE IF NOT EXISTS` is not race-free).
+                    let tx = client.transaction().await?;
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                        .await?;
+                    tx.batch_execute(VERSION_TABLE).await?;
+                    let version = read_version(&tx).await?;
+                    tx.commit().await?;
+                    Ok::<_, tokio_postgres::Error>(version)
+                })
+                .map_err(|e| StateError::Postgres {
+                    location,
+                    source: Box::new(e),
+                })
+        })
+    }
+
+    fn apply(&mut self, migration: &Migration) -> Result<bool, StateError> {
+        let sql = migration.sql(Dialect::Postgres)?;
+        let (version, name, location) = (migration.version, migration.name, self.location());
+        self.worker.call(move |client, runtime| {
+            runtime
+                .block_on(async {
+                    let tx = client.transaction().await?;
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                        .await?;
+                    tx.batch_execute(VERSION_TABLE).await?;
+                    if read_version(&tx).await? >= version {
+                        return Ok(false);
+                    }
+                    tx.batch_execute(sql).await?;
+                    let v = i32::try_from(version).unwrap_or(i32::MAX);
+                    tx.execute("DELETE FROM sluice_schema_version", &[]).await?;
+                    tx.execute(
+                        "INSERT INTO sluice_schema_version (version) VALUES ($1)",
+                        &[&v],
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+                .map_err(|e: tokio_postgres::Error| StateError::Migration {
+                    path: location,
+                    version,
+                    name,
+                    source: Box::new(e),
+                })
+        })
+    }
+}
+
+/// A state database on PostgreSQL: one connection ([`Worker`]), migrated when opened.
+#[derive(Debug)]
+pub struct PostgresStore {
+    worker: Worker,
+}
+
+impl PostgresStore {
+    /// Connects with `config` and brings the database to the current schema (refusing one a newer
+    /// sluice migrated further). `location` names it in messages (never with a password).
+    pub fn open(config: &str, location: &str) -> Result<PostgresStore, StateError> {
+        let worker = Worker::connect(config, location)?;
+        migrate(&mut PostgresBackend::new(&worker), MIGRATIONS)?;
+        Ok(PostgresStore { worker })
+    }
+
+    /// Where the database is, for messages.
+    pub fn location(&self) -> &str {
+        self.worker.location()
+    }
+
+    /// Runs `f` on the connection's thread, turning its error into [`StateError::Postgres`].
+    fn exec<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, &tokio::runtime::Runtime) -> Result<T, tokio_postgres::Error>
+        + Send
+        + 'static,
+    ) -> Result<T, StateError> {
+        let location = self.worker.location().to_string();
+        self.worker.call(move |client, runtime| {
+            f(client, runtime).map_err(|e| StateError::Postgres {
+                location,
+                source: Box::new(e),
+            })
+        })
+    }
+}
+
+impl crate::State for PostgresStore {
+    fn location(&self) -> String {
+        self.worker.location().to_string()
+    }
+}
