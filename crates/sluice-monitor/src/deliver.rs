@@ -124,42 +124,7 @@ impl Default for DeliveryOptions {
     }
 }
 
-/// How a delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// The channel accepted it.
-    Sent,
-    /// Every attempt failed (or the channel is unusable).
-    Failed,
-    /// No channel for the owner and no `default`.
-    Skipped,
-}
-
-impl DeliveryStatus {
-    /// `sent`, `failed`, `skipped`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Skipped => "skipped",
-        }
-    }
-}
-
-/// What a delivery did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// Sent, failed or skipped.
-    pub status: DeliveryStatus,
-    /// The `owners:` key whose channel was used.
-    pub route: Option<String>,
-    /// `webhook` or `command`.
-    pub channel: Option<&'static str>,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Why it failed or was skipped.
-    pub error: Option<String>,
-}
+pub use crate::incidents::{DeliveryStatus, Outcome};
 
 /// Sends `alert` along `route`; `root` is where commands run.
 pub async fn deliver(

@@ -24,7 +24,6 @@ use sluice_state::{Breach, DeliveryOutcome, State};
 /// The incident records (defined by `sluice-state`, whose backends store them).
 pub use sluice_state::{AlertEvent, Claimed, DeliveryRecord, Incident, IncidentKind, LatestResult};
 
-use crate::deliver::Outcome;
 use crate::error::MonitorError;
 
 /// A breach or failure seen now.
@@ -176,4 +175,41 @@ impl IncidentStore {
             })
             .collect()
     }
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// The channel accepted it.
+    Sent,
+    /// Every attempt failed (or the channel is unusable).
+    Failed,
+    /// No channel for the owner and no `default`.
+    Skipped,
+}
+
+impl DeliveryStatus {
+    /// `sent`, `failed`, `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Sent, failed or skipped.
+    pub status: DeliveryStatus,
+    /// The `owners:` key whose channel was used.
+    pub route: Option<String>,
+    /// `webhook` or `command`.
+    pub channel: Option<&'static str>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
 }

@@ -14,10 +14,12 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sluice_state::RunningRun;
 
-use crate::control::now_ms;
 use crate::process::{ProcessId, Verdict};
-use crate::schedule::store::UNFINISHED_HORIZON;
-use crate::state::{StateError, StateStore};
+use crate::state::{StateError, StateStore, now_ms};
+
+/// How long an unfinished run counts as running (for the upstream-change trigger), and after which
+/// a run whose process left no record counts as crashed.
+pub const UNFINISHED_HORIZON: chrono::Duration = chrono::Duration::hours(6);
 
 /// How often a run touches its heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);

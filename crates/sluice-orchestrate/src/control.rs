@@ -21,17 +21,11 @@ use sluice_state::LeaseOutcome;
 pub use sluice_state::LogLine;
 
 use crate::process::ProcessId;
-use crate::state::{StateError, StateStore};
+use crate::state::{StateError, StateStore, now_ms};
 
 /// How long a claimed tick stays claimed if its run never finishes (the claiming process died).
 const TICK_CLAIM_TTL: Duration = Duration::from_secs(600);
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 impl StateStore {
     /// Asks run `run_id` to stop (it notices within a fraction of a second). Returns false when the

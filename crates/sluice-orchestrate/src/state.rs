@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use sluice_state::{RunProcess, SqliteStore, State};
 
-use crate::control::now_ms;
 use crate::process::{ProcessId, start_ticks};
 
 /// Errors of the state database (defined by `sluice-state`, which owns the schema).
@@ -150,6 +149,14 @@ impl StateStore {
     pub fn latest_checks(&self) -> Result<Vec<CheckRecord>, StateError> {
         self.db.latest_checks()
     }
+}
+
+/// Milliseconds since the Unix epoch (lease expiry and heartbeat times).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

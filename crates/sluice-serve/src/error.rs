@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::query::format::Format;
+use crate::format::Format;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -178,15 +178,6 @@ impl ApiError {
     }
 }
 
-impl From<crate::query::registry::Interrupted> for ApiError {
-    fn from(i: crate::query::registry::Interrupted) -> Self {
-        use crate::query::registry::Interrupted;
-        match i {
-            Interrupted::Busy { .. } => ApiError::Busy(i.to_string()),
-            Interrupted::Timeout(_) | Interrupted::Cancelled => ApiError::Cancelled(i.to_string()),
-        }
-    }
-}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -41,25 +41,27 @@
 //!               assets, rows, sql, runs, control, backfills, partitions, checks, freshness,
 //!               dashboards, queries, openapi, metrics, ui; negotiate and respond
 //!               turn a result into a response in the negotiated format
+//! format/       JSON, NDJSON, CSV, Arrow IPC and Parquet encoders, one batch at a time (a leaf)
 //! query/        running queries, no routes: registry (slots, timeout, cancel), filter, order,
-//!               cursor (rows parameters, keyset paging), format (encoders)
+//!               cursor (rows parameters, keyset paging)
 //! pg/           the PostgreSQL wire protocol
 //! export/       `sluice export` to a file or stdout
 //! ```
 //!
 //! Dependencies point one way, without cycles: `http/mod.rs` (the router) → handler modules →
 //! `app`, `error`, `query`, `server::Peer`, `status`; `app` → `counters`, `limits`,
-//! `query::registry`; `error` → `query::format`, `query::registry`. Nothing outside `http/`
+//! `query::registry`; `query` → `error` → `format`. Nothing outside `http/`
 //! depends on it, and `query/` and `pg/` never reach into `http/`.
 //!
 //! Adding an endpoint: write the handler in the module of its area (or a new one under `http/`), add
 //! one line to [`http::routes`], and describe it in [`http::openapi::document`] (a test fails until
-//! both agree). Adding a format: see [`query::format`].
+//! both agree). Adding a format: see [`format`].
 
 pub mod app;
 pub mod counters;
 pub mod error;
 pub mod export;
+pub mod format;
 pub mod http;
 pub mod limits;
 pub mod pg;
@@ -76,7 +78,7 @@ pub use counters::HttpMetrics;
 pub use error::ApiError;
 pub use http::router;
 pub use limits::Limits;
-pub use query::format::Format;
+pub use format::Format;
 pub use query::registry::QueryRegistry;
 
 /// Serves `app` on `listener` with default limits until `shutdown` completes (see [`server`]).

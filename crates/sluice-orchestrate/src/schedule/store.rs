@@ -13,8 +13,7 @@ pub use sluice_state::RunMark;
 
 use crate::state::{StateError, StateStore};
 
-/// How long an unfinished run counts as running for the upstream-change trigger.
-pub const UNFINISHED_HORIZON: chrono::Duration = chrono::Duration::hours(6);
+pub use crate::abandon::UNFINISHED_HORIZON;
 
 fn parse_time(node: &str, text: &str) -> Option<DateTime<Utc>> {
     match DateTime::parse_from_rfc3339(text) {

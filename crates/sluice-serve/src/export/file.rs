@@ -10,7 +10,7 @@ use futures::StreamExt;
 use sluice_engine::SendableRecordBatchStream;
 
 use super::ExportError;
-use crate::query::format::Format;
+use crate::format::Format;
 
 /// What was written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

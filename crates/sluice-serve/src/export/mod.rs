@@ -9,7 +9,7 @@
 
 pub mod file;
 
-use crate::query::format::EncodeError;
+use crate::format::EncodeError;
 
 pub use sluice_sink::{read_asset, relation_of};
 

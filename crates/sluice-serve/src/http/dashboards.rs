@@ -17,7 +17,7 @@ use sluice_core::dashboard::{Aggregation, Chart, ChartKind, Dashboard, RangeAnch
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::query::format::Format;
+use crate::format::Format;
 
 /// Rows a table chart shows when its `limit` is not set.
 pub const DEFAULT_TABLE_ROWS: usize = 50;

@@ -9,7 +9,7 @@
 use axum::http::{HeaderMap, header};
 
 use crate::error::ApiError;
-use crate::query::format::Format;
+use crate::format::Format;
 
 /// The format for a request.
 pub fn negotiate(query: Option<&str>, headers: &HeaderMap) -> Result<Format, ApiError> {

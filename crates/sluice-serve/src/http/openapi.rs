@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{Value, json};
 
 use crate::query::filter::{DEFAULT_LIMIT, MAX_LIMIT, OPERATORS};
-use crate::query::format::Format;
+use crate::format::Format;
 
 /// `GET /api/openapi.json`.
 pub async fn openapi() -> Json<Value> {

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use sluice_engine::SendableRecordBatchStream;
 
 use crate::error::ApiError;
-use crate::query::format::{EncodeError, Format};
+use crate::format::{EncodeError, Format};
 
 /// Why a body ended early.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,7 @@ mod tests {
     use sluice_engine::plan::RecordBatchStreamAdapter;
 
     use super::*;
-    use crate::query::format::tests::sample;
+    use crate::format::tests::sample;
     use crate::test_support::frames;
 
     fn stream_of(

@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
-use crate::query::format::Format;
+use crate::format::Format;
 use crate::test_support::{SALES_ROWS, Served};
 
 const ROWS: &str = "/api/assets/files.sales/rows";

@@ -22,6 +22,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::error::ApiError;
+
 /// How much of a query's text the registry keeps for listing.
 const SHOWN_SQL_CHARS: usize = 2000;
 
@@ -342,6 +344,16 @@ pub fn interruption_of<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&
         cur = err.source();
     }
     None
+}
+
+/// A query stopped by admission or cancellation, as the HTTP API reports it.
+impl From<Interrupted> for ApiError {
+    fn from(i: Interrupted) -> Self {
+        match i {
+            Interrupted::Busy { .. } => ApiError::Busy(i.to_string()),
+            Interrupted::Timeout(_) | Interrupted::Cancelled => ApiError::Cancelled(i.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ mod tests {
     use arrow::ipc::reader::StreamReader;
 
     use super::*;
-    use crate::query::format::tests::sample;
+    use crate::format::tests::sample;
 
     #[test]
     fn chunks_concatenate_to_a_readable_stream() {
