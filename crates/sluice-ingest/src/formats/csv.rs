@@ -2,12 +2,12 @@
 //!
 //! The file is streamed from disk and parsed twice with the `csv` crate (flexible, so a short or
 //! long row is seen rather than aborting the file), holding one record and one batch at a time: the
-//! first pass infers the types of columns that
-//! neither the table nor the source config types, ignoring rows with the wrong field count; the
-//! second converts each row with the column builders of `convert`, rejecting a row when its field
-//! count is wrong, a field is not UTF-8, or a value does not fit its column. Line numbers are
-//! physical (the header is line 1; a quoted field spanning lines counts every line), and the raw text
-//! of a rejected row is read back from the file by its byte range, so quarantine shows exactly what
+//! first pass infers the types of columns that neither the table nor the source config types,
+//! ignoring rows with the wrong field count; the second converts each row with the column builders
+//! of `convert`, rejecting a row when its field count is wrong, a field is not UTF-8, or a value
+//! does not fit its column, and ends a batch at `batch_size` rows or [`BATCH_BYTES`] of text. Line
+//! numbers are physical (the header is line 1; a quoted field spanning lines counts every line), and
+//! the raw text of a rejected row is read back from the file by its byte range, so quarantine shows exactly what
 //! arrived.
 
 use std::collections::HashSet;
@@ -26,8 +26,8 @@ use super::schema::{
 };
 use super::sink::Emitter;
 use super::{
-    FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow, io_error, open_file,
-    quote_value,
+    BATCH_BYTES, FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow,
+    io_error, open_file, quote_value,
 };
 
 /// Reads a CSV file into `sink`; see the module documentation.
@@ -190,6 +190,7 @@ fn convert_rows(
         .collect();
     let mut cells: Vec<Cell> = Vec::with_capacity(width);
     let mut in_batch = 0usize;
+    let mut in_batch_bytes = 0usize;
     let mut records = Records::open(path, opts)?;
     if opts.csv_has_header {
         records.next()?;
@@ -259,8 +260,10 @@ fn convert_rows(
             return Err(arrow_error(path, records.locate()?.line, source));
         }
         in_batch += 1;
-        if in_batch == opts.batch_size {
+        in_batch_bytes += records.record.as_slice().len();
+        if in_batch == opts.batch_size || in_batch_bytes >= BATCH_BYTES {
             in_batch = 0;
+            in_batch_bytes = 0;
             let batch = match flush(&mut builders, &file_schema, out.schema()) {
                 Ok(batch) => batch,
                 Err(source) => return Err(arrow_error(path, records.locate()?.line, source)),

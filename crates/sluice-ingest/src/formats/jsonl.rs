@@ -8,7 +8,7 @@
 //! columns, and struct columns are merged with the table's so new nested fields evolve it.
 //!
 //! Decoding uses `arrow_json`'s decoder (`Decoder::serialize` over the parsed values) in chunks of
-//! `batch_size`. If a chunk fails (a value that does not fit its type), the chunk is decoded row by
+//! `batch_size` lines (or [`BATCH_BYTES`] of text, whichever comes first). If a chunk fails (a value that does not fit its type), the chunk is decoded row by
 //! row to find the culprits, which are rejected with Arrow's message and the column it concerns,
 //! and the rest is kept. The file is streamed from disk and parsed twice (inference, then decoding)
 //! rather than held, so memory stays near one chunk (plus the rejected rows, handed on last in line
@@ -29,8 +29,8 @@ use serde_json::Value;
 use super::schema::{by_name, merge_schemas, replace_null_types, type_lookups};
 use super::sink::{Collect, Emitter};
 use super::{
-    FileBatches, FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow,
-    io_error, open_file, quote_value,
+    BATCH_BYTES, FileBatches, FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions,
+    RejectedRow, io_error, open_file, quote_value,
 };
 
 /// Reads a JSON Lines file into `sink`; see the module documentation.
@@ -104,6 +104,7 @@ fn read_lines(
         schema: &schema,
         batch_size: opts.batch_size,
         rows: Vec::with_capacity(opts.batch_size.min(65_536)),
+        bytes: 0,
     };
     let integer_columns: Vec<(&str, &DataType)> = schema
         .fields()
@@ -129,8 +130,10 @@ fn read_lines(
             rejected.push(rejected_row(line, format!("line {line}: {reason}"), &raw));
             continue;
         }
+        chunk.bytes += raw.len();
         chunk.rows.push(Row { line, raw, value });
-        if chunk.rows.len() == opts.batch_size && !chunk.decode(&mut out, &mut rejected)? {
+        let full = chunk.rows.len() == opts.batch_size || chunk.bytes >= BATCH_BYTES;
+        if full && !chunk.decode(&mut out, &mut rejected)? {
             return Ok(out.finish());
         }
     }
@@ -426,6 +429,8 @@ struct Chunk<'a, 'r> {
     schema: &'a SchemaRef,
     batch_size: usize,
     rows: Vec<Row<'r>>,
+    /// Bytes of line text in `rows`.
+    bytes: usize,
 }
 
 impl Chunk<'_, '_> {
@@ -478,6 +483,7 @@ impl Chunk<'_, '_> {
             }
         };
         self.rows.clear();
+        self.bytes = 0;
         Ok(match batch {
             Some(batch) => out.batch(batch),
             None => !out.stopped(),

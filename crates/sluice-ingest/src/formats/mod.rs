@@ -22,6 +22,12 @@
 /// or a record of generated keys), and every column costs a builder and a Parquet column.
 pub const MAX_COLUMNS: usize = 10_000;
 
+/// Most bytes of file text one batch of a text format holds (besides at most `batch_size` rows).
+/// Every batch in flight between the reader and the lake's writer costs memory, so batches of wide
+/// rows are cut by size: measured on 1 KB rows, 512 KiB batches keep a file's peak memory flat in its
+/// size, while 2 MiB ones (and 8192-row ones, 8 MB) let it grow with the file.
+pub(crate) const BATCH_BYTES: usize = 512 * 1024;
+
 mod convert;
 mod csv;
 mod jsonl;
@@ -97,7 +103,8 @@ impl fmt::Display for FileFormat {
 pub struct ReadOptions {
     /// The file's format.
     pub format: FileFormat,
-    /// Maximum rows per produced batch (default 8192). Must be at least 1.
+    /// Maximum rows per produced batch (default 8192). Must be at least 1. CSV and JSON Lines
+    /// batches also end at about 512 KiB of file text, so wide rows do not make large batches.
     pub batch_size: usize,
     /// Schema the target table already has (None = new table). Columns present there keep their
     /// type; a value that cannot be converted to that type rejects the row (the reason names the
