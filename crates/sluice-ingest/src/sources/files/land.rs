@@ -69,6 +69,13 @@ impl FileSink for ChannelSink {
 
 type Reader = tokio::task::JoinHandle<Result<FileSummary, FormatError>>;
 
+/// The read under way: what it still sends, its thread, and the rows it rejected so far.
+struct Read {
+    rx: Receiver<Item>,
+    reader: Reader,
+    rejected: Vec<QuarantinedRow>,
+}
+
 /// Reads `path` and lands it in one commit; see the module documentation.
 pub(super) async fn land_file(
     cx: &IngestContext,
@@ -76,9 +83,19 @@ pub(super) async fn land_file(
     path: PathBuf,
     opts: ReadOptions,
 ) -> Result<FileLanded, IngestError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     let reader: Reader =
         tokio::task::spawn_blocking(move || stream_file(&path, &opts, &mut ChannelSink(tx)));
+    land_read(cx, target, rx, reader).await
+}
+
+/// Lands what `reader` sends through `rx`.
+async fn land_read(
+    cx: &IngestContext,
+    target: &FileTarget<'_>,
+    mut rx: Receiver<Item>,
+    reader: Reader,
+) -> Result<FileLanded, IngestError> {
     let mut schema = None;
     let mut rejected = Vec::new();
     let mut first = None;
@@ -142,9 +159,12 @@ pub(super) async fn land_file(
     let stream = Box::pin(RecordBatchStreamAdapter::new(landed_schema.clone(), stream));
     let id = TableId::bronze(target.source, target.table);
     let write = cx.lake.write_stream(&id, landed_schema, stream, &spec);
-    let feed = feed(
-        cx, target, first, rx, reader, rejected, batches_tx, &batch_id,
-    );
+    let read = Read {
+        rx,
+        reader,
+        rejected,
+    };
+    let feed = feed(cx, target, first, read, batches_tx, &batch_id);
     let (written, fed) = tokio::join!(write, feed);
     // The read's own error explains a failed write best.
     let (rows_read, quarantined) = fed?;
@@ -158,17 +178,19 @@ pub(super) async fn land_file(
 /// rows quarantined)`. On an error the write's stream gets an error item before it ends, so nothing
 /// is committed. When the write stops reading (the file's commit is already recorded), the rest of
 /// the file is not read.
-#[allow(clippy::too_many_arguments)]
 async fn feed(
     cx: &IngestContext,
     target: &FileTarget<'_>,
     first: RecordBatch,
-    mut rx: Receiver<Item>,
-    reader: Reader,
-    mut rejected: Vec<QuarantinedRow>,
+    read: Read,
     tx: Sender<Result<RecordBatch, DataFusionError>>,
     batch_id: &str,
 ) -> Result<(u64, u64), IngestError> {
+    let Read {
+        mut rx,
+        reader,
+        mut rejected,
+    } = read;
     let sent: Result<bool, IngestError> = async {
         let mut next = Some(Item::Batch(first));
         while let Some(item) = next.take() {
@@ -242,3 +264,7 @@ fn quarantined(target: &FileTarget<'_>, r: RejectedRow) -> QuarantinedRow {
         raw: r.raw,
     }
 }
+
+#[cfg(test)]
+#[path = "land_tests.rs"]
+mod tests;
