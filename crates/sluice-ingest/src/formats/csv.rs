@@ -1,14 +1,18 @@
 //! CSV → Arrow, row-exactly.
 //!
-//! The file is read into memory once and parsed twice with the `csv` crate (flexible, so a short or
-//! long row is seen rather than aborting the file): the first pass infers the types of columns that
-//! neither the table nor the source config types, ignoring rows with the wrong field count; the
-//! second converts each row with the column builders of `convert`, rejecting a row when its field
-//! count is wrong, a field is not UTF-8, or a value does not fit its column. Line numbers are
-//! physical (the header is line 1; a quoted field spanning lines counts every line), and the raw text
-//! of a rejected row is sliced from the file bytes, so quarantine shows exactly what arrived.
+//! The file is streamed from disk and parsed twice with the `csv` crate (flexible, so a short or
+//! long row is seen rather than aborting the file), holding one record and one batch at a time: the
+//! first pass infers the types of columns that neither the table nor the source config types,
+//! ignoring rows with the wrong field count; the second converts each row with the column builders
+//! of `convert`, rejecting a row when its field count is wrong, a field is not UTF-8, or a value
+//! does not fit its column, and ends a batch at `batch_size` rows or [`BATCH_BYTES`] of text. Line
+//! numbers are physical (the header is line 1; a quoted field spanning lines counts every line), and
+//! the raw text of a rejected row is read back from the file by its byte range, so quarantine shows exactly what
+//! arrived.
 
 use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,14 +24,19 @@ use super::convert::{Cell, ColumnBuilder, ParseFailure};
 use super::schema::{
     TextInference, check_required_columns, conform_batch, merge_schemas, type_lookups,
 };
+use super::sink::Emitter;
 use super::{
-    FileBatches, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow, quote_value, read_bytes,
+    BATCH_BYTES, FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow,
+    io_error, open_file, quote_value,
 };
 
-/// Reads a CSV file; see the module documentation.
-pub(crate) fn read_csv(path: &Path, opts: &ReadOptions) -> Result<FileBatches, FormatError> {
-    let bytes = read_bytes(path)?;
-    let names = read_header(path, &bytes, opts)?;
+/// Reads a CSV file into `sink`; see the module documentation.
+pub(crate) fn read_csv(
+    path: &Path,
+    opts: &ReadOptions,
+    sink: &mut dyn FileSink,
+) -> Result<FileSummary, FormatError> {
+    let names = read_header(path, opts)?;
     let existing = opts.existing_schema.as_deref();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     check_required_columns(path, existing, &name_refs)?;
@@ -59,7 +68,7 @@ pub(crate) fn read_csv(path: &Path, opts: &ReadOptions) -> Result<FileBatches, F
         })
         .collect();
     let inferred = if fixed.iter().any(Option::is_none) {
-        infer_types(path, &bytes, opts, &fixed)?
+        infer_types(path, opts, &fixed)?
     } else {
         vec![None; names.len()]
     };
@@ -76,14 +85,16 @@ pub(crate) fn read_csv(path: &Path, opts: &ReadOptions) -> Result<FileBatches, F
         Some(existing) => Arc::new(merge_schemas(existing, &file_schema)),
         None => Arc::clone(&file_schema),
     };
-    convert_rows(path, &bytes, opts, file_schema, schema)
+    let mut out = Emitter::new(sink, schema);
+    convert_rows(path, opts, file_schema, &mut out)?;
+    Ok(out.finish())
 }
 
 /// The column names: the header's (an empty name becomes `column_N`), or `column_1..n` after the
 /// first row's width when the file has no header.
-fn read_header(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec<String>, FormatError> {
-    let mut records = Records::new(path, bytes, opts);
-    let Some(first) = records.next()? else {
+fn read_header(path: &Path, opts: &ReadOptions) -> Result<Vec<String>, FormatError> {
+    let mut records = Records::open(path, opts)?;
+    if !records.next()? {
         return Err(FormatError::EmptyCsv {
             path: path.to_path_buf(),
         });
@@ -113,7 +124,7 @@ fn read_header(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec<Stri
         if !seen.insert(name.clone()) {
             return Err(FormatError::DuplicateColumn {
                 path: path.to_path_buf(),
-                line: first.line,
+                line: records.locate()?.line,
                 column: name,
             });
         }
@@ -125,7 +136,6 @@ fn read_header(path: &Path, bytes: &[u8], opts: &ReadOptions) -> Result<Vec<Stri
 /// Infers the type of every column without a fixed type, over all rows with the right field count.
 fn infer_types(
     path: &Path,
-    bytes: &[u8],
     opts: &ReadOptions,
     fixed: &[Option<(DataType, bool)>],
 ) -> Result<Vec<Option<DataType>>, FormatError> {
@@ -133,11 +143,11 @@ fn infer_types(
         .iter()
         .map(|f| f.is_none().then(TextInference::default))
         .collect();
-    let mut records = Records::new(path, bytes, opts);
+    let mut records = Records::open(path, opts)?;
     if opts.csv_has_header {
         records.next()?;
     }
-    while records.next()?.is_some() {
+    while records.next()? {
         if records.record.len() != fixed.len() {
             continue;
         }
@@ -164,121 +174,125 @@ fn infer_types(
         .collect())
 }
 
-/// The second pass: converts every row or rejects it.
+/// The second pass: converts every row or rejects it, handing batches and rejections to `out` as
+/// they come.
 fn convert_rows(
     path: &Path,
-    bytes: &[u8],
     opts: &ReadOptions,
     file_schema: SchemaRef,
-    schema: SchemaRef,
-) -> Result<FileBatches, FormatError> {
+    out: &mut Emitter<'_>,
+) -> Result<(), FormatError> {
     let fields = file_schema.fields();
     let width = fields.len();
     let mut builders: Vec<ColumnBuilder> = fields
         .iter()
         .map(|f| ColumnBuilder::new(f.data_type(), f.is_nullable()))
         .collect();
-    let mut out = FileBatches {
-        schema: Arc::clone(&schema),
-        batches: Vec::new(),
-        rejected: Vec::new(),
-        rows: 0,
-    };
     let mut cells: Vec<Cell> = Vec::with_capacity(width);
     let mut in_batch = 0usize;
-    let mut records = Records::new(path, bytes, opts);
+    let mut in_batch_bytes = 0usize;
+    let mut records = Records::open(path, opts)?;
     if opts.csv_has_header {
         records.next()?;
     }
-    while let Some(at) = records.next()? {
-        let line = at.line;
-        let reject = |reason: String| RejectedRow {
-            line,
-            reason,
-            raw: String::from_utf8_lossy(at.raw).into_owned(),
-        };
+    while records.next()? {
         let record = &records.record;
-        if record.len() != width {
-            out.rejected.push(reject(format!(
-                "line {line}: expected {width} fields, found {}",
-                record.len()
-            )));
-            continue;
-        }
-        cells.clear();
         let mut failure = None;
-        for ((value, builder), field) in record.iter().zip(&builders).zip(fields.iter()) {
-            let Ok(text) = std::str::from_utf8(value) else {
-                failure = Some(format!(
-                    "line {line}: column `{}`: value is not valid UTF-8",
-                    field.name()
-                ));
-                break;
-            };
-            match builder.parse(text) {
-                Ok(cell) => cells.push(cell),
-                Err(ParseFailure::Invalid) => {
+        if record.len() != width {
+            failure = Some(format!("expected {width} fields, found {}", record.len()));
+        } else {
+            cells.clear();
+            for ((value, builder), field) in record.iter().zip(&builders).zip(fields.iter()) {
+                let Ok(text) = std::str::from_utf8(value) else {
                     failure = Some(format!(
-                        "line {line}: column `{}`: expected {}, found {}",
-                        field.name(),
-                        field.data_type(),
-                        quote_value(text)
+                        "column `{}`: value is not valid UTF-8",
+                        field.name()
                     ));
                     break;
-                }
-                Err(ParseFailure::NullNotAllowed) => {
-                    failure = Some(format!(
-                        "line {line}: column `{}`: expected {}, found an empty value (the column is not nullable)",
-                        field.name(),
-                        field.data_type()
-                    ));
-                    break;
+                };
+                match builder.parse(text) {
+                    Ok(cell) => cells.push(cell),
+                    Err(ParseFailure::Invalid) => {
+                        failure = Some(format!(
+                            "column `{}`: expected {}, found {}",
+                            field.name(),
+                            field.data_type(),
+                            quote_value(text)
+                        ));
+                        break;
+                    }
+                    Err(ParseFailure::NullNotAllowed) => {
+                        failure = Some(format!(
+                            "column `{}`: expected {}, found an empty value (the column is not nullable)",
+                            field.name(),
+                            field.data_type()
+                        ));
+                        break;
+                    }
                 }
             }
         }
         if let Some(reason) = failure {
-            out.rejected.push(reject(reason));
+            // Rare: only now is the record's exact line and text read back.
+            let at = records.locate()?;
+            let line = at.line;
+            let row = RejectedRow {
+                line,
+                reason: format!("line {line}: {reason}"),
+                raw: String::from_utf8_lossy(&at.raw).into_owned(),
+            };
+            if !out.rejected(row) {
+                return Ok(());
+            }
             continue;
         }
-        for ((value, builder), cell) in record.iter().zip(builders.iter_mut()).zip(&cells) {
-            // Checked above: every field of this record is UTF-8.
-            let text = std::str::from_utf8(value).unwrap_or_default();
-            builder
-                .append(*cell, text)
-                .map_err(|source| arrow_error(path, line, source))?;
+        let appended = records
+            .record
+            .iter()
+            .zip(builders.iter_mut())
+            .zip(&cells)
+            .try_for_each(|((value, builder), cell)| {
+                // Checked above: every field of this record is UTF-8.
+                let text = std::str::from_utf8(value).unwrap_or_default();
+                builder.append(*cell, text)
+            });
+        if let Err(source) = appended {
+            return Err(arrow_error(path, records.locate()?.line, source));
         }
         in_batch += 1;
-        if in_batch == opts.batch_size {
-            flush(path, line, &mut builders, &file_schema, &mut out)?;
+        in_batch_bytes += records.record.as_slice().len();
+        if in_batch == opts.batch_size || in_batch_bytes >= BATCH_BYTES {
             in_batch = 0;
+            in_batch_bytes = 0;
+            let batch = match flush(&mut builders, &file_schema, out.schema()) {
+                Ok(batch) => batch,
+                Err(source) => return Err(arrow_error(path, records.locate()?.line, source)),
+            };
+            if !out.batch(batch) {
+                return Ok(());
+            }
         }
     }
     if in_batch > 0 {
-        flush(path, 0, &mut builders, &file_schema, &mut out)?;
+        let batch = flush(&mut builders, &file_schema, out.schema())
+            .map_err(|source| arrow_error(path, 0, source))?;
+        out.batch(batch);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Finishes the builders into one batch conformed to the result schema.
 fn flush(
-    path: &Path,
-    line: u64,
     builders: &mut [ColumnBuilder],
     file_schema: &SchemaRef,
-    out: &mut FileBatches,
-) -> Result<(), FormatError> {
-    let mut build = || {
-        let columns = builders
-            .iter_mut()
-            .map(ColumnBuilder::finish)
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = RecordBatch::try_new(Arc::clone(file_schema), columns)?;
-        conform_batch(&batch, &out.schema)
-    };
-    let batch = build().map_err(|source| arrow_error(path, line, source))?;
-    out.rows += batch.num_rows() as u64;
-    out.batches.push(batch);
-    Ok(())
+    schema: &SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = builders
+        .iter_mut()
+        .map(ColumnBuilder::finish)
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = RecordBatch::try_new(Arc::clone(file_schema), columns)?;
+    conform_batch(&batch, schema)
 }
 
 fn arrow_error(path: &Path, line: u64, source: arrow::error::ArrowError) -> FormatError {
@@ -294,38 +308,43 @@ fn arrow_error(path: &Path, line: u64, source: arrow::error::ArrowError) -> Form
 }
 
 /// Where a record is in the file.
-struct Located<'a> {
+struct Located {
     /// 1-based physical line where the record starts.
     line: u64,
     /// The record's text without its line terminator.
-    raw: &'a [u8],
+    raw: Vec<u8>,
 }
 
-/// The records of a CSV buffer, with their line and raw text.
+/// The records of a CSV file, read as they are parsed.
 struct Records<'a> {
     path: &'a Path,
-    bytes: &'a [u8],
-    reader: ::csv::Reader<&'a [u8]>,
+    reader: ::csv::Reader<File>,
     /// The record most recently returned by [`Records::next`].
     record: ByteRecord,
+    /// Byte offset where the parser stood after that record (its end).
+    end: u64,
+    /// A second handle on the file, to read a record's text back ([`Records::locate`]).
+    raw_file: Option<File>,
 }
 
 impl<'a> Records<'a> {
-    fn new(path: &'a Path, bytes: &'a [u8], opts: &ReadOptions) -> Self {
+    fn open(path: &'a Path, opts: &ReadOptions) -> Result<Self, FormatError> {
         let reader = ::csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(opts.csv_delimiter)
-            .from_reader(bytes);
-        Records {
+            .from_reader(open_file(path)?);
+        Ok(Records {
             path,
-            bytes,
             reader,
             record: ByteRecord::new(),
-        }
+            end: 0,
+            raw_file: None,
+        })
     }
 
-    fn next(&mut self) -> Result<Option<Located<'a>>, FormatError> {
+    /// Reads the next record into [`Records::record`]; false at the end of the file.
+    fn next(&mut self) -> Result<bool, FormatError> {
         let more = self
             .reader
             .read_byte_record(&mut self.record)
@@ -334,19 +353,27 @@ impl<'a> Records<'a> {
                 line: self.reader.position().line(),
                 source,
             })?;
-        if !more {
-            return Ok(None);
-        }
+        self.end = self.reader.position().byte();
+        Ok(more)
+    }
+
+    /// The line and raw text of the current record, read back from the file.
+    fn locate(&mut self) -> Result<Located, FormatError> {
         let (start, start_line) = self
             .record
             .position()
             .map_or((0, 1), |p| (p.byte(), p.line()));
-        let end = self.reader.position().byte();
-        let slice = usize::try_from(start)
-            .ok()
-            .zip(usize::try_from(end).ok())
-            .and_then(|(s, e)| self.bytes.get(s..e))
-            .unwrap_or_default();
+        let file = match &mut self.raw_file {
+            Some(file) => file,
+            None => self.raw_file.insert(open_file(self.path)?),
+        };
+        let mut slice = Vec::new();
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| {
+                file.take(self.end.saturating_sub(start))
+                    .read_to_end(&mut slice)
+            })
+            .map_err(|source| io_error(self.path, source))?;
         // The recorded start can precede blank lines (or a terminator) the parser skipped.
         let leading = slice
             .iter()
@@ -359,10 +386,10 @@ impl<'a> Records<'a> {
             .rev()
             .take_while(|b| matches!(b, b'\r' | b'\n'))
             .count();
-        Ok(Some(Located {
+        Ok(Located {
             line: start_line + skipped_lines,
-            raw: &body[..body.len() - trailing],
-        }))
+            raw: body[..body.len() - trailing].to_vec(),
+        })
     }
 }
 

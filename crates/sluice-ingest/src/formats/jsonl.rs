@@ -8,12 +8,15 @@
 //! columns, and struct columns are merged with the table's so new nested fields evolve it.
 //!
 //! Decoding uses `arrow_json`'s decoder (`Decoder::serialize` over the parsed values) in chunks of
-//! `batch_size`. If a chunk fails (a value that does not fit its type), the chunk is decoded row by
+//! `batch_size` lines (or [`BATCH_BYTES`] of text, whichever comes first). If a chunk fails (a value that does not fit its type), the chunk is decoded row by
 //! row to find the culprits, which are rejected with Arrow's message and the column it concerns,
-//! and the rest is kept. The file is parsed twice (inference, then decoding) rather than holding
-//! every parsed value at once, so memory stays near the file size plus one chunk.
+//! and the rest is kept. The file is streamed from disk and parsed twice (inference, then decoding)
+//! rather than held, so memory stays near one chunk (plus the rejected rows, handed on last in line
+//! order).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,14 +27,19 @@ use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
 use super::schema::{by_name, merge_schemas, replace_null_types, type_lookups};
+use super::sink::{Collect, Emitter};
 use super::{
-    FileBatches, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow, quote_value, read_bytes,
+    BATCH_BYTES, FileBatches, FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions,
+    RejectedRow, io_error, open_file, quote_value,
 };
 
-/// Reads a JSON Lines file; see the module documentation.
-pub(crate) fn read_jsonl(path: &Path, opts: &ReadOptions) -> Result<FileBatches, FormatError> {
-    let bytes = read_bytes(path)?;
-    read_jsonl_bytes(path, &bytes, opts)
+/// Reads a JSON Lines file into `sink`; see the module documentation.
+pub(crate) fn read_jsonl(
+    path: &Path,
+    opts: &ReadOptions,
+    sink: &mut dyn FileSink,
+) -> Result<FileSummary, FormatError> {
+    read_lines(path, LineSource::File(path), opts, sink)
 }
 
 /// Reads JSON Lines held in memory (an HTTP page's records, one per line); `path` only names the
@@ -41,7 +49,25 @@ pub(crate) fn read_jsonl_bytes(
     bytes: &[u8],
     opts: &ReadOptions,
 ) -> Result<FileBatches, FormatError> {
-    let (inferred, mut rejected) = infer_schema(bytes);
+    let mut collect = Collect::default();
+    let summary = read_lines(path, LineSource::Bytes(bytes), opts, &mut collect)?;
+    Ok(FileBatches {
+        schema: summary.schema,
+        batches: collect.batches,
+        rejected: collect.rejected,
+        rows: summary.rows,
+    })
+}
+
+/// Both passes over the lines of `source`: batches go to `sink` as they are decoded, the rejected
+/// rows (of both passes, kept aside) follow in line order.
+fn read_lines(
+    path: &Path,
+    source: LineSource<'_>,
+    opts: &ReadOptions,
+    sink: &mut dyn FileSink,
+) -> Result<FileSummary, FormatError> {
+    let (inferred, mut rejected) = infer_schema(path, source)?;
     // Each line is bounded in `parse_line`; many lines of different keys add up here.
     if inferred.fields().len() > MAX_COLUMNS {
         return Err(FormatError::TooManyColumns {
@@ -72,17 +98,13 @@ pub(crate) fn read_jsonl_bytes(
         None => file_schema,
     });
 
-    let mut out = FileBatches {
-        schema: Arc::clone(&schema),
-        batches: Vec::new(),
-        rejected: Vec::new(),
-        rows: 0,
-    };
+    let mut out = Emitter::new(sink, Arc::clone(&schema));
     let mut chunk = Chunk {
         path,
         schema: &schema,
         batch_size: opts.batch_size,
         rows: Vec::with_capacity(opts.batch_size.min(65_536)),
+        bytes: 0,
     };
     let integer_columns: Vec<(&str, &DataType)> = schema
         .fields()
@@ -90,42 +112,110 @@ pub(crate) fn read_jsonl_bytes(
         .filter(|f| f.data_type().is_integer())
         .map(|f| (f.name().as_str(), f.data_type()))
         .collect();
-    for (line, raw) in lines(bytes) {
+    for item in source.lines(path)? {
+        let (line, raw) = item?;
         if skip.contains(&line) {
             continue;
         }
         // Lines that parsed during inference parse again; a failure here would be a bug, but the
         // row is still not lost.
-        let value = match parse_line(line, raw) {
+        let value = match parse_line(line, &raw) {
             Ok(value) => value,
             Err(reason) => {
-                rejected.push(rejected_row(line, reason, raw));
+                rejected.push(rejected_row(line, reason, &raw));
                 continue;
             }
         };
         if let Some(reason) = check_integers(&value, &integer_columns) {
-            rejected.push(rejected_row(line, format!("line {line}: {reason}"), raw));
+            rejected.push(rejected_row(line, format!("line {line}: {reason}"), &raw));
             continue;
         }
+        chunk.bytes += raw.len();
         chunk.rows.push(Row { line, raw, value });
-        if chunk.rows.len() == opts.batch_size {
-            chunk.decode(&mut out)?;
+        let full = chunk.rows.len() == opts.batch_size || chunk.bytes >= BATCH_BYTES;
+        if full && !chunk.decode(&mut out, &mut rejected)? {
+            return Ok(out.finish());
         }
     }
-    chunk.decode(&mut out)?;
-    rejected.append(&mut out.rejected);
+    if !chunk.decode(&mut out, &mut rejected)? {
+        return Ok(out.finish());
+    }
     rejected.sort_by_key(|r| r.line);
-    out.rejected = rejected;
-    Ok(out)
+    for row in rejected {
+        if !out.rejected(row) {
+            break;
+        }
+    }
+    Ok(out.finish())
 }
 
-/// The non-blank lines of the file: (1-based line number, text without the line terminator).
-fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
-    bytes
-        .split(|b| *b == b'\n')
-        .zip(1u64..)
-        .map(|(raw, line)| (line, raw.strip_suffix(b"\r").unwrap_or(raw)))
-        .filter(|(_, raw)| !raw.iter().all(u8::is_ascii_whitespace))
+/// Where the lines come from: a file (read from disk again for each pass) or bytes in memory.
+#[derive(Clone, Copy)]
+enum LineSource<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+/// A line's number and its text without the line terminator.
+type Line<'a> = (u64, Cow<'a, [u8]>);
+
+impl<'a> LineSource<'a> {
+    /// The non-blank lines: (1-based line number, text without the line terminator).
+    fn lines(
+        self,
+        path: &Path,
+    ) -> Result<Box<dyn Iterator<Item = Result<Line<'a>, FormatError>> + 'a>, FormatError> {
+        let all: Box<dyn Iterator<Item = Result<Line<'a>, FormatError>> + 'a> = match self {
+            LineSource::Bytes(bytes) => Box::new(
+                bytes
+                    .split(|b| *b == b'\n')
+                    .zip(1u64..)
+                    .map(|(raw, line)| Ok((line, Cow::Borrowed(raw)))),
+            ),
+            LineSource::File(file) => {
+                let mut reader = BufReader::new(open_file(file)?);
+                let path = path.to_path_buf();
+                let mut line = 0u64;
+                let mut done = false;
+                Box::new(std::iter::from_fn(move || {
+                    if done {
+                        return None;
+                    }
+                    let mut buf = Vec::new();
+                    match reader.read_until(b'\n', &mut buf) {
+                        Ok(_) => {
+                            line += 1;
+                            // As `split`: the text after the last terminator is one more line.
+                            match buf.strip_suffix(b"\n") {
+                                Some(body) => buf.truncate(body.len()),
+                                None => done = true,
+                            }
+                            Some(Ok((line, Cow::Owned(buf))))
+                        }
+                        Err(source) => {
+                            done = true;
+                            Some(Err(io_error(&path, source)))
+                        }
+                    }
+                }))
+            }
+        };
+        Ok(Box::new(all.filter_map(|item| match item {
+            Ok((line, raw)) => {
+                let raw = match raw {
+                    Cow::Borrowed(raw) => Cow::Borrowed(raw.strip_suffix(b"\r").unwrap_or(raw)),
+                    Cow::Owned(mut raw) => {
+                        if raw.last() == Some(&b'\r') {
+                            raw.pop();
+                        }
+                        Cow::Owned(raw)
+                    }
+                };
+                (!raw.iter().all(u8::is_ascii_whitespace)).then_some(Ok((line, raw)))
+            }
+            Err(e) => Some(Err(e)),
+        })))
+    }
 }
 
 /// Parses one line into a JSON object, or explains why it is not one.
@@ -161,34 +251,54 @@ fn rejected_row(line: u64, reason: String, raw: &[u8]) -> RejectedRow {
 
 /// Infers the schema of the good lines; returns it with the rejected lines (unparseable, or
 /// conflicting with earlier lines).
-fn infer_schema(bytes: &[u8]) -> (Schema, Vec<RejectedRow>) {
+fn infer_schema(
+    path: &Path,
+    source: LineSource<'_>,
+) -> Result<(Schema, Vec<RejectedRow>), FormatError> {
     let mut rejected = Vec::new();
-    let values = lines(bytes).filter_map(|(line, raw)| match parse_line(line, raw) {
-        Ok(value) => Some(Ok::<_, ArrowError>(value)),
-        Err(reason) => {
-            rejected.push(rejected_row(line, reason, raw));
-            None
+    let mut failed = None;
+    let mut lines = source.lines(path)?;
+    let values = std::iter::from_fn(|| {
+        loop {
+            match lines.next()? {
+                Ok((line, raw)) => match parse_line(line, &raw) {
+                    Ok(value) => return Some(Ok::<_, ArrowError>(value)),
+                    Err(reason) => rejected.push(rejected_row(line, reason, &raw)),
+                },
+                Err(e) => {
+                    failed = Some(e);
+                    return None;
+                }
+            }
         }
     });
-    match infer_json_schema_from_iterator(values) {
-        Ok(schema) => (schema, rejected),
+    let inferred = infer_json_schema_from_iterator(values);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match inferred {
+        Ok(schema) => Ok((schema, rejected)),
         Err(e) => {
             tracing::debug!(error = %e, "JSON lines disagree on types; inferring line by line");
-            infer_row_by_row(bytes)
+            infer_row_by_row(path, source)
         }
     }
 }
 
 /// Inference that accepts lines in order and rejects a line whose types cannot be reconciled with
 /// the lines before it.
-fn infer_row_by_row(bytes: &[u8]) -> (Schema, Vec<RejectedRow>) {
+fn infer_row_by_row(
+    path: &Path,
+    source: LineSource<'_>,
+) -> Result<(Schema, Vec<RejectedRow>), FormatError> {
     let mut rejected = Vec::new();
     let mut fields = Fields::empty();
-    for (line, raw) in lines(bytes) {
-        let value = match parse_line(line, raw) {
+    for item in source.lines(path)? {
+        let (line, raw) = item?;
+        let value = match parse_line(line, &raw) {
             Ok(value) => value,
             Err(reason) => {
-                rejected.push(rejected_row(line, reason, raw));
+                rejected.push(rejected_row(line, reason, &raw));
                 continue;
             }
         };
@@ -197,7 +307,7 @@ fn infer_row_by_row(bytes: &[u8]) -> (Schema, Vec<RejectedRow>) {
                 Ok(row) => row,
                 Err(e) => {
                     let reason = format!("line {line}: {}", arrow_message(&e));
-                    rejected.push(rejected_row(line, reason, raw));
+                    rejected.push(rejected_row(line, reason, &raw));
                     continue;
                 }
             };
@@ -211,11 +321,11 @@ fn infer_row_by_row(bytes: &[u8]) -> (Schema, Vec<RejectedRow>) {
                 let reason = format!(
                     "line {line}: column `{column}`: {here} conflicts with {earlier} in earlier lines"
                 );
-                rejected.push(rejected_row(line, reason, raw));
+                rejected.push(rejected_row(line, reason, &raw));
             }
         }
     }
-    (Schema::new(fields), rejected)
+    Ok((Schema::new(fields), rejected))
 }
 
 /// Two inferred types that cannot be reconciled.
@@ -309,19 +419,21 @@ fn check_integers(value: &Value, columns: &[(&str, &DataType)]) -> Option<String
 /// A parsed line waiting to be decoded.
 struct Row<'a> {
     line: u64,
-    raw: &'a [u8],
+    raw: Cow<'a, [u8]>,
     value: Value,
 }
 
 /// Rows waiting to be decoded into one batch.
-struct Chunk<'a> {
+struct Chunk<'a, 'r> {
     path: &'a Path,
     schema: &'a SchemaRef,
     batch_size: usize,
-    rows: Vec<Row<'a>>,
+    rows: Vec<Row<'r>>,
+    /// Bytes of line text in `rows`.
+    bytes: usize,
 }
 
-impl Chunk<'_> {
+impl Chunk<'_, '_> {
     fn decoder(&self) -> Result<Decoder, FormatError> {
         decoder_for(self.schema, self.batch_size).map_err(|source| FormatError::Arrow {
             path: self.path.to_path_buf(),
@@ -330,10 +442,15 @@ impl Chunk<'_> {
         })
     }
 
-    /// Decodes the pending rows into `out`, rejecting the rows that do not fit the schema.
-    fn decode(&mut self, out: &mut FileBatches) -> Result<(), FormatError> {
+    /// Decodes the pending rows into a batch for `out`, adding the rows that do not fit the schema
+    /// to `rejected`. Returns false when `out` stopped the read.
+    fn decode(
+        &mut self,
+        out: &mut Emitter<'_>,
+        rejected: &mut Vec<RejectedRow>,
+    ) -> Result<bool, FormatError> {
         if self.rows.is_empty() {
-            return Ok(());
+            return Ok(!out.stopped());
         }
         let values: Vec<&Value> = self.rows.iter().map(|r| &r.value).collect();
         let batch = match decode_values(self.decoder()?, &values) {
@@ -350,7 +467,7 @@ impl Chunk<'_> {
                             row.line,
                             locate_failure(&row.value, self.schema, &e)
                         );
-                        out.rejected.push(rejected_row(row.line, reason, row.raw));
+                        rejected.push(rejected_row(row.line, reason, &row.raw));
                     } else {
                         good.push(&row.value);
                     }
@@ -366,11 +483,11 @@ impl Chunk<'_> {
             }
         };
         self.rows.clear();
-        if let Some(batch) = batch {
-            out.rows += batch.num_rows() as u64;
-            out.batches.push(batch);
-        }
-        Ok(())
+        self.bytes = 0;
+        Ok(match batch {
+            Some(batch) => out.batch(batch),
+            None => !out.stopped(),
+        })
     }
 }
 

@@ -1,9 +1,11 @@
 //! Landing files (CSV, JSON Lines, Parquet) → Arrow record batches, row-exactly.
 //!
-//! Every file source (local folders, object-store prefixes, seeds) funnels through [`read_file`].
-//! The contract is that no row disappears: each row of the file either ends up in
-//! [`FileBatches::batches`] or in [`FileBatches::rejected`] with the physical line it came from and
-//! why it could not be read, so the caller can land the good rows and send the rest to quarantine.
+//! Every file source (local folders, object-store prefixes, seeds) funnels through [`stream_file`]
+//! (or [`read_file`], which collects what it streams). The contract is that no row disappears: each
+//! row of the file either ends up in an accepted batch or in a [`RejectedRow`] with the physical line
+//! it came from and why it could not be read, so the caller can land the good rows and send the rest
+//! to quarantine. Files are read from disk as they are parsed (text formats twice: once to settle the
+//! schema, once to convert), so memory stays bounded by a batch whatever the file's size.
 //! Only problems that concern the whole file (unreadable, not Parquet, no CSV header, a column the
 //! table requires is absent) are errors ([`FormatError`]).
 //!
@@ -20,11 +22,18 @@
 /// or a record of generated keys), and every column costs a builder and a Parquet column.
 pub const MAX_COLUMNS: usize = 10_000;
 
+/// Most bytes of file text one batch of a text format holds (besides at most `batch_size` rows).
+/// Every batch in flight between the reader and the lake's writer costs memory, so batches of wide
+/// rows are cut by size: measured on 1 KB rows, 512 KiB batches keep a file's peak memory flat in its
+/// size, while 2 MiB ones (and 8192-row ones, 8 MB) let it grow with the file.
+pub(crate) const BATCH_BYTES: usize = 512 * 1024;
+
 mod convert;
 mod csv;
 mod jsonl;
 mod parquet;
 mod schema;
+mod sink;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -36,6 +45,7 @@ use arrow::record_batch::RecordBatch;
 
 pub(crate) use self::jsonl::read_jsonl_bytes;
 pub use self::schema::{merge_schemas, parse_type_name};
+pub use self::sink::{FileSink, FileSummary};
 
 /// The format of a landing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,7 +103,8 @@ impl fmt::Display for FileFormat {
 pub struct ReadOptions {
     /// The file's format.
     pub format: FileFormat,
-    /// Maximum rows per produced batch (default 8192). Must be at least 1.
+    /// Maximum rows per produced batch (default 8192). Must be at least 1. CSV and JSON Lines
+    /// batches also end at about 512 KiB of file text, so wide rows do not make large batches.
     pub batch_size: usize,
     /// Schema the target table already has (None = new table). Columns present there keep their
     /// type; a value that cannot be converted to that type rejects the row (the reason names the
@@ -289,6 +300,7 @@ pub enum FormatError {
 }
 
 /// Reads one landing file into Arrow batches, sending unreadable rows to [`FileBatches::rejected`].
+/// This holds the whole file's rows; [`stream_file`] hands them on as they are read instead.
 ///
 /// ```no_run
 /// use sluice_ingest::formats::{read_file, FileFormat, ReadOptions};
@@ -297,37 +309,60 @@ pub enum FormatError {
 /// # Ok::<(), sluice_ingest::formats::FormatError>(())
 /// ```
 pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<FileBatches, FormatError> {
+    let mut collect = sink::Collect::default();
+    let summary = stream_file(path, opts, &mut collect)?;
+    Ok(FileBatches {
+        schema: summary.schema,
+        batches: collect.batches,
+        rejected: collect.rejected,
+        rows: summary.rows,
+    })
+}
+
+/// Reads one landing file, handing its schema, accepted batches and rejected rows to `sink` as they
+/// are read, in memory bounded by a batch (plus the rows a JSON Lines file rejects, which are handed
+/// on after its batches). The rows, rejections and schema are exactly those of [`read_file`].
+pub fn stream_file(
+    path: &Path,
+    opts: &ReadOptions,
+    sink: &mut dyn FileSink,
+) -> Result<FileSummary, FormatError> {
     if opts.batch_size == 0 {
         return Err(FormatError::InvalidOptions {
             reason: "batch_size must be at least 1".to_string(),
         });
     }
     let out = match opts.format {
-        FileFormat::Csv => self::csv::read_csv(path, opts)?,
-        FileFormat::Jsonl => self::jsonl::read_jsonl(path, opts)?,
-        FileFormat::Parquet => self::parquet::read_parquet(path, opts)?,
+        FileFormat::Csv => self::csv::read_csv(path, opts, sink)?,
+        FileFormat::Jsonl => self::jsonl::read_jsonl(path, opts, sink)?,
+        FileFormat::Parquet => self::parquet::read_parquet(path, opts, sink)?,
     };
-    if out.rejected.is_empty() {
-        tracing::debug!(path = %path.display(), format = %opts.format, rows = out.rows, "read file");
-    } else {
-        tracing::warn!(
+    match &out.first_reason {
+        None => {
+            tracing::debug!(path = %path.display(), format = %opts.format, rows = out.rows, "read file");
+        }
+        Some(first_reason) => tracing::warn!(
             path = %path.display(),
             format = %opts.format,
             rows = out.rows,
-            rejected = out.rejected.len(),
-            first_reason = %out.rejected[0].reason,
+            rejected = out.rejected,
+            first_reason = %first_reason,
             "read file with rejected rows"
-        );
+        ),
     }
     Ok(out)
 }
 
-/// Reads a whole file into memory, naming the path on failure.
-fn read_bytes(path: &Path) -> Result<Vec<u8>, FormatError> {
-    std::fs::read(path).map_err(|source| FormatError::Io {
+/// Opens a file, naming the path on failure.
+fn open_file(path: &Path) -> Result<std::fs::File, FormatError> {
+    std::fs::File::open(path).map_err(|source| io_error(path, source))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> FormatError {
+    FormatError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    }
 }
 
 /// Shortens a value quoted in a rejection reason; the full text is in [`RejectedRow::raw`].

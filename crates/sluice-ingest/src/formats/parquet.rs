@@ -1,7 +1,7 @@
 //! Parquet → Arrow.
 //!
-//! Parquet is typed, so there is no row-level rejection: the file is read in `batch_size` batches
-//! and each batch is conformed to `merge_schemas(table, file)`. A column whose type differs from
+//! Parquet is typed, so there is no row-level rejection: the file is read from disk row group by
+//! row group in `batch_size` batches, each handed on as it is decoded, and each batch is conformed to `merge_schemas(table, file)`. A column whose type differs from
 //! the table's is cast (strictly); when the types cannot be converted, or a value does not convert,
 //! the whole file fails with the column named, because dropping or nulling values would lose data.
 
@@ -16,10 +16,15 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use super::schema::{check_required_columns, conform_array, conform_batch, merge_schemas};
-use super::{FileBatches, FormatError, ReadOptions};
+use super::sink::Emitter;
+use super::{FileSink, FileSummary, FormatError, ReadOptions};
 
-/// Reads a Parquet file; see the module documentation.
-pub(crate) fn read_parquet(path: &Path, opts: &ReadOptions) -> Result<FileBatches, FormatError> {
+/// Reads a Parquet file into `sink`; see the module documentation.
+pub(crate) fn read_parquet(
+    path: &Path,
+    opts: &ReadOptions,
+    sink: &mut dyn FileSink,
+) -> Result<FileSummary, FormatError> {
     let file = File::open(path).map_err(|source| FormatError::Io {
         path: path.to_path_buf(),
         source,
@@ -62,12 +67,7 @@ pub(crate) fn read_parquet(path: &Path, opts: &ReadOptions) -> Result<FileBatche
     });
 
     let reader = builder.build().map_err(not_parquet)?;
-    let mut out = FileBatches {
-        schema: Arc::clone(&schema),
-        batches: Vec::new(),
-        rejected: Vec::new(),
-        rows: 0,
-    };
+    let mut out = Emitter::new(sink, Arc::clone(&schema));
     for (index, batch) in reader.enumerate() {
         let batch = batch.map_err(|source| FormatError::Arrow {
             path: path.to_path_buf(),
@@ -76,10 +76,11 @@ pub(crate) fn read_parquet(path: &Path, opts: &ReadOptions) -> Result<FileBatche
         })?;
         let batch = conform_batch(&batch, &schema)
             .map_err(|source| conform_error(path, &batch, &schema, source))?;
-        out.rows += batch.num_rows() as u64;
-        out.batches.push(batch);
+        if !out.batch(batch) {
+            break;
+        }
     }
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// Whether values of `from` can be converted to `to`: equal, castable, or structs/lists whose

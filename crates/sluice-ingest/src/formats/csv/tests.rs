@@ -8,7 +8,10 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use tempfile::TempDir;
 
-use crate::formats::{FileFormat, FormatError, MAX_COLUMNS, ReadOptions, read_file};
+use crate::formats::{
+    BATCH_BYTES, FileFormat, FileSink, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow,
+    read_file, stream_file,
+};
 
 fn write(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
@@ -439,4 +442,83 @@ mod properties {
             }
         }
     }
+}
+
+/// Twenty rows of 100 KB with a short row on line 12, and one on line 19 after a blank line.
+fn wide_rows_file(dir: &TempDir) -> PathBuf {
+    let value = "x".repeat(100_000);
+    let mut text = String::from("id,text\n");
+    for i in 1..=20 {
+        if i == 11 {
+            text.push_str("short\n");
+        }
+        if i == 16 {
+            text.push_str("\nbad\n");
+        }
+        text.push_str(&format!("{i},{value}\n"));
+    }
+    write(dir, "wide.csv", text.as_bytes())
+}
+
+#[test]
+fn wide_rows_are_cut_into_batches_by_size_with_every_row_and_line_kept() {
+    let dir = TempDir::new().unwrap();
+    let path = wide_rows_file(&dir);
+    let out = read_file(&path, &ReadOptions::default()).unwrap();
+    let per_batch = BATCH_BYTES.div_ceil(100_000);
+    assert_eq!(out.batches.len(), 20_usize.div_ceil(per_batch));
+    assert!(out.batches.iter().all(|b| b.num_rows() <= per_batch));
+    assert_eq!(out.rows, 20);
+    let all = concat(&out.batches);
+    assert_eq!(ints(&all, "id"), (1..=20).map(Some).collect::<Vec<_>>());
+    let rejected: Vec<(u64, &str, &str)> = out
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str(), r.raw.as_str()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (12, "line 12: expected 2 fields, found 1", "short"),
+            (19, "line 19: expected 2 fields, found 1", "bad")
+        ]
+    );
+}
+
+/// Keeps the first batch and stops the read.
+#[derive(Default)]
+struct FirstBatch {
+    schema: bool,
+    rows: Vec<usize>,
+}
+
+impl FileSink for FirstBatch {
+    fn schema(&mut self, _schema: &arrow::datatypes::SchemaRef) {
+        self.schema = true;
+    }
+
+    fn batch(&mut self, batch: RecordBatch) -> bool {
+        assert!(self.schema, "the schema comes before any batch");
+        self.rows.push(batch.num_rows());
+        false
+    }
+
+    fn rejected(&mut self, _row: RejectedRow) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_sink_can_stop_the_read_after_a_batch() {
+    let dir = TempDir::new().unwrap();
+    let path = wide_rows_file(&dir);
+    let mut sink = FirstBatch::default();
+    let summary = stream_file(&path, &ReadOptions::default(), &mut sink).unwrap();
+    assert!(summary.stopped);
+    assert_eq!(sink.rows.len(), 1);
+    assert_eq!(summary.rows, sink.rows[0] as u64);
+    assert_eq!(
+        summary.rejected, 0,
+        "the short row comes after the first batch"
+    );
 }

@@ -1,6 +1,7 @@
 //! `kind: files` — CSV, JSON lines and Parquet files matched by a glob, each landed exactly once.
 
 mod config;
+mod land;
 mod source;
 
 pub use config::{FilesConfig, FilesTable};

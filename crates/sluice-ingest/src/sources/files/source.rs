@@ -2,7 +2,8 @@
 //!
 //! Each new file is landed in its own Delta commit whose metadata names the file; the set of landed
 //! files is read back from the table's log, so a file is landed exactly once even if the process dies
-//! between files, and no side database can drift from the lake.
+//! between files, and no side database can drift from the lake. A file streams into its commit
+//! (`land`), so its size does not bound what memory it needs.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,12 +11,13 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
-use sluice_lake::{QuarantinedRow, TableId, WriteMode};
+use sluice_lake::TableId;
 
 use super::config::{FilesConfig, FilesTable};
+use super::land::{FileLanded, FileTarget, land_file};
 use crate::error::IngestError;
-use crate::formats::{FileFormat, ReadOptions, parse_type_name, read_file};
-use crate::landing::{Landing, app_id, land};
+use crate::formats::{FileFormat, ReadOptions, parse_type_name};
+use crate::landing::app_id;
 use crate::source::{IngestContext, IngestReport, Source, find_table};
 
 /// Lands files matched by globs.
@@ -156,49 +158,19 @@ impl Source for FilesSource {
             if let Some(h) = t.header {
                 opts.csv_has_header = h;
             }
-            let path = file.clone();
-            let parsed = tokio::task::spawn_blocking(move || read_file(&path, &opts))
-                .await
-                .map_err(|e| IngestError::Read {
-                    source_name: self.name.clone(),
-                    table: t.name.clone(),
-                    message: format!("reader failed: {e}"),
-                    transient: false,
-                })??;
-            report.rows_read += parsed.rows;
             txn_version += 1;
-            let rejected = parsed
-                .rejected
-                .into_iter()
-                .map(|r| QuarantinedRow {
-                    source_file: Some(rel.clone()),
-                    line: Some(r.line),
-                    reason: format!("{rel}:{}: {}", r.line, r.reason),
-                    raw: r.raw,
-                })
-                .collect();
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("sluice.file".into(), rel.clone().into());
-            let batches = if parsed.batches.is_empty() {
-                vec![arrow::array::RecordBatch::new_empty(parsed.schema.clone())]
-            } else {
-                parsed.batches
+            let target = FileTarget {
+                source: &self.name,
+                table: &t.name,
+                rel: &rel,
+                pii: &t.pii,
+                txn_version,
             };
-            let l = land(
-                cx,
-                Landing {
-                    source: &self.name,
-                    table: &t.name,
-                    batches,
-                    rejected,
-                    mode: WriteMode::Append,
-                    txn_version,
-                    metadata,
-                    pii: &t.pii,
-                    origin: &rel,
-                },
-            )
-            .await?;
+            let FileLanded {
+                rows_read,
+                landed: l,
+            } = land_file(cx, &target, file.clone(), opts).await?;
+            report.rows_read += rows_read;
             report.rows_written += l.rows;
             report.rows_quarantined += l.quarantined;
             report.commits += u64::from(l.committed);

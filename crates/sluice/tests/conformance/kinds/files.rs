@@ -55,8 +55,8 @@ impl ConformanceSource for Files {
     }
 
     fn memory_note(&self) -> &'static str {
-        "the files source reads a whole file into memory (formats::read_file) before its one commit, \
-         so a large file needs memory in proportion to its size"
+        "a file streams into its one commit (formats::stream_file → Lake::write_stream) in batches \
+         of at most 8192 rows or 512 KiB of text"
     }
 }
 
