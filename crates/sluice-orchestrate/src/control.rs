@@ -12,7 +12,7 @@
 //!   lease up at once instead of after the TTL.
 //! - A **tick claim** makes one scheduler, not every scheduler, run a given tick of a node.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use sluice_state::LeaseOutcome;
@@ -25,7 +25,6 @@ use crate::state::{StateError, StateStore, now_ms};
 
 /// How long a claimed tick stays claimed if its run never finishes (the claiming process died).
 const TICK_CLAIM_TTL: Duration = Duration::from_secs(600);
-
 
 impl StateStore {
     /// Asks run `run_id` to stop (it notices within a fraction of a second). Returns false when the

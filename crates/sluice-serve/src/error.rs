@@ -178,7 +178,6 @@ impl ApiError {
     }
 }
 
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

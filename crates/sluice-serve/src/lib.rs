@@ -76,9 +76,9 @@ use std::future::Future;
 pub use app::AppState;
 pub use counters::HttpMetrics;
 pub use error::ApiError;
+pub use format::Format;
 pub use http::router;
 pub use limits::Limits;
-pub use format::Format;
 pub use query::registry::QueryRegistry;
 
 /// Serves `app` on `listener` with default limits until `shutdown` completes (see [`server`]).

@@ -196,9 +196,10 @@ pub enum Command {
     /// Build the time partitions of the selected partitioned models from --from's partition to
     /// --to's, both included (docs/partitions.md); resumable.
     Backfill {
-        /// Selection in dbt's grammar (only time-partitioned models are built).
-        #[arg(long, short, num_args = 1.., value_name = "SELECTOR")]
-        select: Vec<String>,
+        /// Selection in dbt's grammar (only time-partitioned models are built), `--exclude`,
+        /// `--state`.
+        #[command(flatten)]
+        sel: SelectArgs,
         /// First partition: a date or time inside it (default: each model's partition_by.start).
         #[arg(long, value_name = "DATE")]
         from: Option<String>,

@@ -166,7 +166,11 @@ fn the_checker_finds_a_loop() {
     std::fs::write(src.join("c_tests.rs"), "use crate::a;").unwrap();
     let graph = module_graph(src);
     assert_eq!(cycles(&graph), vec![vec!["a", "b", "c"]]);
-    std::fs::write(src.join("c.rs"), "fn g() {}\n#[cfg(test)]\nmod tests { use crate::a; }").unwrap();
+    std::fs::write(
+        src.join("c.rs"),
+        "fn g() {}\n#[cfg(test)]\nmod tests { use crate::a; }",
+    )
+    .unwrap();
     assert!(cycles(&module_graph(src)).is_empty());
 }
 

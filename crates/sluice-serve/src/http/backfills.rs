@@ -20,6 +20,9 @@ pub struct BackfillBody {
     /// Selection as `sluice backfill --select`.
     #[serde(default)]
     pub select: String,
+    /// Leave out what this selects (same grammar), as `sluice backfill --exclude`.
+    #[serde(default)]
+    pub exclude: String,
     /// First partition (a date or time inside it); default: each model's `partition_by.start`.
     #[serde(default)]
     pub from: Option<String>,
@@ -46,8 +49,16 @@ pub async fn start_backfill(
             e.body_text()
         ))
     })?;
+    let (nodes, selection) = if body.exclude.trim().is_empty() {
+        (None, body.select.trim().to_string())
+    } else {
+        let (nodes, display) =
+            crate::http::control::resolve_selection(&s, &body.select, &body.exclude)?;
+        (Some(nodes), display)
+    };
     let req = BackfillRequest {
-        selection: body.select.trim().to_string(),
+        selection,
+        nodes,
         from: body.from,
         to: body.to,
         missing: body.missing,

@@ -30,6 +30,9 @@ pub struct RunRequest {
     /// empty or absent = everything.
     #[serde(default)]
     pub select: String,
+    /// Leave out what this selects (same grammar), as `sluice run --exclude`.
+    #[serde(default)]
+    pub exclude: String,
     /// Rebuild incremental models from scratch.
     #[serde(default)]
     pub full_refresh: bool,
@@ -48,11 +51,39 @@ pub async fn trigger_run(
     })?;
     let mut opts = run_options(&s, &req.select, "api")?;
     opts.full_refresh = req.full_refresh;
+    if !req.exclude.trim().is_empty() {
+        let (nodes, display) = resolve_selection(&s, &req.select, &req.exclude)?;
+        opts.nodes = Some(nodes);
+        opts.selection = display;
+    }
     let run_id = start_run(&s, opts).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run_id, "url": format!("/api/runs/{run_id}")})),
     ))
+}
+
+/// The nodes `select` minus `exclude` names (dbt's grammar), and the selection as recorded in the run
+/// history (`a b --exclude c`). A selection that names nothing known is a 400.
+pub fn resolve_selection(
+    s: &AppState,
+    select: &str,
+    exclude: &str,
+) -> Result<(std::collections::BTreeSet<String>, String), ApiError> {
+    let nodes =
+        sluice_core::selector::select(&s.compiled.graph, s.compiled.as_ref(), select, exclude)
+            .map_err(|e| {
+                let text = format!("{select} --exclude {exclude}");
+                ApiError::bad_param("select", text.trim(), e.to_string())
+            })?;
+    let display = if exclude.trim().is_empty() {
+        select.trim().to_string()
+    } else {
+        format!("{} --exclude {}", select.trim(), exclude.trim())
+            .trim()
+            .to_string()
+    };
+    Ok((nodes, display))
 }
 
 /// Run options for `selection` from the project's defaults (`defaults.threads`, `retries`,
@@ -155,8 +186,10 @@ pub async fn schedules(State(s): State<AppState>) -> Result<Json<serde_json::Val
 /// unless `opts.run_id` is set. An observer already in `opts` still receives every event.
 pub async fn start_run(s: &AppState, mut opts: RunOptions) -> Result<String, ApiError> {
     let compiled = s.compiled.clone();
-    sluice_core::selector::select_nodes(&compiled.graph, &opts.selection, compiled.as_ref())
-        .map_err(|e| ApiError::bad_param("select", &opts.selection, e.to_string()))?;
+    if opts.nodes.is_none() {
+        sluice_core::selector::select_nodes(&compiled.graph, &opts.selection, compiled.as_ref())
+            .map_err(|e| ApiError::bad_param("select", &opts.selection, e.to_string()))?;
+    }
     let run_id = opts
         .run_id
         .get_or_insert_with(sluice_orchestrate::new_run_id)

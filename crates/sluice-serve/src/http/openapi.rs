@@ -7,8 +7,8 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use crate::query::filter::{DEFAULT_LIMIT, MAX_LIMIT, OPERATORS};
 use crate::format::Format;
+use crate::query::filter::{DEFAULT_LIMIT, MAX_LIMIT, OPERATORS};
 
 /// `GET /api/openapi.json`.
 pub async fn openapi() -> Json<Value> {

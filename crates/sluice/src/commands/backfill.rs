@@ -18,8 +18,8 @@ use super::{load, open};
 /// What `sluice backfill` was asked.
 #[derive(Debug, Clone)]
 pub struct BackfillArgs {
-    /// Selection.
-    pub select: String,
+    /// Selection (`--select`, `--exclude`, `--state`).
+    pub sel: crate::cli::SelectArgs,
     /// First partition.
     pub from: Option<String>,
     /// Last partition (included).
@@ -72,8 +72,11 @@ pub async fn backfill(dir: &Path, args: BackfillArgs) -> Result<ExitCode> {
             (id.clone(), true)
         }
         None => {
+            // Resolved here: `--state` needs the previous manifest, which only the CLI reads.
+            let resolved = super::select::resolve(&ws.compiled, &args.sel)?;
             let req = BackfillRequest {
-                selection: args.select.trim().to_string(),
+                selection: resolved.display,
+                nodes: Some(resolved.nodes),
                 from: args.from.clone(),
                 to: args.to.clone(),
                 missing: args.missing,

@@ -122,7 +122,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         },
         Command::Retry { run_id, threads } => runs::retry(&project, &run_id, threads).await,
         Command::Backfill {
-            select,
+            sel,
             from,
             to,
             missing,
@@ -130,7 +130,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             resume,
         } => {
             let args = backfill::BackfillArgs {
-                select: select.join(" "),
+                sel,
                 from,
                 to,
                 missing,

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::common::DataFusionError;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use sluice_engine::DataFusionError;
+use sluice_engine::plan::RecordBatchStreamAdapter;
 use sluice_lake::{QuarantinedRow, TableId, WriteMode};
 use tokio::sync::mpsc::{Receiver, Sender};
 

@@ -36,8 +36,13 @@ pub enum BackfillError {
 /// What to backfill.
 #[derive(Debug, Clone, Default)]
 pub struct BackfillRequest {
-    /// Selection (`name`, `name+`, `+name`, `tag:x`); only time-partitioned models are built.
+    /// Selection (`name`, `name+`, `+name`, `tag:x`); only time-partitioned models are built. With
+    /// `nodes`, the selection as the user wrote it (`a --exclude b --state dir`), recorded and
+    /// matched against unfinished backfills.
     pub selection: String,
+    /// The selected nodes when the caller resolved the selection itself (`--exclude`, `--state`);
+    /// `None`: `selection` is resolved here.
+    pub nodes: Option<std::collections::BTreeSet<String>>,
     /// First partition (a date or time inside it); default: each model's `partition_by.start`.
     pub from: Option<String>,
     /// Last partition, included; default: the current partition.
@@ -91,8 +96,12 @@ fn request_error(m: impl Into<String>) -> BackfillError {
 fn partitioned_models<'a>(
     project: &'a CompiledProject,
     selection: &str,
+    nodes: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<Vec<(&'a CompiledModel, &'a TimePartition)>, BackfillError> {
-    let selected = sluice_core::selector::select_nodes(&project.graph, selection, project)?;
+    let selected = match nodes {
+        Some(nodes) => nodes.clone(),
+        None => sluice_core::selector::select_nodes(&project.graph, selection, project)?,
+    };
     let out: Vec<_> = project
         .graph
         .topological_order()?
@@ -119,7 +128,7 @@ pub fn plan(
     let store = PartitionStore::new(state)?;
     let from_text = req.from.clone().unwrap_or_default();
     let to_text = req.to.clone().unwrap_or_default();
-    let models = partitioned_models(project, &req.selection)?;
+    let models = partitioned_models(project, &req.selection, req.nodes.as_ref())?;
     if let Some(r) = store.unfinished_like(&req.selection, &from_text, &to_text, req.missing)? {
         return Ok((r, true));
     }
