@@ -120,7 +120,7 @@ pub fn openapi_paths() -> [(&'static str, Value); 2] {
                 "summary": "Plans a backfill of the selected time-partitioned models (partitions from `from` to `to`, both included, or only never-built ones with `missing`) and builds it in the background; the same request as an unfinished backfill resumes it. Poll `GET /api/backfills/{id}`.",
                 "parameters": [],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "select": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
+                    "select": {"type": "string"}, "exclude": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
                     "missing": {"type": "boolean", "default": false}, "threads": {"type": "integer", "minimum": 1}}}}}},
                 "responses": {
                     "202": {"description": "Started: `{\"id\", \"resumed\", \"url\"}`.",

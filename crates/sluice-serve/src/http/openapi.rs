@@ -303,7 +303,8 @@ fn start_run_op() -> Value {
     );
     operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema":
         {"type": "object", "properties": {
-            "select": {"type": "string", "description": "`name`, `name+`, `+name`, `tag:x`, comma-separated; empty: everything."},
+            "select": {"type": "string", "description": "dbt's selection grammar (space = union, comma = intersection, `name+`, `+name`, `tag:x`, ...); empty: everything."},
+            "exclude": {"type": "string", "description": "What to leave out, in the same grammar (as `--exclude`)."},
             "full_refresh": {"type": "boolean", "default": false}}}}}});
     operation
 }
