@@ -454,6 +454,27 @@ fn a_failing_check_keeps_the_partitions_previous_data() {
     assert!(runs.contains("partial"), "{runs}");
 }
 
+/// Polls `GET /api/backfills/{id}` until the backfill has finished; its last progress.
+fn finished_backfill(addr: &str, id: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let (code, body) = common::http(
+            addr,
+            "GET",
+            &format!("/api/backfills/{id}"),
+            None,
+            "application/json",
+        );
+        assert_eq!(code, 200, "{body}");
+        let p: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if p["status"] == "success" || p["status"] == "failed" {
+            return p;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{p}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn the_api_starts_a_backfill_and_reports_its_progress() {
     use std::io::BufRead;
@@ -496,23 +517,7 @@ fn the_api_starts_a_backfill_and_reports_its_progress() {
         .as_str()
         .unwrap()
         .to_string();
-    let started = Instant::now();
-    let progress = loop {
-        let (code, body) = common::http(
-            &addr,
-            "GET",
-            &format!("/api/backfills/{id}"),
-            None,
-            "application/json",
-        );
-        assert_eq!(code, 200, "{body}");
-        let p: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if p["status"] == "success" || p["status"] == "failed" {
-            break p;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{p}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let progress = finished_backfill(&addr, &id);
     assert_eq!(progress["status"], "success", "{progress}");
     assert_eq!(
         (progress["total"].as_u64(), progress["done"].as_u64()),
@@ -549,22 +554,7 @@ fn the_api_starts_a_backfill_and_reports_its_progress() {
         .as_str()
         .unwrap()
         .to_string();
-    let started = Instant::now();
-    let progress = loop {
-        let (_, body) = common::http(
-            &addr,
-            "GET",
-            &format!("/api/backfills/{id}"),
-            None,
-            "application/json",
-        );
-        let p: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if p["status"] == "success" || p["status"] == "failed" {
-            break p;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{p}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let progress = finished_backfill(&addr, &id);
     assert_eq!(progress["status"], "success", "{progress}");
     assert_eq!(progress["total"].as_u64(), Some(2), "{progress}");
     assert_eq!(
