@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use deltalake::logstore::LogStore as _;
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use sluice_engine::catalog::TableProvider;
 use url::Url;
@@ -182,14 +183,42 @@ impl Lake {
     /// write. It registers the table's object store in the session on first scan, so it can
     /// go straight into `SessionContext::register_table`.
     pub async fn table_provider(&self, id: &TableId) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self
+            .versioned_provider(id)
+            .await?
+            .map(|(_, provider)| provider))
+    }
+
+    /// [`Lake::table_provider`] with the version the provider is pinned to.
+    pub async fn versioned_provider(
+        &self,
+        id: &TableId,
+    ) -> Result<Option<(u64, Arc<dyn TableProvider>)>> {
         let Some(table) = self.load(id).await? else {
+            return Ok(None);
+        };
+        let Some(version) = table.version() else {
             return Ok(None);
         };
         let provider = table
             .table_provider()
             .await
             .map_err(|e| LakeError::datafusion(id, "build table provider", e))?;
-        Ok(Some(provider))
+        Ok(Some((version, provider)))
+    }
+
+    /// The table's latest version, or `None` when it does not exist, without loading it: lists the
+    /// Delta log from `since` (a version known to exist) on, so that asking again after each poll
+    /// costs one short listing. Used to notice commits made by other processes.
+    pub async fn latest_version(&self, id: &TableId, since: Option<u64>) -> Result<Option<u64>> {
+        if let Some(since) = since {
+            let table = self.unloaded(id)?;
+            // A log cleaned up past `since`, or a table recreated, fails here: load it instead.
+            if let Ok(v) = table.log_store().get_latest_version(since).await {
+                return Ok(Some(v));
+            }
+        }
+        Ok(self.load(id).await?.and_then(|t| t.version()))
     }
 
     /// The latest application-transaction version recorded for `app_id` (the Delta `txn`

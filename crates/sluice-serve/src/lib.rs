@@ -7,6 +7,7 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `GET /api/health` | liveness and version |
+//! | `GET /api/ready` | readiness: the state database and the lake answer (200), or which does not (503) |
 //! | `GET /api/assets`, `GET /api/assets/{name}` | asset states; one asset's columns, runs, checks, SQL |
 //! | `GET /api/assets/{name}/rows` | rows: `columns=`, `<col>=<op>.<value>` filters, `order=`, `limit`/`offset` |
 //! | `POST /api/sql` | one read-only query |

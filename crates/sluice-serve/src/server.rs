@@ -9,7 +9,8 @@
 //!   also closes idle keep-alive connections; request line plus headers are bounded by
 //!   `max_header_bytes` (431 past it) and bodies by `max_request_bytes` (413).
 //! - **Cross-site and rebinding requests**: [`guard_request`] answers only `Host` names that are
-//!   loopback, the bound address or `serve.allowed_hosts` (421 otherwise), refuses state-changing
+//!   loopback, the bound address or `serve.allowed_hosts` (421 otherwise; the probes `GET
+//!   /api/health` and `/api/ready` answer any name), refuses state-changing
 //!   requests from another site (`Origin` / `Sec-Fetch-Site`), and accepts only JSON (or
 //!   `application/sql`) bodies on them, which a page cannot send cross-site without a preflight.
 //! - **Shutdown**: when `shutdown` completes the listener closes, every connection is asked to finish
@@ -144,8 +145,12 @@ pub async fn guard_request(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    // Probes (kubelet, load balancers) name the pod's address, which no list can know in advance;
+    // the two probe endpoints show nothing a rebinding page could steal.
+    let probe =
+        req.method() == Method::GET && matches!(req.uri().path(), "/api/health" | "/api/ready");
     match host {
-        Some(h) if hosts.allows(&h) => {}
+        Some(h) if probe || hosts.allows(&h) => {}
         Some(h) => {
             return refuse(
                 StatusCode::MISDIRECTED_REQUEST,

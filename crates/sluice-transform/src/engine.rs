@@ -4,8 +4,13 @@
 //! `quarantine`), views are registered from their compiled SQL, and staged model output lives in the
 //! `staging` schema while its checks run. User-facing queries go through [`Engine::query`], which refuses
 //! DDL, DML, statements and anything that would read files outside the lake.
+//!
+//! A registered table is pinned to the Delta version it was loaded at. This process re-registers
+//! what it writes; [`Engine::sync_lake`] picks up what other processes wrote (new tables, new
+//! versions, dropped tables), so that several processes over one lake answer alike.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -36,6 +41,8 @@ pub struct Engine {
     lake: Lake,
     /// The project's SQL dialect (crate::dialect).
     dialect: Dialect,
+    /// The Delta version each registered lake table is pinned to.
+    versions: Arc<Mutex<BTreeMap<TableId, u64>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -81,6 +88,7 @@ impl Engine {
             ctx,
             lake: lake.clone(),
             dialect,
+            versions: Arc::default(),
         };
         for id in lake.list_tables().await? {
             engine.refresh_table(&id).await?;
@@ -106,15 +114,50 @@ impl Engine {
     pub async fn refresh_table(&self, id: &TableId) -> Result<()> {
         let (schema, table) = sql_name(id);
         let reference = TableReference::partial(schema, table);
-        match self.lake.table_provider(id).await? {
-            Some(provider) => {
+        match self.lake.versioned_provider(id).await? {
+            Some((version, provider)) => {
                 self.replace_table(reference, provider)?;
+                self.pinned().insert(id.clone(), version);
             }
             None => {
                 let _ = self.ctx.deregister_table(reference);
+                self.pinned().remove(id);
             }
         }
         Ok(())
+    }
+
+    /// Brings the session up to the lake's latest commits, including those of other processes:
+    /// registers new tables, re-registers tables with a newer version, drops tables that are gone,
+    /// and (when anything changed and `project` is given) registers the project's views again over
+    /// the new versions. Returns how many tables changed. Costs one listing of the layout folders
+    /// and one short listing of each table's Delta log.
+    pub async fn sync_lake(&self, project: Option<&CompiledProject>) -> Result<usize> {
+        let tables = self.lake.list_tables().await?;
+        let known = self.pinned().clone();
+        let mut changed = 0;
+        for id in &tables {
+            let have = known.get(id).copied();
+            if self.lake.latest_version(id, have).await? != have {
+                self.refresh_table(id).await?;
+                changed += 1;
+            }
+        }
+        for gone in known.keys().filter(|id| !tables.contains(id)) {
+            self.refresh_table(gone).await?;
+            changed += 1;
+        }
+        if changed > 0
+            && let Some(p) = project
+        {
+            self.register_views(p).await;
+        }
+        Ok(changed)
+    }
+
+    fn pinned(&self) -> std::sync::MutexGuard<'_, BTreeMap<TableId, u64>> {
+        // The map is only ever replaced entry by entry: a panic elsewhere leaves it usable.
+        self.versions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn replace_table(
@@ -255,4 +298,60 @@ pub fn pretty(batches: &[RecordBatch]) -> String {
     arrow::util::pretty::pretty_format_batches(batches)
         .map(|d| d.to_string())
         .unwrap_or_else(|e| format!("<cannot format: {e}>"))
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use sluice_lake::WriteSpec;
+
+    use super::*;
+
+    async fn append(lake: &Lake, id: &TableId, values: Vec<i64>) {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values))]).unwrap();
+        lake.write(id, vec![batch], &WriteSpec::append())
+            .await
+            .unwrap();
+    }
+
+    async fn count(engine: &Engine, sql: &str) -> std::result::Result<usize, TransformError> {
+        let batches = engine.query(sql).await?;
+        Ok(batches.iter().map(RecordBatch::num_rows).sum())
+    }
+
+    /// Two sessions over one lake, as two processes have: what one writes, the other reads after
+    /// a sync, and a sync with nothing new changes nothing.
+    #[tokio::test]
+    async fn sync_picks_up_another_writers_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let reader = Engine::open(&lake, None).await.unwrap();
+        let id = TableId::silver("events");
+
+        append(&lake, &id, vec![1, 2]).await;
+        assert!(count(&reader, "select * from silver.events").await.is_err());
+        assert_eq!(reader.sync_lake(None).await.unwrap(), 1);
+        assert_eq!(
+            count(&reader, "select * from silver.events").await.unwrap(),
+            2
+        );
+        assert_eq!(reader.sync_lake(None).await.unwrap(), 0);
+
+        append(&lake, &id, vec![3]).await;
+        assert_eq!(
+            count(&reader, "select * from silver.events").await.unwrap(),
+            2
+        );
+        assert_eq!(reader.sync_lake(None).await.unwrap(), 1);
+        assert_eq!(
+            count(&reader, "select * from silver.events").await.unwrap(),
+            3
+        );
+
+        std::fs::remove_dir_all(dir.path().join("silver/events")).unwrap();
+        assert_eq!(reader.sync_lake(None).await.unwrap(), 1);
+        assert!(count(&reader, "select * from silver.events").await.is_err());
+    }
 }

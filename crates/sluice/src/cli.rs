@@ -39,6 +39,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// What one `sluice serve` process does (docs/operations.md#several-processes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ServeRole {
+    /// The HTTP API, the web UI, the PostgreSQL wire and the scheduler.
+    #[default]
+    All,
+    /// The HTTP API, the web UI and the PostgreSQL wire; no scheduler (as `--no-scheduler`).
+    Api,
+    /// The scheduler only; HTTP answers `/api/health` and `/api/ready` for probes, and nothing else.
+    Scheduler,
+}
+
 /// Node selection, as in dbt (docs/coming-from-dbt.md#selecting-nodes).
 #[derive(Debug, Clone, Default, Args)]
 pub struct SelectArgs {
@@ -240,9 +252,15 @@ pub enum Command {
         /// Do not serve the PostgreSQL wire protocol.
         #[arg(long)]
         no_pg: bool,
-        /// Do not run the scheduler (schedules, upstream-change triggers, file sensors).
-        #[arg(long)]
+        /// Do not run the scheduler (schedules, upstream-change triggers, file sensors); the same as
+        /// `--role api`.
+        #[arg(long, conflicts_with = "role")]
         no_scheduler: bool,
+        /// What this process does: `all`, `api` (HTTP, UI and wire; no scheduler) or `scheduler`
+        /// (schedules only; HTTP answers health and readiness probes). Several processes of each
+        /// role can share one state database.
+        #[arg(long, value_enum, default_value_t = ServeRole::All)]
+        role: ServeRole,
         /// How often file sensors look for new files (and the state is checked for upstream
         /// changes made by other processes).
         #[arg(long, value_name = "DURATION", default_value = "30s")]

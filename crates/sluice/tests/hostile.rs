@@ -267,6 +267,12 @@ async fn deep_wide_and_cross_site_requests_get_clear_errors() {
     let rebound =
         "GET /api/assets HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n";
     assert_eq!(raw(&addr, rebound.as_bytes()).0, 421);
+    // Probes come with the pod's address as Host, which no allow-list knows; they show nothing.
+    for probe in ["/api/health", "/api/ready"] {
+        let by_pod_ip =
+            format!("GET {probe} HTTP/1.1\r\nHost: 10.1.2.3:8080\r\nConnection: close\r\n\r\n");
+        assert_eq!(raw(&addr, by_pod_ip.as_bytes()).0, 200, "{probe}");
+    }
 
     // The wire: the same deep SQL is SQLSTATE 54001 and the session stays usable.
     let client = server.pg_client().await.unwrap();

@@ -119,6 +119,11 @@ pub async fn run(
 ) -> Result<RunSummary, RunError> {
     let (selected, order) = selected_order(&project, &opts)?;
     let policies = policies(&project, &opts)?;
+    // Other processes (schedulers, `sluice run`) may have committed since this engine loaded its
+    // tables: read their latest versions, as this run's own writes will be.
+    if let Err(e) = engine.sync_lake(Some(&project)).await {
+        tracing::warn!(error = %e, "cannot read the lake's latest commits; using those known");
+    }
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
     let started = Instant::now();
     state.start_run(&run_id, &opts.command, &opts.selection, &now())?;

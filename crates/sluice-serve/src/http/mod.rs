@@ -8,6 +8,7 @@
 //!
 //! | module | routes |
 //! |---|---|
+//! | [`health`] | `GET /api/health` (liveness), `GET /api/ready` (readiness) |
 //! | [`assets`] | `GET /api/assets`, `GET /api/assets/{name}`, `GET /api/lineage` |
 //! | [`rows`] | `GET /api/assets/{name}/rows` |
 //! | [`sql`] | `POST /api/sql` |
@@ -31,6 +32,7 @@ pub mod checks;
 pub mod control;
 pub mod dashboards;
 pub mod freshness;
+pub mod health;
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
@@ -43,15 +45,15 @@ pub mod sql;
 pub mod ui;
 
 use axum::routing::{MethodRouter, get, post};
-use axum::{Json, Router, middleware};
-use serde_json::json;
+use axum::{Router, middleware};
 
 use crate::app::AppState;
 
 /// Every route: method (for the OpenAPI check), path template and handler.
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
-        ("GET", "/api/health", get(health)),
+        ("GET", "/api/health", get(health::health)),
+        ("GET", "/api/ready", get(health::ready)),
         ("GET", "/api/assets", get(assets::assets)),
         ("GET", "/api/assets/{name}", get(assets::asset)),
         ("GET", "/api/assets/{name}/rows", get(rows::rows)),
@@ -104,10 +106,6 @@ pub fn router(state: AppState) -> Router {
             counts,
             crate::counters::count_requests,
         ))
-}
-
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 #[cfg(test)]

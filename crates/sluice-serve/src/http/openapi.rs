@@ -29,6 +29,7 @@ pub fn document() -> Value {
         "paths": {
             "/api/health": {"get": op("health", "Liveness and version.", vec![],
                 ok_json("`{\"status\": \"ok\", \"version\": ...}`", json!({"type": "object"})))},
+            "/api/ready": {"get": ready_op()},
             "/api/assets": {"get": op("listAssets", "Every asset with its state.", vec![],
                 ok_json("Asset states.", json!({"type": "array", "items": {"$ref": "#/components/schemas/AssetStatus"}})))},
             "/api/assets/{name}": {"get": with_errors(op("getAsset",
@@ -189,6 +190,26 @@ fn ok_json(description: &str, schema: Value) -> Value {
 }
 
 /// Adds the JSON error responses `codes` to an operation.
+/// `GET /api/ready`: 200 and 503 share one body, naming each check.
+fn ready_op() -> Value {
+    let body = json!({"type": "object", "properties": {
+        "status": {"type": "string", "enum": ["ready", "not_ready"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "object",
+            "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}}}}}});
+    let mut operation = op(
+        "ready",
+        "Readiness: 200 when the state database and the lake answer, 503 naming the failed check.",
+        vec![],
+        ok_json(
+            "`{\"status\": \"ready\", \"checks\": {\"state\": {\"ok\": true}, ...}}`",
+            body.clone(),
+        ),
+    );
+    operation["responses"]["503"] = json!({"description": "A check failed; the body names it.",
+        "content": {"application/json": {"schema": body}}});
+    operation
+}
+
 fn with_errors(mut operation: Value, codes: &[&str]) -> Value {
     for code in codes {
         let description = match *code {

@@ -146,13 +146,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             pg,
             no_pg,
             no_scheduler,
+            role,
             sensor_interval,
         } => {
+            let role = if no_scheduler {
+                crate::cli::ServeRole::Api
+            } else {
+                role
+            };
             let flags = scheduler::SchedulerFlags {
-                enabled: !no_scheduler,
+                enabled: role != crate::cli::ServeRole::Api,
                 sensor_interval,
             };
-            serve::serve(&project, http, pg, no_pg, flags).await
+            serve::serve(&project, http, pg, no_pg, role, flags).await
         }
         Command::Bench {
             scale,

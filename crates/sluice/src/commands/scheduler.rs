@@ -89,7 +89,7 @@ pub fn prepare(ws: &Workspace, flags: &SchedulerFlags) -> Result<Option<Schedule
 /// read for the address).
 pub fn announce(scheduler: Option<&Scheduler>) -> Result<()> {
     let Some(scheduler) = scheduler else {
-        say!("Scheduler: off (--no-scheduler)");
+        say!("Scheduler: off (--role api)");
         return Ok(());
     };
     let upcoming = scheduler.upcoming().map_err(|e| anyhow!("{e}"))?;

@@ -7,36 +7,48 @@ use anyhow::{Context, Result};
 
 use super::open_for_serving;
 use super::scheduler::{self, SchedulerFlags, Stop};
+use crate::cli::ServeRole;
 
-/// Serves the HTTP API and (unless `no_pg`) the PostgreSQL wire protocol until Ctrl-C / SIGTERM.
+/// Serves what `role` names until Ctrl-C / SIGTERM: the HTTP API, (unless `no_pg`) the PostgreSQL
+/// wire protocol and the scheduler for `all`; no scheduler for `api`; only the scheduler and the
+/// health and readiness probes for `scheduler`.
 pub async fn serve(
     dir: &Path,
     http: Option<String>,
     pg: Option<String>,
     no_pg: bool,
+    role: ServeRole,
     flags: SchedulerFlags,
 ) -> Result<ExitCode> {
     let ws = open_for_serving(dir).await?;
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
-    let pg = (!no_pg).then(|| pg.unwrap_or_else(|| ws.compiled.project.config.serve.pg.clone()));
-    serve_workspace_with(ws, &addr, pg.as_deref(), &flags).await?;
+    let serves_wire = !no_pg && role != ServeRole::Scheduler;
+    let pg = serves_wire.then(|| pg.unwrap_or_else(|| ws.compiled.project.config.serve.pg.clone()));
+    serve_workspace_as(ws, &addr, pg.as_deref(), role, &flags).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves an opened workspace: HTTP on `addr`, PostgreSQL on `pg` when given, and the scheduler.
 pub async fn serve_workspace(ws: super::Workspace, addr: &str, pg: Option<&str>) -> Result<()> {
-    serve_workspace_with(ws, addr, pg, &SchedulerFlags::default()).await
+    serve_workspace_as(ws, addr, pg, ServeRole::All, &SchedulerFlags::default()).await
 }
 
-/// [`serve_workspace`] with explicit scheduler flags. The scheduler runs alongside the servers and
-/// stops on the same signal, after letting its in-flight runs finish.
-pub async fn serve_workspace_with(
+/// [`serve_workspace`] for one role, with explicit scheduler flags. The scheduler runs alongside
+/// the servers and stops on the same signal, after letting its in-flight runs finish.
+async fn serve_workspace_as(
     ws: super::Workspace,
     addr: &str,
     pg: Option<&str>,
+    role: ServeRole,
     flags: &SchedulerFlags,
 ) -> Result<()> {
     let limits = super::serve_limits(&ws.compiled)?;
+    // Readiness lists the lake's folder; a project that has not run yet has none.
+    let lake = ws.compiled.project.lake_location();
+    if !lake.contains("://") {
+        std::fs::create_dir_all(&lake)
+            .with_context(|| format!("cannot create the lake folder {lake}"))?;
+    }
     // Runs whose process died (SIGKILL) become `abandoned` now, also with --no-scheduler.
     if let Err(e) = ws.state.reap_abandoned_runs() {
         tracing::warn!(error = %e, "cannot look for abandoned runs");
@@ -72,8 +84,14 @@ pub async fn serve_workspace_with(
         ),
         None => None,
     };
-    say!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
-    say!("  try: curl http://{local}/api/assets");
+    if role == ServeRole::Scheduler {
+        say!(
+            "Serving health and readiness probes at http://{local}/api/ready  (--role scheduler; Ctrl-C to stop)"
+        );
+    } else {
+        say!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
+        say!("  try: curl http://{local}/api/assets");
+    }
     // Dropping the handle (an early return) stops the endpoint too.
     let pg = pg.map(|server| {
         let banner = format!(
@@ -85,7 +103,11 @@ pub async fn serve_workspace_with(
         server.spawn()
     });
     let queries = app_state.queries.clone();
-    let app = sluice_serve::router(app_state);
+    let (engine, compiled) = (ws.engine.clone(), ws.compiled.clone());
+    let app = match role {
+        ServeRole::Scheduler => sluice_serve::http::health::probe_router(app_state),
+        ServeRole::All | ServeRole::Api => sluice_serve::router(app_state),
+    };
     scheduler::announce(scheduler.as_ref())?;
     let stop = Stop::on(shutdown_signal());
     let work = async {
@@ -107,6 +129,7 @@ pub async fn serve_workspace_with(
             },
             scheduler::run(scheduler, &stop),
             alerts.run(&stop),
+            sync_lake(&engine, &compiled, &stop),
         )
     };
     // In-flight runs get the grace period too (plus the HTTP drain's); a run still going after it is
@@ -116,7 +139,7 @@ pub async fn serve_workspace_with(
         stop.wait().await;
         tokio::time::sleep(limits.shutdown_grace.saturating_mul(2)).await;
     };
-    let (served, scheduled, ()) = tokio::select! {
+    let (served, scheduled, (), ()) = tokio::select! {
         done = work => done,
         () = deadline => {
             tracing::warn!(grace = ?limits.shutdown_grace, "in-flight work did not finish within the grace period; stopping anyway");
@@ -130,6 +153,33 @@ pub async fn serve_workspace_with(
         pg.stop().await?;
     }
     Ok(())
+}
+
+/// How often a serving process reads the lake for commits other processes made (a scheduler
+/// elsewhere, `sluice run`), so that its API answers with the latest data.
+pub const LAKE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps the engine on the lake's latest commits until `stop` flips.
+async fn sync_lake(
+    engine: &sluice_transform::Engine,
+    compiled: &sluice_transform::CompiledProject,
+    stop: &Stop,
+) {
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    let mut tick = tokio::time::interval(LAKE_SYNC_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => {}
+        }
+        match engine.sync_lake(Some(compiled)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(tables = n, "picked up the lake's latest commits"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the lake's latest commits"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
