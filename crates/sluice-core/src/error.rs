@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// A position in a file: 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     /// 1-based line.
     pub line: usize,
@@ -155,7 +155,8 @@ pub enum GraphError {
     /// A dependency names an asset that does not exist.
     #[error("{from}: unknown {kind} `{target}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
     UnknownRef {
-        /// The asset whose definition holds the reference.
+        /// Where the reference is: the file defining the asset, with `:line:column` of the call
+        /// when it is written there (not in a macro).
         from: String,
         /// `ref` or `source`.
         kind: &'static str,

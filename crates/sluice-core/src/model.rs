@@ -208,6 +208,16 @@ impl CheckSpec {
     ) -> Result<CheckSpec, String> {
         let json: Value = serde_json::to_value(entry)
             .map_err(|e| format!("test entry is not representable: {e}"))?;
+        CheckSpec::from_json(json, model, column, path)
+    }
+
+    /// [`CheckSpec::parse`] for an entry already read as JSON (a reader with its own YAML tree).
+    pub fn from_json(
+        json: Value,
+        model: &str,
+        column: Option<&str>,
+        path: &std::path::Path,
+    ) -> Result<CheckSpec, String> {
         let (kind, raw_args) = match json {
             Value::String(kind) => (kind, Value::Object(Map::new())),
             Value::Object(map) if map.len() == 1 => {

@@ -6,8 +6,11 @@
 //! levels and `meta` merges, as in dbt. The result is then overridden by the properties file and by
 //! `config()` in the SQL (precedence config() > properties > dbt_project.yml).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value as Json};
-use serde_yaml_ng::Value;
+use sluice_core::error::Position;
+use sluice_core::yaml::{Node, Value};
 
 /// Config names that may appear without `+`.
 pub const CONFIG_KEYS: &[&str] = &[
@@ -58,39 +61,49 @@ pub const CONFIG_KEYS: &[&str] = &[
 ];
 
 /// The configs that apply to a resource at `path` (`[project, folder…, name]`).
-pub fn resolve(tree: &Value, path: &[String]) -> Map<String, Json> {
+pub fn resolve(tree: &Node, path: &[String]) -> Map<String, Json> {
+    resolve_placed(tree, path).0
+}
+
+/// [`resolve`], with the place of the key that last set each config (a `tags` or `meta` that adds up
+/// is placed at its deepest level).
+pub fn resolve_placed(
+    tree: &Node,
+    path: &[String],
+) -> (Map<String, Json>, BTreeMap<String, Position>) {
     let mut out = Map::new();
+    let mut places = BTreeMap::new();
     let mut node = tree;
-    apply_level(node, &mut out);
+    apply_level(node, &mut out, &mut places);
     for part in path {
-        let Some(next) = node.as_mapping().and_then(|m| m.get(part.as_str())) else {
+        let Some(next) = node.get(part) else {
             break;
         };
         node = next;
-        apply_level(node, &mut out);
+        apply_level(node, &mut out, &mut places);
     }
-    out
+    (out, places)
 }
 
-fn apply_level(node: &Value, out: &mut Map<String, Json>) {
-    let Some(map) = node.as_mapping() else {
+fn apply_level(node: &Node, out: &mut Map<String, Json>, places: &mut BTreeMap<String, Position>) {
+    let Value::Map(entries) = &node.value else {
         return;
     };
-    for (k, v) in map {
-        let Some(key) = k.as_str() else { continue };
+    for e in entries {
+        let key = e.key.as_str();
         let name = match key.strip_prefix('+') {
             Some(n) => n,
-            None if CONFIG_KEYS.contains(&key) && !is_folder_like(key, v) => key,
+            None if CONFIG_KEYS.contains(&key) && !is_folder_like(key, &e.node) => key,
             None => continue,
         };
-        let value = serde_json::to_value(v).unwrap_or(Json::Null);
-        merge(out, name, value);
+        places.insert(name.replace('-', "_"), e.key_pos);
+        merge(out, name, to_json(&e.node));
     }
 }
 
 /// A known config name holding a mapping of non-config keys is a folder of that name (`schema/…`),
 /// except for configs whose value is a mapping.
-fn is_folder_like(key: &str, v: &Value) -> bool {
+fn is_folder_like(key: &str, v: &Node) -> bool {
     const MAP_CONFIGS: &[&str] = &[
         "meta",
         "docs",
@@ -99,7 +112,26 @@ fn is_folder_like(key: &str, v: &Value) -> bool {
         "grants",
         "contract",
     ];
-    v.is_mapping() && !MAP_CONFIGS.contains(&key)
+    matches!(v.value, Value::Map(_)) && !MAP_CONFIGS.contains(&key)
+}
+
+/// A YAML node as JSON (configs and variables are handed on as JSON).
+pub fn to_json(node: &Node) -> Json {
+    match &node.value {
+        Value::Null | Value::Removed => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::UInt(u) => Json::from(*u),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Str(s) => Json::String(s.clone()),
+        Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|e| (e.key.clone(), to_json(&e.node)))
+                .collect(),
+        ),
+    }
 }
 
 /// Sets `name` in `out`: `tags` accumulate, `meta` merges, everything else replaces.
@@ -138,8 +170,8 @@ pub fn as_list(v: &Json) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn tree(yaml: &str) -> Value {
-        serde_yaml_ng::from_str(yaml).unwrap()
+    fn tree(yaml: &str) -> Node {
+        sluice_core::yaml::parse_doc(std::path::Path::new("dbt_project.yml"), yaml).unwrap()
     }
 
     fn path(p: &[&str]) -> Vec<String> {
@@ -168,5 +200,14 @@ mod tests {
         let c = resolve(&t, &path(&["shop", "schema", "m"]));
         assert_eq!(c["materialized"], "table");
         assert!(!c.contains_key("schema"));
+    }
+
+    #[test]
+    fn each_config_is_placed_at_the_deepest_key_that_set_it() {
+        let t = tree("shop:\n  +materialized: view\n  staging:\n    +pre-hook: \"x\"\n");
+        let (c, places) = resolve_placed(&t, &path(&["shop", "staging", "m"]));
+        assert_eq!(c["pre_hook"], "x");
+        assert_eq!(places["pre_hook"], Position { line: 4, column: 5 });
+        assert_eq!(places["materialized"], Position { line: 2, column: 3 });
     }
 }

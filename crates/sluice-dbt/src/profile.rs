@@ -64,7 +64,7 @@ pub fn dialect(
             ..DialectSource::default()
         });
     }
-    let Some(profile) = dbt.other.get("profile").and_then(|v| v.as_str()) else {
+    let Some(profile) = dbt.entry("profile").and_then(|e| e.node.as_str()) else {
         return Ok(DialectSource {
             from: "dbt_project.yml names no profile".into(),
             ..DialectSource::default()

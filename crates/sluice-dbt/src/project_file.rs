@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_yaml_ng::Value;
+use serde_json::Value as Json;
 use sluice_core::ConfigError;
-use sluice_core::yaml::parse_yaml;
+use sluice_core::error::Position;
+use sluice_core::yaml::{Entry, Node, Value, from_node, parse_doc};
 
-/// The parts of `dbt_project.yml` Sluice reads; every other key is kept in `other` (and the ones that
-/// change behaviour, such as `on-run-start`, are reported as unsupported).
+/// The parts of `dbt_project.yml` Sluice reads, parsed once with the place of every value; every
+/// top-level key is also kept in `other` (and the ones that change behaviour, such as `on-run-start`,
+/// are reported as unsupported at their place).
 #[derive(Debug, Clone, Deserialize)]
 pub struct DbtProjectFile {
     /// Project name (the first level of the config trees).
@@ -38,22 +40,29 @@ pub struct DbtProjectFile {
     pub docs_paths: Option<Vec<String>>,
     /// Project variables (global, or scoped under the project name).
     #[serde(default)]
-    pub vars: BTreeMap<String, Value>,
+    pub vars: BTreeMap<String, Json>,
     /// The `models:` config tree.
-    #[serde(default)]
-    pub models: Value,
+    #[serde(skip, default = "empty")]
+    pub models: Node,
     /// The `seeds:` config tree.
-    #[serde(default)]
-    pub seeds: Value,
+    #[serde(skip, default = "empty")]
+    pub seeds: Node,
     /// The `snapshots:` config tree.
-    #[serde(default)]
-    pub snapshots: Value,
+    #[serde(skip, default = "empty")]
+    pub snapshots: Node,
     /// The `data_tests:` / `tests:` config tree.
-    #[serde(default, alias = "tests")]
-    pub data_tests: Value,
-    /// Everything else (version, profile, clean-targets, …).
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
+    #[serde(skip, default = "empty")]
+    pub data_tests: Node,
+    /// Every top-level key with its place (version, profile, clean-targets, hooks, …).
+    #[serde(skip)]
+    pub other: Vec<Entry>,
+}
+
+fn empty() -> Node {
+    Node {
+        pos: Position { line: 1, column: 1 },
+        value: Value::Null,
+    }
 }
 
 fn default_models() -> Vec<String> {
@@ -73,24 +82,42 @@ fn default_snapshots() -> Vec<String> {
 }
 
 impl DbtProjectFile {
-    /// Parses `dbt_project.yml`.
-    pub fn load(path: &Path, text: &str) -> Result<DbtProjectFile, ConfigError> {
-        parse_yaml(path, text)
+    /// Parses `dbt_project.yml`, every problem with its line and column.
+    pub fn load(path: &Path, text: &str) -> Result<DbtProjectFile, Vec<ConfigError>> {
+        let doc = parse_doc(path, text).map_err(|e| vec![e])?;
+        let mut file: DbtProjectFile = from_node(path, &doc, Vec::new(), &[])?;
+        let tree = |key: &str| doc.get(key).cloned().unwrap_or_else(empty);
+        file.models = tree("models");
+        file.seeds = tree("seeds");
+        file.snapshots = tree("snapshots");
+        file.data_tests = doc
+            .get("data_tests")
+            .or_else(|| doc.get("tests"))
+            .cloned()
+            .unwrap_or_else(empty);
+        if let Value::Map(entries) = doc.value {
+            file.other = entries;
+        }
+        Ok(file)
+    }
+
+    /// The top-level entry `key`.
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        self.other.iter().find(|e| e.key == key)
     }
 
     /// Variables with the ones scoped under this project's name lifted to the top level.
-    pub fn flat_vars(&self) -> BTreeMap<String, serde_json::Value> {
+    pub fn flat_vars(&self) -> BTreeMap<String, Json> {
         let mut out = BTreeMap::new();
         let mut scoped = BTreeMap::new();
         for (k, v) in &self.vars {
-            let json = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
             if k == &self.name
-                && let serde_json::Value::Object(m) = &json
+                && let Json::Object(m) = v
             {
                 scoped.extend(m.clone());
                 continue;
             }
-            out.insert(k.clone(), json);
+            out.insert(k.clone(), v.clone());
         }
         out.extend(scoped);
         out
@@ -123,6 +150,27 @@ mod tests {
         let vars = p.flat_vars();
         assert_eq!(vars["a"], 1);
         assert_eq!(vars["b"], "two");
-        assert!(p.other.contains_key("profile"));
+        assert!(p.entry("profile").is_some());
+    }
+
+    #[test]
+    fn every_problem_has_its_place() {
+        let text = "name: shop\nmodel-paths: transform\nseed-paths: [a, [b]]\n";
+        let errors = DbtProjectFile::load(Path::new("dbt_project.yml"), text).unwrap_err();
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("dbt_project.yml:2:14: field `model-paths`"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("dbt_project.yml:3:17: field `seed-paths[1]`"),
+            "{lines:?}"
+        );
+        let err = DbtProjectFile::load(Path::new("dbt_project.yml"), "name: [x\n").unwrap_err();
+        assert!(
+            err[0].to_string().starts_with("dbt_project.yml:"),
+            "{err:?}"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Finding what a dbt project uses that Sluice does not run: package macros, warehouse introspection
 //! (`run_query`, `adapter.get_relation`, …), hooks, custom materializations and generic tests, Python
-//! models. Every use is reported with its file and line, all at once, before anything runs.
+//! models. Every use is reported with its file, line and column, all at once, before anything runs.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use sluice_core::error::Position;
+use sluice_core::yaml::{Node, Value, parse_doc};
 use sluice_transform::cross_db::{DBT_MACROS, DBT_UTILS_MACROS};
 
 /// One use of an unsupported feature.
@@ -13,18 +15,18 @@ use sluice_transform::cross_db::{DBT_MACROS, DBT_UTILS_MACROS};
 pub struct Unsupported {
     /// The file.
     pub path: PathBuf,
-    /// The line (1-based), when known.
-    pub line: Option<usize>,
+    /// Where in the file, when known.
+    pub pos: Option<Position>,
     /// What it is.
     pub feature: String,
 }
 
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(
+        match self.pos {
+            Some(p) => write!(
                 f,
-                "{}:{l}: unsupported: {}",
+                "{}:{p}: unsupported: {}",
                 self.path.display(),
                 self.feature
             ),
@@ -76,9 +78,18 @@ const UNSUPPORTED_TAGS: &[(&str, &str)] = &[
 /// `adapter` methods that work without a warehouse.
 const ADAPTER_OK: &[&str] = &["quote", "dispatch"];
 
-/// The line of a byte offset.
-pub fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+/// The line and column (in characters, both 1-based) of a byte offset.
+pub fn position_of(text: &str, offset: usize) -> Position {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Position {
+        line: before.matches('\n').count() + 1,
+        column: before[line_start..].chars().count() + 1,
+    }
 }
 
 /// Scans Jinja-SQL text (a model, macro, snapshot or test) for unsupported uses.
@@ -87,7 +98,7 @@ pub fn scan_sql(path: &Path, text: &str, packages: &BTreeSet<String>) -> Vec<Uns
     let mut push = |offset: usize, feature: String| {
         let u = Unsupported {
             path: path.to_path_buf(),
-            line: Some(line_of(text, offset)),
+            pos: Some(position_of(text, offset)),
             feature,
         };
         if !out.contains(&u) {
@@ -232,20 +243,30 @@ fn calls(body: &str) -> Vec<(usize, Option<&str>, &str)> {
     out
 }
 
-/// The package namespaces `packages.yml` / `dependencies.yml` name, and one finding per package.
-pub fn scan_packages(path: &Path, text: &str) -> (BTreeSet<String>, Vec<Unsupported>) {
+/// The package namespaces `packages.yml` / `dependencies.yml` name, and one finding per package (at
+/// the place of its `package:`, `git:`, `local:` or `tarball:`).
+pub fn scan_packages(
+    path: &Path,
+    text: &str,
+) -> Result<(BTreeSet<String>, Vec<Unsupported>), sluice_core::ConfigError> {
+    let doc = parse_doc(path, text)?;
     let mut names = BTreeSet::new();
     let mut found = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let t = line.trim().trim_start_matches('-').trim();
-        for key in ["package:", "git:", "local:", "tarball:", "name:"] {
-            let Some(v) = t.strip_prefix(key) else {
+    let items = match doc.get("packages").map(|n| &n.value) {
+        Some(Value::Seq(items)) => items.as_slice(),
+        _ => &[],
+    };
+    for item in items {
+        for key in ["package", "git", "local", "tarball"] {
+            let Some(entry) = item.entry(key) else {
                 continue;
             };
-            if key == "name:" && !text.contains("tarball") {
-                continue;
-            }
-            let v = v.trim().trim_matches(['"', '\'']);
+            // A tarball is named by its `name:`.
+            let named: &Node = match key {
+                "tarball" => item.get("name").unwrap_or(&entry.node),
+                _ => &entry.node,
+            };
+            let Some(v) = named.as_str() else { continue };
             let ns = v
                 .rsplit(['/', ':'])
                 .next()
@@ -262,17 +283,12 @@ pub fn scan_packages(path: &Path, text: &str) -> (BTreeSet<String>, Vec<Unsuppor
             }
             found.push(Unsupported {
                 path: path.to_path_buf(),
-                line: Some(n + 1),
+                pos: Some(named.pos),
                 feature: format!("package `{v}` (dbt packages are not installed; copy the macros you need into macros/)"),
             });
         }
     }
-    (names, found)
-}
-
-/// The first line of `text` that contains `needle`.
-pub fn find_line(text: &str, needle: &str) -> Option<usize> {
-    text.lines().position(|l| l.contains(needle)).map(|n| n + 1)
+    Ok((names, found))
 }
 
 #[cfg(test)]
@@ -285,10 +301,12 @@ mod tests {
         let found = scan_sql(Path::new("m.sql"), text, &BTreeSet::new());
         let lines: Vec<(usize, &str)> = found
             .iter()
-            .map(|u| (u.line.unwrap(), u.feature.as_str()))
+            .map(|u| (u.pos.unwrap().line, u.feature.as_str()))
             .collect();
         assert_eq!(lines.len(), 5, "{lines:?}");
         assert_eq!(lines[0].0, 2);
+        // The column of `dbt_utils.star` on its line.
+        assert_eq!(found[0].pos.unwrap().column, 6);
         assert!(lines[0].1.contains("dbt_utils.star"));
         assert_eq!(lines[1], (4, "run_query() (runs SQL at compile time)"));
         assert_eq!(lines[2].0, 6);
@@ -308,15 +326,36 @@ mod tests {
     #[test]
     fn reads_packages() {
         let text = "packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.1.1\n  - git: \"https://github.com/org/my-pkg.git\"\n  - package: calogica/dbt_expectations\n";
-        let (names, found) = scan_packages(Path::new("packages.yml"), text);
+        let (names, found) = scan_packages(Path::new("packages.yml"), text).unwrap();
         assert!(
             names.contains("dbt_utils") && names.contains("my_pkg"),
             "{names:?}"
         );
         // dbt_utils is built in (its unsupported macros are reported where they are used).
         assert_eq!(
-            found.iter().map(|u| u.line).collect::<Vec<_>>(),
-            [Some(4), Some(5)]
+            found.iter().map(|u| u.pos.unwrap()).collect::<Vec<_>>(),
+            [
+                Position {
+                    line: 4,
+                    column: 10
+                },
+                Position {
+                    line: 5,
+                    column: 14
+                }
+            ]
         );
+        let tarball = "packages:\n  - tarball: https://x/pkg.tgz\n    name: 'pkg_x'\n";
+        let (names, found) = scan_packages(Path::new("packages.yml"), tarball).unwrap();
+        assert!(names.contains("pkg_x"), "{names:?}");
+        assert_eq!(
+            found[0].pos,
+            Some(Position {
+                line: 3,
+                column: 11
+            })
+        );
+        let err = scan_packages(Path::new("packages.yml"), "packages: [x\n").unwrap_err();
+        assert!(err.to_string().starts_with("packages.yml:"), "{err}");
     }
 }

@@ -168,8 +168,77 @@ fn template_errors_point_into_macro_files() {
         .and_then(sluice_dbt::compile)
         .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("macros/m.sql:4: template error"), "{text}");
-    assert!(text.contains("models/c.sql:3: template error"), "{text}");
+    assert!(text.contains("macros/m.sql:4:4: template error"), "{text}");
+    assert!(text.contains("models/c.sql:3:10: template error"), "{text}");
+}
+
+/// Unknown `ref` / `source` calls are reported at the call, with the closest existing name.
+#[test]
+fn unknown_refs_and_sources_point_at_the_call() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("dbt_project.yml"), "name: p\n").unwrap();
+    std::fs::create_dir_all(d.join("models")).unwrap();
+    std::fs::write(d.join("models/orders.sql"), "select 1 as id\n").unwrap();
+    std::fs::write(
+        d.join("models/report.sql"),
+        "select o.id\nfrom {{ ref('ordrs') }} o\n  join {{ source('raw', 'payments') }} p on p.id = o.id\n",
+    )
+    .unwrap();
+    let err = sluice_dbt::load(d)
+        .and_then(sluice_dbt::compile)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("models/report.sql:2:9: unknown ref `ordrs` (did you mean `orders`?)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("models/report.sql:3:11: unknown source `raw.payments`"),
+        "{text}"
+    );
+}
+
+/// Problems of `dbt_project.yml` and properties files carry the line and column of their key or
+/// entry, all reported together.
+#[test]
+fn project_and_properties_problems_are_positioned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("dbt_project.yml"),
+        "name: p\non-run-start: [\"select 1\"]\nmodels:\n  p:\n    +materialized: table\n    +pre-hook: \"x\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("models")).unwrap();
+    std::fs::write(d.join("models/a.sql"), "select 1 as id\n").unwrap();
+    std::fs::write(
+        d.join("models/schema.yml"),
+        "version: 2\nmodels:\n  - name: a\n    config:\n      materialized: fancy\n  - name: ghost\nmetrics: []\n",
+    )
+    .unwrap();
+    let err = sluice_dbt::load(d).unwrap_err();
+    let text = err.to_string();
+    for expected in [
+        "dbt_project.yml:2:1: unsupported: `on-run-start` (project hooks)",
+        "dbt_project.yml:6:5: unsupported: `pre-hook` (hooks run warehouse SQL)",
+        "models/schema.yml:5:7: unsupported: materialization `fancy`",
+        "models/schema.yml:6:5: field `models[name=ghost]`: describes a model that does not exist",
+        "models/schema.yml:7:1: unsupported: `metrics:` in properties files",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    // A YAML problem of a properties file stops only that file, at its place.
+    std::fs::write(
+        d.join("models/schema.yml"),
+        "models:\n  - name: a\n    colums: []\n",
+    )
+    .unwrap();
+    let text = sluice_dbt::load(d).unwrap_err().to_string();
+    assert!(
+        text.contains("models/schema.yml:3:5: field `models[0].colums`: unknown field `colums` (did you mean `columns`?)"),
+        "{text}"
+    );
 }
 
 /// The jaffle_shop-like fixture names dbt-duckdb in its profile: it compiles under DuckDB's dialect,

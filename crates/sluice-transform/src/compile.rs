@@ -112,15 +112,16 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
         }
         for r in &rendered.unknown_refs {
             unknown.push(TransformError::Graph(GraphError::UnknownRef {
-                from: m.path.display().to_string(),
+                from: call_place(m, "ref", &[r]),
                 kind: "ref",
                 target: r.clone(),
                 suggestion: suggest(r, scope.models.keys().map(String::as_str)),
             }));
         }
         for s in &rendered.unknown_sources {
+            let (src, table) = s.split_once('.').unwrap_or((s, ""));
             unknown.push(TransformError::Graph(GraphError::UnknownRef {
-                from: m.path.display().to_string(),
+                from: call_place(m, "source", &[src, table]),
                 kind: "source",
                 target: s.clone(),
                 suggestion: suggest(s, sources.keys().map(String::as_str)),
@@ -232,6 +233,14 @@ pub fn compile(project: Arc<Project>) -> Result<CompiledProject, Vec<TransformEr
 
 /// Registers the ephemeral models in `scope` and renders again every model that refers to one (its
 /// compiled SQL then carries the CTEs).
+/// The model file, with `:line:column` of the call when it is written in the model itself.
+fn call_place(m: &sluice_core::ModelFile, func: &str, args: &[&str]) -> String {
+    match crate::render::locate::call_position(&m.sql, func, args) {
+        Some(p) => format!("{}:{p}", m.path.display()),
+        None => m.path.display().to_string(),
+    }
+}
+
 fn resolve_ephemerals(
     models: &mut std::collections::BTreeMap<String, CompiledModel>,
     scope: &mut RenderScope,

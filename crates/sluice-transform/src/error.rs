@@ -6,12 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
     /// The model's Jinja failed to render.
-    #[error("{path}{}: template error: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{path}{}{}: template error: {message}", line.map(|l| format!(":{l}")).unwrap_or_default(), line.and(*column).map(|c| format!(":{c}")).unwrap_or_default())]
     Template {
         /// The model file.
         path: PathBuf,
         /// Line in the template, when known.
         line: Option<usize>,
+        /// Column (in characters) of the failing expression on that line, when known.
+        column: Option<usize>,
         /// minijinja's message.
         message: String,
     },

@@ -286,22 +286,23 @@ fn a_failing_singular_test_blocks_publishing() {
 }
 
 #[test]
-fn validate_lists_every_unsupported_use_with_file_and_line() {
+fn validate_lists_every_unsupported_use_with_file_line_and_column() {
     let tmp = fixture("dbt_unsupported");
     let dir = tmp.path();
     let out = sluice(dir, &["validate"]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     for expected in [
-        "dbt_project.yml:3: unsupported: `on-run-end`",
-        "packages.yml:4: unsupported: package `calogica/dbt_expectations`",
-        "models/report.sql:2: unsupported: package macro `dbt_utils.star`",
-        "models/base.sql:1: unsupported: `adapter.get_columns_in_relation`",
+        "dbt_project.yml:3:1: unsupported: `on-run-end`",
+        "packages.yml:4:14: unsupported: package `calogica/dbt_expectations`",
+        "models/report.sql:2:8: unsupported: package macro `dbt_utils.star`",
+        "models/base.sql:1:15: unsupported: `adapter.get_columns_in_relation`",
         "models/forecast.py: unsupported: Python models",
-        "models/schema.yml:8: unsupported: generic test `dbt_utils.not_constant`",
-        "models/schema.yml:9: unsupported: `unit_tests:`",
-        "tests/generic_positive.sql:1: unsupported: custom generic tests",
-        "models/report.sql: unsupported: `post-hook`",
+        "models/schema.yml:8:13: unsupported: generic test `dbt_utils.not_constant`",
+        "models/schema.yml:9:1: unsupported: `unit_tests:`",
+        "tests/generic_positive.sql:1:1: unsupported: custom generic tests",
+        // Where the hook is set, not each model it applies to.
+        "dbt_project.yml:7:5: unsupported: `post-hook`",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
@@ -459,7 +460,7 @@ fn dbt_sources_read_what_sluice_connectors_land() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("models/staging/sources.yml:6: unsupported: dbt source `raw.refunds` has no Sluice connector"),
+        err.contains("models/staging/sources.yml:6:15: unsupported: dbt source `raw.refunds` has no Sluice connector"),
         "{err}"
     );
     write(

@@ -579,7 +579,10 @@ fn deeply_nested_project_files_and_records_are_errors_not_crashes() {
         let out = common::sluice(dir, &["validate"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
-        assert!(err.contains("m.sql:1: template error"), "{err}");
+        assert!(
+            err.contains("m.sql:1:") && err.contains("template error"),
+            "{err}"
+        );
     }
     // A model with a 50,000-term expression fails its node with the file named.
     write(

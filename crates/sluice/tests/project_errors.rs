@@ -124,7 +124,7 @@ fn unknown_ref_is_reported_with_a_suggestion() {
     );
     let out = stderr_of(dir, &["validate"]);
     assert!(
-        out.contains("by_region.sql: unknown ref `stg_sale` (did you mean `stg_sales`?)"),
+        out.contains("by_region.sql:1:18: unknown ref `stg_sale` (did you mean `stg_sales`?)"),
         "{out}"
     );
 }

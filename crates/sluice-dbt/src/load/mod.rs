@@ -16,12 +16,12 @@ mod props;
 mod resources;
 mod settle;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
-use sluice_core::model::ModelProperties;
-use sluice_core::yaml::read_text;
+use sluice_core::error::Position;
+use sluice_core::yaml::{Value, read_text};
 use sluice_core::{ConfigError, Project, ProjectConfig};
 use sluice_transform::singular::SingularTest;
 
@@ -29,7 +29,8 @@ use crate::docs::DocsBlocks;
 use crate::files::files_under;
 use crate::layers::LayerMap;
 use crate::project_file::DbtProjectFile;
-use crate::unsupported::{Unsupported, find_line, scan_packages};
+use crate::properties::Described;
+use crate::unsupported::{Unsupported, scan_packages};
 use crate::{DbtError, DbtErrors};
 
 /// A loaded dbt project.
@@ -73,11 +74,13 @@ struct Resource {
     sql: String,
     /// Config from `dbt_project.yml`.
     config: Map<String, Json>,
+    /// Where in `dbt_project.yml` each of those configs was set.
+    config_places: BTreeMap<String, Position>,
     /// `schema='…'` in the SQL's `config()`.
     sql_schema: Option<String>,
     /// First folder under its resource path.
     first_folder: Option<String>,
-    properties: Option<ModelProperties>,
+    properties: Option<Described>,
 }
 
 /// The state shared by the phases of [`load`].
@@ -85,8 +88,6 @@ struct Loader {
     root: PathBuf,
     /// `dbt_project.yml`.
     file_path: PathBuf,
-    /// Its text (for line numbers).
-    text: String,
     dbt: DbtProjectFile,
     errors: Vec<ConfigError>,
     unsupported: Vec<Unsupported>,
@@ -188,11 +189,10 @@ impl Loader {
         let file_path = root.join("dbt_project.yml");
         let text = read_text(&file_path).map_err(|e| DbtErrors(vec![DbtError::Config(e)]))?;
         let dbt = DbtProjectFile::load(&file_path, &text)
-            .map_err(|e| DbtErrors(vec![DbtError::Config(e)]))?;
+            .map_err(|e| DbtErrors(e.into_iter().map(DbtError::Config).collect()))?;
         Ok(Loader {
             root,
             file_path,
-            text,
             dbt,
             errors: Vec::new(),
             unsupported: Vec::new(),
@@ -217,15 +217,18 @@ impl Loader {
     /// Project hooks run warehouse SQL: reported.
     fn project_hooks(&mut self) {
         for key in ["on-run-start", "on-run-end", "dispatch"] {
-            if self
-                .dbt
-                .other
-                .get(key)
-                .is_some_and(|v| !v.is_null() && v.as_sequence().is_none_or(|s| !s.is_empty()))
-            {
+            let Some(entry) = self.dbt.entry(key) else {
+                continue;
+            };
+            let empty = match &entry.node.value {
+                Value::Null => true,
+                Value::Seq(items) => items.is_empty(),
+                _ => false,
+            };
+            if !empty {
                 self.unsupported.push(Unsupported {
                     path: self.file_path.clone(),
-                    line: find_line(&self.text, key),
+                    pos: Some(entry.key_pos),
                     feature: format!("`{key}` (project hooks)"),
                 });
             }
@@ -236,10 +239,15 @@ impl Loader {
     fn packages(&mut self) {
         for name in ["packages.yml", "dependencies.yml"] {
             let p = self.root.join(name);
-            if let Ok(t) = std::fs::read_to_string(&p) {
-                let (names, found) = scan_packages(&p, &t);
-                self.packages.extend(names);
-                self.unsupported.extend(found);
+            let Ok(t) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            match scan_packages(&p, &t) {
+                Ok((names, found)) => {
+                    self.packages.extend(names);
+                    self.unsupported.extend(found);
+                }
+                Err(e) => self.errors.push(e),
             }
         }
     }

@@ -1,10 +1,10 @@
 //! Phase 5 of [`super::load`]: properties files (descriptions, columns, tests of each resource, dbt
 //! sources) and the Sluice connectors that land dbt sources.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sluice_core::ConfigError;
+use sluice_core::error::Position;
 use sluice_core::project::load_sources;
 use sluice_core::source::SourceDecl;
 use sluice_core::yaml::read_text;
@@ -12,14 +12,12 @@ use sluice_core::yaml::read_text;
 use super::{Kind, Loader, Resource};
 use crate::files::files_under;
 use crate::properties::{IGNORED_SECTIONS, PropertiesFile};
-use crate::unsupported::{Unsupported, find_line};
+use crate::unsupported::Unsupported;
 
 /// What the properties files said besides each resource's properties.
 pub(super) struct Properties {
-    /// `(source, table, file, line)` of every dbt source table.
-    pub dbt_sources: Vec<(String, String, PathBuf, Option<usize>)>,
-    /// The text of each properties file (for the lines of its tests).
-    pub texts: BTreeMap<PathBuf, String>,
+    /// `(source, table, file, place of the table's name)` of every dbt source table.
+    pub dbt_sources: Vec<(String, String, PathBuf, Option<Position>)>,
     /// The folders properties files are read from.
     pub dirs: Vec<String>,
 }
@@ -34,7 +32,6 @@ impl Loader {
         let mut yml = files_under(&self.root, &prop_dirs, "yml");
         yml.extend(files_under(&self.root, &prop_dirs, "yaml"));
         let mut dbt_sources = Vec::new();
-        let mut prop_texts: BTreeMap<PathBuf, String> = BTreeMap::new();
         for (_, path) in yml {
             let text = match read_text(&path) {
                 Ok(t) => t,
@@ -46,17 +43,17 @@ impl Loader {
             let file: PropertiesFile = match crate::properties::load(&path, &text) {
                 Ok(f) => f,
                 Err(e) => {
-                    self.errors.push(e);
+                    self.errors.extend(e);
                     continue;
                 }
             };
-            for key in file.other.keys() {
-                if key == "version" || IGNORED_SECTIONS.contains(&key.as_str()) {
+            for (key, pos) in &file.other {
+                if IGNORED_SECTIONS.contains(&key.as_str()) {
                     continue;
                 }
                 self.unsupported.push(Unsupported {
                     path: path.clone(),
-                    line: find_line(&text, &format!("{key}:")),
+                    pos: Some(*pos),
                     feature: format!("`{key}:` in properties files"),
                 });
             }
@@ -64,9 +61,9 @@ impl Loader {
                 for t in &s.tables {
                     dbt_sources.push((
                         s.name.clone(),
-                        t.name.clone(),
+                        t.name.value.clone(),
                         path.clone(),
-                        find_line(&text, &format!("name: {}", t.name)),
+                        t.name.position(),
                     ));
                 }
             }
@@ -75,34 +72,36 @@ impl Loader {
                 (Kind::Seed, file.seeds),
                 (Kind::Snapshot, file.snapshots),
             ] {
-                for props in entries {
+                for described in entries {
+                    let name = &described.props.name;
+                    let field = format!("{}s[name={name}]", kind.as_str());
                     let Some(r) = resources
                         .iter_mut()
-                        .find(|r| r.kind == kind && r.name == props.name)
+                        .find(|r| r.kind == kind && &r.name == name)
                     else {
-                        self.errors.push(ConfigError::Invalid {
+                        self.errors.push(ConfigError::At {
                             path: path.clone(),
-                            field: format!("{}s[name={}]", kind.as_str(), props.name),
+                            position: described.pos,
+                            field,
                             message: format!("describes a {} that does not exist", kind.as_str()),
                         });
                         continue;
                     };
                     if r.properties.is_some() {
-                        self.errors.push(ConfigError::Invalid {
+                        self.errors.push(ConfigError::At {
                             path: path.clone(),
-                            field: format!("{}s[name={}]", kind.as_str(), props.name),
+                            position: described.pos,
+                            field,
                             message: "is described twice".into(),
                         });
                         continue;
                     }
-                    r.properties = Some(props);
+                    r.properties = Some(described);
                 }
             }
-            prop_texts.insert(path, text);
         }
         Properties {
             dbt_sources,
-            texts: prop_texts,
             dirs: prop_dirs,
         }
     }
@@ -111,17 +110,17 @@ impl Loader {
     /// one is reported.
     pub(super) fn connectors(
         &mut self,
-        dbt_sources: &[(String, String, PathBuf, Option<usize>)],
+        dbt_sources: &[(String, String, PathBuf, Option<Position>)],
     ) -> Vec<SourceDecl> {
         let sources = load_sources(&self.root.join("sources"), &mut self.errors);
-        for (src, table, path, line) in dbt_sources {
+        for (src, table, path, pos) in dbt_sources {
             let landed = sources
                 .iter()
                 .any(|s| &s.name == src && s.tables.iter().any(|t| &t.name == table));
             if !landed {
                 self.unsupported.push(Unsupported {
                     path: path.clone(),
-                    line: *line,
+                    pos: *pos,
                     feature: format!(
                         "dbt source `{src}.{table}` has no Sluice connector (declare it in sources/{src}.yml, e.g. kind: files, or load it as a seed)"
                     ),

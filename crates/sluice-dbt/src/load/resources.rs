@@ -9,7 +9,7 @@ use sluice_core::yaml::read_text;
 use sluice_transform::singular::SingularTest;
 
 use super::{Kind, Loader, Resource};
-use crate::config_tree::resolve;
+use crate::config_tree::resolve_placed;
 use crate::files::{files_under, folders, line_offset, macro_spans, schema_in_sql, stem};
 use crate::snapshots::parse_snapshots;
 use crate::unsupported::{Unsupported, scan_sql};
@@ -21,7 +21,7 @@ impl Loader {
         for (_, path) in files_under(&self.root, &self.dbt.model_paths, "py") {
             self.unsupported.push(Unsupported {
                 path,
-                line: None,
+                pos: None,
                 feature: "Python models".into(),
             });
         }
@@ -39,11 +39,13 @@ impl Loader {
             self.unsupported
                 .extend(scan_sql(&path, &sql, &self.packages));
             self.sql_texts.push(sql.clone());
+            let (config, config_places) = resolve_placed(&self.dbt.models, &tree_path);
             resources.push(Resource {
                 kind: Kind::Model,
                 sql_schema: schema_in_sql(&sql),
                 first_folder: dirs.first().cloned(),
-                config: resolve(&self.dbt.models, &tree_path),
+                config,
+                config_places,
                 name,
                 path,
                 sql,
@@ -60,13 +62,14 @@ impl Loader {
             let name = stem(&path);
             let dirs = folders(&base, &path);
             let tree_path = self.tree_path(&dirs, &name);
-            let mut config = resolve(&self.dbt.seeds, &tree_path);
+            let (mut config, config_places) = resolve_placed(&self.dbt.seeds, &tree_path);
             config.insert("materialized".into(), Json::String("seed".into()));
             resources.push(Resource {
                 kind: Kind::Seed,
                 sql_schema: None,
                 first_folder: dirs.first().cloned(),
                 config,
+                config_places,
                 name,
                 path,
                 sql: String::new(),
@@ -104,13 +107,14 @@ impl Loader {
             let dirs = folders(&base, &path);
             for b in blocks {
                 let tree_path = self.tree_path(&dirs, &b.name);
-                let mut config = resolve(&self.dbt.snapshots, &tree_path);
+                let (mut config, config_places) = resolve_placed(&self.dbt.snapshots, &tree_path);
                 config.insert("materialized".into(), Json::String("snapshot".into()));
                 resources.push(Resource {
                     kind: Kind::Snapshot,
                     sql_schema: None,
                     first_folder: Some("snapshots".into()),
                     config,
+                    config_places,
                     name: b.name,
                     path: path.clone(),
                     sql: b.sql,
@@ -163,7 +167,7 @@ impl Loader {
             };
             let spans = macro_spans(&text);
             for u in scan_sql(&path, &text, &self.packages) {
-                let offset = line_offset(&text, u.line.unwrap_or(1));
+                let offset = line_offset(&text, u.pos.map_or(1, |p| p.line));
                 let owner = spans
                     .iter()
                     .rev()

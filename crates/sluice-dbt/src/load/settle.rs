@@ -2,9 +2,10 @@
 //! descriptions (`doc()` rendered), layer and checks, settled into a [`ModelFile`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
+use sluice_core::error::Position;
 use sluice_core::model::{CheckCollector, ModelFile, ModelProperties};
 use sluice_core::seeds::seed_model;
 use sluice_core::{CheckSpec, ConfigError, ModelLayer};
@@ -16,6 +17,7 @@ use crate::config_tree::{as_list, merge, resolve};
 use crate::docs::DocsBlocks;
 use crate::files::folders;
 use crate::layers::LayerMap;
+use crate::properties::Described;
 use crate::unsupported::Unsupported;
 
 /// Config keys Sluice reads elsewhere or ignores: the layer is already applied and the schema is the
@@ -69,11 +71,26 @@ impl Loader {
         props_files: &Properties,
         checks: &mut CheckCollector,
     ) -> ModelFile {
-        let mut props = r.properties.unwrap_or_default();
-        props.name = r.name.clone();
-        let props_path = props.path.clone().unwrap_or_else(|| r.path.clone());
+        let mut described = r
+            .properties
+            .unwrap_or_else(|| Described::unplaced(ModelProperties::default()));
+        described.props.name = r.name.clone();
+        let props_path = described
+            .props
+            .path
+            .clone()
+            .unwrap_or_else(|| r.path.clone());
         // dbt_project.yml < properties file (config() in the SQL wins at compile time).
         let mut config = r.config;
+        let mut places: BTreeMap<String, (PathBuf, Position)> = r
+            .config_places
+            .into_iter()
+            .map(|(k, p)| (k, (self.file_path.clone(), p)))
+            .collect();
+        for (k, p) in &described.config {
+            places.insert(k.clone(), (props_path.clone(), *p));
+        }
+        let props = &mut described.props;
         for (k, v) in std::mem::take(&mut props.config) {
             merge(&mut config, &k, v);
         }
@@ -87,8 +104,8 @@ impl Loader {
             }
         }
         props.tags = tags;
-        self.report_config(&r.path, &config);
-        self.render_descriptions(&mut props, &props_path, r.kind, &r.name, docs);
+        self.report_config(&r.path, &config, &places);
+        self.render_descriptions(&mut described.props, &props_path, r.kind, &r.name, docs);
         let layer = layer_of(
             layers,
             r.kind,
@@ -113,14 +130,14 @@ impl Loader {
             resolve(&self.dbt.data_tests, &tree_path)
         };
         collect_checks(
-            &props,
+            &described,
             &props_path,
-            props_files.texts.get(&props_path),
             &test_defaults,
             checks,
             &mut self.errors,
             &mut self.unsupported,
         );
+        let mut props = described.props;
         props.config = config;
         let mut model = if r.kind == Kind::Seed {
             seed_model(r.name.clone(), layer, r.path.clone())
@@ -141,28 +158,40 @@ impl Loader {
         model
     }
 
-    /// Hooks and materializations Sluice does not run.
-    fn report_config(&mut self, path: &std::path::Path, config: &Map<String, Json>) {
+    /// Hooks and materializations Sluice does not run, reported where they are set (the key in
+    /// `dbt_project.yml` or the properties file; else the resource's file).
+    fn report_config(
+        &mut self,
+        path: &Path,
+        config: &Map<String, Json>,
+        places: &BTreeMap<String, (PathBuf, Position)>,
+    ) {
+        let at = |key: &str, feature: String| match places.get(key) {
+            Some((file, pos)) => Unsupported {
+                path: file.clone(),
+                pos: Some(*pos),
+                feature,
+            },
+            None => Unsupported {
+                path: path.to_path_buf(),
+                pos: None,
+                feature,
+            },
+        };
         for key in ["pre_hook", "post_hook"] {
             if config
                 .get(key)
                 .is_some_and(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
             {
-                self.unsupported.push(Unsupported {
-                    path: path.to_path_buf(),
-                    line: None,
-                    feature: format!("`{}` (hooks run warehouse SQL)", key.replace('_', "-")),
-                });
+                let feature = format!("`{}` (hooks run warehouse SQL)", key.replace('_', "-"));
+                self.unsupported.push(at(key, feature));
             }
         }
         if let Some(m) = config.get("materialized").and_then(Json::as_str)
             && !sluice_transform::materialize::dbt_accepts(m)
         {
-            self.unsupported.push(Unsupported {
-                path: path.to_path_buf(),
-                line: None,
-                feature: format!("materialization `{m}`"),
-            });
+            let feature = format!("materialization `{m}`");
+            self.unsupported.push(at("materialized", feature));
         }
     }
 
@@ -170,7 +199,7 @@ impl Loader {
     fn render_descriptions(
         &mut self,
         props: &mut ModelProperties,
-        props_path: &std::path::Path,
+        props_path: &Path,
         kind: Kind,
         name: &str,
         docs: &DocsBlocks,

@@ -8,6 +8,7 @@
 pub mod builtins;
 pub mod ephemeral;
 pub mod index;
+pub mod locate;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -221,27 +222,27 @@ fn render_raw_with(
     let prelude = &scope.macros;
     let sql = if prelude.is_empty() {
         env.render_str(sql, ())
-            .map_err(|e| template_error(path, &e))?
+            .map_err(|e| template_error(path, sql, &e))?
     } else {
         let source = format!("{}{sql}", prelude.text);
         let out = env.render_str(&source, ()).map_err(|e| {
             // Point at the macro file or at the model's own line.
             match e.line().map(|l| (l, prelude.locate(l))) {
                 Some((_, Some((file, line)))) => {
-                    let mut err = template_error(&file, &e);
+                    let mut err = template_error(&file, &source, &e);
                     if let TransformError::Template { line: l, .. } = &mut err {
                         *l = Some(line);
                     }
                     err
                 }
                 Some((l, None)) => {
-                    let mut err = template_error(path, &e);
+                    let mut err = template_error(path, &source, &e);
                     if let TransformError::Template { line: el, .. } = &mut err {
                         *el = Some(l.saturating_sub(prelude.lines));
                     }
                     err
                 }
-                None => template_error(path, &e),
+                None => template_error(path, &source, &e),
             }
         })?;
         // The prelude renders to blank lines only.
@@ -267,7 +268,9 @@ fn lock(m: &Mutex<Captured>) -> std::sync::MutexGuard<'_, Captured> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn template_error(path: &Path, e: &Error) -> TransformError {
+/// A render error of `source` (the text minijinja rendered) for `path`; the column comes from the
+/// span minijinja reports, which is on the same line of `source` as of the file.
+fn template_error(path: &Path, source: &str, e: &Error) -> TransformError {
     let mut message = e.kind().to_string();
     if let Some(d) = e.detail() {
         message = format!("{message}: {d}");
@@ -275,6 +278,10 @@ fn template_error(path: &Path, e: &Error) -> TransformError {
     TransformError::Template {
         path: path.to_path_buf(),
         line: e.line(),
+        column: e
+            .range()
+            .filter(|_| e.line().is_some())
+            .map(|r| locate::position_of(source, r.start).column),
         message,
     }
 }
@@ -327,7 +334,7 @@ where amount > {{ var('min_amount') }}{% if is_incremental() %} and x > (select 
     }
 
     #[test]
-    fn template_errors_name_file_and_line() {
+    fn template_errors_name_file_line_and_column() {
         let err = render(
             "select 1\n{{ var('missing') }}",
             Path::new("models/gold/m.sql"),
@@ -338,7 +345,7 @@ where amount > {{ var('min_amount') }}{% if is_incremental() %} and x > (select 
         .unwrap_err();
         let text = err.to_string();
         assert!(
-            text.starts_with("models/gold/m.sql:2: template error"),
+            text.starts_with("models/gold/m.sql:2:4: template error"),
             "{text}"
         );
         assert!(text.contains("var `missing`"), "{text}");

@@ -257,11 +257,14 @@ pub struct Workspace {
 pub fn load_dbt(dir: &Path) -> Result<(Arc<CompiledProject>, Vec<String>)> {
     let settings = settings();
     let fail = |e: sluice_dbt::DbtErrors| {
+        let mut problems: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+        run::in_file_order(&mut problems);
         anyhow!(
             "{} problem(s) in the dbt project:\n{}",
-            e.0.len(),
-            e.0.iter()
-                .map(|e| format!("  {e}"))
+            problems.len(),
+            problems
+                .iter()
+                .map(|p| format!("  {p}"))
                 .collect::<Vec<_>>()
                 .join("\n")
         )

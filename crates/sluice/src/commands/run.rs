@@ -97,7 +97,7 @@ fn one_pass(dir: &Path) -> std::result::Result<Checked, Vec<String>> {
 
 /// Problems in reading order: by file, then line and column (a problem without a position keeps its
 /// place among its file's).
-fn in_file_order(problems: &mut [String]) {
+pub(super) fn in_file_order(problems: &mut [String]) {
     fn key(p: &str) -> (&str, usize, usize) {
         let mut parts = p.splitn(4, ':');
         let file = parts.next().unwrap_or_default();
