@@ -1,10 +1,9 @@
-//! Streaming a prepared statement's rows into Arrow batches (the kit's [`ChunkWriter`] cuts the
-//! chunks).
+//! MySQL's row reader, value decoding and Arrow builders; the kit's loop
+//! ([`relational::read_rows`]) turns the rows into chunks.
 //!
-//! The driver reads the socket only as fast as rows are taken, and chunks go through a channel of
-//! one, so memory stays bounded by the chunk being committed plus the one being built. Each row is
-//! decoded completely before anything is appended: a row with one bad value (a zero date, a
-//! `tinyint(1)` holding 7) goes to quarantine whole, with its exact values as JSON.
+//! The driver reads the socket only as fast as rows are taken, so memory stays bounded by the kit's
+//! chunks. A row with one bad value (a zero date, a `tinyint(1)` holding 7) goes to quarantine
+//! whole, with its exact values as JSON.
 
 use std::sync::Arc;
 
@@ -18,18 +17,17 @@ use arrow::datatypes::Decimal128Type;
 use arrow::error::ArrowError;
 use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Statement, Value};
+use mysql_async::{BinaryProtocol, Conn, QueryResult, Row, Statement, Value};
 
 use super::client::MyFailure;
 use super::types::MyKind;
-use crate::error::IngestError;
 use crate::sources::relational::{
-    ChunkTx, ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row,
+    self, ChunkTx, ColumnBuilder, ColumnType, DbFailure, ReadRequest, RowReader,
 };
 
 /// One decoded value.
 #[derive(Debug, PartialEq)]
-enum Cell {
+pub(crate) enum Cell {
     Null,
     Bool(bool),
     I8(i8),
@@ -46,7 +44,7 @@ enum Cell {
 }
 
 /// An Arrow builder for one [`MyKind`].
-enum ColBuilder {
+pub(crate) enum ColBuilder {
     Bool(BooleanBuilder),
     I8(Int8Builder),
     I16(Int16Builder),
@@ -321,14 +319,66 @@ fn raw_json(v: &Value) -> serde_json::Value {
 }
 
 impl ColumnType for MyKind {
+    type Builder = ColBuilder;
+
     fn arrow_type(&self) -> arrow::datatypes::DataType {
         MyKind::arrow_type(*self)
+    }
+
+    fn builder(&self) -> ColBuilder {
+        ColBuilder::new(*self)
     }
 }
 
 impl ColumnBuilder for ColBuilder {
+    type Cell<'v> = Cell;
+
+    fn append(&mut self, cell: Cell) -> Result<(), String> {
+        ColBuilder::append(self, cell)
+    }
+
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         Ok(ColBuilder::finish(self))
+    }
+}
+
+/// The rows of a running statement (it holds the connection until they are all read or dropped).
+struct MyRows<'c>(QueryResult<'c, 'static, BinaryProtocol>);
+
+/// The value of a row whose value was taken (never: values are only borrowed).
+static NULL: Value = Value::NULL;
+
+impl RowReader for MyRows<'_> {
+    type Column = MyKind;
+    type Row<'a>
+        = Row
+    where
+        Self: 'a;
+    type Value<'v> = &'v Value;
+
+    async fn next_row(&mut self) -> Result<Option<Row>, DbFailure> {
+        self.0.next().await.map_err(MyFailure::from)
+    }
+
+    fn values(row: &Row) -> Result<Vec<&Value>, String> {
+        Ok((0..row.len())
+            .map(|i| row.as_ref(i).unwrap_or(&NULL))
+            .collect())
+    }
+
+    fn cursor(kind: &MyKind, value: &&Value) -> Result<Option<serde_json::Value>, String> {
+        match *value {
+            Value::NULL => Ok(None),
+            v => cursor_json(*kind, v).map(Some),
+        }
+    }
+
+    fn decode(kind: &MyKind, value: &&Value) -> Result<Cell, String> {
+        decode(*kind, value)
+    }
+
+    fn raw_json(_: &MyKind, value: &&Value) -> serde_json::Value {
+        raw_json(value)
     }
 }
 
@@ -340,77 +390,16 @@ pub(crate) async fn read_chunks(
     req: ReadRequest<MyKind>,
     tx: ChunkTx,
 ) {
-    if let Err(e) = read_inner(&mut conn, &statement, &req, &tx).await {
-        let _ = tx.send(Err(e)).await;
-    }
+    let params: Vec<Value> = req.watermark.iter().map(watermark_param).collect();
+    let rows = conn
+        .exec_iter(&statement, params)
+        .await
+        .map(MyRows)
+        .map_err(|e| MyFailure::from(e).into_error(&req.source, &req.table, "query failed"));
+    relational::read_rows(rows, &req, &tx).await;
     if let Err(e) = conn.disconnect().await {
         tracing::debug!(error = %e, "mysql disconnect failed");
     }
-}
-
-async fn read_inner(
-    conn: &mut Conn,
-    statement: &Statement,
-    req: &ReadRequest<MyKind>,
-    tx: &ChunkTx,
-) -> Result<(), IngestError> {
-    let params: Vec<Value> = req.watermark.iter().map(watermark_param).collect();
-    let fail = |e: mysql_async::Error, doing: &str| {
-        MyFailure::from(e).into_error(&req.source, &req.table, doing)
-    };
-    let mut result = conn
-        .exec_iter(statement, params)
-        .await
-        .map_err(|e| fail(e, "query failed"))?;
-    let mut w = ChunkWriter::new(req, |k| ColBuilder::new(*k));
-    loop {
-        let row = match result.next().await {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(e) => return Err(fail(e, &format!("reading row {}", w.row_number() + 1))),
-        };
-        let row_number = w.begin_row();
-        let values: Vec<Value> = row
-            .unwrap_raw()
-            .into_iter()
-            .map(|v| v.unwrap_or(Value::NULL))
-            .collect();
-        if values.len() != req.columns.len() {
-            return Err(req.error(
-                format!(
-                    "row {row_number} has {} values for {} columns",
-                    values.len(),
-                    req.columns.len()
-                ),
-                false,
-            ));
-        }
-        let cursor = match req.cursor {
-            Some(i) if values[i] != Value::NULL => {
-                Some(cursor_json(req.columns[i].1, &values[i]).map_err(|why| w.cursor_error(why))?)
-            }
-            _ => None,
-        };
-        if let Some(full) = w.place(cursor)?
-            && tx.send(Ok(full)).await.is_err()
-        {
-            return Ok(());
-        }
-        match decode_row(&values, |i, v| decode(req.columns[i].1, v)) {
-            Ok(cells) => w.append(cells, ColBuilder::append)?,
-            Err((i, why)) => {
-                let raw = req
-                    .columns
-                    .iter()
-                    .zip(&values)
-                    .map(|((n, _), v)| (n.clone(), raw_json(v)))
-                    .collect();
-                w.reject(&req.columns[i].0, &why, raw);
-            }
-        }
-    }
-    let _ = tx.send(Ok(w.finish()?)).await;
-    Ok(())
 }
 
 #[cfg(test)]

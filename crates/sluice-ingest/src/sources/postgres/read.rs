@@ -1,11 +1,10 @@
-//! Streaming a query's rows into Arrow batches (the kit's [`ChunkWriter`] cuts the chunks).
+//! PostgreSQL's row reader and Arrow builders; the kit's loop ([`relational::read_rows`]) turns the
+//! rows into chunks.
 //!
 //! Rows arrive through tokio-postgres' row stream, which reads the socket only as fast as rows are
-//! consumed, and the chunks go through a channel of one: memory stays bounded by one chunk being
-//! committed plus one being built, whatever the table's size. Each row is decoded completely before
-//! anything is appended, so a row with one bad value goes to quarantine whole and the builders never
-//! hold half a row.
+//! consumed, so memory stays bounded by the kit's chunks whatever the table's size.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::builder::NullBufferBuilder;
@@ -18,13 +17,12 @@ use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef};
 use arrow::error::ArrowError;
 use futures::TryStreamExt;
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::{Client, Row, RowStream, Statement};
 
 use super::client::PgFailure;
 use super::decode::{Cell, Raw, cursor_json, decode, raw_json, watermark_text};
 use super::types::{PgColumn, PgKind};
-use crate::error::IngestError;
-use crate::sources::relational::{ChunkTx, ChunkWriter, ColumnBuilder, ReadRequest, decode_row};
+use crate::sources::relational::{self, ChunkTx, ColumnBuilder, DbFailure, ReadRequest, RowReader};
 
 /// An Arrow builder for one [`PgKind`] (also used by CDC for change rows).
 pub(crate) enum ColBuilder {
@@ -186,8 +184,55 @@ impl ColBuilder {
 }
 
 impl ColumnBuilder for ColBuilder {
+    type Cell<'v> = Cell<'v>;
+
+    fn append(&mut self, cell: Cell<'_>) -> Result<(), String> {
+        ColBuilder::append(self, cell)
+    }
+
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         ColBuilder::finish(self)
+    }
+}
+
+/// The rows of a running statement.
+struct PgRows(Pin<Box<RowStream>>);
+
+impl RowReader for PgRows {
+    type Column = PgColumn;
+    type Row<'a> = Row;
+    /// The value's bytes in the binary format, `None` for NULL.
+    type Value<'v> = Option<&'v [u8]>;
+
+    async fn next_row(&mut self) -> Result<Option<Row>, DbFailure> {
+        self.0.try_next().await.map_err(PgFailure::from)
+    }
+
+    fn values(row: &Row) -> Result<Vec<Option<&[u8]>>, String> {
+        (0..row.len())
+            .map(|i| {
+                let raw: Option<Raw<'_>> = row.try_get(i).map_err(|e| e.to_string())?;
+                Ok(raw.map(|r| r.0))
+            })
+            .collect()
+    }
+
+    fn cursor(
+        column: &PgColumn,
+        value: &Option<&[u8]>,
+    ) -> Result<Option<serde_json::Value>, String> {
+        value.map(|raw| cursor_json(&column.kind, raw)).transpose()
+    }
+
+    fn decode<'a>(column: &PgColumn, value: &'a Option<&[u8]>) -> Result<Cell<'a>, String> {
+        match value {
+            Some(raw) => decode(&column.kind, raw),
+            None => Ok(Cell::Null),
+        }
+    }
+
+    fn raw_json(column: &PgColumn, value: &Option<&[u8]>) -> serde_json::Value {
+        raw_json(&column.kind, *value)
     }
 }
 
@@ -199,76 +244,13 @@ pub(crate) async fn read_chunks(
     req: ReadRequest<PgColumn>,
     tx: ChunkTx,
 ) {
-    if let Err(e) = read_inner(&client, &statement, &req, &tx).await {
-        let _ = tx.send(Err(e)).await;
-    }
-}
-
-async fn read_inner(
-    client: &Client,
-    statement: &Statement,
-    req: &ReadRequest<PgColumn>,
-    tx: &ChunkTx,
-) -> Result<(), IngestError> {
     let params: Vec<String> = req.watermark.iter().map(watermark_text).collect();
-    let stream = client
-        .query_raw(statement, params.iter())
+    let rows = client
+        .query_raw(&statement, params.iter())
         .await
-        .map_err(|e| PgFailure::from(e).into_error(&req.source, &req.table, "query failed"))?;
-    let mut stream = std::pin::pin!(stream);
-    let mut w = ChunkWriter::new(req, |c| ColBuilder::new(&c.kind));
-    loop {
-        let row = match stream.try_next().await {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(PgFailure::from(e).into_error(
-                    &req.source,
-                    &req.table,
-                    &format!("reading row {}", w.row_number() + 1),
-                ));
-            }
-        };
-        let row_number = w.begin_row();
-        let mut raws: Vec<Option<&[u8]>> = Vec::with_capacity(req.columns.len());
-        for i in 0..req.columns.len() {
-            let raw: Option<Raw<'_>> = row
-                .try_get(i)
-                .map_err(|e| req.error(format!("row {row_number}: {e}"), false))?;
-            raws.push(raw.map(|r| r.0));
-        }
-        let cursor = match req
-            .cursor
-            .and_then(|i| Some((i, raws.get(i).copied().flatten()?)))
-        {
-            Some((i, raw)) => {
-                Some(cursor_json(&req.columns[i].1.kind, raw).map_err(|why| w.cursor_error(why))?)
-            }
-            None => None,
-        };
-        if let Some(full) = w.place(cursor)?
-            && tx.send(Ok(full)).await.is_err()
-        {
-            return Ok(());
-        }
-        match decode_row(raws.iter().copied(), |i, raw| match raw {
-            Some(r) => decode(&req.columns[i].1.kind, r),
-            None => Ok(Cell::Null),
-        }) {
-            Ok(cells) => w.append(cells, ColBuilder::append)?,
-            Err((i, why)) => {
-                let raw = req
-                    .columns
-                    .iter()
-                    .zip(&raws)
-                    .map(|((n, c), r)| (n.clone(), raw_json(&c.kind, *r)))
-                    .collect();
-                w.reject(&req.columns[i].0, &why, raw);
-            }
-        }
-    }
-    let _ = tx.send(Ok(w.finish()?)).await;
-    Ok(())
+        .map(|stream| PgRows(Box::pin(stream)))
+        .map_err(|e| PgFailure::from(e).into_error(&req.source, &req.table, "query failed"));
+    relational::read_rows(rows, &req, &tx).await;
 }
 
 #[cfg(test)]

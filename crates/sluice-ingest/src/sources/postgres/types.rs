@@ -12,6 +12,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use tokio_postgres::types::{Kind, Type};
 
+use super::read::ColBuilder;
 use crate::error::IngestError;
 use crate::sources::relational::{ColumnType, unsupported};
 
@@ -163,12 +164,6 @@ impl PgKind {
     }
 }
 
-impl ColumnType for PgKind {
-    fn arrow_type(&self) -> DataType {
-        PgKind::arrow_type(self)
-    }
-}
-
 /// A result column of a batch read: how it lands, and its PostgreSQL type (a cursor's watermark is
 /// cast back to it).
 #[derive(Debug, Clone)]
@@ -178,8 +173,14 @@ pub(crate) struct PgColumn {
 }
 
 impl ColumnType for PgColumn {
+    type Builder = ColBuilder;
+
     fn arrow_type(&self) -> DataType {
         self.kind.arrow_type()
+    }
+
+    fn builder(&self) -> ColBuilder {
+        ColBuilder::new(&self.kind)
     }
 }
 

@@ -1,10 +1,10 @@
-//! Rows into commit-sized chunks of Arrow batches: the loop every relational reader shares.
+//! Rows into commit-sized chunks of Arrow batches (driven by the row loop, [`super::rows`]).
 //!
-//! A reader takes one row at a time from its database and hands it to a [`ChunkWriter`]: it starts
-//! the row ([`ChunkWriter::begin_row`]), gives its cursor value ([`ChunkWriter::place`], which may
-//! close the chunk so far, to be sent before going on), then either the
-//! row's decoded values ([`ChunkWriter::append`]) or, when a value has no Arrow form, the row as
-//! read ([`ChunkWriter::reject`], to quarantine with the column and the reason). Each row is decoded
+//! The loop takes one row at a time and hands it to a [`ChunkWriter`]: it starts the row
+//! ([`ChunkWriter::begin_row`]), gives its cursor value ([`ChunkWriter::place`], which may close the
+//! chunk so far, to be sent before going on), then either the row's decoded values
+//! ([`ChunkWriter::append`]) or, when a value has no Arrow form, the row as read
+//! ([`ChunkWriter::reject`], to quarantine with the column and the reason). Each row is decoded
 //! completely before anything is appended, so the builders never hold half a row.
 
 use std::sync::Arc;
@@ -21,15 +21,28 @@ use crate::sources::table_load::{Chunk, ends_chunk};
 
 /// A driver's type mapping for one column.
 pub(crate) trait ColumnType: Clone + Send + Sync + 'static {
+    /// The Arrow builder of the column's values.
+    type Builder: ColumnBuilder;
+
     /// The Arrow type the column lands as.
     fn arrow_type(&self) -> DataType;
+    /// An empty builder for the column's values.
+    fn builder(&self) -> Self::Builder;
 }
 
 /// An Arrow builder for one column of a driver.
 pub(crate) trait ColumnBuilder {
+    /// A value decoded for this builder (it may borrow from the row it was read from).
+    type Cell<'v>;
+
+    /// Appends a decoded value; one of the wrong shape is a bug in the driver's decoder.
+    fn append(&mut self, cell: Self::Cell<'_>) -> Result<(), String>;
     /// The values appended so far as an array; the builder starts over.
     fn finish(&mut self) -> Result<ArrayRef, ArrowError>;
 }
+
+/// The decoded value of a column of type `K`.
+pub(crate) type CellOf<'v, K> = <<K as ColumnType>::Builder as ColumnBuilder>::Cell<'v>;
 
 /// What a reader reads: one statement whose columns are already mapped.
 pub(crate) struct ReadRequest<K> {
@@ -78,22 +91,22 @@ fn schema_of<K: ColumnType>(columns: &[(String, K)]) -> SchemaRef {
 }
 
 /// Builds the chunks of one read (see the module doc).
-pub(crate) struct ChunkWriter<'r, K, B> {
+pub(crate) struct ChunkWriter<'r, K: ColumnType> {
     req: &'r ReadRequest<K>,
     schema: SchemaRef,
-    builders: Vec<B>,
+    builders: Vec<K::Builder>,
     chunk: Chunk,
     chunk_rows: usize,
     in_batch: usize,
     row_number: u64,
 }
 
-impl<'r, K: ColumnType, B: ColumnBuilder> ChunkWriter<'r, K, B> {
-    /// A writer for `req`, with one builder per column from `builder`.
-    pub fn new(req: &'r ReadRequest<K>, builder: impl Fn(&K) -> B) -> Self {
+impl<'r, K: ColumnType> ChunkWriter<'r, K> {
+    /// A writer for `req`, with one builder per column.
+    pub fn new(req: &'r ReadRequest<K>) -> Self {
         let schema = req.schema();
         ChunkWriter {
-            builders: req.columns.iter().map(|(_, k)| builder(k)).collect(),
+            builders: req.columns.iter().map(|(_, k)| k.builder()).collect(),
             chunk: Chunk::new(schema.clone()),
             schema,
             req,
@@ -146,13 +159,12 @@ impl<'r, K: ColumnType, B: ColumnBuilder> ChunkWriter<'r, K, B> {
     }
 
     /// Appends the current row, decoded completely: one cell per column, in order.
-    pub fn append<C>(
+    pub fn append<'v>(
         &mut self,
-        cells: impl IntoIterator<Item = C>,
-        append: impl Fn(&mut B, C) -> Result<(), String>,
+        cells: impl IntoIterator<Item = CellOf<'v, K>>,
     ) -> Result<(), IngestError> {
         for (b, c) in self.builders.iter_mut().zip(cells) {
-            append(b, c).map_err(|e| self.req.error(e, false))?;
+            b.append(c).map_err(|e| self.req.error(e, false))?;
         }
         self.in_batch += 1;
         if self.in_batch >= self.req.batch_size {
@@ -236,12 +248,25 @@ mod tests {
     struct Int;
 
     impl ColumnType for Int {
+        type Builder = Int64Builder;
+
         fn arrow_type(&self) -> DataType {
             DataType::Int64
+        }
+
+        fn builder(&self) -> Int64Builder {
+            Int64Builder::new()
         }
     }
 
     impl ColumnBuilder for Int64Builder {
+        type Cell<'v> = i64;
+
+        fn append(&mut self, cell: i64) -> Result<(), String> {
+            self.append_value(cell);
+            Ok(())
+        }
+
         fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
             Ok(Arc::new(Int64Builder::finish(self)))
         }
@@ -262,7 +287,7 @@ mod tests {
 
     /// Feeds rows `(cursor, value)`; a negative value is a row that fails conversion.
     fn feed(req: &ReadRequest<Int>, rows: &[(i64, i64)]) -> Vec<Chunk> {
-        let mut w = ChunkWriter::new(req, |_| Int64Builder::new());
+        let mut w = ChunkWriter::new(req);
         let mut chunks = Vec::new();
         for &(c, v) in rows {
             let cursor = req.cursor.map(|_| Value::from(c));
@@ -275,12 +300,7 @@ mod tests {
                     Ok(x)
                 }
             }) {
-                Ok(cells) => w
-                    .append(cells, |b, x| {
-                        b.append_value(x);
-                        Ok(())
-                    })
-                    .unwrap(),
+                Ok(cells) => w.append(cells).unwrap(),
                 Err((i, why)) => w.reject(&req.columns[i].0, &why, RawRow::new()),
             }
         }
@@ -346,7 +366,7 @@ mod tests {
     #[test]
     fn a_null_cursor_never_becomes_the_watermark() {
         let req = request(true, 10, 10);
-        let mut w = ChunkWriter::new(&req, |_| Int64Builder::new());
+        let mut w = ChunkWriter::new(&req);
         for cursor in [Some(Value::from(4)), Some(Value::Null), None] {
             w.begin_row();
             w.place(cursor).unwrap();

@@ -2,15 +2,17 @@
 //!
 //! A relational driver supplies what differs between databases: how to connect, how a result's
 //! columns map to Arrow (its type mapping), its SQL dialect (identifier quoting, the comparison
-//! with a watermark) and a row reader that streams the rows of one statement. The kit owns the rest:
+//! with a watermark) and a row reader ([`RowReader`]) that yields the rows of one statement and
+//! takes their values apart. The kit owns the rest:
 //!
 //! - the config fields every relational source shares ([`relational_config!`] for the file,
 //!   [`relational_table!`] for each table: `name`, `mode`, `cursor`, `primary_key`, `pii`, `query`,
 //!   `batch_size`, `commit_rows`) and their validation ([`validate`]);
 //! - the read plan ([`load`]): the relation or `query:` read, the cursor column checked against the
 //!   result, `WHERE cursor > watermark ORDER BY cursor` for an incremental read;
-//! - the chunked read loop ([`ChunkWriter`]): rows into Arrow batches, a row that fails conversion
-//!   into quarantine with its reason, commit-sized chunks cut only between cursor values;
+//! - the chunked read loop ([`read_rows`] driving a [`ChunkWriter`]): rows into Arrow batches, the
+//!   cursor's high-water mark, a row that fails conversion into quarantine with its reason,
+//!   commit-sized chunks cut only between cursor values;
 //! - landing ([`crate::sources::table_load`]): each chunk with its high-water mark in one Delta
 //!   commit, so the mark advances only with the rows it covers; a full load in one overwrite commit.
 //!
@@ -19,7 +21,10 @@
 //! 1. a folder `sources/<kind>/` with `config.rs` declaring the file and table shapes through
 //!    [`relational_config!`] and [`relational_table!`] (only the driver's own fields are written
 //!    out), `source.rs` with the connector type implementing [`Driver`] (and [`crate::Source`]
-//!    through `relational_source!`), and a reader that feeds a [`ChunkWriter`];
+//!    through `relational_source!`), and a reader: its column type implementing [`ColumnType`]
+//!    (Arrow type and builder), a [`RowReader`] over the client's rows, and [`Driver::read`]
+//!    running the statement and handing the reader to [`read_rows`] (or [`read_rows_blocking`]
+//!    for a blocking client);
 //! 2. `pub const KIND` in its `mod.rs` and one line in [`crate::SOURCE_KINDS`];
 //! 3. a row in `tests/support/databases.rs` (the driver table of `tests/relational.rs`), so that
 //!    the shared suite runs against it.
@@ -27,6 +32,7 @@
 mod chunks;
 mod config;
 mod load;
+mod rows;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -40,6 +46,7 @@ pub(crate) use config::{
 };
 pub(crate) use config::{relational_config, relational_table};
 pub(crate) use load::{ingest, load, table_names};
+pub(crate) use rows::{RowReader, read_rows, read_rows_blocking};
 
 use crate::error::IngestError;
 use crate::source::{IngestContext, IngestReport};
@@ -97,9 +104,10 @@ pub(crate) trait Driver: Send + Sync + Sized {
         t: &TableOf<Self>,
         select: &str,
     ) -> Result<(Self::Conn, Vec<(String, Self::Column)>), IngestError>;
-    /// Starts reading `read.sql` (with `read.watermark` as its parameter) into chunks sent to `tx`;
-    /// the task ends when reading does. An error before the first row (preparing the statement)
-    /// may be returned at once.
+    /// Starts reading `read.sql` (with `read.watermark` as its parameter) into chunks sent to `tx`,
+    /// normally a task running [`read_rows`] on the driver's [`RowReader`]; the task ends when
+    /// reading does. An error before the first row (preparing the statement) may be returned at
+    /// once.
     async fn read(
         &self,
         conn: Self::Conn,

@@ -1,5 +1,5 @@
-//! Reading SQLite rows into Arrow batches on a blocking thread (the kit's [`ChunkWriter`] cuts the
-//! chunks).
+//! SQLite's row reader and type mapping; the kit's loop reads the rows on a blocking thread
+//! ([`relational::read_rows_blocking`]).
 //!
 //! SQLite is dynamically typed: a column declared INTEGER can hold text. Each value is converted to the
 //! column's declared type; a row holding a value that cannot be converted goes to quarantine with the
@@ -15,7 +15,7 @@ use rusqlite::types::ValueRef;
 
 use crate::error::IngestError;
 use crate::sources::relational::{
-    ChunkTx, ChunkWriter, ColumnBuilder, ColumnType, ReadRequest, decode_row,
+    self, ChunkTx, ColumnBuilder, ColumnType, DbFailure, ReadRequest, RowReader,
 };
 
 /// How a column's values are converted: its declared type's affinity.
@@ -41,7 +41,7 @@ pub(crate) fn kind_of(decl: Option<&str>) -> Kind {
     }
 }
 
-enum Builder {
+pub(crate) enum Builder {
     Int(Int64Builder),
     Float(Float64Builder),
     Text(StringBuilder),
@@ -58,7 +58,7 @@ impl Builder {
         }
     }
 
-    fn append(&mut self, cell: Cell) {
+    fn push(&mut self, cell: Cell) {
         match (self, cell) {
             (Builder::Int(b), Cell::Int(v)) => b.append_value(v),
             (Builder::Float(b), Cell::Float(v)) => b.append_value(v),
@@ -73,6 +73,13 @@ impl Builder {
 }
 
 impl ColumnBuilder for Builder {
+    type Cell<'v> = Cell;
+
+    fn append(&mut self, cell: Cell) -> Result<(), String> {
+        self.push(cell);
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         Ok(match self {
             Builder::Int(b) => Arc::new(b.finish()),
@@ -84,6 +91,12 @@ impl ColumnBuilder for Builder {
 }
 
 impl ColumnType for Kind {
+    type Builder = Builder;
+
+    fn builder(&self) -> Builder {
+        Builder::new(*self)
+    }
+
     fn arrow_type(&self) -> DataType {
         match self {
             Kind::Int => DataType::Int64,
@@ -95,7 +108,7 @@ impl ColumnType for Kind {
 }
 
 /// A converted value, ready to append.
-enum Cell {
+pub(crate) enum Cell {
     Null,
     Int(i64),
     Float(f64),
@@ -207,68 +220,66 @@ fn watermark_param(v: &serde_json::Value) -> rusqlite::types::Value {
     }
 }
 
-/// Runs the query on `conn` and sends chunks; runs on a blocking thread. Returns early if the
-/// receiver is gone.
-pub(crate) fn read_chunks(conn: rusqlite::Connection, req: ReadRequest<Kind>, tx: ChunkTx) {
-    if let Err(e) = read_inner(&conn, &req, &tx) {
-        let _ = tx.blocking_send(Err(e));
+/// The rows of a running statement.
+struct SqliteRows<'s>(rusqlite::Rows<'s>);
+
+impl<'s> RowReader for SqliteRows<'s> {
+    type Column = Kind;
+    type Row<'a>
+        = &'a rusqlite::Row<'s>
+    where
+        Self: 'a;
+    type Value<'v> = ValueRef<'v>;
+
+    async fn next_row(&mut self) -> Result<Option<&rusqlite::Row<'s>>, DbFailure> {
+        // A blocking call: this reader runs on a blocking thread (see `read_chunks`).
+        self.0.next().map_err(|e| DbFailure {
+            message: e.to_string(),
+            transient: is_transient(&e),
+        })
+    }
+
+    fn values<'v>(row: &'v &rusqlite::Row<'s>) -> Result<Vec<ValueRef<'v>>, String> {
+        (0..row.as_ref().column_count())
+            .map(|i| row.get_ref(i).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    fn cursor(_: &Kind, value: &ValueRef<'_>) -> Result<Option<serde_json::Value>, String> {
+        // SQLite values are dynamically typed: the cursor's watermark keeps the value as stored.
+        Ok(Some(raw_json(*value)))
+    }
+
+    fn decode(kind: &Kind, value: &ValueRef<'_>) -> Result<Cell, String> {
+        convert(*kind, *value)
+    }
+
+    fn raw_json(_: &Kind, value: &ValueRef<'_>) -> serde_json::Value {
+        raw_json(*value)
     }
 }
 
-fn read_inner(
-    conn: &rusqlite::Connection,
-    req: &ReadRequest<Kind>,
-    tx: &ChunkTx,
-) -> Result<(), IngestError> {
-    let fail = |e: rusqlite::Error| sqlite_error(&req.source, &req.table, &e, &e);
-    let mut stmt = conn.prepare(&req.sql).map_err(|e| {
-        sqlite_error(
+/// Runs the query on `conn` and sends chunks; runs on a blocking thread of `runtime`. Returns early
+/// if the receiver is gone.
+pub(crate) fn read_chunks(
+    runtime: &tokio::runtime::Handle,
+    conn: rusqlite::Connection,
+    req: ReadRequest<Kind>,
+    tx: ChunkTx,
+) {
+    let mut statement = conn.prepare(&req.sql);
+    let params: Vec<rusqlite::types::Value> = req.watermark.iter().map(watermark_param).collect();
+    let rows = match statement.as_mut() {
+        Ok(s) => s
+            .query(params_from_iter(params.iter()))
+            .map(SqliteRows)
+            .map_err(|e| sqlite_error(&req.source, &req.table, &e, &e)),
+        Err(e) => Err(sqlite_error(
             &req.source,
             &req.table,
             format!("{e} (query: {})", req.sql),
-            &e,
-        )
-    })?;
-    let params: Vec<rusqlite::types::Value> = req.watermark.iter().map(watermark_param).collect();
-    let mut rows = stmt.query(params_from_iter(params.iter())).map_err(fail)?;
-    let mut w = ChunkWriter::new(req, |k| Builder::new(*k));
-    let columns = req.columns.len();
-    while let Some(row) = rows.next().map_err(fail)? {
-        w.begin_row();
-        // SQLite values are dynamically typed: the cursor's watermark keeps the value as stored.
-        let cursor = match req.cursor {
-            Some(i) => Some(
-                row.get_ref(i)
-                    .map(raw_json)
-                    .map_err(|e| req.error(e, false))?,
-            ),
-            None => None,
-        };
-        if let Some(full) = w.place(cursor)?
-            && tx.blocking_send(Ok(full)).is_err()
-        {
-            return Ok(());
-        }
-        let mut values = Vec::with_capacity(columns);
-        for i in 0..columns {
-            values.push(row.get_ref(i).map_err(|e| req.error(e, false))?);
-        }
-        match decode_row(values.iter().copied(), |i, v| convert(req.columns[i].1, v)) {
-            Ok(cells) => w.append(cells, |b, c| {
-                b.append(c);
-                Ok(())
-            })?,
-            Err((i, why)) => {
-                let raw = req
-                    .columns
-                    .iter()
-                    .zip(&values)
-                    .map(|((n, _), v)| (n.clone(), raw_json(*v)))
-                    .collect();
-                w.reject(&req.columns[i].0, &why, raw);
-            }
-        }
-    }
-    let _ = tx.blocking_send(Ok(w.finish()?));
-    Ok(())
+            e,
+        )),
+    };
+    relational::read_rows_blocking(runtime, rows, &req, &tx);
 }

@@ -165,8 +165,9 @@ impl Driver for SqliteSource {
         read: ReadRequest<Kind>,
         tx: ChunkTx,
     ) -> Result<JoinHandle<()>, IngestError> {
+        let runtime = tokio::runtime::Handle::current();
         Ok(tokio::task::spawn_blocking(move || {
-            read_chunks(conn, read, tx)
+            read_chunks(&runtime, conn, read, tx)
         }))
     }
 }
