@@ -223,7 +223,7 @@ fn from_profile(
         from,
         adapter: Some(adapter.to_string()),
         warning,
-        target: Some(crate::target::context(file, name, &target, output)?),
+        target: Some(crate::target::context(file, name, &target, output)),
     })
 }
 

@@ -4,13 +4,12 @@
 //! which Sluice does not read.
 //!
 //! `{{ env_var('X') }}` and `{{ env_var('X', 'default') }}` in an output's values are rendered, as
-//! dbt renders `profiles.yml`. dbt's aliases apply: `dbname` is also `database` (PostgreSQL), and a
+//! dbt renders `profiles.yml` (a value that cannot be rendered is left out). dbt's aliases apply: `dbname` is also `database` (PostgreSQL), and a
 //! BigQuery `project` / `dataset` are `database` / `schema`.
 
 use std::path::Path;
 
 use serde_json::{Map, Value as Json};
-use sluice_core::ConfigError;
 use sluice_core::yaml::{Node, Value};
 
 /// The output a run uses and what `target` shows of it.
@@ -34,12 +33,7 @@ const SECRET_PARTS: &[&str] = &[
 ];
 
 /// The `target` context of the output `output` (named `target`) of profile `profile`.
-pub fn context(
-    file: &Path,
-    profile: &str,
-    target: &str,
-    output: &Node,
-) -> Result<TargetOutput, ConfigError> {
+pub fn context(file: &Path, profile: &str, target: &str, output: &Node) -> TargetOutput {
     let mut ctx = Map::new();
     if let Value::Map(entries) = &output.value {
         for e in entries {
@@ -48,14 +42,21 @@ pub fn context(
                 continue;
             }
             let value = match &e.node.value {
-                Value::Str(s) if s.contains("{{") => {
-                    Json::String(render(s).map_err(|message| ConfigError::At {
-                        path: file.to_path_buf(),
-                        position: e.node.pos,
-                        field: format!("{profile}.outputs.{target}.{}", e.key),
-                        message,
-                    })?)
-                }
+                // A value that cannot be rendered here (an unset variable without a default, say a
+                // host only CI has) is left out rather than failing every command: `target.<key>`
+                // is then undefined, as the output's unread settings are.
+                Value::Str(s) if s.contains("{{") => match render(s) {
+                    Ok(v) => Json::String(v),
+                    Err(message) => {
+                        tracing::debug!(
+                            "{}:{}: field `{profile}.outputs.{target}.{}` left out of `target`: {message}",
+                            file.display(),
+                            e.node.pos,
+                            e.key
+                        );
+                        continue;
+                    }
+                },
                 Value::Str(s) => Json::String(s.clone()),
                 Value::Bool(b) => Json::Bool(*b),
                 Value::Int(i) => Json::from(*i),
@@ -81,10 +82,10 @@ pub fn context(
     ctx.insert("name".into(), target.into());
     ctx.insert("target_name".into(), target.into());
     ctx.insert("profile_name".into(), profile.into());
-    Ok(TargetOutput {
+    TargetOutput {
         name: target.to_string(),
         context: ctx,
-    })
+    }
 }
 
 /// Renders `{{ env_var(...) }}` in a profile value.
@@ -121,7 +122,7 @@ mod tests {
             "type: postgres\nhost: db\ndbname: analytics\nschema: \"{{ env_var('SLUICE_TEST_UNSET_SCHEMA', 'dbt_ci') }}\"\nuser: ci\npassword: hunter2\nthreads: 8\n",
         )
         .unwrap();
-        let t = context(Path::new("profiles.yml"), "jaffle", "ci", &doc).unwrap();
+        let t = context(Path::new("profiles.yml"), "jaffle", "ci", &doc);
         assert_eq!(t.name, "ci");
         assert_eq!(t.context["database"], "analytics");
         assert_eq!(t.context["schema"], "dbt_ci");
@@ -134,13 +135,11 @@ mod tests {
             "type: bigquery\nproject: acme\ndataset: marts\nkeyfile: /k.json\nschema_x: \"{{ env_var('SLUICE_TEST_UNSET_X') }}\"\n",
         )
         .unwrap();
-        let e = context(Path::new("profiles.yml"), "p", "prod", &doc)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("profiles.yml:5:11: field `p.outputs.prod.schema_x`")
-                && e.contains("SLUICE_TEST_UNSET_X"),
-            "{e}"
-        );
+        let t = context(Path::new("profiles.yml"), "p", "prod", &doc);
+        assert_eq!(t.context["database"], "acme");
+        assert_eq!(t.context["schema"], "marts");
+        assert!(!t.context.contains_key("keyfile"));
+        // An unset variable without a default leaves the key out.
+        assert!(!t.context.contains_key("schema_x"));
     }
 }

@@ -238,6 +238,23 @@ async fn exports_are_exposures_with_run_results() {
              description: Revenue per region to the CRM.\ntags: [crm]\n"
         ),
     );
+    // A macro and a contract, so that `macros`, `columns` and `contract` are checked by the schema too.
+    common::write(
+        &dir,
+        "macros/money.sql",
+        "{% macro cents(c) %}{{ c }} * 100{% endmacro %}\n",
+    );
+    common::write(
+        &dir,
+        "models/gold/sales_cents.sql",
+        "select region, {{ cents('revenue') }} as revenue_cents from {{ ref('sales_by_region') }}\n",
+    );
+    common::write(
+        &dir,
+        "models/gold/cents.yml",
+        "version: 2\nmodels:\n  - name: sales_cents\n    config:\n      contract: {enforced: true}\n    \
+         columns:\n      - name: region\n        data_type: varchar\n        description: The region.\n",
+    );
     common::write(
         &dir,
         "exports/broken_hook.yml",
@@ -251,6 +268,14 @@ async fn exports_are_exposures_with_run_results() {
 
     let manifest = read(&dir.join("target/manifest.json"));
     assert_valid("manifest-v12.json", &manifest);
+    let cents = &manifest["nodes"]["model.my_project.sales_cents"];
+    assert_eq!(cents["contract"]["enforced"], true);
+    assert!(cents["contract"]["checksum"].is_string());
+    assert_eq!(cents["columns"]["region"]["data_type"], "varchar");
+    assert_eq!(
+        manifest["macros"]["macro.my_project.cents"]["macro_sql"],
+        "{% macro cents(c) %}{{ c }} * 100{% endmacro %}"
+    );
     let hook = &manifest["exposures"]["exposure.my_project.regions_hook"];
     assert_eq!(hook["type"], "application");
     assert_eq!(hook["owner"]["email"], "finance@example.com");
