@@ -383,7 +383,7 @@ fn state_modified_sub_selectors_as_dbt_documents_them() {
     );
     assert_eq!(ls("state:modified.persisted_descriptions"), ["sales_cents"]);
     assert!(ls("state:modified.contract").is_empty());
-    write("models/gold/cents.yml", &props);
+    write("models/gold/cents.yml", props);
 
     // Moved to another layer: its relation (`silver.cents_total`) changed, not its body.
     let sql = std::fs::read_to_string(dir.join("models/gold/cents_total.sql")).unwrap();
