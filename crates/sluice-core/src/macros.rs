@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ConfigError;
 
+pub mod calls;
+
+pub use calls::{MacroBlock, direct_calls, transitive_calls};
+
 /// One macro file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MacroFile {

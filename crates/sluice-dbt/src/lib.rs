@@ -1,4 +1,5 @@
-//! Bring your dbt project: run a folder with `dbt_project.yml` (and no `sluice.yml`) as it is.
+//! Bring your dbt project: run a folder with `dbt_project.yml` as it is (a `sluice.yml` beside it adds
+//! Sluice's settings).
 //!
 //! [`load`] reads `dbt_project.yml` (paths, `vars`, the `models:` / `seeds:` / `snapshots:` config
 //! trees), the models, seeds (CSV), snapshot blocks, macros, `{% docs %}` blocks, properties files
@@ -25,6 +26,7 @@ pub mod profile;
 pub mod project_file;
 pub mod properties;
 pub mod snapshots;
+pub mod target;
 pub mod unsupported;
 
 use std::path::Path;
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use sluice_core::ConfigError;
 use sluice_transform::{CompiledProject, TransformError};
 
-pub use load::{DbtProject, load};
+pub use load::{DbtProject, LoadOptions, load, load_with};
 pub use unsupported::Unsupported;
 
 /// One problem of a dbt project.
@@ -55,9 +57,10 @@ pub enum DbtError {
 #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
 pub struct DbtErrors(pub Vec<DbtError>);
 
-/// Whether `dir` is a dbt project Sluice should read as one: a `dbt_project.yml` and no `sluice.yml`.
+/// Whether `dir` is a dbt project Sluice should read as one: it has a `dbt_project.yml` (a `sluice.yml`
+/// beside it adds Sluice's settings: lake, state, serve, `targets:`).
 pub fn is_dbt_project(dir: &Path) -> bool {
-    dir.join("dbt_project.yml").is_file() && !dir.join("sluice.yml").is_file()
+    dir.join("dbt_project.yml").is_file()
 }
 
 /// Compiles a loaded dbt project; unsupported uses and compile errors are reported together (template

@@ -7,8 +7,9 @@
 //! in for it when there is no `profiles.yml` at hand).
 //!
 //! `profiles.yml` is looked for where dbt looks: the project folder, `$DBT_PROFILES_DIR`, then
-//! `~/.dbt/`. The target is the profile's `target:` (dbt's default when it has none: `dev`), or its
-//! only output.
+//! `~/.dbt/`. The output is the one `--target` names (an error listing the outputs when there is no
+//! such output), else the profile's `target:` (dbt's default when it has none: `dev`), or its only
+//! output; what `target.*` shows of it in Jinja is [`crate::target`]'s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,37 +38,53 @@ pub struct DialectSource {
     /// What `sluice validate` warns about, with file and line: an adapter Sluice has no dialect for,
     /// whose models then run with DataFusion's semantics.
     pub warning: Option<String>,
+    /// The profile output used, for `target.*` in Jinja; `None` when no profile was read.
+    pub target: Option<crate::target::TargetOutput>,
 }
 
-/// Reads the dialect of the dbt project at `root`.
+/// Reads the dialect of the dbt project at `root`, from the output `target` of its profile (or the
+/// profile's default output when `target` is `None`).
 pub fn dialect(
     root: &Path,
     project_file: &Path,
     dbt: &DbtProjectFile,
     vars: &BTreeMap<String, serde_json::Value>,
+    target: Option<&str>,
 ) -> Result<DialectSource, ConfigError> {
-    if let Some(v) = vars.get(DIALECT_VAR) {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: project_file.to_path_buf(),
-            field: format!("vars.{DIALECT_VAR}"),
-            message,
-        };
-        let name = v
-            .as_str()
-            .ok_or_else(|| invalid(format!("expected a dialect name, found {v}")))?;
-        let dialect = name
-            .parse::<Dialect>()
-            .map_err(|e| invalid(e.to_string()))?;
-        return Ok(DialectSource {
-            dialect: Some(dialect),
-            from: format!("vars.{DIALECT_VAR}"),
-            ..DialectSource::default()
-        });
+    let from_var = match vars.get(DIALECT_VAR) {
+        None => None,
+        Some(v) => {
+            let invalid = |message: String| ConfigError::Invalid {
+                path: project_file.to_path_buf(),
+                field: format!("vars.{DIALECT_VAR}"),
+                message,
+            };
+            let name = v
+                .as_str()
+                .ok_or_else(|| invalid(format!("expected a dialect name, found {v}")))?;
+            Some(
+                name.parse::<Dialect>()
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
+        }
+    };
+    let by_var = |target| DialectSource {
+        dialect: from_var,
+        from: format!("vars.{DIALECT_VAR}"),
+        target,
+        ..DialectSource::default()
+    };
+    // The var stands in for the profile; the profile is still read for an explicit `--target`.
+    if from_var.is_some() && target.is_none() {
+        return Ok(by_var(None));
     }
     let Some(profile) = dbt.entry("profile").and_then(|e| e.node.as_str()) else {
-        return Ok(DialectSource {
-            from: "dbt_project.yml names no profile".into(),
-            ..DialectSource::default()
+        return Ok(match from_var {
+            Some(_) => by_var(None),
+            None => DialectSource {
+                from: "dbt_project.yml names no profile".into(),
+                ..DialectSource::default()
+            },
         });
     };
     for file in profile_files(root) {
@@ -78,11 +95,18 @@ pub fn dialect(
         let Some(p) = profiles.get(profile) else {
             continue;
         };
-        return from_profile(&file, profile, p);
+        let read = from_profile(&file, profile, p, target)?;
+        return Ok(match from_var {
+            Some(_) => by_var(read.target),
+            None => read,
+        });
     }
-    Ok(DialectSource {
-        from: format!("no profiles.yml with profile `{profile}` was found"),
-        ..DialectSource::default()
+    Ok(match from_var {
+        Some(_) => by_var(None),
+        None => DialectSource {
+            from: format!("no profiles.yml with profile `{profile}` was found"),
+            ..DialectSource::default()
+        },
     })
 }
 
@@ -99,7 +123,12 @@ fn profile_files(root: &Path) -> Vec<PathBuf> {
 }
 
 /// The adapter of a profile's target; problems point at their line in `profiles.yml`.
-fn from_profile(file: &Path, name: &str, profile: &Node) -> Result<DialectSource, ConfigError> {
+fn from_profile(
+    file: &Path,
+    name: &str,
+    profile: &Node,
+    chosen: Option<&str>,
+) -> Result<DialectSource, ConfigError> {
     let at = |pos: Position, field: String, message: String| ConfigError::At {
         path: file.to_path_buf(),
         position: pos,
@@ -124,12 +153,30 @@ fn from_profile(file: &Path, name: &str, profile: &Node) -> Result<DialectSource
             ));
         }
     };
+    if let Some(t) = chosen
+        && outputs.0.get(t).is_none()
+    {
+        let names = outputs.1.iter().map(|e| e.key.as_str());
+        let hint = sluice_core::graph::suggest(t, names.clone())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(at(
+            outputs.0.pos,
+            format!("{name}.outputs"),
+            format!(
+                "--target `{t}` names no output of profile `{name}`{hint}; its outputs: {}",
+                names.collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     let named_node = profile.get("target");
-    let named = named_node
-        .and_then(Node::as_str)
-        // A rendered target (`{{ env_var('DBT_TARGET', 'dev') }}`) is not evaluated here.
-        .filter(|t| !t.contains("{{"))
-        .unwrap_or("dev");
+    let named = chosen.unwrap_or_else(|| {
+        named_node
+            .and_then(Node::as_str)
+            // A rendered target (`{{ env_var('DBT_TARGET', 'dev') }}`) is not evaluated here.
+            .filter(|t| !t.contains("{{"))
+            .unwrap_or("dev")
+    });
     let (target, output) = match outputs.0.get(named) {
         Some(o) => (named.to_string(), o),
         None => match outputs.1.as_slice() {
@@ -176,6 +223,7 @@ fn from_profile(file: &Path, name: &str, profile: &Node) -> Result<DialectSource
         from,
         adapter: Some(adapter.to_string()),
         warning,
+        target: Some(crate::target::context(file, name, &target, output)),
     })
 }
 
@@ -201,6 +249,7 @@ mod tests {
             Path::new("dbt_project.yml"),
             &dbt,
             &BTreeMap::new(),
+            None,
         )
         .unwrap();
         assert_eq!(d.dialect, Some(Dialect::Snowflake));
@@ -222,14 +271,14 @@ mod tests {
         .unwrap();
         let dbt = project("name: jaffle_shop\nprofile: jaffle\n");
         let mut vars = BTreeMap::new();
-        let d = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars).unwrap();
+        let d = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars, None).unwrap();
         assert_eq!(d.dialect, Some(Dialect::DuckDb));
         vars.insert(DIALECT_VAR.to_string(), serde_json::json!("bigquery"));
-        let d = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars).unwrap();
+        let d = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars, None).unwrap();
         assert_eq!(d.dialect, Some(Dialect::BigQuery));
         assert_eq!(d.from, "vars.sluice_dialect");
         vars.insert(DIALECT_VAR.to_string(), serde_json::json!("oracle"));
-        let e = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars)
+        let e = dialect(dir.path(), Path::new("p.yml"), &dbt, &vars, None)
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -252,6 +301,7 @@ mod tests {
             Path::new("p.yml"),
             &project("name: x\nprofile: t\n"),
             &BTreeMap::new(),
+            None,
         )
         .unwrap();
         assert_eq!((d.dialect, d.adapter.as_deref()), (None, Some("trino")));
@@ -268,6 +318,7 @@ mod tests {
             Path::new("p.yml"),
             &project("name: x\nprofile: u\n"),
             &BTreeMap::new(),
+            None,
         )
         .unwrap_err()
         .to_string();
@@ -275,5 +326,45 @@ mod tests {
             e.contains("profiles.yml:5:11: field `u.target`") && e.contains("`prod`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn target_picks_an_output_and_an_unknown_one_lists_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("profiles.yml"),
+            "jaffle:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      schema: dev_alice\n    prod:\n      type: snowflake\n      database: ANALYTICS\n      schema: marts\n      password: secret\n",
+        )
+        .unwrap();
+        let dbt = project("name: jaffle_shop\nprofile: jaffle\n");
+        let p = Path::new("p.yml");
+        let vars = BTreeMap::new();
+        let d = dialect(dir.path(), p, &dbt, &vars, None).unwrap();
+        assert_eq!(d.dialect, Some(Dialect::DuckDb));
+        let t = d.target.unwrap();
+        assert_eq!(
+            (t.name.as_str(), &t.context["schema"]),
+            ("dev", &serde_json::json!("dev_alice"))
+        );
+        let d = dialect(dir.path(), p, &dbt, &vars, Some("prod")).unwrap();
+        assert_eq!(d.dialect, Some(Dialect::Snowflake));
+        let t = d.target.unwrap();
+        assert_eq!(t.context["type"], "snowflake");
+        assert_eq!(t.context["database"], "ANALYTICS");
+        assert_eq!(t.context["name"], "prod");
+        assert!(!t.context.contains_key("password"));
+        let e = dialect(dir.path(), p, &dbt, &vars, Some("prd"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("profiles.yml:4:5: field `jaffle.outputs`")
+                && e.contains("--target `prd` names no output of profile `jaffle` (did you mean `prod`?); its outputs: dev, prod"),
+            "{e}"
+        );
+        // The var sets the dialect; the output still gives `target`.
+        let vars = BTreeMap::from([(DIALECT_VAR.to_string(), serde_json::json!("bigquery"))]);
+        let d = dialect(dir.path(), p, &dbt, &vars, Some("prod")).unwrap();
+        assert_eq!(d.dialect, Some(Dialect::BigQuery));
+        assert_eq!(d.target.unwrap().context["schema"], "marts");
     }
 }

@@ -44,6 +44,7 @@ pub use materialize::{
     materialization_for,
 };
 pub use relation::{model_relation, source_relation};
+pub use render::builtins::TARGET_CONTEXT_VAR;
 pub use sluice_engine::EngineOptions;
 
 pub use arrow;

@@ -19,7 +19,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// The target of sluice.yml's `targets:` to use (lake, state, connections, vars); default: its
-    /// `target:`.
+    /// `target:`. In a dbt project, also the output of that name in profiles.yml (adapter, `target.*`).
     #[arg(long, global = true, env = "SLUICE_TARGET", value_name = "NAME")]
     pub target: Option<String>,
     /// Vars for `var()`, as YAML or JSON (`'{days: 7}'`); they win over sluice.yml and the target.

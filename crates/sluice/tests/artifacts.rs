@@ -211,3 +211,137 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A webhook that accepts every request; its URL.
+async fn accepting_webhook() -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { axum::http::StatusCode::OK }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Exports are dbt exposures in the manifest, with their run's result in run_results.json, and both
+/// files stay valid against the schemas; a changed export file is `state:modified`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_exposures_with_run_results() {
+    let url = accepting_webhook().await;
+    let (tmp, dir) = common::init_project();
+    common::write(
+        &dir,
+        "exports/regions_hook.yml",
+        &format!(
+            "asset: gold.sales_by_region\nkind: webhook\nurl: {url}\nowner: finance@example.com\n\
+             description: Revenue per region to the CRM.\ntags: [crm]\n"
+        ),
+    );
+    // A macro and a contract, so that `macros`, `columns` and `contract` are checked by the schema too.
+    common::write(
+        &dir,
+        "macros/money.sql",
+        "{% macro cents(c) %}{{ c }} * 100{% endmacro %}\n",
+    );
+    common::write(
+        &dir,
+        "models/gold/sales_cents.sql",
+        "select region, {{ cents('revenue') }} as revenue_cents from {{ ref('sales_by_region') }}\n",
+    );
+    common::write(
+        &dir,
+        "models/gold/cents.yml",
+        "version: 2\nmodels:\n  - name: sales_cents\n    config:\n      contract: {enforced: true}\n    \
+         columns:\n      - name: region\n        data_type: varchar\n        description: The region.\n",
+    );
+    common::write(
+        &dir,
+        "exports/broken_hook.yml",
+        "asset: stg_sales\nkind: webhook\nurl: http://127.0.0.1:9/hook\nretries: 0\n",
+    );
+    let d = dir.clone();
+    let out = tokio::task::spawn_blocking(move || sluice(&d, &["run"]))
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "the broken export fails the run");
+
+    let manifest = read(&dir.join("target/manifest.json"));
+    assert_valid("manifest-v12.json", &manifest);
+    let cents = &manifest["nodes"]["model.my_project.sales_cents"];
+    assert_eq!(cents["contract"]["enforced"], true);
+    assert!(cents["contract"]["checksum"].is_string());
+    assert_eq!(cents["columns"]["region"]["data_type"], "varchar");
+    assert_eq!(
+        manifest["macros"]["macro.my_project.cents"]["macro_sql"],
+        "{% macro cents(c) %}{{ c }} * 100{% endmacro %}"
+    );
+    let hook = &manifest["exposures"]["exposure.my_project.regions_hook"];
+    assert_eq!(hook["type"], "application");
+    assert_eq!(hook["owner"]["email"], "finance@example.com");
+    assert_eq!(hook["description"], "Revenue per region to the CRM.");
+    assert_eq!(hook["tags"], serde_json::json!(["crm"]));
+    assert_eq!(hook["meta"]["sluice_kind"], "webhook");
+    assert_eq!(
+        hook["depends_on"]["nodes"],
+        serde_json::json!(["model.my_project.sales_by_region"])
+    );
+    assert_eq!(
+        manifest["parent_map"]["exposure.my_project.regions_hook"],
+        serde_json::json!(["model.my_project.sales_by_region"])
+    );
+    assert!(
+        manifest["child_map"]["model.my_project.sales_by_region"]
+            .as_array()
+            .unwrap()
+            .contains(&"exposure.my_project.regions_hook".into())
+    );
+
+    let results = read(&dir.join("target/run_results.json"));
+    assert_valid("run-results-v6.json", &results);
+    let by_id = |id: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"] == id)
+            .unwrap_or_else(|| panic!("no result for {id}"))
+            .clone()
+    };
+    assert_eq!(
+        by_id("exposure.my_project.regions_hook")["status"],
+        "success"
+    );
+    let broken = by_id("exposure.my_project.broken_hook");
+    assert_eq!(broken["status"], "error");
+    assert!(broken["message"].as_str().is_some_and(|m| !m.is_empty()));
+
+    // `export:` nodes compare with the previous manifest like any other.
+    let state = tmp.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(
+        dir.join("target/manifest.json"),
+        state.join("manifest.json"),
+    )
+    .unwrap();
+    let hook_file = dir.join("exports/regions_hook.yml");
+    let text = std::fs::read_to_string(&hook_file).unwrap();
+    std::fs::write(
+        &hook_file,
+        text.replace("tags: [crm]", "tags: [crm, daily]"),
+    )
+    .unwrap();
+    let out = sluice_ok(
+        &dir,
+        &[
+            "ls",
+            "-s",
+            "state:modified",
+            "--state",
+            state.to_str().unwrap(),
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(out.trim(), "export:regions_hook");
+}

@@ -301,3 +301,176 @@ fn log_format_json_writes_one_object_per_line() {
             .all(|l| l["level"].is_string() && l["timestamp"].is_string())
     );
 }
+
+/// dbt's `state:modified.<part>` sub-selectors (docs.getdbt.com, "state" method): a macro called
+/// through another macro, a contract's column types, a persisted description and a model's relation.
+#[test]
+fn state_modified_sub_selectors_as_dbt_documents_them() {
+    let (tmp, dir) = common::init_project();
+    let write = |rel: &str, text: &str| common::write(&dir, rel, text);
+    write(
+        "macros/money.sql",
+        "{% macro cents(c) %}{{ round_to(c) }} * 100{% endmacro %}\n\
+         {% macro round_to(x) %}round({{ x }}, 2){% endmacro %}\n\
+         {% macro unused() %}1{% endmacro %}\n",
+    );
+    write(
+        "models/gold/sales_cents.sql",
+        "select region, {{ cents('revenue') }} as revenue_cents from {{ ref('sales_by_region') }}\n",
+    );
+    write(
+        "models/gold/cents_total.sql",
+        "select sum(revenue_cents) as total from {{ ref('sales_cents') }}\n",
+    );
+    let props = "version: 2\nmodels:\n  - name: sales_cents\n    description: Revenue in cents.\n    \
+                 config:\n      contract: {enforced: true}\n      persist_docs: {relation: true}\n    \
+                 columns:\n      - name: region\n        data_type: varchar\n      \
+                 - name: revenue_cents\n        data_type: bigint\n";
+    write("models/gold/cents.yml", props);
+    sluice_ok(&dir, &["run"]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap())
+            .unwrap();
+    let node = &manifest["nodes"]["model.my_project.sales_cents"];
+    assert_eq!(
+        node["depends_on"]["macros"],
+        serde_json::json!(["macro.my_project.cents"])
+    );
+    assert_eq!(
+        manifest["macros"]["macro.my_project.cents"]["depends_on"]["macros"],
+        serde_json::json!(["macro.my_project.round_to"])
+    );
+    assert_eq!(node["contract"]["enforced"], true);
+    assert_eq!(node["columns"]["revenue_cents"]["data_type"], "bigint");
+
+    let state = tmp.path().join("prod-artifacts");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(
+        dir.join("target/manifest.json"),
+        state.join("manifest.json"),
+    )
+    .unwrap();
+    let state = state.to_str().unwrap().to_string();
+    let ls = |sel: &str| -> Vec<String> {
+        let out = sluice_ok(&dir, &["ls", "-s", sel, "--state", &state, "-o", "name"]);
+        lines(&out).into_iter().map(str::to_string).collect()
+    };
+    assert!(ls("state:modified").is_empty());
+
+    // A macro two calls away changed: the model that calls it is modified (`.macros`), not its body.
+    let macros = std::fs::read_to_string(dir.join("macros/money.sql")).unwrap();
+    write(
+        "macros/money.sql",
+        &macros.replace("round({{ x }}, 2)", "round({{ x }}, 0)"),
+    );
+    assert_eq!(ls("state:modified.macros"), ["sales_cents"]);
+    assert_eq!(ls("state:modified.macros+"), ["sales_cents", "cents_total"]);
+    assert_eq!(ls("state:modified"), ["sales_cents"]);
+    assert!(ls("state:modified.body").is_empty());
+    // A macro nobody calls changes nothing.
+    write("macros/money.sql", &macros.replace("%}1{%", "%}2{%"));
+    assert!(ls("state:modified").is_empty());
+    write("macros/money.sql", &macros);
+
+    // A column's data type in an enforced contract: `.contract`, not `.configs`.
+    write("models/gold/cents.yml", &props.replace("bigint", "double"));
+    assert_eq!(ls("state:modified.contract"), ["sales_cents"]);
+    assert!(ls("state:modified.configs").is_empty());
+    // The description, persisted by persist_docs: `.persisted_descriptions`.
+    write(
+        "models/gold/cents.yml",
+        &props.replace("Revenue in cents.", "Revenue, in cents."),
+    );
+    assert_eq!(ls("state:modified.persisted_descriptions"), ["sales_cents"]);
+    assert!(ls("state:modified.contract").is_empty());
+    write("models/gold/cents.yml", props);
+
+    // Moved to another layer: its relation (`silver.cents_total`) changed, not its body.
+    let sql = std::fs::read_to_string(dir.join("models/gold/cents_total.sql")).unwrap();
+    std::fs::remove_file(dir.join("models/gold/cents_total.sql")).unwrap();
+    write("models/silver/cents_total.sql", &sql);
+    assert_eq!(ls("state:modified.relation"), ["cents_total"]);
+    assert!(ls("state:modified.body").is_empty());
+    assert_eq!(ls("state:modified"), ["cents_total"]);
+}
+
+/// In a dbt project `--target` picks the profile's output (its adapter sets the SQL semantics;
+/// `target.*` shows it) and, with a sluice.yml beside dbt_project.yml, the same name's `targets:`
+/// entry (lake, state); a name with no output is an error listing the outputs.
+#[test]
+fn dbt_target_picks_the_profile_output_and_sluice_yml_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("jaffle");
+    let write = |rel: &str, text: &str| common::write(&dir, rel, text);
+    write(
+        "dbt_project.yml",
+        "name: jaffle\nprofile: jaffle\nmodel-paths: [models]\n",
+    );
+    write(
+        "profiles.yml",
+        "jaffle:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      schema: dbt_alice\n    \
+         prod:\n      type: postgres\n      dbname: analytics\n      schema: marts\n      password: hunter2\n",
+    );
+    write(
+        "models/marts/facts.sql",
+        "select '{{ target.name }}' as name, '{{ target.type }}' as type, '{{ target.schema }}' as schema_, \
+         '{{ target.database }}' as db, '{{ target.password | default(\"none\") }}' as pw, 7 / 2 as half\n",
+    );
+    let row = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("run");
+        sluice_ok(&dir, &all);
+        let out = sluice_ok(
+            &dir,
+            &[
+                "query",
+                "--format",
+                "csv",
+                "select name, type, schema_, db, pw, half from gold.facts",
+            ],
+        );
+        lines(&out)[1].to_string()
+    };
+    // The profile's default output: DuckDB semantics (7 / 2 = 3.5).
+    assert_eq!(row(&[]), "dev,duckdb,dbt_alice,sluice,none,3.5");
+
+    // A sluice.yml beside dbt_project.yml: its `targets:` entry of the same name applies too.
+    let prod_lake = tmp.path().join("prod-lake");
+    write(
+        "sluice.yml",
+        &format!(
+            "name: ignored\ntargets:\n  prod:\n    lake: {}\n    state: .sluice/prod.db\n",
+            prod_lake.display()
+        ),
+    );
+    // PostgreSQL semantics (7 / 2 = 3), its schema and database; never its password.
+    let out = {
+        sluice_ok(&dir, &["--target", "prod", "run"]);
+        sluice_ok(
+            &dir,
+            &[
+                "--target",
+                "prod",
+                "query",
+                "--format",
+                "csv",
+                "select name, type, schema_, db, pw, half from gold.facts",
+            ],
+        )
+    };
+    assert_eq!(lines(&out)[1], "prod,postgres,marts,analytics,none,3");
+    assert!(
+        prod_lake.join("gold/facts").is_dir(),
+        "the prod lake was not used"
+    );
+    assert!(dir.join(".sluice/prod.db").is_file());
+    let out = sluice_ok(&dir, &["compile", "-s", "facts"]);
+    assert!(out.contains("'dev' as name"), "{out}");
+
+    let err = fails(&dir, &["--target", "prd", "ls"]);
+    assert!(
+        err.contains("profiles.yml:4:5")
+            && err.contains("--target `prd` names no output of profile `jaffle` (did you mean `prod`?); its outputs: dev, prod"),
+        "{err}"
+    );
+}

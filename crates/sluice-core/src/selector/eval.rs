@@ -226,9 +226,13 @@ fn state_matches(state: Option<NodeState>, v: &str) -> bool {
     match (v, state) {
         ("new", NodeState::New) => true,
         ("old", s) => s != NodeState::New,
-        ("modified", NodeState::New | NodeState::Modified { .. }) => true,
-        ("modified.body", NodeState::Modified { body, .. }) => body,
-        ("modified.configs", NodeState::Modified { configs, .. }) => configs,
+        ("modified", NodeState::New | NodeState::Modified(_)) => true,
+        ("modified.body", NodeState::Modified(c)) => c.body,
+        ("modified.configs", NodeState::Modified(c)) => c.configs,
+        ("modified.relation", NodeState::Modified(c)) => c.relation,
+        ("modified.persisted_descriptions", NodeState::Modified(c)) => c.persisted_descriptions,
+        ("modified.macros", NodeState::Modified(c)) => c.macros,
+        ("modified.contract", NodeState::Modified(c)) => c.contract,
         ("unmodified", NodeState::Unmodified) => true,
         _ => false,
     }

@@ -14,7 +14,7 @@
 //! | `source:shop`, `source:shop.orders` | a source's tables |
 //! | `resource_type:model` | model, seed, snapshot, source or export |
 //! | `export:name` | an export (reverse ETL) node |
-//! | `state:modified`, `state:modified+`, `state:new`, `state:modified.body`, `state:modified.configs` | compared with a previous run's `manifest.json` (`--state DIR`) |
+//! | `state:modified`, `state:modified+`, `state:new`, `state:modified.body`, `.configs`, `.relation`, `.persisted_descriptions`, `.macros`, `.contract` | compared with a previous run's `manifest.json` (`--state DIR`) |
 //!
 //! `--exclude` takes the same grammar and removes what it selects. Empty selection text selects every
 //! node. A selector that names nothing (a typo) is an error with a suggestion; `tag:`, `config.` and
@@ -79,13 +79,38 @@ pub enum NodeState {
     New,
     /// Same body and config.
     Unmodified,
-    /// Changed: its SQL (or file) body, its config, or both.
-    Modified {
-        /// The body (checksum) differs.
-        body: bool,
-        /// The config differs.
-        configs: bool,
-    },
+    /// Changed in at least one of the ways [`Changes`] lists.
+    Modified(Changes),
+}
+
+/// What changed in a modified node: dbt's `state:modified.<part>` sub-selectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// `modified.body`: the body (checksum of the SQL, the seed's CSV, the source's or export's file).
+    pub body: bool,
+    /// `modified.configs`: the config, apart from `database`, `schema` and `alias`.
+    pub configs: bool,
+    /// `modified.relation`: where it lands (`database`, `schema`, `alias`).
+    pub relation: bool,
+    /// `modified.persisted_descriptions`: the model's or its columns' descriptions, where
+    /// `persist_docs` persists them.
+    pub persisted_descriptions: bool,
+    /// `modified.macros`: a macro it calls, directly or through other macros.
+    pub macros: bool,
+    /// `modified.contract`: its contract (enforced, or the columns' names and data types).
+    pub contract: bool,
+}
+
+impl Changes {
+    /// Whether anything changed.
+    pub fn any(self) -> bool {
+        self.body
+            || self.configs
+            || self.relation
+            || self.persisted_descriptions
+            || self.macros
+            || self.contract
+    }
 }
 
 /// What the evaluator asks about a node. Every method has a conservative default so that a caller

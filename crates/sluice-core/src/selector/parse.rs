@@ -96,6 +96,10 @@ pub const STATE_VALUES: &[&str] = &[
     "modified",
     "modified.body",
     "modified.configs",
+    "modified.relation",
+    "modified.persisted_descriptions",
+    "modified.macros",
+    "modified.contract",
     "unmodified",
 ];
 

@@ -397,17 +397,26 @@ fn state_modified_compares_with_the_previous_manifest() {
     f.state = Some(BTreeMap::from([
         (
             "stg_orders",
-            NodeState::Modified {
+            NodeState::Modified(Changes {
                 body: true,
-                configs: false,
-            },
+                ..Changes::default()
+            }),
         ),
         (
             "dim_accounts",
-            NodeState::Modified {
-                body: false,
+            NodeState::Modified(Changes {
                 configs: true,
-            },
+                relation: true,
+                ..Changes::default()
+            }),
+        ),
+        (
+            "fct_orders",
+            NodeState::Modified(Changes {
+                macros: true,
+                contract: true,
+                ..Changes::default()
+            }),
         ),
         ("country_codes", NodeState::New),
     ]));
@@ -416,7 +425,7 @@ fn state_modified_compares_with_the_previous_manifest() {
     // state:modified includes new nodes (as in dbt).
     assert_eq!(
         run("state:modified"),
-        names(&["stg_orders", "dim_accounts", "country_codes"])
+        names(&["stg_orders", "dim_accounts", "fct_orders", "country_codes"])
     );
     assert_eq!(
         run("state:modified+"),
@@ -431,10 +440,19 @@ fn state_modified_compares_with_the_previous_manifest() {
     );
     assert_eq!(run("state:modified.body"), ["stg_orders"]);
     assert_eq!(run("state:modified.configs"), ["dim_accounts"]);
+    assert_eq!(run("state:modified.relation"), ["dim_accounts"]);
+    assert_eq!(run("state:modified.macros"), ["fct_orders"]);
+    // dbt's documented CI step after a macro change: the models that call it, and their downstream.
+    assert_eq!(
+        run("state:modified.macros+"),
+        names(&["fct_orders", "fct_revenue", "export:revenue_to_crm"])
+    );
+    assert_eq!(run("state:modified.contract"), ["fct_orders"]);
+    assert!(run("state:modified.persisted_descriptions").is_empty());
     assert_eq!(run("state:new"), ["country_codes"]);
     assert_eq!(
         run("state:modified,resource_type:model"),
-        names(&["stg_orders", "dim_accounts"])
+        names(&["stg_orders", "dim_accounts", "fct_orders"])
     );
     // Nothing modified is not an error.
     f.state = Some(BTreeMap::new());

@@ -98,19 +98,40 @@ struct Loader {
     sql_texts: Vec<String>,
 }
 
+/// What the command line adds to a load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--target`: the profile output to use (its adapter sets the dialect; `target.*` in Jinja shows
+    /// it). Default: `sluice.yml`'s `target:`, else the profile's own `target:`.
+    pub target: Option<String>,
+}
+
 /// Loads the dbt project in `dir`, collecting every problem and every unsupported use.
 pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
+    load_with(dir, &LoadOptions::default())
+}
+
+/// [`load`] with the command line's options.
+pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<DbtProject, DbtErrors> {
     let mut l = Loader::open(dir)?;
+    let sluice_yml = l.sluice_yml();
+    let target = options.target.clone().or_else(|| {
+        sluice_yml
+            .as_ref()
+            .and_then(|c| c.target.clone())
+            .filter(|t| !t.is_empty())
+    });
     let vars = l.dbt.flat_vars();
     let layers = l.layers(&vars);
     l.project_hooks();
-    let dialect = match crate::profile::dialect(&l.root, &l.file_path, &l.dbt, &vars) {
-        Ok(d) => d,
-        Err(e) => {
-            l.errors.push(e);
-            crate::profile::DialectSource::default()
-        }
-    };
+    let dialect =
+        match crate::profile::dialect(&l.root, &l.file_path, &l.dbt, &vars, target.as_deref()) {
+            Ok(d) => d,
+            Err(e) => {
+                l.errors.push(e);
+                crate::profile::DialectSource::default()
+            }
+        };
     l.packages();
     let docs = l.docs_blocks();
     let mut resources = l.models();
@@ -149,9 +170,27 @@ pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
             message: e.to_string(),
         })])
     })?;
-    config.dialect = dialect
+    let profile_dialect = dialect
         .dialect
         .map(|d| sluice_core::yaml::Spanned::unplaced(d.as_str().to_string()));
+    // A sluice.yml beside dbt_project.yml brings Sluice's settings (lake, state, serve, targets, …);
+    // the name stays dbt's, and its vars win over dbt_project.yml's.
+    if let Some(mut yml) = sluice_yml {
+        yml.name = std::mem::take(&mut config.name);
+        let mut merged = std::mem::take(&mut config.vars);
+        merged.extend(std::mem::take(&mut yml.vars));
+        yml.vars = merged;
+        config = yml;
+    }
+    config.dialect = config.dialect.take().or(profile_dialect);
+    if let Some(t) = &dialect.target {
+        config
+            .vars
+            .insert("sluice_target".into(), t.name.clone().into());
+        config
+            .vars
+            .insert(TARGET_CONTEXT_VAR.into(), Json::Object(t.context.clone()));
+    }
     unsupported.sort();
     unsupported.dedup();
     tracing::debug!(
@@ -182,7 +221,28 @@ pub fn load(dir: &Path) -> Result<DbtProject, DbtErrors> {
     })
 }
 
+/// The var that carries the profile output's `target` object to Jinja.
+pub const TARGET_CONTEXT_VAR: &str = sluice_transform::TARGET_CONTEXT_VAR;
+
 impl Loader {
+    /// `sluice.yml` beside `dbt_project.yml`, when there is one.
+    fn sluice_yml(&mut self) -> Option<ProjectConfig> {
+        let path = self.root.join("sluice.yml");
+        if !path.is_file() {
+            return None;
+        }
+        match read_text(&path)
+            .map_err(|e| vec![e])
+            .and_then(|t| sluice_core::config::load_project_config(&path, &t))
+        {
+            Ok(c) => Some(c),
+            Err(errors) => {
+                self.errors.extend(errors);
+                None
+            }
+        }
+    }
+
     /// Reads `dbt_project.yml`; without it nothing else can be read, so its problems end the load.
     fn open(dir: &Path) -> Result<Loader, DbtErrors> {
         let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());

@@ -20,19 +20,11 @@ use crate::layers::LayerMap;
 use crate::properties::Described;
 use crate::unsupported::Unsupported;
 
-/// Config keys Sluice reads elsewhere or ignores: the layer is already applied and the schema is the
-/// layer.
-const SETTLED_KEYS: &[&str] = &[
-    "layer",
-    "schema",
-    "database",
-    "alias",
-    "docs",
-    "persist_docs",
-    "meta",
-    "pre_hook",
-    "post_hook",
-];
+/// Config keys Sluice reads elsewhere or ignores: the layer is already applied. (`schema`,
+/// `database`, `alias` and `persist_docs` stay, as written, for `config.` selectors and for the
+/// manifest, where `state:modified.relation` and `.persisted_descriptions` compare them; the table
+/// is still named by its layer.)
+const SETTLED_KEYS: &[&str] = &["layer", "docs", "meta", "pre_hook", "post_hook"];
 
 impl Loader {
     /// Every resource as a model (sorted by name), and the checks of their properties.

@@ -18,6 +18,10 @@ pub fn run_started_at() -> DateTime<Utc> {
     *STARTED.get_or_init(Utc::now)
 }
 
+/// The var holding the `target` object of a dbt profile's output (type, schema, database, …), set
+/// by `sluice-dbt`; its keys replace the defaults of `target`.
+pub const TARGET_CONTEXT_VAR: &str = "sluice_target_context";
+
 /// Adds the globals and functions to `env`.
 pub(crate) fn register(env: &mut Environment<'_>, scope: &RenderScope) {
     let target_name = scope
@@ -26,18 +30,21 @@ pub(crate) fn register(env: &mut Environment<'_>, scope: &RenderScope) {
         .and_then(|v| v.as_str())
         .unwrap_or("dev")
         .to_string();
-    env.add_global(
-        "target",
-        Value::from(minijinja::value::Serde(serde_json::json!({
-            "name": target_name,
-            "target_name": target_name,
-            "type": "sluice",
-            "database": "sluice",
-            "schema": "silver",
-            "threads": 4,
-            "profile_name": "sluice",
-        }))),
-    );
+    let mut target = serde_json::json!({
+        "name": target_name,
+        "target_name": target_name,
+        "type": "sluice",
+        "database": "sluice",
+        "schema": "silver",
+        "threads": 4,
+        "profile_name": "sluice",
+    });
+    if let (serde_json::Value::Object(t), Some(serde_json::Value::Object(output))) =
+        (&mut target, scope.vars.get(TARGET_CONTEXT_VAR))
+    {
+        t.extend(output.clone());
+    }
+    env.add_global("target", Value::from(minijinja::value::Serde(target)));
     env.add_global("execute", true);
     env.add_global(
         "run_started_at",

@@ -1,5 +1,6 @@
 //! `manifest.json` in dbt's manifest v12 shape: every model, seed, snapshot and check as a node, every
-//! source table as a source, and the parent and child maps of the graph.
+//! source table as a source, every macro, every export as an exposure, and the parent and child maps
+//! of the graph.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,8 @@ use sluice_transform::CompiledProject;
 use sluice_transform::compiled::{CompiledModel, Materialized};
 use sluice_transform::select::relative;
 
-use super::{Invocation, MANIFEST_SCHEMA, resource_type, test_id, unique_id};
+use super::macros::Macros;
+use super::{Invocation, MANIFEST_SCHEMA, columns, exposures, resource_type, test_id, unique_id};
 
 /// The manifest of a compiled project.
 pub fn manifest(compiled: &CompiledProject, inv: &Invocation) -> Value {
@@ -19,6 +21,7 @@ pub fn manifest(compiled: &CompiledProject, inv: &Invocation) -> Value {
     let mut nodes = Map::new();
     let mut sources = Map::new();
     let mut parents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let macros = Macros::of(compiled);
     for m in compiled.models.values() {
         let Some(id) = unique_id(compiled, &m.name) else {
             continue;
@@ -29,7 +32,8 @@ pub fn manifest(compiled: &CompiledProject, inv: &Invocation) -> Value {
             .filter_map(|p| unique_id(compiled, p))
             .collect();
         parents.insert(id.clone(), deps.clone());
-        nodes.insert(id.clone(), model_node(compiled, m, &id, deps, created_at));
+        let node = model_node(compiled, &macros, m, &id, deps, created_at);
+        nodes.insert(id.clone(), node);
     }
     for s in compiled.sources.values() {
         let Some(id) = unique_id(compiled, &s.name) else {
@@ -128,6 +132,13 @@ pub fn manifest(compiled: &CompiledProject, inv: &Invocation) -> Value {
         parents.insert(id.clone(), vec![model_id]);
         nodes.insert(id, node);
     }
+    let mut exposures = Map::new();
+    for e in compiled.project.exports.iter().filter(|e| e.enabled) {
+        let (value, deps) = exposures::exposure(compiled, e, created_at);
+        let id = exposures::exposure_id(compiled, &e.name);
+        parents.insert(id.clone(), deps);
+        exposures.insert(id, value);
+    }
     let mut children: BTreeMap<String, Vec<String>> =
         parents.keys().map(|k| (k.clone(), Vec::new())).collect();
     for (child, ps) in &parents {
@@ -143,9 +154,9 @@ pub fn manifest(compiled: &CompiledProject, inv: &Invocation) -> Value {
         "metadata": metadata,
         "nodes": nodes,
         "sources": sources,
-        "macros": {},
+        "macros": macros.manifest_entries(created_at),
         "docs": {},
-        "exposures": {},
+        "exposures": exposures,
         "metrics": {},
         "groups": {},
         "selectors": {},
@@ -162,6 +173,7 @@ pub fn manifest(compiled: &CompiledProject, inv: &Invocation) -> Value {
 
 fn model_node(
     compiled: &CompiledProject,
+    macros: &Macros,
     m: &CompiledModel,
     id: &str,
     deps: Vec<String>,
@@ -179,6 +191,8 @@ fn model_node(
     config.insert("enabled".into(), true.into());
     config.insert("materialized".into(), m.config.materialized.as_str().into());
     config.insert("tags".into(), json!(m.config.tags));
+    config.insert("contract".into(), columns::contract_config(m));
+    let declared = columns::declared(compiled, &m.name);
     let rtype = resource_type(m.config.materialized);
     let mut node = json!({
         "database": null,
@@ -195,7 +209,7 @@ fn model_node(
         "config": config,
         "tags": m.config.tags,
         "description": m.description.clone().unwrap_or_default(),
-        "columns": {},
+        "columns": columns::columns(&declared),
         "meta": {},
         "relation_name": m.relation,
         "raw_code": m.raw_sql,
@@ -222,7 +236,11 @@ fn model_node(
     o.insert("language".into(), "sql".into());
     o.insert("refs".into(), refs.into());
     o.insert("sources".into(), srcs.into());
-    o.insert("depends_on".into(), json!({"macros": [], "nodes": deps}));
+    o.insert(
+        "depends_on".into(),
+        json!({"macros": macros.called_by(&m.raw_sql), "nodes": deps}),
+    );
+    o.insert("contract".into(), columns::contract(m, &declared));
     o.insert(
         "compiled_path".into(),
         format!("target/compiled/{project}/{original}").into(),

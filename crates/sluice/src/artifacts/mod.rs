@@ -4,12 +4,16 @@
 //!
 //! `target/` is inside the project folder, as in dbt (add it to `.gitignore`). A dbt `unique_id` is
 //! `<resource_type>.<project>.<name>`: models, seeds and snapshots keep their dbt names, a source table
-//! `shop.orders` is `source.<project>.shop.orders`, a check is `test.<project>.<check name>`. Exports
-//! (reverse ETL) have no dbt counterpart and are left out.
+//! `shop.orders` is `source.<project>.shop.orders`, a check is `test.<project>.<check name>`, a macro
+//! `macro.<project>.<name>`, and an export (reverse ETL) is an exposure, `exposure.<project>.<name>`
+//! ([`exposures`]), with its run's result in `run_results.json`.
 //!
 //! The files follow dbt's published JSON schemas (`crates/sluice/tests/fixtures/dbt-schemas`,
 //! checked by `tests/artifacts.rs`). Each is written whole or not at all (a temporary file renamed).
 
+pub mod columns;
+pub mod exposures;
+pub mod macros;
 pub mod manifest;
 pub mod run_results;
 pub mod state;
@@ -88,7 +92,8 @@ pub fn target_dir(compiled: &CompiledProject) -> PathBuf {
     compiled.project.root.join("target")
 }
 
-/// dbt's `unique_id` of a graph node; `None` for exports.
+/// dbt's `unique_id` of a graph node (an export's is its exposure's); `None` for a name that is no
+/// node of the project.
 pub fn unique_id(compiled: &CompiledProject, node: &str) -> Option<String> {
     let project = &compiled.project.config.name;
     match compiled.node_id(node)? {
@@ -97,7 +102,7 @@ pub fn unique_id(compiled: &CompiledProject, node: &str) -> Option<String> {
             resource_type(compiled.models.get(&m)?.config.materialized)
         )),
         NodeId::SourceTable { source, table } => Some(format!("source.{project}.{source}.{table}")),
-        NodeId::Export(_) => None,
+        NodeId::Export(e) => Some(exposures::exposure_id(compiled, &e)),
     }
 }
 

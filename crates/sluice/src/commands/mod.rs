@@ -269,14 +269,26 @@ pub fn load_dbt(dir: &Path) -> Result<(Arc<CompiledProject>, Vec<String>)> {
                 .join("\n")
         )
     };
-    let mut dbt = sluice_dbt::load(dir).map_err(fail)?;
+    let options = sluice_dbt::LoadOptions {
+        target: settings.target.clone(),
+    };
+    let mut dbt = sluice_dbt::load_with(dir, &options).map_err(fail)?;
     let warnings: Vec<String> = dbt.dialect.warning.iter().cloned().collect();
-    // A dbt project has no `targets:`; `--target` names it for `target.name`, as in dbt.
-    let vars = &mut dbt.project.config.vars;
-    if let Some(t) = &settings.target {
-        vars.insert("sluice_target".into(), t.clone().into());
-    }
-    vars.extend(settings.vars.clone());
+    // `--target` picked the profile's output (adapter, `target.*`); the same name picks sluice.yml's
+    // `targets:` entry. An output that sluice.yml does not list keeps sluice.yml's own settings.
+    let config = &mut dbt.project.config;
+    let chosen = settings.target.clone().or_else(|| config.target.clone());
+    let profile_checked = dbt.dialect.target.is_some();
+    let for_yml = match chosen {
+        Some(t) if config.targets.contains_key(&t) => Some(t),
+        Some(t) if profile_checked || config.targets.is_empty() => {
+            config.vars.insert("sluice_target".into(), t.into());
+            config.target = None;
+            None
+        }
+        other => other,
+    };
+    apply_target(&mut dbt.project, for_yml.as_deref(), settings)?;
     Ok((Arc::new(sluice_dbt::compile(dbt).map_err(fail)?), warnings))
 }
 
@@ -287,7 +299,7 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
         return load_dbt(dir).map(|(compiled, _)| compiled);
     }
     let mut project = Project::load(dir).map_err(|e| anyhow!("{e}"))?;
-    apply_target(&mut project, settings)?;
+    apply_target(&mut project, settings.target.as_deref(), settings)?;
     let compiled = compile(Arc::new(project)).map_err(|errs| {
         anyhow!(
             "{} problem(s) in the project:\n{}",
@@ -301,13 +313,13 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
     Ok(Arc::new(compiled))
 }
 
-/// Applies `--target` (or sluice.yml's `target:`), `${ENV}` in `lake:`/`state:`, the target's
+/// Applies the target `name` (or sluice.yml's `target:`), `${ENV}` in `lake:`/`state:`, the target's
 /// connections, and `--vars`.
-fn apply_target(project: &mut Project, settings: &LoadSettings) -> Result<()> {
+fn apply_target(project: &mut Project, name: Option<&str>, settings: &LoadSettings) -> Result<()> {
     let sluice_yml = project.root.join("sluice.yml");
     let (connections, target) = project
         .config
-        .resolve_target(settings.target.as_deref(), &sluice_yml)
+        .resolve_target(name, &sluice_yml)
         .map_err(|e| anyhow!("{e}"))?;
     for (source, connection) in connections {
         let names = project.sources.iter().map(|s| s.name.as_str());
