@@ -13,7 +13,8 @@
 //! use sluice_state::{RunControl, RunHistory};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let state = sluice_state::connect(&dir.path().join(".sluice/state.db"))?;
+//! let location = sluice_state::StateLocation::sqlite(dir.path().join(".sluice/state.db"));
+//! let state = sluice_state::connect(&location)?;
 //! assert!(state.runs(10)?.is_empty());
 //! state.request_cancel("run-1", "2026-01-01T00:00:00Z")?;
 //! assert!(state.cancel_requested("run-1")?);
@@ -104,11 +105,13 @@ pub mod processes;
 pub mod runs;
 pub mod schedule;
 pub mod sqlite;
+pub mod testing;
 
 mod error;
 
-use std::path::Path;
 use std::sync::Arc;
+
+pub use sluice_core::state_location::{PostgresUrl, StateLocation};
 
 pub use control::{LeaseOutcome, LogLine, RunControl};
 pub use error::StateError;
@@ -132,9 +135,33 @@ pub trait State:
     fn location(&self) -> String;
 }
 
+/// The schema version of the database at `location`, read without creating or migrating it (0:
+/// none there yet), for `sluice state version`.
+pub fn peek_version(location: &StateLocation) -> Result<u32, StateError> {
+    match location {
+        StateLocation::Sqlite(path) if !path.exists() => Ok(0),
+        StateLocation::Sqlite(path) => {
+            let sqlite = |source| StateError::Sqlite {
+                path: path.display().to_string(),
+                source,
+            };
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(sqlite)?;
+            sqlite::schema_version(&conn)
+        }
+        StateLocation::Postgres(url) => postgres::peek_version(url),
+    }
+}
+
 /// Opens the state database at `location`, creating and migrating it as needed, on the backend
-/// its form names. Today every location is a SQLite file ([`SqliteStore::open`]); this is the one
-/// place a PostgreSQL URL will be told apart (issue 15).
-pub fn connect(location: &Path) -> Result<Arc<dyn State>, StateError> {
-    Ok(Arc::new(SqliteStore::open(location)?))
+/// it names: a SQLite file ([`SqliteStore::open`]) or a PostgreSQL database
+/// ([`postgres::PostgresStore::connect`]). The one place a backend is chosen.
+pub fn connect(location: &StateLocation) -> Result<Arc<dyn State>, StateError> {
+    Ok(match location {
+        StateLocation::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        StateLocation::Postgres(url) => Arc::new(postgres::PostgresStore::connect(url)?),
+    })
 }

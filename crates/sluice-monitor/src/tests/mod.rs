@@ -141,7 +141,7 @@ fn node_record(run_id: &str, node: &str, status: &str, at: &str) -> NodeRecord {
 
 /// Records a successful run of `node` that wrote `rows` rows, finished at `at`, in the state database.
 pub fn record_success(compiled: &CompiledProject, node: &str, rows: i64, at: DateTime<Utc>) {
-    let state = StateStore::open(&compiled.project.state_path()).unwrap();
+    let state = StateStore::open(&compiled.project.state_location().unwrap()).unwrap();
     let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
     state
         .record_node(&NodeRecord {
@@ -161,7 +161,7 @@ pub fn record_result(
     status: &str,
     at: DateTime<Utc>,
 ) {
-    let state = StateStore::open(&compiled.project.state_path()).unwrap();
+    let state = StateStore::open(&compiled.project.state_location().unwrap()).unwrap();
     let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
     state.start_run(run_id, command, "", &at).unwrap();
     state

@@ -394,7 +394,7 @@ async fn a_cancelled_run_stops_its_nodes_and_starts_no_more() {
 async fn a_cancel_request_in_the_state_database_stops_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::open(&tmp.path().join("state.db")).unwrap());
+    let state = Arc::new(StateStore::open_sqlite(&tmp.path().join("state.db")).unwrap());
     let exec = Scripted::new(Duration::ZERO, &[("d", &[Step::Hang])]);
     let id = new_run_id();
     let task = tokio::spawn({
@@ -425,7 +425,7 @@ async fn a_cancel_request_in_the_state_database_stops_the_run() {
         }
     });
     // Another process (its own connection) asks for the cancel once the run hangs on `d`.
-    let other = StateStore::open(&tmp.path().join("state.db")).unwrap();
+    let other = StateStore::open_sqlite(&tmp.path().join("state.db")).unwrap();
     while !exec.order().contains(&"d".to_string()) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -451,7 +451,7 @@ async fn two_runs_never_run_the_same_node_at_once() {
     let exec = Scripted::new(Duration::from_millis(60), &[]);
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let state = Arc::new(StateStore::open(&db).unwrap());
+        let state = Arc::new(StateStore::open_sqlite(&db).unwrap());
         let (project, engine, exec) = (project.clone(), engine.clone(), exec.clone());
         tasks.push(tokio::spawn(async move {
             run(

@@ -46,7 +46,7 @@ pub(crate) async fn harness(files: &[(&str, &str)], start: DateTime<Utc>) -> Har
     let compiled = compile(Arc::new(project)).unwrap_or_else(|e| panic!("{e:?}"));
     let lake = Lake::open(&compiled.project.lake_location()).unwrap();
     let engine = Engine::open(&lake, Some(&compiled)).await.unwrap();
-    let state = StateStore::open(&compiled.project.state_path()).unwrap();
+    let state = StateStore::open(&compiled.project.state_location().unwrap()).unwrap();
     Harness {
         _tmp: tmp,
         dir,
@@ -95,7 +95,7 @@ impl Harness {
     /// A second scheduler on the same project, lake and state database (its own connection), as a
     /// second `sluice serve` process would be.
     pub(crate) fn second_scheduler(&self, opts: SchedulerOptions) -> Scheduler {
-        let state = StateStore::open(&self.project.project.state_path()).unwrap();
+        let state = StateStore::open(&self.project.project.state_location().unwrap()).unwrap();
         Scheduler::new(
             self.project.clone(),
             self.engine.clone(),

@@ -156,7 +156,7 @@ pub fn partitions(dir: &Path, asset: &str, json: bool) -> Result<ExitCode> {
         anyhow!("`{asset}` is not time-partitioned (its config has no `partition_by: {{field: ..., granularity: ...}}`)")
     })?;
     let state =
-        StateStore::open(&compiled.project.state_path()).context("opening the state database")?;
+        StateStore::open(&compiled.project.state_location()?).context("opening the state database")?;
     let l = listing(&state, asset, tp)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&l)?);

@@ -356,8 +356,9 @@ async fn open_with(
     let engine = Engine::open_with(&lake, Some(&compiled), options)
         .await
         .context("opening the SQL engine over the lake")?;
-    let state =
-        StateStore::open(&compiled.project.state_path()).context("opening the state database")?;
+    let location = compiled.project.state_location()?;
+    let state = StateStore::open(&location)
+        .with_context(|| format!("opening the state database {location}"))?;
     Ok(Workspace {
         compiled,
         engine,
