@@ -35,7 +35,8 @@
 //!   - [`incidents`]: [`Incidents`] — incidents, alert deliveries, the monitor's reads.
 //! - [`postgres`]: the PostgreSQL backend: its connection worker, migrations
 //!   ([`postgres::PostgresBackend`]) and every store trait ([`postgres::PostgresStore`]), passing
-//!   the conformance suite on a real server; not chosen by [`connect`] yet (see below).
+//!   the conformance suite on a real server; [`postgres::copy`] copies a SQLite state into it.
+//! - [`testing`]: which backend the tests of other crates run on (`SLUICE_TEST_STATE_URL`).
 //! - [`sqlite`]: the SQLite backend ([`SqliteStore`] implements every trait; [`open`],
 //!   [`open_in_memory`] and [`SqliteBackend`] for migrations).
 //! - `migrations/<dialect>/NNNN_name.sql`: the SQL of each migration, per dialect.
@@ -86,9 +87,16 @@
 //!    conditional upserts decided by the database's row lock, so workers on several machines agree
 //!    without process ids: the process recorded with a lease only lets a caller on the *same*
 //!    machine give up a dead holder's lease early.
-//! 3. To do: choose it in [`connect`] for a `postgres://…` location (with `${ENV}` expanded and
-//!    the password kept out of messages) — today `state:` is resolved to a path relative to the
-//!    project, so the URL must be told apart before that — and `sluice state migrate --to`.
+//! 3. Chosen: done. `state:` is told apart in `sluice-core` ([`StateLocation`]: a SQLite path or
+//!    a [`PostgresUrl`], `${ENV}` expanded, shown without its password) before any path
+//!    resolution, and [`connect`] opens [`postgres::PostgresStore::connect`] for a URL (a connect
+//!    timeout; `?schema=name` keeps the tables in a schema of their own, created if missing).
+//!    [`postgres::copy`] is `sluice state migrate --to`; [`peek_version`] is `sluice state
+//!    version`; [`testing::TestSchema`] runs other crates' tests on PostgreSQL
+//!    (`SLUICE_TEST_STATE_URL`), as `.ci/run` does in a second pass.
+//! 4. To do (issue 15): TLS to the server; several workers sharing one schedule (the leases and
+//!    claims are ready for it) with a multi-worker test; the scheduler benchmark on PostgreSQL;
+//!    the remaining state-dependent tests on PostgreSQL (see `.ci/run` for which run there).
 //!
 //! The operations are called from inside tokio tasks (the run loop, HTTP handlers) as well as from
 //! plain threads. A PostgreSQL implementation must therefore not block on a runtime it is called
