@@ -56,6 +56,14 @@ impl TestSchema {
         StateLocation::Postgres(self.url.clone())
     }
 
+    /// The location, with the schema left in place after the test (for a test that cannot hold
+    /// this guard; `.ci/run` drops the pass's whole database first).
+    pub fn keep(self) -> StateLocation {
+        let location = self.location();
+        std::mem::forget(self);
+        location
+    }
+
     /// The URL with its password, for a `sluice.yml` a test writes (a local test server).
     pub fn yaml_value(&self) -> String {
         let base = self.url.connection_url();
@@ -65,6 +73,26 @@ impl TestSchema {
             self.url.schema().unwrap_or_default()
         )
     }
+}
+
+/// For tests that cannot hold a [`TestSchema`] (a helper that only writes a project): the
+/// `state:` line for a schema named after `key` (say, the project's folder), the same for every
+/// call with that key, and left in place (`.ci/run` drops the pass's whole database first).
+/// Empty when [`STATE_URL_VAR`] is unset.
+pub fn state_line_for(key: &str) -> Result<String, StateError> {
+    use std::hash::{Hash, Hasher};
+    let Some(value) = std::env::var(STATE_URL_VAR).ok().filter(|v| !v.is_empty()) else {
+        return Ok(String::new());
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let sep = if value.contains('?') { '&' } else { '?' };
+    let url = format!("{value}{sep}schema=t_k_{:016x}", h.finish());
+    PostgresUrl::parse(&url).map_err(|message| StateError::Postgres {
+        location: STATE_URL_VAR.to_string(),
+        source: message.into(),
+    })?;
+    Ok(format!("state: '{url}'\n"))
 }
 
 impl Drop for TestSchema {

@@ -80,7 +80,9 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 /// A project with two gold models owned by `finance` (`sales` has a 2h/6h SLA, `broken` none),
 /// whose alerts go to `owners_yaml`.
 pub fn project(dir: &Path, owners_yaml: &str) -> Arc<CompiledProject> {
-    write(dir, "sluice.yml", &format!("name: shop\n{owners_yaml}"));
+    // The state backend under test: SQLite in the project, or PostgreSQL (SLUICE_TEST_STATE_URL).
+    let state = sluice_state::testing::state_line_for(&dir.display().to_string()).unwrap();
+    write(dir, "sluice.yml", &format!("name: shop\n{state}{owners_yaml}"));
     write(dir, "models/gold/sales.sql", "select 1 as id");
     write(dir, "models/gold/broken.sql", "select 1 as id");
     write(

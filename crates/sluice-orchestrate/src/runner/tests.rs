@@ -122,6 +122,15 @@ impl Drop for Decrement<'_> {
     }
 }
 
+/// The state backend under test: in memory, or a PostgreSQL schema of its own
+/// (`SLUICE_TEST_STATE_URL`), left for `.ci/run` to drop with its database.
+fn fresh_state() -> StateStore {
+    match sluice_state::testing::TestSchema::from_env("runner").unwrap() {
+        Some(s) => StateStore::open(&s.keep()).unwrap(),
+        None => StateStore::in_memory().unwrap(),
+    }
+}
+
 fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -181,7 +190,7 @@ fn status(s: &RunSummary, node: &str) -> NodeStatus {
 async fn transient_failures_are_retried_with_growing_delays() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let t = Step::Transient;
     let exec = Scripted::new(Duration::ZERO, &[("a", &[t, t, t, Step::Ok])]);
     let s = run_with(
@@ -216,7 +225,7 @@ async fn transient_failures_are_retried_with_growing_delays() {
 async fn permanent_failures_are_not_retried_and_retries_run_out() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let t = Step::Transient;
     let exec = Scripted::new(
         Duration::ZERO,
@@ -259,7 +268,7 @@ async fn permanent_failures_are_not_retried_and_retries_run_out() {
 async fn run_with_a_failing(on_failure: OnFailure) -> (RunSummary, Arc<StateStore>, Arc<Scripted>) {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(Duration::ZERO, &[("a", &[Step::Permanent])]);
     let s = run_with(&project, &engine, &state, &exec, policy(0, 5, on_failure)).await;
     (s, state, exec)
@@ -296,7 +305,7 @@ async fn fail_open_runs_the_downstream_on_stale_input() {
 async fn a_hanging_attempt_times_out_and_is_retried() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(Duration::ZERO, &[("d", &[Step::Hang, Step::Ok])]);
     let mut p = policy(1, 5, OnFailure::FailFast);
     p.timeout = Some(Duration::from_millis(150));
@@ -327,7 +336,7 @@ async fn a_hanging_attempt_times_out_and_is_retried() {
 async fn a_cancelled_run_stops_its_nodes_and_starts_no_more() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(
         Duration::ZERO,
         &[("a", &[Step::Hang]), ("d", &[Step::Hang])],
@@ -488,7 +497,7 @@ async fn two_runs_never_run_the_same_node_at_once() {
 async fn independent_nodes_run_in_parallel_up_to_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(Duration::from_millis(50), &[]);
     let s = run_with(
         &project,
