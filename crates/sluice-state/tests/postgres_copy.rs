@@ -157,9 +157,13 @@ fn order_and_ids_continue_and_a_filled_target_needs_replace() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let sqlite = SqliteStore::open(&path).unwrap();
-    for (i, at) in ["2026-01-01T00:00:03Z", "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z"]
-        .iter()
-        .enumerate()
+    for (i, at) in [
+        "2026-01-01T00:00:03Z",
+        "2026-01-01T00:00:01Z",
+        "2026-01-01T00:00:02Z",
+    ]
+    .iter()
+    .enumerate()
     {
         let process = sluice_state::RunProcess {
             process: "p".into(),
@@ -171,7 +175,9 @@ fn order_and_ids_continue_and_a_filled_target_needs_replace() {
             .unwrap();
     }
     for a in ["a", "b", "c"] {
-        sqlite.observe_breach(&breach(a), "2026-01-01T00:00:00Z").unwrap();
+        sqlite
+            .observe_breach(&breach(a), "2026-01-01T00:00:00Z")
+            .unwrap();
     }
     sqlite
         .observe_recovery("b", IncidentKind::Failure, "2026-01-01T00:01:00Z", "fixed")
@@ -187,8 +193,14 @@ fn order_and_ids_continue_and_a_filled_target_needs_replace() {
             .collect::<Vec<_>>()
     };
     assert_eq!(ids(&pg), ids(&sqlite), "runs in the same order");
-    assert_eq!(pg.open_incidents().unwrap(), sqlite.open_incidents().unwrap());
-    assert_eq!(pg.recent_incidents(10).unwrap(), sqlite.recent_incidents(10).unwrap());
+    assert_eq!(
+        pg.open_incidents().unwrap(),
+        sqlite.open_incidents().unwrap()
+    );
+    assert_eq!(
+        pg.recent_incidents(10).unwrap(),
+        sqlite.recent_incidents(10).unwrap()
+    );
     // The next incident gets a new id, after the copied ones.
     let max = sqlite
         .recent_incidents(10)
@@ -205,12 +217,21 @@ fn order_and_ids_continue_and_a_filled_target_needs_replace() {
 
     // A second copy is refused: the target holds rows (and keeps them).
     let err = copy_sqlite(&path, &pg, false).unwrap_err().to_string();
-    assert!(err.contains("--replace") && err.contains("runs (3)"), "{err}");
+    assert!(
+        err.contains("--replace") && err.contains("runs (3)"),
+        "{err}"
+    );
     assert_eq!(pg.open_incidents().unwrap().len(), 3);
     // With replace, the target is exactly the source again.
     let report = copy_sqlite(&path, &pg, true).unwrap();
-    assert!(report.contains(&("alert_incidents".to_string(), 3)), "{report:?}");
-    assert_eq!(pg.open_incidents().unwrap(), sqlite.open_incidents().unwrap());
+    assert!(
+        report.contains(&("alert_incidents".to_string(), 3)),
+        "{report:?}"
+    );
+    assert_eq!(
+        pg.open_incidents().unwrap(),
+        sqlite.open_incidents().unwrap()
+    );
     // A missing source is an error, and creates nothing.
     let missing = dir.path().join("nope.db");
     assert!(copy_sqlite(&missing, &pg, true).is_err());
@@ -225,12 +246,24 @@ fn connect_by_url_creates_its_schema_and_hides_the_password() {
     let location = target.location();
     assert_eq!(sluice_state::peek_version(&location).unwrap(), 0);
     let state = sluice_state::connect(&location).unwrap();
-    assert_eq!(sluice_state::peek_version(&location).unwrap(), latest_version());
-    assert!(state.location().contains("?schema=t_connect_url_"), "{}", state.location());
+    assert_eq!(
+        sluice_state::peek_version(&location).unwrap(),
+        latest_version()
+    );
+    assert!(
+        state.location().contains("?schema=t_connect_url_"),
+        "{}",
+        state.location()
+    );
     assert!(state.runs(1).unwrap().is_empty());
     // A second connection (another process, in production) sees what the first wrote.
     state.request_cancel("r1", "t").unwrap();
-    assert!(sluice_state::connect(&location).unwrap().cancel_requested("r1").unwrap());
+    assert!(
+        sluice_state::connect(&location)
+            .unwrap()
+            .cancel_requested("r1")
+            .unwrap()
+    );
 }
 
 #[test]
@@ -252,5 +285,8 @@ fn an_unreachable_server_is_a_prompt_error_naming_host_and_port() {
     )
     .unwrap();
     let err = sluice_state::connect(&location).unwrap_err().to_string();
-    assert!(err.contains("nonsense") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("nonsense") && !err.contains("hunter2"),
+        "{err}"
+    );
 }

@@ -51,15 +51,20 @@ fn project(dir: &Path, state: Option<&str>) {
         "kind: sqlite\nconnection: app.db\ntables:\n  - name: items\n",
     );
     let conn = rusqlite::Connection::open(dir.join("app.db")).unwrap();
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS items (id INTEGER); INSERT INTO items VALUES (1);")
-        .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS items (id INTEGER); INSERT INTO items VALUES (1);",
+    )
+    .unwrap();
 }
 
 #[test]
 fn a_bad_or_unreachable_url_is_a_clear_error_and_never_a_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    project(dir, Some("postgresql://sluice:hunter2@127.0.0.1:1/state?connect_timeout=3"));
+    project(
+        dir,
+        Some("postgresql://sluice:hunter2@127.0.0.1:1/state?connect_timeout=3"),
+    );
     let started = Instant::now();
     let err = fails(dir, &["runs"]);
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -73,7 +78,10 @@ fn a_bad_or_unreachable_url_is_a_clear_error_and_never_a_folder() {
     assert!(err.contains("sluice.yml") && err.contains("state"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
     let err = fails(dir, &["--state-db", "mysql://root@h/db", "runs"]);
-    assert!(err.contains("--state-db") && err.contains("not a state backend"), "{err}");
+    assert!(
+        err.contains("--state-db") && err.contains("not a state backend"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,5 +146,8 @@ fn migrate_copies_the_sqlite_state_into_postgres() {
     // A run on PostgreSQL state, then its history holds both.
     let second = common::run_id_of(&ok(dir, &["--state-db", &url, "run"]));
     let listed = ok(dir, &["--state-db", &url, "runs"]);
-    assert!(listed.contains(&run_id) && listed.contains(&second), "{listed}");
+    assert!(
+        listed.contains(&run_id) && listed.contains(&second),
+        "{listed}"
+    );
 }
