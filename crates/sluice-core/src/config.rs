@@ -404,7 +404,8 @@ mod target_tests {
             .to_string();
         assert!(err.contains("targets.prod.state"), "{err}");
         assert!(!err.contains("secret"), "{err}");
-        let mut c = config("name: p\nstate: 'postgresql://u@db/${SLUICE_TEST_STATE_DB_UNSET:-st}'\n");
+        let mut c =
+            config("name: p\nstate: 'postgresql://u@db/${SLUICE_TEST_STATE_DB_UNSET:-st}'\n");
         c.resolve_target(None, p).unwrap();
         assert_eq!(c.state, "postgresql://u@db/st");
     }

@@ -151,7 +151,11 @@ impl StateLocation {
             return PostgresUrl::parse(value).map(StateLocation::Postgres);
         }
         if let Some((scheme, _)) = value.split_once("://") {
-            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') {
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+')
+            {
                 return Err(format!(
                     "`{scheme}://` is not a state backend: use a SQLite file path or a postgres:// URL"
                 ));
@@ -214,7 +218,10 @@ mod tests {
             parse(".sluice/state.db").unwrap(),
             StateLocation::sqlite("/p/.sluice/state.db")
         );
-        assert_eq!(parse("/var/s.db").unwrap(), StateLocation::sqlite("/var/s.db"));
+        assert_eq!(
+            parse("/var/s.db").unwrap(),
+            StateLocation::sqlite("/var/s.db")
+        );
         for url in [
             "postgres://u@h/db",
             "postgresql://u@h:6543/db",
@@ -232,14 +239,20 @@ mod tests {
 
     #[test]
     fn the_password_is_never_shown() {
-        let StateLocation::Postgres(u) =
-            parse("postgres://app:pa%40ss@db.internal/state?password=x&sslmode=disable&schema=team_a")
-                .unwrap()
-        else {
+        let StateLocation::Postgres(u) = parse(
+            "postgres://app:pa%40ss@db.internal/state?password=x&sslmode=disable&schema=team_a",
+        )
+        .unwrap() else {
             panic!("not postgres")
         };
-        assert_eq!(u.to_string(), "postgres://app@db.internal:5432/state?schema=team_a");
-        assert_eq!(format!("{u:?}"), "PostgresUrl(postgres://app@db.internal:5432/state?schema=team_a)");
+        assert_eq!(
+            u.to_string(),
+            "postgres://app@db.internal:5432/state?schema=team_a"
+        );
+        assert_eq!(
+            format!("{u:?}"),
+            "PostgresUrl(postgres://app@db.internal:5432/state?schema=team_a)"
+        );
         assert_eq!(u.schema(), Some("team_a"));
         // The driver gets everything but `schema`, which it would refuse as unknown.
         assert_eq!(
@@ -247,7 +260,10 @@ mod tests {
             "postgres://app:pa%40ss@db.internal/state?password=x&sslmode=disable"
         );
         let other = u.with_schema("team_b").unwrap();
-        assert_eq!(other.to_string(), "postgres://app@db.internal:5432/state?schema=team_b");
+        assert_eq!(
+            other.to_string(),
+            "postgres://app@db.internal:5432/state?schema=team_b"
+        );
     }
 
     #[test]
@@ -255,8 +271,14 @@ mod tests {
         for (url, says) in [
             ("postgres://u:secret@/db", "empty host"),
             ("postgres:///db?password=secret", "needs a host"),
-            ("postgres://u:secret@h:99999/db", "not a valid PostgreSQL URL"),
-            ("postgres://u:secret@h/db?schema=Bad-Name", "schema `Bad-Name`"),
+            (
+                "postgres://u:secret@h:99999/db",
+                "not a valid PostgreSQL URL",
+            ),
+            (
+                "postgres://u:secret@h/db?schema=Bad-Name",
+                "schema `Bad-Name`",
+            ),
         ] {
             let err = parse(url).unwrap_err();
             assert!(err.contains(says), "{url}: {err}");

@@ -37,7 +37,13 @@ impl TestSchema {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name: String = test
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(32)
             .collect();
         let schema = format!(

@@ -82,7 +82,11 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 pub fn project(dir: &Path, owners_yaml: &str) -> Arc<CompiledProject> {
     // The state backend under test: SQLite in the project, or PostgreSQL (SLUICE_TEST_STATE_URL).
     let state = sluice_state::testing::state_line_for(&dir.display().to_string()).unwrap();
-    write(dir, "sluice.yml", &format!("name: shop\n{state}{owners_yaml}"));
+    write(
+        dir,
+        "sluice.yml",
+        &format!("name: shop\n{state}{owners_yaml}"),
+    );
     write(dir, "models/gold/sales.sql", "select 1 as id");
     write(dir, "models/gold/broken.sql", "select 1 as id");
     write(

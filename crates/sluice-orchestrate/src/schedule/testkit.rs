@@ -85,17 +85,21 @@ pub(crate) fn raw_sql(h: &Harness, sqlite: &str, postgres: &str, params: &[Strin
             // Inlined as literals (test values), from the last so `$1` does not match `$10`.
             let mut sql = postgres.to_string();
             for (i, p) in params.iter().enumerate().rev() {
-                sql = sql.replace(&format!("${}", i + 1), &format!("'{}'", p.replace('\'', "''")));
+                sql = sql.replace(
+                    &format!("${}", i + 1),
+                    &format!("'{}'", p.replace('\'', "''")),
+                );
             }
             sluice_state::postgres::PostgresStore::connect(&url)
                 .unwrap()
                 .worker()
                 .call(move |c, rt| {
-                    rt.block_on(c.batch_execute(&sql))
-                        .map_err(|e| sluice_state::StateError::Postgres {
+                    rt.block_on(c.batch_execute(&sql)).map_err(|e| {
+                        sluice_state::StateError::Postgres {
                             location: "test".into(),
                             source: Box::new(e),
-                        })
+                        }
+                    })
                 })
                 .unwrap();
         }

@@ -560,7 +560,12 @@ async fn a_killed_run_is_abandoned_and_holds_no_trigger_back() {
     );
     let plan = "UPDATE run_processes SET process = ?2, start_ticks = NULL,
                 plan = 'shop.orders\tsource\nstg_orders\tmodel' WHERE run_id = ?1";
-    raw_sql(&h, plan, &plan.replace('?', "$"), &[killed.clone(), gone.to_string()]);
+    raw_sql(
+        &h,
+        plan,
+        &plan.replace('?', "$"),
+        &[killed.clone(), gone.to_string()],
+    );
     assert!(
         h.state.unfinished_runs().unwrap().contains(&killed),
         "unreaped, it would hold the trigger back"

@@ -220,7 +220,11 @@ fn copy_table(
         };
         kinds.push(*kind);
     }
-    let list = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let list = columns
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let per_insert = (PARAMS_PER_INSERT / columns.len().max(1)).max(1);
     let mut stmt = snapshot
         .prepare(&format!(
@@ -239,9 +243,10 @@ fn copy_table(
             last = r.get(0).map_err(sqlite)?;
             for (i, kind) in kinds.iter().enumerate() {
                 let v: Value = r.get(i + 1).map_err(sqlite)?;
-                params.push(convert(v, *kind).map_err(|m| {
-                    copy_error(source, format!("{table}.{}: {m}", columns[i]))
-                })?);
+                params.push(
+                    convert(v, *kind)
+                        .map_err(|m| copy_error(source, format!("{table}.{}: {m}", columns[i])))?,
+                );
             }
             rows += 1;
         }
@@ -259,8 +264,10 @@ fn copy_table(
         let sql = format!("INSERT INTO {} ({list}) VALUES {values}", quote(table));
         let location = worker.location().to_string();
         worker.call(move |c, rt| {
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
             rt.block_on(c.execute(&sql, &refs))
                 .map_err(|e| StateError::Postgres {
                     location,

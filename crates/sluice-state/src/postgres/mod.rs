@@ -43,12 +43,13 @@ impl Worker {
     /// Connects with `config` (a `postgres://` URL or `key=value` pairs). `location` names the
     /// database in messages (never with a password).
     pub fn connect(config: &str, location: &str) -> Result<Worker, StateError> {
-        let config = config
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| StateError::Postgres {
-                location: location.to_string(),
-                source: Box::new(e),
-            })?;
+        let config =
+            config
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| StateError::Postgres {
+                    location: location.to_string(),
+                    source: Box::new(e),
+                })?;
         Worker::connect_with(config, location)
     }
 

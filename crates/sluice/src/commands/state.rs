@@ -72,6 +72,8 @@ pub fn migrate(dir: &Path, to: &str, replace: bool) -> Result<ExitCode> {
         from.display(),
         sluice_state::latest_version()
     );
-    println!("To use it, set in sluice.yml:  state: {url}  (with the password, or a ${{ENV}} for it)");
+    println!(
+        "To use it, set in sluice.yml:  state: {url}  (with the password, or a ${{ENV}} for it)"
+    );
     Ok(ExitCode::SUCCESS)
 }
