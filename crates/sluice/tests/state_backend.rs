@@ -77,6 +77,8 @@ fn a_bad_or_unreachable_url_is_a_clear_error_and_never_a_folder() {
     let err = fails(dir, &["runs"]);
     assert!(err.contains("sluice.yml") && err.contains("state"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+    // `--state-db` is checked too (over a valid `state:`; an invalid one fails first).
+    project(dir, None);
     let err = fails(dir, &["--state-db", "mysql://root@h/db", "runs"]);
     assert!(
         err.contains("--state-db") && err.contains("not a state backend"),
