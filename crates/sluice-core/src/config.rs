@@ -13,7 +13,9 @@ pub struct ProjectConfig {
     /// Where the lake lives: a folder (relative to the project) or a `file://` URL.
     #[serde(default = "default_lake")]
     pub lake: String,
-    /// State database: a SQLite file path relative to the project (default `.sluice/state.db`).
+    /// State database: a SQLite file path relative to the project (default `.sluice/state.db`), or
+    /// a `postgres://user@host:port/db[?schema=name]` URL (`${ENV}` allowed); see
+    /// [`crate::state_location`].
     #[serde(default = "default_state")]
     pub state: String,
     /// Listening addresses of `sluice serve`.
@@ -76,6 +78,7 @@ impl ProjectConfig {
         path: &std::path::Path,
     ) -> Result<(BTreeMap<String, String>, Option<String>), crate::error::ConfigError> {
         let mut connections = BTreeMap::new();
+        let mut state_field = "state".to_string();
         let chosen = name.map(str::to_string).or_else(|| self.target.clone());
         if let Some(t) = &chosen {
             let Some(target) = self.targets.get(t).cloned() else {
@@ -101,6 +104,7 @@ impl ProjectConfig {
             }
             if let Some(state) = target.state {
                 self.state = state;
+                state_field = format!("targets.{t}.state");
             }
             self.vars.extend(target.vars);
             self.vars
@@ -110,6 +114,15 @@ impl ProjectConfig {
         }
         self.lake = crate::env::expand_env(&self.lake, path)?;
         self.state = crate::env::expand_env(&self.state, path)?;
+        // Told apart now, so a malformed URL is reported against the field that holds it.
+        let root = path.parent().unwrap_or(std::path::Path::new(""));
+        crate::state_location::StateLocation::parse(&self.state, root).map_err(|message| {
+            crate::error::ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: state_field,
+                message,
+            }
+        })?;
         Ok((connections, chosen))
     }
 }
@@ -380,5 +393,20 @@ mod target_tests {
         c.resolve_target(None, std::path::Path::new("sluice.yml"))
             .unwrap();
         assert_eq!(c.lake, "lake-default");
+    }
+
+    #[test]
+    fn a_malformed_state_url_names_its_field_and_hides_the_password() {
+        let p = std::path::Path::new("/p/sluice.yml");
+        let err = config("name: p\ntargets:\n  prod: {state: 'postgres://u:secret@h:99999/db'}\n")
+            .resolve_target(Some("prod"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("targets.prod.state"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        let mut c =
+            config("name: p\nstate: 'postgresql://u@db/${SLUICE_TEST_STATE_DB_UNSET:-st}'\n");
+        c.resolve_target(None, p).unwrap();
+        assert_eq!(c.state, "postgresql://u@db/st");
     }
 }

@@ -42,6 +42,7 @@ pub mod seeds;
 pub mod selector;
 pub mod size;
 pub mod source;
+pub mod state_location;
 pub mod threshold;
 pub mod yaml;
 
@@ -53,3 +54,4 @@ pub use model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, Severity};
 pub use node_id::{NodeId, NodeKind};
 pub use project::{PartialProject, Project, ProjectErrors};
 pub use source::SourceDecl;
+pub use state_location::StateLocation;

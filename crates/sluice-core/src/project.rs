@@ -13,6 +13,7 @@ use crate::error::ConfigError;
 use crate::exports::{ExportDecl, load_exports_partial};
 use crate::model::{CheckSpec, ModelFile, ModelLayer, ModelProperties, PropertiesFile};
 use crate::source::{SourceDecl, is_valid_identifier};
+use crate::state_location::StateLocation;
 use crate::yaml::read_text;
 
 /// A loaded project.
@@ -199,9 +200,16 @@ impl Project {
         }
     }
 
-    /// The state database path.
-    pub fn state_path(&self) -> PathBuf {
-        self.resolve_path(&self.config.state)
+    /// The state database: a SQLite file (resolved against the project folder) or a PostgreSQL
+    /// URL. `state:` is told apart before any path resolution; the error names `sluice.yml`.
+    pub fn state_location(&self) -> Result<StateLocation, ConfigError> {
+        StateLocation::parse(&self.config.state, &self.root).map_err(|message| {
+            ConfigError::Invalid {
+                path: self.root.join("sluice.yml"),
+                field: "state".into(),
+                message,
+            }
+        })
     }
 
     /// A model by name.

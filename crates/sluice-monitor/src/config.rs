@@ -92,8 +92,6 @@ pub struct AlertConfig {
     pub project: String,
     /// Project folder (commands run here).
     pub root: PathBuf,
-    /// The state database file.
-    pub state_path: PathBuf,
     /// Assets by name.
     pub assets: BTreeMap<String, MonitoredAsset>,
     channels: BTreeMap<String, Result<Channel, String>>,
@@ -157,7 +155,6 @@ impl AlertConfig {
         AlertConfig {
             project: project.config.name.clone(),
             root: project.root.clone(),
-            state_path: project.state_path(),
             assets,
             channels,
         }

@@ -13,13 +13,12 @@
 //! alert is not lost (in that one crash window it may be sent twice rather than never).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sluice_core::Severity;
-use sluice_state::{Breach, DeliveryOutcome, State};
+use sluice_state::{Breach, DeliveryOutcome, State, StateLocation};
 
 /// The incident records (defined by `sluice-state`, whose backends store them).
 pub use sluice_state::{AlertEvent, Claimed, DeliveryRecord, Incident, IncidentKind, LatestResult};
@@ -47,7 +46,8 @@ pub struct Observation {
 #[derive(Debug, Clone)]
 pub struct IncidentStore {
     db: Arc<dyn State>,
-    path: PathBuf,
+    /// Where the database is, for messages (never with a password).
+    path: String,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -55,19 +55,19 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 impl IncidentStore {
-    /// Opens the incident tables in the state database at `path` (creating the database, and
+    /// Opens the incident tables in the state database at `location` (creating the database, and
     /// migrating it, through `sluice-state`, which owns every state table).
-    pub fn open(path: &Path) -> Result<IncidentStore, MonitorError> {
+    pub fn open(location: &StateLocation) -> Result<IncidentStore, MonitorError> {
         Ok(IncidentStore {
-            db: sluice_state::connect(path)?,
-            path: path.to_path_buf(),
+            db: sluice_state::connect(location)?,
+            path: location.to_string(),
         })
     }
 
     /// The incident tables of an already open state database (the one the rest of the process
     /// uses: `sluice_orchestrate::StateStore::backend`).
     pub fn new(db: Arc<dyn State>) -> IncidentStore {
-        let path = PathBuf::from(db.location());
+        let path = db.location();
         IncidentStore { db, path }
     }
 

@@ -54,7 +54,7 @@ impl Monitor {
         clock: Arc<dyn Clock>,
         options: DeliveryOptions,
     ) -> Result<Monitor, MonitorError> {
-        let state = StateStore::open(&compiled.project.state_path())?;
+        let state = StateStore::open(&compiled.project.state_location()?)?;
         Ok(Monitor::with_state(compiled, &state, clock, options))
     }
 

@@ -140,8 +140,8 @@ mod tests {
     fn shared_db() -> (tempfile::TempDir, StateStore, StateStore) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let a = StateStore::open(&path).unwrap();
-        let b = StateStore::open(&path).unwrap();
+        let a = StateStore::open_sqlite(&path).unwrap();
+        let b = StateStore::open_sqlite(&path).unwrap();
         (dir, a, b)
     }
 

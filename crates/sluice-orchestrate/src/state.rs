@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sluice_state::{RunProcess, SqliteStore, State};
+use sluice_state::{RunProcess, SqliteStore, State, StateLocation};
 
 use crate::process::{ProcessId, start_ticks};
 
@@ -30,13 +30,18 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the database at `path`, migrated to the current schema
-    /// ([`sluice_state::connect`]: shared safely between processes; refused when a newer sluice
-    /// migrated it further).
-    pub fn open(path: &Path) -> Result<StateStore, StateError> {
+    /// Opens (creating if needed) the database at `location` (a SQLite file or a PostgreSQL URL),
+    /// migrated to the current schema ([`sluice_state::connect`]: shared safely between processes;
+    /// refused when a newer sluice migrated it further).
+    pub fn open(location: &StateLocation) -> Result<StateStore, StateError> {
         Ok(StateStore {
-            db: sluice_state::connect(path)?,
+            db: sluice_state::connect(location)?,
         })
+    }
+
+    /// [`StateStore::open`] for a SQLite file.
+    pub fn open_sqlite(path: &Path) -> Result<StateStore, StateError> {
+        StateStore::open(&StateLocation::sqlite(path))
     }
 
     /// An in-memory database (tests).

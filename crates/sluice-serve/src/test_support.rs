@@ -39,6 +39,8 @@ pub struct Served {
     _dir: tempfile::TempDir,
     /// The router's state.
     pub state: AppState,
+    /// The PostgreSQL schema holding the state (`SLUICE_TEST_STATE_URL`), dropped after it.
+    _pg: Option<sluice_state::testing::TestSchema>,
 }
 
 impl Served {
@@ -96,11 +98,17 @@ impl Served {
         .unwrap();
         let engine = Engine::open(&lake, Some(&compiled)).await.unwrap();
 
-        let store = StateStore::in_memory().unwrap();
+        // The state backend under test: in memory, or a PostgreSQL schema of its own.
+        let pg = sluice_state::testing::TestSchema::from_env("serve").unwrap();
+        let store = match &pg {
+            Some(s) => StateStore::open(&s.location()).unwrap(),
+            None => StateStore::in_memory().unwrap(),
+        };
         record_run(&store);
         Served {
             _dir: dir,
             state: AppState::new(compiled, engine, Arc::new(store)),
+            _pg: pg,
         }
     }
 

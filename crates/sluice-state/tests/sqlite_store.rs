@@ -32,13 +32,13 @@ fn every_store_operation_on_a_database_file() {
 fn connect_opens_a_migrated_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let state = sluice_state::connect(&path).unwrap();
+    let state = sluice_state::connect(&sluice_state::StateLocation::sqlite(&path)).unwrap();
     assert_eq!(state.location(), path.display().to_string());
     assert!(state.runs(1).unwrap().is_empty());
     // A second handle sees what the first wrote (another process, in production).
     state.request_cancel("r1", "t").unwrap();
     assert!(
-        sluice_state::connect(&path)
+        sluice_state::connect(&sluice_state::StateLocation::sqlite(&path))
             .unwrap()
             .cancel_requested("r1")
             .unwrap()

@@ -22,6 +22,10 @@ pub struct Cli {
     /// `target:`. In a dbt project, also the output of that name in profiles.yml (adapter, `target.*`).
     #[arg(long, global = true, env = "SLUICE_TARGET", value_name = "NAME")]
     pub target: Option<String>,
+    /// The state database, over sluice.yml's `state:` and the target's: a SQLite file or a
+    /// `postgres://…` URL (for containers, whose configuration comes from the environment).
+    #[arg(long, global = true, env = "SLUICE_STATE_DB", value_name = "LOCATION")]
+    pub state_db: Option<String>,
     /// Vars for `var()`, as YAML or JSON (`'{days: 7}'`); they win over sluice.yml and the target.
     #[arg(long, global = true, value_name = "YAML")]
     pub vars: Option<String>,
@@ -228,6 +232,13 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["from", "to", "missing"])]
         resume: Option<String>,
     },
+    /// The state database: `state version` shows its backend and schema version, `state migrate
+    /// --to postgres://…` copies a SQLite state into PostgreSQL.
+    State {
+        /// What to do.
+        #[command(subcommand)]
+        action: StateAction,
+    },
     /// A time-partitioned model's built partition ranges and gaps.
     Partitions {
         /// The model.
@@ -357,6 +368,25 @@ pub enum Command {
         /// (repeatable).
         #[arg(long, value_name = "COLUMN=VALUE")]
         partition: Vec<String>,
+    },
+}
+
+/// `sluice state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// The backend, location (without password) and schema version of the project's state
+    /// database, read without changing it.
+    Version,
+    /// Copy the project's SQLite state (every table) into a PostgreSQL database, in one
+    /// transaction, then print the rows per table.
+    Migrate {
+        /// The target: `postgres://user[:password]@host[:port]/db[?schema=name]` (`${ENV}`
+        /// allowed). Created tables are migrated to this sluice's schema version.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Empty the target's state tables first (without it, a target holding rows is refused).
+        #[arg(long)]
+        replace: bool,
     },
 }
 

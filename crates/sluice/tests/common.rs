@@ -6,13 +6,32 @@ use std::process::{Command, Output};
 
 /// Runs `sluice` with `args` in `project` and returns its output.
 pub fn sluice(project: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("--project")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("--project")
         .arg(project)
         .args(args)
-        .env("SLUICE_LOG", "error")
-        .output()
-        .expect("run sluice")
+        .env("SLUICE_LOG", "error");
+    if let Some(state) = state_db(project) {
+        cmd.env("SLUICE_STATE_DB", state);
+    }
+    cmd.output().expect("run sluice")
+}
+
+/// With `SLUICE_TEST_STATE_URL=postgres://…` set (`.ci/run`'s PostgreSQL pass), the state database
+/// of `project`: a schema of its own on that server, the same for every command a test runs in
+/// that project (named after its folder). Schemas are not dropped here: the pass uses a database
+/// of its own, dropped and created again by `.ci/run`.
+pub fn state_db(project: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let base = std::env::var("SLUICE_TEST_STATE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::canonicalize(project)
+        .unwrap_or_else(|_| project.to_path_buf())
+        .hash(&mut h);
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}schema=t_cli_{:016x}", h.finish()))
 }
 
 /// Runs and asserts success, returning stdout.

@@ -110,6 +110,7 @@ fn spawn_run(dir: &std::path::Path) -> std::process::Child {
         .arg(dir)
         .arg("run")
         .env("SLUICE_LOG", "error")
+        .envs(common::state_db(dir).map(|s| ("SLUICE_STATE_DB", s)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

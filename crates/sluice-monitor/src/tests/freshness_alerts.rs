@@ -102,7 +102,7 @@ async fn a_sweep_without_new_rows_does_not_make_data_fresh() {
     assert_eq!(
         freshness_report(
             &compiled,
-            &StateStore::open(&compiled.project.state_path()).unwrap(),
+            &StateStore::open(&compiled.project.state_location().unwrap()).unwrap(),
             clock.now()
         )
         .unwrap()
@@ -187,7 +187,7 @@ async fn the_report_shows_state_owner_bounds_and_open_incidents() {
     m.check_freshness(clock.now()).await.unwrap();
     let report = freshness_report(
         &compiled,
-        &StateStore::open(&compiled.project.state_path()).unwrap(),
+        &StateStore::open(&compiled.project.state_location().unwrap()).unwrap(),
         clock.now(),
     )
     .unwrap();

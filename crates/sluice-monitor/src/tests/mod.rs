@@ -80,7 +80,13 @@ pub fn write(dir: &Path, rel: &str, text: &str) {
 /// A project with two gold models owned by `finance` (`sales` has a 2h/6h SLA, `broken` none),
 /// whose alerts go to `owners_yaml`.
 pub fn project(dir: &Path, owners_yaml: &str) -> Arc<CompiledProject> {
-    write(dir, "sluice.yml", &format!("name: shop\n{owners_yaml}"));
+    // The state backend under test: SQLite in the project, or PostgreSQL (SLUICE_TEST_STATE_URL).
+    let state = sluice_state::testing::state_line_for(&dir.display().to_string()).unwrap();
+    write(
+        dir,
+        "sluice.yml",
+        &format!("name: shop\n{state}{owners_yaml}"),
+    );
     write(dir, "models/gold/sales.sql", "select 1 as id");
     write(dir, "models/gold/broken.sql", "select 1 as id");
     write(
@@ -141,7 +147,7 @@ fn node_record(run_id: &str, node: &str, status: &str, at: &str) -> NodeRecord {
 
 /// Records a successful run of `node` that wrote `rows` rows, finished at `at`, in the state database.
 pub fn record_success(compiled: &CompiledProject, node: &str, rows: i64, at: DateTime<Utc>) {
-    let state = StateStore::open(&compiled.project.state_path()).unwrap();
+    let state = StateStore::open(&compiled.project.state_location().unwrap()).unwrap();
     let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
     state
         .record_node(&NodeRecord {
@@ -161,7 +167,7 @@ pub fn record_result(
     status: &str,
     at: DateTime<Utc>,
 ) {
-    let state = StateStore::open(&compiled.project.state_path()).unwrap();
+    let state = StateStore::open(&compiled.project.state_location().unwrap()).unwrap();
     let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
     state.start_run(run_id, command, "", &at).unwrap();
     state

@@ -122,6 +122,15 @@ impl Drop for Decrement<'_> {
     }
 }
 
+/// The state backend under test: in memory, or a PostgreSQL schema of its own
+/// (`SLUICE_TEST_STATE_URL`), left for `.ci/run` to drop with its database.
+fn fresh_state() -> StateStore {
+    match sluice_state::testing::TestSchema::from_env("runner").unwrap() {
+        Some(s) => StateStore::open(&s.keep()).unwrap(),
+        None => StateStore::in_memory().unwrap(),
+    }
+}
+
 fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -181,7 +190,7 @@ fn status(s: &RunSummary, node: &str) -> NodeStatus {
 async fn transient_failures_are_retried_with_growing_delays() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let t = Step::Transient;
     let exec = Scripted::new(Duration::ZERO, &[("a", &[t, t, t, Step::Ok])]);
     let s = run_with(
@@ -216,7 +225,7 @@ async fn transient_failures_are_retried_with_growing_delays() {
 async fn permanent_failures_are_not_retried_and_retries_run_out() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let t = Step::Transient;
     let exec = Scripted::new(
         Duration::ZERO,
@@ -259,7 +268,7 @@ async fn permanent_failures_are_not_retried_and_retries_run_out() {
 async fn run_with_a_failing(on_failure: OnFailure) -> (RunSummary, Arc<StateStore>, Arc<Scripted>) {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(Duration::ZERO, &[("a", &[Step::Permanent])]);
     let s = run_with(&project, &engine, &state, &exec, policy(0, 5, on_failure)).await;
     (s, state, exec)
@@ -296,7 +305,7 @@ async fn fail_open_runs_the_downstream_on_stale_input() {
 async fn a_hanging_attempt_times_out_and_is_retried() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(Duration::ZERO, &[("d", &[Step::Hang, Step::Ok])]);
     let mut p = policy(1, 5, OnFailure::FailFast);
     p.timeout = Some(Duration::from_millis(150));
@@ -327,7 +336,7 @@ async fn a_hanging_attempt_times_out_and_is_retried() {
 async fn a_cancelled_run_stops_its_nodes_and_starts_no_more() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(
         Duration::ZERO,
         &[("a", &[Step::Hang]), ("d", &[Step::Hang])],
@@ -394,7 +403,7 @@ async fn a_cancelled_run_stops_its_nodes_and_starts_no_more() {
 async fn a_cancel_request_in_the_state_database_stops_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::open(&tmp.path().join("state.db")).unwrap());
+    let state = Arc::new(StateStore::open_sqlite(&tmp.path().join("state.db")).unwrap());
     let exec = Scripted::new(Duration::ZERO, &[("d", &[Step::Hang])]);
     let id = new_run_id();
     let task = tokio::spawn({
@@ -425,7 +434,7 @@ async fn a_cancel_request_in_the_state_database_stops_the_run() {
         }
     });
     // Another process (its own connection) asks for the cancel once the run hangs on `d`.
-    let other = StateStore::open(&tmp.path().join("state.db")).unwrap();
+    let other = StateStore::open_sqlite(&tmp.path().join("state.db")).unwrap();
     while !exec.order().contains(&"d".to_string()) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -451,7 +460,7 @@ async fn two_runs_never_run_the_same_node_at_once() {
     let exec = Scripted::new(Duration::from_millis(60), &[]);
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let state = Arc::new(StateStore::open(&db).unwrap());
+        let state = Arc::new(StateStore::open_sqlite(&db).unwrap());
         let (project, engine, exec) = (project.clone(), engine.clone(), exec.clone());
         tasks.push(tokio::spawn(async move {
             run(
@@ -488,7 +497,7 @@ async fn two_runs_never_run_the_same_node_at_once() {
 async fn independent_nodes_run_in_parallel_up_to_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let (project, engine) = chain(tmp.path()).await;
-    let state = Arc::new(StateStore::in_memory().unwrap());
+    let state = Arc::new(fresh_state());
     let exec = Scripted::new(Duration::from_millis(50), &[]);
     let s = run_with(
         &project,

@@ -33,12 +33,23 @@ pub(crate) struct Harness {
     pub(crate) engine: Engine,
     pub(crate) state: Arc<StateStore>,
     pub(crate) clock: ManualClock,
+    /// The PostgreSQL schema of this test (`SLUICE_TEST_STATE_URL`), dropped after the state.
+    pub(crate) _pg: Option<sluice_state::testing::TestSchema>,
 }
 
 pub(crate) async fn harness(files: &[(&str, &str)], start: DateTime<Utc>) -> Harness {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    write(&dir, "sluice.yml", "name: sched\n");
+    // The state backend under test: SQLite in the project, or a PostgreSQL schema of its own.
+    let pg = sluice_state::testing::TestSchema::from_env("sched").unwrap();
+    match &pg {
+        Some(s) => write(
+            &dir,
+            "sluice.yml",
+            &format!("name: sched\nstate: '{}'\n", s.yaml_value()),
+        ),
+        None => write(&dir, "sluice.yml", "name: sched\n"),
+    }
     for (rel, text) in files {
         write(&dir, rel, text);
     }
@@ -46,7 +57,7 @@ pub(crate) async fn harness(files: &[(&str, &str)], start: DateTime<Utc>) -> Har
     let compiled = compile(Arc::new(project)).unwrap_or_else(|e| panic!("{e:?}"));
     let lake = Lake::open(&compiled.project.lake_location()).unwrap();
     let engine = Engine::open(&lake, Some(&compiled)).await.unwrap();
-    let state = StateStore::open(&compiled.project.state_path()).unwrap();
+    let state = StateStore::open(&compiled.project.state_location().unwrap()).unwrap();
     Harness {
         _tmp: tmp,
         dir,
@@ -54,6 +65,44 @@ pub(crate) async fn harness(files: &[(&str, &str)], start: DateTime<Utc>) -> Har
         engine,
         state: Arc::new(state),
         clock: ManualClock::new(start),
+        _pg: pg,
+    }
+}
+
+/// Runs one statement on the harness's state database outside every store operation (to leave
+/// rows as a killed process would): `sqlite` and `postgres` are the same statement in each dialect,
+/// with `params` as `?1…` / `$1…`.
+pub(crate) fn raw_sql(h: &Harness, sqlite: &str, postgres: &str, params: &[String]) {
+    use sluice_state::StateLocation;
+    match h.project.project.state_location().unwrap() {
+        StateLocation::Sqlite(path) => {
+            sluice_state::SqliteStore::open(&path)
+                .unwrap()
+                .with(|c| c.execute(sqlite, rusqlite::params_from_iter(params)))
+                .unwrap();
+        }
+        StateLocation::Postgres(url) => {
+            // Inlined as literals (test values), from the last so `$1` does not match `$10`.
+            let mut sql = postgres.to_string();
+            for (i, p) in params.iter().enumerate().rev() {
+                sql = sql.replace(
+                    &format!("${}", i + 1),
+                    &format!("'{}'", p.replace('\'', "''")),
+                );
+            }
+            sluice_state::postgres::PostgresStore::connect(&url)
+                .unwrap()
+                .worker()
+                .call(move |c, rt| {
+                    rt.block_on(c.batch_execute(&sql)).map_err(|e| {
+                        sluice_state::StateError::Postgres {
+                            location: "test".into(),
+                            source: Box::new(e),
+                        }
+                    })
+                })
+                .unwrap();
+        }
     }
 }
 
@@ -95,7 +144,7 @@ impl Harness {
     /// A second scheduler on the same project, lake and state database (its own connection), as a
     /// second `sluice serve` process would be.
     pub(crate) fn second_scheduler(&self, opts: SchedulerOptions) -> Scheduler {
-        let state = StateStore::open(&self.project.project.state_path()).unwrap();
+        let state = StateStore::open(&self.project.project.state_location().unwrap()).unwrap();
         Scheduler::new(
             self.project.clone(),
             self.engine.clone(),

@@ -552,20 +552,20 @@ async fn a_killed_run_is_abandoned_and_holds_no_trigger_back() {
     .run_id;
     // What the killed process left: no store operation un-finishes a run, so its rows are written
     // as it would have left them, through a second connection to the state database.
-    sluice_state::SqliteStore::open(&h.project.project.state_path())
-        .unwrap()
-        .with(|c| {
-            c.execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?1",
-                [&killed],
-            )?;
-            c.execute(
-                "UPDATE run_processes SET process = ?2, start_ticks = NULL,
-                 plan = 'shop.orders\tsource\nstg_orders\tmodel' WHERE run_id = ?1",
-                [&killed, &gone.to_string()],
-            )
-        })
-        .unwrap();
+    raw_sql(
+        &h,
+        "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?1",
+        "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = $1",
+        &[killed.clone()],
+    );
+    let plan = "UPDATE run_processes SET process = ?2, start_ticks = NULL,
+                plan = 'shop.orders\tsource\nstg_orders\tmodel' WHERE run_id = ?1";
+    raw_sql(
+        &h,
+        plan,
+        &plan.replace('?', "$"),
+        &[killed.clone(), gone.to_string()],
+    );
     assert!(
         h.state.unfinished_runs().unwrap().contains(&killed),
         "unreaped, it would hold the trigger back"

@@ -1,6 +1,6 @@
 //! The PostgreSQL backend (issue 15): its connection worker, its migrations, and every store trait
-//! (so [`crate::State`]), run through the conformance suite by `tests/postgres_backend.rs`. Nothing
-//! chooses it yet: [`crate::connect`] opens SQLite (`state:` is still resolved as a path).
+//! (so [`crate::State`]), run through the conformance suite by `tests/postgres_backend.rs`.
+//! [`crate::connect`] chooses it for `state: postgres://…` ([`PostgresStore::connect`]).
 //!
 //! The store operations are synchronous and are called from inside tokio tasks as well as from
 //! plain threads, so the client cannot block on the caller's runtime. A [`Worker`] owns a
@@ -12,9 +12,12 @@ use std::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 
 mod control;
+pub mod copy;
 mod history;
 mod incidents;
 mod partitions;
+
+use sluice_core::state_location::PostgresUrl;
 
 use crate::StateError;
 use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
@@ -22,6 +25,10 @@ use crate::migration::{Dialect, MIGRATIONS, Migration, StateBackend, migrate};
 /// Serialises migrations across every process using one database (an arbitrary constant: the
 /// first bytes of "sluice" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736c_7569_6365;
+
+/// How long connecting may take (TCP and the server's answer) when the URL sets no
+/// `connect_timeout`.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce(&mut Client, &tokio::runtime::Runtime) + Send>;
 
@@ -36,9 +43,30 @@ impl Worker {
     /// Connects with `config` (a `postgres://` URL or `key=value` pairs). `location` names the
     /// database in messages (never with a password).
     pub fn connect(config: &str, location: &str) -> Result<Worker, StateError> {
+        let config =
+            config
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| StateError::Postgres {
+                    location: location.to_string(),
+                    source: Box::new(e),
+                })?;
+        Worker::connect_with(config, location)
+    }
+
+    /// Connects with a parsed `config`; without a `connect_timeout` of its own it gets
+    /// [`CONNECT_TIMEOUT`], so an unreachable server is an error, not a hang.
+    pub fn connect_with(
+        mut config: tokio_postgres::Config,
+        location: &str,
+    ) -> Result<Worker, StateError> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("sluice");
+        }
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, connected) = mpsc::channel::<Result<(), tokio_postgres::Error>>();
-        let config = config.to_string();
         let failed = |source: Box<dyn std::error::Error + Send + Sync>| StateError::Postgres {
             location: location.to_string(),
             source,
@@ -51,7 +79,7 @@ impl Worker {
             .name("sluice-state-postgres".into())
             .spawn(move || {
                 let client = runtime.block_on(async {
-                    let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
+                    let (client, connection) = config.connect(NoTls).await?;
                     tokio::spawn(async move {
                         if let Err(e) = connection.await {
                             tracing::warn!(error = %e, "state database connection ended");
@@ -201,6 +229,85 @@ impl StateBackend for PostgresBackend<'_> {
     }
 }
 
+/// The driver's configuration for `url`: its `schema` becomes the connection's `search_path`
+/// (after any `options` the URL sets itself).
+pub fn url_config(url: &PostgresUrl) -> Result<tokio_postgres::Config, StateError> {
+    let mut config = url
+        .connection_url()
+        .parse::<tokio_postgres::Config>()
+        .map_err(|e| StateError::Postgres {
+            location: url.to_string(),
+            source: with_cause(&e).into(),
+        })?;
+    if let Some(schema) = url.schema() {
+        // The name is checked (lower-case letters, digits, `_`), so it needs no quoting here.
+        let options = match config.get_options() {
+            Some(o) => format!("{o} -c search_path={schema}"),
+            None => format!("-c search_path={schema}"),
+        };
+        config.options(&options);
+    }
+    Ok(config)
+}
+
+/// The driver's message with its cause (its configuration errors say only "invalid connection
+/// string" at the top).
+fn with_cause(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Creates `schema` if missing, under the migration lock (`CREATE SCHEMA IF NOT EXISTS` is not
+/// race-free between processes).
+fn create_schema(worker: &Worker, schema: &str) -> Result<(), StateError> {
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+    let location = worker.location().to_string();
+    worker.call(move |client, runtime| {
+        runtime
+            .block_on(async {
+                let tx = client.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                    .await?;
+                tx.batch_execute(&sql).await?;
+                tx.commit().await
+            })
+            .map_err(|e| StateError::Postgres {
+                location,
+                source: Box::new(e),
+            })
+    })
+}
+
+/// The schema version of the database at `url`, read without creating or migrating anything (0:
+/// no state tables there yet).
+pub fn peek_version(url: &PostgresUrl) -> Result<u32, StateError> {
+    let worker = Worker::connect_with(url_config(url)?, &url.to_string())?;
+    let location = url.to_string();
+    worker.call(move |client, runtime| {
+        runtime
+            .block_on(async {
+                let exists: bool = client
+                    .query_one(
+                        "SELECT to_regclass('sluice_schema_version') IS NOT NULL",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if exists {
+                    read_version(client).await
+                } else {
+                    Ok(0)
+                }
+            })
+            .map_err(|e| StateError::Postgres {
+                location,
+                source: Box::new(e),
+            })
+    })
+}
+
 /// A state database on PostgreSQL: one connection ([`Worker`]), migrated when opened.
 #[derive(Debug)]
 pub struct PostgresStore {
@@ -216,9 +323,25 @@ impl PostgresStore {
         Ok(PostgresStore { worker })
     }
 
+    /// Connects to `url` (a `state: postgres://…` location): with `?schema=name`, the state
+    /// tables live in that schema, created if missing, so several projects can share one database.
+    pub fn connect(url: &PostgresUrl) -> Result<PostgresStore, StateError> {
+        let worker = Worker::connect_with(url_config(url)?, &url.to_string())?;
+        if let Some(schema) = url.schema() {
+            create_schema(&worker, schema)?;
+        }
+        migrate(&mut PostgresBackend::new(&worker), MIGRATIONS)?;
+        Ok(PostgresStore { worker })
+    }
+
     /// Where the database is, for messages.
     pub fn location(&self) -> &str {
         self.worker.location()
+    }
+
+    /// The connection (for `sluice state migrate`, and tests).
+    pub fn worker(&self) -> &Worker {
+        &self.worker
     }
 
     /// Runs `f` on the connection's thread, turning its error into [`StateError::Postgres`].

@@ -155,8 +155,8 @@ pub fn partitions(dir: &Path, asset: &str, json: bool) -> Result<ExitCode> {
     let tp = model.config.time_partition.as_ref().ok_or_else(|| {
         anyhow!("`{asset}` is not time-partitioned (its config has no `partition_by: {{field: ..., granularity: ...}}`)")
     })?;
-    let state =
-        StateStore::open(&compiled.project.state_path()).context("opening the state database")?;
+    let state = StateStore::open(&compiled.project.state_location()?)
+        .context("opening the state database")?;
     let l = listing(&state, asset, tp)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&l)?);

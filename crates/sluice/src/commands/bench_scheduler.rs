@@ -142,7 +142,7 @@ pub async fn bench_scheduler(b: &SchedulerBench, dir: Option<&Path>) -> Result<E
     let edges = compiled.graph.edges().len();
     let lake = Lake::open(&compiled.project.lake_location())?;
     let engine = Engine::open(&lake, Some(&compiled)).await?;
-    let state = Arc::new(StateStore::open(&compiled.project.state_path())?);
+    let state = Arc::new(StateStore::open(&compiled.project.state_location()?)?);
     let mut runs = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();

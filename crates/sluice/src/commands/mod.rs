@@ -23,6 +23,7 @@ mod scheduler;
 pub mod select;
 mod serve;
 mod shopflow_files;
+mod state;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,13 +36,15 @@ use sluice_lake::Lake;
 use sluice_orchestrate::StateStore;
 use sluice_transform::{CompiledProject, Engine, compile};
 
-use crate::cli::{Cli, Command, RunsAction};
+use crate::cli::{Cli, Command, RunsAction, StateAction};
 
 /// `--target` and `--vars`: they apply to every project a command loads.
 #[derive(Debug, Default)]
 pub struct LoadSettings {
     /// `--target`.
     pub target: Option<String>,
+    /// `--state-db` / `SLUICE_STATE_DB`.
+    pub state_db: Option<String>,
     /// `--vars`, parsed.
     pub vars: BTreeMap<String, serde_json::Value>,
 }
@@ -77,6 +80,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     };
     let _ = SETTINGS.set(LoadSettings {
         target: cli.target.clone(),
+        state_db: cli.state_db.clone().filter(|s| !s.is_empty()),
         vars,
     });
     match cli.command {
@@ -119,6 +123,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             (Some(RunsAction::Cancel { run_id }), _) => runs::cancel(&project, &run_id),
             (None, Some(run_id)) => runs::show(&project, &run_id, false),
             (None, None) => runs::list(&project, limit),
+        },
+        Command::State { action } => match action {
+            StateAction::Version => state::version(&project),
+            StateAction::Migrate { to, replace } => state::migrate(&project, &to, replace),
         },
         Command::Retry { run_id, threads } => runs::retry(&project, &run_id, threads).await,
         Command::Backfill {
@@ -314,7 +322,7 @@ pub fn load(dir: &Path) -> Result<Arc<CompiledProject>> {
 }
 
 /// Applies the target `name` (or sluice.yml's `target:`), `${ENV}` in `lake:`/`state:`, the target's
-/// connections, and `--vars`.
+/// connections, `--state-db`, and `--vars`.
 fn apply_target(project: &mut Project, name: Option<&str>, settings: &LoadSettings) -> Result<()> {
     let sluice_yml = project.root.join("sluice.yml");
     let (connections, target) = project
@@ -344,6 +352,11 @@ fn apply_target(project: &mut Project, name: Option<&str>, settings: &LoadSettin
                 decl.path.display()
             ));
         }
+    }
+    if let Some(state) = &settings.state_db {
+        sluice_core::StateLocation::parse(state, &project.root)
+            .map_err(|e| anyhow!("--state-db (or SLUICE_STATE_DB): {e}"))?;
+        project.config.state = state.clone();
     }
     project.config.vars.extend(settings.vars.clone());
     Ok(())
@@ -377,8 +390,9 @@ async fn open_with(
     let engine = Engine::open_with(&lake, Some(&compiled), options)
         .await
         .context("opening the SQL engine over the lake")?;
-    let state =
-        StateStore::open(&compiled.project.state_path()).context("opening the state database")?;
+    let location = compiled.project.state_location()?;
+    let state = StateStore::open(&location)
+        .with_context(|| format!("opening the state database {location}"))?;
     Ok(Workspace {
         compiled,
         engine,

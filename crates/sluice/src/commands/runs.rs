@@ -15,7 +15,7 @@ const BAR: usize = 40;
 
 fn state_of(dir: &Path) -> Result<StateStore> {
     let compiled = load(dir)?;
-    Ok(StateStore::open(&compiled.project.state_path())?)
+    Ok(StateStore::open(&compiled.project.state_location()?)?)
 }
 
 /// Lists the latest runs.

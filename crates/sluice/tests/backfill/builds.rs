@@ -114,6 +114,7 @@ fn a_killed_backfill_resumes_with_only_what_is_left() {
         .args(args)
         .env("SLUICE_LOG", "error")
         .env("SLUICE_NOW", NOW)
+        .envs(super::common::state_db(dir).map(|s| ("SLUICE_STATE_DB", s)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -26,6 +26,7 @@ fn sluice(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("SLUICE_LOG", "error")
         .env("SLUICE_NOW", NOW)
+        .envs(common::state_db(dir).map(|s| ("SLUICE_STATE_DB", s)))
         .output()
         .expect("run sluice")
 }

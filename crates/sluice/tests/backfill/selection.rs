@@ -42,6 +42,7 @@ fn the_api_starts_a_backfill_and_reports_its_progress() {
         ])
         .env("SLUICE_LOG", "error")
         .env("SLUICE_NOW", NOW)
+        .envs(super::common::state_db(dir).map(|s| ("SLUICE_STATE_DB", s)))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
