@@ -24,10 +24,15 @@
 //! then a second coercion pass), so they apply to every plan of a session opened for the project:
 //! model builds, views, checks and ad-hoc queries alike.
 
+pub mod checked_sum;
 pub mod divide;
+pub mod numeric;
+pub mod overflow;
 pub mod rewrite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_numeric;
 
 use std::fmt;
 use std::str::FromStr;
@@ -163,6 +168,18 @@ impl Dialect {
         }
     }
 
+    /// Whether `NUMERIC` is BigQuery's `DECIMAL(38, 9)`, with products and quotients at scale 9
+    /// ([`numeric`]).
+    pub fn numeric_is_bigquery(self) -> bool {
+        self == Dialect::BigQuery
+    }
+
+    /// Whether integer `+ - *` and `sum(bigint)` fail on overflow: in every warehouse dialect
+    /// ([`overflow`]). `datafusion` keeps DataFusion's wrapping arithmetic, as it keeps everything.
+    pub fn integer_overflow_fails(self) -> bool {
+        self != Dialect::DataFusion
+    }
+
     /// Whether one-argument `log(x)` is the natural logarithm (DataFusion: base 10).
     pub fn log_is_natural(self) -> bool {
         matches!(self, Dialect::BigQuery | Dialect::Databricks)
@@ -199,6 +216,11 @@ impl Dialect {
         if !self.rewrites() {
             return builder.build();
         }
+        let builder = if self.numeric_is_bigquery() {
+            builder.with_type_planner(Arc::new(numeric::BigQueryTypes))
+        } else {
+            builder
+        };
         let mut state = builder
             .with_analyzer_rule(Arc::new(rewrite::DialectRule::new(self)))
             .with_analyzer_rule(Arc::new(TypeCoercion::new()))
