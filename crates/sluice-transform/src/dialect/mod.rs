@@ -16,7 +16,12 @@
 //! | `date ± integer` (days), `date - date` (days) | DataFusion already computes days, as DuckDB, PostgreSQL and Snowflake do | — |
 //! | one-argument `log(x)` | natural log in BigQuery and Databricks; BigQuery's `log(x, base)` order | [`rewrite`] |
 //! | NULL ordering of `ORDER BY` | the dialect's default (`nulls_last` in DuckDB, smallest in BigQuery/Spark) | [`Dialect::null_ordering`] |
+//! | integer `+ - *` and `sum(bigint)` past ±9.2·10¹⁸ | an error in every warehouse dialect (DataFusion wraps around); `sum(DISTINCT …)` is reported | [`overflow`], [`checked_sum`] |
+//! | BigQuery `NUMERIC` | `DECIMAL(38, 9)`; `*` and `/` give scale 9, rounded half away from zero; `BIGNUMERIC`, `INT64`, `FLOAT64` type names | [`numeric`] |
 //!
+//! The `datafusion` dialect (the default when nothing names one) changes nothing, overflow
+//! included: it is DataFusion's semantics as documented there. A project that wants overflow to
+//! fail names its warehouse (`postgres` reads as DataFusion everywhere else).
 //! What cannot be matched is never changed silently: [`review`] finds it in the model files and
 //! `sluice validate` prints it with file and line. docs/coming-from-dbt.md has the full table.
 //!

@@ -304,4 +304,10 @@ fn review_reports_what_is_not_matched_with_file_and_line() {
     );
     // No dialect, no notes.
     assert!(crate::dialect_review::review_text(Dialect::DataFusion, p, text).is_empty());
+    // sum(DISTINCT …) keeps DataFusion's wrapping accumulator: reported; a plain sum is checked.
+    let text = "select\n  sum(amount),\n  sum( DISTINCT amount)\nfrom t\n";
+    let notes = crate::dialect_review::review_text(Dialect::Postgres, p, text);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].line, 3);
+    assert!(notes[0].message.contains("sum(DISTINCT"), "{}", notes[0]);
 }

@@ -260,4 +260,3 @@ async fn bigquery_numeric_products_and_quotients_keep_scale_9() {
         "NULL,3.000000000"
     );
 }
-
