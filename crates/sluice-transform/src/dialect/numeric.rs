@@ -56,7 +56,10 @@ fn decimal(p: u64, s: i64) -> DfResult<DataType> {
     let bad = || DataFusionError::Plan(format!("BIGNUMERIC({p}, {s}) is out of range"));
     let p8 = u8::try_from(p).map_err(|_| bad())?;
     let s8 = i8::try_from(s).map_err(|_| bad())?;
-    if p8 == 0 || p8 > 76 || s8 < 0 || s8 > 38 || u8::try_from(s8).map_err(|_| bad())? > p8 {
+    if !(1..=76).contains(&p8)
+        || !(0..=38).contains(&s8)
+        || u8::try_from(s8).map_err(|_| bad())? > p8
+    {
         return Err(bad());
     }
     Ok(if p8 <= 38 {

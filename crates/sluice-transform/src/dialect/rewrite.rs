@@ -150,7 +150,7 @@ fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transf
         }
         Expr::AggregateFunction(mut f)
             if dialect.integer_overflow_fails()
-                && is_bigint_sum(&f.func.name(), &f.params.args, f.params.distinct, schema) =>
+                && is_bigint_sum(f.func.name(), &f.params.args, f.params.distinct, schema) =>
         {
             f.func = CheckedSum::udaf();
             Ok(Transformed::yes(Expr::AggregateFunction(f)))
