@@ -271,3 +271,63 @@ async fn the_jaffle_fixture_means_what_its_adapter_means() {
         );
     }
 }
+
+/// A model whose BIGINT arithmetic overflows fails, naming the model, under every warehouse dialect
+/// (DataFusion would wrap around); the other models build with their usual figures. Under
+/// `sluice_dialect: datafusion` the wrapped figure is DataFusion's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_model_fails_under_a_warehouse_dialect() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jaffle_dialect");
+    // order_id 1 gives 2^62, order_id 2 gives 2^63: one beyond the largest BIGINT.
+    let model =
+        "select order_id, order_id * 4611686018427387904 as scaled from {{ ref('stg_orders') }}\n";
+    for var in [None, Some("postgres"), Some("datafusion")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        copy_dir(&fixture, dir);
+        write(dir, "models/marts/scaled_orders.sql", model);
+        if let Some(d) = var {
+            let project = std::fs::read_to_string(dir.join("dbt_project.yml")).unwrap();
+            write(
+                dir,
+                "dbt_project.yml",
+                &format!("{project}\nvars:\n  sluice_dialect: {d}\n"),
+            );
+        }
+        let (engine, summary) = run_once(dir).await;
+        for n in &summary.nodes {
+            let is_scaled = n.node.to_string().contains("scaled_orders");
+            if is_scaled && var != Some("datafusion") {
+                assert_eq!(n.status, NodeStatus::Failed, "{var:?}");
+                let e = n.error.clone().unwrap_or_default();
+                assert!(
+                    e.contains("scaled_orders") && e.contains("integer overflow"),
+                    "{var:?}: {e}"
+                );
+            } else {
+                assert_eq!(
+                    n.status,
+                    NodeStatus::Success,
+                    "{var:?} {}: {:?}",
+                    n.node,
+                    n.error
+                );
+            }
+        }
+        if var == Some("datafusion") {
+            assert_eq!(
+                rows(
+                    &engine,
+                    "select scaled from gold.scaled_orders where order_id <= 2 order by order_id"
+                )
+                .await,
+                ["4611686018427387904", "-9223372036854775808"]
+            );
+        }
+        assert_eq!(
+            rows(&engine, "select count(*) from gold.orders").await,
+            ["3"],
+            "{var:?}"
+        );
+    }
+}

@@ -83,12 +83,14 @@ pub mod sql {
 }
 
 /// What analyzer rules are written with: logical expressions and their rewriters, the optimizer's
-/// analyzer passes, tree traversal, configuration, and the built-in function library. Only the
-/// transform crate's dialect rewrites need these.
+/// analyzer passes, tree traversal, configuration, the built-in function library, the SQL type
+/// planner hook, and the null tracking of grouped aggregates. Only the transform crate's dialect
+/// rewrites need these.
 pub mod extension {
     pub use datafusion::common::config::ConfigOptions;
     pub use datafusion::common::tree_node;
     pub use datafusion::functions;
     pub use datafusion::logical_expr;
     pub use datafusion::optimizer;
+    pub use datafusion::physical_expr::NullState;
 }

@@ -82,6 +82,20 @@ const CHECKS: &[Check] = &[
         message: "a start position of 0 counts as 1 in this dialect, but as the position before the \
                   first character in DataFusion (one character fewer); start at 1",
     },
+    Check {
+        dialects: &[
+            Dialect::Postgres,
+            Dialect::Snowflake,
+            Dialect::DuckDb,
+            Dialect::BigQuery,
+            Dialect::Databricks,
+        ],
+        function: &["sum"],
+        matches: |args| matches!(args.first().and_then(|a| a.first()), Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("distinct")),
+        message: "sum(DISTINCT …) of integers wraps around past ±9.2·10¹⁸ in DataFusion, where this \
+                  dialect fails or returns a wider type (plain sum(…) is checked); cast the argument \
+                  to DECIMAL(38, 0) if it can get there",
+    },
 ];
 
 /// Every note for the models of a compiled project, by file and line.

@@ -16,7 +16,12 @@
 //! | `date ± integer` (days), `date - date` (days) | DataFusion already computes days, as DuckDB, PostgreSQL and Snowflake do | — |
 //! | one-argument `log(x)` | natural log in BigQuery and Databricks; BigQuery's `log(x, base)` order | [`rewrite`] |
 //! | NULL ordering of `ORDER BY` | the dialect's default (`nulls_last` in DuckDB, smallest in BigQuery/Spark) | [`Dialect::null_ordering`] |
+//! | integer `+ - *` and `sum(bigint)` past ±9.2·10¹⁸ | an error in every warehouse dialect (DataFusion wraps around); `sum(DISTINCT …)` is reported | [`overflow`], [`checked_sum`] |
+//! | BigQuery `NUMERIC` | `DECIMAL(38, 9)`; `*` and `/` give scale 9, rounded half away from zero; `BIGNUMERIC`, `INT64`, `FLOAT64` type names | [`numeric`] |
 //!
+//! The `datafusion` dialect (the default when nothing names one) changes nothing, overflow
+//! included: it is DataFusion's semantics as documented there. A project that wants overflow to
+//! fail names its warehouse (`postgres` reads as DataFusion everywhere else).
 //! What cannot be matched is never changed silently: [`review`] finds it in the model files and
 //! `sluice validate` prints it with file and line. docs/coming-from-dbt.md has the full table.
 //!
@@ -24,10 +29,15 @@
 //! then a second coercion pass), so they apply to every plan of a session opened for the project:
 //! model builds, views, checks and ad-hoc queries alike.
 
+pub mod checked_sum;
 pub mod divide;
+pub mod numeric;
+pub mod overflow;
 pub mod rewrite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_numeric;
 
 use std::fmt;
 use std::str::FromStr;
@@ -163,6 +173,18 @@ impl Dialect {
         }
     }
 
+    /// Whether `NUMERIC` is BigQuery's `DECIMAL(38, 9)`, with products and quotients at scale 9
+    /// ([`numeric`]).
+    pub fn numeric_is_bigquery(self) -> bool {
+        self == Dialect::BigQuery
+    }
+
+    /// Whether integer `+ - *` and `sum(bigint)` fail on overflow: in every warehouse dialect
+    /// ([`overflow`]). `datafusion` keeps DataFusion's wrapping arithmetic, as it keeps everything.
+    pub fn integer_overflow_fails(self) -> bool {
+        self != Dialect::DataFusion
+    }
+
     /// Whether one-argument `log(x)` is the natural logarithm (DataFusion: base 10).
     pub fn log_is_natural(self) -> bool {
         matches!(self, Dialect::BigQuery | Dialect::Databricks)
@@ -199,6 +221,11 @@ impl Dialect {
         if !self.rewrites() {
             return builder.build();
         }
+        let builder = if self.numeric_is_bigquery() {
+            builder.with_type_planner(Arc::new(numeric::BigQueryTypes))
+        } else {
+            builder
+        };
         let mut state = builder
             .with_analyzer_rule(Arc::new(rewrite::DialectRule::new(self)))
             .with_analyzer_rule(Arc::new(TypeCoercion::new()))

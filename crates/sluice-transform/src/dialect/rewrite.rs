@@ -11,7 +11,8 @@ use sluice_engine::extension::logical_expr::expr::{Cast, ScalarFunction, TryCast
 use sluice_engine::extension::logical_expr::expr_rewriter::NamePreserver;
 use sluice_engine::extension::logical_expr::utils::merge_schema;
 use sluice_engine::extension::logical_expr::{
-    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, binary_expr, lit, when,
+    BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, WindowFunctionDefinition, binary_expr,
+    lit, when,
 };
 use sluice_engine::extension::optimizer::analyzer::AnalyzerRule;
 use sluice_engine::extension::tree_node::{Transformed, TreeNode};
@@ -20,7 +21,10 @@ use sluice_engine::{DFSchema, DfResult, ScalarValue};
 use arrow::datatypes::DataType;
 use sluice_engine::extension::functions::math::expr_fn;
 
+use super::checked_sum::CheckedSum;
 use super::divide::DialectDivide;
+use super::numeric::{NumericArithmetic, is_numeric_product_or_quotient};
+use super::overflow::{CheckedArithmetic, CheckedOp};
 use super::{CastRounding, Dialect, IntegerDivision};
 
 /// The post-coercion pass: division, `concat` with NULL, float → integer casts, `log`.
@@ -99,6 +103,16 @@ fn round(x: Expr) -> Expr {
 /// One expression, after its children.
 fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if dialect.numeric_is_bigquery()
+                && is_numeric_product_or_quotient(
+                    op,
+                    type_of(&left, schema).as_ref(),
+                    type_of(&right, schema).as_ref(),
+                ) =>
+        {
+            Ok(Transformed::yes(NumericArithmetic::call(op, *left, *right)))
+        }
         Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Divide,
@@ -114,6 +128,40 @@ fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transf
                 *left,
                 *right,
             )))
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if dialect.integer_overflow_fails()
+                && CheckedOp::of(op).is_some()
+                && same_integers(
+                    type_of(&left, schema).as_ref(),
+                    type_of(&right, schema).as_ref(),
+                ) =>
+        {
+            match CheckedOp::of(op) {
+                Some(checked) => Ok(Transformed::yes(CheckedArithmetic::call(
+                    checked, *left, *right,
+                ))),
+                None => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op,
+                    right,
+                }))),
+            }
+        }
+        Expr::AggregateFunction(mut f)
+            if dialect.integer_overflow_fails()
+                && is_bigint_sum(f.func.name(), &f.params.args, f.params.distinct, schema) =>
+        {
+            f.func = CheckedSum::udaf();
+            Ok(Transformed::yes(Expr::AggregateFunction(f)))
+        }
+        Expr::WindowFunction(mut w)
+            if dialect.integer_overflow_fails()
+                && matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(u)
+                    if is_bigint_sum(u.name(), &w.params.args, w.params.distinct, schema)) =>
+        {
+            w.fun = WindowFunctionDefinition::AggregateUDF(CheckedSum::udaf());
+            Ok(Transformed::yes(Expr::WindowFunction(w)))
         }
         Expr::ScalarFunction(f) => rewrite_function(dialect, f, schema),
         Expr::Cast(Cast { expr, field }) if field.data_type().is_integer() => {
@@ -136,6 +184,18 @@ fn rewrite_expr(dialect: Dialect, e: Expr, schema: &DFSchema) -> DfResult<Transf
         }
         other => Ok(Transformed::no(other)),
     }
+}
+
+/// Whether both operands are integers of one type (after type coercion they are, for `+ - *` of
+/// two integers; a date plus an integer is not rewritten).
+fn same_integers(left: Option<&DataType>, right: Option<&DataType>) -> bool {
+    matches!((left, right), (Some(l), Some(r)) if is_integer(l) && l == r)
+}
+
+/// `sum(x)` of a `BIGINT` (DataFusion's `sum` of any signed integer, after coercion), not DISTINCT
+/// (its own accumulator; reported by `validate` instead).
+fn is_bigint_sum(name: &str, args: &[Expr], distinct: bool, schema: &DFSchema) -> bool {
+    name == "sum" && !distinct && matches!(args, [x] if type_of(x, schema) == Some(DataType::Int64))
 }
 
 /// Whether the dialect divides these operand types differently from DataFusion: integers (all but

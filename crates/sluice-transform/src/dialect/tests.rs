@@ -10,13 +10,13 @@ use sluice_engine::SessionStateBuilder;
 
 use super::Dialect;
 
-fn context(dialect: Dialect) -> SessionContext {
+pub(super) fn context(dialect: Dialect) -> SessionContext {
     SessionContext::new_with_state(
         dialect.build_state(SessionStateBuilder::new().with_default_features()),
     )
 }
 
-async fn run(dialect: Dialect, sql: &str) -> Result<Vec<RecordBatch>, String> {
+pub(super) async fn run(dialect: Dialect, sql: &str) -> Result<Vec<RecordBatch>, String> {
     let ctx = context(dialect);
     ctx.sql(
         "create table t (a bigint, b int, s varchar, d date, f double) as values \
@@ -36,7 +36,7 @@ async fn run(dialect: Dialect, sql: &str) -> Result<Vec<RecordBatch>, String> {
 }
 
 /// Every value of the first column, as text (`NULL` for null).
-async fn column(dialect: Dialect, sql: &str) -> Result<Vec<String>, String> {
+pub(super) async fn column(dialect: Dialect, sql: &str) -> Result<Vec<String>, String> {
     let batches = run(dialect, sql).await?;
     let mut out = Vec::new();
     for b in &batches {
@@ -52,14 +52,14 @@ async fn column(dialect: Dialect, sql: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-async fn one(dialect: Dialect, sql: &str) -> String {
+pub(super) async fn one(dialect: Dialect, sql: &str) -> String {
     match column(dialect, sql).await {
         Ok(v) => v.join(","),
         Err(e) => format!("error: {e}"),
     }
 }
 
-async fn first_type(dialect: Dialect, sql: &str) -> DataType {
+pub(super) async fn first_type(dialect: Dialect, sql: &str) -> DataType {
     let batches = run(dialect, sql).await.unwrap();
     batches[0].schema().field(0).data_type().clone()
 }
@@ -304,4 +304,10 @@ fn review_reports_what_is_not_matched_with_file_and_line() {
     );
     // No dialect, no notes.
     assert!(crate::dialect_review::review_text(Dialect::DataFusion, p, text).is_empty());
+    // sum(DISTINCT …) keeps DataFusion's wrapping accumulator: reported; a plain sum is checked.
+    let text = "select\n  sum(amount),\n  sum( DISTINCT amount)\nfrom t\n";
+    let notes = crate::dialect_review::review_text(Dialect::Postgres, p, text);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].line, 3);
+    assert!(notes[0].message.contains("sum(DISTINCT"), "{}", notes[0]);
 }
