@@ -150,16 +150,15 @@ impl StateLocation {
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             return PostgresUrl::parse(value).map(StateLocation::Postgres);
         }
-        if let Some((scheme, _)) = value.split_once("://") {
-            if !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '+')
-            {
-                return Err(format!(
-                    "`{scheme}://` is not a state backend: use a SQLite file path or a postgres:// URL"
-                ));
-            }
+        if let Some((scheme, _)) = value.split_once("://")
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
+            return Err(format!(
+                "`{scheme}://` is not a state backend: use a SQLite file path or a postgres:// URL"
+            ));
         }
         if value.is_empty() {
             return Err("empty: use a SQLite file path or a postgres:// URL".into());

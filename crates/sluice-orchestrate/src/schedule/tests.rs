@@ -556,7 +556,7 @@ async fn a_killed_run_is_abandoned_and_holds_no_trigger_back() {
         &h,
         "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?1",
         "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = $1",
-        &[killed.clone()],
+        std::slice::from_ref(&killed),
     );
     let plan = "UPDATE run_processes SET process = ?2, start_ticks = NULL,
                 plan = 'shop.orders\tsource\nstg_orders\tmodel' WHERE run_id = ?1";
