@@ -42,9 +42,10 @@ pub async fn ready(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         }))
         .await
     };
-    let lake_location = s.compiled.project.lake_location();
+    // The lake this process reads (the engine's), not only the one the project names.
+    let lake_root = s.engine.lake().root_path().to_path_buf();
     let lake = check(tokio::task::spawn_blocking(move || {
-        lake_reachable(&lake_location)
+        lake_reachable(&lake_root)
     }))
     .await;
     let ok = state.is_ok() && lake.is_ok();
@@ -87,13 +88,8 @@ fn outcome(r: &Result<(), String>) -> Value {
     }
 }
 
-/// The lake answers when its root is a folder this process can list. A URL lake (object storage)
-/// is checked by its own store; here it counts as reachable.
-fn lake_reachable(location: &str) -> Result<(), String> {
-    if location.contains("://") {
-        return Ok(());
-    }
-    let path = Path::new(location);
+/// The lake answers when its root is a folder this process can list.
+fn lake_reachable(path: &Path) -> Result<(), String> {
     std::fs::read_dir(path)
         .map(|_| ())
         .map_err(|e| format!("cannot list the lake folder {}: {e}", path.display()))
@@ -106,9 +102,8 @@ mod tests {
     #[test]
     fn a_missing_lake_folder_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(lake_reachable(dir.path().to_str().unwrap()).is_ok());
-        let gone = dir.path().join("nope");
-        let err = lake_reachable(gone.to_str().unwrap()).unwrap_err();
+        assert!(lake_reachable(dir.path()).is_ok());
+        let err = lake_reachable(&dir.path().join("nope")).unwrap_err();
         assert!(err.contains("nope"), "{err}");
     }
 }
