@@ -78,27 +78,13 @@ const UNSUPPORTED_TAGS: &[(&str, &str)] = &[
 /// `adapter` methods that work without a warehouse.
 const ADAPTER_OK: &[&str] = &["quote", "dispatch"];
 
-/// The line and column (in characters, both 1-based) of a byte offset.
-pub fn position_of(text: &str, offset: usize) -> Position {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Position {
-        line: before.matches('\n').count() + 1,
-        column: before[line_start..].chars().count() + 1,
-    }
-}
-
 /// Scans Jinja-SQL text (a model, macro, snapshot or test) for unsupported uses.
 pub fn scan_sql(path: &Path, text: &str, packages: &BTreeSet<String>) -> Vec<Unsupported> {
     let mut out = Vec::new();
     let mut push = |offset: usize, feature: String| {
         let u = Unsupported {
             path: path.to_path_buf(),
-            pos: Some(position_of(text, offset)),
+            pos: Some(Position::of_offset(text, offset)),
             feature,
         };
         if !out.contains(&u) {

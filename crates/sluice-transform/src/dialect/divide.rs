@@ -87,14 +87,7 @@ impl ScalarUDFImpl for DialectDivide {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let [left, right] = arrays.as_slice() else {
-            return Err(DataFusionError::Internal(format!(
-                "{} takes two arguments, got {}",
-                self.name(),
-                arrays.len()
-            )));
-        };
+        let [left, right] = &super::two_arrays(self.name(), &args)?;
         let out = match self.mode {
             IntegerDivision::SnowflakeNumber => {
                 let (a, s1) = exact(left)?;

@@ -43,8 +43,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
+use sluice_engine::extension::logical_expr::{ColumnarValue, ScalarFunctionArgs};
 use sluice_engine::extension::optimizer::analyzer::type_coercion::TypeCoercion;
-use sluice_engine::{SessionState, SessionStateBuilder};
+use sluice_engine::{DataFusionError, DfResult, SessionState, SessionStateBuilder};
 
 /// The SQL dialect a project's models are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]
@@ -237,4 +239,13 @@ impl Dialect {
             .default_null_ordering = self.null_ordering().to_string();
         state
     }
+}
+
+/// The two arguments of a binary function as arrays (a scalar is repeated to the batch's length),
+/// or an internal error naming the function.
+fn two_arrays(name: &str, args: &ScalarFunctionArgs) -> DfResult<[ArrayRef; 2]> {
+    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+    let n = arrays.len();
+    <[ArrayRef; 2]>::try_from(arrays)
+        .map_err(|_| DataFusionError::Internal(format!("{name} takes two arguments, got {n}")))
 }

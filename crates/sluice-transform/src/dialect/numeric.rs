@@ -116,14 +116,7 @@ impl ScalarUDFImpl for NumericArithmetic {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let [left, right] = arrays.as_slice() else {
-            return Err(DataFusionError::Internal(format!(
-                "{} takes two arguments, got {}",
-                self.name(),
-                arrays.len()
-            )));
-        };
+        let [left, right] = &super::two_arrays(self.name(), &args)?;
         let (a, s1) = decimals(left)?;
         let (b, s2) = decimals(right)?;
         Ok(ColumnarValue::Array(numeric_op(

@@ -27,7 +27,7 @@ pub fn call_position(text: &str, func: &str, args: &[&str]) -> Option<Position> 
             .find(close)
             .map_or(text.len(), |e| body_start + e);
         if let Some(at) = find_in_block(&text[body_start..end], func, args) {
-            return Some(position_of(text, body_start + at));
+            return Some(Position::of_offset(text, body_start + at));
         }
         from = (end + close.len()).min(text.len());
     }
@@ -104,20 +104,6 @@ fn skip_string(bytes: &[u8], start: usize) -> usize {
         i += if bytes[i] == b'\\' { 2 } else { 1 };
     }
     (i + 1).min(bytes.len())
-}
-
-/// The 1-based line and column (in characters) of a byte offset.
-pub fn position_of(text: &str, offset: usize) -> Position {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Position {
-        line: before.matches('\n').count() + 1,
-        column: before[line_start..].chars().count() + 1,
-    }
 }
 
 #[cfg(test)]

@@ -281,7 +281,7 @@ fn template_error(path: &Path, source: &str, e: &Error) -> TransformError {
         column: e
             .range()
             .filter(|_| e.line().is_some())
-            .map(|r| locate::position_of(source, r.start).column),
+            .map(|r| sluice_core::error::Position::of_offset(source, r.start).column),
         message,
     }
 }
