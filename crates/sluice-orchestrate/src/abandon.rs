@@ -24,9 +24,11 @@ pub const UNFINISHED_HORIZON: chrono::Duration = chrono::Duration::hours(6);
 /// How often a run touches its heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How long a run whose process cannot be looked up may go without a heartbeat before it counts as
-/// abandoned (generous: a busy machine may delay heartbeats, and a wrong verdict costs a rerun).
-pub const HEARTBEAT_HORIZON: Duration = Duration::from_secs(600);
+/// How long a run whose process cannot be looked up (another machine) may go without a heartbeat
+/// before it counts as abandoned: nine missed heartbeats, and three times the node lease's 30 s, so
+/// the dead run's leases have expired and a worker takes its scheduled work over within about a
+/// minute and a half. A run wrongly taken for dead stops at its next heartbeat.
+pub const HEARTBEAT_HORIZON: Duration = Duration::from_secs(90);
 
 /// A run marked abandoned, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub enum CancelOutcome {
         /// Why (the reason recorded with the run).
         reason: String,
     },
+    /// The run was still queued (`sluice serve --role api`): it is cancelled and will not start.
+    Dequeued,
     /// The run had already finished with this status.
     Finished {
         /// Its status.
@@ -86,9 +90,13 @@ impl StateStore {
         self.backend().run_error(run_id)
     }
 
-    /// Asks run `run_id` to stop; a run whose process is gone is marked abandoned instead (nothing
-    /// would ever read the request).
+    /// Asks run `run_id` to stop; a queued run is cancelled before it starts; a run whose process
+    /// is gone is marked abandoned instead (nothing would ever read the request).
     pub fn cancel_run(&self, run_id: &str) -> Result<CancelOutcome, StateError> {
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        if self.backend().cancel_queued_run(run_id, &at)? {
+            return Ok(CancelOutcome::Dequeued);
+        }
         if let Some(a) = self.reap_if_abandoned(run_id)? {
             return Ok(CancelOutcome::Abandoned { reason: a.reason });
         }
@@ -164,10 +172,7 @@ fn verdict(c: &RunningRun, me: Option<&ProcessId>, now_ms: i64) -> Option<String
             ),
             None => "the process running it".to_string(),
         };
-        return Some(format!(
-            "no heartbeat from {whose} for {} min",
-            silent / 60_000
-        ));
+        return Some(format!("no heartbeat from {whose} for {} s", silent / 1000));
     }
     let started = DateTime::parse_from_rfc3339(&c.started_at).ok()?;
     let age = Utc::now().signed_duration_since(started);

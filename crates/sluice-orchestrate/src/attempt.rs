@@ -95,7 +95,6 @@ pub(crate) async fn run_node(
     policy: NodePolicy,
     cancel: CancellationToken,
 ) -> NodeResult {
-    let started = Instant::now();
     let kind = executor.kind(&node);
     let mut log = Vec::new();
     let Some(_lease) = take_lease(&state, &node, &run_id, &cancel, &mut log).await else {
@@ -108,6 +107,8 @@ pub(crate) async fn run_node(
         r.log.splice(0..0, log);
         return r;
     };
+    // Time under the lease: waiting for another run's lease is in the log, not in the duration.
+    let started = Instant::now();
     let (outcome, attempts) = attempt_until_done(executor.as_ref(), &node, &policy, &mut log).await;
     settle(node, kind, outcome, attempts, started, log)
 }
@@ -215,6 +216,7 @@ fn settle(
         output,
         error,
         duration: started.elapsed(),
+        finished_at: chrono::Utc::now(),
         stale_inputs: Vec::new(),
         log,
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sluice_core::NodeKind;
 use sluice_quality::{CheckResult, CheckStatus};
 
@@ -55,8 +55,11 @@ pub struct NodeResult {
     pub output: NodeOutput,
     /// Error, for failures (and the failed upstream, for skips).
     pub error: Option<String>,
-    /// Wall time.
+    /// Wall time (for a node that ran: from taking its lease to its end).
     pub duration: Duration,
+    /// When it ended, taken while the node still held its lease, so that the recorded intervals
+    /// of one node never overlap across runs and processes.
+    pub finished_at: DateTime<Utc>,
     /// Failed `fail_open` inputs (direct or further upstream) whose last good data this node read.
     pub stale_inputs: Vec<String>,
     /// What happened while it ran (attempts, retries, timeouts), for `sluice runs show`.
@@ -75,6 +78,7 @@ impl NodeResult {
             log: vec![LogLine::now("info", why.clone())],
             error: Some(why),
             duration: Duration::ZERO,
+            finished_at: Utc::now(),
             stale_inputs: Vec::new(),
         }
     }

@@ -26,6 +26,9 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Running queries (HTTP and wire).
     pub queries: Arc<QueryRegistry>,
+    /// Runs requested here are queued in the state database for a scheduler process to execute
+    /// (`sluice serve --role api`), instead of running in this process.
+    pub queue_runs: bool,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             metrics: Arc::new(HttpMetrics::default()),
             limits: Arc::new(limits),
             queries,
+            queue_runs: false,
         }
     }
 

@@ -22,6 +22,12 @@ pub enum StateError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A queued run was to start, but it is no longer queued (it was cancelled meanwhile).
+    #[error("run {run_id} is no longer queued (it was cancelled before it started)")]
+    NotQueued {
+        /// The run.
+        run_id: String,
+    },
     /// The folder for the database could not be created.
     #[error("state database {path}: {source}")]
     Io {

@@ -110,6 +110,7 @@ pub mod migration;
 pub mod partitions;
 pub mod postgres;
 pub mod processes;
+pub mod queue;
 pub mod runs;
 pub mod schedule;
 pub mod sqlite;
@@ -130,6 +131,7 @@ pub use incidents::{
 pub use migration::{Dialect, MIGRATIONS, Migration, StateBackend, latest_version, migrate};
 pub use partitions::{BackfillRecord, FailedPartition, KeyRange, Partitions};
 pub use processes::{RunProcesses, RunningRun};
+pub use queue::{QueuedRun, RunQueue};
 pub use runs::{CheckRecord, NodeRecord, RunHistory, RunProcess, RunRecord};
 pub use schedule::{RunMark, Schedules};
 pub use sqlite::{SqliteBackend, SqliteStore, open, open_in_memory};
@@ -137,7 +139,14 @@ pub use sqlite::{SqliteBackend, SqliteStore, open, open_in_memory};
 /// The whole state database: every store trait. The rest of the workspace holds one
 /// `Arc<dyn State>` (`sluice_orchestrate::StateStore` wraps it) and never sees the backend.
 pub trait State:
-    RunHistory + RunControl + RunProcesses + Schedules + Partitions + Incidents + std::fmt::Debug
+    RunHistory
+    + RunControl
+    + RunProcesses
+    + RunQueue
+    + Schedules
+    + Partitions
+    + Incidents
+    + std::fmt::Debug
 {
     /// Where the database is, for messages (a file path, or a URL without its password).
     fn location(&self) -> String;

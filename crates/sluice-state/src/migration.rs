@@ -74,6 +74,12 @@ pub const MIGRATIONS: &[Migration] = &[
             "../migrations/postgres/0002_node_runs_by_start.sql"
         )),
     },
+    Migration {
+        version: 3,
+        name: "run_queue",
+        sqlite: include_str!("../migrations/sqlite/0003_run_queue.sql"),
+        postgres: Some(include_str!("../migrations/postgres/0003_run_queue.sql")),
+    },
 ];
 
 /// The schema version this binary brings a database to: the last migration's number.

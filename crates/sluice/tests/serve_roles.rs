@@ -118,7 +118,7 @@ fn a_scheduler_and_an_api_process_share_one_state() {
     assert!(
         api.banner
             .iter()
-            .any(|l| l == "Scheduler: off (--role api)"),
+            .any(|l| l.starts_with("Scheduler: off (--role api); runs requested here are queued")),
         "{:?}",
         api.banner
     );
@@ -176,6 +176,86 @@ fn a_scheduler_and_an_api_process_share_one_state() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // A run requested from the API process is queued and executed by the scheduler process.
+    let (code, body) = http(
+        &api.addr,
+        "POST",
+        "/api/runs",
+        Some(r#"{"select": "files.sales"}"#),
+        "application/json",
+    );
+    assert_eq!(code, 202, "{body}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = loop {
+        let (code, run) = api.get(&format!("/api/runs/{run_id}"));
+        assert_eq!(code, 200, "{run}");
+        let status = run["run"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            ["queued", "running", "success"].contains(&status.as_str()),
+            "{run}"
+        );
+        if status == "success" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the queued run never ran: {run}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(run["nodes"][0]["node"], "files.sales", "{run}");
+    let state = rusqlite::Connection::open(dir.join(".sluice/state.db")).unwrap();
+    let process: String = state
+        .query_row(
+            "SELECT process FROM run_processes WHERE run_id = ?1",
+            [&run_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let pid: u32 = process.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(pid, scheduler.child.id(), "the run ran in the API process");
+}
+
+/// A run queued while no scheduler runs waits (listed as `queued`), and a cancel removes it.
+#[test]
+fn a_queued_run_waits_for_a_scheduler_and_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "sluice.yml", "name: queued\n");
+    write(
+        dir,
+        "sources/files.yml",
+        "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n",
+    );
+    let api = Served::start(dir, &["--role", "api", "--http", "127.0.0.1:0", "--no-pg"]);
+    let (code, body) = http(
+        &api.addr,
+        "POST",
+        "/api/runs",
+        Some(r#"{"select": "files.sales"}"#),
+        "application/json",
+    );
+    assert_eq!(code, 202, "{body}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, run) = api.get(&format!("/api/runs/{run_id}"));
+    assert_eq!(run["run"]["status"], "queued", "{run}");
+    let (code, body) = http(
+        &api.addr,
+        "POST",
+        &format!("/api/runs/{run_id}/cancel"),
+        None,
+        "application/json",
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, run) = api.get(&format!("/api/runs/{run_id}"));
+    assert_eq!(run["run"]["status"], "cancelled", "{run}");
 }
 
 #[test]

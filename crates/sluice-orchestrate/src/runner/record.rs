@@ -66,8 +66,8 @@ pub(super) fn finish_node(
     r: &NodeResult,
     observer: Option<&dyn RunObserver>,
 ) -> Result<(), RunError> {
-    let at = now();
-    let started = Utc::now() - chrono::Duration::from_std(r.duration).unwrap_or_default();
+    let at = r.finished_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let started = r.finished_at - chrono::Duration::from_std(r.duration).unwrap_or_default();
     state.record_node(&NodeRecord {
         run_id: run_id.to_string(),
         node: r.node.clone(),

@@ -18,6 +18,9 @@ pub struct SchedulerOptions {
     pub grace_period: Duration,
     /// The most missed ticks one node runs under `catchup: all` (the newest ones are kept).
     pub max_catchup: usize,
+    /// How often to claim runs queued by API processes (`sluice serve --role api`); `None`: this
+    /// scheduler executes no queued runs.
+    pub queue_interval: Option<Duration>,
     /// Template for every run (threads, retries, backoff); selection, command and run id are set
     /// by the scheduler.
     pub run: RunOptions,
@@ -29,6 +32,7 @@ impl Default for SchedulerOptions {
             sensor_interval: Duration::from_secs(30),
             grace_period: Duration::from_secs(60),
             max_catchup: 100,
+            queue_interval: None,
             run: RunOptions::default(),
         }
     }
@@ -43,6 +47,12 @@ pub enum DueReason {
     UpstreamChanged(Vec<String>),
     /// These files arrived (project-relative names).
     FilesArrived(Vec<String>),
+    /// The scheduled run that had it died unfinished (its process was killed); this scheduler
+    /// marked that run abandoned and takes its unfinished nodes over.
+    TakenOver(String),
+    /// Selected by a run requested from an API process and queued for a scheduler (the run's id
+    /// was given when it was queued).
+    Queued,
 }
 
 /// What the scheduler did; see [`Scheduler::subscribe`].

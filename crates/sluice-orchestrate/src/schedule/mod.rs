@@ -16,10 +16,15 @@
 //! on-upstream-change models downstream of those nodes join the same run, and the runner leaves them
 //! out if their inputs wrote nothing. A node is never in two runs of one process at once.
 //!
+//! When the process running a scheduled run dies, the scheduler that marks the run abandoned
+//! starts a run of the nodes it did not finish (`takeover`), so several workers sharing one state
+//! database lose no tick when one of them is killed.
+//!
 //! Modules: [`cadence`] (parsing and tick arithmetic), [`clock`] (real and manual time), [`plan`]
 //! (reading the fields from sources and models), [`sensor`] (file arrival), [`store`] (state
 //! tables), [`scheduler`] (the loop), [`events`] (options and what the loop reports), `shutdown`
-//! (the grace period).
+//! (the grace period), `takeover` (the work of a dead worker), `queued` (runs requested from API
+//! processes).
 //!
 //! ```no_run
 //! # async fn demo(project: std::sync::Arc<sluice_transform::CompiledProject>,
@@ -40,10 +45,12 @@ pub mod cadence;
 pub mod clock;
 pub mod events;
 pub mod plan;
+mod queued;
 pub mod scheduler;
 pub mod sensor;
 mod shutdown;
 pub mod store;
+mod takeover;
 
 #[cfg(test)]
 mod testkit;

@@ -21,7 +21,9 @@ use super::clock::Clock;
 use super::events::{DueReason, ScheduleInfo, SchedulerEvent, SchedulerOptions};
 use super::plan::SchedulePlan;
 use super::sensor::FileSensor;
-use crate::runner::{self, RunError, RunSummary, new_run_id};
+use super::store::RunMark;
+use crate::abandon::AbandonedRun;
+use crate::runner::{self, RunError, RunOptions, RunSummary, new_run_id};
 use crate::state::StateStore;
 /// Starts runs when nodes are due; see the [module docs](super).
 pub struct Scheduler {
@@ -49,8 +51,8 @@ struct TickCursor {
 pub(super) struct Flight {
     pub(super) run_id: String,
     pub(super) selection: String,
-    nodes: BTreeSet<String>,
-    ticks: Vec<(String, DateTime<Utc>)>,
+    pub(super) nodes: BTreeSet<String>,
+    pub(super) ticks: Vec<(String, DateTime<Utc>)>,
 }
 
 pub(super) type Joined = Result<(tokio::task::Id, Result<RunSummary, RunError>), JoinError>;
@@ -63,14 +65,64 @@ pub(super) struct Live {
     pub(super) flights: HashMap<tokio::task::Id, Flight>,
     /// Nodes whose last run could not start; not re-triggered by upstream changes until then.
     cooldown: BTreeMap<String, DateTime<Utc>>,
+    /// Scheduled runs this scheduler marked abandoned, whose unfinished nodes it is to take over.
+    pub(super) orphans: Vec<AbandonedRun>,
+    /// When to look for queued runs next (with [`SchedulerOptions::queue_interval`]).
+    pub(super) next_queue_poll: Option<DateTime<Utc>>,
 }
 
 impl Live {
-    fn in_flight(&self) -> BTreeSet<String> {
+    pub(super) fn in_flight(&self) -> BTreeSet<String> {
         self.flights
             .values()
             .flat_map(|f| f.nodes.iter().cloned())
             .collect()
+    }
+}
+
+/// What on-upstream-change models have pending: the inputs' latest data changes against each
+/// model's latest attempt, as the state database has them now.
+pub(super) struct UpstreamChanges {
+    changes: BTreeMap<String, RunMark>,
+    attempts: BTreeMap<String, RunMark>,
+    unfinished: BTreeSet<String>,
+}
+
+impl UpstreamChanges {
+    pub(super) fn read(state: &StateStore) -> Result<UpstreamChanges, ScheduleError> {
+        Ok(UpstreamChanges {
+            changes: state.latest_data_changes()?,
+            attempts: state.latest_attempts()?,
+            unfinished: state.unfinished_runs()?,
+        })
+    }
+
+    /// The `parents` of `node` that wrote rows after its last attempt, and the tick-claim key of
+    /// those changes (the same in every scheduler that sees them, so one of them runs it); `None`
+    /// when nothing changed.
+    pub(super) fn of(&self, node: &str, parents: &[&str]) -> Option<(Vec<String>, String)> {
+        let attempt = self.attempts.get(node);
+        let changed: Vec<String> = parents
+            .iter()
+            .filter(|p| match (self.changes.get(**p), attempt) {
+                (None, _) => false,
+                // A run still going passes its changes on itself (or ends, and then we look).
+                (Some(c), _) if self.unfinished.contains(&c.run_id) => false,
+                (Some(_), None) => true,
+                // In the attempt's own run the input was built first; otherwise compare times.
+                (Some(c), Some(a)) => c.run_id != a.run_id && c.at > a.at,
+            })
+            .map(|p| p.to_string())
+            .collect();
+        if changed.is_empty() {
+            return None;
+        }
+        let key = changed
+            .iter()
+            .filter_map(|p| self.changes.get(p).map(|c| format!("{p}@{}", c.run_id)))
+            .collect::<Vec<_>>()
+            .join(",");
+        Some((changed, format!("upstream:{key}")))
     }
 }
 
@@ -131,12 +183,14 @@ impl Scheduler {
         let _ = self.events.send(e);
     }
 
-    /// Marks runs whose process died abandoned, so their unfinished state holds no trigger back.
+    /// Marks runs whose process died abandoned, so their unfinished state holds no trigger back,
+    /// and returns those this scheduler marked (the database lets exactly one process mark each).
     /// Cheap: one indexed query when nothing runs.
-    fn reap_abandoned(&self) {
-        if let Err(e) = self.state.reap_abandoned_runs() {
+    fn reap_abandoned(&self) -> Vec<AbandonedRun> {
+        self.state.reap_abandoned_runs().unwrap_or_else(|e| {
             self.problem(format!("looking for abandoned runs: {e}"));
-        }
+            Vec::new()
+        })
     }
 
     pub(super) fn problem(&self, message: String) {
@@ -153,13 +207,25 @@ impl Scheduler {
         loop {
             let now = self.clock.now();
             self.enqueue_ticks(&mut live, now);
-            let in_flight = live.in_flight();
+            let mut in_flight = live.in_flight();
             let mut due: BTreeMap<String, DueReason> = BTreeMap::new();
             if now >= live.next_poll {
-                self.reap_abandoned();
+                let reaped = self.reap_abandoned();
+                live.orphans.extend(reaped);
                 self.poll_sensors(&mut live, &in_flight, &mut due).await;
                 live.next_poll = add(now, self.opts.sensor_interval);
                 check_upstream = true;
+            }
+            if let (Some(every), Some(at)) = (self.opts.queue_interval, live.next_queue_poll)
+                && now >= at
+            {
+                self.start_queued(&mut live);
+                live.next_queue_poll = Some(add(now, every));
+            }
+            // Before upstream changes: a node taken over is in flight, not due a second time.
+            if !live.orphans.is_empty() {
+                self.take_over(&mut live);
+                in_flight = live.in_flight();
             }
             if check_upstream {
                 check_upstream = false;
@@ -202,7 +268,7 @@ impl Scheduler {
     /// counting from now (nothing to catch up).
     fn start(&self) -> Result<Live, ScheduleError> {
         let now = self.clock.now();
-        self.reap_abandoned();
+        let orphans = self.reap_abandoned();
         let ticks = self.state.schedule_ticks()?;
         let mut cursors = BTreeMap::new();
         for spec in self.plan.scheduled() {
@@ -245,6 +311,8 @@ impl Scheduler {
             tasks: JoinSet::new(),
             flights: HashMap::new(),
             cooldown: BTreeMap::new(),
+            orphans,
+            next_queue_poll: self.opts.queue_interval.map(|_| now),
         })
     }
 
@@ -324,9 +392,7 @@ impl Scheduler {
         if !self.plan.nodes().any(|n| n.on_upstream_change) {
             return Ok(due);
         }
-        let changes = self.state.latest_data_changes()?;
-        let attempts = self.state.latest_attempts()?;
-        let unfinished = self.state.unfinished_runs()?;
+        let pending = UpstreamChanges::read(&self.state)?;
         for spec in self.plan.nodes().filter(|n| n.on_upstream_change) {
             let node = spec.node.as_str();
             if in_flight.contains(node) || live.cooldown.get(node).is_some_and(|t| *t > now) {
@@ -336,32 +402,10 @@ impl Scheduler {
             if parents.iter().any(|p| in_flight.contains(*p)) {
                 continue;
             }
-            let attempt = attempts.get(node);
-            let changed: Vec<String> = parents
-                .iter()
-                .filter(|p| match (changes.get(**p), attempt) {
-                    (None, _) => false,
-                    // A run still going passes its changes on itself (or ends, and then we look).
-                    (Some(c), _) if unfinished.contains(&c.run_id) => false,
-                    (Some(_), None) => true,
-                    // In the attempt's own run the input was built first; otherwise compare times.
-                    (Some(c), Some(a)) => c.run_id != a.run_id && c.at > a.at,
-                })
-                .map(|p| p.to_string())
-                .collect();
-            if changed.is_empty() {
+            let Some((changed, key)) = pending.of(node, &parents) else {
                 continue;
-            }
-            // The same changes seen by another scheduler make the same key: one of them runs it.
-            let key = changed
-                .iter()
-                .filter_map(|p| changes.get(p).map(|c| format!("{p}@{}", c.run_id)))
-                .collect::<Vec<_>>()
-                .join(",");
-            if !self
-                .state
-                .claim_tick(node, &format!("upstream:{key}"), &self.holder)?
-            {
+            };
+            if !self.state.claim_tick(node, &key, &self.holder)? {
                 tracing::debug!(node, "upstream change handled by another scheduler");
                 continue;
             }
@@ -371,7 +415,7 @@ impl Scheduler {
     }
 
     /// On-upstream-change models downstream of `due` (through other such models), not running.
-    fn conditional_downstream(
+    pub(super) fn conditional_downstream(
         &self,
         due: &BTreeMap<String, DueReason>,
         in_flight: &BTreeSet<String>,
@@ -428,13 +472,25 @@ impl Scheduler {
             return;
         }
         let conditional = self.conditional_downstream(&due, in_flight);
+        let mut opts = self.opts.run.clone();
+        opts.only_if_upstream_changed = conditional.clone();
+        self.spawn_run(live, opts, due, conditional, ticks);
+    }
+
+    /// Starts one run of the `due` nodes and their `conditional` downstream on its own task.
+    pub(super) fn spawn_run(
+        &self,
+        live: &mut Live,
+        mut opts: RunOptions,
+        due: BTreeMap<String, DueReason>,
+        conditional: BTreeSet<String>,
+        ticks: Vec<(String, DateTime<Utc>)>,
+    ) {
         let nodes: BTreeSet<String> = due.keys().chain(conditional.iter()).cloned().collect();
         let run_id = new_run_id();
-        let mut opts = self.opts.run.clone();
         opts.selection = nodes.iter().cloned().collect::<Vec<_>>().join(" ");
         opts.command = "schedule".into();
         opts.run_id = Some(run_id.clone());
-        opts.only_if_upstream_changed = conditional.clone();
         let opts_selection = opts.selection.clone();
         tracing::info!(run_id = %run_id, due = ?due.keys().collect::<Vec<_>>(), downstream = conditional.len(), "starting a scheduled run");
         let (p, e, s) = (
@@ -466,6 +522,7 @@ impl Scheduler {
             .values()
             .filter_map(|c| c.cadence.next_after(c.after))
             .chain(std::iter::once(live.next_poll))
+            .chain(live.next_queue_poll)
             .min()
     }
 

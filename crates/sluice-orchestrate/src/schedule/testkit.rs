@@ -111,6 +111,7 @@ pub(crate) fn options(sensor_interval: Duration) -> SchedulerOptions {
         sensor_interval,
         grace_period: Duration::from_secs(10),
         max_catchup: 100,
+        queue_interval: None,
         run: RunOptions {
             retries: 0,
             ..RunOptions::default()

@@ -588,3 +588,118 @@ async fn a_killed_run_is_abandoned_and_holds_no_trigger_back() {
     assert_eq!(ran(&finished(&ev)[0]), set(&["stg_orders", "order_totals"]));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unfinished_nodes_of_a_killed_scheduled_run_are_taken_over_once() {
+    let Some(gone) = crate::process::exited_process() else {
+        eprintln!("skipping: /proc does not identify processes here");
+        return;
+    };
+    let h = harness(SHOP, at(9, 30, 0)).await;
+    crate::runner::run(
+        h.project.clone(),
+        h.engine.clone(),
+        h.state.clone(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    // A scheduled run on another worker lands new orders, then the worker is SIGKILLed before
+    // stg_orders (its on-upstream-change downstream) ran in it.
+    write(&h.dir, "data/orders/002.csv", "order_id,amount\n3,30\n");
+    let killed = crate::runner::run(
+        h.project.clone(),
+        h.engine.clone(),
+        h.state.clone(),
+        RunOptions {
+            selection: "shop.orders".into(),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+    .run_id;
+    raw_sql(
+        &h,
+        "UPDATE runs SET status = 'running', finished_at = NULL, command = 'schedule' WHERE run_id = ?1",
+        "UPDATE runs SET status = 'running', finished_at = NULL, command = 'schedule' WHERE run_id = $1",
+        std::slice::from_ref(&killed),
+    );
+    let plan = "UPDATE run_processes SET process = ?2, start_ticks = NULL,
+                plan = 'shop.orders\tsource\nstg_orders\tmodel' WHERE run_id = ?1";
+    raw_sql(
+        &h,
+        plan,
+        &plan.replace('?', "$"),
+        &[killed.clone(), gone.to_string()],
+    );
+
+    // Two schedulers start; one marks the run abandoned and takes stg_orders over (with its
+    // downstream), the other sees the change claimed: stg_orders is built once, and what the dead
+    // run finished (shop.orders) is not run again.
+    let mut a = h.start(options(Duration::from_secs(30)));
+    let mut b = start_scheduler(h.second_scheduler(options(Duration::from_secs(30))));
+    let ev_a = a.settle(at(9, 30, 0)).await;
+    let ev_b = b.settle(at(9, 30, 0)).await;
+    assert_eq!(h.state.run(&killed).unwrap().unwrap().status, "abandoned");
+    let runs: Vec<_> = started(&ev_a).into_iter().chain(started(&ev_b)).collect();
+    assert_eq!(runs.len(), 1, "{ev_a:?} {ev_b:?}");
+    // Taken over; or, when the other scheduler saw the abandoned run's change first, built for it.
+    let reason = runs[0].0.get("stg_orders").cloned();
+    assert_eq!(runs[0].0.len(), 1, "{:?}", runs[0]);
+    assert!(
+        reason == Some(DueReason::TakenOver(killed.clone()))
+            || reason == Some(DueReason::UpstreamChanged(vec!["shop.orders".into()])),
+        "{reason:?}"
+    );
+    let done: Vec<_> = finished(&ev_a).into_iter().chain(finished(&ev_b)).collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(ran(&done[0]), set(&["stg_orders", "order_totals"]));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_run_is_executed_by_exactly_one_scheduler() {
+    let h = harness(SHOP, at(9, 30, 0)).await;
+    let queued = h
+        .state
+        .enqueue_run(&RunOptions {
+            selection: "shop.orders".into(),
+            command: "api".into(),
+            ..RunOptions::default()
+        })
+        .unwrap();
+    let with_queue = || SchedulerOptions {
+        queue_interval: Some(Duration::from_secs(1)),
+        ..options(Duration::from_secs(30))
+    };
+    let mut a = h.start(with_queue());
+    let mut b = start_scheduler(h.second_scheduler(with_queue()));
+    let ev_a = a.settle(at(9, 30, 0)).await;
+    let ev_b = b.settle(at(9, 30, 0)).await;
+    // (What it lands then triggers its on-upstream-change downstream, as any run's would.)
+    let is_queued =
+        |due: &BTreeMap<String, DueReason>| due.values().any(|r| *r == DueReason::Queued);
+    let runs: Vec<_> = started(&ev_a)
+        .into_iter()
+        .chain(started(&ev_b))
+        .filter(|(due, _)| is_queued(due))
+        .collect();
+    assert_eq!(runs.len(), 1, "{ev_a:?} {ev_b:?}");
+    assert_eq!(
+        runs[0].0,
+        BTreeMap::from([("shop.orders".into(), DueReason::Queued)])
+    );
+    let run = h.state.run(&queued).unwrap().unwrap();
+    assert_eq!(run.status, "success");
+    assert_eq!(run.command, "api");
+    // Gone from the queue: a later poll starts nothing.
+    h.clock.set(at(9, 30, 5));
+    let later_a = a.settle(at(9, 30, 5)).await;
+    let later_b = b.settle(at(9, 30, 5)).await;
+    let again = started(&later_a).into_iter().chain(started(&later_b));
+    assert_eq!(again.filter(|(due, _)| is_queued(due)).count(), 0);
+    a.stop().await;
+    b.stop().await;
+}

@@ -111,6 +111,10 @@ pub async fn cancel_run(
     use sluice_orchestrate::CancelOutcome;
     match s.state.cancel_run(&id)? {
         CancelOutcome::Unknown => Err(ApiError::UnknownRun { id }),
+        CancelOutcome::Dequeued => Ok((
+            StatusCode::OK,
+            Json(json!({"run_id": id, "cancelled": true})),
+        )),
         CancelOutcome::Requested => Ok((
             StatusCode::ACCEPTED,
             Json(json!({"run_id": id, "cancel_requested": true})),
@@ -189,6 +193,11 @@ pub async fn start_run(s: &AppState, mut opts: RunOptions) -> Result<String, Api
     if opts.nodes.is_none() {
         sluice_core::selector::select_nodes(&compiled.graph, &opts.selection, compiled.as_ref())
             .map_err(|e| ApiError::bad_param("select", &opts.selection, e.to_string()))?;
+    }
+    if s.queue_runs {
+        let run_id = s.state.enqueue_run(&opts)?;
+        tracing::info!(run_id = %run_id, selection = %opts.selection, "queued a run for a scheduler");
+        return Ok(run_id);
     }
     let run_id = opts
         .run_id

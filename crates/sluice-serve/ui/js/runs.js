@@ -33,7 +33,7 @@ export async function renderList(el) {
       { key: 'checks', label: 'checks pass / warn / fail', num: true, render: (r) => `${r.checks_passed} / ${r.checks_warned} / ${r.checks_failed}` },
     ], { empty: 'No runs yet. Start one from the Assets page.' })));
   const timer = setInterval(async () => {
-    if (runs.some((r) => r.status === 'running')) {
+    if (runs.some((r) => unfinished(r.status))) {
       const fresh = await get('/api/runs?limit=100').catch(() => null);
       if (fresh && JSON.stringify(fresh) !== JSON.stringify(runs)) window.dispatchEvent(new HashChangeEvent('hashchange'));
     }
@@ -41,18 +41,21 @@ export async function renderList(el) {
   return () => clearInterval(timer);
 }
 
+// A queued run (requested from an API process, waiting for a scheduler) changes like a running one.
+const unfinished = (status) => status === 'running' || status === 'queued';
+
 export async function renderRun(el, id) {
   let detail = await get(`/api/runs/${enc(id)}`);
   const body = h('div', {});
   el.append(body);
   draw(body, detail);
   let timer = null;
-  if (detail.run.status === 'running') {
+  if (unfinished(detail.run.status)) {
     timer = setInterval(async () => {
       try {
         detail = await get(`/api/runs/${enc(id)}`);
         draw(body, detail);
-        if (detail.run.status !== 'running') clearInterval(timer);
+        if (!unfinished(detail.run.status)) clearInterval(timer);
       } catch (e) {
         showBanner(`Lost the run's progress: ${e.message}`);
       }

@@ -134,14 +134,24 @@ impl RunHistory for PostgresStore {
             started_at.to_string(),
             process.clone(),
         );
-        self.exec(move |c, rt| {
+        let id = run_id.clone();
+        let started = self.exec(move |c, rt| {
             rt.block_on(async {
                 let tx = c.transaction().await?;
-                tx.execute(
-                    "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES ($1, $2, $3, 'running', $4)",
-                    &[&run_id, &command, &selection, &started_at],
-                )
-                .await?;
+                // A new run, or a queued one (`RunQueue`) starting: never another run's row.
+                let n = tx
+                    .execute(
+                        "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES ($1, $2, $3, 'running', $4)
+                         ON CONFLICT (run_id) DO UPDATE SET status = 'running', started_at = excluded.started_at
+                         WHERE runs.status = 'queued'",
+                        &[&run_id, &command, &selection, &started_at],
+                    )
+                    .await?;
+                if n != 1 {
+                    return Ok(false);
+                }
+                tx.execute("DELETE FROM run_queue WHERE run_id = $1", &[&run_id])
+                    .await?;
                 tx.execute(
                     "INSERT INTO run_processes (run_id, process, start_ticks, heartbeat_ms) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (run_id) DO UPDATE SET process = excluded.process, start_ticks = excluded.start_ticks,
@@ -149,9 +159,15 @@ impl RunHistory for PostgresStore {
                     &[&run_id, &p.process, &p.start_ticks, &p.heartbeat_ms],
                 )
                 .await?;
-                tx.commit().await
+                tx.commit().await?;
+                Ok(true)
             })
-        })
+        })?;
+        if started {
+            Ok(())
+        } else {
+            Err(StateError::NotQueued { run_id: id })
+        }
     }
 
     fn finish_run(&self, r: &RunRecord) -> Result<(), StateError> {

@@ -16,6 +16,7 @@ pub mod copy;
 mod history;
 mod incidents;
 mod partitions;
+mod queue;
 
 use sluice_core::state_location::PostgresUrl;
 

@@ -17,6 +17,7 @@ mod control;
 mod incidents;
 mod partitions;
 mod processes;
+mod queue;
 mod runs;
 mod schedule;
 

@@ -21,20 +21,35 @@ impl RunHistory for SqliteStore {
         started_at: &str,
         process: &RunProcess,
     ) -> Result<(), StateError> {
-        self.with(|c| {
+        let started = self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            tx.execute(
-                "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
+            // A new run, or a queued one (`RunQueue`) starting: never another run's row.
+            let n = tx.execute(
+                "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)
+                 ON CONFLICT (run_id) DO UPDATE SET status = 'running', started_at = excluded.started_at
+                 WHERE runs.status = 'queued'",
                 params![run_id, command, selection, started_at],
             )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM run_queue WHERE run_id = ?1", params![run_id])?;
             tx.execute(
                 "INSERT INTO run_processes (run_id, process, start_ticks, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (run_id) DO UPDATE SET process = excluded.process, start_ticks = excluded.start_ticks,
                  heartbeat_ms = excluded.heartbeat_ms, plan = NULL",
                 params![run_id, process.process, process.start_ticks, process.heartbeat_ms],
             )?;
-            tx.commit()
-        })
+            tx.commit()?;
+            Ok(true)
+        })?;
+        if started {
+            Ok(())
+        } else {
+            Err(StateError::NotQueued {
+                run_id: run_id.to_string(),
+            })
+        }
     }
 
     fn finish_run(&self, r: &RunRecord) -> Result<(), StateError> {

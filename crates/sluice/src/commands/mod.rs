@@ -165,6 +165,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let flags = scheduler::SchedulerFlags {
                 enabled: role != crate::cli::ServeRole::Api,
                 sensor_interval,
+                queue_runs: role == crate::cli::ServeRole::Api && !no_scheduler,
             };
             serve::serve(&project, http, pg, no_pg, role, flags).await
         }

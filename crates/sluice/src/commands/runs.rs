@@ -205,6 +205,9 @@ pub fn cancel(dir: &Path, run_id: &str) -> Result<ExitCode> {
                 "Run {run_id} is abandoned: {reason}. Nothing runs it any more; `sluice retry {run_id}` re-runs what did not succeed."
             );
         }
+        CancelOutcome::Dequeued => {
+            println!("Run {run_id} was queued; it is cancelled and will not start.")
+        }
         CancelOutcome::Requested => println!(
             "Cancel requested for run {run_id}; its running nodes stop and no new ones start."
         ),

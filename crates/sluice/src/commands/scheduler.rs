@@ -18,6 +18,9 @@ pub struct SchedulerFlags {
     pub enabled: bool,
     /// How often file sensors look for new files (`--sensor-interval`).
     pub sensor_interval: String,
+    /// Runs requested over this process's API are queued for a scheduler process (`--role api`)
+    /// instead of running here (`--no-scheduler` keeps running them here).
+    pub queue_runs: bool,
 }
 
 impl Default for SchedulerFlags {
@@ -25,9 +28,14 @@ impl Default for SchedulerFlags {
         Self {
             enabled: true,
             sensor_interval: "30s".into(),
+            queue_runs: false,
         }
     }
 }
+
+/// How often a scheduler looks for runs queued by API processes: a requested run starts within
+/// about this long (one indexed query when nothing waits).
+pub const QUEUE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One shutdown switch for everything `sluice serve` runs.
 #[derive(Clone)]
@@ -77,6 +85,7 @@ pub fn prepare(ws: &Workspace, flags: &SchedulerFlags) -> Result<Option<Schedule
         Arc::new(SystemClock),
         SchedulerOptions {
             sensor_interval,
+            queue_interval: Some(QUEUE_INTERVAL),
             run,
             ..SchedulerOptions::default()
         },
@@ -87,9 +96,15 @@ pub fn prepare(ws: &Workspace, flags: &SchedulerFlags) -> Result<Option<Schedule
 
 /// Prints what the scheduler will start and when (after the server banner, whose first line tools
 /// read for the address).
-pub fn announce(scheduler: Option<&Scheduler>) -> Result<()> {
+pub fn announce(scheduler: Option<&Scheduler>, flags: &SchedulerFlags) -> Result<()> {
     let Some(scheduler) = scheduler else {
-        say!("Scheduler: off (--role api)");
+        if flags.queue_runs {
+            say!(
+                "Scheduler: off (--role api); runs requested here are queued for a scheduler process"
+            );
+        } else {
+            say!("Scheduler: off (--no-scheduler); runs requested here run in this process");
+        }
         return Ok(());
     };
     let upcoming = scheduler.upcoming().map_err(|e| anyhow!("{e}"))?;

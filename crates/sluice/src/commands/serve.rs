@@ -66,12 +66,13 @@ async fn serve_workspace_as(
         Some(local),
         &ws.compiled.project.config.serve.allowed_hosts,
     );
-    let app_state = sluice_serve::AppState::with_limits(
+    let mut app_state = sluice_serve::AppState::with_limits(
         ws.compiled.clone(),
         ws.engine.clone(),
         ws.state.clone(),
         limits.clone(),
     );
+    app_state.queue_runs = flags.queue_runs;
     let pg = match pg {
         Some(pg_addr) => Some(
             sluice_serve::pg::PgServer::bind_with(
@@ -108,7 +109,7 @@ async fn serve_workspace_as(
         ServeRole::Scheduler => sluice_serve::http::health::probe_router(app_state),
         ServeRole::All | ServeRole::Api => sluice_serve::router(app_state),
     };
-    scheduler::announce(scheduler.as_ref())?;
+    scheduler::announce(scheduler.as_ref(), flags)?;
     let stop = Stop::on(shutdown_signal());
     let work = async {
         tokio::join!(
