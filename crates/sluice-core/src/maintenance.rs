@@ -279,7 +279,7 @@ pub fn validate(path: &std::path::Path, doc: &Node, errors: &mut Vec<ConfigError
                 .get("min_vacuum_retention")
                 .map(|(d, _, t)| (*d, t.clone()))
                 .unwrap_or((DEFAULT_VACUUM_RETENTION, "7d (the default)".to_string()));
-            if retention < &minimum {
+            if *retention < minimum {
                 at(
                     *pos,
                     field("vacuum_retention"),
