@@ -46,6 +46,10 @@ pub struct ProjectConfig {
     /// (docs/coming-from-dbt.md). A dbt project takes it from its profile.
     #[serde(default)]
     pub dialect: Option<crate::yaml::Spanned<String>>,
+    /// Table maintenance (compaction, Z-order, bloom filters, checkpoints, VACUUM, bronze
+    /// retention) per layer and per asset; see [`crate::maintenance`] and docs/maintenance.md.
+    #[serde(default)]
+    pub maintenance: crate::maintenance::MaintenanceConfig,
 }
 
 /// One entry of `targets:` in `sluice.yml`.
@@ -323,6 +327,7 @@ pub fn load_project_config(
     ] {
         check(&["serve", "limits", key], &size);
     }
+    crate::maintenance::validate(path, &doc, &mut errors);
     match config {
         Some(c) if errors.is_empty() => Ok(c),
         _ => Err(errors),

@@ -34,6 +34,7 @@ pub mod error;
 pub mod exports;
 pub mod graph;
 pub mod macros;
+pub mod maintenance;
 pub mod model;
 pub mod node_id;
 pub mod parallel;

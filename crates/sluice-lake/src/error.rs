@@ -136,6 +136,23 @@ pub enum LakeError {
         /// The JSON error.
         source: serde_json::Error,
     },
+
+    /// A VACUUM retention that would delete files readers of retained versions still need.
+    #[error(
+        "{table}: VACUUM retention {retention} {why} ({minimum}); readers of versions younger \
+         than that, and writes still running, would lose their files. Raise the retention, or \
+         lower `min_vacuum_retention` if no reader or writer can be that old"
+    )]
+    UnsafeRetention {
+        /// The table concerned.
+        table: TableId,
+        /// The retention asked for (`7d`, `36h`, ...).
+        retention: String,
+        /// The minimum configured.
+        minimum: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }
 
 impl LakeError {

@@ -67,6 +67,8 @@
 //! - [`write`](mod@write): [`WriteSpec`], [`WriteMode`], [`WriteOutcome`] and [`Lake::write`].
 //! - [`log`]: reading commits back — [`Lake::commit_metadata`], [`Lake::history`].
 //! - [`quarantine`]: [`Lake::quarantine`] and the quarantine table schema.
+//! - [`maintain`]: [`Lake::maintain`] — compaction, Z-order, bloom filters, checkpoints, VACUUM.
+//! - [`retention`]: [`Lake::expire_partitions`] — deleting or moving old partitions.
 //! - [`error`]: the crate's error type, [`LakeError`].
 //!
 //! Storage is local (a path or `file://` URL) in this build; object stores need a delta-rs
@@ -75,7 +77,9 @@
 pub mod error;
 pub mod layout;
 pub mod log;
+pub mod maintain;
 pub mod quarantine;
+pub mod retention;
 pub mod table;
 pub mod write;
 pub mod write_stream;
@@ -86,7 +90,9 @@ mod test_util;
 pub use error::{LakeError, Result};
 pub use layout::{Layer, LayoutError, TableId};
 pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};
+pub use maintain::{FileStats, MaintainReport, MaintainSpec, VacuumSpec};
 pub use quarantine::{BATCH_ID_KEY, QuarantinedRow, quarantine_schema};
+pub use retention::{ExpireReport, ExpireSpec};
 pub use table::{Lake, arrow_schema};
 pub use write::{WriteMode, WriteOutcome, WriteSpec};
 

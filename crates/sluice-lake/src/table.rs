@@ -4,6 +4,7 @@
 //! the latest commit another process made. Loading a table reads its Delta log (checkpoint
 //! plus the commits after it), which is cheap next to reading the data.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ struct LakeInner {
     root: Url,
     /// The same root as a local path.
     path: PathBuf,
+    /// Columns that get Parquet bloom filters, by table ([`Lake::with_bloom_filters`]).
+    bloom_filters: BTreeMap<TableId, Vec<String>>,
 }
 
 impl Lake {
@@ -70,8 +73,35 @@ impl Lake {
             .map_err(|()| invalid(format!("{} cannot be written as a URL", path.display())))?;
         tracing::debug!(%root, "opened lake");
         Ok(Lake {
-            inner: Arc::new(LakeInner { root, path }),
+            inner: Arc::new(LakeInner {
+                root,
+                path,
+                bloom_filters: BTreeMap::new(),
+            }),
         })
+    }
+
+    /// This lake with `bloom_filters` as its bloom filter columns (see `maintain`).
+    pub(crate) fn with_bloom_filter_map(
+        self,
+        bloom_filters: BTreeMap<TableId, Vec<String>>,
+    ) -> Lake {
+        Lake {
+            inner: Arc::new(LakeInner {
+                root: self.inner.root.clone(),
+                path: self.inner.path.clone(),
+                bloom_filters,
+            }),
+        }
+    }
+
+    /// The columns of `id` that get Parquet bloom filters (empty: none).
+    pub fn bloom_filter_columns(&self, id: &TableId) -> &[String] {
+        self.inner
+            .bloom_filters
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// The lake root as a directory URL (ends with `/`).

@@ -374,6 +374,9 @@ impl Lake {
                 if let Some(predicate) = replace_where {
                     builder = builder.with_replace_where(predicate);
                 }
+                if let Some(properties) = self.write_properties(id) {
+                    builder = builder.with_writer_properties(properties);
+                }
                 builder
                     .await
                     .map_err(|e| LakeError::delta(id, operation, e))?
@@ -383,9 +386,13 @@ impl Lake {
                 schema,
                 keys,
             } => {
+                let target = MergeTarget {
+                    table,
+                    writer: self.write_properties(id),
+                };
                 merge(
                     id,
-                    table,
+                    target,
                     batches,
                     &schema,
                     &keys,
@@ -489,10 +496,16 @@ fn plan(
     }
 }
 
+/// The table a merge writes to, with the writer properties of its new files.
+struct MergeTarget {
+    table: DeltaTable,
+    writer: Option<parquet::file::properties::WriterProperties>,
+}
+
 /// Upsert `batches` into `table` on `keys`, in one commit.
 async fn merge(
     id: &TableId,
-    table: DeltaTable,
+    MergeTarget { table, writer }: MergeTarget,
     batches: Vec<RecordBatch>,
     schema: &SchemaRef,
     keys: &[String],
@@ -508,8 +521,11 @@ async fn merge(
         .reduce(Expr::and)
         .ok_or_else(|| LakeError::NoMergeKeys { table: id.clone() })?;
     let columns = column_names(schema);
-    let (table, metrics) = table
-        .merge(source, predicate)
+    let mut builder = table.merge(source, predicate);
+    if let Some(writer) = writer {
+        builder = builder.with_writer_properties(writer);
+    }
+    let (table, metrics) = builder
         .with_source_alias(SOURCE_ALIAS)
         .with_target_alias(TARGET_ALIAS)
         .with_merge_schema(merge_schema)

@@ -86,7 +86,7 @@ impl Lake {
             .write(Vec::<RecordBatch>::new())
             .with_input_plan(plan)
             .with_session_state(Arc::new(single_stream_session()))
-            .with_writer_properties(streaming_writer_properties())
+            .with_writer_properties(streaming_writer_properties(self.bloom_filter_columns(id)))
             .with_save_mode(save_mode)
             .with_commit_properties(properties);
         if overwrite {
@@ -143,12 +143,12 @@ const STREAM_ROW_GROUP_ROWS: usize = 128 * 1024;
 const STREAM_DICTIONARY_BYTES: usize = 128 * 1024;
 
 /// delta-rs' own defaults (Snappy) with [`STREAM_ROW_GROUP_ROWS`] and [`STREAM_DICTIONARY_BYTES`].
-fn streaming_writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+fn streaming_writer_properties(bloom_filter_columns: &[String]) -> WriterProperties {
+    let builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(STREAM_ROW_GROUP_ROWS))
-        .set_dictionary_page_size_limit(STREAM_DICTIONARY_BYTES)
-        .build()
+        .set_dictionary_page_size_limit(STREAM_DICTIONARY_BYTES);
+    crate::maintain::with_bloom_filters(builder, bloom_filter_columns).build()
 }
 
 /// The stream as a one-partition DataFusion source that can be executed once.

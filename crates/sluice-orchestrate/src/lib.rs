@@ -19,6 +19,7 @@
 //! | 4 | [`attempt`] | one node to its final result: lease, attempts, timeouts, retries | `node`, `summary`, layer 0 |
 //! | 4 | [`execute`] (`source`, `model`, `export`) | what one attempt does, by the node's [`sluice_core::NodeId`] | `partition`, `checks`, `node` |
 //! | 3 | [`partition`] (`build`, `backfill`) | time partitions: building windows, backfills | `checks`, `summary`, `node`, `ranges` |
+//! | 3 | [`maintain`] | table maintenance by policy (after runs) and by hand, recorded as `maintain` runs | `summary`, `state`, `control` |
 //! | 2 | [`checks`] | a model's checks against a relation | `node` |
 //! | 2 | [`summary`] | data: node results, run totals, run ids | `node`, `control` (log lines) |
 //! | 1 | [`node`] | data: node outputs and errors, the [`NodeExecutor`] contract | `ranges` |
@@ -33,6 +34,7 @@ pub mod attempt;
 pub mod checks;
 pub mod control;
 pub mod execute;
+pub mod maintain;
 pub mod node;
 pub mod partition;
 pub mod policy;

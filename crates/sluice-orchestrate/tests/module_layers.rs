@@ -10,6 +10,7 @@ const RUN_CORE: &[(&str, u8)] = &[
     ("summary", 2),
     ("checks", 2),
     ("partition", 3),
+    ("maintain", 3),
     ("execute", 4),
     ("attempt", 4),
     ("runner", 5),

@@ -349,6 +349,24 @@ pub enum Command {
         /// Soak benchmark: how long the load runs.
         #[arg(long, value_name = "DURATION", default_value = "5m")]
         soak_duration: String,
+        /// Instead: query latency on a bronze table of --scale million rows landed in many small
+        /// appends, before and after `sluice maintain` compacts it (docs/maintenance.md).
+        #[arg(long)]
+        maintenance: bool,
+        /// Maintenance benchmark: appends (small files) the table is landed in.
+        #[arg(long, default_value_t = 500)]
+        maintenance_batches: usize,
+    },
+    /// Compact, Z-order, checkpoint and VACUUM the selected tables (and expire old bronze
+    /// partitions) by their `maintenance:` policy in sluice.yml; prints what it did per table and
+    /// records it as a `maintain` run (docs/maintenance.md).
+    Maintain {
+        /// Selection (default: every source table and model).
+        #[command(flatten)]
+        sel: SelectArgs,
+        /// Report what would be done; change and record nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write an asset's rows to a Parquet, CSV or JSON-lines file (or stdout), streamed.
     Export {

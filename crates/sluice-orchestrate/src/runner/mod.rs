@@ -157,7 +157,31 @@ pub async fn run(
         cancelled,
     };
     finish_run(&state, &opts, &summary)?;
+    maintain_published(&project, &engine, &state, &opts, &summary).await;
     Ok(summary)
+}
+
+/// Table maintenance the policies call for on the tables this run published (a project's own
+/// executor only: benchmarks and tests that plug in another one publish nothing).
+async fn maintain_published(
+    project: &CompiledProject,
+    engine: &Engine,
+    state: &StateStore,
+    opts: &RunOptions,
+    summary: &RunSummary,
+) {
+    if opts.checks_only || opts.executor.is_some() {
+        return;
+    }
+    let published: BTreeSet<String> = summary
+        .nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Success && n.output.version.is_some())
+        .map(|n| n.node.clone())
+        .collect();
+    if !published.is_empty() {
+        crate::maintain::after_run(project, engine.lake(), state, &published).await;
+    }
 }
 
 /// The selected nodes, and them in topological order.

@@ -5,6 +5,7 @@ mod backfill;
 mod bench;
 mod bench_cdc;
 mod bench_dbt;
+mod bench_maintain;
 mod bench_pg;
 mod bench_scheduler;
 mod bench_serve;
@@ -16,6 +17,7 @@ mod export;
 mod init;
 mod inspect;
 mod ls;
+mod maintain;
 mod query;
 mod run;
 mod runs;
@@ -191,7 +193,16 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             pg_clients,
             heavy_clients,
             soak_duration,
+            maintenance,
+            maintenance_batches,
         } => {
+            if maintenance {
+                let settings = bench_maintain::MaintainBench {
+                    scale,
+                    batches: maintenance_batches,
+                };
+                return bench_maintain::bench_maintain(&settings, dir.as_deref()).await;
+            }
             if soak {
                 return bench_soak::bench_soak(&bench_soak::SoakBench {
                     scale,
@@ -235,6 +246,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             });
             bench::bench(scale, seed, dir.as_deref(), serving).await
         }
+        Command::Maintain { sel, dry_run } => maintain::maintain(&project, &sel, dry_run).await,
         Command::Export {
             asset,
             format,
@@ -387,7 +399,8 @@ async fn open_with(
     let options = options(&compiled)?;
     let lake_location = compiled.project.lake_location();
     let lake = Lake::open(&lake_location)
-        .with_context(|| format!("opening the lake at {lake_location}"))?;
+        .with_context(|| format!("opening the lake at {lake_location}"))?
+        .with_bloom_filters(sluice_orchestrate::maintain::bloom_filters(&compiled));
     let engine = Engine::open_with(&lake, Some(&compiled), options)
         .await
         .context("opening the SQL engine over the lake")?;
