@@ -65,6 +65,9 @@
 //! - [`layout`]: [`Layer`] and [`TableId`], names and folders.
 //! - [`table`]: the [`Lake`] handle — open, exists, load, list, DataFusion provider, txn.
 //! - [`write`](mod@write): [`WriteSpec`], [`WriteMode`], [`WriteOutcome`] and [`Lake::write`].
+//! - [`stage`]: write, audit, publish in bounded memory — [`Lake::stage_stream`] writes uncommitted
+//!   files, [`Lake::publish_staged`] / [`Lake::merge_staged`] commit them, [`Lake::discard_staged`]
+//!   drops them. Merges read and rewrite only the files whose key ranges can match.
 //! - [`log`]: reading commits back — [`Lake::commit_metadata`], [`Lake::history`].
 //! - [`quarantine`]: [`Lake::quarantine`] and the quarantine table schema.
 //! - [`error`]: the crate's error type, [`LakeError`].
@@ -75,7 +78,9 @@
 pub mod error;
 pub mod layout;
 pub mod log;
+mod merge;
 pub mod quarantine;
+pub mod stage;
 pub mod table;
 pub mod write;
 pub mod write_stream;
@@ -87,6 +92,7 @@ pub use error::{LakeError, Result};
 pub use layout::{Layer, LayoutError, TableId};
 pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};
 pub use quarantine::{BATCH_ID_KEY, QuarantinedRow, quarantine_schema};
+pub use stage::StagedFiles;
 pub use table::{Lake, arrow_schema};
 pub use write::{WriteMode, WriteOutcome, WriteSpec};
 
