@@ -240,6 +240,11 @@ pub struct Defaults {
     /// good data, marked as built from stale input).
     #[serde(default)]
     pub on_failure: Option<String>,
+    /// Memory the query engine may hold for every query and model build of a command together
+    /// (`2GB`, `512MiB`): sorts, joins and aggregations spill to disk past it (none: unbounded,
+    /// except under `sluice serve`, which takes `serve.limits.memory_limit`). docs/memory.md.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
 }
 
 impl Default for Defaults {
@@ -252,8 +257,24 @@ impl Default for Defaults {
             max_retry_backoff: default_max_backoff(),
             timeout: None,
             on_failure: None,
+            memory_limit: None,
         }
     }
+}
+
+/// The smallest `defaults.memory_limit` accepted: below it a sort or a join cannot hold even the
+/// buffers it needs before it can spill.
+pub const MIN_MEMORY_LIMIT: u64 = 16 << 20;
+
+/// Parses `defaults.memory_limit`: a size of at least [`MIN_MEMORY_LIMIT`].
+pub fn parse_memory_limit(text: &str) -> Result<u64, String> {
+    let bytes = crate::size::parse_size(text)?;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "`{text}` is too small: the engine needs at least 16MiB to sort and join (spilling past it)"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn default_max_backoff() -> String {
@@ -309,6 +330,9 @@ pub fn load_project_config(
         check(&["defaults", key], &duration);
     }
     check(&["defaults", "on_failure"], &|t| check_on_failure(t));
+    check(&["defaults", "memory_limit"], &|t| {
+        parse_memory_limit(t).map(|_| ())
+    });
     for key in [
         "statement_timeout",
         "queue_timeout",
@@ -354,6 +378,21 @@ pub fn check_on_failure(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod target_tests {
     use super::*;
+
+    #[test]
+    fn a_bad_memory_limit_is_reported_at_its_line() {
+        let path = std::path::Path::new("sluice.yml");
+        let c = load_project_config(path, "name: p\ndefaults:\n  memory_limit: 2GB\n").unwrap();
+        assert_eq!(c.defaults.memory_limit.as_deref(), Some("2GB"));
+        for (value, expected) in [("1MB", "too small"), ("lots", "invalid size")] {
+            let text = format!("name: p\ndefaults:\n  threads: 2\n  memory_limit: {value}\n");
+            let errors = load_project_config(path, &text).unwrap_err();
+            let shown = errors[0].to_string();
+            assert!(shown.starts_with("sluice.yml:4:"), "{shown}");
+            assert!(shown.contains("defaults.memory_limit"), "{shown}");
+            assert!(shown.contains(expected), "{shown}");
+        }
+    }
 
     fn config(text: &str) -> ProjectConfig {
         serde_yaml_ng::from_str(text).unwrap()

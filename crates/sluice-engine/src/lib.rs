@@ -52,9 +52,11 @@ pub use datafusion::execution::session_state::{SessionState, SessionStateBuilder
 pub use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 pub use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
-/// Expressions built in code (the rows endpoint's filters and keyset cursors, merge predicates).
+/// Expressions built in code (the rows endpoint's filters and keyset cursors, merge predicates and
+/// the key ranges that prune them).
 pub mod expr {
     pub use datafusion::common::{Column, ScalarValue};
+    pub use datafusion::functions_aggregate::expr_fn::{max, min};
     pub use datafusion::prelude::{Expr, cast, col, ident, lit};
 }
 

@@ -11,6 +11,11 @@ use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
@@ -88,6 +93,24 @@ pub fn replace_table(
     let _ = ctx.deregister_table(reference.clone());
     ctx.register_table(reference, provider)?;
     Ok(())
+}
+
+/// A table over the Parquet files at `urls` (file URLs), read as `schema`: how staged model output
+/// that is in no Delta commit yet is read by its checks. No file: an empty table of `schema`.
+pub fn parquet_files(schema: SchemaRef, urls: &[String]) -> DfResult<Arc<dyn TableProvider>> {
+    if urls.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema, vec![Vec::new()])?));
+    }
+    let paths = urls
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<DfResult<Vec<_>>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(paths)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// A record batch stream over `batches`, every batch of `schema` (the form the lake's streamed writes

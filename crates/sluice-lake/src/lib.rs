@@ -65,6 +65,9 @@
 //! - [`layout`]: [`Layer`] and [`TableId`], names and folders.
 //! - [`table`]: the [`Lake`] handle — open, exists, load, list, DataFusion provider, txn.
 //! - [`write`](mod@write): [`WriteSpec`], [`WriteMode`], [`WriteOutcome`] and [`Lake::write`].
+//! - [`stage`]: write, audit, publish in bounded memory — [`Lake::stage_stream`] writes uncommitted
+//!   files, [`Lake::publish_staged`] / [`Lake::merge_staged`] commit them, [`Lake::discard_staged`]
+//!   drops them. Merges read and rewrite only the files whose key ranges can match.
 //! - [`log`]: reading commits back — [`Lake::commit_metadata`], [`Lake::history`].
 //! - [`quarantine`]: [`Lake::quarantine`] and the quarantine table schema.
 //! - [`maintain`]: [`Lake::maintain`] — compaction, Z-order, bloom filters, checkpoints, VACUUM.
@@ -78,8 +81,10 @@ pub mod error;
 pub mod layout;
 pub mod log;
 pub mod maintain;
+mod merge;
 pub mod quarantine;
 pub mod retention;
+pub mod stage;
 pub mod table;
 pub mod write;
 pub mod write_stream;
@@ -93,6 +98,7 @@ pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};
 pub use maintain::{FileStats, MaintainReport, MaintainSpec, VacuumSpec};
 pub use quarantine::{BATCH_ID_KEY, QuarantinedRow, quarantine_schema};
 pub use retention::{ExpireReport, ExpireSpec};
+pub use stage::StagedFiles;
 pub use table::{Lake, arrow_schema};
 pub use write::{WriteMode, WriteOutcome, WriteSpec};
 

@@ -20,16 +20,12 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use serde_json::{Map, Value};
 use sluice_engine::SessionContext;
-use sluice_engine::expr::{Column, Expr};
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;
 use crate::log::{APP_ID_KEY, DELTA_COMMIT_INFO_KEYS};
+use crate::merge::{column_names, merge};
 use crate::table::{Lake, txn_version_of};
-
-/// Source and target aliases in merge predicates and assignments.
-const SOURCE_ALIAS: &str = "source";
-const TARGET_ALIAS: &str = "target";
 
 /// How a write combines the new rows with the table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -386,6 +382,9 @@ impl Lake {
                 schema,
                 keys,
             } => {
+                let source = SessionContext::new()
+                    .read_batches(batches)
+                    .map_err(|e| LakeError::datafusion(id, "merge", e))?;
                 let target = MergeTarget {
                     table,
                     writer: self.write_properties(id),
@@ -393,7 +392,7 @@ impl Lake {
                 merge(
                     id,
                     target,
-                    batches,
+                    source,
                     &schema,
                     &keys,
                     spec.merge_schema,
@@ -494,81 +493,6 @@ fn plan(
             replace_where: None,
         },
     }
-}
-
-/// The table a merge writes to, with the writer properties of its new files.
-struct MergeTarget {
-    table: DeltaTable,
-    writer: Option<parquet::file::properties::WriterProperties>,
-}
-
-/// Upsert `batches` into `table` on `keys`, in one commit.
-async fn merge(
-    id: &TableId,
-    MergeTarget { table, writer }: MergeTarget,
-    batches: Vec<RecordBatch>,
-    schema: &SchemaRef,
-    keys: &[String],
-    merge_schema: bool,
-    properties: CommitProperties,
-) -> Result<DeltaTable> {
-    let source = SessionContext::new()
-        .read_batches(batches)
-        .map_err(|e| LakeError::datafusion(id, "merge", e))?;
-    let predicate = keys
-        .iter()
-        .map(|key| qualified(TARGET_ALIAS, key).eq(qualified(SOURCE_ALIAS, key)))
-        .reduce(Expr::and)
-        .ok_or_else(|| LakeError::NoMergeKeys { table: id.clone() })?;
-    let columns = column_names(schema);
-    let mut builder = table.merge(source, predicate);
-    if let Some(writer) = writer {
-        builder = builder.with_writer_properties(writer);
-    }
-    let (table, metrics) = builder
-        .with_source_alias(SOURCE_ALIAS)
-        .with_target_alias(TARGET_ALIAS)
-        .with_merge_schema(merge_schema)
-        .with_commit_properties(properties)
-        .when_matched_update(|mut update| {
-            for column in &columns {
-                update = update.update(
-                    Column::new_unqualified(column.clone()),
-                    qualified(SOURCE_ALIAS, column),
-                );
-            }
-            update
-        })
-        .and_then(|builder| {
-            builder.when_not_matched_insert(|mut insert| {
-                for column in &columns {
-                    insert = insert.set(
-                        Column::new_unqualified(column.clone()),
-                        qualified(SOURCE_ALIAS, column),
-                    );
-                }
-                insert
-            })
-        })
-        .map_err(|e| LakeError::delta(id, "merge", e))?
-        .await
-        .map_err(|e| LakeError::delta(id, "merge", e))?;
-    tracing::debug!(
-        table = %id,
-        inserted = metrics.num_target_rows_inserted,
-        updated = metrics.num_target_rows_updated,
-        "merge metrics"
-    );
-    Ok(table)
-}
-
-/// `relation.column` as an expression, without re-parsing (or lower-casing) the name.
-fn qualified(relation: &str, column: &str) -> Expr {
-    Expr::Column(Column::new(Some(relation), column))
-}
-
-fn column_names(schema: &SchemaRef) -> Vec<String> {
-    schema.fields().iter().map(|f| f.name().clone()).collect()
 }
 
 /// The schema all batches share, or `None` for no batches.

@@ -143,7 +143,7 @@ const STREAM_ROW_GROUP_ROWS: usize = 128 * 1024;
 const STREAM_DICTIONARY_BYTES: usize = 128 * 1024;
 
 /// delta-rs' own defaults (Snappy) with [`STREAM_ROW_GROUP_ROWS`] and [`STREAM_DICTIONARY_BYTES`].
-fn streaming_writer_properties(bloom_filter_columns: &[String]) -> WriterProperties {
+pub(crate) fn streaming_writer_properties(bloom_filter_columns: &[String]) -> WriterProperties {
     let builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(STREAM_ROW_GROUP_ROWS))

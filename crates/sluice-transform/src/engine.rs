@@ -207,6 +207,15 @@ impl Engine {
         self.replace_table(TableReference::from(relation), Arc::new(table))
     }
 
+    /// Registers a table provider as `relation` (used for staged model output read from files).
+    pub fn register_provider(
+        &self,
+        relation: &str,
+        provider: Arc<dyn TableProvider>,
+    ) -> Result<()> {
+        self.replace_table(TableReference::from(relation), provider)
+    }
+
     /// Removes a registered relation (ignored when absent).
     pub fn deregister(&self, relation: &str) {
         let _ = self.ctx.deregister_table(TableReference::from(relation));

@@ -4,13 +4,19 @@
 //! [`Materialization::stage`] computes the new data and registers it as `staging.<model>`, where checks
 //! read it; [`Materialization::publish`] makes it visible in one atomic Delta commit. A model whose error
 //! checks fail is never published, so its readers keep the previous version.
+//!
+//! Tables and incremental models stage in bounded memory: the output streams into Parquet files of
+//! the model's table that no commit names yet ([`sluice_lake::stage`]), the checks read those files,
+//! and publishing commits them (or merges them); [`discard`] deletes them when checks fail. Seeds,
+//! snapshots, CDC merges, time-partitioned windows and models with `partition_by` still collect
+//! their output in memory.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use sluice_lake::{WriteMode, WriteOutcome, WriteSpec};
+use sluice_lake::{StagedFiles, WriteMode, WriteOutcome, WriteSpec};
 
 use crate::compiled::{CompiledModel, CompiledProject, IncrementalStrategy, Materialized};
 use crate::engine::Engine;
@@ -44,10 +50,12 @@ pub struct Staged {
     pub rows: u64,
     /// Output schema.
     pub schema: SchemaRef,
-    /// The rows (empty for views).
+    /// The rows, when collected in memory (empty for views and for output staged as files).
     pub batches: Vec<RecordBatch>,
     /// Whether this build adds to an existing table (incremental) rather than replacing it.
     pub is_incremental: bool,
+    /// The output as uncommitted Parquet files of the model's table, when it was streamed there.
+    pub files: Option<StagedFiles>,
 }
 
 /// The result of publishing.
@@ -82,6 +90,9 @@ pub use seed::{SeedMaterialization, sql_type};
 pub use snapshot::SnapshotMaterialization;
 
 mod registry;
+mod streamed;
+
+pub use streamed::discard;
 
 pub use registry::{MATERIALIZATIONS, MaterializationKind, dbt_accepts};
 
@@ -110,6 +121,9 @@ async fn stage_rows(run: &ModelRun<'_>, is_incremental: bool) -> Result<Staged> 
     };
     let df = run.engine.plan(&rendered.sql).await.map_err(sql_err)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    if m.config.partition_by.is_empty() {
+        return streamed::stage_files(run, df, schema, rendered.sql, is_incremental).await;
+    }
     let batches = df
         .collect()
         .await
@@ -125,6 +139,7 @@ async fn stage_rows(run: &ModelRun<'_>, is_incremental: bool) -> Result<Staged> 
         schema,
         batches,
         is_incremental,
+        files: None,
     })
 }
 
@@ -142,6 +157,9 @@ fn write_spec(run: &ModelRun<'_>, mode: WriteMode) -> WriteSpec {
 }
 
 async fn publish_rows(run: &ModelRun<'_>, staged: Staged, mode: WriteMode) -> Result<Published> {
+    if staged.files.is_some() {
+        return streamed::publish_files(run, staged, mode).await;
+    }
     let id = model_table(run.model.layer, &run.model.name);
     let batches = if staged.batches.is_empty() {
         // An empty result still publishes an empty table with the model's columns.
@@ -216,6 +234,7 @@ impl Materialization for ViewMaterialization {
             schema,
             batches: Vec::new(),
             is_incremental: false,
+            files: None,
         })
     }
 
@@ -268,8 +287,17 @@ impl Materialization for IncrementalMaterialization {
             // new ones), not the new rows alone: `unique` must hold across the whole table, and a
             // run that brings no new rows must not fail `row_count`.
             let new_rel = format!("{}__new", staged.relation);
-            run.engine
-                .register_batches(&new_rel, staged.schema.clone(), staged.batches.clone())?;
+            match &staged.files {
+                Some(files) => {
+                    let provider = run.engine.lake().staged_provider(files)?;
+                    run.engine.register_provider(&new_rel, provider)?;
+                }
+                None => run.engine.register_batches(
+                    &new_rel,
+                    staged.schema.clone(),
+                    staged.batches.clone(),
+                )?,
+            }
             let cols: Vec<String> = staged
                 .schema
                 .fields()
@@ -317,6 +345,9 @@ impl Materialization for IncrementalMaterialization {
     }
 
     async fn publish(&self, run: &ModelRun<'_>, mut staged: Staged) -> Result<Published> {
+        if staged.files.is_some() {
+            return streamed::publish_incremental(run, staged).await;
+        }
         if staged.is_incremental
             && staged.rows > 0
             && run.model.config.incremental_strategy == IncrementalStrategy::DeleteInsert

@@ -1,6 +1,7 @@
 //! Model nodes: stage the result, check it, publish it (write–audit–publish); time-partitioned
 //! models go partition by partition ([`crate::partition::build`]).
 
+use sluice_transform::materialize::discard;
 use sluice_transform::relation::model_table;
 use sluice_transform::{
     CompiledModel, CompiledProject, Engine, ModelRun, TransformError, materialization_for,
@@ -42,12 +43,17 @@ pub async fn build_model(
         .stage(&run)
         .await
         .map_err(|e| (NodeError::from(e), Vec::new()))?;
-    let checks = run_checks(project, engine, &model.name, &staged.relation)
-        .await
-        .map_err(|e| (e, Vec::new()))?;
+    let checks = match run_checks(project, engine, &model.name, &staged.relation).await {
+        Ok(checks) => checks,
+        Err(e) => {
+            discard(engine, staged).await;
+            return Err((e, Vec::new()));
+        }
+    };
     let failed = failures(&checks);
     if !failed.is_empty() {
-        engine.deregister(&staged.relation);
+        // Nothing is published: the staged output (files, when it was streamed) goes.
+        discard(engine, staged).await;
         return Err((NodeError::ChecksFailed(failed), checks));
     }
     let rows = staged.rows;

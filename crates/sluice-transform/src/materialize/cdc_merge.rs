@@ -204,6 +204,7 @@ impl Materialization for CdcMergeMaterialization {
                 schema,
                 batches: Vec::new(),
                 is_incremental: true,
+                files: None,
             });
         }
         let changes = format!("{relation}__changes");
@@ -244,6 +245,7 @@ impl Materialization for CdcMergeMaterialization {
             schema,
             batches,
             is_incremental: false,
+            files: None,
         })
     }
 

@@ -56,6 +56,7 @@ impl Materialization for EphemeralMaterialization {
             schema,
             batches: Vec::new(),
             is_incremental: false,
+            files: None,
         })
     }
 

@@ -146,6 +146,7 @@ pub async fn stage_window(
         schema,
         batches,
         is_incremental,
+        files: None,
     })
 }
 

@@ -169,6 +169,7 @@ impl Materialization for SeedMaterialization {
             schema,
             batches,
             is_incremental: false,
+            files: None,
         })
     }
 

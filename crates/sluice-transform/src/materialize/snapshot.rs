@@ -315,6 +315,7 @@ impl Materialization for SnapshotMaterialization {
             schema,
             batches,
             is_incremental: false,
+            files: None,
         })
     }
 

@@ -375,9 +375,28 @@ fn apply_target(project: &mut Project, name: Option<&str>, settings: &LoadSettin
     Ok(())
 }
 
-/// Opens everything a command needs.
+/// Opens everything a command needs; the engine's memory pool is `defaults.memory_limit`.
 pub async fn open(dir: &Path) -> Result<Workspace> {
-    open_with(dir, |_| Ok(sluice_transform::EngineOptions::default())).await
+    open_with(dir, engine_options).await
+}
+
+/// The engine's memory for commands other than `serve`: a pool of `defaults.memory_limit` for every
+/// query and model build together, past which sorts, joins and aggregations spill to disk
+/// (unbounded when unset).
+pub fn engine_options(compiled: &CompiledProject) -> Result<sluice_transform::EngineOptions> {
+    let limit = compiled
+        .project
+        .config
+        .defaults
+        .memory_limit
+        .as_deref()
+        .map(sluice_core::config::parse_memory_limit)
+        .transpose()
+        .map_err(|e| anyhow!("sluice.yml: defaults.memory_limit: {e}"))?;
+    Ok(sluice_transform::EngineOptions {
+        memory_limit: limit.map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
+        query_memory_limit: None,
+    })
 }
 
 /// [`open`] for `sluice serve` and the demo: the engine gets the memory limits of `serve.limits`.
@@ -385,10 +404,15 @@ pub async fn open_for_serving(dir: &Path) -> Result<Workspace> {
     open_with(dir, |compiled| Ok(serve_limits(compiled)?.engine_options())).await
 }
 
-/// The resolved `serve.limits` of a project.
+/// The resolved `serve.limits` of a project; `defaults.memory_limit` stands in for an unset
+/// `serve.limits.memory_limit`.
 pub fn serve_limits(compiled: &CompiledProject) -> Result<sluice_serve::Limits> {
-    sluice_serve::Limits::from_config(&compiled.project.config.serve.limits)
-        .map_err(|e| anyhow!("{e}"))
+    let config = &compiled.project.config;
+    let mut limits = config.serve.limits.clone();
+    if limits.memory_limit.is_none() {
+        limits.memory_limit = config.defaults.memory_limit.clone();
+    }
+    sluice_serve::Limits::from_config(&limits).map_err(|e| anyhow!("{e}"))
 }
 
 async fn open_with(
