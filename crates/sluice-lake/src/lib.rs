@@ -63,20 +63,29 @@
 //! ## Modules
 //!
 //! - [`layout`]: [`Layer`] and [`TableId`], names and folders.
-//! - [`table`]: the [`Lake`] handle — open, exists, load, list, DataFusion provider, txn.
+//! - [`table`]: the [`Lake`] handle — open, exists, load, list, probe, DataFusion provider, txn.
 //! - [`write`](mod@write): [`WriteSpec`], [`WriteMode`], [`WriteOutcome`] and [`Lake::write`].
 //! - [`log`]: reading commits back — [`Lake::commit_metadata`], [`Lake::history`].
 //! - [`quarantine`]: [`Lake::quarantine`] and the quarantine table schema.
 //! - [`error`]: the crate's error type, [`LakeError`].
 //!
-//! Storage is local (a path or `file://` URL) in this build; object stores need a delta-rs
-//! backend feature (`s3`, `gcs`, `azure`) and a non-filesystem [`Lake::list_tables`].
+//! - [`store`]: where the files live — a local folder or an object store (S3 and S3-compatible
+//!   servers, GCS, Azure) — the `lake_options` mapping, and the concurrent-writer story
+//!   (conditional puts).
+//! - [`testing`]: a real S3-protocol server for the tests of this and other crates.
+//!
+//! A lake is a local folder (a path or `file://` URL) or an object-store prefix (`s3://bucket/lake`,
+//! `gs://…`, `az://…`, `abfss://…`; [`Lake::open_with`] takes the [`LakeOptions`] of `sluice.yml`).
+//! Every read, write, listing and probe goes through one object store per lake
+//! (docs/object-storage.md).
 
 pub mod error;
 pub mod layout;
 pub mod log;
 pub mod quarantine;
+pub mod store;
 pub mod table;
+pub mod testing;
 pub mod write;
 pub mod write_stream;
 
@@ -87,6 +96,8 @@ pub use error::{LakeError, Result};
 pub use layout::{Layer, LayoutError, TableId};
 pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};
 pub use quarantine::{BATCH_ID_KEY, QuarantinedRow, quarantine_schema};
+pub use sluice_core::lake_options::LakeOptions;
+pub use store::StoreKind;
 pub use table::{Lake, arrow_schema};
 pub use write::{WriteMode, WriteOutcome, WriteSpec};
 
