@@ -10,9 +10,16 @@ use serde::Deserialize;
 pub struct ProjectConfig {
     /// Project name, shown in the UI and recorded in run history.
     pub name: String,
-    /// Where the lake lives: a folder (relative to the project) or a `file://` URL.
+    /// Where the lake lives: a folder (relative to the project), a `file://` URL, or an object-store
+    /// URL: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` or
+    /// `abfss://container@account.dfs.core.windows.net/prefix` (`${ENV}` allowed; see
+    /// docs/object-storage.md).
     #[serde(default = "default_lake")]
     pub lake: String,
+    /// How to reach an object-store lake: endpoint, region, addressing, plain HTTP; credentials only
+    /// as `${ENV}` references (see [`crate::lake_options`]).
+    #[serde(default)]
+    pub lake_options: crate::lake_options::LakeOptions,
     /// State database: a SQLite file path relative to the project (default `.sluice/state.db`), or
     /// a `postgres://user@host:port/db[?schema=name]` URL (`${ENV}` allowed); see
     /// [`crate::state_location`].
@@ -59,6 +66,9 @@ pub struct TargetConfig {
     /// The lake of this target (`${ENV}` allowed).
     #[serde(default)]
     pub lake: Option<String>,
+    /// The `lake_options` of this target (replace the project's whole).
+    #[serde(default)]
+    pub lake_options: Option<crate::lake_options::LakeOptions>,
     /// The state database of this target (`${ENV}` allowed).
     #[serde(default)]
     pub state: Option<String>,
@@ -106,6 +116,9 @@ impl ProjectConfig {
             if let Some(lake) = target.lake {
                 self.lake = lake;
             }
+            if let Some(options) = target.lake_options {
+                self.lake_options = options;
+            }
             if let Some(state) = target.state {
                 self.state = state;
                 state_field = format!("targets.{t}.state");
@@ -117,6 +130,7 @@ impl ProjectConfig {
             connections = target.connections;
         }
         self.lake = crate::env::expand_env(&self.lake, path)?;
+        self.lake_options.expand_env(path)?;
         self.state = crate::env::expand_env(&self.state, path)?;
         // Told apart now, so a malformed URL is reported against the field that holds it.
         let root = path.parent().unwrap_or(std::path::Path::new(""));
@@ -333,6 +347,18 @@ pub fn load_project_config(
     check(&["defaults", "memory_limit"], &|t| {
         parse_memory_limit(t).map(|_| ())
     });
+    // Credentials in clear are refused where they are written, top level and per target.
+    let targets: Vec<String> = match doc.get("targets").map(|t| &t.value) {
+        Some(crate::yaml::Value::Map(entries)) => entries.iter().map(|e| e.key.clone()).collect(),
+        _ => Vec::new(),
+    };
+    for key in crate::lake_options::CREDENTIAL_KEYS {
+        let credential = |t: &str| crate::lake_options::check_credential(key, t);
+        check(&["lake_options", key], &credential);
+        for target in &targets {
+            check(&["targets", target, "lake_options", key], &credential);
+        }
+    }
     for key in [
         "statement_timeout",
         "queue_timeout",
@@ -452,5 +478,43 @@ mod target_tests {
             config("name: p\nstate: 'postgresql://u@db/${SLUICE_TEST_STATE_DB_UNSET:-st}'\n");
         c.resolve_target(None, p).unwrap();
         assert_eq!(c.state, "postgresql://u@db/st");
+    }
+
+    #[test]
+    fn lake_options_unknown_keys_and_clear_secrets_are_refused_at_their_line() {
+        let p = std::path::Path::new("/p/sluice.yml");
+        let text = "name: p\nlake: s3://b/l\nlake_options:\n  endpont: http://x\n  secret_access_key: hunter2\ntargets:\n  prod:\n    lake_options: {session_token: 'abc'}\n";
+        let errors = load_project_config(p, text).unwrap_err();
+        let all = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("endpont") && all.contains("endpoint"), "{all}");
+        assert!(
+            all.contains(":5:") && all.contains("lake_options.secret_access_key"),
+            "{all}"
+        );
+        assert!(
+            all.contains("targets.prod.lake_options.session_token"),
+            "{all}"
+        );
+        assert!(!all.contains("hunter2") && !all.contains("abc"), "{all}");
+    }
+
+    #[test]
+    fn lake_options_take_env_references_and_targets_replace_them() {
+        let p = std::path::Path::new("/p/sluice.yml");
+        let text = "name: p\nlake: s3://b/l\nlake_options:\n  endpoint: 'http://127.0.0.1:${SLUICE_TEST_S3_PORT_UNSET:-9000}'\n  path_style: true\n  allow_http: true\n  secret_access_key: '${SLUICE_TEST_S3_SECRET_UNSET}'\ntargets:\n  aws:\n    lake_options: {region: eu-west-1}\n";
+        let c = load_project_config(p, text).unwrap();
+        let mut dev = c.clone();
+        // The secret's variable is unset: the error names it (never a value).
+        let err = dev.resolve_target(None, p).unwrap_err().to_string();
+        assert!(err.contains("SLUICE_TEST_S3_SECRET_UNSET"), "{err}");
+        let mut aws = c;
+        aws.resolve_target(Some("aws"), p).unwrap();
+        assert_eq!(aws.lake_options.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(aws.lake_options.endpoint, None);
+        assert_eq!(aws.lake_options.path_style, None);
     }
 }

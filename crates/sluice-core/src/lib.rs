@@ -33,6 +33,7 @@ pub mod env;
 pub mod error;
 pub mod exports;
 pub mod graph;
+pub mod lake_options;
 pub mod macros;
 pub mod maintenance;
 pub mod model;

@@ -37,6 +37,17 @@ pub enum LakeError {
         source: std::io::Error,
     },
 
+    /// A request to the lake's object store (a listing) failed.
+    #[error("lake {location}: {operation} failed: {source}")]
+    Store {
+        /// The URL of what was asked for.
+        location: String,
+        /// The operation (`list`).
+        operation: &'static str,
+        /// The object-store error (boxed, like delta-rs's).
+        source: Box<deltalake::ObjectStoreError>,
+    },
+
     /// A layer or table name that cannot be used.
     #[error(transparent)]
     Layout(#[from] crate::layout::LayoutError),

@@ -63,7 +63,7 @@
 //! ## Modules
 //!
 //! - [`layout`]: [`Layer`] and [`TableId`], names and folders.
-//! - [`table`]: the [`Lake`] handle — open, exists, load, list, DataFusion provider, txn.
+//! - [`table`]: the [`Lake`] handle — open, exists, load, list, probe, DataFusion provider, txn.
 //! - [`write`](mod@write): [`WriteSpec`], [`WriteMode`], [`WriteOutcome`] and [`Lake::write`].
 //! - [`stage`]: write, audit, publish in bounded memory — [`Lake::stage_stream`] writes uncommitted
 //!   files, [`Lake::publish_staged`] / [`Lake::merge_staged`] commit them, [`Lake::discard_staged`]
@@ -74,8 +74,15 @@
 //! - [`retention`]: [`Lake::expire_partitions`] — deleting or moving old partitions.
 //! - [`error`]: the crate's error type, [`LakeError`].
 //!
-//! Storage is local (a path or `file://` URL) in this build; object stores need a delta-rs
-//! backend feature (`s3`, `gcs`, `azure`) and a non-filesystem [`Lake::list_tables`].
+//! - [`store`]: where the files live — a local folder or an object store (S3 and S3-compatible
+//!   servers, GCS, Azure) — the `lake_options` mapping, and the concurrent-writer story
+//!   (conditional puts).
+//! - [`testing`]: a real S3-protocol server for the tests of this and other crates.
+//!
+//! A lake is a local folder (a path or `file://` URL) or an object-store prefix (`s3://bucket/lake`,
+//! `gs://…`, `az://…`, `abfss://…`; [`Lake::open_with`] takes the [`LakeOptions`] of `sluice.yml`).
+//! Every read, write, listing and probe goes through one object store per lake
+//! (docs/object-storage.md).
 
 pub mod error;
 pub mod layout;
@@ -85,7 +92,9 @@ mod merge;
 pub mod quarantine;
 pub mod retention;
 pub mod stage;
+pub mod store;
 pub mod table;
+pub mod testing;
 pub mod write;
 pub mod write_stream;
 
@@ -99,6 +108,8 @@ pub use maintain::{FileStats, MaintainReport, MaintainSpec, VacuumSpec};
 pub use quarantine::{BATCH_ID_KEY, QuarantinedRow, quarantine_schema};
 pub use retention::{ExpireReport, ExpireSpec};
 pub use stage::StagedFiles;
+pub use sluice_core::lake_options::LakeOptions;
+pub use store::StoreKind;
 pub use table::{Lake, arrow_schema};
 pub use write::{WriteMode, WriteOutcome, WriteSpec};
 

@@ -5,18 +5,21 @@
 //! plus the commits after it), which is cheap next to reading the data.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use deltalake::logstore::LogStore as _;
 use deltalake::{DeltaTable, DeltaTableBuilder};
+use sluice_core::lake_options::LakeOptions;
 use sluice_engine::catalog::TableProvider;
 use url::Url;
 
 use crate::error::{LakeError, Result};
 use crate::layout::{Layer, TableId};
+use crate::store::{LakeStore, SUPPORTED_SCHEMES, StoreKind, storage_options};
 
-/// A handle on one lake folder. Cheap to clone; every method reads the current state on disk.
+/// A handle on one lake: a local folder or a prefix in an object store. Cheap to clone; every
+/// method reads the current state of the store.
 #[derive(Debug, Clone)]
 pub struct Lake {
     inner: Arc<LakeInner>,
@@ -26,19 +29,26 @@ pub struct Lake {
 struct LakeInner {
     /// The root as a directory URL (ends with `/`).
     root: Url,
-    /// The same root as a local path.
-    path: PathBuf,
+    /// The store the lake lives in, shared by all its tables.
+    store: LakeStore,
     /// Columns that get Parquet bloom filters, by table ([`Lake::with_bloom_filters`]).
     bloom_filters: BTreeMap<TableId, Vec<String>>,
 }
 
 impl Lake {
-    /// Open (and create if missing) the lake at `location`: a local path, relative to the
-    /// current directory or absolute, or a `file://` URL.
-    ///
-    /// Object-store URLs (`s3://` and so on) are refused: this build of delta-rs carries no
-    /// object-store backend, and a clear error now beats a confusing one at the first write.
+    /// Open the lake at `location` with no [`LakeOptions`]; see [`Lake::open_with`].
     pub fn open(location: &str) -> Result<Lake> {
+        Lake::open_with(location, &LakeOptions::default())
+    }
+
+    /// Open the lake at `location`: a local path (relative to the current directory or absolute) or
+    /// `file://` URL, whose folder is created if missing; or an object-store URL (`s3://bucket/prefix`,
+    /// `gs://…`, `az://…`, `abfss://…`) reached with `options` and the credentials of the environment.
+    ///
+    /// Opening an object-store lake makes no request: a wrong endpoint or missing credentials show
+    /// at the first read or write (or at [`Lake::probe`]). Options that do not apply to the store
+    /// kind are refused here.
+    pub fn open_with(location: &str, options: &LakeOptions) -> Result<Lake> {
         let invalid = |reason: String| LakeError::InvalidLocation {
             location: location.to_string(),
             reason,
@@ -47,35 +57,34 @@ impl Lake {
         if trimmed.is_empty() {
             return Err(invalid("the location is empty".to_string()));
         }
-        let path = match Url::parse(trimmed) {
+        let root = match Url::parse(trimmed) {
             // A one-letter scheme is a Windows drive (`C:\lake`), not a URL.
-            Ok(url) if url.scheme().len() > 1 => {
-                if url.scheme() != "file" {
+            Ok(url) if url.scheme().len() > 1 => match StoreKind::of_scheme(url.scheme()) {
+                Some(StoreKind::Local) => {
+                    let path = url
+                        .to_file_path()
+                        .map_err(|()| invalid("the file:// URL is not a local path".to_string()))?;
+                    local_root(&path, &invalid)?
+                }
+                Some(_) => object_store_root(url, &invalid)?,
+                None => {
                     return Err(invalid(format!(
-                        "scheme `{}` is not supported; use a local path or a file:// URL",
+                        "scheme `{}` is not supported; use {SUPPORTED_SCHEMES}",
                         url.scheme()
                     )));
                 }
-                url.to_file_path()
-                    .map_err(|()| invalid("the file:// URL is not a local path".to_string()))?
-            }
-            _ => PathBuf::from(trimmed),
+            },
+            _ => local_root(&PathBuf::from(trimmed), &invalid)?,
         };
-        std::fs::create_dir_all(&path).map_err(|source| LakeError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let path = std::fs::canonicalize(&path).map_err(|source| LakeError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let root = Url::from_directory_path(&path)
-            .map_err(|()| invalid(format!("{} cannot be written as a URL", path.display())))?;
+        let kind = StoreKind::of_scheme(root.scheme()).unwrap_or(StoreKind::Local);
+        let options = storage_options(kind, options).map_err(&invalid)?;
+        let store = LakeStore::open(kind, &root, options)
+            .map_err(|e| invalid(format!("cannot build its object store: {e}")))?;
         tracing::debug!(%root, "opened lake");
         Ok(Lake {
             inner: Arc::new(LakeInner {
                 root,
-                path,
+                store,
                 bloom_filters: BTreeMap::new(),
             }),
         })
@@ -89,7 +98,7 @@ impl Lake {
         Lake {
             inner: Arc::new(LakeInner {
                 root: self.inner.root.clone(),
-                path: self.inner.path.clone(),
+                store: self.inner.store.clone(),
                 bloom_filters,
             }),
         }
@@ -109,9 +118,19 @@ impl Lake {
         &self.inner.root
     }
 
-    /// The lake root as a local path.
-    pub fn root_path(&self) -> &Path {
-        &self.inner.path
+    /// Whether the lake is a local folder (not an object store).
+    pub fn is_local(&self) -> bool {
+        self.inner.store.kind == StoreKind::Local
+    }
+
+    /// Shows that the lake answers with one cheap request (a listing of its root): for readiness
+    /// probes. The error says what failed, without credentials.
+    pub async fn probe(&self) -> std::result::Result<(), String> {
+        self.inner
+            .store
+            .probe()
+            .await
+            .map_err(|e| format!("the lake at {} does not answer: {e}", self.inner.root))
     }
 
     /// The directory URL of a table (ends with `/`); quarantine tables live in `_quarantine/`.
@@ -138,8 +157,14 @@ impl Lake {
     /// A delta-rs handle on the table location, not loaded yet.
     pub(crate) fn unloaded(&self, id: &TableId) -> Result<DeltaTable> {
         let url = self.checked_url(id)?;
-        DeltaTableBuilder::from_url(url)
-            .and_then(|builder| builder.build())
+        let store = &self.inner.store;
+        DeltaTableBuilder::from_url(url.clone())
+            .and_then(|builder| {
+                builder
+                    .with_storage_backend(store.root_store.clone(), url)
+                    .with_storage_options(store.options.clone())
+                    .build()
+            })
             .map_err(|e| LakeError::delta(id, "open", e))
     }
 
@@ -179,15 +204,16 @@ impl Lake {
 
     /// All Delta tables of the lake, in layer order then by name.
     ///
-    /// Walks the layout folders only (`bronze/*/*`, `silver/*`, `gold/*`, `_quarantine/*`) and
-    /// keeps the folders that hold a Delta log; stray folders and files are ignored.
+    /// Lists the layout folders only (`bronze/*/*`, `silver/*`, `gold/*`, `_quarantine/*`) through
+    /// the object store (a delimited listing per folder) and keeps those that hold a Delta log;
+    /// stray folders and files are ignored.
     pub async fn list_tables(&self) -> Result<Vec<TableId>> {
         let mut found = Vec::new();
         for layer in Layer::ALL {
-            let layer_dir = self.inner.path.join(layer.dir_name());
-            for first in subdirectories(&layer_dir).await? {
+            let layer_dir = layer.dir_name();
+            for first in self.subfolders(&[layer_dir]).await? {
                 let candidates = if layer.name_depth() == 2 {
-                    subdirectories(&layer_dir.join(&first))
+                    self.subfolders(&[layer_dir, &first])
                         .await?
                         .into_iter()
                         .map(|second| TableId::bronze(&first, &second))
@@ -204,6 +230,24 @@ impl Lake {
         }
         found.sort();
         Ok(found)
+    }
+
+    /// Names of the folders below `relative` (not starting with `.` or `_`); empty if none.
+    async fn subfolders(&self, relative: &[&str]) -> Result<Vec<String>> {
+        let names = self
+            .inner
+            .store
+            .subfolders(relative)
+            .await
+            .map_err(|source| LakeError::Store {
+                location: format!("{}{}", self.inner.root, relative.join("/")),
+                operation: "list",
+                source: Box::new(source),
+            })?;
+        Ok(names
+            .into_iter()
+            .filter(|n| !(n.starts_with('.') || n.starts_with('_')))
+            .collect())
     }
 
     /// A DataFusion table provider over the table's latest version, or `None` when the table
@@ -276,33 +320,6 @@ pub(crate) async fn txn_version_of(
         .map_err(|e| LakeError::delta(id, "read app transaction", e))
 }
 
-/// Names of the sub-folders of `dir` (not starting with `.` or `_`); empty if `dir` is missing.
-async fn subdirectories(dir: &Path) -> Result<Vec<String>> {
-    let io_err = |source| LakeError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut entries = match tokio::fs::read_dir(dir).await {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(e)),
-    };
-    let mut names = Vec::new();
-    while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
-        if !entry.file_type().await.map_err(io_err)?.is_dir() {
-            continue;
-        }
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if !(name.starts_with('.') || name.starts_with('_')) {
-            names.push(name);
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
 /// The Arrow schema of a loaded table (what a writer must match, and what schema evolution extends).
 pub fn arrow_schema(table: &deltalake::DeltaTable) -> crate::Result<arrow::datatypes::SchemaRef> {
     let state = table.snapshot().map_err(|source| {
@@ -331,10 +348,55 @@ mod tests {
     }
 
     #[test]
-    fn open_refuses_object_store_urls_and_empty_locations() {
-        let err = Lake::open("s3://bucket/lake").unwrap_err().to_string();
-        assert!(err.contains("scheme `s3` is not supported"), "{err}");
+    fn open_accepts_object_store_urls_and_refuses_unknown_schemes() {
+        for (location, root) in [
+            ("s3://bucket", "s3://bucket/"),
+            ("s3://bucket/lake", "s3://bucket/lake/"),
+            ("s3://bucket/a/lake/", "s3://bucket/a/lake/"),
+            ("gs://bucket/lake", "gs://bucket/lake/"),
+            (
+                "abfss://data@account.dfs.core.windows.net/lake",
+                "abfss://data@account.dfs.core.windows.net/lake/",
+            ),
+        ] {
+            let lake = Lake::open(location).unwrap();
+            assert_eq!(lake.root().as_str(), root);
+            assert!(!lake.is_local());
+        }
+        let lake = Lake::open("s3://bucket/lake").unwrap();
+        assert_eq!(
+            lake.table_url(&TableId::bronze("shop", "orders")).as_str(),
+            "s3://bucket/lake/bronze/shop/orders/"
+        );
+        // Azure needs its account: in the URL (abfss://) or AZURE_STORAGE_ACCOUNT_NAME.
+        if std::env::var_os("AZURE_STORAGE_ACCOUNT_NAME").is_none() {
+            let err = Lake::open("az://container/lake").unwrap_err().to_string();
+            assert!(err.contains("Account must be specified"), "{err}");
+        }
+        let err = Lake::open("hdfs://nn/lake").unwrap_err().to_string();
+        assert!(err.contains("scheme `hdfs` is not supported"), "{err}");
+        let err = Lake::open("s3:///lake").unwrap_err().to_string();
+        assert!(err.contains("no bucket"), "{err}");
         assert!(Lake::open("  ").is_err());
+    }
+
+    #[test]
+    fn open_with_refuses_options_that_do_not_apply_to_the_store() {
+        let options = LakeOptions {
+            path_style: Some(true),
+            ..LakeOptions::default()
+        };
+        assert!(Lake::open_with("s3://bucket/lake", &options).is_ok());
+        let err = Lake::open_with("gs://bucket/lake", &options)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lake_options.path_style applies to s3://"),
+            "{err}"
+        );
+        // A local lake ignores them (a dev target on a folder, prod on a bucket).
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Lake::open_with(dir.path().to_str().unwrap(), &options).is_ok());
     }
 
     #[test]
@@ -385,6 +447,7 @@ mod tests {
     #[tokio::test]
     async fn list_tables_finds_only_delta_tables() {
         let (dir, lake) = tmp_lake();
+        lake.probe().await.unwrap();
         let ids = [
             TableId::bronze("shop", "orders"),
             TableId::silver("customers"),
@@ -410,5 +473,45 @@ mod tests {
                 .await
                 .unwrap()
         );
+        // A local lake whose folder is gone does not answer.
+        drop(listed);
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        let err = lake.probe().await.unwrap_err();
+        assert!(err.contains("missing"), "{err}");
     }
+}
+
+/// The root URL of a local lake at `path`, creating its folder.
+fn local_root(path: &std::path::Path, invalid: &dyn Fn(String) -> LakeError) -> Result<Url> {
+    std::fs::create_dir_all(path).map_err(|source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let path = std::fs::canonicalize(path).map_err(|source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Url::from_directory_path(&path)
+        .map_err(|()| invalid(format!("{} cannot be written as a URL", path.display())))
+}
+
+/// The root URL of an object-store lake: a bucket (container) and an optional prefix, as a
+/// directory URL. Nothing is created: an object store has no folders.
+fn object_store_root(mut url: Url, invalid: &dyn Fn(String) -> LakeError) -> Result<Url> {
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(format!(
+            "no bucket: write {}://BUCKET/PREFIX",
+            url.scheme()
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "a lake URL takes no `?query` or `#fragment`; options go in lake_options".to_string(),
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
 }

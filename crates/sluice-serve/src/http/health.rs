@@ -4,14 +4,14 @@
 //!   sheds load ([`crate::server`] answers it past `max_connections`) — so an orchestrator restarts
 //!   only a process that is really stuck.
 //! - `GET /api/ready` (readiness) answers 200 only when what a request needs answers: the state
-//!   database (one read) and the lake (its root folder is there). Otherwise 503 with the check that
+//!   database (one read) and the lake (one listing of its root through its object store: the folder
+//!   of a local lake, the bucket and credentials of an S3/GCS/Azure one). Otherwise 503 with the check that
 //!   failed, so a load balancer sends traffic elsewhere without restarting the process (a restart
 //!   would not bring a database back).
 //!
 //! Both are also served alone by [`probe_router`], for processes that serve no API (`sluice serve
 //! --role scheduler`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use axum::Json;
@@ -43,11 +43,8 @@ pub async fn ready(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         .await
     };
     // The lake this process reads (the engine's), not only the one the project names.
-    let lake_root = s.engine.lake().root_path().to_path_buf();
-    let lake = check(tokio::task::spawn_blocking(move || {
-        lake_reachable(&lake_root)
-    }))
-    .await;
+    let lake = s.engine.lake().clone();
+    let lake = check(tokio::spawn(async move { lake.probe().await })).await;
     let ok = state.is_ok() && lake.is_ok();
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },
@@ -69,7 +66,7 @@ pub fn probe_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs one blocking check with [`READY_CHECK_TIMEOUT`].
+/// Runs one check (a task of its own) with [`READY_CHECK_TIMEOUT`].
 async fn check(task: tokio::task::JoinHandle<Result<(), String>>) -> Result<(), String> {
     match tokio::time::timeout(READY_CHECK_TIMEOUT, task).await {
         Ok(Ok(result)) => result,
@@ -85,25 +82,5 @@ fn outcome(r: &Result<(), String>) -> Value {
     match r {
         Ok(()) => json!({"ok": true}),
         Err(e) => json!({"ok": false, "error": e}),
-    }
-}
-
-/// The lake answers when its root is a folder this process can list.
-fn lake_reachable(path: &Path) -> Result<(), String> {
-    std::fs::read_dir(path)
-        .map(|_| ())
-        .map_err(|e| format!("cannot list the lake folder {}: {e}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_lake_folder_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(lake_reachable(dir.path()).is_ok());
-        let err = lake_reachable(&dir.path().join("nope")).unwrap_err();
-        assert!(err.contains("nope"), "{err}");
     }
 }

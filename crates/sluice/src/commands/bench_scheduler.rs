@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use futures::future::BoxFuture;
-use sluice_lake::Lake;
 use sluice_orchestrate::{
     AttemptResult, NodeExecutor, NodeOutput, NodeStatus, RunOptions, StateStore,
 };
@@ -140,7 +139,7 @@ pub async fn bench_scheduler(b: &SchedulerBench, dir: Option<&Path>) -> Result<E
             .map_err(|e| anyhow!("compiling the generated project: {e:?}"))?,
     );
     let edges = compiled.graph.edges().len();
-    let lake = Lake::open(&compiled.project.lake_location())?;
+    let lake = super::open_lake(&compiled)?;
     let engine = Engine::open(&lake, Some(&compiled)).await?;
     let state = Arc::new(StateStore::open(&compiled.project.state_location()?)?);
     let mut runs = Vec::new();

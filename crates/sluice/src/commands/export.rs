@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use sluice_lake::Lake;
 use sluice_serve::Format;
 use sluice_serve::query::filter::Filter;
 use sluice_transform::Engine;
@@ -35,7 +34,7 @@ pub async fn export(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     let format = output_format(args.format.as_deref(), &args.to)?;
     let compiled = load(dir)?;
     let relation = sluice_serve::export::relation_of(&compiled, &args.asset)?;
-    let lake = Lake::open(&compiled.project.lake_location())?;
+    let lake = super::open_lake(&compiled)?;
     let engine = Engine::open(&lake, Some(&compiled)).await?;
     let exists = engine.context().table_exist(relation.as_str())?;
     if !exists {

@@ -415,15 +415,20 @@ pub fn serve_limits(compiled: &CompiledProject) -> Result<sluice_serve::Limits> 
     sluice_serve::Limits::from_config(&limits).map_err(|e| anyhow!("{e}"))
 }
 
+/// The project's lake: `lake:` (a folder or an object-store URL) with `lake_options:`.
+pub fn open_lake(compiled: &CompiledProject) -> Result<Lake> {
+    let location = compiled.project.lake_location();
+    Lake::open_with(&location, &compiled.project.config.lake_options)
+        .with_context(|| format!("opening the lake at {location}"))
+}
+
 async fn open_with(
     dir: &Path,
     options: impl FnOnce(&CompiledProject) -> Result<sluice_transform::EngineOptions>,
 ) -> Result<Workspace> {
     let compiled = load(dir)?;
     let options = options(&compiled)?;
-    let lake_location = compiled.project.lake_location();
-    let lake = Lake::open(&lake_location)
-        .with_context(|| format!("opening the lake at {lake_location}"))?
+    let lake = open_lake(&compiled)?
         .with_bloom_filters(sluice_orchestrate::maintain::bloom_filters(&compiled));
     let engine = Engine::open_with(&lake, Some(&compiled), options)
         .await

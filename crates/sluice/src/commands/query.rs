@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use sluice_lake::Lake;
 use sluice_transform::{Engine, pretty};
 
 use super::load;
@@ -12,7 +11,7 @@ use super::load;
 /// Runs read-only SQL and prints the result.
 pub async fn query(dir: &Path, sql: &str, format: &str) -> Result<ExitCode> {
     let compiled = load(dir)?;
-    let lake = Lake::open(&compiled.project.lake_location())?;
+    let lake = super::open_lake(&compiled)?;
     let engine = Engine::open(&lake, Some(&compiled)).await?;
     let batches = engine.query(sql).await?;
     match format {

@@ -43,12 +43,6 @@ async fn serve_workspace_as(
     flags: &SchedulerFlags,
 ) -> Result<()> {
     let limits = super::serve_limits(&ws.compiled)?;
-    // Readiness lists the lake's folder; a project that has not run yet has none.
-    let lake = ws.compiled.project.lake_location();
-    if !lake.contains("://") {
-        std::fs::create_dir_all(&lake)
-            .with_context(|| format!("cannot create the lake folder {lake}"))?;
-    }
     // Runs whose process died (SIGKILL) become `abandoned` now, also with --no-scheduler.
     if let Err(e) = ws.state.reap_abandoned_runs() {
         tracing::warn!(error = %e, "cannot look for abandoned runs");
