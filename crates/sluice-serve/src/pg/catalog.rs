@@ -27,6 +27,7 @@ use sluice_transform::Engine;
 use sluice_transform::relation::CATALOG;
 
 use super::error::PgError;
+use super::information_schema::{self, PgInformationSchema};
 
 /// The lake schemas served over the wire, in the order clients list them.
 pub const SERVED_SCHEMAS: [&str; 4] = ["bronze", "silver", "gold", "quarantine"];
@@ -40,23 +41,34 @@ pub fn session_for(
     let lake = source
         .catalog(CATALOG)
         .ok_or_else(|| PgError::NoCatalog(CATALOG.to_string()))?;
-    // The engine's settings (default catalog `sluice`, default schema `gold`, information_schema on),
-    // but a catalog list of its own: the default catalog is not created, ours is registered below.
+    // The engine's settings (default catalog `sluice`, default schema `gold`), but a catalog list of
+    // its own: the default catalog is not created, ours is registered below. DataFusion's
+    // information_schema is off: PostgreSQL's shape of it is registered instead (see
+    // [`super::information_schema`]).
     let config = source
         .copied_config()
         .with_create_default_catalog_and_schema(false)
-        .with_information_schema(true);
+        .with_information_schema(false);
     // The engine's guards: wire queries run on the query runtime too, each within its memory share.
     let state = session_builder(config, source.runtime_env(), query_memory_limit).build();
     let ctx = SessionContext::new_with_state(state);
-    ctx.register_catalog(CATALOG, Arc::new(ServedCatalog::new(lake)));
+    let served = Arc::new(ServedCatalog::new(lake.clone()));
+    served
+        .register_schema(
+            information_schema::NAME,
+            Arc::new(PgInformationSchema::new(lake, CATALOG)),
+        )
+        .map_err(|e| PgError::Catalog(e.to_string()))?;
+    ctx.register_catalog(CATALOG, served);
     setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
         .map_err(|e| PgError::Catalog(e.to_string()))?;
+    // After the library's, so `version()` and the privilege functions are ours.
+    super::functions::register(&ctx);
     Ok(Arc::new(ctx))
 }
 
-/// The `sluice` catalog as clients see it: the lake's published schemas, read-only, and any schema
-/// the wire layer adds itself (`pg_catalog`).
+/// The `sluice` catalog as clients see it: the lake's published schemas, read-only, and the schemas
+/// the wire layer adds itself (`pg_catalog`, `information_schema`).
 #[derive(Debug)]
 pub struct ServedCatalog {
     lake: Arc<dyn CatalogProvider>,

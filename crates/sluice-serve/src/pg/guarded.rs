@@ -464,7 +464,18 @@ impl QueryParser for GuardedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         check_sql(sql, &self.sql).map_err(|e| refused(&e))?;
-        self.inner.parse_sql(client, sql, types).await
+        let parsed = self.inner.parse_sql(client, sql, types).await?;
+        // Every `$n` the client will bind must stay in the plan's parameter list (see
+        // `compat::keep_placeholders`).
+        let highest = super::compat::highest_placeholder(sql);
+        match parsed {
+            Some((query, Some((statement, plan)))) if highest > 0 => {
+                let plan = super::compat::keep_placeholders(plan, highest)
+                    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                Ok(Some((query, Some((statement, plan)))))
+            }
+            other => Ok(other),
+        }
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {

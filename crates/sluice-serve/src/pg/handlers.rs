@@ -26,6 +26,7 @@ use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::{Sink, SinkExt};
 use sluice_engine::{DataFusionError, SessionContext};
 
+use super::compat::CompatHook;
 use super::error::sqlstate_of;
 use super::guarded::{GuardedCancel, GuardedService, Shared};
 use super::read_only::ReadOnlyHook;
@@ -41,11 +42,14 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    /// Handlers over `ctx`: the read-only hook first, answers to `SHOW` of common settings, then the
+    /// Handlers over `ctx`: the rewrites of catalog constructs DataFusion does not plan
+    /// ([`CompatHook`], read-only checked), the read-only hook, answers to `SHOW` of common settings,
+    /// then the
     /// library's cursor, `SET`/`SHOW` and transaction hooks (the ones `datafusion_postgres::serve`
     /// installs).
     pub fn new(ctx: Arc<SessionContext>, shared: Arc<Shared>) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(CompatHook),
             Arc::new(ReadOnlyHook),
             Arc::new(SettingsHook),
             Arc::new(CursorStatementHook),
@@ -98,7 +102,8 @@ impl PgWireServerHandlers for Handlers {
 
 /// Accepts every client without a password (the endpoint binds to loopback by default; see
 /// `docs/postgres-wire.md`), registers it for query cancellation, and reports
-/// `default_transaction_read_only = on` so that drivers that look know writes will fail.
+/// `default_transaction_read_only = on` so that drivers that look know writes will fail, and
+/// `server_version` as PostgreSQL 16's with Sluice's version inside.
 pub struct Startup {
     connections: Arc<ConnectionManager>,
 }
@@ -127,12 +132,19 @@ impl NoopStartupHandler for Startup {
             application = meta.get("application_name").map(String::as_str).unwrap_or(""),
             "PostgreSQL client connected"
         );
-        client
-            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
-                "default_transaction_read_only".to_string(),
-                "on".to_string(),
-            )))
-            .await?;
+        // pgwire announces `16.6-pgwire-<version>`; drivers keep the last value they are sent, so this
+        // one (PostgreSQL's version with Sluice's inside, as `version()` says) is what they see.
+        for (name, value) in [
+            ("default_transaction_read_only", "on".to_string()),
+            ("server_version", super::functions::server_version()),
+        ] {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name.to_string(),
+                    value,
+                )))
+                .await?;
+        }
         Ok(())
     }
 }

@@ -9,7 +9,13 @@
 //!   run are visible to the next query and `pg_catalog` never leaks into `sluice query` or HTTP;
 //! - [`read_only`]: refuses writes, DDL, `COPY` and server `SET`s with SQLSTATE `25006`, keeping the
 //!   connection usable;
+//! - [`compat`]: rewrites catalog constructs DataFusion does not plan (`generate_subscripts`,
+//!   `_pg_expandarray`, `ARRAY(subquery)`);
 //! - [`settings`]: answers `SHOW timezone`, `SHOW transaction_read_only` and the like;
+//! - [`information_schema`]: PostgreSQL's `information_schema` (type names, key views) over the
+//!   served schemas;
+//! - [`functions`]: `version()`, `current_setting`, `to_regtype` and the other PostgreSQL functions
+//!   clients call while connecting and browsing;
 //! - [`handlers`]: the handler set (read-only hook first; errors with real SQLSTATEs);
 //! - [`PgServer`]: binds first (a clear error naming the address when it is taken), then accepts
 //!   until a shutdown future completes, and closes the open sessions.
@@ -25,9 +31,12 @@
 //! The user guide is `docs/postgres-wire.md`.
 
 pub mod catalog;
+pub mod compat;
 pub mod error;
+pub mod functions;
 pub mod guarded;
 pub mod handlers;
+pub mod information_schema;
 pub mod read_only;
 pub mod settings;
 #[cfg(test)]

@@ -300,7 +300,7 @@ async fn plan_read_only(
     Ok(Some(plan))
 }
 
-fn verify(plan: &LogicalPlan) -> Result<(), Refusal> {
+pub(crate) fn verify(plan: &LogicalPlan) -> Result<(), Refusal> {
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

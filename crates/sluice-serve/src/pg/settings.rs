@@ -26,6 +26,8 @@ use sluice_engine::{DFSchema, ParamValues};
 /// the one the client set (`SET TIME ZONE`), else UTC.
 pub fn setting_value(setting: &str, client_time_zone: Option<&str>) -> Option<String> {
     let value = match setting {
+        "server_version" => return Some(super::functions::server_version()),
+        "server_version_num" => super::functions::PG_VERSION_NUM,
         "timezone" => client_time_zone.unwrap_or("UTC"),
         "transaction_read_only" | "default_transaction_read_only" => "on",
         "standard_conforming_strings" | "integer_datetimes" => "on",
@@ -139,5 +141,9 @@ mod tests {
             Some("Europe/Paris")
         );
         assert_eq!(setting_value("work_mem", None), None);
+        assert_eq!(
+            setting_value("server_version_num", None).as_deref(),
+            Some("160000")
+        );
     }
 }
