@@ -66,6 +66,8 @@
 //! - [`table`]: the [`Lake`] handle — open, exists, load, list, DataFusion provider, txn.
 //! - [`write`](mod@write): [`WriteSpec`], [`WriteMode`], [`WriteOutcome`] and [`Lake::write`].
 //! - [`log`]: reading commits back — [`Lake::commit_metadata`], [`Lake::history`].
+//! - [`history`]: time travel — [`Lake::versions`] (row counts per version),
+//!   [`Lake::provider_at`], [`Lake::version_at`], [`Lake::restore`].
 //! - [`quarantine`]: [`Lake::quarantine`] and the quarantine table schema.
 //! - [`error`]: the crate's error type, [`LakeError`].
 //!
@@ -73,6 +75,7 @@
 //! backend feature (`s3`, `gcs`, `azure`) and a non-filesystem [`Lake::list_tables`].
 
 pub mod error;
+pub mod history;
 pub mod layout;
 pub mod log;
 pub mod quarantine;
@@ -84,6 +87,7 @@ pub mod write_stream;
 mod test_util;
 
 pub use error::{LakeError, Result};
+pub use history::{RUN_ID_KEY, RestoreOutcome, VersionInfo, parse_timestamp};
 pub use layout::{Layer, LayoutError, TableId};
 pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};
 pub use quarantine::{BATCH_ID_KEY, QuarantinedRow, quarantine_schema};
