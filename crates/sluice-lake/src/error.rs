@@ -144,7 +144,9 @@ pub enum LakeError {
     },
 
     /// A version that existed but can no longer be read (its log or files were cleaned up).
-    #[error("{table}: version {version} can no longer be read (log or files cleaned up?): {source}")]
+    #[error(
+        "{table}: version {version} can no longer be read (log or files cleaned up?): {source}"
+    )]
     VersionUnreadable {
         /// The table.
         table: TableId,
@@ -170,7 +172,9 @@ pub enum LakeError {
     },
 
     /// A restore to the version the table is at already.
-    #[error("{table}: version {version} is the latest version already; there is nothing to restore")]
+    #[error(
+        "{table}: version {version} is the latest version already; there is nothing to restore"
+    )]
     AlreadyAtVersion {
         /// The table.
         table: TableId,

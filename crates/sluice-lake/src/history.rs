@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::DeltaTableError;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::logstore::LogStoreRef;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -103,7 +103,9 @@ impl Lake {
         found.ok_or_else(|| LakeError::BeforeFirstCommit {
             table: id.clone(),
             at,
-            first: versions.first().and_then(|v| v.timestamp.map(|t| (v.version, t))),
+            first: versions
+                .first()
+                .and_then(|v| v.timestamp.map(|t| (v.version, t))),
         })
     }
 
@@ -255,7 +257,11 @@ impl LiveFiles {
         }
         let total = self
             .complete
-            .then(|| self.rows.values().try_fold(0u64, |sum, r| r.map(|r| sum + r)))
+            .then(|| {
+                self.rows
+                    .values()
+                    .try_fold(0u64, |sum, r| r.map(|r| sum + r))
+            })
             .flatten();
         let info = &commit.info;
         let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
@@ -265,7 +271,11 @@ impl LiveFiles {
             .and_then(Value::as_i64);
         let operation = text("operation");
         let restored_version = (operation.as_deref() == Some("RESTORE"))
-            .then(|| info.get("operationParameters")?.get("version").and_then(as_u64))
+            .then(|| {
+                info.get("operationParameters")?
+                    .get("version")
+                    .and_then(as_u64)
+            })
             .flatten();
         VersionInfo {
             version: commit.version,
@@ -283,9 +293,11 @@ impl LiveFiles {
 /// A JSON number, or a number written as a string (Delta writers store operation parameters as
 /// strings).
 fn as_u64(value: &Value) -> Option<u64> {
-    value
-        .as_u64()
-        .or_else(|| value.as_str().and_then(|s| s.trim_matches('"').parse().ok()))
+    value.as_u64().or_else(|| {
+        value
+            .as_str()
+            .and_then(|s| s.trim_matches('"').parse().ok())
+    })
 }
 
 /// Read and parse commit file `version`; `None` when it is gone.

@@ -82,7 +82,10 @@ async fn versions_list_operations_runs_and_row_counts() {
 async fn a_provider_reads_an_earlier_version() {
     let (_dir, lake, id) = three_versions().await;
     assert_eq!(ids(lake.provider_at(&id, 0).await.unwrap()).await, [1, 2]);
-    assert_eq!(ids(lake.provider_at(&id, 1).await.unwrap()).await, [1, 2, 3]);
+    assert_eq!(
+        ids(lake.provider_at(&id, 1).await.unwrap()).await,
+        [1, 2, 3]
+    );
     assert_eq!(ids(lake.provider_at(&id, 2).await.unwrap()).await, [9]);
 }
 
@@ -122,7 +125,10 @@ async fn the_version_at_a_time_is_the_last_committed_by_then() {
 
     let before = first - chrono::Duration::seconds(1);
     let err = lake.version_at(&id, before).await.unwrap_err().to_string();
-    assert!(err.contains("no version was committed at or before"), "{err}");
+    assert!(
+        err.contains("no version was committed at or before"),
+        "{err}"
+    );
     assert!(err.contains("first kept version is 0"), "{err}");
 }
 
@@ -157,7 +163,8 @@ async fn restore_commits_a_new_version_with_the_old_rows() {
 #[test]
 fn commit_parsing_counts_records_of_added_files() {
     let id = TableId::silver("t");
-    let bytes = br#"{"commitInfo":{"timestamp":1700000000000,"operation":"WRITE","sluice.run_id":"r"}}
+    let bytes =
+        br#"{"commitInfo":{"timestamp":1700000000000,"operation":"WRITE","sluice.run_id":"r"}}
 {"add":{"path":"a.parquet","dataChange":true,"stats":"{\"numRecords\":3}"}}
 {"add":{"path":"b.parquet","dataChange":false}}
 {"remove":{"path":"old.parquet","dataChange":true}}
@@ -193,7 +200,10 @@ fn timestamps_parse_in_the_usual_forms_as_utc() {
         at("2026-01-01 10:00:00.250"),
         Some("2026-01-01T10:00:00.250+00:00".to_string())
     );
-    assert_eq!(at("2026-01-01"), Some("2026-01-01T00:00:00+00:00".to_string()));
+    assert_eq!(
+        at("2026-01-01"),
+        Some("2026-01-01T00:00:00+00:00".to_string())
+    );
     assert_eq!(at("yesterday"), None);
     assert_eq!(at("2026-13-01"), None);
 }

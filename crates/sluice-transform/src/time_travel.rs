@@ -44,8 +44,8 @@ use sluice_lake::{Lake, TableId};
 /// dependency on the lake; and the lake's time-travel error type.
 pub use sluice_lake::{LakeError, parse_timestamp};
 
-use crate::error::{Result, TransformError};
 use crate::compiled::{CompiledProject, Materialized};
+use crate::error::{Result, TransformError};
 use crate::relation::{CATALOG, model_table};
 
 /// The schema the rewritten statements read versions from.

@@ -105,11 +105,18 @@ async fn unknown_versions_times_and_tables_are_clear_errors() {
     assert!(e.contains("no version was committed at or before"), "{e}");
     assert!(e.contains("first kept version is 0"), "{e}");
 
-    let e = error(&engine, "SELECT * FROM silver.events TIMESTAMP AS OF 'soon'").await;
+    let e = error(
+        &engine,
+        "SELECT * FROM silver.events TIMESTAMP AS OF 'soon'",
+    )
+    .await;
     assert!(e.contains("`soon` is not a timestamp"), "{e}");
 
     let e = error(&engine, "SELECT * FROM gold.nothing VERSION AS OF 1").await;
-    assert!(e.contains("`gold.nothing` is not a table of the lake"), "{e}");
+    assert!(
+        e.contains("`gold.nothing` is not a table of the lake"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -133,10 +140,7 @@ async fn the_rewrite_names_a_hidden_schema_that_lists_nothing() {
         .time_travel("SELECT * FROM silver.events VERSION AS OF 1 e")
         .await
         .unwrap();
-    assert_eq!(
-        out,
-        "SELECT * FROM \"_time_travel\".\"silver.events@1\" AS e"
-    );
+    assert_eq!(out, "SELECT * FROM \"_time_travel\".\"silver.events@1\" e");
     let listed = engine
         .query("SELECT count(*) FROM information_schema.tables WHERE table_schema = '_time_travel'")
         .await

@@ -261,7 +261,7 @@ pub enum Command {
     },
     /// Restore an asset's table to an earlier version, by committing a new version with its rows
     /// (the history keeps every version; restoring is recorded as a run).
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["version", "timestamp"])))]
+    #[command(group(clap::ArgGroup::new("restore_to").required(true).args(["version", "timestamp"])))]
     Restore {
         /// A model (`by_region`, `gold.by_region`) or a source table (`shop.orders`).
         asset: String,

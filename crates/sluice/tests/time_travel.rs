@@ -96,7 +96,10 @@ fn cli_reads_versions_lists_history_and_restores() {
     assert_eq!(regions(&query_json(dir, &sql)), ["north", "south"]);
 
     // Errors name the asset and the versions there are.
-    let out = sluice(dir, &["query", "select * from gold.by_region VERSION AS OF 9"]);
+    let out = sluice(
+        dir,
+        &["query", "select * from gold.by_region VERSION AS OF 9"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("gold.by_region"), "{err}");
@@ -110,7 +113,10 @@ fn cli_reads_versions_lists_history_and_restores() {
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no version was committed at or before"), "{err}");
+    assert!(
+        err.contains("no version was committed at or before"),
+        "{err}"
+    );
 
     // Restore: a new version with version 0's rows, recorded as a run.
     let out = sluice_ok(dir, &["restore", "by_region", "--version", "0"]);
@@ -133,7 +139,10 @@ fn cli_reads_versions_lists_history_and_restores() {
         .lines()
         .find(|l| l.contains(&restore_run))
         .unwrap_or_else(|| panic!("restore run not listed:\n{runs}"));
-    assert!(line.contains("restore") && line.contains("success"), "{line}");
+    assert!(
+        line.contains("restore") && line.contains("success"),
+        "{line}"
+    );
     let shown = sluice_ok(dir, &["runs", "show", &restore_run]);
     assert!(shown.contains("by_region"), "{shown}");
 
@@ -212,12 +221,24 @@ async fn http_and_the_wire_read_earlier_versions() {
 
     // POST /api/sql.
     let body = r#"{"sql": "select region from gold.by_region version as of 0"}"#;
-    let (code, text) = http(&server.http, "POST", "/api/sql", Some(body), "application/json");
+    let (code, text) = http(
+        &server.http,
+        "POST",
+        "/api/sql",
+        Some(body),
+        "application/json",
+    );
     assert_eq!(code, 200, "{text}");
     let rows: Vec<Value> = serde_json::from_str(&text).unwrap();
     assert_eq!(regions(&rows), ["north", "south"]);
     let body = r#"{"sql": "select * from gold.by_region version as of 4"}"#;
-    let (code, text) = http(&server.http, "POST", "/api/sql", Some(body), "application/json");
+    let (code, text) = http(
+        &server.http,
+        "POST",
+        "/api/sql",
+        Some(body),
+        "application/json",
+    );
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("versions 0 to 1"), "{text}");
 

@@ -88,7 +88,10 @@ async fn rows_read_an_earlier_version_or_time() {
     assert_eq!(regions(&r.json()), ["north"]);
 
     let history = s.get("/api/assets/by_region/history", "").await.json();
-    let latest_at = history["versions"][0]["timestamp"].as_str().unwrap().to_string();
+    let latest_at = history["versions"][0]["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let uri = format!(
         "/api/assets/by_region/rows?as_of={}",
         url::form_urlencoded::byte_serialize(latest_at.as_bytes()).collect::<String>()
@@ -106,7 +109,11 @@ async fn rows_read_an_earlier_version_or_time() {
         .get("/api/assets/by_region/rows?as_of=2001-01-01", "")
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().contains("no version was committed"), "{}", r.text());
+    assert!(
+        r.text().contains("no version was committed"),
+        "{}",
+        r.text()
+    );
     let r = s
         .get("/api/assets/by_region/rows?version=0&version=1", "")
         .await;

@@ -46,7 +46,10 @@ pub async fn rows(
         .queries
         .admit("http", peer_of(&peer), &format!("rows of {name}"), None)
         .await?;
-    let clause = as_of.as_ref().map(|a| a.clause.as_str()).unwrap_or_default();
+    let clause = as_of
+        .as_ref()
+        .map(|a| a.clause.as_str())
+        .unwrap_or_default();
     let df = s
         .engine
         .plan(&format!("SELECT * FROM {relation}{clause}"))
@@ -119,7 +122,10 @@ fn as_of_clause(
                     return Err(ApiError::bad_param(
                         param,
                         value,
-                        format!("`{}` is given already: read one version at a time", first.param),
+                        format!(
+                            "`{}` is given already: read one version at a time",
+                            first.param
+                        ),
                     ));
                 }
                 found = Some(AsOf {

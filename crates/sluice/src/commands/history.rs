@@ -49,7 +49,13 @@ pub async fn history(dir: &Path, asset: &str, limit: usize, json: bool) -> Resul
         "{}",
         table::render(
             &[
-                "version", "committed", "operation", "run", "+rows", "-rows", "rows",
+                "version",
+                "committed",
+                "operation",
+                "run",
+                "+rows",
+                "-rows",
+                "rows",
             ],
             rows
         )
