@@ -133,6 +133,66 @@ pub enum LakeError {
         key: String,
     },
 
+    /// The table does not exist (no commit at its location).
+    #[error("{table}: there is no such table in the lake (it has never been written)")]
+    NoSuchTable {
+        /// The table asked for.
+        table: TableId,
+    },
+
+    /// Time travel to a version the table does not have yet.
+    #[error(
+        "{table}: there is no version {version}; the table has versions 0 to {latest} \
+         (`sluice history` lists them)"
+    )]
+    NoSuchVersion {
+        /// The table.
+        table: TableId,
+        /// The version asked for.
+        version: u64,
+        /// Its latest version.
+        latest: u64,
+    },
+
+    /// A version that existed but can no longer be read (its log or files were cleaned up).
+    #[error(
+        "{table}: version {version} can no longer be read (log or files cleaned up?): {source}"
+    )]
+    VersionUnreadable {
+        /// The table.
+        table: TableId,
+        /// The version asked for.
+        version: u64,
+        /// The delta-rs error.
+        source: Box<DeltaTableError>,
+    },
+
+    /// Time travel to a time before the table's first commit.
+    #[error(
+        "{table}: no version was committed at or before {at}{}",
+        first.map(|(v, t)| format!("; the first kept version is {v}, committed at {t}"))
+            .unwrap_or_default()
+    )]
+    BeforeFirstCommit {
+        /// The table.
+        table: TableId,
+        /// The time asked for.
+        at: chrono::DateTime<chrono::Utc>,
+        /// The first kept version and its commit time.
+        first: Option<(u64, chrono::DateTime<chrono::Utc>)>,
+    },
+
+    /// A restore to the version the table is at already.
+    #[error(
+        "{table}: version {version} is the latest version already; there is nothing to restore"
+    )]
+    AlreadyAtVersion {
+        /// The table.
+        table: TableId,
+        /// Its latest version.
+        version: u64,
+    },
+
     /// A commit file of the Delta log could not be parsed.
     #[error(
         "{table}: commit {version} of the Delta log is not valid JSON at line {line}: {source}"

@@ -69,6 +69,8 @@
 //!   files, [`Lake::publish_staged`] / [`Lake::merge_staged`] commit them, [`Lake::discard_staged`]
 //!   drops them. Merges read and rewrite only the files whose key ranges can match.
 //! - [`log`]: reading commits back — [`Lake::commit_metadata`], [`Lake::history`].
+//! - [`history`]: time travel — [`Lake::versions`] (row counts per version),
+//!   [`Lake::provider_at`], [`Lake::version_at`], [`Lake::restore`].
 //! - [`quarantine`]: [`Lake::quarantine`] and the quarantine table schema.
 //! - [`maintain`]: [`Lake::maintain`] — compaction, Z-order, bloom filters, checkpoints, VACUUM.
 //! - [`retention`]: [`Lake::expire_partitions`] — deleting or moving old partitions.
@@ -85,6 +87,7 @@
 //! (docs/object-storage.md).
 
 pub mod error;
+pub mod history;
 pub mod layout;
 pub mod log;
 pub mod maintain;
@@ -102,6 +105,7 @@ pub mod write_stream;
 mod test_util;
 
 pub use error::{LakeError, Result};
+pub use history::{RUN_ID_KEY, RestoreOutcome, VersionInfo, parse_timestamp};
 pub use layout::{Layer, LayoutError, TableId};
 pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};
 pub use maintain::{FileStats, MaintainReport, MaintainSpec, VacuumSpec};

@@ -9,6 +9,7 @@
 //! what it writes; [`Engine::sync_lake`] picks up what other processes wrote (new tables, new
 //! versions, dropped tables), so that several processes over one lake answer alike.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -30,9 +31,13 @@ use crate::dialect::Dialect;
 use crate::error::{Result, TransformError};
 use crate::guard::{SqlLimits, check_sql};
 use crate::relation::{CATALOG, STAGING_SCHEMA, sql_name};
+use crate::time_travel::{TIME_TRAVEL_SCHEMA, TimeTravel, TimeTravelSchema};
 
 /// Schemas every session has.
 pub const SCHEMAS: [&str; 5] = ["bronze", "silver", "gold", "quarantine", STAGING_SCHEMA];
+
+/// The schema of unqualified table names.
+const DEFAULT_SCHEMA: &str = "gold";
 
 /// A DataFusion session over one lake.
 #[derive(Clone)]
@@ -43,6 +48,8 @@ pub struct Engine {
     dialect: Dialect,
     /// The Delta version each registered lake table is pinned to.
     versions: Arc<Mutex<BTreeMap<TableId, u64>>>,
+    /// Earlier versions read with `AS OF` (crate::time_travel).
+    time_travel: Arc<TimeTravelSchema>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -69,7 +76,7 @@ impl Engine {
     ) -> Result<Engine> {
         let runtime = runtime_env(&options).map_err(|e| TransformError::Query(e.to_string()))?;
         let builder = session_builder(
-            lake_config(CATALOG, "gold"),
+            lake_config(CATALOG, DEFAULT_SCHEMA),
             runtime,
             options.query_memory_limit,
         );
@@ -83,12 +90,17 @@ impl Engine {
                 .register_schema(s, Arc::new(MemorySchemaProvider::new()))
                 .map_err(|e| TransformError::Query(e.to_string()))?;
         }
+        let time_travel = Arc::new(TimeTravelSchema::new(lake.clone()));
+        catalog
+            .register_schema(TIME_TRAVEL_SCHEMA, time_travel.clone())
+            .map_err(|e| TransformError::Query(e.to_string()))?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
         let engine = Engine {
             ctx,
             lake: lake.clone(),
             dialect,
             versions: Arc::default(),
+            time_travel,
         };
         for id in lake.list_tables().await? {
             engine.refresh_table(&id).await?;
@@ -230,7 +242,8 @@ impl Engine {
     pub async fn plan_within(&self, sql: &str, limits: &SqlLimits) -> Result<DataFrame> {
         check_sql(sql, limits).map_err(|e| TransformError::Limit(e.to_string()))?;
         check_no_file_access(sql)?;
-        let df = plan_read_only(&self.ctx, sql).await.map_err(|e| {
+        let sql = self.time_travel(sql).await?;
+        let df = plan_read_only(&self.ctx, &sql).await.map_err(|e| {
             let msg = e.to_string();
             if msg.contains("not supported")
                 && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement"))
@@ -247,6 +260,29 @@ impl Engine {
         } else {
             Ok(df)
         }
+    }
+
+    /// `sql` with its versioned tables (`FROM gold.x VERSION AS OF 3`, `TIMESTAMP AS OF '...'`)
+    /// replaced by tables of the `_time_travel` schema at those versions; unchanged when it has none.
+    /// [`Engine::plan`] calls it; a serving adapter that plans in a session of its own (the
+    /// PostgreSQL wire) calls it before handing the SQL on. See [`crate::time_travel`].
+    pub async fn time_travel<'s>(&self, sql: &'s str) -> Result<Cow<'s, str>> {
+        let resolve = |schema: &str, table: &str| {
+            self.pinned()
+                .keys()
+                .find(|id| {
+                    let (s, t) = sql_name(id);
+                    s == schema && t == table
+                })
+                .cloned()
+        };
+        TimeTravel {
+            schema: &self.time_travel,
+            resolve: &resolve,
+            default_schema: DEFAULT_SCHEMA,
+        }
+        .rewrite(sql)
+        .await
     }
 
     /// Runs read-only SQL and collects the result.

@@ -46,6 +46,9 @@ pub enum TransformError {
     /// A query tried to change data or read outside the lake.
     #[error("read-only: {0}")]
     ReadOnly(String),
+    /// A `VERSION AS OF` / `TIMESTAMP AS OF` that cannot be resolved (see [`crate::time_travel`]).
+    #[error("time travel: {0}")]
+    TimeTravel(String),
     /// The lake failed.
     #[error(transparent)]
     Lake(#[from] sluice_lake::LakeError),

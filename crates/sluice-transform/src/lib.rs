@@ -33,6 +33,7 @@ pub mod relation;
 pub mod render;
 pub mod select;
 pub mod singular;
+pub mod time_travel;
 
 pub use compile::compile;
 pub use compiled::{CompiledModel, CompiledProject, Materialized, ModelConfig, SourceAsset};

@@ -247,6 +247,31 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The versions of an asset's table, newest first: when each was committed, by which operation
+    /// and run, and the rows it added and removed (read them with `VERSION AS OF n` in SQL).
+    History {
+        /// A model (`by_region`, `gold.by_region`) or a source table (`shop.orders`).
+        asset: String,
+        /// Versions to list.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore an asset's table to an earlier version, by committing a new version with its rows
+    /// (the history keeps every version; restoring is recorded as a run).
+    #[command(group(clap::ArgGroup::new("restore_to").required(true).args(["version", "timestamp"])))]
+    Restore {
+        /// A model (`by_region`, `gold.by_region`) or a source table (`shop.orders`).
+        asset: String,
+        /// The version to restore (`sluice history` lists them).
+        #[arg(long)]
+        version: Option<u64>,
+        /// Restore the version that was current at this time ('2026-01-01 10:00', UTC, or RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        timestamp: Option<String>,
+    },
     /// Upstream and downstream of an asset.
     Lineage {
         /// The asset.

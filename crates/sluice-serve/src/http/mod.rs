@@ -11,6 +11,7 @@
 //! | [`health`] | `GET /api/health` (liveness), `GET /api/ready` (readiness) |
 //! | [`assets`] | `GET /api/assets`, `GET /api/assets/{name}`, `GET /api/lineage` |
 //! | [`rows`] | `GET /api/assets/{name}/rows` |
+//! | [`history`] | `GET /api/assets/{name}/history` (versions of the asset's table) |
 //! | [`sql`] | `POST /api/sql` |
 //! | [`runs`] | `GET /api/runs`, `GET /api/runs/{id}` (uses [`control::running_nodes`]) |
 //! | [`control`] | `POST /api/runs`, `POST /api/runs/{id}/cancel`, `…/retry`, `GET /api/schedules` |
@@ -33,6 +34,7 @@ pub mod control;
 pub mod dashboards;
 pub mod freshness;
 pub mod health;
+pub mod history;
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
@@ -57,6 +59,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/api/assets", get(assets::assets)),
         ("GET", "/api/assets/{name}", get(assets::asset)),
         ("GET", "/api/assets/{name}/rows", get(rows::rows)),
+        ("GET", "/api/assets/{name}/history", get(history::history)),
         ("POST", "/api/sql", post(sql::sql)),
         ("GET", "/api/runs", get(runs::runs)),
         ("GET", "/api/runs/{id}", get(runs::run)),

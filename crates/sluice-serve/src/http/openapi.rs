@@ -175,6 +175,7 @@ pub fn document() -> Value {
         },
     });
     // Routes described next to their handlers.
+    doc["paths"]["/api/assets/{name}/history"] = json!({"get": history_op()});
     for (path, operations) in super::backfills::openapi_paths() {
         doc["paths"][path] = operations;
     }
@@ -253,6 +254,39 @@ fn format_param() -> Value {
     )
 }
 
+/// `GET /api/assets/{name}/history` (added after the document's `json!`, which is at the macro
+/// recursion limit).
+fn history_op() -> Value {
+    let version = json!({"type": "object", "properties": {
+        "version": {"type": "integer"}, "timestamp": {"type": ["string", "null"]},
+        "operation": {"type": ["string", "null"]}, "run_id": {"type": ["string", "null"]},
+        "rows_added": {"type": ["integer", "null"]}, "rows_removed": {"type": ["integer", "null"]},
+        "rows_total": {"type": ["integer", "null"]},
+        "restored_version": {"type": ["integer", "null"]}}});
+    with_errors(
+        op(
+            "getAssetHistory",
+            "The versions of an asset's table, newest first: commit time, Delta operation, the run \
+             that made it, rows added, removed and total (from the Delta log). Read one with \
+             `?version=` on the rows endpoint or `VERSION AS OF` in SQL. See docs/time-travel.md.",
+            vec![
+                name_param(),
+                query_param(
+                    "limit",
+                    "Versions to return.",
+                    json!({"type": "integer", "minimum": 0, "default": super::history::DEFAULT_VERSIONS}),
+                ),
+            ],
+            ok_json(
+                "`{\"asset\", \"table\", \"versions\": [...]}`",
+                json!({"type": "object", "properties": {"asset": {"type": "string"},
+                    "table": {"type": "string"}, "versions": {"type": "array", "items": version}}}),
+            ),
+        ),
+        &["400", "404"],
+    )
+}
+
 fn rows_params() -> Vec<Value> {
     vec![
         name_param(),
@@ -276,6 +310,18 @@ fn rows_params() -> Vec<Value> {
             "offset",
             "Rows to skip.",
             json!({"type": "integer", "minimum": 0, "default": 0}),
+        ),
+        query_param(
+            "version",
+            "Time travel: read the asset as of this version (`GET /api/assets/{name}/history` lists \
+             them). A value that is not a number is a filter on a column `version`.",
+            json!({"type": "integer", "minimum": 0}),
+        ),
+        query_param(
+            "as_of",
+            "Time travel: read the asset as of the version current at this time (`2026-01-01 10:00`, \
+             UTC, or RFC 3339).",
+            json!({"type": "string"}),
         ),
         query_param(
             "cursor",

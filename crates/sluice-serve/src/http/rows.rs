@@ -2,7 +2,9 @@
 //! streamed in the negotiated format.
 //!
 //! The result runs through the engine as a stream of batches ([`super::respond::stream_response`]), so
-//! it is never held whole in memory. The parameters are parsed by [`crate::query::filter`].
+//! it is never held whole in memory. The parameters are parsed by [`crate::query::filter`], except
+//! time travel: `version=N` or `as_of=TIME` reads the asset as of that version or time (the SQL
+//! `VERSION AS OF` / `TIMESTAMP AS OF`, [`sluice_transform::time_travel`]).
 
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
@@ -17,6 +19,7 @@ use crate::error::ApiError;
 use crate::query::cursor::next_cursor;
 use crate::query::filter::RowsRequest;
 use crate::server::{Peer, peer_of};
+use sluice_transform::TransformError;
 
 /// `GET /api/assets/{name}/rows`.
 pub async fn rows(
@@ -28,7 +31,8 @@ pub async fn rows(
 ) -> Result<Response, ApiError> {
     let relation = s.relation_of(&name)?;
     let Query(params) = params.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
-    let req = RowsRequest::parse(&params)?;
+    let (as_of, rest) = as_of_clause(&params)?;
+    let req = RowsRequest::parse(&rest)?;
     let format = negotiate(req.format.as_deref(), &headers)?;
     let exists = s
         .engine
@@ -42,11 +46,20 @@ pub async fn rows(
         .queries
         .admit("http", peer_of(&peer), &format!("rows of {name}"), None)
         .await?;
+    let clause = as_of
+        .as_ref()
+        .map(|a| a.clause.as_str())
+        .unwrap_or_default();
     let df = s
         .engine
-        .plan(&format!("SELECT * FROM {relation}"))
+        .plan(&format!("SELECT * FROM {relation}{clause}"))
         .await
-        .map_err(|e| ApiError::Engine(e.to_string()))?;
+        .map_err(|e| match (e, &as_of) {
+            (TransformError::TimeTravel(message), Some(a)) => {
+                ApiError::bad_param(a.param, &a.value, message)
+            }
+            (e, _) => ApiError::Engine(e.to_string()),
+        })?;
     let sorted = req.filter_and_sort(df)?;
     let next = if req.wants_cursor() {
         ticket
@@ -73,6 +86,58 @@ pub async fn rows(
         }
     }
     Ok(response)
+}
+
+/// A time-travel parameter of the request, as the SQL clause it becomes.
+#[derive(Debug, PartialEq)]
+struct AsOf {
+    /// `version` or `as_of`.
+    param: &'static str,
+    /// The value given.
+    value: String,
+    /// ` VERSION AS OF n` or ` TIMESTAMP AS OF '<RFC 3339>'`.
+    clause: String,
+}
+
+/// Takes `version=N` / `as_of=TIME` out of `params`. A value that is not a version number (or a
+/// time) stays a filter on a column of that name, so `version=gt.3` still filters.
+fn as_of_clause(
+    params: &[(String, String)],
+) -> Result<(Option<AsOf>, Vec<(String, String)>), ApiError> {
+    let mut found: Option<AsOf> = None;
+    let mut rest = Vec::with_capacity(params.len());
+    for (key, value) in params {
+        let clause = match key.as_str() {
+            "version" => value
+                .parse::<u64>()
+                .ok()
+                .map(|v| ("version", format!(" VERSION AS OF {v}"))),
+            "as_of" => sluice_transform::time_travel::parse_timestamp(value)
+                .map(|t| ("as_of", format!(" TIMESTAMP AS OF '{}'", t.to_rfc3339()))),
+            _ => None,
+        };
+        match clause {
+            Some((param, clause)) => {
+                if let Some(first) = &found {
+                    return Err(ApiError::bad_param(
+                        param,
+                        value,
+                        format!(
+                            "`{}` is given already: read one version at a time",
+                            first.param
+                        ),
+                    ));
+                }
+                found = Some(AsOf {
+                    param,
+                    value: value.clone(),
+                    clause,
+                });
+            }
+            None => rest.push((key.clone(), value.clone())),
+        }
+    }
+    Ok((found, rest))
 }
 
 /// The header carrying the next page's cursor.

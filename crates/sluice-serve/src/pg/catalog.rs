@@ -25,6 +25,7 @@ use sluice_engine::session::session_builder;
 use sluice_engine::{DataFusionError, DfResult, SessionContext};
 use sluice_transform::Engine;
 use sluice_transform::relation::CATALOG;
+use sluice_transform::time_travel::TIME_TRAVEL_SCHEMA;
 
 use super::error::PgError;
 use super::information_schema::{self, PgInformationSchema};
@@ -102,6 +103,10 @@ impl CatalogProvider for ServedCatalog {
         if SERVED_SCHEMAS.contains(&name) {
             let inner = self.lake.schema(name)?;
             return Some(Arc::new(ReadOnlySchema { inner }));
+        }
+        if name == TIME_TRAVEL_SCHEMA {
+            // Earlier versions read with `AS OF` (sluice_transform::time_travel); not listed.
+            return self.lake.schema(name);
         }
         self.own.read().ok()?.get(name).cloned()
     }

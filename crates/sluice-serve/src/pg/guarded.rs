@@ -9,6 +9,7 @@
 //! with SQLSTATE 57014 when the query's token is cancelled or its deadline passes, and ending it
 //! drops the engine's stream, which aborts the work.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Future, Sink, Stream};
 use futures::{SinkExt, StreamExt};
 use sluice_transform::guard::{SqlLimitError, SqlLimits, check_sql};
+use sluice_transform::{Engine, TransformError};
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -92,6 +94,8 @@ impl Activity {
 pub struct Shared {
     queries: Arc<QueryRegistry>,
     sql: SqlLimits,
+    /// The engine, for `AS OF` ([`time_travel`]).
+    engine: Engine,
     /// Running query per backend pid, for cancel requests.
     cancels: Mutex<HashMap<i32, (SecretKey, CancellationToken)>>,
     /// Activity per client address (registered by the accept loop).
@@ -99,11 +103,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state over `queries`, refusing SQL past `sql`.
-    pub fn new(queries: Arc<QueryRegistry>, sql: SqlLimits) -> Arc<Self> {
+    /// Shared state over `queries`, refusing SQL past `sql`, resolving `AS OF` with `engine`.
+    pub fn new(queries: Arc<QueryRegistry>, sql: SqlLimits, engine: Engine) -> Arc<Self> {
         Arc::new(Self {
             queries,
             sql,
+            engine,
             cancels: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
         })
@@ -185,6 +190,16 @@ fn refused(e: &SqlLimitError) -> PgWireError {
     pg_error(code, e.to_string())
 }
 
+/// `VERSION AS OF` / `TIMESTAMP AS OF` resolved before `datafusion-postgres` parses the SQL (its
+/// PostgreSQL dialect has no version clause): see [`sluice_transform::time_travel`]. An unknown
+/// version or time is `22023` (invalid_parameter_value).
+async fn time_travel<'s>(engine: &Engine, sql: &'s str) -> PgWireResult<Cow<'s, str>> {
+    engine.time_travel(sql).await.map_err(|e| match e {
+        TransformError::TimeTravel(message) => pg_error("22023", message),
+        other => pg_error("XX000", other.to_string()),
+    })
+}
+
 /// `datafusion-postgres`' service under the limits (see the module doc).
 pub struct GuardedService {
     inner: Arc<DfSessionService>,
@@ -198,6 +213,7 @@ impl GuardedService {
         let parser = Arc::new(GuardedParser {
             inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
             sql: shared.sql,
+            engine: shared.engine.clone(),
         });
         Self {
             inner,
@@ -318,12 +334,13 @@ impl SimpleQueryHandler for GuardedService {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let flight = self.admit(client, query).await?;
+        let query = time_travel(&self.shared.engine, query).await?;
         let responses = flight
             .ticket
             .during(SimpleQueryHandler::do_query(
                 self.inner.as_ref(),
                 client,
-                query,
+                &query,
             ))
             .await
             .map_err(|e| interrupted(&e))??;
@@ -448,6 +465,7 @@ impl ExtendedQueryHandler for GuardedService {
 pub struct GuardedParser {
     inner: Arc<Parser>,
     sql: SqlLimits,
+    engine: Engine,
 }
 
 #[async_trait]
@@ -464,10 +482,11 @@ impl QueryParser for GuardedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         check_sql(sql, &self.sql).map_err(|e| refused(&e))?;
-        let parsed = self.inner.parse_sql(client, sql, types).await?;
+        let sql = time_travel(&self.engine, sql).await?;
+        let parsed = self.inner.parse_sql(client, &sql, types).await?;
         // Every `$n` the client will bind must stay in the plan's parameter list (see
         // `compat::keep_placeholders`).
-        let highest = super::compat::highest_placeholder(sql);
+        let highest = super::compat::highest_placeholder(&sql);
         match parsed {
             Some((query, Some((statement, plan)))) if highest > 0 => {
                 let plan = super::compat::keep_placeholders(plan, highest)

@@ -110,7 +110,10 @@ impl PgServer {
         Ok(PgServer {
             listener,
             addr: local,
-            handlers: Arc::new(Handlers::new(ctx, Shared::new(queries, limits.sql))),
+            handlers: Arc::new(Handlers::new(
+                ctx,
+                Shared::new(queries, limits.sql, engine.clone()),
+            )),
             max_connections: limits.pg_max_connections,
             idle_timeout: limits.pg_idle_timeout,
         })

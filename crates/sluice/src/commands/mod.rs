@@ -14,6 +14,7 @@ mod compile_sql;
 mod demo;
 mod demo_postgres;
 mod export;
+mod history;
 mod init;
 mod inspect;
 mod ls;
@@ -150,6 +151,21 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             backfill::backfill(&project, args).await
         }
         Command::Partitions { asset, json } => backfill::partitions(&project, &asset, json),
+        Command::History { asset, limit, json } => {
+            history::history(&project, &asset, limit, json).await
+        }
+        Command::Restore {
+            asset,
+            version,
+            timestamp,
+        } => {
+            let target = match (version, timestamp) {
+                (Some(v), _) => history::RestoreTarget::Version(v),
+                (None, Some(t)) => history::RestoreTarget::Timestamp(t),
+                (None, None) => return Err(anyhow!("give --version N or --timestamp TIME")),
+            };
+            history::restore(&project, &asset, target).await
+        }
         Command::Lineage { asset } => inspect::lineage(&project, &asset),
         Command::Serve {
             http,
