@@ -423,7 +423,7 @@ fn unsafe_retention(id: &TableId, vacuum: &VacuumSpec, why: &'static str) -> Lak
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs >= size && secs % size == 0 {
+        if secs >= size && secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

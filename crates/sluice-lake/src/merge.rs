@@ -8,88 +8,17 @@
 
 use arrow::array::Array;
 use arrow::datatypes::SchemaRef;
+use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::{DeltaTable, DeltaTableError};
+use sluice_engine::DataFrame;
 use sluice_engine::expr::{Column, Expr, ScalarValue, lit, max, min};
-use sluice_engine::{DataFrame, SessionContext};
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;
-use crate::stage::StagedFiles;
-use crate::table::Lake;
-use crate::write::{WriteMode, WriteOutcome, WriteSpec};
 
 /// Source and target aliases in merge predicates and assignments.
 const SOURCE_ALIAS: &str = "source";
 const TARGET_ALIAS: &str = "target";
-
-impl Lake {
-    /// Merges staged files into their table on the keys of `spec` (a [`WriteMode::Merge`]), in one
-    /// commit, then deletes them (the merge wrote what it kept into files of its own). Only files
-    /// whose key ranges overlap the staged keys are read and rewritten (see the module docs). A txn
-    /// already recorded commits nothing; on a table that does not exist yet this is an append.
-    pub async fn merge_staged(
-        &self,
-        staged: StagedFiles,
-        spec: &WriteSpec,
-    ) -> Result<WriteOutcome> {
-        let id = staged.table().clone();
-        let schema = staged.schema();
-        spec.validate(&id, Some(&schema))?;
-        let WriteMode::Merge { keys } = &spec.mode else {
-            return Err(LakeError::delta(
-                &id,
-                spec.mode.name(),
-                DeltaTableError::Generic("merge_staged needs a merge spec".into()),
-            ));
-        };
-        let table = self.load_or_uninitialized(&id).await?;
-        if let Some(done) = self.recorded_before(&table, &id, spec).await? {
-            self.discard_staged(staged).await?;
-            return Ok(done);
-        }
-        if table.version().is_none() {
-            let append = WriteSpec {
-                mode: WriteMode::Append,
-                ..spec.clone()
-            };
-            return self.publish_staged(staged, &append).await;
-        }
-        let source = SessionContext::new()
-            .read_table(self.staged_provider(&staged)?)
-            .map_err(|e| LakeError::datafusion(&id, "merge", e))?;
-        let properties = spec.commit_properties(false);
-        let target = MergeTarget {
-            table,
-            writer: self.write_properties(&id),
-        };
-        let merged = match merge(
-            &id,
-            target,
-            source,
-            &schema,
-            keys,
-            spec.merge_schema,
-            properties,
-        )
-        .await
-        {
-            Ok(table) => table,
-            Err(err) => {
-                if let Some(done) = self.won_by_twin(&id, spec, &err).await? {
-                    self.discard_staged(staged).await?;
-                    return Ok(done);
-                }
-                return Err(err);
-            }
-        };
-        let version = crate::write::committed_version(&id, "merge", &merged)?;
-        let rows = staged.rows();
-        self.discard_staged(staged).await?;
-        tracing::info!(table = %id, operation = "merge", version, rows, "committed (staged)");
-        Ok(WriteOutcome::Committed { version, rows })
-    }
-}
 
 /// The table a merge writes to, with the writer properties of its new files (bloom filters).
 pub(crate) struct MergeTarget {

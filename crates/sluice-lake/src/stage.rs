@@ -32,6 +32,7 @@ use sluice_engine::{SendableRecordBatchStream, SessionContext};
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;
+use crate::merge::{MergeTarget, merge};
 use crate::table::Lake;
 use crate::write::{WriteMode, WriteOutcome, WriteSpec};
 use crate::write_stream::streaming_writer_properties;
@@ -370,6 +371,74 @@ fn with_metrics(spec: &WriteSpec, staged: &StagedFiles, removed: usize) -> Write
         }),
     );
     spec
+}
+
+impl Lake {
+    /// Merges staged files into their table on the keys of `spec` (a [`WriteMode::Merge`]), in one
+    /// commit, then deletes them (the merge wrote what it kept into files of its own). Only files
+    /// whose key ranges overlap the staged keys are read and rewritten (see the module docs). A txn
+    /// already recorded commits nothing; on a table that does not exist yet this is an append.
+    pub async fn merge_staged(
+        &self,
+        staged: StagedFiles,
+        spec: &WriteSpec,
+    ) -> Result<WriteOutcome> {
+        let id = staged.table().clone();
+        let schema = staged.schema();
+        spec.validate(&id, Some(&schema))?;
+        let WriteMode::Merge { keys } = &spec.mode else {
+            return Err(LakeError::delta(
+                &id,
+                spec.mode.name(),
+                DeltaTableError::Generic("merge_staged needs a merge spec".into()),
+            ));
+        };
+        let table = self.load_or_uninitialized(&id).await?;
+        if let Some(done) = self.recorded_before(&table, &id, spec).await? {
+            self.discard_staged(staged).await?;
+            return Ok(done);
+        }
+        if table.version().is_none() {
+            let append = WriteSpec {
+                mode: WriteMode::Append,
+                ..spec.clone()
+            };
+            return self.publish_staged(staged, &append).await;
+        }
+        let source = SessionContext::new()
+            .read_table(self.staged_provider(&staged)?)
+            .map_err(|e| LakeError::datafusion(&id, "merge", e))?;
+        let properties = spec.commit_properties(false);
+        let target = MergeTarget {
+            table,
+            writer: self.write_properties(&id),
+        };
+        let merged = match merge(
+            &id,
+            target,
+            source,
+            &schema,
+            keys,
+            spec.merge_schema,
+            properties,
+        )
+        .await
+        {
+            Ok(table) => table,
+            Err(err) => {
+                if let Some(done) = self.won_by_twin(&id, spec, &err).await? {
+                    self.discard_staged(staged).await?;
+                    return Ok(done);
+                }
+                return Err(err);
+            }
+        };
+        let version = crate::write::committed_version(&id, "merge", &merged)?;
+        let rows = staged.rows();
+        self.discard_staged(staged).await?;
+        tracing::info!(table = %id, operation = "merge", version, rows, "committed (staged)");
+        Ok(WriteOutcome::Committed { version, rows })
+    }
 }
 
 #[cfg(test)]

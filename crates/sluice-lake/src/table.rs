@@ -123,6 +123,18 @@ impl Lake {
         self.inner.store.kind == StoreKind::Local
     }
 
+    /// For an object-store lake, the store at the root of its bucket (or container) and that root's
+    /// URL (`s3://bucket/`), for a query session to read files of the lake by URL (staged model
+    /// output read as a listing table); `None` for a local lake, which sessions read anyway.
+    pub fn root_object_store(&self) -> Option<(Url, deltalake::logstore::ObjectStoreRef)> {
+        if self.is_local() {
+            return None;
+        }
+        let root = &self.inner.root;
+        let url = Url::parse(&format!("{}://{}/", root.scheme(), root.authority())).ok()?;
+        Some((url, self.inner.store.root_store.clone()))
+    }
+
     /// Shows that the lake answers with one cheap request (a listing of its root): for readiness
     /// probes. The error says what failed, without credentials.
     pub async fn probe(&self) -> std::result::Result<(), String> {
@@ -328,6 +340,41 @@ pub fn arrow_schema(table: &deltalake::DeltaTable) -> crate::Result<arrow::datat
     Ok(state.snapshot().arrow_schema())
 }
 
+/// The root URL of a local lake at `path`, creating its folder.
+fn local_root(path: &std::path::Path, invalid: &dyn Fn(String) -> LakeError) -> Result<Url> {
+    std::fs::create_dir_all(path).map_err(|source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let path = std::fs::canonicalize(path).map_err(|source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Url::from_directory_path(&path)
+        .map_err(|()| invalid(format!("{} cannot be written as a URL", path.display())))
+}
+
+/// The root URL of an object-store lake: a bucket (container) and an optional prefix, as a
+/// directory URL. Nothing is created: an object store has no folders.
+fn object_store_root(mut url: Url, invalid: &dyn Fn(String) -> LakeError) -> Result<Url> {
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(format!(
+            "no bucket: write {}://BUCKET/PREFIX",
+            url.scheme()
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "a lake URL takes no `?query` or `#fragment`; options go in lake_options".to_string(),
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,39 +526,4 @@ mod tests {
         let err = lake.probe().await.unwrap_err();
         assert!(err.contains("missing"), "{err}");
     }
-}
-
-/// The root URL of a local lake at `path`, creating its folder.
-fn local_root(path: &std::path::Path, invalid: &dyn Fn(String) -> LakeError) -> Result<Url> {
-    std::fs::create_dir_all(path).map_err(|source| LakeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let path = std::fs::canonicalize(path).map_err(|source| LakeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Url::from_directory_path(&path)
-        .map_err(|()| invalid(format!("{} cannot be written as a URL", path.display())))
-}
-
-/// The root URL of an object-store lake: a bucket (container) and an optional prefix, as a
-/// directory URL. Nothing is created: an object store has no folders.
-fn object_store_root(mut url: Url, invalid: &dyn Fn(String) -> LakeError) -> Result<Url> {
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(format!(
-            "no bucket: write {}://BUCKET/PREFIX",
-            url.scheme()
-        )));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(
-            "a lake URL takes no `?query` or `#fragment`; options go in lake_options".to_string(),
-        ));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
 }

@@ -24,7 +24,7 @@ use sluice_engine::SessionContext;
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;
 use crate::log::{APP_ID_KEY, DELTA_COMMIT_INFO_KEYS};
-use crate::merge::{column_names, merge};
+use crate::merge::{MergeTarget, column_names, merge};
 use crate::table::{Lake, txn_version_of};
 
 /// How a write combines the new rows with the table.

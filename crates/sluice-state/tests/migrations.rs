@@ -319,7 +319,7 @@ fn a_state_db_at_version_1_gains_the_start_index_and_keeps_its_rows() {
         .unwrap();
     }
     let upgraded = sluice_state::open(&path).unwrap();
-    assert_eq!(schema_version(&upgraded).unwrap(), 2);
+    assert_eq!(schema_version(&upgraded).unwrap(), latest_version());
     assert_eq!(count(&upgraded, "node_runs"), 1);
     let index: i64 = upgraded
         .query_row(

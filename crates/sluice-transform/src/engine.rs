@@ -84,6 +84,10 @@ impl Engine {
         let dialect = project.map(|p| p.dialect).unwrap_or_default();
         let state = dialect.build_state(builder);
         let ctx = SessionContext::new_with_state(state);
+        // Staged model output is read by file URL: the session must know the lake's store.
+        if let Some((url, store)) = lake.root_object_store() {
+            ctx.runtime_env().register_object_store(&url, store);
+        }
         let catalog = MemoryCatalogProvider::new();
         for s in SCHEMAS {
             catalog

@@ -280,8 +280,13 @@ fn a_failing_singular_test_blocks_publishing() {
             .any(|l| l.starts_with("FAIL assert_no_returns") && l.contains("1 failing")),
         "{stdout}"
     );
-    // `orders` was not published, and `customers` (downstream) was skipped.
-    assert!(!dir.join("lake/gold/orders").exists());
+    // `orders` was not published (its staged files were discarded: no Delta table, no data file),
+    // and `customers` (downstream) was skipped.
+    assert!(!dir.join("lake/gold/orders/_delta_log").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.join("lake/gold/orders"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
     assert!(!dir.join("lake/gold/customers").exists());
 }
 

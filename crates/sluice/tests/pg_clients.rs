@@ -323,7 +323,7 @@ async fn cancel_requests_stop_running_queries() {
     });
     canceller.await.unwrap();
     cancel.cancel_query(NoTls).await.unwrap();
-    let e = query.await.unwrap().err().expect("the query was cancelled");
+    let e = query.await.unwrap().expect_err("the query was cancelled");
     assert_eq!(e.code(), Some(&SqlState::QUERY_CANCELED), "{e:?}");
     let server2 = server.clone();
     tokio::task::spawn_blocking(move || server2.wait_running(0, Duration::from_secs(30)))

@@ -99,11 +99,12 @@ struct AsOf {
     clause: String,
 }
 
+/// The query string's other parameters, as (name, value) pairs in order.
+type QueryPairs = Vec<(String, String)>;
+
 /// Takes `version=N` / `as_of=TIME` out of `params`. A value that is not a version number (or a
 /// time) stays a filter on a column of that name, so `version=gt.3` still filters.
-fn as_of_clause(
-    params: &[(String, String)],
-) -> Result<(Option<AsOf>, Vec<(String, String)>), ApiError> {
+fn as_of_clause(params: &[(String, String)]) -> Result<(Option<AsOf>, QueryPairs), ApiError> {
     let mut found: Option<AsOf> = None;
     let mut rest = Vec::with_capacity(params.len());
     for (key, value) in params {

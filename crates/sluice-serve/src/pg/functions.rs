@@ -259,7 +259,7 @@ fn text_of(array: &ArrayRef) -> DfResult<StringArray> {
 /// `json_build_object`: keys as text; numbers and booleans as JSON literals, NULL as `null`, the
 /// rest as JSON strings.
 fn json_build_object(args: &ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-    if args.args.len() % 2 != 0 {
+    if !args.args.len().is_multiple_of(2) {
         return Err(DataFusionError::Plan(
             "json_build_object: argument list must have even number of elements".into(),
         ));

@@ -109,7 +109,15 @@ async fn the_wire_session_serves_the_published_layers_read_only() {
     names.sort();
     assert_eq!(
         names,
-        ["bronze", "gold", "pg_catalog", "quarantine", "silver"],
+        // information_schema: PostgreSQL's shape, for clients (pg/information_schema.rs).
+        [
+            "bronze",
+            "gold",
+            "information_schema",
+            "pg_catalog",
+            "quarantine",
+            "silver"
+        ],
         "staging must not be served"
     );
     let gold = cat.schema("gold").unwrap();
