@@ -75,6 +75,7 @@ pub mod plan {
     pub use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder};
     pub use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
     pub use datafusion::physical_plan::streaming::PartitionStream;
+    pub use datafusion::physical_plan::{ExecutionPlan, collect};
 }
 
 /// The SQL parser (statements, tokens, keywords) and the options a statement is planned with.

@@ -104,8 +104,9 @@ fn sqlalchemy_psycopg_and_pandas_connect_reflect_and_query() {
             ("n", "BIGINT"),
             ("last_sale", "TIMESTAMP"),
             ("last_day", "DATE"),
-            // Precision and scale are not reported (atttypmod is -1).
-            ("revenue_dec", "NUMERIC"),
+            // Precision and scale from atttypmod, list element types from atttypid.
+            ("revenue_dec", "NUMERIC(12, 2)"),
+            ("ids", "BIGINT[]"),
         ] {
             assert_eq!(
                 s["columns"][column]["type"].as_str(),
@@ -198,6 +199,7 @@ fn pgjdbc_database_metadata_lists_and_describes_the_lake() {
         "last_sale timestamptz",
         "last_day date",
         "revenue_dec numeric",
+        "ids _int8",
     ] {
         assert!(columns.contains(&col), "{col} missing:\n{stdout}");
     }
@@ -208,9 +210,26 @@ fn pgjdbc_database_metadata_lists_and_describes_the_lake() {
         vec![expected[0]["c"].to_string().as_str()],
         "{stdout}"
     );
+    // getTypeInfo: PostgreSQL's types with their java.sql.Types (BIGINT -5, NUMERIC 2, VARCHAR 12,
+    // TIMESTAMP 93, ARRAY 2003).
+    let types = section("type info");
+    for t in [
+        "int8 -5",
+        "numeric 2",
+        "text 12",
+        "timestamptz 93",
+        "_int8 2003",
+    ] {
+        assert!(
+            types.contains(&t),
+            "{t} missing from getTypeInfo:\n{stdout}"
+        );
+    }
+    // A query timeout cancels the running query (57014); the connection goes on.
+    assert_eq!(section("cancel"), ["57014", "after cancel 1"], "{stdout}");
 }
 
-/// psql's `\dt`, `\dv`, `\dn` and `\d` (`\d+` does not work yet: docs/postgres-wire.md).
+/// psql's `\dt`, `\dv`, `\dn`, `\d` and `\d+`.
 #[test]
 fn psql_lists_and_describes() {
     let Some(psql) = tool("/usr/bin/psql", "postgresql-client") else {
@@ -225,7 +244,14 @@ fn psql_lists_and_describes() {
         .args(["-X", "-w", "-h", host, "-p", port, "-d", "sluice"])
         .args(["-v", "ON_ERROR_STOP=1"])
         .args(["-c", r"\dt gold.*", "-c", r"\dv gold.*", "-c", r"\dn"])
-        .args(["-c", r"\d gold.by_region"])
+        .args([
+            "-c",
+            r"\d+ gold.by_region",
+            "-c",
+            r"\d+",
+            "-c",
+            r"\d+ gold.north_sales",
+        ])
         .env("PGCONNECT_TIMEOUT", "10")
         .output()
         .unwrap();
@@ -247,11 +273,23 @@ fn psql_lists_and_describes() {
         stdout.contains("Table \"gold.by_region\""),
         "\\d+:\n{stdout}"
     );
+    assert!(
+        stdout.contains("View \"gold.north_sales\""),
+        "\\d+:\n{stdout}"
+    );
+    assert!(has(&["sale_id"]), "\\d+ of the view:\n{stdout}");
+    // `\d+` without a pattern: the relations on the search path (`gold`), with size and
+    // description columns.
+    assert!(has(&["gold", "by_region", "table"]), "\\d+:\n{stdout}");
+    assert!(stdout.contains("Size"), "\\d+:\n{stdout}");
     for (column, pg_type) in [
         ("region", "text"),
         ("revenue", "double precision"),
         ("n", "bigint"),
         ("last_sale", "timestamp with time zone"),
+        ("last_day", "date"),
+        ("revenue_dec", "numeric(12,2)"),
+        ("ids", "bigint[]"),
     ] {
         assert!(
             has(&[column, pg_type]),

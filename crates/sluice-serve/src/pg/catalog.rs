@@ -29,6 +29,10 @@ use sluice_transform::time_travel::TIME_TRAVEL_SCHEMA;
 
 use super::error::PgError;
 use super::information_schema::{self, PgInformationSchema};
+use super::pg_attribute::PgCatalogSchema;
+
+/// The schema the catalog emulation registers.
+const PG_CATALOG: &str = "pg_catalog";
 
 /// The lake schemas served over the wire, in the order clients list them.
 pub const SERVED_SCHEMAS: [&str; 4] = ["bronze", "silver", "gold", "quarantine"];
@@ -60,9 +64,18 @@ pub fn session_for(
             Arc::new(PgInformationSchema::new(lake, CATALOG)),
         )
         .map_err(|e| PgError::Catalog(e.to_string()))?;
-    ctx.register_catalog(CATALOG, served);
+    ctx.register_catalog(CATALOG, served.clone());
     setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
         .map_err(|e| PgError::Catalog(e.to_string()))?;
+    // Its `pg_attribute` with the lake's column types (lists, numeric precision).
+    if let Some(pg_catalog) = served.schema(PG_CATALOG) {
+        served
+            .register_schema(
+                PG_CATALOG,
+                Arc::new(PgCatalogSchema::new(pg_catalog, served.lake.clone())),
+            )
+            .map_err(|e| PgError::Catalog(e.to_string()))?;
+    }
     // After the library's, so `version()` and the privilege functions are ours.
     super::functions::register(&ctx);
     Ok(Arc::new(ctx))

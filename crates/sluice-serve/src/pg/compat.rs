@@ -47,7 +47,7 @@ use sluice_engine::sql::sqlparser::dialect::PostgreSqlDialect;
 use sluice_engine::sql::sqlparser::parser::Parser;
 use sluice_engine::{DataFusionError, DfResult, ParamValues, SessionContext};
 
-use super::read_only;
+use super::{read_only, rewrites};
 
 /// Words in a query's text that mean a rewrite may apply: the constructs, and the catalog columns
 /// PostgreSQL types `int2vector`/`oidvector` that the catalog emulation holds as text.
@@ -67,6 +67,9 @@ const ARRAY_ARGUMENT: [&str; 4] = ["unnest", "array_has", "array_contains", "arr
 
 /// The statement rewritten, or `None` when nothing applies.
 pub fn rewrite(statement: &Statement) -> Option<Statement> {
+    if let Some(show) = rewrites::show(statement) {
+        return Some(show);
+    }
     // Only queries the read-only rules let through (the rewritten plan is checked again).
     if !matches!(statement, Statement::Query(_))
         || !matches!(read_only::classify(statement), read_only::Verdict::Plan(_))
@@ -77,19 +80,39 @@ pub fn rewrite(statement: &Statement) -> Option<Statement> {
         .to_string()
         .to_ascii_lowercase()
         .replace("array (", "array(");
-    if !TRIGGERS.iter().any(|t| text.contains(t)) {
-        return None;
+    let mut out = None;
+    if TRIGGERS.iter().any(|t| text.contains(t)) {
+        let mut rewritten = statement.clone();
+        let mut changed = false;
+        let _ = visit_expressions_mut(&mut rewritten, |e: &mut Expr| {
+            if let Some(new) = rewrite_expr(e) {
+                *e = new;
+                changed = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        out = changed.then_some(rewritten);
     }
-    let mut out = statement.clone();
-    let mut changed = false;
-    let _ = visit_expressions_mut(&mut out, |e: &mut Expr| {
-        if let Some(new) = rewrite_expr(e) {
-            *e = new;
-            changed = true;
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    changed.then_some(out)
+    if rewrites::may_apply(&text)
+        && let Some(more) = rewrites::exprs(out.as_ref().unwrap_or(statement))
+    {
+        out = Some(more);
+    }
+    out
+}
+
+/// `SHOW COLUMNS` of a table that does not exist fails as a query of it would.
+fn check_shown_table(statement: &Statement, ctx: &SessionContext) -> PgWireResult<()> {
+    let Some((schema, table)) = rewrites::show_columns_table(statement) else {
+        return Ok(());
+    };
+    let reference = sluice_engine::TableReference::partial(schema.as_str(), table.as_str());
+    if ctx.table_exist(reference).unwrap_or(false) {
+        return Ok(());
+    }
+    Err(PgWireError::ApiError(Box::new(DataFusionError::Plan(
+        format!("table '{schema}.{table}' not found"),
+    ))))
 }
 
 fn rewrite_expr(e: &Expr) -> Option<Expr> {
@@ -100,7 +123,7 @@ fn rewrite_expr(e: &Expr) -> Option<Expr> {
             .last()
             .is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions"))
     {
-        return parse_expr("NULL");
+        return parse_expr(NO_OPTIONS);
     }
     if let Expr::CompoundFieldAccess { root, access_chain } = e {
         // `(f(x)).n`, `(t.keys).x`: a record's field, which DataFusion reads with get_field.
@@ -160,9 +183,17 @@ fn rewrite_expr(e: &Expr) -> Option<Expr> {
 /// The name of [`as_array_udf`].
 const AS_ARRAY: &str = "_pg_as_array";
 
+/// What `pg_class.reloptions` reads as: no options, typed as the `text[]` PostgreSQL's column is.
+const NO_OPTIONS: &str = "CAST(NULL AS TEXT[])";
+
 /// `ARRAY(SELECT e FROM … [ORDER BY o])` as `(SELECT array_agg(e [ORDER BY o]) FROM …)`: the same
 /// level, so a reference to the outer query stays a correlation DataFusion plans.
 fn array_of(q: &Query) -> Option<Expr> {
+    // psql's `\d+`: `array(select 'toast.' || x from unnest(tc.reloptions) x)`, over no options.
+    let text = q.to_string();
+    if text.contains("unnest(") && text.contains(NO_OPTIONS) {
+        return parse_expr(NO_OPTIONS);
+    }
     let mut inner = q.clone();
     let order = inner.order_by.take();
     let SetExpr::Select(select) = inner.body.as_mut() else {
@@ -268,6 +299,7 @@ impl QueryHook for CompatHook {
         let rewritten = rewrite(statement)?;
         tracing::debug!(%rewritten, "catalog query rewritten");
         let run = async {
+            check_shown_table(statement, ctx)?;
             let plan = plan(ctx, rewritten).await?;
             let df = ctx
                 .execute_logical_plan(plan)
@@ -287,6 +319,9 @@ impl QueryHook for CompatHook {
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         let rewritten = rewrite(statement)?;
+        if let Err(e) = check_shown_table(statement, ctx) {
+            return Some(Err(e));
+        }
         Some(plan(ctx, rewritten).await)
     }
 

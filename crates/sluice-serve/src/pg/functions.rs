@@ -19,8 +19,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, StringArray};
-use arrow::datatypes::DataType;
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder,
+};
+use arrow::datatypes::{DataType, Field};
 use sluice_engine::extension::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
@@ -54,9 +56,6 @@ pub fn current_setting(name: &str) -> Option<String> {
     let value = match name.to_ascii_lowercase().as_str() {
         "server_version" => server_version(),
         "server_version_num" => PG_VERSION_NUM.to_string(),
-        // Unqualified names resolve in `gold`, but `current_schema()` is `public` in the catalog
-        // emulation: report what the catalog functions agree with.
-        "search_path" => "\"$user\", public".to_string(),
         "lc_collate" | "lc_ctype" => "C.UTF-8".to_string(),
         "datestyle" => "ISO, MDY".to_string(),
         "intervalstyle" => "postgres".to_string(),
@@ -109,6 +108,12 @@ pub fn regtype_oid(name: &str) -> Option<i32> {
     Some(if array { array_oid } else { oid })
 }
 
+/// The schema unqualified names resolve in: the engine's default schema, which the wire session
+/// keeps. `current_schema()`, `current_schemas()` and `search_path` report it, so a client that
+/// qualifies names with the current schema (SQLAlchemy's default schema, Superset's SQL Lab,
+/// Grafana's table list) names the tables an unqualified query reads.
+pub const DEFAULT_SCHEMA: &str = "gold";
+
 /// Registers the functions of this module into `ctx`, replacing same-named ones.
 pub fn register(ctx: &SessionContext) {
     for udf in functions() {
@@ -157,14 +162,34 @@ pub fn functions() -> Vec<ScalarUDF> {
         constant("obj_description", any(&[1, 2]), ScalarValue::Utf8(None)),
         constant("col_description", any(&[2]), ScalarValue::Utf8(None)),
         constant("shobj_description", any(&[2]), ScalarValue::Utf8(None)),
+        // psql's `\d+` (sizes and view definitions are not known to the catalog: NULL, which psql
+        // shows empty).
+        constant("pg_table_size", any(&[1]), ScalarValue::Int64(None)),
+        constant("pg_get_viewdef", any(&[1, 2]), ScalarValue::Utf8(None)),
+        ScalarUDF::new_from_impl(PgFunction {
+            name: "pg_size_pretty",
+            signature: any(&[1]),
+            kind: Kind::SizePretty,
+        }),
         ScalarUDF::new_from_impl(PgFunction {
             name: "json_build_object",
             signature: Signature::variadic_any(Volatility::Immutable),
             kind: Kind::JsonObject,
         }),
+        constant(
+            "current_schema",
+            Signature::nullary(Volatility::Stable),
+            ScalarValue::Utf8(Some(DEFAULT_SCHEMA.to_string())),
+        ),
+        ScalarUDF::new_from_impl(PgFunction {
+            name: "current_schemas",
+            signature: any(&[1]),
+            kind: Kind::CurrentSchemas,
+        }),
         super::compat::expandarray_udf(),
         super::compat::as_array_udf(),
     ];
+    out.extend(super::scalar::functions(DEFAULT_SCHEMA));
     for name in [
         "has_table_privilege",
         "has_schema_privilege",
@@ -194,6 +219,11 @@ enum Kind {
     RegType,
     /// `json_build_object(k1, v1, k2, v2, ...)`.
     JsonObject,
+    /// `current_schemas(include_implicit)`: the default schema, after `pg_catalog` if implicit
+    /// schemas are asked for (PostgreSQL searches it first).
+    CurrentSchemas,
+    /// [`size_pretty`] of the first argument.
+    SizePretty,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -215,8 +245,11 @@ impl ScalarUDFImpl for PgFunction {
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
         Ok(match &self.kind {
             Kind::Constant(v) => v.data_type(),
-            Kind::CurrentSetting | Kind::JsonObject => DataType::Utf8,
+            Kind::CurrentSetting | Kind::JsonObject | Kind::SizePretty => DataType::Utf8,
             Kind::RegType => DataType::Int32,
+            Kind::CurrentSchemas => {
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+            }
         })
     }
 
@@ -234,8 +267,69 @@ impl ScalarUDFImpl for PgFunction {
                 Ok(ColumnarValue::Array(Arc::new(out)))
             }
             Kind::JsonObject => json_build_object(&args),
+            Kind::SizePretty => {
+                let first = args
+                    .args
+                    .first()
+                    .ok_or_else(|| DataFusionError::Plan("missing argument".into()))?
+                    .to_array(args.number_rows)?;
+                let bytes = arrow::compute::cast(&first, &DataType::Int64)?;
+                let bytes = bytes
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .ok_or_else(|| DataFusionError::Internal("not a number".into()))?;
+                let out: StringArray = bytes.iter().map(|v| v.map(size_pretty)).collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }
+            Kind::CurrentSchemas => {
+                let first = args
+                    .args
+                    .first()
+                    .ok_or_else(|| DataFusionError::Plan("missing argument".into()))?
+                    .to_array(args.number_rows)?;
+                let implicit = arrow::compute::cast(&first, &DataType::Boolean)?;
+                let implicit = implicit
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| DataFusionError::Internal("not a boolean".into()))?;
+                let lists = implicit.iter().map(|v| {
+                    v.map(|implicit| {
+                        let mut schemas = vec![];
+                        if implicit {
+                            schemas.push(Some("pg_catalog".to_string()));
+                        }
+                        schemas.push(Some(DEFAULT_SCHEMA.to_string()));
+                        schemas
+                    })
+                });
+                let mut builder = ListBuilder::new(StringBuilder::new());
+                for list in lists {
+                    builder.append_option(list);
+                }
+                Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+            }
         }
     }
+}
+
+/// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB, PB, each rounded
+/// half away from zero.
+pub fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // In half units from here on, so the last shift can round.
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
 }
 
 /// The first argument as text, one value per row.
@@ -248,7 +342,7 @@ fn first_as_text(args: &ScalarFunctionArgs) -> DfResult<StringArray> {
     text_of(&array)
 }
 
-fn text_of(array: &ArrayRef) -> DfResult<StringArray> {
+pub(crate) fn text_of(array: &ArrayRef) -> DfResult<StringArray> {
     let cast = arrow::compute::cast(array, &DataType::Utf8)?;
     cast.as_any()
         .downcast_ref::<StringArray>()
@@ -326,6 +420,15 @@ mod tests {
         assert_eq!(regtype_oid("text[]"), Some(1009));
         assert_eq!(regtype_oid("timestamp with time zone"), Some(1184));
         assert_eq!(regtype_oid("hstore"), None);
+    }
+
+    #[test]
+    fn sizes_are_pretty_like_postgresql() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(10_239), "10239 bytes");
+        assert_eq!(size_pretty(10_240), "10 kB");
+        assert_eq!(size_pretty(1_048_576 * 20), "20 MB");
+        assert_eq!(size_pretty(-10_240), "-10 kB");
     }
 
     #[test]

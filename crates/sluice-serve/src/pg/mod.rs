@@ -37,7 +37,10 @@ pub mod functions;
 pub mod guarded;
 pub mod handlers;
 pub mod information_schema;
+pub mod pg_attribute;
 pub mod read_only;
+pub mod rewrites;
+pub mod scalar;
 pub mod settings;
 #[cfg(test)]
 mod tests;
@@ -50,9 +53,10 @@ use std::time::Duration;
 use datafusion_postgres::pgwire::tokio::process_socket;
 use sluice_transform::Engine;
 use sluice_transform::relation::CATALOG;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 pub use error::PgError;
 use guarded::{Activity, Shared};
@@ -136,9 +140,12 @@ impl PgServer {
     /// Accepts clients until `shutdown` completes, then stops accepting and closes open sessions.
     ///
     /// Sessions are closed rather than drained: a psql or BI connection stays open indefinitely, and
-    /// nothing is lost by closing a read-only session.
+    /// nothing is lost by closing a read-only session. A session between queries is told why first,
+    /// as PostgreSQL does (`FATAL 57P01 terminating connection due to administrator command`); one
+    /// with a query running is just closed, since its results may be half sent.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), PgError> {
         let mut sessions = JoinSet::new();
+        let closing = CancellationToken::new();
         tokio::pin!(shutdown);
         tracing::info!(addr = %self.addr, "PostgreSQL endpoint listening");
         loop {
@@ -155,21 +162,35 @@ impl PgServer {
                             tokio::spawn(refuse_too_many(socket, peer));
                             continue;
                         }
+                        let (socket, mut farewell) = match with_farewell(socket) {
+                            Ok(pair) => pair,
+                            Err(e) => {
+                                tracing::warn!(%peer, error = %e, "cannot set up a PostgreSQL session");
+                                continue;
+                            }
+                        };
                         let handlers = self.handlers.clone();
                         let shared = handlers.shared().clone();
                         let activity = Activity::new();
                         shared.track(peer, activity.clone());
                         let idle_timeout = self.idle_timeout;
+                        let closing = closing.clone();
                         sessions.spawn(async move {
-                            tokio::select! {
+                            let say_goodbye = tokio::select! {
                                 r = process_socket(socket, None, handlers) => {
                                     if let Err(e) = r {
                                         tracing::debug!(%peer, error = %e, "PostgreSQL session ended with an error");
                                     }
+                                    false
                                 }
                                 () = idle(&activity, idle_timeout) => {
                                     tracing::debug!(%peer, ?idle_timeout, "closing an idle PostgreSQL session");
+                                    false
                                 }
+                                () = closing.cancelled() => activity.idle_for().is_some(),
+                            };
+                            if say_goodbye {
+                                goodbye(&mut farewell, peer).await;
                             }
                             shared.untrack(peer);
                         });
@@ -184,8 +205,15 @@ impl PgServer {
             }
         }
         let open = sessions.len();
-        sessions.abort_all();
-        while sessions.join_next().await.is_some() {}
+        closing.cancel();
+        let drained = tokio::time::timeout(CLOSING_TIMEOUT, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            sessions.abort_all();
+            while sessions.join_next().await.is_some() {}
+        }
         tracing::info!(addr = %self.addr, closed_sessions = open, "PostgreSQL endpoint stopped");
         Ok(())
     }
@@ -221,10 +249,53 @@ async fn idle(activity: &Activity, timeout: Duration) {
 /// How long a refused client has to send its startup packet before the socket is just closed.
 const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long closing sessions may take at shutdown (telling each why) before they are cut.
+const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The socket and a second handle on the same connection, kept to tell the client why the server
+/// closes it once the protocol handler (which owns the first) has stopped.
+fn with_farewell(socket: TcpStream) -> std::io::Result<(TcpStream, TcpStream)> {
+    let socket = socket.into_std()?;
+    let farewell = socket.try_clone()?;
+    Ok((TcpStream::from_std(socket)?, TcpStream::from_std(farewell)?))
+}
+
+/// A PostgreSQL `ErrorResponse` message of severity FATAL.
+fn fatal_message(code: &str, text: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', text)] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut message = vec![b'E'];
+    let len = i32::try_from(fields.len() + 4).unwrap_or(i32::MAX);
+    message.extend_from_slice(&len.to_be_bytes());
+    message.extend_from_slice(&fields);
+    message
+}
+
+/// Tells a session's client the server is shutting down (`57P01`), then closes the connection.
+async fn goodbye(socket: &mut TcpStream, peer: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
+    let message = fatal_message(
+        "57P01",
+        "terminating connection due to administrator command",
+    );
+    let send = async {
+        socket.write_all(&message).await?;
+        socket.shutdown().await
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(CLOSING_TIMEOUT, send).await {
+        tracing::debug!(%peer, error = %e, "could not tell a PostgreSQL client about the shutdown");
+    }
+}
+
 /// Tells a client over the connection limit `FATAL 53300 sorry, too many clients already`, after
 /// reading its startup packet (answering `N` to an SSL or GSS encryption request first), as
 /// PostgreSQL does.
-async fn refuse_too_many(mut socket: tokio::net::TcpStream, peer: SocketAddr) {
+async fn refuse_too_many(mut socket: TcpStream, peer: SocketAddr) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     tracing::warn!(%peer, "refusing a PostgreSQL connection: at the connection limit");
     let exchange = async {
@@ -243,22 +314,7 @@ async fn refuse_too_many(mut socket: tokio::net::TcpStream, peer: SocketAddr) {
             }
             break;
         }
-        let mut fields = Vec::new();
-        for (tag, value) in [
-            (b'S', "FATAL"),
-            (b'V', "FATAL"),
-            (b'C', "53300"),
-            (b'M', "sorry, too many clients already"),
-        ] {
-            fields.push(tag);
-            fields.extend_from_slice(value.as_bytes());
-            fields.push(0);
-        }
-        fields.push(0);
-        let mut message = vec![b'E'];
-        let len = i32::try_from(fields.len() + 4).unwrap_or(i32::MAX);
-        message.extend_from_slice(&len.to_be_bytes());
-        message.extend_from_slice(&fields);
+        let message = fatal_message("53300", "sorry, too many clients already");
         socket.write_all(&message).await?;
         socket.shutdown().await
     };

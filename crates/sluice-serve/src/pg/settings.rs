@@ -27,6 +27,8 @@ use sluice_engine::{DFSchema, ParamValues};
 pub fn setting_value(setting: &str, client_time_zone: Option<&str>) -> Option<String> {
     let value = match setting {
         "server_version" => return Some(super::functions::server_version()),
+        // Where unqualified names resolve, whatever a client sets (`current_schema()` agrees).
+        "search_path" => return Some(format!("\"$user\", {}", super::functions::DEFAULT_SCHEMA)),
         "server_version_num" => super::functions::PG_VERSION_NUM,
         "timezone" => client_time_zone.unwrap_or("UTC"),
         "transaction_read_only" | "default_transaction_read_only" => "on",

@@ -267,3 +267,105 @@ async fn a_taken_address_is_a_clear_error() {
     assert!(matches!(err, PgError::Bind { .. }), "{err}");
     assert!(err.to_string().contains(&addr), "{err}");
 }
+
+#[tokio::test]
+async fn shutdown_tells_idle_sessions_why() {
+    let served = Served::new().await;
+    let server = PgServer::bind(&served.state.engine, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let handle = server.spawn();
+    let url = format!(
+        "host={} port={} user=tester dbname=sluice",
+        addr.ip(),
+        addr.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    let connection = tokio::spawn(connection);
+    client.simple_query("SELECT 1").await.unwrap();
+    handle.stop().await.unwrap();
+    let ended = connection.await.unwrap();
+    let err = ended.expect_err("the server closed the session");
+    assert_eq!(err.code(), Some(&SqlState::ADMIN_SHUTDOWN), "{err:?}");
+    assert!(client.simple_query("SELECT 1").await.is_err());
+}
+
+#[tokio::test]
+async fn show_tables_columns_and_the_current_schema_answer() {
+    let served = Served::new().await;
+    let server = PgServer::bind(&served.state.engine, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let handle = server.spawn();
+    let client = connect(addr).await;
+    let rows = |messages: Vec<tokio_postgres::SimpleQueryMessage>| -> Vec<Vec<String>> {
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    };
+    let tables = rows(client.simple_query("SHOW TABLES").await.unwrap());
+    assert!(
+        tables
+            .iter()
+            .any(|r| r[1..] == ["gold", "by_region", "BASE TABLE"]),
+        "{tables:?}"
+    );
+    assert!(!tables.iter().any(|r| r[1] == "staging"), "{tables:?}");
+    // Unqualified: the table unqualified queries read, in `gold`.
+    let columns = rows(
+        client
+            .simple_query("SHOW COLUMNS FROM by_region")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        columns
+            .iter()
+            .map(|r| (r[1].as_str(), r[3].as_str(), r[4].as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("gold", "region", "text"),
+            ("gold", "revenue", "double precision")
+        ],
+        "{columns:?}"
+    );
+    let err = client
+        .simple_query("SHOW COLUMNS FROM gold.nope")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err}");
+
+    // current_schema(), search_path and regclass agree with where unqualified names resolve.
+    let row = client
+        .query_one(
+            "SELECT current_schema(), current_setting('search_path'), \
+             'by_region'::regclass::oid = (SELECT c.oid FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'gold' AND c.relname = 'by_region')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "gold");
+    assert_eq!(row.get::<_, String>(1), "\"$user\", gold");
+    assert!(row.get::<_, bool>(2));
+    let shown = rows(client.simple_query("SHOW search_path").await.unwrap());
+    assert_eq!(shown, [["\"$user\", gold"]]);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM by_region", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    handle.stop().await.unwrap();
+}

@@ -40,6 +40,24 @@ public class JdbcMeta {
           while (rs.next()) System.out.println(rs.getLong(1));
         }
       }
+      System.out.println("== type info");
+      try (ResultSet rs = md.getTypeInfo()) {
+        while (rs.next()) System.out.println(rs.getString("TYPE_NAME") + " " + rs.getInt("DATA_TYPE"));
+      }
+      // Statement.setQueryTimeout cancels through Statement.cancel(): a CancelRequest on a
+      // connection of its own, as DBeaver's and Metabase's query timeouts do.
+      System.out.println("== cancel");
+      try (Statement st = c.createStatement()) {
+        st.setQueryTimeout(2);
+        st.executeQuery("select sum(a.v * b.v) from generate_series(1, 200000) as a(v)"
+            + " cross join generate_series(1, 200000) as b(v)");
+        System.out.println("not cancelled");
+      } catch (SQLException e) {
+        System.out.println(e.getSQLState());
+      }
+      try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("select 1")) {
+        while (rs.next()) System.out.println("after cancel " + rs.getInt(1));
+      }
       System.out.println("== end");
     }
   }
