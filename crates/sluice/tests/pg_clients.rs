@@ -104,9 +104,9 @@ fn sqlalchemy_psycopg_and_pandas_connect_reflect_and_query() {
             ("n", "BIGINT"),
             ("last_sale", "TIMESTAMP"),
             ("last_day", "DATE"),
-            // Precision and scale from atttypmod, list element types from atttypid.
+            // Precision and scale from atttypmod.
             ("revenue_dec", "NUMERIC(12, 2)"),
-            ("ids", "BIGINT[]"),
+            ("ids", "ARRAY"),
         ] {
             assert_eq!(
                 s["columns"][column]["type"].as_str(),
@@ -115,6 +115,12 @@ fn sqlalchemy_psycopg_and_pandas_connect_reflect_and_query() {
                 s["columns"]
             );
         }
+        // Where unqualified names resolve.
+        assert_eq!(s["default_schema"], "gold", "{driver}");
+        // A list of integers is an array of BIGINT; the timestamp has a time zone.
+        assert_eq!(s["columns"]["ids"]["item_type"], "BIGINT", "{driver}");
+        assert_eq!(s["columns"]["last_sale"]["timezone"], true, "{driver}");
+        assert_eq!(s["columns"]["n"]["item_type"], Value::Null, "{driver}");
         assert_eq!(
             s["view_columns"],
             serde_json::json!(["sale_id", "amount"]),

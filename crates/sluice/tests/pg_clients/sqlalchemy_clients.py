@@ -42,10 +42,17 @@ def seen_by(url):
         out["schemas"] = insp.get_schema_names()
         out["tables"] = sorted(insp.get_table_names(schema="gold"))
         out["views"] = sorted(insp.get_view_names(schema="gold"))
+        out["default_schema"] = insp.default_schema_name
         out["has_table"] = insp.has_table("by_region", schema="gold")
         out["has_missing_table"] = insp.has_table("no_such_table", schema="gold")
         out["columns"] = {
-            c["name"]: {"type": str(c["type"]), "nullable": c["nullable"]}
+            c["name"]: {
+                "type": str(c["type"]),
+                "nullable": c["nullable"],
+                # ARRAY's element type, TIMESTAMP's time zone flag.
+                "item_type": str(getattr(c["type"], "item_type", "")) or None,
+                "timezone": getattr(c["type"], "timezone", None),
+            }
             for c in insp.get_columns("by_region", schema="gold")
         }
         out["view_columns"] = [c["name"] for c in insp.get_columns("north_sales", schema="gold")]
