@@ -269,7 +269,8 @@ fn psql_lists_describes_and_queries_the_lake() {
         ("n", "bigint"),
         ("last_sale", "timestamp with time zone"),
         ("last_day", "date"),
-        ("revenue_dec", "numeric"),
+        ("revenue_dec", "numeric(12,2)"),
+        ("ids", "bigint[]"),
     ] {
         assert!(
             stdout.lines().any(|l| {

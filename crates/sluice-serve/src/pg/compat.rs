@@ -9,10 +9,15 @@
 //!   Metabase's index sync) becomes `unnest(_pg_expandarray(a))`, whose UDF gives the
 //!   `(x, n)` records PostgreSQL's function returns, so `(…).x` and `(…).n` read as there;
 //! - `ARRAY(SELECT e FROM …)` becomes `(SELECT array_agg(e) FROM …)`;
-//! - `pg_class.reloptions`, which the catalog emulation lacks, reads as NULL (no table has storage
-//!   options);
+//! - `pg_class.reloptions`, which the catalog emulation lacks, reads as a NULL `text[]` (no table
+//!   has storage options), and psql's `array(select 'toast.' || x from unnest(tc.reloptions) x)`
+//!   over it as the same;
 //! - the `int2vector` catalog columns (`conkey`, `indkey`, ...), which the catalog emulation holds as
 //!   text, are read as integer arrays where a query unnests, subscripts or searches them.
+//!
+//! The rewrites for BI tools' queries (computed `regclass` casts, scalar subqueries in `WHERE`,
+//! `regproc` comparisons, interval products) and `SHOW TABLES`/`SHOW COLUMNS` are in
+//! [`super::rewrites`]; [`rewrite`] applies them too.
 //!
 //! [`CompatHook`] sits before the read-only hook, so a statement that DataFusion would plan into
 //! something else is rewritten first; it takes only what the read-only rules classify as a query,

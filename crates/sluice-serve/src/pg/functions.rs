@@ -294,12 +294,12 @@ impl ScalarUDFImpl for PgFunction {
                     .ok_or_else(|| DataFusionError::Internal("not a boolean".into()))?;
                 let lists = implicit.iter().map(|v| {
                     v.map(|implicit| {
-                        let mut schemas = vec![];
-                        if implicit {
-                            schemas.push(Some("pg_catalog".to_string()));
-                        }
-                        schemas.push(Some(DEFAULT_SCHEMA.to_string()));
-                        schemas
+                        let implicit = implicit.then(|| "pg_catalog".to_string());
+                        [implicit, Some(DEFAULT_SCHEMA.to_string())]
+                            .into_iter()
+                            .flatten()
+                            .map(Some)
+                            .collect::<Vec<_>>()
                     })
                 });
                 let mut builder = ListBuilder::new(StringBuilder::new());

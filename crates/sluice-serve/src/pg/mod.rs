@@ -9,16 +9,19 @@
 //!   run are visible to the next query and `pg_catalog` never leaks into `sluice query` or HTTP;
 //! - [`read_only`]: refuses writes, DDL, `COPY` and server `SET`s with SQLSTATE `25006`, keeping the
 //!   connection usable;
-//! - [`compat`]: rewrites catalog constructs DataFusion does not plan (`generate_subscripts`,
-//!   `_pg_expandarray`, `ARRAY(subquery)`);
+//! - [`compat`] and [`rewrites`]: rewrite catalog constructs DataFusion does not plan
+//!   (`generate_subscripts`, `_pg_expandarray`, `ARRAY(subquery)`, computed `regclass` casts,
+//!   `n * INTERVAL ...`, ...) and answer `SHOW TABLES`/`SHOW COLUMNS`;
+//! - [`pg_attribute`]: the catalog emulation's `pg_catalog` with column types from the lake
+//!   (`bigint[]`, `numeric(12,2)`);
 //! - [`settings`]: answers `SHOW timezone`, `SHOW transaction_read_only` and the like;
 //! - [`information_schema`]: PostgreSQL's `information_schema` (type names, key views) over the
 //!   served schemas;
-//! - [`functions`]: `version()`, `current_setting`, `to_regtype` and the other PostgreSQL functions
-//!   clients call while connecting and browsing;
+//! - [`functions`] and [`scalar`]: `version()`, `current_setting`, `to_regtype`, `format` and the
+//!   other PostgreSQL functions clients call while connecting and browsing;
 //! - [`handlers`]: the handler set (read-only hook first; errors with real SQLSTATEs);
 //! - [`PgServer`]: binds first (a clear error naming the address when it is taken), then accepts
-//!   until a shutdown future completes, and closes the open sessions.
+//!   until a shutdown future completes, and closes the open sessions (with `57P01`).
 //!
 //! ```no_run
 //! # async fn example(engine: sluice_transform::Engine) -> Result<(), sluice_serve::pg::PgError> {
@@ -250,7 +253,7 @@ async fn idle(activity: &Activity, timeout: Duration) {
 const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long closing sessions may take at shutdown (telling each why) before they are cut.
-const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
+const CLOSING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The socket and a second handle on the same connection, kept to tell the client why the server
 /// closes it once the protocol handler (which owns the first) has stopped.

@@ -182,24 +182,29 @@ impl PgAttribute {
                 .column_by_name("attnum")
                 .and_then(|c| c.as_any().downcast_ref::<Int16Array>().cloned())
                 .ok_or_else(|| DataFusionError::Internal("attnum is not int2".into()))?;
-            let mut typid = ints(&batch, "atttypid")?.iter().collect::<Vec<_>>();
-            let mut typmod = ints(&batch, "atttypmod")?.iter().collect::<Vec<_>>();
-            let mut ndims = ints(&batch, "attndims")?.iter().collect::<Vec<_>>();
-            for i in 0..batch.num_rows() {
-                if relid.is_null(i) || attnum.is_null(i) {
-                    continue;
-                }
-                let field = types.get(&relid.value(i)).and_then(|s| {
+            // The lake's (atttypid, atttypmod, attndims) of each row, where it knows the column.
+            let fixes: Vec<Option<(i32, i32, i32)>> = (0..batch.num_rows())
+                .map(|i| {
+                    if relid.is_null(i) || attnum.is_null(i) {
+                        return None;
+                    }
+                    let schema = types.get(&relid.value(i))?;
                     let index = usize::try_from(attnum.value(i)).ok()?.checked_sub(1)?;
-                    s.fields().get(index).cloned()
-                });
-                if let Some(field) = field {
-                    let (oid, modifier, dims) = pg_attribute_type(field.data_type());
-                    typid[i] = Some(oid);
-                    typmod[i] = Some(modifier);
-                    ndims[i] = Some(dims);
-                }
-            }
+                    let field = schema.fields().get(index)?;
+                    Some(pg_attribute_type(field.data_type()))
+                })
+                .collect();
+            let fixed =
+                |name: &str, pick: fn((i32, i32, i32)) -> i32| -> DfResult<Vec<Option<i32>>> {
+                    Ok(ints(&batch, name)?
+                        .iter()
+                        .zip(&fixes)
+                        .map(|(old, fix)| fix.map(pick).or(old))
+                        .collect())
+                };
+            let typid = fixed("atttypid", |t| t.0)?;
+            let typmod = fixed("atttypmod", |t| t.1)?;
+            let ndims = fixed("attndims", |t| t.2)?;
             let schema = batch.schema();
             let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
             for (name, values) in [
