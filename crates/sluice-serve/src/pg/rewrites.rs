@@ -5,7 +5,7 @@
 //! - a cast of a computed name to `regclass` (Metabase's `CAST(FORMAT('%I.%I', s, t) AS
 //!   REGCLASS)`) becomes a lookup in `pg_class` by schema and name (the library resolves literal
 //!   names itself); a name that is no relation gives NULL where PostgreSQL raises an error;
-//! - a scalar subquery in `WHERE` that is not aggregated (pgJDBC's `getTypeInfo`: `(SELECT
+//! - a correlated scalar subquery in `WHERE` that is not aggregated (pgJDBC's `getTypeInfo`: `(SELECT
 //!   c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid)`) is aggregated with `max`, which
 //!   DataFusion decorrelates and which gives the same value for the zero or one row it may return;
 //! - `regproc` columns compared with a function name (pgJDBC's type cache: `typinput =
@@ -14,11 +14,12 @@
 //! - `n * INTERVAL '1 DAY'` (Tableau's `DATE(number)`): DataFusion cannot multiply an interval, so
 //!   it becomes `_pg_interval_mul` ([`super::scalar`]).
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sluice_engine::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, ObjectName, Query, SelectItem, SetExpr, ShowStatementIn,
-    Statement, Value, VisitMut, VisitorMut, visit_expressions_mut,
+    BinaryOperator, DataType, Expr, ObjectName, Query, Select, SelectItem, SetExpr,
+    ShowStatementIn, Statement, TableFactor, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use sluice_engine::sql::sqlparser::dialect::PostgreSqlDialect;
 use sluice_engine::sql::sqlparser::parser::Parser;
@@ -180,6 +181,10 @@ fn aggregate_single_row(q: &mut Query) -> bool {
     let SetExpr::Select(select) = q.body.as_mut() else {
         return false;
     };
+    if !is_correlated(select) {
+        // DataFusion plans it as it is (and a second row is an error, as in PostgreSQL).
+        return false;
+    }
     let no_grouping = matches!(
         &select.group_by,
         sluice_engine::sql::sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()
@@ -212,6 +217,45 @@ fn aggregate_single_row(q: &mut Query) -> bool {
         }
         None => false,
     }
+}
+
+/// Whether `select`'s `WHERE` names a table its `FROM` does not (`t.typrelid` of the outer query).
+fn is_correlated(select: &mut Select) -> bool {
+    let mut names = HashSet::new();
+    for from in &select.from {
+        for relation in
+            std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation))
+        {
+            match relation {
+                TableFactor::Table { name, alias, .. } => {
+                    let own = alias.as_ref().map(|a| a.name.value.clone()).or_else(|| {
+                        name.0
+                            .last()
+                            .and_then(|p| p.as_ident())
+                            .map(|i| i.value.clone())
+                    });
+                    names.extend(own.map(|n| n.to_lowercase()));
+                }
+                TableFactor::Derived { alias, .. } | TableFactor::Function { alias, .. } => {
+                    names.extend(alias.as_ref().map(|a| a.name.value.to_lowercase()));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut outer = false;
+    if let Some(selection) = select.selection.as_mut() {
+        let _ = visit_expressions_mut(selection, |e: &mut Expr| {
+            if let Expr::CompoundIdentifier(parts) = e
+                && parts.len() >= 2
+                && !names.contains(&parts[0].value.to_lowercase())
+            {
+                outer = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    outer
 }
 
 fn type_name(t: &DataType) -> String {
@@ -404,6 +448,11 @@ mod tests {
         );
         assert_eq!(
             rewritten("SELECT 1 FROM t WHERE a = (SELECT max(b) FROM u WHERE u.x = t.x)"),
+            ""
+        );
+        // Not correlated: planned as it is.
+        assert_eq!(
+            rewritten("SELECT 1 FROM t WHERE a = (SELECT b FROM u WHERE u.x = 1)"),
             ""
         );
 
