@@ -95,15 +95,21 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     ]
 }
 
-/// The API router and the web UI ([`ui`], at `/`), counting every request for `/metrics`.
+/// The API router (behind the token check of [`crate::auth::http`] when the state says so) and
+/// the web UI ([`ui`], at `/`), counting every request for `/metrics`.
 pub fn router(state: AppState) -> Router {
     let counts = state.metrics.clone();
+    let auth = state.clone();
     routes()
         .into_iter()
         .fold(Router::new(), |r, (_, path, handler)| {
             r.route(path, handler)
         })
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            auth,
+            crate::auth::http::require_token,
+        ))
         .merge(ui::router())
         .layer(middleware::from_fn_with_state(
             counts,

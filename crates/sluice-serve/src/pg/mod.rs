@@ -39,6 +39,7 @@ pub mod handlers;
 pub mod information_schema;
 pub mod read_only;
 pub mod settings;
+pub mod startup;
 #[cfg(test)]
 mod tests;
 
@@ -58,14 +59,17 @@ pub use error::PgError;
 use guarded::{Activity, Shared};
 use handlers::Handlers;
 
+use crate::auth::WireAuth;
 use crate::limits::Limits;
 use crate::query::registry::QueryRegistry;
+use crate::tls::TlsAcceptor;
 
 /// A bound PostgreSQL endpoint over an engine's lake, not yet accepting.
 pub struct PgServer {
     listener: TcpListener,
     addr: SocketAddr,
-    handlers: Arc<Handlers>,
+    handlers: Handlers,
+    tls: Option<TlsAcceptor>,
     max_connections: usize,
     idle_timeout: Duration,
 }
@@ -110,13 +114,25 @@ impl PgServer {
         Ok(PgServer {
             listener,
             addr: local,
-            handlers: Arc::new(Handlers::new(
-                ctx,
-                Shared::new(queries, limits.sql, engine.clone()),
-            )),
+            handlers: Handlers::new(ctx, Shared::new(queries, limits.sql, engine.clone())),
+            tls: None,
             max_connections: limits.pg_max_connections,
             idle_timeout: limits.pg_idle_timeout,
         })
+    }
+
+    /// Requires every client to log in with SCRAM-SHA-256 as a user of `auth`'s state, with one of
+    /// its tokens as the password ([`startup::Login`]).
+    pub fn with_auth(mut self, auth: WireAuth) -> Self {
+        self.handlers.require_auth(auth);
+        self
+    }
+
+    /// Answers `SSLRequest` with `S` and upgrades the connection with `tls` (and accepts direct
+    /// TLS).
+    pub fn with_tls(mut self, tls: TlsAcceptor) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The address actually bound.
@@ -139,6 +155,7 @@ impl PgServer {
     /// nothing is lost by closing a read-only session.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), PgError> {
         let mut sessions = JoinSet::new();
+        let handlers = Arc::new(self.handlers);
         tokio::pin!(shutdown);
         tracing::info!(addr = %self.addr, "PostgreSQL endpoint listening");
         loop {
@@ -155,14 +172,15 @@ impl PgServer {
                             tokio::spawn(refuse_too_many(socket, peer));
                             continue;
                         }
-                        let handlers = self.handlers.clone();
+                        let handlers = handlers.clone();
+                        let tls = self.tls.clone();
                         let shared = handlers.shared().clone();
                         let activity = Activity::new();
                         shared.track(peer, activity.clone());
                         let idle_timeout = self.idle_timeout;
                         sessions.spawn(async move {
                             tokio::select! {
-                                r = process_socket(socket, None, handlers) => {
+                                r = process_socket(socket, tls, handlers) => {
                                     if let Err(e) = r {
                                         tracing::debug!(%peer, error = %e, "PostgreSQL session ended with an error");
                                     }
