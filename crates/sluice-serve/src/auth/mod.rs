@@ -28,7 +28,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ring::rand::{SecureRandom, SystemRandom};
 use sluice_orchestrate::StateStore;
-use sluice_state::{AuthTokens, StateError, TokenRecord};
+use sluice_state::{StateError, TokenRecord};
 
 /// What every token's text starts with (so secret scanners and people recognise one).
 pub const TOKEN_PREFIX: &str = "slu_";

@@ -74,7 +74,8 @@ fn a_users_tokens_share_its_salt_and_their_scram_keys_check_a_login() {
     let user = state.backend().user_tokens("cy").unwrap().unwrap();
     assert_eq!(user.tokens.len(), 2);
     let salt = STANDARD.decode(&user.scram_salt).unwrap();
-    for (t, rec) in [(&a, &user.tokens[0]), (&b, &user.tokens[1])] {
+    for t in [&a, &b] {
+        let rec = user.tokens.iter().find(|r| r.id == t.record.id).unwrap();
         let keys = scram::Keys::derive(&t.secret, &salt, scram::ITERATIONS);
         assert_eq!(STANDARD.encode(&keys.stored_key), rec.scram_stored_key);
         assert_eq!(STANDARD.encode(&keys.server_key), rec.scram_server_key);

@@ -20,7 +20,6 @@ use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use futures::{Sink, SinkExt};
 use ring::rand::{SecureRandom, SystemRandom};
-use sluice_state::AuthTokens;
 use tokio::sync::Mutex;
 
 use super::handlers::Startup;

@@ -1,6 +1,6 @@
 //! [`AuthTokens`]: users and their salts, tokens by hash and by user, revoking, counting.
 
-use sluice_state::{AuthTokens, State, TokenRecord};
+use sluice_state::{State, TokenRecord};
 
 fn record(id: &str, user: &str, hash: &str) -> TokenRecord {
     TokenRecord {

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use sluice_core::config::ServeAuth;
 use sluice_serve::auth::AuthMode;
-use sluice_state::AuthTokens;
 
 use super::open_for_serving;
 use super::scheduler::{self, SchedulerFlags, Stop};
