@@ -34,8 +34,17 @@ fn project(dir: &Path) {
     sluice_ok(dir, &["run"]);
 }
 
-/// `sluice auth token create …`: the token (stdout) and its id (from the list).
+fn token_ids(dir: &Path) -> Vec<String> {
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&sluice_ok(dir, &["auth", "token", "list", "--json"])).unwrap();
+    list.iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `sluice auth token create …`: the token (stdout) and its id (the one new in the list).
 fn token(dir: &Path, user: &str, role: &str) -> (String, String) {
+    let before = token_ids(dir);
     let secret = sluice_ok(
         dir,
         &["auth", "token", "create", "--user", user, "--role", role],
@@ -43,14 +52,14 @@ fn token(dir: &Path, user: &str, role: &str) -> (String, String) {
     .trim()
     .to_string();
     assert!(secret.starts_with("slu_"), "{secret}");
-    let list: Vec<serde_json::Value> =
-        serde_json::from_str(&sluice_ok(dir, &["auth", "token", "list", "--json"])).unwrap();
-    let id = list.last().unwrap()["id"].as_str().unwrap().to_string();
-    assert!(
-        !serde_json::to_string(&list).unwrap().contains(&secret[4..]),
-        "the list shows no secret"
-    );
-    (secret, id)
+    let listed = sluice_ok(dir, &["auth", "token", "list", "--json"]);
+    assert!(!listed.contains(&secret[4..]), "the list shows no secret");
+    let mut new: Vec<String> = token_ids(dir)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    (secret, new.remove(0))
 }
 
 /// Moves token `id`'s expiry into the past, in whichever state database the project uses.

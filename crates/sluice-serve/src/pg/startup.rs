@@ -82,8 +82,13 @@ fn user_of<C: ClientInfo>(client: &C) -> PgWireResult<String> {
         .ok_or(PgWireError::UserNameRequired)
 }
 
+/// PostgreSQL's own answer to a failed password login (`FATAL 28P01`, its wording).
 fn bad_password(user: &str) -> PgWireError {
-    PgWireError::InvalidPassword(user.to_string())
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_string(),
+        "28P01".to_string(),
+        format!("password authentication failed for user \"{user}\""),
+    )))
 }
 
 /// The salt and keys to check a login of `user` against: the user's usable tokens.
@@ -161,6 +166,7 @@ impl StartupHandler for Login {
 fn fatal(e: PgWireError) -> PgWireError {
     match e {
         PgWireError::InvalidPassword(_) | PgWireError::UserNameRequired => e,
+        PgWireError::UserError(ref info) if info.is_fatal() => e,
         other => PgWireError::UserError(Box::new(ErrorInfo::new(
             "FATAL".to_string(),
             "28000".to_string(),

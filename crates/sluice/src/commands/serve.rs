@@ -193,6 +193,10 @@ async fn serve_workspace_as(
             say!("  try: curl -H \"Authorization: Bearer $TOKEN\" {scheme}://{local}/api/assets");
         } else {
             say!("  try: curl {scheme}://{local}/api/assets");
+            say!(
+                "Authentication: off (development mode, loopback only; `sluice auth token create` \
+                 turns it on)"
+            );
         }
     }
     // Dropping the handle (an early return) stops the endpoint too.
@@ -211,12 +215,6 @@ async fn serve_workspace_as(
         ServeRole::Scheduler => sluice_serve::http::health::probe_router(app_state),
         ServeRole::All | ServeRole::Api => sluice_serve::router(app_state),
     };
-    if auth == AuthMode::Open && role != ServeRole::Scheduler {
-        say!(
-            "Authentication: off (development mode, loopback only; `sluice auth token create` \
-             turns it on)"
-        );
-    }
     scheduler::announce(scheduler.as_ref(), flags)?;
     let stop = Stop::on(shutdown_signal());
     let work = async {
