@@ -30,7 +30,7 @@ pub struct AppState {
     /// Runs requested here are queued in the state database for a scheduler process to execute
     /// (`sluice serve --role api`), instead of running in this process.
     pub queue_runs: bool,
-    /// Whether requests need a bearer token ([`crate::auth::http`]).
+    /// Whether requests need a bearer token ([`crate::http::auth`]).
     pub auth: AuthMode,
 }
 

@@ -33,7 +33,8 @@
 //! ```text
 //! lib.rs        re-exports, `serve`
 //! app.rs        AppState: what every handler can reach; relation_of
-//! auth/         tokens (create, verify_token), the HTTP bearer check, SCRAM-SHA-256 for the wire
+//! auth/         tokens (create, verify_token) and SCRAM-SHA-256 for the wire (the HTTP bearer
+//!               check is http/auth.rs)
 //! tls.rs        certificate and key files → rustls acceptors for both listeners
 //! error.rs      ApiError: every failure as a JSON error (status, code, hint)
 //! limits.rs     `serve.limits` of sluice.yml

@@ -1,5 +1,5 @@
-//! Authentication of `sluice serve`: API tokens, checked on the HTTP API ([`http`]) and, as
-//! SCRAM-SHA-256 passwords, on the PostgreSQL wire ([`scram`], `crate::pg::startup`). The user
+//! Authentication of `sluice serve`: API tokens, checked on the HTTP API (`crate::http::auth`) and,
+//! as SCRAM-SHA-256 passwords, on the PostgreSQL wire ([`scram`], `crate::pg::startup`). The user
 //! guide is `docs/security.md`.
 //!
 //! A token is `slu_` and 43 characters of URL-safe base64: 256 random bits from the operating
@@ -16,7 +16,6 @@
 //! past its expiry is refused with an [`AuthError`] that says which (the text of a token must be
 //! known to learn that it expired or was revoked).
 
-pub mod http;
 pub mod scram;
 
 use std::fmt;

@@ -24,10 +24,12 @@
 //! | [`openapi`] | `GET /api/openapi.json` (uses [`backfills::openapi_paths`]) |
 //! | [`metrics`] | `GET /metrics` (the request counts: [`crate::counters`]) |
 //! | [`ui`] | the web UI at `/` (not an API route) |
+//! | [`auth`] | not routes: the bearer-token middleware over every API route (uses [`crate::auth`]) |
 //!
 //! [`negotiate`] picks the response format; [`respond`] streams a result in it.
 
 pub mod assets;
+pub mod auth;
 pub mod backfills;
 pub mod checks;
 pub mod control;
@@ -95,7 +97,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     ]
 }
 
-/// The API router (behind the token check of [`crate::auth::http`] when the state says so) and
+/// The API router (behind the token check of [`auth`] when the state says so) and
 /// the web UI ([`ui`], at `/`), counting every request for `/metrics`.
 pub fn router(state: AppState) -> Router {
     let counts = state.metrics.clone();
@@ -106,10 +108,7 @@ pub fn router(state: AppState) -> Router {
             r.route(path, handler)
         })
         .with_state(state)
-        .layer(middleware::from_fn_with_state(
-            auth,
-            crate::auth::http::require_token,
-        ))
+        .layer(middleware::from_fn_with_state(auth, auth::require_token))
         .merge(ui::router())
         .layer(middleware::from_fn_with_state(
             counts,

@@ -15,8 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{AuthError, AuthMode, Principal, verify_token};
 use crate::app::AppState;
+use crate::auth::{AuthError, AuthMode, Principal, verify_token};
 
 /// Whether a request is a probe, open even when authentication is on.
 fn is_probe(req: &Request) -> bool {
