@@ -42,8 +42,8 @@ pub fn users_and_tokens(s: &dyn State) {
     assert_eq!(s.token_by_hash("nope").unwrap(), None);
     let ana = s.user_tokens("ana").unwrap().unwrap();
     assert_eq!(ana.scram_salt, "salt-1");
-    assert_eq!(ana.tokens, vec![a.clone(), b.clone()]);
-    assert!(s.user_tokens("bo").unwrap().unwrap().tokens == vec![c.clone()]);
+    assert_eq!(ana.tokens, [a, b]);
+    assert_eq!(s.user_tokens("bo").unwrap().unwrap().tokens, [c]);
 
     assert!(s.revoke_token("t1", "2026-02-01T00:00:00Z").unwrap());
     assert!(
