@@ -117,4 +117,6 @@ pub fn router(state: AppState) -> Router {
 }
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod tests;
