@@ -78,6 +78,7 @@ fn check_exposure(
              required` in sluice.yml; or bind to 127.0.0.1 (--http, --pg) for local development",
             exposed.join(" and ")
         ),
+        AuthMode::Open if data_addrs.is_empty() => {}
         AuthMode::Open => {
             tracing::warn!(
                 "authentication is off: serving on loopback only, open to every local user \
