@@ -170,6 +170,13 @@ pub struct ServeConfig {
     /// with any other `Host` header gets 421; this defeats DNS rebinding).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// When the listeners require authentication: `auto` (as soon as the state database holds a
+    /// token) or `required` (always, even before the first token). docs/security.md.
+    #[serde(default)]
+    pub auth: ServeAuth,
+    /// TLS certificate and key for both listeners (`--tls-cert` / `--tls-key` override it).
+    #[serde(default)]
+    pub tls: Option<ServeTlsConfig>,
 }
 
 impl Default for ServeConfig {
@@ -179,8 +186,31 @@ impl Default for ServeConfig {
             pg: default_pg(),
             limits: ServeLimitsConfig::default(),
             allowed_hosts: Vec::new(),
+            auth: ServeAuth::default(),
+            tls: None,
         }
     }
+}
+
+/// `serve.auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeAuth {
+    /// Authentication is on as soon as the state database holds a token.
+    #[default]
+    Auto,
+    /// Authentication is always on.
+    Required,
+}
+
+/// `serve.tls`: PEM files, relative to the project folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeTlsConfig {
+    /// The certificate chain (server certificate first).
+    pub cert: String,
+    /// The private key.
+    pub key: String,
 }
 
 /// `serve.limits` as written: every field optional, durations and sizes as text (`30s`, `512MiB`).

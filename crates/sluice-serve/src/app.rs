@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sluice_orchestrate::StateStore;
 use sluice_transform::{CompiledProject, Engine};
 
+use crate::auth::AuthMode;
 use crate::counters::HttpMetrics;
 use crate::error::ApiError;
 use crate::limits::Limits;
@@ -29,6 +30,8 @@ pub struct AppState {
     /// Runs requested here are queued in the state database for a scheduler process to execute
     /// (`sluice serve --role api`), instead of running in this process.
     pub queue_runs: bool,
+    /// Whether requests need a bearer token ([`crate::http::auth`]).
+    pub auth: AuthMode,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             limits: Arc::new(limits),
             queries,
             queue_runs: false,
+            auth: AuthMode::Open,
         }
     }
 

@@ -33,6 +33,9 @@
 //! ```text
 //! lib.rs        re-exports, `serve`
 //! app.rs        AppState: what every handler can reach; relation_of
+//! auth/         tokens (create, verify_token) and SCRAM-SHA-256 for the wire (the HTTP bearer
+//!               check is http/auth.rs)
+//! tls.rs        certificate and key files → rustls acceptors for both listeners
 //! error.rs      ApiError: every failure as a JSON error (status, code, hint)
 //! limits.rs     `serve.limits` of sluice.yml
 //! server.rs     the listener: connection limits, timeouts, request guards, shutdown; Peer
@@ -59,6 +62,7 @@
 //! both agree). Adding a format: see [`format`].
 
 pub mod app;
+pub mod auth;
 pub mod counters;
 pub mod error;
 pub mod export;
@@ -71,6 +75,7 @@ pub mod server;
 pub mod status;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 
 use std::future::Future;
 

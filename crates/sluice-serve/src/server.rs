@@ -13,6 +13,8 @@
 //!   /api/health` and `/api/ready` answer any name), refuses state-changing
 //!   requests from another site (`Origin` / `Sec-Fetch-Site`), and accepts only JSON (or
 //!   `application/sql`) bodies on them, which a page cannot send cross-site without a preflight.
+//! - **TLS**: [`serve_https`] with an acceptor serves HTTPS only ([`crate::tls`]); the handshake
+//!   must complete within `header_read_timeout`.
 //! - **Shutdown**: when `shutdown` completes the listener closes, every connection is asked to finish
 //!   its in-flight request, and whatever still runs after `shutdown_grace` is dropped, which cancels
 //!   its queries.
@@ -39,6 +41,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::limits::Limits;
+use crate::tls::TlsAcceptor;
 
 /// The client's address, as the server records it on each request (handlers name the client of a
 /// query with it).
@@ -262,6 +265,19 @@ pub async fn serve_http(
     hosts: Option<AllowedHosts>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_https(listener, app, limits, hosts, None, shutdown).await
+}
+
+/// [`serve_http`] over TLS when `tls` is given (HTTPS only: a client's handshake must complete
+/// within `header_read_timeout`, or the connection is closed).
+pub async fn serve_https(
+    listener: TcpListener,
+    app: Router,
+    limits: &Limits,
+    hosts: Option<AllowedHosts>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = match hosts {
         Some(h) => harden(app, limits, h),
         None => app.layer(DefaultBodyLimit::max(limits.max_request_bytes)),
@@ -301,20 +317,20 @@ pub async fn serve_http(
                     .header_read_timeout(limits.header_read_timeout)
                     .max_buf_size(limits.max_header_bytes)
                     .keep_alive(!shedding);
-                let mut stop = stop_rx.clone();
+                let stop = stop_rx.clone();
+                let tls = tls.clone();
+                let handshake_timeout = limits.header_read_timeout;
                 connections.spawn(async move {
                     let _guard = guard;
-                    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => {
-                            if let Err(e) = r {
-                                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                    let service = TowerToHyperService::new(service);
+                    match tls {
+                        None => serve_connection(builder, stream, service, stop, peer).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => serve_connection(builder, stream, service, stop, peer).await,
+                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                             }
-                        }
-                        () = async { let _ = stop.wait_for(|s| *s).await; } => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
                         }
                     }
                 });
@@ -340,6 +356,36 @@ pub async fn serve_http(
     }
     tracing::info!(in_flight, "HTTP server stopped");
     Ok(())
+}
+
+/// Serves one accepted connection (plain or TLS) until it ends or `stop` asks it to finish.
+async fn serve_connection<S, Svc>(
+    builder: hyper::server::conn::http1::Builder,
+    stream: S,
+    service: Svc,
+    mut stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<Request<hyper::body::Incoming>, Response = Response>
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        }
+        () = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 #[cfg(test)]

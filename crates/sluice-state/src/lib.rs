@@ -32,7 +32,9 @@
 //!   - [`processes`]: [`RunProcesses`] — run plans, heartbeats, running runs, abandoning a run;
 //!   - [`schedule`]: [`Schedules`] — schedule ticks, data-change and attempt marks;
 //!   - [`partitions`]: [`Partitions`] — built partition ranges, backfills;
-//!   - [`incidents`]: [`Incidents`] — incidents, alert deliveries, the monitor's reads.
+//!   - [`incidents`]: [`Incidents`] — incidents, alert deliveries, the monitor's reads;
+//!   - [`auth`]: [`AuthTokens`] — users and API tokens of `sluice serve` (hashes and SCRAM keys
+//!     only).
 //! - [`postgres`]: the PostgreSQL backend: its connection worker, migrations
 //!   ([`postgres::PostgresBackend`]) and every store trait ([`postgres::PostgresStore`]), passing
 //!   the conformance suite on a real server; [`postgres::copy`] copies a SQLite state into it.
@@ -104,6 +106,7 @@
 //! of its own (a thread that owns a `tokio_postgres::Client`, fed by a channel); the other way
 //! would be to make the traits async in one step for every caller.
 
+pub mod auth;
 pub mod control;
 pub mod incidents;
 pub mod migration;
@@ -122,6 +125,7 @@ use std::sync::Arc;
 
 pub use sluice_core::state_location::{PostgresUrl, StateLocation};
 
+pub use auth::{AuthTokens, TokenRecord, UserTokens};
 pub use control::{LeaseOutcome, LogLine, RunControl};
 pub use error::StateError;
 pub use incidents::{
@@ -146,6 +150,7 @@ pub trait State:
     + Schedules
     + Partitions
     + Incidents
+    + AuthTokens
     + std::fmt::Debug
 {
     /// Where the database is, for messages (a file path, or a URL without its password).

@@ -80,6 +80,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_run_queue.sql"),
         postgres: Some(include_str!("../migrations/postgres/0003_run_queue.sql")),
     },
+    Migration {
+        version: 4,
+        name: "auth_tokens",
+        sqlite: include_str!("../migrations/sqlite/0004_auth_tokens.sql"),
+        postgres: Some(include_str!("../migrations/postgres/0004_auth_tokens.sql")),
+    },
 ];
 
 /// The schema version this binary brings a database to: the last migration's number.

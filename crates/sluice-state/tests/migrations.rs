@@ -334,6 +334,37 @@ fn a_state_db_at_version_1_gains_the_start_index_and_keeps_its_rows() {
 }
 
 #[test]
+fn a_state_db_at_version_3_gains_the_token_tables_and_keeps_its_rows() {
+    let dir = tempdir();
+    let path = dir.path().join("state.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        let at_v3 = migrate(&mut SqliteBackend::new(&c, "v3"), &MIGRATIONS[..3]).unwrap();
+        assert_eq!(at_v3, 3);
+        c.execute_batch(
+            "INSERT INTO runs (run_id, command, selection, status, started_at) VALUES ('r1', 'run', '', 'queued', 't');
+             INSERT INTO run_queue (run_id, request, queued_at) VALUES ('r1', '{}', 't');",
+        )
+        .unwrap();
+        let tables: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('auth_users', 'auth_tokens')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+    let upgraded = sluice_state::open(&path).unwrap();
+    assert_eq!(schema_version(&upgraded).unwrap(), latest_version());
+    assert_eq!(count(&upgraded, "run_queue"), 1);
+    assert_eq!(count(&upgraded, "auth_users"), 0);
+    assert_eq!(count(&upgraded, "auth_tokens"), 0);
+    let fresh = sluice_state::open(&dir.path().join("fresh.db")).unwrap();
+    assert_eq!(shape(&upgraded), shape(&fresh));
+}
+
+#[test]
 fn a_database_from_a_newer_sluice_is_refused() {
     let dir = tempdir();
     let path = dir.path().join("state.db");

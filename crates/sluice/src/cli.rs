@@ -232,6 +232,13 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["from", "to", "missing"])]
         resume: Option<String>,
     },
+    /// Users and API tokens of `sluice serve` (docs/security.md): `auth token create --user U
+    /// --role R [--expires 30d]`, `auth token list`, `auth token revoke ID`.
+    Auth {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuthAction,
+    },
     /// The state database: `state version` shows its backend and schema version, `state migrate
     /// --to postgres://…` copies a SQLite state into PostgreSQL.
     State {
@@ -301,6 +308,13 @@ pub enum Command {
         /// changes made by other processes).
         #[arg(long, value_name = "DURATION", default_value = "30s")]
         sensor_interval: String,
+        /// TLS certificate chain (PEM) for both listeners: HTTPS, and TLS on the PostgreSQL wire
+        /// (default: sluice.yml's serve.tls.cert).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
     /// Generate data at a scale and report each stage's throughput as JSON.
     Bench {
@@ -430,6 +444,46 @@ pub enum StateAction {
         /// Empty the target's state tables first (without it, a target holding rows is refused).
         #[arg(long)]
         replace: bool,
+    },
+}
+
+/// `sluice auth` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuthAction {
+    /// API tokens: for the HTTP API (`Authorization: Bearer`) and, as the password, the
+    /// PostgreSQL wire.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// `sluice auth token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token for a user and print it (once: only its hash is stored).
+    Create {
+        /// The user (letters, digits, `_ - . @`); also the PostgreSQL wire user name.
+        #[arg(long)]
+        user: String,
+        /// reader (read only), operator (also runs, backfills, cancels) or admin.
+        #[arg(long, default_value = "reader")]
+        role: String,
+        /// Lifetime, like 12h, 30d or 52w (default: until revoked).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Every token: id, user, role, created, expires, revoked (never the token itself).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id (it stops working at once; the record is kept).
+    Revoke {
+        /// The token's id (from `auth token list`).
+        id: String,
     },
 }
 

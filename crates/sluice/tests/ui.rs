@@ -1,5 +1,6 @@
 //! The web UI in a real browser: headless Chromium driven by playwright-core (`tests/ui/ui.test.mjs`)
-//! against `sluice serve` on a small ShopFlow demo project.
+//! against `sluice serve` on a small ShopFlow demo project, with authentication on (a token made
+//! here, entered on the UI's sign-in page).
 //!
 //! Needs Debian's Chromium (`/usr/bin/chromium`, or `SLUICE_CHROMIUM`), Node.js and
 //! `npm ci` in `crates/sluice/tests/ui` (`.ci/run` does both). Without them the test prints why and
@@ -59,6 +60,15 @@ fn web_ui_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("shopflow");
     common::demo(&project, "0.2", "7");
+    // With a token, the server requires authentication: the test signs in through the UI.
+    let token = common::sluice_ok(
+        &project,
+        &[
+            "auth", "token", "create", "--user", "ui", "--role", "operator",
+        ],
+    )
+    .trim()
+    .to_string();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--project")
@@ -99,6 +109,7 @@ fn web_ui_in_headless_chromium() {
         .arg(format!("http://{addr}"))
         .arg(&shots)
         .env("SLUICE_CHROMIUM", &chromium)
+        .env("SLUICE_UI_TOKEN", &token)
         .output()
         .expect("run node");
     drop(server);
@@ -110,6 +121,7 @@ fn web_ui_in_headless_chromium() {
         "the browser test failed:\n{stdout}\n{stderr}"
     );
     for name in [
+        "signin",
         "graph",
         "asset",
         "run",

@@ -24,10 +24,12 @@
 //! | [`openapi`] | `GET /api/openapi.json` (uses [`backfills::openapi_paths`]) |
 //! | [`metrics`] | `GET /metrics` (the request counts: [`crate::counters`]) |
 //! | [`ui`] | the web UI at `/` (not an API route) |
+//! | [`auth`] | not routes: the bearer-token middleware over every API route (uses [`crate::auth`]) |
 //!
 //! [`negotiate`] picks the response format; [`respond`] streams a result in it.
 
 pub mod assets;
+pub mod auth;
 pub mod backfills;
 pub mod checks;
 pub mod control;
@@ -95,15 +97,18 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     ]
 }
 
-/// The API router and the web UI ([`ui`], at `/`), counting every request for `/metrics`.
+/// The API router (behind the token check of [`auth`] when the state says so) and
+/// the web UI ([`ui`], at `/`), counting every request for `/metrics`.
 pub fn router(state: AppState) -> Router {
     let counts = state.metrics.clone();
+    let auth = state.clone();
     routes()
         .into_iter()
         .fold(Router::new(), |r, (_, path, handler)| {
             r.route(path, handler)
         })
         .with_state(state)
+        .layer(middleware::from_fn_with_state(auth, auth::require_token))
         .merge(ui::router())
         .layer(middleware::from_fn_with_state(
             counts,
@@ -111,5 +116,7 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

@@ -179,7 +179,36 @@ pub fn document() -> Value {
     for (path, operations) in super::backfills::openapi_paths() {
         doc["paths"][path] = operations;
     }
+    with_security(&mut doc);
     doc
+}
+
+/// The bearer token of docs/security.md: required (when authentication is on) on every operation
+/// but the probes, which answer 401 without it; `{}` in the top-level list says that a server in
+/// development mode needs none.
+fn with_security(doc: &mut Value) {
+    doc["components"]["securitySchemes"] = json!({"bearerAuth": {
+        "type": "http", "scheme": "bearer",
+        "description": "An API token (`sluice auth token create`); required once the server's \
+            state holds a token or with `serve.auth: required`. See docs/security.md."}});
+    doc["security"] = json!([{"bearerAuth": []}, {}]);
+    let unauthorized = json!({"description": "No bearer token, or one that is unknown, expired \
+        or revoked (with `WWW-Authenticate: Bearer`).",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let probe = matches!(path.as_str(), "/api/health" | "/api/ready");
+            if let Some(operations) = item.as_object_mut() {
+                for operation in operations.values_mut() {
+                    if probe {
+                        operation["security"] = json!([]);
+                    } else {
+                        operation["responses"]["401"] = unauthorized.clone();
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn op(id: &str, summary: &str, parameters: Vec<Value>, responses: Value) -> Value {

@@ -411,3 +411,22 @@ fn every_route_of_the_router_is_described_and_nothing_else() {
         .collect();
     assert_eq!(described, routed);
 }
+
+#[test]
+fn the_document_says_which_operations_need_a_bearer_token() {
+    let doc = super::openapi::document();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+        "bearer"
+    );
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if matches!(path.as_str(), "/api/health" | "/api/ready") {
+                assert_eq!(op["security"], serde_json::json!([]), "{method} {path}");
+                assert!(op["responses"].get("401").is_none(), "{method} {path}");
+            } else {
+                assert!(op["responses"]["401"].is_object(), "{method} {path}");
+            }
+        }
+    }
+}

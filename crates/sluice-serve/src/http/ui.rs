@@ -29,6 +29,7 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../ui/js/dashboards.js"),
     ),
     ("js/charts.js", JS, include_str!("../../ui/js/charts.js")),
+    ("js/signin.js", JS, include_str!("../../ui/js/signin.js")),
     ("favicon.svg", SVG, include_str!("../../ui/favicon.svg")),
 ];
 

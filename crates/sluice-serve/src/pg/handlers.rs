@@ -31,6 +31,8 @@ use super::error::sqlstate_of;
 use super::guarded::{GuardedCancel, GuardedService, Shared};
 use super::read_only::ReadOnlyHook;
 use super::settings::SettingsHook;
+use super::startup::Login;
+use crate::auth::WireAuth;
 
 /// Everything one endpoint's connections share.
 pub struct Handlers {
@@ -39,6 +41,7 @@ pub struct Handlers {
     cancel: Arc<GuardedCancel>,
     errors: Arc<ErrorMapper>,
     shared: Arc<Shared>,
+    auth: Option<WireAuth>,
 }
 
 impl Handlers {
@@ -69,7 +72,13 @@ impl Handlers {
             )),
             errors: Arc::new(ErrorMapper),
             shared,
+            auth: None,
         }
+    }
+
+    /// Requires a SCRAM-SHA-256 login with a token of the state ([`Login`]).
+    pub fn require_auth(&mut self, auth: WireAuth) {
+        self.auth = Some(auth);
     }
 
     /// The state the connections share (limits, running queries, activity).
@@ -88,7 +97,8 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.startup.clone()
+        // One per connection: a login holds its connection's SCRAM exchange.
+        Arc::new(Login::new(self.startup.clone(), self.auth.clone()))
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
@@ -100,8 +110,8 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Accepts every client without a password (the endpoint binds to loopback by default; see
-/// `docs/postgres-wire.md`), registers it for query cancellation, and reports
+/// The startup of an accepted client (after [`Login`]'s SCRAM exchange when authentication is on;
+/// every client when it is off, the loopback development mode of `docs/security.md`): registers it for query cancellation, and reports
 /// `default_transaction_read_only = on` so that drivers that look know writes will fail, and
 /// `server_version` as PostgreSQL 16's with Sluice's version inside.
 pub struct Startup {

@@ -45,6 +45,7 @@ pub mod read_only;
 pub mod rewrites;
 pub mod scalar;
 pub mod settings;
+pub mod startup;
 #[cfg(test)]
 mod tests;
 
@@ -65,14 +66,17 @@ pub use error::PgError;
 use guarded::{Activity, Shared};
 use handlers::Handlers;
 
+use crate::auth::WireAuth;
 use crate::limits::Limits;
 use crate::query::registry::QueryRegistry;
+use crate::tls::TlsAcceptor;
 
 /// A bound PostgreSQL endpoint over an engine's lake, not yet accepting.
 pub struct PgServer {
     listener: TcpListener,
     addr: SocketAddr,
-    handlers: Arc<Handlers>,
+    handlers: Handlers,
+    tls: Option<TlsAcceptor>,
     max_connections: usize,
     idle_timeout: Duration,
 }
@@ -117,13 +121,25 @@ impl PgServer {
         Ok(PgServer {
             listener,
             addr: local,
-            handlers: Arc::new(Handlers::new(
-                ctx,
-                Shared::new(queries, limits.sql, engine.clone()),
-            )),
+            handlers: Handlers::new(ctx, Shared::new(queries, limits.sql, engine.clone())),
+            tls: None,
             max_connections: limits.pg_max_connections,
             idle_timeout: limits.pg_idle_timeout,
         })
+    }
+
+    /// Requires every client to log in with SCRAM-SHA-256 as a user of `auth`'s state, with one of
+    /// its tokens as the password ([`startup::Login`]).
+    pub fn with_auth(mut self, auth: WireAuth) -> Self {
+        self.handlers.require_auth(auth);
+        self
+    }
+
+    /// Answers `SSLRequest` with `S` and upgrades the connection with `tls` (and accepts direct
+    /// TLS).
+    pub fn with_tls(mut self, tls: TlsAcceptor) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The address actually bound.
@@ -149,6 +165,7 @@ impl PgServer {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), PgError> {
         let mut sessions = JoinSet::new();
         let closing = CancellationToken::new();
+        let handlers = Arc::new(self.handlers);
         tokio::pin!(shutdown);
         tracing::info!(addr = %self.addr, "PostgreSQL endpoint listening");
         loop {
@@ -165,14 +182,21 @@ impl PgServer {
                             tokio::spawn(refuse_too_many(socket, peer));
                             continue;
                         }
-                        let (socket, mut farewell) = match with_farewell(socket) {
-                            Ok(pair) => pair,
-                            Err(e) => {
-                                tracing::warn!(%peer, error = %e, "cannot set up a PostgreSQL session");
-                                continue;
+                        // The farewell is written on a clone of the plain socket, so only sessions
+                        // without TLS get it: bytes in clear would corrupt a TLS stream.
+                        let (socket, mut farewell) = if self.tls.is_some() {
+                            (socket, None)
+                        } else {
+                            match with_farewell(socket) {
+                                Ok((socket, farewell)) => (socket, Some(farewell)),
+                                Err(e) => {
+                                    tracing::warn!(%peer, error = %e, "cannot set up a PostgreSQL session");
+                                    continue;
+                                }
                             }
                         };
-                        let handlers = self.handlers.clone();
+                        let handlers = handlers.clone();
+                        let tls = self.tls.clone();
                         let shared = handlers.shared().clone();
                         let activity = Activity::new();
                         shared.track(peer, activity.clone());
@@ -180,7 +204,7 @@ impl PgServer {
                         let closing = closing.clone();
                         sessions.spawn(async move {
                             let say_goodbye = tokio::select! {
-                                r = process_socket(socket, None, handlers) => {
+                                r = process_socket(socket, tls, handlers) => {
                                     if let Err(e) = r {
                                         tracing::debug!(%peer, error = %e, "PostgreSQL session ended with an error");
                                     }
@@ -192,8 +216,8 @@ impl PgServer {
                                 }
                                 () = closing.cancelled() => activity.idle_for().is_some(),
                             };
-                            if say_goodbye {
-                                goodbye(&mut farewell, peer).await;
+                            if let (true, Some(farewell)) = (say_goodbye, farewell.as_mut()) {
+                                goodbye(farewell, peer).await;
                             }
                             shared.untrack(peer);
                         });

@@ -1,7 +1,8 @@
 // The single-page app: routes on the URL fragment (#/assets/NAME), one page module per route.
 // A page renders into the view and may return a cleanup function (to stop its timers).
 
-import { api } from './api.js';
+import { api, whenUnauthorized } from './api.js';
+import * as signin from './signin.js';
 import { h, errorBox, showBanner, hideBanner } from './dom.js';
 import * as graph from './graph.js';
 import * as asset from './asset.js';
@@ -31,6 +32,12 @@ async function route() {
   hideBanner();
   const gen = ++generation;
   const path = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  if (path === '/signin') {
+    document.querySelectorAll('[data-nav]').forEach((a) => a.classList.remove('active'));
+    view.replaceChildren(signin.render(route));
+    document.title = 'Sign in · Sluice';
+    return;
+  }
   const found = ROUTES.find(([re]) => re.test(path));
   document.querySelectorAll('[data-nav]').forEach((a) => a.classList.toggle('active', found && a.dataset.nav === found[1]));
   view.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
@@ -53,6 +60,7 @@ async function route() {
     document.title = `${h1?.dataset.title || h1?.textContent || 'Sluice'} · Sluice`;
   } catch (e) {
     if (gen !== generation) return;
+    if (e.status === 401) return; // the sign-in page is showing
     console.error(e);
     view.replaceChildren(errorBox('This page could not be loaded', e),
       h('p', {}, h('button', { onclick: route }, 'Try again')));
@@ -71,6 +79,17 @@ async function health() {
     el.classList.add('down');
   }
 }
+
+// Any 401 (no token, or one that expired or was revoked) shows the sign-in page, which returns to
+// the page that was open once a token works.
+whenUnauthorized((message) => {
+  if (signin.showing()) return;
+  generation++;
+  if (cleanup) cleanup();
+  cleanup = null;
+  view.replaceChildren(signin.render(route, message));
+  document.title = 'Sign in · Sluice';
+});
 
 window.addEventListener('hashchange', route);
 route();

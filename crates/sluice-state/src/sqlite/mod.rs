@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
+mod auth;
 mod control;
 mod incidents;
 mod partitions;

@@ -5,6 +5,7 @@
 //! lists them: a backend's test file runs every entry. Tests of one trait take that trait, so a
 //! backend can run them while it implements only some (`tests/postgres_backend.rs`).
 
+mod auth;
 pub mod control;
 pub mod history;
 mod incidents;
@@ -58,6 +59,7 @@ pub const ALL: &[(&str, Test)] = &[
         incidents::deliveries_finish_and_reclaim,
     ),
     ("monitor_reads", incidents::monitor_reads),
+    ("users_and_tokens", auth::users_and_tokens),
 ];
 
 fn process(name: &str) -> RunProcess {

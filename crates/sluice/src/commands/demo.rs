@@ -78,8 +78,36 @@ pub async fn demo(
     }
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
     let pg = ws.compiled.project.config.serve.pg.clone();
+    demo_token(&ws, &addr)?;
     serve::serve_workspace(ws, &addr, Some(&pg)).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A demo served beyond loopback (`--http 0.0.0.0:8080` in a container) needs authentication
+/// (docs/security.md): without a token yet, one is made for user `demo` and printed, so the demo
+/// still starts with one command.
+fn demo_token(ws: &super::Workspace, addr: &str) -> Result<()> {
+    let exposed = addr
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| !a.ip().is_loopback());
+    let open = sluice_serve::auth::mode(&ws.state, false).map_err(|e| anyhow::anyhow!("{e}"))?
+        == sluice_serve::auth::AuthMode::Open;
+    if exposed && open {
+        let t = sluice_serve::auth::create_token(
+            &ws.state,
+            "demo",
+            sluice_serve::auth::Role::Admin,
+            None,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "Serving beyond loopback requires a token; made one for user `demo` (revoke it with \
+             `sluice auth token revoke {}`): {}",
+            t.record.id, t.secret
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

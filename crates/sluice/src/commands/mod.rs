@@ -1,6 +1,7 @@
 //! One module per command; [`dispatch`] routes to them.
 
 mod alerts;
+mod auth;
 mod backfill;
 mod bench;
 mod bench_cdc;
@@ -39,7 +40,7 @@ use sluice_lake::Lake;
 use sluice_orchestrate::StateStore;
 use sluice_transform::{CompiledProject, Engine, compile};
 
-use crate::cli::{Cli, Command, RunsAction, StateAction};
+use crate::cli::{AuthAction, Cli, Command, RunsAction, StateAction};
 
 /// `--target` and `--vars`: they apply to every project a command loads.
 #[derive(Debug, Default)]
@@ -127,6 +128,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             (None, Some(run_id)) => runs::show(&project, &run_id, false),
             (None, None) => runs::list(&project, limit),
         },
+        Command::Auth {
+            action: AuthAction::Token { action },
+        } => auth::token(&project, action),
         Command::State { action } => match action {
             StateAction::Version => state::version(&project),
             StateAction::Migrate { to, replace } => state::migrate(&project, &to, replace),
@@ -174,6 +178,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             no_scheduler,
             role,
             sensor_interval,
+            tls_cert,
+            tls_key,
         } => {
             let role = if no_scheduler {
                 crate::cli::ServeRole::Api
@@ -185,7 +191,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 sensor_interval,
                 queue_runs: role == crate::cli::ServeRole::Api && !no_scheduler,
             };
-            serve::serve(&project, http, pg, no_pg, role, flags).await
+            let tls = tls_cert.zip(tls_key);
+            serve::serve(&project, http, pg, no_pg, role, flags, tls).await
         }
         Command::Bench {
             scale,

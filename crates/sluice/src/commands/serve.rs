@@ -1,9 +1,12 @@
 //! `sluice serve`.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
+use sluice_core::config::ServeAuth;
+use sluice_serve::auth::AuthMode;
 
 use super::open_for_serving;
 use super::scheduler::{self, SchedulerFlags, Stop};
@@ -19,18 +22,84 @@ pub async fn serve(
     no_pg: bool,
     role: ServeRole,
     flags: SchedulerFlags,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> Result<ExitCode> {
     let ws = open_for_serving(dir).await?;
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
     let serves_wire = !no_pg && role != ServeRole::Scheduler;
     let pg = serves_wire.then(|| pg.unwrap_or_else(|| ws.compiled.project.config.serve.pg.clone()));
-    serve_workspace_as(ws, &addr, pg.as_deref(), role, &flags).await?;
+    let tls = tls.or_else(|| {
+        let root = &ws.compiled.project.root;
+        ws.compiled
+            .project
+            .config
+            .serve
+            .tls
+            .as_ref()
+            .map(|t| (root.join(&t.cert), root.join(&t.key)))
+    });
+    serve_workspace_as(ws, &addr, pg.as_deref(), role, &flags, tls).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves an opened workspace: HTTP on `addr`, PostgreSQL on `pg` when given, and the scheduler.
 pub async fn serve_workspace(ws: super::Workspace, addr: &str, pg: Option<&str>) -> Result<()> {
-    serve_workspace_as(ws, addr, pg, ServeRole::All, &SchedulerFlags::default()).await
+    serve_workspace_as(
+        ws,
+        addr,
+        pg,
+        ServeRole::All,
+        &SchedulerFlags::default(),
+        None,
+    )
+    .await
+}
+
+/// Whether authentication is on (docs/security.md), refusing to serve data on a non-loopback
+/// address without it and warning about the open development mode on loopback.
+fn check_exposure(
+    ws: &super::Workspace,
+    data_addrs: &[(&str, SocketAddr)],
+    tls: bool,
+) -> Result<AuthMode> {
+    let required = ws.compiled.project.config.serve.auth == ServeAuth::Required;
+    let mode = sluice_serve::auth::mode(&ws.state, required)
+        .map_err(|e| anyhow!("cannot read the tokens of the state database: {e}"))?;
+    let exposed: Vec<String> = data_addrs
+        .iter()
+        .filter(|(_, a)| !a.ip().is_loopback())
+        .map(|(what, a)| format!("{what} on {a}"))
+        .collect();
+    match mode {
+        AuthMode::Open if !exposed.is_empty() => bail!(
+            "refusing to serve {} without authentication: anyone who can reach it could read \
+             every table and start runs. Create a token with `sluice auth token create --user \
+             NAME --role reader` (authentication is on as soon as one exists) or set `serve.auth: \
+             required` in sluice.yml; or bind to 127.0.0.1 (--http, --pg) for local development",
+            exposed.join(" and ")
+        ),
+        AuthMode::Open if data_addrs.is_empty() => {}
+        AuthMode::Open => {
+            tracing::warn!(
+                "authentication is off: serving on loopback only, open to every local user \
+                 (development mode)"
+            );
+        }
+        AuthMode::Required => {
+            if !tls && !exposed.is_empty() {
+                tracing::warn!(
+                    "serving {} without TLS: tokens and data cross the network in clear; use --tls-cert and --tls-key",
+                    exposed.join(" and ")
+                );
+            }
+            if ws.state.backend().token_count().unwrap_or(0) == 0 {
+                tracing::warn!(
+                    "serve.auth is required but no token exists: every request is refused until `sluice auth token create`"
+                );
+            }
+        }
+    }
+    Ok(mode)
 }
 
 /// [`serve_workspace`] for one role, with explicit scheduler flags. The scheduler runs alongside
@@ -41,7 +110,14 @@ async fn serve_workspace_as(
     pg: Option<&str>,
     role: ServeRole,
     flags: &SchedulerFlags,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> Result<()> {
+    let tls = match tls {
+        Some((cert, key)) => {
+            Some(sluice_serve::tls::TlsFiles::load(&cert, &key).map_err(|e| anyhow!("{e}"))?)
+        }
+        None => None,
+    };
     let limits = super::serve_limits(&ws.compiled)?;
     // Runs whose process died (SIGKILL) become `abandoned` now, also with --no-scheduler.
     if let Err(e) = ws.state.reap_abandoned_runs() {
@@ -79,13 +155,50 @@ async fn serve_workspace_as(
         ),
         None => None,
     };
+    // The scheduler role's HTTP answers only the probes, which show no data.
+    let mut data_addrs = Vec::new();
+    if role != ServeRole::Scheduler {
+        data_addrs.push(("the HTTP API", local));
+    }
+    if let Some(server) = &pg {
+        data_addrs.push(("the PostgreSQL wire", server.local_addr()));
+    }
+    let auth = check_exposure(&ws, &data_addrs, tls.is_some())?;
+    app_state.auth = auth;
+    let pg = match pg {
+        Some(mut server) => {
+            if auth == AuthMode::Required {
+                server = server.with_auth(sluice_serve::auth::WireAuth {
+                    state: ws.state.clone(),
+                });
+            }
+            if let Some(files) = &tls {
+                server = server.with_tls(files.pg_acceptor().map_err(|e| anyhow!("{e}"))?);
+            }
+            Some(server)
+        }
+        None => None,
+    };
+    let http_tls = match &tls {
+        Some(files) => Some(files.http_acceptor().map_err(|e| anyhow!("{e}"))?),
+        None => None,
+    };
+    let scheme = if http_tls.is_some() { "https" } else { "http" };
     if role == ServeRole::Scheduler {
         say!(
-            "Serving health and readiness probes at http://{local}/api/ready  (--role scheduler; Ctrl-C to stop)"
+            "Serving health and readiness probes at {scheme}://{local}/api/ready  (--role scheduler; Ctrl-C to stop)"
         );
     } else {
-        say!("Serving the Sluice API at http://{local}/  (Ctrl-C to stop)");
-        say!("  try: curl http://{local}/api/assets");
+        say!("Serving the Sluice API at {scheme}://{local}/  (Ctrl-C to stop)");
+        if auth == AuthMode::Required {
+            say!("  try: curl -H \"Authorization: Bearer $TOKEN\" {scheme}://{local}/api/assets");
+        } else {
+            say!("  try: curl {scheme}://{local}/api/assets");
+            say!(
+                "Authentication: off (development mode, loopback only; `sluice auth token create` \
+                 turns it on)"
+            );
+        }
     }
     // Dropping the handle (an early return) stops the endpoint too.
     let pg = pg.map(|server| {
@@ -108,11 +221,12 @@ async fn serve_workspace_as(
     let work = async {
         tokio::join!(
             async {
-                let r = sluice_serve::server::serve_http(
+                let r = sluice_serve::server::serve_https(
                     listener,
                     app,
                     &limits,
                     Some(hosts),
+                    http_tls,
                     stop.wait(),
                 )
                 .await;

@@ -1,7 +1,10 @@
 // Browser test of the Sluice web UI: headless Chromium (Debian's /usr/bin/chromium) driven by
 // playwright-core against a served ShopFlow demo project. Run by crates/sluice/tests/ui.rs:
 //
-//   node ui.test.mjs BASE_URL SCREENSHOT_DIR
+//   SLUICE_UI_TOKEN=slu_… node ui.test.mjs BASE_URL SCREENSHOT_DIR
+//
+// The server requires authentication: the test signs in on the UI's sign-in page with the token
+// (an operator's), and calls the API with it.
 //
 // Every assertion compares what the page shows with what the JSON API answers, so a page that draws
 // nothing, draws stale numbers or throws fails. Any console error or uncaught exception fails the test.
@@ -18,7 +21,13 @@ if (!base || !shots) {
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
-const SHOTS = ['graph', 'asset', 'run', 'dashboard-finance', 'dashboard-executive', 'queries', 'failure'];
+const TOKEN = process.env.SLUICE_UI_TOKEN;
+if (!TOKEN) {
+  console.error('SLUICE_UI_TOKEN is not set');
+  process.exit(2);
+}
+const AUTH = { Authorization: `Bearer ${TOKEN}` };
+const SHOTS = ['signin', 'graph', 'asset', 'run', 'dashboard-finance', 'dashboard-executive', 'queries', 'failure'];
 for (const name of SHOTS) rmSync(join(shots, `${name}.png`), { force: true }); // no stale pictures
 const executablePath = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 20_000;
@@ -35,7 +44,7 @@ function eq(actual, expected, what) {
     `${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
 }
 const api = async (path, init) => {
-  const r = await fetch(`${base}${path}`, { headers: { Accept: 'application/json', 'Content-Type': 'application/json' }, ...init });
+  const r = await fetch(`${base}${path}`, { headers: { Accept: 'application/json', 'Content-Type': 'application/json', ...AUTH }, ...init });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${await r.text()}`);
   return r.json();
 };
@@ -57,6 +66,48 @@ page.on('requestfailed', (r) => consoleErrors.push(`[${step}] request failed: ${
 
 const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 const go = async (hash) => { await page.goto(`${base}/#${hash}`); };
+
+// Sign-in: without a token the UI shows the sign-in page (the API answers 401); a wrong token is
+// refused there with the server's message; the right one opens the graph. (The browser logs the
+// 401 responses: those console errors are expected here only.)
+const unauthorizedLogged = (e) => /401|Unauthorized/.test(e);
+async function signIn() {
+  step = 'sign-in';
+  const before = consoleErrors.length;
+  const r = await fetch(`${base}/api/assets`, { headers: { Accept: 'application/json' } });
+  eq(r.status, 401, 'the API without a token');
+  await go('/');
+  await page.waitForSelector('form#signin');
+  check(await page.isVisible('#token'), 'no token field on the sign-in page');
+  await page.fill('#token', 'slu_not_a_real_token');
+  await page.click('form#signin button[type=submit]');
+  await page.waitForSelector('#signin-error:has-text("invalid token")');
+  check(await page.isVisible('form#signin'), 'a wrong token left the sign-in page');
+  eq(await page.evaluate(() => sessionStorage.getItem('sluice.token')), null, 'a wrong token is not kept');
+  await shot('signin');
+  await page.fill('#token', TOKEN);
+  await page.click('form#signin button[type=submit]');
+  await page.waitForSelector('svg.graph g.node');
+  eq(await page.evaluate(() => sessionStorage.getItem('sluice.token')), TOKEN, 'the token kept in sessionStorage');
+  const unexpected = consoleErrors.splice(before).filter((e) => !unauthorizedLogged(e));
+  consoleErrors.push(...unexpected);
+}
+
+// A token that stops working (here: replaced by a wrong one, as a revoked one would answer) sends
+// the next page back to the sign-in page with the server's reason.
+async function signedOut() {
+  step = 'signed out';
+  const before = consoleErrors.length;
+  await page.evaluate(() => sessionStorage.setItem('sluice.token', 'slu_revoked_meanwhile'));
+  await go('/runs');
+  await page.waitForSelector('form#signin');
+  await page.waitForSelector('#signin-error:has-text("invalid token")');
+  await page.fill('#token', TOKEN);
+  await page.click('form#signin button[type=submit]');
+  await page.waitForSelector('h1:has-text("Runs")');
+  const unexpected = consoleErrors.splice(before).filter((e) => !unauthorizedLogged(e));
+  consoleErrors.push(...unexpected);
+}
 
 async function graph() {
   step = 'graph';
@@ -219,7 +270,7 @@ async function queriesPage() {
   step = 'queries';
   const endless = 'select sum(a.v * b.v) from generate_series(1, 200000) as a(v) cross join generate_series(1, 200000) as b(v)';
   const running = fetch(`${base}/api/sql`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ sql: endless }),
+    method: 'POST', headers: { 'Content-Type': 'application/json', ...AUTH }, body: JSON.stringify({ sql: endless }),
   }).then(async (r) => ({ status: r.status, text: await r.text() }));
   await go('/queries');
   await page.waitForSelector('h1');
@@ -256,6 +307,7 @@ async function errorPage() {
 
 let crashed = null;
 try {
+  await signIn();
   await graph();
   await assetPage();
   await runPages();
@@ -265,6 +317,7 @@ try {
   await dashboard('executive', 3);
   await triggerRun();
   await errorPage();
+  await signedOut();
 } catch (e) {
   crashed = `[${step}] ${e.stack || e}`;
   await shot('failure').catch(() => {});
