@@ -93,7 +93,11 @@ impl Lake {
         mut stream: SendableRecordBatchStream,
     ) -> Result<StagedFiles> {
         let url = self.checked_url(id)?;
-        let mut writer = RecordBatchWriter::try_new(url.as_str(), schema, None, None)
+        // The lake's storage options (endpoint, region, addressing, conditional puts): without
+        // them a writer on an object-store lake would build a store for the cloud's default
+        // endpoint, whose first upload fails (and whose abort then finds the upload shut down).
+        let options = Some(self.storage_options().clone());
+        let mut writer = RecordBatchWriter::try_new(url.as_str(), schema, None, options)
             .map_err(|e| LakeError::delta(id, "stage", e))?
             .with_writer_properties(streaming_writer_properties(self.bloom_filter_columns(id)))
             .with_target_file_size(STAGE_TARGET_FILE_SIZE);

@@ -153,6 +153,10 @@ macro_rules! suite {
                 fn bounded_memory() {
                     crate::scenarios::bounded_memory(&$kind);
                 }
+                #[test]
+                fn lands_on_s3() {
+                    crate::scenarios::lands_on_s3(&$kind);
+                }
             }
         )*
     };
