@@ -147,6 +147,17 @@ impl Lake {
             .map_err(|e| LakeError::datafusion(id, "read staged files", e))
     }
 
+    /// A session that reads staged files (by URL) as delta-rs' own operations do: delta-rs' session
+    /// defaults, and on an object-store lake the lake's store registered for its bucket (without it
+    /// a read of `s3://bucket/…` finds no object store).
+    fn staged_session(&self) -> SessionContext {
+        let ctx: SessionContext = deltalake::delta_datafusion::create_session().into();
+        if let Some((url, store)) = self.root_object_store() {
+            ctx.runtime_env().register_object_store(&url, store);
+        }
+        ctx
+    }
+
     /// Deletes staged files that will not be published. A file already gone is fine.
     pub async fn discard_staged(&self, staged: StagedFiles) -> Result<()> {
         let id = &staged.id;
@@ -277,7 +288,8 @@ impl Lake {
     async fn rewrite_staged(&self, staged: StagedFiles, spec: &WriteSpec) -> Result<WriteOutcome> {
         let id = staged.id.clone();
         let provider = self.staged_provider(&staged)?;
-        let stream = SessionContext::new()
+        let stream = self
+            .staged_session()
             .read_table(provider)
             .map_err(|e| LakeError::datafusion(&id, "append", e))?
             .execute_stream()
@@ -409,7 +421,8 @@ impl Lake {
             };
             return self.publish_staged(staged, &append).await;
         }
-        let source = SessionContext::new()
+        let source = self
+            .staged_session()
             .read_table(self.staged_provider(&staged)?)
             .map_err(|e| LakeError::datafusion(&id, "merge", e))?;
         let properties = spec.commit_properties(false);

@@ -180,8 +180,6 @@ impl Drop for Served {
 }
 
 #[test]
-#[ignore = "fails: a model's staged output on S3 aborts its writer (object_store BufWriter \
-            'Already shut down'); the open item of issue 12 part 1"]
 fn shopflow_on_s3_matches_local_disk_and_serves() {
     let Some(server) = S3Server::start("shopflow") else {
         return;
