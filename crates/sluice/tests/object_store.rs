@@ -102,9 +102,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// The SQL name of a lake table (`bronze.shop_app__orders`, `gold.daily_sales_by_category`).
+/// The SQL name of a lake table (`bronze.shop_app__orders`, `gold.daily_sales_by_category`,
+/// `quarantine.crm__accounts`).
 fn sql_name(id: &TableId) -> String {
-    let name = id.name.replace('/', "__");
+    // `shop_app/orders` (bronze) and `crm.accounts` (a quarantine) are `shop_app__orders`, `crm__accounts`.
+    let name = id.name.replace(['/', '.'], "__");
     format!("{}.{name}", id.layer.dir_name().trim_start_matches('_'))
 }
 
