@@ -382,6 +382,13 @@ pub fn load_project_config(
         Some(crate::yaml::Value::Map(entries)) => entries.iter().map(|e| e.key.clone()).collect(),
         _ => Vec::new(),
     };
+    check(&["lake"], &crate::lake_options::check_lake_url);
+    for target in &targets {
+        check(
+            &["targets", target, "lake"],
+            &crate::lake_options::check_lake_url,
+        );
+    }
     for key in crate::lake_options::CREDENTIAL_KEYS {
         let credential = |t: &str| crate::lake_options::check_credential(key, t);
         check(&["lake_options", key], &credential);
@@ -530,6 +537,21 @@ mod target_tests {
             "{all}"
         );
         assert!(!all.contains("hunter2") && !all.contains("abc"), "{all}");
+
+        // Credentials in the lake URL itself, top level and per target.
+        let text = "name: p\nlake: 's3://AKIAEXAMPLE:hunter2@b/l'\ntargets:\n  prod:\n    lake: s3://AKIAEXAMPLE@b/l\n";
+        let errors = load_project_config(p, text).unwrap_err();
+        let all = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains(":2:") && all.contains("field `lake`"), "{all}");
+        assert!(all.contains("targets.prod.lake"), "{all}");
+        assert!(
+            !all.contains("hunter2") && !all.contains("AKIAEXAMPLE"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -102,9 +102,77 @@ pub fn check_credential(key: &str, raw: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a URL scheme is one of Azure's, whose authority may name a container
+/// (`abfss://container@account.dfs.core.windows.net/prefix`) without it being a credential.
+fn is_azure_scheme(scheme: &str) -> bool {
+    matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "az" | "adl" | "azure" | "abfs" | "abfss"
+    )
+}
+
+/// The credentials a lake URL carries in its authority, if any: `Some("a password")` for
+/// `scheme://user:password@host/…`, `Some("a user name")` for `s3://key@bucket/…`; `None` for a URL
+/// without userinfo and for Azure's `container@account` form. Never returns the values themselves.
+pub fn lake_url_credentials(url: &str) -> Option<&'static str> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    if userinfo.contains(':') {
+        Some("a password")
+    } else if is_azure_scheme(scheme) {
+        None
+    } else {
+        Some("a user name")
+    }
+}
+
+/// Checks the raw text of `lake:`: a URL with credentials in it (`s3://KEY:SECRET@bucket/…`) is
+/// refused, without repeating them.
+pub fn check_lake_url(raw: &str) -> Result<(), String> {
+    match lake_url_credentials(raw) {
+        None => Ok(()),
+        Some(what) => Err(format!(
+            "the lake URL carries {what} before `@`: credentials are never read from sluice.yml \
+             in clear; write the URL without them (`s3://BUCKET/PREFIX`) and set them in the \
+             environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, \
+             AZURE_STORAGE_ACCOUNT_KEY, ...) or name variables in lake_options \
+             (`secret_access_key: ${{SOME_VAR}}`)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lake_urls_with_credentials_are_refused_without_repeating_them() {
+        for good in [
+            "lake",
+            "/var/lake",
+            "s3://bucket/prefix",
+            "s3://bucket",
+            "gs://bucket/a@b",
+            "abfss://container@account.dfs.core.windows.net/prefix",
+            "file:///tmp/lake",
+        ] {
+            assert!(check_lake_url(good).is_ok(), "{good}");
+        }
+        for (bad, what) in [
+            ("s3://AKIAXXXX:wJalrXUtnFEMI@bucket/prefix", "a password"),
+            ("s3a://AKIAXXXX@bucket/prefix", "a user name"),
+            ("gs://svc:hunter2@bucket", "a password"),
+            (
+                "abfss://container:hunter2@account.dfs.core.windows.net/p",
+                "a password",
+            ),
+        ] {
+            let err = check_lake_url(bad).unwrap_err();
+            assert!(err.contains(what), "{bad}: {err}");
+            assert!(!err.contains("hunter2") && !err.contains("AKIA"), "{err}");
+        }
+    }
 
     #[test]
     fn credentials_must_be_whole_env_references() {

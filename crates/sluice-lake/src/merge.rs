@@ -44,7 +44,12 @@ pub(crate) async fn merge(
         .reduce(Expr::and)
         .ok_or_else(|| LakeError::NoMergeKeys { table: id.clone() })?;
     let columns = column_names(schema);
-    let mut builder = table.merge(source, predicate);
+    // The merge runs in the source's session, which knows the stores the source reads (staged
+    // files of an object-store lake are read by URL from the lake's store; see `Lake::staged_session`).
+    let (state, _) = source.clone().into_parts();
+    let mut builder = table
+        .merge(source, predicate)
+        .with_session_state(std::sync::Arc::new(state));
     if let Some(writer) = writer {
         builder = builder.with_writer_properties(writer);
     }

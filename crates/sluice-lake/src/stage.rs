@@ -93,7 +93,11 @@ impl Lake {
         mut stream: SendableRecordBatchStream,
     ) -> Result<StagedFiles> {
         let url = self.checked_url(id)?;
-        let mut writer = RecordBatchWriter::try_new(url.as_str(), schema, None, None)
+        // The lake's storage options (endpoint, region, addressing, conditional puts): without
+        // them a writer on an object-store lake would build a store for the cloud's default
+        // endpoint, whose first upload fails (and whose abort then finds the upload shut down).
+        let options = Some(self.storage_options().clone());
+        let mut writer = RecordBatchWriter::try_new(url.as_str(), schema, None, options)
             .map_err(|e| LakeError::delta(id, "stage", e))?
             .with_writer_properties(streaming_writer_properties(self.bloom_filter_columns(id)))
             .with_target_file_size(STAGE_TARGET_FILE_SIZE);
@@ -141,6 +145,17 @@ impl Lake {
             .collect::<Result<Vec<_>>>()?;
         sluice_engine::session::parquet_files(staged.schema.clone(), &urls)
             .map_err(|e| LakeError::datafusion(id, "read staged files", e))
+    }
+
+    /// A session that reads staged files (by URL) as delta-rs' own operations do: delta-rs' session
+    /// defaults, and on an object-store lake the lake's store registered for its bucket (without it
+    /// a read of `s3://bucket/…` finds no object store).
+    fn staged_session(&self) -> SessionContext {
+        let ctx: SessionContext = deltalake::delta_datafusion::create_session().into();
+        if let Some((url, store)) = self.root_object_store() {
+            ctx.runtime_env().register_object_store(&url, store);
+        }
+        ctx
     }
 
     /// Deletes staged files that will not be published. A file already gone is fine.
@@ -273,7 +288,8 @@ impl Lake {
     async fn rewrite_staged(&self, staged: StagedFiles, spec: &WriteSpec) -> Result<WriteOutcome> {
         let id = staged.id.clone();
         let provider = self.staged_provider(&staged)?;
-        let stream = SessionContext::new()
+        let stream = self
+            .staged_session()
             .read_table(provider)
             .map_err(|e| LakeError::datafusion(&id, "append", e))?
             .execute_stream()
@@ -405,7 +421,8 @@ impl Lake {
             };
             return self.publish_staged(staged, &append).await;
         }
-        let source = SessionContext::new()
+        let source = self
+            .staged_session()
             .read_table(self.staged_provider(&staged)?)
             .map_err(|e| LakeError::datafusion(&id, "merge", e))?;
         let properties = spec.commit_properties(false);

@@ -10,8 +10,8 @@
 //! which AWS S3, MinIO, Cloudflare R2 and most S3-compatible servers honour; GCS and Azure have
 //! native preconditions. Two writers racing for one version: the store lets exactly one win, the
 //! loser gets "version already exists", reloads and retries (delta-rs's commit loop), so no commit
-//! is lost and no lock service (DynamoDB) is needed. [`storage_options`] pins conditional puts on,
-//! so an environment variable cannot switch S3 to unsafe renames.
+//! is lost and no lock service (DynamoDB) is needed. [`storage_options`] pins conditional puts on
+//! and unsafe renames and lock providers off, so an environment variable cannot change that.
 
 use std::collections::HashMap;
 use std::sync::Once;
@@ -95,8 +95,13 @@ pub fn storage_options(
     match kind {
         StoreKind::Local => {}
         StoreKind::S3 => {
-            // Commits are put-if-absent (`If-None-Match: *`); see the module doc.
+            // Commits are put-if-absent (`If-None-Match: *`); see the module doc. Options win over
+            // the environment in delta-rs, so `AWS_S3_ALLOW_UNSAFE_RENAME=true` or
+            // `AWS_S3_LOCKING_PROVIDER=dynamodb` in the environment cannot switch a lake to
+            // rename-based commits (unsafe with two writers) or to a lock service.
             put("aws_conditional_put", Some("etag".into()));
+            put("aws_s3_allow_unsafe_rename", Some("false".into()));
+            put("aws_s3_locking_provider", Some("none".into()));
             put("aws_endpoint", options.endpoint.clone());
             put("aws_region", options.region.clone());
             put(
@@ -241,6 +246,8 @@ mod tests {
         assert_eq!(map["allow_http"], "true");
         assert_eq!(map["aws_secret_access_key"], "from-env");
         assert_eq!(map["aws_conditional_put"], "etag");
+        assert_eq!(map["aws_s3_allow_unsafe_rename"], "false");
+        assert_eq!(map["aws_s3_locking_provider"], "none");
         assert!(!map.contains_key("aws_access_key_id"));
         // Virtual-hosted addressing when asked.
         let vhost = LakeOptions {

@@ -54,6 +54,16 @@ impl Lake {
             reason,
         };
         let trimmed = location.trim();
+        if let Some(what) = sluice_core::lake_options::lake_url_credentials(trimmed) {
+            // Not `invalid`: the error must not repeat the location with its secret.
+            return Err(LakeError::InvalidLocation {
+                location: "(redacted)".to_string(),
+                reason: format!(
+                    "the lake URL carries {what} before `@`; credentials come from the \
+                     environment or lake_options (docs/object-storage.md), never from the URL"
+                ),
+            });
+        }
         if trimmed.is_empty() {
             return Err(invalid("the location is empty".to_string()));
         }
@@ -158,6 +168,11 @@ impl Lake {
             segments.push("");
         }
         url
+    }
+
+    /// The delta-rs storage options every table of the lake is opened with.
+    pub(crate) fn storage_options(&self) -> &std::collections::HashMap<String, String> {
+        &self.inner.store.options
     }
 
     /// The validated table URL, for methods that touch the table.
@@ -425,6 +440,14 @@ mod tests {
         let err = Lake::open("s3:///lake").unwrap_err().to_string();
         assert!(err.contains("no bucket"), "{err}");
         assert!(Lake::open("  ").is_err());
+        let err = Lake::open("s3://AKIAEXAMPLE:hunter2@bucket/lake")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("carries a password"), "{err}");
+        assert!(
+            !err.contains("hunter2") && !err.contains("AKIAEXAMPLE"),
+            "{err}"
+        );
     }
 
     #[test]

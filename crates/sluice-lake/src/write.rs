@@ -382,7 +382,7 @@ impl Lake {
                 schema,
                 keys,
             } => {
-                let source = SessionContext::new()
+                let source = SessionContext::from(deltalake::delta_datafusion::create_session())
                     .read_batches(batches)
                     .map_err(|e| LakeError::datafusion(id, "merge", e))?;
                 let target = MergeTarget {

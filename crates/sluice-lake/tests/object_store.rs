@@ -1,5 +1,5 @@
 //! The lake on a real S3-protocol server (`sluice_lake::testing::S3Server`, one per test): every
-//! write mode, listing, probing and reading through the object store; and two processes committing
+//! write mode, staged model output, listing, probing and reading through the object store; and two processes committing
 //! to one table at once, where conditional puts must let every commit land exactly once.
 
 use std::process::{Command, Stdio};
@@ -146,6 +146,84 @@ async fn every_write_mode_lists_and_reads_back_on_s3() {
     // A lake under another prefix of the same bucket is another lake.
     let elsewhere = Lake::open_with(&server.lake_url("other"), &server.options()).unwrap();
     assert!(elsewhere.list_tables().await.unwrap().is_empty());
+}
+
+/// Stages `ids` (all named `name`) for `id` as a model's output is staged.
+async fn stage(lake: &Lake, id: &TableId, ids_: &[i64], name: &str) -> sluice_lake::StagedFiles {
+    let b = batch(ids_, name);
+    let schema = b.schema();
+    let stream =
+        sluice_engine::session::batch_stream(schema.clone(), futures::stream::iter([Ok(b)]));
+    lake.stage_stream(id, schema, stream).await.unwrap()
+}
+
+/// A model's output on S3: staged files (written with the lake's storage options, not the
+/// cloud's default endpoint), read before publishing with the lake's store registered in the
+/// session, published, merged and discarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_output_is_read_published_merged_and_discarded_on_s3() {
+    let Some(server) = S3Server::start("lake-staged") else {
+        return;
+    };
+    let lake = Lake::open_with(&server.lake_url("lake"), &server.options()).unwrap();
+    let id = TableId::gold("staged");
+    let staged = stage(&lake, &id, &[1, 2, 3], "old").await;
+    assert_eq!((staged.rows(), staged.files()), (3, 1));
+    assert!(!lake.exists(&id).await.unwrap(), "staging commits nothing");
+    let ctx = SessionContext::new();
+    let (root, store) = lake.root_object_store().unwrap();
+    ctx.register_object_store(&root, store);
+    ctx.register_table("s", lake.staged_provider(&staged).unwrap())
+        .unwrap();
+    let counted = ctx
+        .sql("select count(*) from s")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = counted[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, 3);
+    let published = lake
+        .publish_staged(staged, &WriteSpec::overwrite())
+        .await
+        .unwrap();
+    assert_eq!(
+        published,
+        WriteOutcome::Committed {
+            version: 0,
+            rows: 3
+        }
+    );
+    let staged = stage(&lake, &id, &[3, 4], "new").await;
+    lake.merge_staged(staged, &WriteSpec::merge(["id"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&lake, &id, "select id from t order by id").await,
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        ids(
+            &lake,
+            &id,
+            "select id from t where name = 'new' order by id"
+        )
+        .await,
+        [3, 4]
+    );
+    let staged = stage(&lake, &id, &[9], "gone").await;
+    lake.discard_staged(staged).await.unwrap();
+    assert_eq!(
+        ids(&lake, &id, "select id from t order by id").await,
+        [1, 2, 3, 4]
+    );
+    assert_eq!(lake.latest_version(&id, None).await.unwrap(), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,15 +215,7 @@ pub async fn maintain(
         if outcome.error.is_none()
             && let Some(retention) = &target.policy.retention
         {
-            match expire(
-                project.project.root.as_path(),
-                lake,
-                target,
-                retention,
-                opts,
-            )
-            .await
-            {
+            match expire(project, lake, target, retention, opts).await {
                 Ok(expired) => outcome.expired = expired,
                 Err(e) => outcome.error = Some(e),
             }
@@ -296,7 +288,7 @@ pub async fn after_run(
 
 /// Bronze retention for one table: the cutoff is today minus `days`.
 async fn expire(
-    root: &Path,
+    project: &CompiledProject,
     lake: &Lake,
     target: &Target,
     retention: &sluice_core::maintenance::RetentionConfig,
@@ -306,8 +298,11 @@ async fn expire(
     let before = today - chrono::Duration::days(i64::from(retention.days));
     let cold = match (retention.action, &retention.cold_location) {
         (RetentionAction::Move, Some(location)) => {
-            let location = resolve_location(root, location);
-            Some(Lake::open(&location).map_err(|e| format!("cold location: {e}"))?)
+            // A cold location in an object store is reached with the project's lake_options
+            // (the same endpoint and credentials as the lake; ignored for a local folder).
+            let location = resolve_location(project.project.root.as_path(), location);
+            let options = &project.project.config.lake_options;
+            Some(Lake::open_with(&location, options).map_err(|e| format!("cold location: {e}"))?)
         }
         (RetentionAction::Move, None) => {
             return Err("retention `action: move` needs a `cold_location`".into());

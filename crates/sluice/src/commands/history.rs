@@ -19,7 +19,7 @@ use crate::table;
 pub async fn history(dir: &Path, asset: &str, limit: usize, json: bool) -> Result<ExitCode> {
     let compiled = load(dir)?;
     let id = asset_table(&compiled, asset)?;
-    let lake = Lake::open(&compiled.project.lake_location())?;
+    let lake = super::open_lake(&compiled)?;
     let mut versions = lake.versions(&id).await?;
     versions.reverse();
     versions.truncate(limit);
@@ -92,7 +92,7 @@ pub async fn restore(dir: &Path, asset: &str, target: RestoreTarget) -> Result<E
         &compiled.project.models,
     )
     .unwrap_or_else(|| asset.to_string());
-    let lake = Lake::open(&compiled.project.lake_location())?;
+    let lake = super::open_lake(&compiled)?;
     let version = match &target {
         RestoreTarget::Version(v) => *v,
         RestoreTarget::Timestamp(text) => {

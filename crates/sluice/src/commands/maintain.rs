@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use sluice_lake::Lake;
 use sluice_orchestrate::StateStore;
 use sluice_orchestrate::maintain::{self, MaintainOptions, TableOutcome};
 
@@ -16,10 +15,7 @@ use crate::cli::SelectArgs;
 pub async fn maintain(dir: &Path, sel: &SelectArgs, dry_run: bool) -> Result<ExitCode> {
     let compiled = load(dir)?;
     let selection = select::resolve(&compiled, sel)?;
-    let location = compiled.project.lake_location();
-    let lake = Lake::open(&location)
-        .with_context(|| format!("opening the lake at {location}"))?
-        .with_bloom_filters(maintain::bloom_filters(&compiled));
+    let lake = super::open_lake(&compiled)?.with_bloom_filters(maintain::bloom_filters(&compiled));
     let state_location = compiled.project.state_location()?;
     let state = StateStore::open(&state_location)
         .with_context(|| format!("opening the state database {state_location}"))?;

@@ -37,6 +37,23 @@ impl Project {
         Project { _tmp: tmp, dir }
     }
 
+    /// Moves the lake to `s3://BUCKET/conf` on `server`, with the server's keys in the project's
+    /// `.env` (read by every `sluice` command; the YAML names no secret).
+    pub fn on_s3(&self, server: &sluice_lake::testing::S3Server) {
+        let yml = std::fs::read_to_string(self.dir.join("sluice.yml")).unwrap();
+        write(
+            &self.dir,
+            "sluice.yml",
+            &format!("{yml}{}", server.sluice_yml("conf")),
+        );
+        let env: String = server
+            .env()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        write(&self.dir, ".env", &env);
+    }
+
     /// Writes the source file of `upstream`.
     pub fn source(&self, upstream: &dyn Upstream, opts: &SourceOptions) {
         write(&self.dir, "sources/conf.yml", &upstream.source_yaml(opts));

@@ -1,6 +1,7 @@
 //! The conformance suite every source kind runs, driven only through the `sluice` binary and project
 //! files: resume after SIGKILL without loss or duplicates, the high-water mark only after its commit,
-//! schema drift, quarantine with reasons, PII rules, bounded memory on a large input.
+//! schema drift, quarantine with reasons, PII rules, bounded memory on a large input, and landing on a
+//! lake in object storage (`lake: s3://…` on a real S3-protocol server).
 //!
 //! A kind joins by implementing [`ConformanceSource`] (provision a fresh upstream, append rows, add a
 //! column, insert a row that must be quarantined, write the source file) in `kinds/<kind>.rs` and
@@ -152,6 +153,10 @@ macro_rules! suite {
                 #[test]
                 fn bounded_memory() {
                     crate::scenarios::bounded_memory(&$kind);
+                }
+                #[test]
+                fn lands_on_s3() {
+                    crate::scenarios::lands_on_s3(&$kind);
                 }
             }
         )*

@@ -341,3 +341,61 @@ pub fn bounded_memory(kind: &dyn ConformanceSource) {
         kind.memory_note()
     );
 }
+
+/// The same kind on a lake in object storage (`lake: s3://…` on a real S3-protocol server, its keys
+/// in the project's `.env` as an operator keeps them): the first run lands every row, a second run
+/// lands only the new ones (the kind's incremental or file-by-file progress works against the
+/// bucket), a bad row goes to the quarantine table in the bucket, and nothing of the lake is on
+/// local disk.
+pub fn lands_on_s3(kind: &dyn ConformanceSource) {
+    let Some(server) = sluice_lake::testing::S3Server::start("conformance") else {
+        return;
+    };
+    let p = Project::new();
+    let Some(mut up) = p.provision(kind, "s3", 40, 50, 20) else {
+        return;
+    };
+    p.on_s3(&server);
+    p.source(up.as_ref(), &SourceOptions::default());
+    let k = kind.kind();
+    p.run();
+    let counts = |p: &Project| {
+        let row = p.rows(&format!(
+            "select count(*) as n, count(distinct id) as d, max(id) as m from {BRONZE}"
+        ));
+        let get = |key: &str| as_u64(&row[0][key]).unwrap_or_else(|| panic!("{key} in {row:?}"));
+        (get("n"), get("d"), get("m"))
+    };
+    assert_eq!(counts(&p), (40, 40, 40), "{k}: the first run on S3");
+    let bad = up.insert_bad_row();
+    up.append(10);
+    p.run();
+    assert_eq!(
+        counts(&p),
+        (50, 50, 51),
+        "{k}: the second run on S3 lands the new good rows once"
+    );
+    let q = p.rows(&format!("select raw from {QUARANTINE}"));
+    assert_eq!(q.len(), 1, "{k}: the bad row is quarantined once: {q:?}");
+    assert!(
+        q[0]["raw"]
+            .as_str()
+            .is_some_and(|raw| raw.contains(&bad.to_string())),
+        "{k}: {q:?}"
+    );
+    assert!(
+        !p.dir.join("lake").exists(),
+        "{k}: the lake is in the bucket, not on disk"
+    );
+    let lake = sluice_lake::Lake::open_with(&server.lake_url("conf"), &server.options()).unwrap();
+    let tables = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(lake.list_tables())
+        .unwrap();
+    assert!(
+        tables.contains(&sluice_lake::TableId::bronze("conf", "items")),
+        "{k}: {tables:?}"
+    );
+}
