@@ -9,6 +9,7 @@ mod bench_maintain;
 mod bench_pg;
 mod bench_scheduler;
 mod bench_serve;
+mod bench_serve_bulk;
 mod bench_soak;
 mod compile_sql;
 mod demo;
@@ -171,6 +172,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             http,
             pg,
             no_pg,
+            flight,
+            no_flight,
             no_scheduler,
             role,
             sensor_interval,
@@ -185,7 +188,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 sensor_interval,
                 queue_runs: role == crate::cli::ServeRole::Api && !no_scheduler,
             };
-            serve::serve(&project, http, pg, no_pg, role, flags).await
+            let listen = serve::Listen {
+                http,
+                pg,
+                no_pg,
+                flight,
+                no_flight,
+            };
+            serve::serve(&project, listen, role, flags).await
         }
         Command::Bench {
             scale,
@@ -194,6 +204,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             serve,
             clients,
             serve_duration,
+            serve_rows,
             dbt_models,
             scheduler,
             models,
@@ -259,6 +270,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let serving = serve.then_some(bench_serve::ServeBench {
                 clients,
                 duration: serve_duration,
+                rows: serve_rows,
             });
             bench::bench(scale, seed, dir.as_deref(), serving).await
         }

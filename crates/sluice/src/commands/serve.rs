@@ -9,28 +9,59 @@ use super::open_for_serving;
 use super::scheduler::{self, SchedulerFlags, Stop};
 use crate::cli::ServeRole;
 
-/// Serves what `role` names until Ctrl-C / SIGTERM: the HTTP API, (unless `no_pg`) the PostgreSQL
-/// wire protocol and the scheduler for `all`; no scheduler for `api`; only the scheduler and the
-/// health and readiness probes for `scheduler`.
+/// Where `sluice serve` listens: the flags, each falling back to sluice.yml's `serve` section.
+#[derive(Debug, Clone, Default)]
+pub struct Listen {
+    /// `--http`.
+    pub http: Option<String>,
+    /// `--pg`.
+    pub pg: Option<String>,
+    /// `--no-pg`.
+    pub no_pg: bool,
+    /// `--flight`.
+    pub flight: Option<String>,
+    /// `--no-flight`.
+    pub no_flight: bool,
+}
+
+/// Serves what `role` names until Ctrl-C / SIGTERM: the HTTP API, (unless `--no-pg`) the PostgreSQL
+/// wire protocol, (unless `--no-flight`) Arrow Flight SQL and the scheduler for `all`; no scheduler
+/// for `api`; only the scheduler and the health and readiness probes for `scheduler`.
 pub async fn serve(
     dir: &Path,
-    http: Option<String>,
-    pg: Option<String>,
-    no_pg: bool,
+    listen: Listen,
     role: ServeRole,
     flags: SchedulerFlags,
 ) -> Result<ExitCode> {
     let ws = open_for_serving(dir).await?;
-    let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
-    let serves_wire = !no_pg && role != ServeRole::Scheduler;
-    let pg = serves_wire.then(|| pg.unwrap_or_else(|| ws.compiled.project.config.serve.pg.clone()));
-    serve_workspace_as(ws, &addr, pg.as_deref(), role, &flags).await?;
+    let config = &ws.compiled.project.config.serve;
+    let addr = listen.http.unwrap_or_else(|| config.http.clone());
+    let serves_queries = role != ServeRole::Scheduler;
+    let pg =
+        (serves_queries && !listen.no_pg).then(|| listen.pg.unwrap_or_else(|| config.pg.clone()));
+    let flight = (serves_queries && !listen.no_flight)
+        .then(|| listen.flight.unwrap_or_else(|| config.flight.clone()));
+    serve_workspace_as(ws, &addr, pg.as_deref(), flight.as_deref(), role, &flags).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves an opened workspace: HTTP on `addr`, PostgreSQL on `pg` when given, and the scheduler.
-pub async fn serve_workspace(ws: super::Workspace, addr: &str, pg: Option<&str>) -> Result<()> {
-    serve_workspace_as(ws, addr, pg, ServeRole::All, &SchedulerFlags::default()).await
+/// Serves an opened workspace: HTTP on `addr`, PostgreSQL on `pg` and Flight SQL on `flight` when
+/// given, and the scheduler.
+pub async fn serve_workspace(
+    ws: super::Workspace,
+    addr: &str,
+    pg: Option<&str>,
+    flight: Option<&str>,
+) -> Result<()> {
+    serve_workspace_as(
+        ws,
+        addr,
+        pg,
+        flight,
+        ServeRole::All,
+        &SchedulerFlags::default(),
+    )
+    .await
 }
 
 /// [`serve_workspace`] for one role, with explicit scheduler flags. The scheduler runs alongside
@@ -39,6 +70,7 @@ async fn serve_workspace_as(
     ws: super::Workspace,
     addr: &str,
     pg: Option<&str>,
+    flight: Option<&str>,
     role: ServeRole,
     flags: &SchedulerFlags,
 ) -> Result<()> {
@@ -79,6 +111,18 @@ async fn serve_workspace_as(
         ),
         None => None,
     };
+    let flight = match flight {
+        Some(flight_addr) => Some(
+            sluice_serve::flight::FlightServer::bind_with(
+                &ws.engine,
+                flight_addr,
+                app_state.queries.clone(),
+                &limits,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     if role == ServeRole::Scheduler {
         say!(
             "Serving health and readiness probes at http://{local}/api/ready  (--role scheduler; Ctrl-C to stop)"
@@ -95,6 +139,14 @@ async fn serve_workspace_as(
             server.psql_command()
         );
         say!("{banner}");
+        server.spawn()
+    });
+    let flight = flight.map(|server| {
+        say!(
+            "Arrow Flight SQL at {} ({})",
+            server.local_addr(),
+            server.url()
+        );
         server.spawn()
     });
     let queries = app_state.queries.clone();
@@ -146,6 +198,9 @@ async fn serve_workspace_as(
     scheduled?;
     if let Some(pg) = pg {
         pg.stop().await?;
+    }
+    if let Some(flight) = flight {
+        flight.stop().await?;
     }
     Ok(())
 }
