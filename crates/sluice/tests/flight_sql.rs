@@ -97,10 +97,9 @@ fn adbc_lists_tables_fetches_arrow_binds_parameters_and_is_refused_writes() {
         "{seen}"
     );
     let by_region_schema = seen["schema_of_by_region"].to_string();
-    assert!(
-        by_region_schema.contains("[\"revenue\",\"double\"]"),
-        "{by_region_schema}"
-    );
+    for column in [r#"["revenue","double"]"#, r#"["region","string"]"#] {
+        assert!(by_region_schema.contains(column), "{by_region_schema}");
+    }
 
     // Results as Arrow, the same rows as `sluice query`, with Arrow's types.
     assert_eq!(

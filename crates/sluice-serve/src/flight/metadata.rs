@@ -85,7 +85,7 @@ pub async fn tables(ctx: &SessionContext, query: CommandGetTables) -> Result<Rec
             };
             let table_schema = if include_schema {
                 match schema.table(&table).await {
-                    Ok(Some(provider)) => provider.schema(),
+                    Ok(Some(provider)) => super::query::classic_schema(&provider.schema()),
                     Ok(None) => continue,
                     Err(e) => return Err(super::error::query_failed(&e)),
                 }

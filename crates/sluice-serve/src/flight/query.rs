@@ -15,8 +15,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use sluice_engine::plan::LogicalPlan;
 use sluice_engine::sql::Statement as DfStatement;
 use sluice_engine::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -148,9 +149,64 @@ impl QueryPath {
     }
 }
 
-/// The result schema of a plan, as the client sees it.
+/// The result schema of a plan, as the client sees it ([`classic_schema`]).
 pub fn result_schema(plan: &LogicalPlan) -> Schema {
-    plan.schema().as_arrow().clone()
+    classic_schema(plan.schema().as_arrow()).as_ref().clone()
+}
+
+/// `schema` with Arrow's view types replaced by the classic ones (`Utf8View` → `Utf8`, `BinaryView`
+/// → `Binary`, inside lists and structs too). The engine reads text as views; many Flight clients
+/// (the Flight SQL JDBC driver, older ADBC and pyarrow releases) do not read them.
+pub fn classic_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| classic_field(f))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+fn classic_field(f: &Field) -> FieldRef {
+    Arc::new(f.clone().with_data_type(classic_type(f.data_type())))
+}
+
+fn classic_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::List(f) => DataType::List(classic_field(f)),
+        DataType::LargeList(f) => DataType::LargeList(classic_field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(classic_field(f), *n),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| classic_field(f)).collect())
+        }
+        DataType::Map(f, sorted) => DataType::Map(classic_field(f), *sorted),
+        DataType::Dictionary(k, v) => DataType::Dictionary(k.clone(), Box::new(classic_type(v))),
+        other => other.clone(),
+    }
+}
+
+/// `batch` cast to `schema` (its [`classic_schema`]).
+pub fn to_classic(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
 }
 
 /// The parameters of a plan (`$1`, `$2`, ...) as a schema, in order: field `$n` is parameter `n`,

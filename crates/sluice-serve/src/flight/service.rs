@@ -41,7 +41,9 @@ use tonic::{Request, Response, Status, Streaming};
 use super::error;
 use super::metadata;
 use super::prepared::PreparedStatements;
-use super::query::{QueryPath, bound_values, parameter_schema, result_schema};
+use super::query::{
+    QueryPath, bound_values, classic_schema, parameter_schema, result_schema, to_classic,
+};
 
 /// Rows of parameters read from one `DoPut` before it is refused (a query binds one).
 const MAX_BOUND_ROWS: usize = 1024;
@@ -104,11 +106,23 @@ fn peer<T>(request: &Request<T>) -> String {
         .map_or_else(|| "flight".to_string(), |a| a.to_string())
 }
 
-/// DataFusion's stream as Flight data: batches are encoded as they arrive; an error ends the stream
-/// with its status.
+/// DataFusion's stream as Flight data: batches are encoded as they arrive (view types cast to the
+/// classic ones, see [`classic_schema`]); an error ends the stream with its status.
 fn encode(stream: SendableRecordBatchStream) -> DoGetStream {
-    let schema = stream.schema();
-    let batches = stream.map_err(|e| ArrowFlightError::Tonic(Box::new(error::query_failed(&e))));
+    let engine_schema = stream.schema();
+    let schema = classic_schema(&engine_schema);
+    let cast = schema != engine_schema;
+    let target = schema.clone();
+    let batches = stream
+        .map_err(|e| ArrowFlightError::Tonic(Box::new(error::query_failed(&e))))
+        .and_then(move |batch| {
+            let out = if cast {
+                to_classic(&batch, &target).map_err(ArrowFlightError::Arrow)
+            } else {
+                Ok(batch)
+            };
+            futures::future::ready(out)
+        });
     Box::pin(
         FlightDataEncoderBuilder::new()
             .with_schema(schema)

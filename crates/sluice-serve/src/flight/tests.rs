@@ -103,6 +103,14 @@ async fn statements_stream_the_rows_the_engine_returns() {
     )
     .await;
     assert_eq!(rows(&batches), 2);
+    // The engine reads text as Utf8View; clients get plain Utf8, in the data and in the FlightInfo.
+    assert_eq!(batches[0].schema().field(0).data_type(), &DataType::Utf8);
+    let info = c
+        .execute("select region from gold.by_region".into(), None)
+        .await
+        .unwrap();
+    let announced = info.try_decode_schema().unwrap();
+    assert_eq!(announced.field(0).data_type(), &DataType::Utf8);
     let revenue = batches[0]
         .column(1)
         .as_any()
