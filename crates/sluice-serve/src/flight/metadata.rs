@@ -92,7 +92,7 @@ pub async fn tables(ctx: &SessionContext, query: CommandGetTables) -> Result<Rec
             } else {
                 Arc::new(empty.clone())
             };
-            b.append(CATALOG, schema_name, &table, kind, &table_schema)
+            b.append(CATALOG, schema_name, table, kind, &table_schema)
                 .map_err(arrow_status)?;
         }
     }
