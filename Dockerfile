@@ -21,7 +21,8 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/sluice /usr/local/bin/sluice
 USER sluice
 WORKDIR /data
-# HTTP API and UI (8080), PostgreSQL wire (5433): bind them to 0.0.0.0 inside the container.
-EXPOSE 8080 5433
+# HTTP API and UI (8080), PostgreSQL wire (5433), Arrow Flight SQL (50051): bind them to 0.0.0.0
+# inside the container.
+EXPOSE 8080 5433 50051
 ENTRYPOINT ["sluice"]
 CMD ["--help"]

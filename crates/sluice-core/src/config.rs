@@ -163,6 +163,9 @@ pub struct ServeConfig {
     /// PostgreSQL wire protocol address (a port that does not clash with a local PostgreSQL).
     #[serde(default = "default_pg")]
     pub pg: String,
+    /// Arrow Flight SQL address (gRPC; ADBC and the Flight SQL JDBC driver connect here).
+    #[serde(default = "default_flight")]
+    pub flight: String,
     /// Limits that keep one client from exhausting the server (docs/operations.md).
     #[serde(default)]
     pub limits: ServeLimitsConfig,
@@ -184,6 +187,7 @@ impl Default for ServeConfig {
         Self {
             http: default_http(),
             pg: default_pg(),
+            flight: default_flight(),
             limits: ServeLimitsConfig::default(),
             allowed_hosts: Vec::new(),
             auth: ServeAuth::default(),
@@ -256,6 +260,10 @@ fn default_http() -> String {
 
 fn default_pg() -> String {
     "127.0.0.1:5433".to_string()
+}
+
+fn default_flight() -> String {
+    "127.0.0.1:50051".to_string()
 }
 
 /// Defaults applied to every node unless the node overrides them.

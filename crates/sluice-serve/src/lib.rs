@@ -19,7 +19,8 @@
 //! Rows and SQL results are JSON, NDJSON, CSV, Arrow IPC stream or Parquet, by `?format=` or `Accept`.
 //!
 //! [`pg`] serves the same lake over the PostgreSQL wire protocol (psql, Grafana, Metabase, drivers),
-//! read-only; its guide is `docs/postgres-wire.md`.
+//! read-only; its guide is `docs/postgres-wire.md`. [`flight`] serves it over Arrow Flight SQL (ADBC,
+//! the Flight SQL JDBC driver) with the wire's session and guard; its guide is `docs/flight-sql.md`.
 //!
 //! ```no_run
 //! # async fn example(state: sluice_serve::AppState) -> std::io::Result<()> {
@@ -49,13 +50,14 @@
 //! query/        running queries, no routes: registry (slots, timeout, cancel), filter, order,
 //!               cursor (rows parameters, keyset paging)
 //! pg/           the PostgreSQL wire protocol
+//! flight/       Arrow Flight SQL (reuses pg/'s session and read-only guard)
 //! export/       `sluice export` to a file or stdout
 //! ```
 //!
 //! Dependencies point one way, without cycles: `http/mod.rs` (the router) → handler modules →
 //! `app`, `error`, `query`, `server::Peer`, `status`; `app` → `counters`, `limits`,
 //! `query::registry`; `query` → `error` → `format`. Nothing outside `http/`
-//! depends on it, and `query/` and `pg/` never reach into `http/`.
+//! depends on it, and `query/`, `pg/` and `flight/` never reach into `http/`; `flight/` uses `pg/`, not the reverse.
 //!
 //! Adding an endpoint: write the handler in the module of its area (or a new one under `http/`), add
 //! one line to [`http::routes`], and describe it in [`http::openapi::document`] (a test fails until
@@ -66,6 +68,7 @@ pub mod auth;
 pub mod counters;
 pub mod error;
 pub mod export;
+pub mod flight;
 pub mod format;
 pub mod http;
 pub mod limits;

@@ -284,7 +284,7 @@ pub enum Command {
         /// The asset.
         asset: String,
     },
-    /// Serve the HTTP API and the PostgreSQL wire protocol until stopped.
+    /// Serve the HTTP API, the PostgreSQL wire protocol and Arrow Flight SQL until stopped.
     Serve {
         /// HTTP address (default: sluice.yml's serve.http).
         #[arg(long)]
@@ -295,6 +295,13 @@ pub enum Command {
         /// Do not serve the PostgreSQL wire protocol.
         #[arg(long)]
         no_pg: bool,
+        /// Arrow Flight SQL address, for ADBC and the Flight SQL JDBC driver (default: sluice.yml's
+        /// serve.flight, 127.0.0.1:50051).
+        #[arg(long, value_name = "ADDR", conflicts_with = "no_flight")]
+        flight: Option<String>,
+        /// Do not serve Arrow Flight SQL.
+        #[arg(long)]
+        no_flight: bool,
         /// Do not run the scheduler (schedules, upstream-change triggers, file sensors); the same as
         /// `--role api`.
         #[arg(long, conflicts_with = "role")]
@@ -327,7 +334,8 @@ pub enum Command {
         /// Work folder (default: a temporary folder, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Also measure query latency over HTTP and the PostgreSQL wire on the gold tables.
+        /// Also measure query latency over HTTP, the PostgreSQL wire and Arrow Flight SQL on the gold
+        /// tables, and the rows/s of one large result through each.
         #[arg(long)]
         serve: bool,
         /// Concurrent clients of the serving benchmark.
@@ -336,6 +344,9 @@ pub enum Command {
         /// How long each protocol of the serving benchmark runs.
         #[arg(long, value_name = "DURATION", default_value = "5s")]
         serve_duration: String,
+        /// Rows of the serving benchmark's large result (0 skips it).
+        #[arg(long, value_name = "N", default_value_t = 10_000_000)]
+        serve_rows: u64,
         /// Instead: generate a dbt project of this many models and time its parse + compile.
         #[arg(long, value_name = "N")]
         dbt_models: Option<usize>,

@@ -169,6 +169,7 @@ fn serve_sweeps_freshness_and_alerts_a_breach_once() {
                 "--http",
                 "127.0.0.1:0",
                 "--no-pg",
+                "--no-flight",
                 "--no-scheduler",
             ])
             .env("SLUICE_LOG", "error")

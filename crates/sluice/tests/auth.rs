@@ -130,7 +130,14 @@ fn serve_command(dir: &Path, args: &[&str]) -> Command {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut args = vec!["--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"];
+        let mut args = vec![
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            "127.0.0.1:0",
+            "--flight",
+            "127.0.0.1:0",
+        ];
         args.extend_from_slice(extra);
         let mut child = serve_command(dir, &args)
             .stdout(Stdio::piped())

@@ -61,6 +61,7 @@ impl Server {
                 "127.0.0.1:0",
                 "--pg",
                 "127.0.0.1:0",
+                "--no-flight",
                 "--no-scheduler",
             ])
             .env("SLUICE_LOG", "error")

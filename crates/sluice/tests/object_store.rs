@@ -143,6 +143,7 @@ impl Served {
                 "127.0.0.1:0",
                 "--pg",
                 "127.0.0.1:0",
+                "--no-flight",
                 "--no-scheduler",
             ],
         )

@@ -54,7 +54,14 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("--project")
             .arg(dir)
-            .args(["serve", "--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--pg",
+                "127.0.0.1:0",
+                "--no-flight",
+            ])
             .env("SLUICE_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()
@@ -313,7 +320,17 @@ fn a_taken_postgres_port_is_a_clear_error() {
     write(dir, "sluice.yml", "name: taken\n");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = sluice(dir, &["serve", "--http", "127.0.0.1:0", "--pg", &addr]);
+    let out = sluice(
+        dir,
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            &addr,
+            "--no-flight",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "serve started on a taken port");
     assert!(

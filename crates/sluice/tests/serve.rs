@@ -38,7 +38,7 @@ fn http_api_serves_assets_rows_sql_and_runs() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--project")
         .arg(dir)
-        .args(["serve", "--http", "127.0.0.1:0", "--no-pg"])
+        .args(["serve", "--http", "127.0.0.1:0", "--no-pg", "--no-flight"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

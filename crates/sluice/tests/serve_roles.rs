@@ -114,7 +114,17 @@ fn a_scheduler_and_an_api_process_share_one_state() {
     // Only the probes: the API belongs to the api role.
     assert_eq!(scheduler.get("/api/assets").0, 404);
 
-    let api = Served::start(dir, &["--role", "api", "--http", "127.0.0.1:0", "--no-pg"]);
+    let api = Served::start(
+        dir,
+        &[
+            "--role",
+            "api",
+            "--http",
+            "127.0.0.1:0",
+            "--no-pg",
+            "--no-flight",
+        ],
+    );
     assert!(
         api.banner
             .iter()
@@ -231,7 +241,17 @@ fn a_queued_run_waits_for_a_scheduler_and_can_be_cancelled() {
         "sources/files.yml",
         "kind: files\ntables:\n  - name: sales\n    path: landing/*.csv\n",
     );
-    let api = Served::start(dir, &["--role", "api", "--http", "127.0.0.1:0", "--no-pg"]);
+    let api = Served::start(
+        dir,
+        &[
+            "--role",
+            "api",
+            "--http",
+            "127.0.0.1:0",
+            "--no-pg",
+            "--no-flight",
+        ],
+    );
     let (code, body) = http(
         &api.addr,
         "POST",
@@ -263,7 +283,17 @@ fn readiness_names_a_lake_that_is_gone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write(dir, "sluice.yml", "name: gone\nlake: lake\n");
-    let api = Served::start(dir, &["--role", "api", "--http", "127.0.0.1:0", "--no-pg"]);
+    let api = Served::start(
+        dir,
+        &[
+            "--role",
+            "api",
+            "--http",
+            "127.0.0.1:0",
+            "--no-pg",
+            "--no-flight",
+        ],
+    );
     assert_eq!(api.get("/api/ready").0, 200);
     std::fs::remove_dir_all(dir.join("lake")).unwrap();
     let (code, ready) = api.get("/api/ready");

@@ -85,6 +85,7 @@ fn a_table_larger_than_the_memory_bound_streams_as_csv_and_ndjson_with_flat_memo
             "--http",
             "127.0.0.1:0",
             "--no-pg",
+            "--no-flight",
             "--no-scheduler",
         ])
         .env("SLUICE_LOG", "error")

@@ -172,7 +172,14 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("--project")
             .arg(dir)
-            .args(["serve", "--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--pg",
+                "127.0.0.1:0",
+                "--no-flight",
+            ])
             .env("SLUICE_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()

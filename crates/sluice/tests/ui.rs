@@ -78,6 +78,7 @@ fn web_ui_in_headless_chromium() {
             "--http",
             "127.0.0.1:0",
             "--no-pg",
+            "--no-flight",
             "--no-scheduler",
         ])
         .env("SLUICE_LOG", "error")

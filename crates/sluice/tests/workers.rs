@@ -34,6 +34,7 @@ impl Worker {
                 "--http",
                 "127.0.0.1:0",
                 "--no-pg",
+                "--no-flight",
                 "--sensor-interval",
                 "300ms",
             ])

@@ -1,10 +1,11 @@
-//! `sluice bench --serve`: query latency over HTTP (`POST /api/sql`) and over the PostgreSQL wire
-//! protocol, at a fixed number of concurrent clients, on the demo's gold tables.
+//! `sluice bench --serve`: query latency over HTTP (`POST /api/sql`), the PostgreSQL wire protocol
+//! and Arrow Flight SQL, at a fixed number of concurrent clients, on the demo's gold tables; then
+//! the rows/s of one large result through each protocol ([`super::bench_serve_bulk`]).
 //!
-//! Both servers run in this process on loopback, over the lake the benchmark just built; each client
-//! is a real client (reqwest over HTTP/1.1, tokio-postgres) on its own connection, sending the same
-//! mix of dashboard queries one after another for a fixed time. The report gives queries/s, p50,
-//! p99 and max latency per protocol.
+//! The servers run in this process on loopback, over the lake the benchmark just built; each client
+//! is a real client (reqwest over HTTP/1.1, tokio-postgres, arrow-flight's Flight SQL client) on its
+//! own connection, sending the same mix of dashboard queries one after another for a fixed time.
+//! The report gives queries/s, p50, p99 and max latency per protocol.
 
 use std::time::{Duration, Instant};
 
@@ -45,9 +46,11 @@ pub struct ServeBench {
     pub clients: usize,
     /// How long each protocol runs, e.g. `5s`.
     pub duration: String,
+    /// Rows of the large result (0: not measured).
+    pub rows: u64,
 }
 
-/// Runs both protocols one after the other and returns the `serve` section of the report.
+/// Runs the protocols one after the other and returns the `serve` section of the report.
 pub async fn run(ws: &Workspace, settings: &ServeBench) -> Result<Value> {
     let duration =
         parse_duration(&settings.duration).map_err(|e| anyhow::anyhow!("--serve-duration: {e}"))?;
@@ -68,6 +71,9 @@ pub async fn run(ws: &Workspace, settings: &ServeBench) -> Result<Value> {
     let pg = sluice_serve::pg::PgServer::bind(&ws.engine, "127.0.0.1:0").await?;
     let pg_addr = pg.local_addr();
     let pg = pg.spawn();
+    let flight = sluice_serve::flight::FlightServer::bind(&ws.engine, "127.0.0.1:0").await?;
+    let flight_addr = flight.local_addr();
+    let flight = flight.spawn();
 
     let http_result = measure(clients, duration, |_| {
         let url = format!("http://{http_addr}/api/sql");
@@ -83,16 +89,28 @@ pub async fn run(ws: &Workspace, settings: &ServeBench) -> Result<Value> {
         .await
     })
     .await;
+    let flight_result = measure(clients, duration, |_| async move {
+        FlightClient::connect(flight_addr).await
+    })
+    .await;
+    let bulk = if settings.rows > 0 {
+        Some(super::bench_serve_bulk::run(http_addr, pg_addr, flight_addr, settings.rows).await)
+    } else {
+        None
+    };
 
     let _ = stop_tx.send(());
     let _ = http.await;
     pg.stop().await?;
+    flight.stop().await?;
     Ok(json!({
         "clients": clients,
         "seconds_per_protocol": duration.as_secs_f64(),
         "queries": QUERIES.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         "http": http_result?,
         "postgres_wire": pg_result?,
+        "flight_sql": flight_result?,
+        "large_result": bulk.transpose()?,
     }))
 }
 
@@ -150,6 +168,34 @@ impl PgClient {
 impl Client for PgClient {
     async fn query(&mut self, sql: &str) -> Result<()> {
         self.client.simple_query(sql).await?;
+        Ok(())
+    }
+}
+
+struct FlightClient {
+    client: arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+}
+
+impl FlightClient {
+    async fn connect(addr: std::net::SocketAddr) -> Result<Self> {
+        let channel = tonic::transport::Endpoint::new(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        Ok(FlightClient {
+            client: arrow_flight::sql::client::FlightSqlServiceClient::new(channel),
+        })
+    }
+}
+
+impl Client for FlightClient {
+    async fn query(&mut self, sql: &str) -> Result<()> {
+        use futures::TryStreamExt;
+        let info = self.client.execute(sql.to_string(), None).await?;
+        for endpoint in info.endpoint {
+            let ticket = endpoint.ticket.context("an endpoint without a ticket")?;
+            let mut batches = self.client.do_get(ticket).await?;
+            while batches.try_next().await?.is_some() {}
+        }
         Ok(())
     }
 }

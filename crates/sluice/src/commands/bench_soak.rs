@@ -124,6 +124,7 @@ async fn soak(exe: &Path, dir: &Path, s: &SoakBench, duration: Duration) -> Resu
             "127.0.0.1:0",
             "--pg",
             "127.0.0.1:0",
+            "--no-flight",
             "--no-scheduler",
         ])
         .env("SLUICE_LOG", "error")

@@ -79,7 +79,8 @@ pub async fn demo(
     let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
     let pg = ws.compiled.project.config.serve.pg.clone();
     demo_token(&ws, &addr)?;
-    serve::serve_workspace(ws, &addr, Some(&pg)).await?;
+    let flight = ws.compiled.project.config.serve.flight.clone();
+    serve::serve_workspace(ws, &addr, Some(&pg), Some(&flight)).await?;
     Ok(ExitCode::SUCCESS)
 }
 

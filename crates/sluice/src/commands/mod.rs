@@ -10,6 +10,7 @@ mod bench_maintain;
 mod bench_pg;
 mod bench_scheduler;
 mod bench_serve;
+mod bench_serve_bulk;
 mod bench_soak;
 mod compile_sql;
 mod demo;
@@ -175,6 +176,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             http,
             pg,
             no_pg,
+            flight,
+            no_flight,
             no_scheduler,
             role,
             sensor_interval,
@@ -191,8 +194,15 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 sensor_interval,
                 queue_runs: role == crate::cli::ServeRole::Api && !no_scheduler,
             };
+            let listen = serve::Listen {
+                http,
+                pg,
+                no_pg,
+                flight,
+                no_flight,
+            };
             let tls = tls_cert.zip(tls_key);
-            serve::serve(&project, http, pg, no_pg, role, flags, tls).await
+            serve::serve(&project, listen, role, flags, tls).await
         }
         Command::Bench {
             scale,
@@ -201,6 +211,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             serve,
             clients,
             serve_duration,
+            serve_rows,
             dbt_models,
             scheduler,
             models,
@@ -266,6 +277,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let serving = serve.then_some(bench_serve::ServeBench {
                 clients,
                 duration: serve_duration,
+                rows: serve_rows,
             });
             bench::bench(scale, seed, dir.as_deref(), serving).await
         }

@@ -12,42 +12,72 @@ use super::open_for_serving;
 use super::scheduler::{self, SchedulerFlags, Stop};
 use crate::cli::ServeRole;
 
-/// Serves what `role` names until Ctrl-C / SIGTERM: the HTTP API, (unless `no_pg`) the PostgreSQL
-/// wire protocol and the scheduler for `all`; no scheduler for `api`; only the scheduler and the
-/// health and readiness probes for `scheduler`.
+/// Where `sluice serve` listens: the flags, each falling back to sluice.yml's `serve` section.
+#[derive(Debug, Clone, Default)]
+pub struct Listen {
+    /// `--http`.
+    pub http: Option<String>,
+    /// `--pg`.
+    pub pg: Option<String>,
+    /// `--no-pg`.
+    pub no_pg: bool,
+    /// `--flight`.
+    pub flight: Option<String>,
+    /// `--no-flight`.
+    pub no_flight: bool,
+}
+
+/// Serves what `role` names until Ctrl-C / SIGTERM: the HTTP API, (unless `--no-pg`) the PostgreSQL
+/// wire protocol, (unless `--no-flight`) Arrow Flight SQL and the scheduler for `all`; no scheduler
+/// for `api`; only the scheduler and the health and readiness probes for `scheduler`.
 pub async fn serve(
     dir: &Path,
-    http: Option<String>,
-    pg: Option<String>,
-    no_pg: bool,
+    listen: Listen,
     role: ServeRole,
     flags: SchedulerFlags,
     tls: Option<(PathBuf, PathBuf)>,
 ) -> Result<ExitCode> {
     let ws = open_for_serving(dir).await?;
-    let addr = http.unwrap_or_else(|| ws.compiled.project.config.serve.http.clone());
-    let serves_wire = !no_pg && role != ServeRole::Scheduler;
-    let pg = serves_wire.then(|| pg.unwrap_or_else(|| ws.compiled.project.config.serve.pg.clone()));
+    let config = &ws.compiled.project.config.serve;
+    let addr = listen.http.unwrap_or_else(|| config.http.clone());
+    let serves_queries = role != ServeRole::Scheduler;
+    let pg =
+        (serves_queries && !listen.no_pg).then(|| listen.pg.unwrap_or_else(|| config.pg.clone()));
+    let flight = (serves_queries && !listen.no_flight)
+        .then(|| listen.flight.unwrap_or_else(|| config.flight.clone()));
     let tls = tls.or_else(|| {
         let root = &ws.compiled.project.root;
-        ws.compiled
-            .project
-            .config
-            .serve
+        config
             .tls
             .as_ref()
             .map(|t| (root.join(&t.cert), root.join(&t.key)))
     });
-    serve_workspace_as(ws, &addr, pg.as_deref(), role, &flags, tls).await?;
+    serve_workspace_as(
+        ws,
+        &addr,
+        pg.as_deref(),
+        flight.as_deref(),
+        role,
+        &flags,
+        tls,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves an opened workspace: HTTP on `addr`, PostgreSQL on `pg` when given, and the scheduler.
-pub async fn serve_workspace(ws: super::Workspace, addr: &str, pg: Option<&str>) -> Result<()> {
+/// Serves an opened workspace: HTTP on `addr`, PostgreSQL on `pg` and Flight SQL on `flight` when
+/// given, and the scheduler.
+pub async fn serve_workspace(
+    ws: super::Workspace,
+    addr: &str,
+    pg: Option<&str>,
+    flight: Option<&str>,
+) -> Result<()> {
     serve_workspace_as(
         ws,
         addr,
         pg,
+        flight,
         ServeRole::All,
         &SchedulerFlags::default(),
         None,
@@ -108,6 +138,7 @@ async fn serve_workspace_as(
     ws: super::Workspace,
     addr: &str,
     pg: Option<&str>,
+    flight: Option<&str>,
     role: ServeRole,
     flags: &SchedulerFlags,
     tls: Option<(PathBuf, PathBuf)>,
@@ -155,6 +186,18 @@ async fn serve_workspace_as(
         ),
         None => None,
     };
+    let flight = match flight {
+        Some(flight_addr) => Some(
+            sluice_serve::flight::FlightServer::bind_with(
+                &ws.engine,
+                flight_addr,
+                app_state.queries.clone(),
+                &limits,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     // The scheduler role's HTTP answers only the probes, which show no data.
     let mut data_addrs = Vec::new();
     if role != ServeRole::Scheduler {
@@ -162,6 +205,9 @@ async fn serve_workspace_as(
     }
     if let Some(server) = &pg {
         data_addrs.push(("the PostgreSQL wire", server.local_addr()));
+    }
+    if let Some(server) = &flight {
+        data_addrs.push(("Arrow Flight SQL", server.local_addr()));
     }
     let auth = check_exposure(&ws, &data_addrs, tls.is_some())?;
     app_state.auth = auth;
@@ -174,6 +220,28 @@ async fn serve_workspace_as(
             }
             if let Some(files) = &tls {
                 server = server.with_tls(files.pg_acceptor().map_err(|e| anyhow!("{e}"))?);
+            }
+            Some(server)
+        }
+        None => None,
+    };
+    let flight = match flight {
+        Some(mut server) => {
+            if auth == AuthMode::Required {
+                server = server.with_auth(ws.state.clone());
+            }
+            if tls.is_some() {
+                // tonic is built without its TLS feature: Flight SQL stays in clear, so only on
+                // loopback (behind a TLS-terminating proxy elsewhere; docs/flight-sql.md).
+                if !server.local_addr().ip().is_loopback() {
+                    bail!(
+                        "Arrow Flight SQL cannot serve TLS yet, and {} is not a loopback address: \
+                         bind it to 127.0.0.1 (--flight) behind a TLS-terminating proxy, or pass \
+                         --no-flight",
+                        server.local_addr()
+                    );
+                }
+                tracing::warn!(addr = %server.local_addr(), "Arrow Flight SQL is served without TLS (loopback only)");
             }
             Some(server)
         }
@@ -208,6 +276,14 @@ async fn serve_workspace_as(
             server.psql_command()
         );
         say!("{banner}");
+        server.spawn()
+    });
+    let flight = flight.map(|server| {
+        say!(
+            "Arrow Flight SQL at {} ({})",
+            server.local_addr(),
+            server.url()
+        );
         server.spawn()
     });
     let queries = app_state.queries.clone();
@@ -260,6 +336,9 @@ async fn serve_workspace_as(
     scheduled?;
     if let Some(pg) = pg {
         pg.stop().await?;
+    }
+    if let Some(flight) = flight {
+        flight.stop().await?;
     }
     Ok(())
 }

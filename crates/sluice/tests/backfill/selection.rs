@@ -38,6 +38,7 @@ fn the_api_starts_a_backfill_and_reports_its_progress() {
             "--http",
             "127.0.0.1:0",
             "--no-pg",
+            "--no-flight",
             "--no-scheduler",
         ])
         .env("SLUICE_LOG", "error")

@@ -1,5 +1,5 @@
 //! `sluice serve` on free ports over a small project, for the tests that drive real PostgreSQL clients
-//! (`pg_clients.rs`, `pg_catalog_replay.rs`).
+//! (`pg_clients.rs`, `pg_catalog_replay.rs`, `flight_sql.rs`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -52,6 +52,8 @@ pub struct Server {
     pub http: String,
     /// `host:port` of the PostgreSQL endpoint.
     pub pg: String,
+    /// `host:port` of the Arrow Flight SQL endpoint.
+    pub flight: String,
 }
 
 impl Server {
@@ -60,14 +62,15 @@ impl Server {
             .arg("--project")
             .arg(dir)
             .args(["serve", "--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"])
+            .args(["--flight", "127.0.0.1:0"])
             .arg("--no-scheduler")
             .env("SLUICE_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()
             .expect("start sluice serve");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (mut http, mut pg) = (None, None);
-        while http.is_none() || pg.is_none() {
+        let (mut http, mut pg, mut flight) = (None, None, None);
+        while http.is_none() || pg.is_none() || flight.is_none() {
             let mut line = String::new();
             if stdout.read_line(&mut line).unwrap_or(0) == 0 {
                 let _ = child.kill();
@@ -79,12 +82,16 @@ impl Server {
             if let Some(rest) = line.strip_prefix("PostgreSQL wire protocol at ") {
                 pg = rest.split_whitespace().next().map(str::to_string);
             }
+            if let Some(rest) = line.strip_prefix("Arrow Flight SQL at ") {
+                flight = rest.split_whitespace().next().map(str::to_string);
+            }
         }
         Server {
             child,
             _stdout: stdout,
             http: http.unwrap_or_default(),
             pg: pg.unwrap_or_default(),
+            flight: flight.unwrap_or_default(),
         }
     }
 
