@@ -160,6 +160,15 @@ fn relative_to(root: &Path, text: &str) -> String {
 /// that cannot be built, schedules, failure policies, owners and freshness settings.
 pub fn problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, Vec<String>) {
     let mut problems = source_problems(&compiled.project.sources, &compiled.project.root);
+    if compiled.project.config.pii_key.is_none() {
+        for decl in &compiled.project.sources {
+            problems.extend(
+                sluice_core::pii::missing_key_errors(decl, None)
+                    .iter()
+                    .map(ToString::to_string),
+            );
+        }
+    }
     problems.extend(export_problems(&compiled.project.exports));
     let (more, warnings) = compiled_problems(compiled);
     problems.extend(more);

@@ -32,7 +32,7 @@ impl Project {
         write(
             &dir,
             "sluice.yml",
-            "name: conformance\ndefaults:\n  retries: 0\n",
+            "name: conformance\ndefaults:\n  retries: 0\npii:\n  key: conformance-test-key\n",
         );
         Project { _tmp: tmp, dir }
     }
