@@ -334,9 +334,10 @@ pub fn apply_pii(
 /// What a rejected row's raw text becomes under `rules`, so that the quarantine (readable like any
 /// table) holds no clear value the table itself would not. A JSON object (a database row, an API
 /// record, a JSON line) keeps its other fields, with `hash`, `mask` and `drop` applied to the named
-/// top-level fields as in bronze (a non-string value is protected as its JSON text). Any other text
-/// (a CSV line, a line that is not JSON) cannot be split into columns reliably and is withheld; its
-/// file and line still point at it.
+/// top-level fields as in bronze (a non-string value is protected as its JSON text); a CSV record
+/// arrives here as such an object of its named fields (`files::land`). Any other text (a CSV line of
+/// the wrong width, a line that is not JSON) cannot be split into columns reliably and is withheld;
+/// its file and line still point at it.
 pub fn protect_raw(
     raw: &str,
     rules: &std::collections::BTreeMap<String, Pii>,

@@ -109,7 +109,12 @@ fn hashed_email_of_a_quarantined_row_is_the_only_trace() {
     write(
         &p,
         "data/leads/1.csv",
-        &format!("id,email,amount\n3,{},1\n4,{},lots\n", victim(3), victim(4)),
+        &format!(
+            "id,email,amount\n3,{},1\n4,{},lots\n5,{},1,extra\n",
+            victim(3),
+            victim(4),
+            victim(5)
+        ),
     );
 
     // No key: validate and run refuse, naming the source, table and column.
@@ -138,10 +143,10 @@ fn hashed_email_of_a_quarantined_row_is_the_only_trace() {
         "nothing landed without a key"
     );
 
-    let mut logs = sluice_ok(&p, Some(KEY1), &["validate"]);
-    logs += &sluice_ok(&p, Some(KEY1), &["run"]);
     let k1 = PiiKey::new(KEY1.as_bytes());
     let k2 = PiiKey::new(KEY2.as_bytes());
+    let mut logs = sluice_ok(&p, Some(KEY1), &["validate"]);
+    logs += &sluice_ok(&p, Some(KEY1), &["run"]);
 
     // The quarantined JSON row keeps its fields, with the email as its keyed hash only.
     let q = rows(&p, KEY1, "select raw, reason from quarantine.crm__people");
@@ -150,15 +155,22 @@ fn hashed_email_of_a_quarantined_row_is_the_only_trace() {
     assert_eq!(raw["id"], 2);
     assert_eq!(raw["email"], hash(&k1, &victim(2)));
     assert_eq!(raw["amount"], "lots");
-    // A CSV line cannot be split reliably: withheld, its file and line still point at it.
+    // A CSV line is kept as its named fields, with the rules applied; a line that does not split
+    // into the header's fields is withheld (its file and line still point at it).
     let q = rows(
         &p,
         KEY1,
-        "select raw, source_file, line from quarantine.crm__leads",
+        "select raw, source_file, line from quarantine.crm__leads order by line",
     );
-    assert_eq!(q.len(), 1, "{q:?}");
-    assert_eq!(q[0]["raw"], sluice_ingest::landing::WITHHELD_RAW);
+    assert_eq!(q.len(), 2, "{q:?}");
+    let raw: serde_json::Value = serde_json::from_str(q[0]["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        raw,
+        serde_json::json!({"id": "4", "email": hash(&k1, &victim(4)), "amount": "lots"})
+    );
     assert_eq!(q[0]["line"], 3);
+    assert_eq!(q[1]["raw"], sluice_ingest::landing::WITHHELD_RAW);
+    assert_eq!(q[1]["line"], 4);
 
     let bronze = rows(&p, KEY1, "select id, email from bronze.crm__people");
     assert_eq!(bronze.len(), 1);
@@ -197,7 +209,7 @@ fn hashed_email_of_a_quarantined_row_is_the_only_trace() {
     // No clear value anywhere: lake (Parquet, Delta log), state database, commands' output.
     let data = p.join("data");
     assert!(p.join("lake/_quarantine").is_dir() && p.join(".sluice").is_dir());
-    for n in 1..=4 {
+    for n in 1..=5 {
         let v = victim(n);
         assert_eq!(files_containing(&p, &data, &v), Vec::<String>::new(), "{v}");
         assert!(!logs.contains(&v), "{v} in the output:\n{logs}");
