@@ -57,6 +57,13 @@ pub struct ProjectConfig {
     /// retention) per layer and per asset; see [`crate::maintenance`] and docs/maintenance.md.
     #[serde(default)]
     pub maintenance: crate::maintenance::MaintenanceConfig,
+    /// Where the PII key comes from (`key_file:` or `key: "${ENV}"`; default `$SLUICE_PII_KEY`); see
+    /// [`crate::pii`].
+    #[serde(default)]
+    pub pii: crate::pii::PiiConfig,
+    /// The PII key, resolved by [`ProjectConfig::resolve_target`] (`None`: none configured).
+    #[serde(skip)]
+    pub pii_key: Option<crate::pii::PiiKey>,
 }
 
 /// One entry of `targets:` in `sluice.yml`.
@@ -132,6 +139,7 @@ impl ProjectConfig {
         self.lake = crate::env::expand_env(&self.lake, path)?;
         self.lake_options.expand_env(path)?;
         self.state = crate::env::expand_env(&self.state, path)?;
+        self.pii_key = self.pii.resolve(path)?;
         // Told apart now, so a malformed URL is reported against the field that holds it.
         let root = path.parent().unwrap_or(std::path::Path::new(""));
         crate::state_location::StateLocation::parse(&self.state, root).map_err(|message| {

@@ -39,6 +39,7 @@ pub mod maintenance;
 pub mod model;
 pub mod node_id;
 pub mod parallel;
+pub mod pii;
 pub mod project;
 pub mod seeds;
 pub mod selector;

@@ -85,6 +85,26 @@ impl SourceDecl {
         from_node(&self.path, &self.connector, Vec::new(), ALL_FIELDS).map_err(ConfigError::many)
     }
 
+    /// Every `(table, column, position)` whose `pii:` rule is `hash` (`tables[i].pii.<column>:
+    /// hash` in the connector's part): these need the project's PII key ([`crate::pii`]).
+    pub fn hashed_columns(&self) -> Vec<(String, String, Position)> {
+        let mut out = Vec::new();
+        let Some(crate::yaml::Value::Seq(tables)) = self.connector.get("tables").map(|n| &n.value)
+        else {
+            return out;
+        };
+        for t in tables {
+            let Some(crate::yaml::Value::Map(rules)) = t.get("pii").map(|n| &n.value) else {
+                continue;
+            };
+            let table = t.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+            for rule in rules.iter().filter(|r| r.node.as_str() == Some("hash")) {
+                out.push((table.to_string(), rule.key.clone(), rule.node.pos));
+            }
+        }
+        out
+    }
+
     /// Replaces the top-level `connection:` value (a target's `connections:` override), keeping its
     /// position for messages. `false` when the file has no top-level `connection:` to replace.
     pub fn override_connection(&mut self, value: &str) -> bool {

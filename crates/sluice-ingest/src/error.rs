@@ -73,6 +73,15 @@ pub enum IngestError {
         #[source]
         source: arrow::error::ArrowError,
     },
+    /// A `pii: hash` rule with no PII key configured (see `sluice_core::pii`).
+    #[error(
+        "column `{column}` has `pii: hash`, which needs the project's PII key: set the environment \
+         variable SLUICE_PII_KEY or `pii: {{key_file: <path>}}` in sluice.yml"
+    )]
+    PiiKeyMissing {
+        /// The column.
+        column: String,
+    },
     /// The generator failed.
     #[error(transparent)]
     Generator(#[from] crate::generator::GeneratorError),

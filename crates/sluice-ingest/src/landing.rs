@@ -10,8 +10,9 @@ use arrow::array::{
     Array, ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use hmac::{KeyInit, Mac};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sluice_core::pii::PiiKey;
 use sluice_lake::{QuarantinedRow, TableId, WriteMode, WriteOutcome, WriteSpec};
 
 use crate::error::IngestError;
@@ -26,7 +27,8 @@ pub fn app_id(source: &str, table: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pii {
-    /// Replace with the SHA-256 hex digest (joins still work, values are unreadable).
+    /// Replace with the HMAC-SHA-256 hex digest under the project's PII key (joins still work;
+    /// without the key a list of candidate values cannot re-identify them).
     Hash,
     /// Keep only the last 4 characters (`****1234`); emails keep their domain.
     Mask,
@@ -139,11 +141,11 @@ pub(crate) async fn quarantine_first(
     let rejected = rejected
         .into_iter()
         .map(|mut r| {
-            r.raw = protect_raw(&r.raw, pii);
+            r.raw = protect_raw(&r.raw, pii, cx.pii_key.as_ref())?;
             r.reason = protect_reason(&r.reason, pii);
-            r
+            Ok(r)
         })
-        .collect();
+        .collect::<Result<_, IngestError>>()?;
     let asset = format!("{source}.{table}");
     let app = app_id(source, table);
     let done = cx
@@ -167,7 +169,12 @@ pub(crate) fn prepare(
     batch_id: &str,
     origin: &str,
 ) -> Result<RecordBatch, IngestError> {
-    add_metadata(apply_pii(batch, pii)?, cx, batch_id, origin)
+    add_metadata(
+        apply_pii(batch, pii, cx.pii_key.as_ref())?,
+        cx,
+        batch_id,
+        origin,
+    )
 }
 
 /// How a bronze commit is written: partitioned by ingestion date, new columns added, with the
@@ -280,6 +287,7 @@ fn add_metadata(
 pub fn apply_pii(
     batch: RecordBatch,
     rules: &std::collections::BTreeMap<String, Pii>,
+    key: Option<&PiiKey>,
 ) -> Result<RecordBatch, IngestError> {
     if rules.is_empty() {
         return Ok(batch);
@@ -304,10 +312,12 @@ pub fn apply_pii(
                 let Some(strings) = as_str.as_any().downcast_ref::<StringArray>() else {
                     continue;
                 };
-                let protected: StringArray = strings
-                    .iter()
-                    .map(|v| v.map(|s| if *rule == Pii::Hash { hash(s) } else { mask(s) }))
-                    .collect();
+                let protected: StringArray = if *rule == Pii::Hash {
+                    let key = need_key(key, f.name())?;
+                    strings.iter().map(|v| v.map(|s| hash(key, s))).collect()
+                } else {
+                    strings.iter().map(|v| v.map(mask)).collect()
+                };
                 fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
                 columns.push(Arc::new(protected));
             }
@@ -324,16 +334,21 @@ pub fn apply_pii(
 /// What a rejected row's raw text becomes under `rules`, so that the quarantine (readable like any
 /// table) holds no clear value the table itself would not. A JSON object (a database row, an API
 /// record, a JSON line) keeps its other fields, with `hash`, `mask` and `drop` applied to the named
-/// top-level fields as in bronze (a non-string value is protected as its JSON text). Any other text
-/// (a CSV line, a line that is not JSON) cannot be split into columns reliably and is withheld; its
-/// file and line still point at it.
-pub fn protect_raw(raw: &str, rules: &std::collections::BTreeMap<String, Pii>) -> String {
+/// top-level fields as in bronze (a non-string value is protected as its JSON text); a CSV record
+/// arrives here as such an object of its named fields (`files::land`). Any other text (a CSV line of
+/// the wrong width, a line that is not JSON) cannot be split into columns reliably and is withheld;
+/// its file and line still point at it.
+pub fn protect_raw(
+    raw: &str,
+    rules: &std::collections::BTreeMap<String, Pii>,
+    key: Option<&PiiKey>,
+) -> Result<String, IngestError> {
     if rules.is_empty() {
-        return raw.to_string();
+        return Ok(raw.to_string());
     }
     let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str::<serde_json::Value>(raw)
     else {
-        return WITHHELD_RAW.to_string();
+        return Ok(WITHHELD_RAW.to_string());
     };
     for (column, rule) in rules {
         let Some(value) = fields.get(column) else {
@@ -349,14 +364,14 @@ pub fn protect_raw(raw: &str, rules: &std::collections::BTreeMap<String, Pii>) -
                 fields.remove(column);
             }
             Pii::Hash => {
-                fields.insert(column.clone(), hash(&text).into());
+                fields.insert(column.clone(), hash(need_key(key, column)?, &text).into());
             }
             Pii::Mask => {
                 fields.insert(column.clone(), mask(&text).into());
             }
         }
     }
-    serde_json::Value::Object(fields).to_string()
+    Ok(serde_json::Value::Object(fields).to_string())
 }
 
 /// A rejection reason with what it says about a PII column's value withheld: readers quote the value
@@ -379,9 +394,25 @@ pub fn protect_reason(reason: &str, rules: &std::collections::BTreeMap<String, P
 pub const WITHHELD_RAW: &str =
     "(withheld: the table has pii rules and this row is not a JSON object)";
 
-fn hash(s: &str) -> String {
-    let digest = Sha256::digest(s.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// The key a `hash` rule on `column` needs, or the error saying it is not configured.
+fn need_key<'k>(key: Option<&'k PiiKey>, column: &str) -> Result<&'k PiiKey, IngestError> {
+    key.ok_or_else(|| IngestError::PiiKeyMissing {
+        column: column.to_string(),
+    })
+}
+
+/// The `hash` rule: HMAC-SHA-256 of `s` under the project's PII key, as 64 hex digits.
+pub fn hash(key: &PiiKey, s: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.bytes()) else {
+        return String::new();
+    };
+    mac.update(s.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn mask(s: &str) -> String {
@@ -423,13 +454,19 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let out = apply_pii(b, &rules).unwrap();
+        let key = PiiKey::new(b"k1");
+        assert!(matches!(
+            apply_pii(b.clone(), &rules, None),
+            Err(IngestError::PiiKeyMissing { column }) if column == "email"
+        ));
+        let out = apply_pii(b, &rules, Some(&key)).unwrap();
         assert_eq!(out.num_columns(), 3);
         let email = out
             .column(0)
             .as_any()
             .downcast_ref::<StringArray>()
             .unwrap();
+        assert_eq!(email.value(0), hash(&key, "a@x.com"));
         assert_eq!(email.value(0).len(), 64);
         assert!(email.is_null(1));
         let phone = out
@@ -451,16 +488,24 @@ mod tests {
         ]
         .into_iter()
         .collect();
+        let key = PiiKey::new(b"k1");
+        let key = Some(&key);
         let raw = r#"{"id":7,"email":"a@x.com","phone":"5551234567","ssn":"123-45-6789","card":4111,"note":null}"#;
-        let out: serde_json::Value = serde_json::from_str(&protect_raw(raw, &rules)).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_str(&protect_raw(raw, &rules, key).unwrap()).unwrap();
         assert_eq!(out["id"], 7);
-        assert_eq!(out["email"], hash("a@x.com"));
+        assert_eq!(out["email"], hash(key.unwrap(), "a@x.com"));
         assert_eq!(out["phone"], "******4567");
         assert!(out.get("ssn").is_none());
-        assert_eq!(out["card"], hash("4111"));
+        assert_eq!(out["card"], hash(key.unwrap(), "4111"));
         assert!(out["note"].is_null());
         // A CSV line cannot be split into columns reliably: withheld.
-        assert_eq!(protect_raw("7,a@x.com,lots", &rules), WITHHELD_RAW);
+        assert_eq!(
+            protect_raw("7,a@x.com,lots", &rules, key).unwrap(),
+            WITHHELD_RAW
+        );
+        // No key: an error, never an unkeyed digest.
+        assert!(protect_raw(raw, &rules, None).is_err());
         let reason = protect_reason(
             r#"row 2: column `email`: expected Int64, found "a@x.com""#,
             &rules,
@@ -473,8 +518,20 @@ mod tests {
         assert_eq!(protect_reason(other, &rules), other);
         // No rules: untouched.
         assert_eq!(
-            protect_raw("7,a@x.com,lots", &Default::default()),
+            protect_raw("7,a@x.com,lots", &Default::default(), None).unwrap(),
             "7,a@x.com,lots"
         );
+    }
+
+    #[test]
+    fn hash_is_keyed_hmac_sha256() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hash(&PiiKey::new(b"Jefe"), "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let k1 = PiiKey::new(b"k1");
+        assert_eq!(hash(&k1, "a@x.com"), hash(&k1, "a@x.com"));
+        assert_ne!(hash(&k1, "a@x.com"), hash(&PiiKey::new(b"k2"), "a@x.com"));
     }
 }

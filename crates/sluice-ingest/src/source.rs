@@ -21,6 +21,9 @@ pub struct IngestContext {
     pub ingested_at: DateTime<Utc>,
     /// Called with the number of rows landed so far (for progress bars).
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// The project's PII key, which `pii: hash` rules hash with (HMAC-SHA-256); `None`: a `hash`
+    /// rule fails with [`IngestError::PiiKeyMissing`].
+    pub pii_key: Option<sluice_core::pii::PiiKey>,
 }
 
 impl IngestContext {
@@ -31,7 +34,14 @@ impl IngestContext {
             run_id: run_id.into(),
             ingested_at: Utc::now(),
             progress: None,
+            pii_key: None,
         }
+    }
+
+    /// This context with the project's PII key.
+    pub fn with_pii_key(mut self, key: Option<sluice_core::pii::PiiKey>) -> Self {
+        self.pii_key = key;
+        self
     }
 
     pub(crate) fn report_progress(&self, rows: u64) {

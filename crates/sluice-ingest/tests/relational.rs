@@ -15,6 +15,7 @@ use support::lake::{count, lake, query};
 
 fn cx(lake: &sluice_lake::Lake, run: &str) -> IngestContext {
     IngestContext::new(lake.clone(), run)
+        .with_pii_key(Some(sluice_core::pii::PiiKey::new(b"relational-test-key")))
 }
 
 /// `INSERT INTO events` of `(id, second of the cursor or NULL, v)` rows.

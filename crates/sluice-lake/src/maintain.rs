@@ -178,10 +178,14 @@ impl Lake {
     /// declared for the table).
     pub(crate) fn write_properties(&self, id: &TableId) -> Option<WriterProperties> {
         let columns = self.bloom_filter_columns(id);
-        if columns.is_empty() {
+        let quarantine = id.layer == crate::layout::Layer::Quarantine;
+        if columns.is_empty() && !quarantine {
             return None;
         }
-        let base = WriterProperties::builder().set_compression(Compression::SNAPPY);
+        let mut base = WriterProperties::builder().set_compression(Compression::SNAPPY);
+        if quarantine {
+            base = crate::quarantine::without_content_statistics(base);
+        }
         Some(with_bloom_filters(base, columns).build())
     }
 
@@ -299,11 +303,11 @@ impl Lake {
         columns.extend(spec.bloom_filter_columns.iter().cloned());
         columns.sort();
         columns.dedup();
-        let properties = with_bloom_filters(
-            WriterProperties::builder().set_compression(Compression::SNAPPY),
-            &columns,
-        )
-        .build();
+        let mut base = WriterProperties::builder().set_compression(Compression::SNAPPY);
+        if id.layer == crate::layout::Layer::Quarantine {
+            base = crate::quarantine::without_content_statistics(base);
+        }
+        let properties = with_bloom_filters(base, &columns).build();
         let optimize_type = if zorder {
             OptimizeType::ZOrder(spec.zorder_by.clone())
         } else {

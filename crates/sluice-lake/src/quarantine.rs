@@ -12,12 +12,18 @@
 //! | `raw` | utf8 | the row as received |
 //! | `batch_id` | utf8 | the batch the row arrived in |
 //! | `quarantined_at` | timestamp µs UTC | when it was quarantined |
+//!
+//! `reason` and `raw` hold what the rejected rows said, so neither the Parquet footers nor the Delta
+//! log repeat them as min/max statistics: their Parquet statistics are off, and the table is created
+//! with `delta.dataSkippingStatsColumns` naming only the other columns.
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use parquet::file::properties::{EnabledStatistics, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{LakeError, Result};
 use crate::layout::TableId;
@@ -26,6 +32,24 @@ use crate::write::{WriteOutcome, WriteSpec};
 
 /// Commit metadata key holding the batch id of a quarantine append.
 pub const BATCH_ID_KEY: &str = "sluice.batch_id";
+
+/// The columns of a quarantine table that carry the rejected rows' content: no statistics.
+pub const CONTENT_COLUMNS: [&str; 2] = ["reason", "raw"];
+
+/// The Delta table property that limits file statistics to the listed columns.
+pub(crate) const STATS_COLUMNS_KEY: &str = "delta.dataSkippingStatsColumns";
+
+/// The value of [`STATS_COLUMNS_KEY`] on a quarantine table: every column but [`CONTENT_COLUMNS`].
+pub(crate) const STATS_COLUMNS: &str = "source_file,line,batch_id,quarantined_at";
+
+/// `builder` with Parquet statistics (chunk and page min/max) off for [`CONTENT_COLUMNS`].
+pub(crate) fn without_content_statistics(
+    builder: WriterPropertiesBuilder,
+) -> WriterPropertiesBuilder {
+    CONTENT_COLUMNS.iter().fold(builder, |b, column| {
+        b.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None)
+    })
+}
 
 /// One rejected row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +238,55 @@ mod tests {
         );
         let commit = lake.history(&id, 1).await.unwrap().remove(0);
         assert_eq!(commit.metadata.get(BATCH_ID_KEY).unwrap(), "batch-3");
+    }
+
+    #[tokio::test]
+    async fn rejected_content_is_not_repeated_in_statistics() {
+        let (dir, lake) = tmp_lake();
+        let secret = "victim.secret@example.com";
+        let mut r = row(Some(2), &format!("bad value {secret}"));
+        r.raw = format!("1,{secret},x");
+        lake.quarantine("n", vec![r.clone()], "b1").await.unwrap();
+        lake.quarantine("n", vec![r], "b2").await.unwrap();
+        let id = TableId::quarantine("n");
+        let table = lake.load(&id).await.unwrap().unwrap();
+        let config = table.snapshot().unwrap().metadata().configuration().clone();
+        assert_eq!(
+            config.get(STATS_COLUMNS_KEY).map(String::as_str),
+            Some(STATS_COLUMNS)
+        );
+        let folder = dir.path().join("_quarantine/n");
+        let mut logs = 0;
+        for entry in std::fs::read_dir(folder.join("_delta_log")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(!text.contains("victim"), "{}: {text}", path.display());
+            logs += usize::from(text.contains("\"stats\""));
+        }
+        assert_eq!(logs, 2, "both appends still record (other columns') stats");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            files += 1;
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+            let meta = parquet::file::reader::FileReader::metadata(&reader);
+            for rg in meta.row_groups() {
+                for c in rg.columns() {
+                    let name = c.column_path().string();
+                    let has_stats = c.statistics().is_some();
+                    assert_eq!(
+                        has_stats,
+                        !CONTENT_COLUMNS.contains(&name.as_str()),
+                        "{name}"
+                    );
+                }
+            }
+        }
+        assert_eq!(files, 2);
     }
 
     #[tokio::test]

@@ -373,6 +373,12 @@ impl Lake {
                 if let Some(properties) = self.write_properties(id) {
                     builder = builder.with_writer_properties(properties);
                 }
+                if creating && id.layer == crate::layout::Layer::Quarantine {
+                    builder = builder.with_configuration([(
+                        crate::quarantine::STATS_COLUMNS_KEY,
+                        Some(crate::quarantine::STATS_COLUMNS),
+                    )]);
+                }
                 builder
                     .await
                     .map_err(|e| LakeError::delta(id, operation, e))?

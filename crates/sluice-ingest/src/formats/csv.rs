@@ -233,6 +233,16 @@ fn convert_rows(
             }
         }
         if let Some(reason) = failure {
+            let named = (record.len() == width).then(|| {
+                fields
+                    .iter()
+                    .zip(record.iter())
+                    .map(|(f, v)| {
+                        let text = String::from_utf8_lossy(v).into_owned();
+                        (f.name().clone(), serde_json::Value::String(text))
+                    })
+                    .collect()
+            });
             // Rare: only now is the record's exact line and text read back.
             let at = records.locate()?;
             let line = at.line;
@@ -240,6 +250,7 @@ fn convert_rows(
                 line,
                 reason: format!("line {line}: {reason}"),
                 raw: String::from_utf8_lossy(&at.raw).into_owned(),
+                fields: named,
             };
             if !out.rejected(row) {
                 return Ok(());

@@ -246,6 +246,7 @@ fn rejected_row(line: u64, reason: String, raw: &[u8]) -> RejectedRow {
         line,
         reason,
         raw: String::from_utf8_lossy(raw).into_owned(),
+        fields: None,
     }
 }
 

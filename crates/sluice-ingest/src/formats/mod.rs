@@ -151,6 +151,9 @@ pub struct RejectedRow {
     pub reason: String,
     /// The original text of the row (invalid UTF-8 replaced by U+FFFD).
     pub raw: String,
+    /// The row split into named fields, when the reader could (a CSV record of the header's width):
+    /// a table with `pii:` rules quarantines these, with the rules applied, instead of `raw`.
+    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The readable content of one file.

@@ -47,7 +47,8 @@ impl ProjectExecutor {
         run_id: &str,
         opts: ExecuteOptions,
     ) -> ProjectExecutor {
-        let cx = IngestContext::new(engine.lake().clone(), run_id.to_string());
+        let cx = IngestContext::new(engine.lake().clone(), run_id.to_string())
+            .with_pii_key(project.project.config.pii_key.clone());
         ProjectExecutor {
             project,
             engine,

@@ -42,6 +42,14 @@ pub async fn ingest_table(
     table: &str,
     cx: &IngestContext,
 ) -> Result<NodeOutput, NodeError> {
+    if cx.pii_key.is_none()
+        && let Some(decl) = project.project.source(source)
+        && let Some(e) = sluice_core::pii::missing_key_errors(decl, Some(table))
+            .into_iter()
+            .next()
+    {
+        return Err(IngestError::Config(e).into());
+    }
     let connector = connectors.get(&project.project, source).await?;
     let report = connector.ingest(table, cx).await?;
     engine

@@ -78,6 +78,11 @@ fn one_pass(dir: &Path) -> std::result::Result<Checked, Vec<String>> {
     let Some(project) = partial.project else {
         return Ok((problems, Vec::new(), None));
     };
+    match project.config.pii.resolve(&root.join("sluice.yml")) {
+        Ok(Some(_)) => {}
+        Ok(None) => problems.extend(missing_pii_key(&partial.sources)),
+        Err(e) => problems.push(e.to_string()),
+    }
     match sluice_transform::compile(Arc::new(project)) {
         Ok(compiled) => {
             let (more, warnings) = compiled_problems(&compiled);
@@ -160,10 +165,22 @@ fn relative_to(root: &Path, text: &str) -> String {
 /// that cannot be built, schedules, failure policies, owners and freshness settings.
 pub fn problems(compiled: &sluice_transform::CompiledProject) -> (Vec<String>, Vec<String>) {
     let mut problems = source_problems(&compiled.project.sources, &compiled.project.root);
+    if compiled.project.config.pii_key.is_none() {
+        problems.extend(missing_pii_key(&compiled.project.sources));
+    }
     problems.extend(export_problems(&compiled.project.exports));
     let (more, warnings) = compiled_problems(compiled);
     problems.extend(more);
     (problems, warnings)
+}
+
+/// One problem per `pii: hash` rule of `sources`, for a project without a PII key.
+fn missing_pii_key(sources: &[sluice_core::SourceDecl]) -> Vec<String> {
+    sources
+        .iter()
+        .flat_map(|decl| sluice_core::pii::missing_key_errors(decl, None))
+        .map(|e| e.to_string())
+        .collect()
 }
 
 /// The connectors that cannot be built from their source files.

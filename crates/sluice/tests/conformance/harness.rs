@@ -13,6 +13,8 @@ use crate::{ConformanceSource, SourceOptions, Upstream};
 pub const BRONZE: &str = "bronze.conf__items";
 /// Its quarantine.
 pub const QUARANTINE: &str = "quarantine.conf__items";
+/// The PII key of every conformance project (`hash` rules are HMAC-SHA-256 under it).
+pub const PII_KEY: &str = "conformance-test-key";
 /// The node whose watermark the state database keeps.
 pub const NODE: &str = "conf.items";
 
@@ -32,7 +34,7 @@ impl Project {
         write(
             &dir,
             "sluice.yml",
-            "name: conformance\ndefaults:\n  retries: 0\n",
+            &format!("name: conformance\ndefaults:\n  retries: 0\npii:\n  key: {PII_KEY}\n"),
         );
         Project { _tmp: tmp, dir }
     }

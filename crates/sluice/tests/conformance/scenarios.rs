@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
-use crate::harness::{BRONZE, KillAt, Project, QUARANTINE, as_u64, run_killed, run_peak_rss};
+use crate::harness::{
+    BRONZE, KillAt, PII_KEY, Project, QUARANTINE, as_u64, run_killed, run_peak_rss,
+};
 use crate::{ConformanceSource, Drift, SourceOptions, Upstream, Watermark, email, extra, secret};
 
 /// Longest a kill waits for its moment; a run that gets there sooner is killed sooner.
@@ -243,11 +243,9 @@ pub fn quarantine_with_reasons(kind: &dyn ConformanceSource) {
     );
 }
 
-fn sha256(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The `hash` rule under the harness's PII key (`pii: {key: ...}` in its sluice.yml).
+fn keyed_hash(s: &str) -> String {
+    sluice_ingest::landing::hash(&sluice_core::pii::PiiKey::new(PII_KEY.as_bytes()), s)
 }
 
 /// `pii: {email: hash, secret: drop}`: no clear value in bronze, nor in quarantine.
@@ -272,8 +270,8 @@ pub fn pii_rules(kind: &dyn ConformanceSource) {
         let id = as_u64(&r["id"]).unwrap();
         assert_eq!(
             r["email"].as_str(),
-            Some(sha256(&email(id)).as_str()),
-            "{k}: `email` is its SHA-256"
+            Some(keyed_hash(&email(id)).as_str()),
+            "{k}: `email` is its HMAC-SHA-256 under the project's key"
         );
         let text = r.to_string();
         assert!(

@@ -261,7 +261,12 @@ fn quarantined(target: &FileTarget<'_>, r: RejectedRow) -> QuarantinedRow {
         source_file: Some(target.rel.to_string()),
         line: Some(r.line),
         reason: format!("{}:{}: {}", target.rel, r.line, r.reason),
-        raw: r.raw,
+        // With PII rules, the named fields (as a JSON object, which the rules then apply to) rather
+        // than a line the rules cannot split.
+        raw: match r.fields {
+            Some(fields) if !target.pii.is_empty() => serde_json::Value::Object(fields).to_string(),
+            _ => r.raw,
+        },
     }
 }
 

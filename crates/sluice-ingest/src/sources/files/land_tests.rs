@@ -88,6 +88,7 @@ async fn a_read_error_after_a_batch_commits_nothing() {
             line: 4,
             reason: "line 4: bad".into(),
             raw: "x".into(),
+            fields: None,
         });
         sink.batch(batch);
         Err(FormatError::Io {
