@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use ballista::extension::{SessionConfigExt, SessionStateExt};
+use datafusion::common::TableReference;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -47,6 +48,15 @@ pub fn scheduler_url(host: &str, port: u16) -> String {
 pub fn remote_context(state: SessionState, host: &str, port: u16) -> DfResult<SessionContext> {
     let state = state.upgrade_for_ballista(scheduler_url(host, port))?;
     Ok(SessionContext::new_with_state(state))
+}
+
+/// The tables `sql` reads, as written (common table expressions left out): what a distributed
+/// session must register before planning it. Parsed with `ctx`'s SQL dialect.
+pub fn table_references(ctx: &SessionContext, sql: &str) -> DfResult<Vec<TableReference>> {
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    state.resolve_table_references(&statement)
 }
 
 /// Whether the scheduler at `host:port` accepts a TCP connection within `timeout`; the error says

@@ -53,35 +53,57 @@ impl Lake {
         let snapshot = table
             .snapshot()
             .map_err(|e| LakeError::delta(id, "read snapshot", e))?;
-        // Reader version 1: no deletion vectors (reader 3), no column mapping (reader 2): the
-        // Parquet files alone hold the rows, under the schema's column names.
-        let reader_version = snapshot.protocol().min_reader_version();
-        if reader_version > 1 {
-            return Err(LakeError::delta(
-                id,
-                "list files for a distributed scan",
-                deltalake::DeltaTableError::Generic(format!(
-                    "the table needs Delta reader version {reader_version} (deletion vectors or \
-                     column mapping): its Parquet files cannot be read without the Delta log; run \
-                     the model with `engine: local`"
-                )),
-            ));
+        // No deletion vectors, no column mapping: the Parquet files alone hold the rows, under the
+        // schema's column names. (Other reader features, such as timestamps without a time zone,
+        // change nothing about reading the files.)
+        let features: Vec<String> = snapshot
+            .protocol()
+            .reader_features()
+            .unwrap_or_default()
+            .iter()
+            .map(|f| format!("{f:?}").to_ascii_lowercase())
+            .collect();
+        for (feature, what) in [
+            ("deletionvectors", "deletion vectors"),
+            ("columnmapping", "column mapping"),
+        ] {
+            if features.iter().any(|f| f == feature) {
+                return Err(LakeError::delta(
+                    id,
+                    "list files for a distributed scan",
+                    deltalake::DeltaTableError::Generic(format!(
+                        "the table uses {what}: its Parquet files cannot be read without the \
+                         Delta log; run the model with `engine: local`"
+                    )),
+                ));
+            }
         }
         let schema = arrow_schema(&table)?;
         let partition_columns = snapshot.metadata().partition_columns().to_vec();
-        let log_store = table.log_store();
+        // Paths in the log are relative to the table's folder (percent-encoded where needed).
+        let base = self.checked_url(id)?;
         let files = snapshot
             .log_data()
             .iter()
-            .map(|file| DataFile {
-                url: log_store.to_uri(&file.object_store_path()),
-                partition_values: if partition_columns.is_empty() {
-                    BTreeMap::new()
-                } else {
-                    file.partition_values_map().into_iter().collect()
-                },
+            .map(|file| {
+                let path = file.object_store_path();
+                let url = base.join(path.as_ref()).map_err(|e| {
+                    LakeError::delta(
+                        id,
+                        "list files for a distributed scan",
+                        deltalake::DeltaTableError::Generic(format!("file `{path}`: {e}")),
+                    )
+                })?;
+                Ok(DataFile {
+                    url: url.to_string(),
+                    partition_values: if partition_columns.is_empty() {
+                        BTreeMap::new()
+                    } else {
+                        file.partition_values_map().into_iter().collect()
+                    },
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(VersionFiles {
             version,
             schema,

@@ -18,7 +18,7 @@
 //! locally. What cannot run distributed is refused with a clear error: `VERSION AS OF` (time
 //! travel), tables that need the Delta log to be read (deletion vectors, column mapping).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -26,7 +26,9 @@ use sluice_core::engine_spec::{BallistaSpec, EngineSpec};
 use sluice_engine::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, TableProvider,
 };
-use sluice_engine::distributed::{ballista_config, check_reachable, remote_context};
+use sluice_engine::distributed::{
+    ballista_config, check_reachable, remote_context, table_references,
+};
 use sluice_engine::expr::{Expr, ScalarValue, cast, ident, lit};
 use sluice_engine::session::{
     lake_config, parquet_files, plan_read_only, replace_table, runtime_env, session_builder,
@@ -75,7 +77,7 @@ impl Engine {
         check_reachable(&spec.host, spec.port, spec.connect_timeout)
             .await
             .map_err(TransformError::EngineUnreachable)?;
-        let ctx = self.remote_session(spec, project).await?;
+        let ctx = self.remote_session(spec, sql, project).await?;
         let df = plan_read_only(&ctx, sql)
             .await
             .map_err(|e| TransformError::Query(e.to_string()))?;
@@ -86,11 +88,12 @@ impl Engine {
         }
     }
 
-    /// A Ballista client session with this engine's catalog: every pinned lake table as Parquet
-    /// files, and the project's views over them.
+    /// A Ballista client session with this engine's catalog: the pinned lake tables `sql` reads
+    /// (directly or through views) as Parquet files, and the project's views over them.
     async fn remote_session(
         &self,
         spec: &BallistaSpec,
+        sql: &str,
         project: Option<&CompiledProject>,
     ) -> Result<SessionContext> {
         let query = |e: sluice_engine::DataFusionError| TransformError::Query(e.to_string());
@@ -111,8 +114,47 @@ impl Engine {
                 .map_err(query)?;
         }
         ctx.register_catalog(CATALOG, Arc::new(catalog));
+        // Only the tables the SQL reads (through the project's views too) are listed and
+        // registered: one Delta log read each.
         let pinned: BTreeMap<TableId, u64> = self.pinned().clone();
-        for (id, version) in pinned {
+        let views: BTreeMap<&str, &str> = project
+            .map(|p| {
+                p.models
+                    .values()
+                    .filter(|m| {
+                        matches!(
+                            m.config.materialized,
+                            Materialized::View | Materialized::Ephemeral
+                        )
+                    })
+                    .map(|m| (m.relation.as_str(), m.sql.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut pending = vec![sql.to_string()];
+        let mut needed: BTreeSet<TableId> = BTreeSet::new();
+        let mut seen_views: BTreeSet<String> = BTreeSet::new();
+        while let Some(text) = pending.pop() {
+            for reference in table_references(&ctx, &text).map_err(query)? {
+                let schema = reference.schema().unwrap_or(DEFAULT_SCHEMA).to_string();
+                let name = reference.table().to_string();
+                let relation = format!("{schema}.{name}");
+                if let Some(view_sql) = views.get(relation.as_str()) {
+                    if seen_views.insert(relation) {
+                        pending.push((*view_sql).to_string());
+                    }
+                    continue;
+                }
+                if let Some(id) = pinned
+                    .keys()
+                    .find(|id| sql_name(id) == (schema.clone(), name.clone()))
+                {
+                    needed.insert(id.clone());
+                }
+            }
+        }
+        for id in needed {
+            let version = pinned[&id];
             let files = self.lake.version_files(&id, version).await?;
             let provider = file_table(&ctx, &files).map_err(|e| {
                 TransformError::Distributed(format!("cannot scan {id} as files: {e}"))
