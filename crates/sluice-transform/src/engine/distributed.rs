@@ -30,6 +30,8 @@ use sluice_engine::distributed::{
     ballista_config, check_reachable, remote_context, table_references,
 };
 use sluice_engine::expr::{Expr, ScalarValue, cast, ident, lit};
+use sluice_engine::extension::tree_node::{TreeNode, TreeNodeRecursion};
+use sluice_engine::plan::LogicalPlan;
 use sluice_engine::session::{
     lake_config, parquet_files, plan_read_only, replace_table, runtime_env, session_builder,
 };
@@ -81,11 +83,20 @@ impl Engine {
         let df = plan_read_only(&ctx, sql)
             .await
             .map_err(|e| TransformError::Query(e.to_string()))?;
-        if self.dialect.rewrites() {
-            analyzed(df)
-        } else {
-            Ok(df)
+        if !self.dialect.rewrites() {
+            return Ok(df);
         }
+        let df = analyzed(df)?;
+        // A dialect's rewrites call Sluice's own functions, which Ballista's scheduler and
+        // executors do not have: refuse here rather than with the scheduler's "no UDF named".
+        if let Some(name) = sluice_function(df.logical_plan()) {
+            return Err(TransformError::Distributed(format!(
+                "the model needs `{name}`, a function of the `{}` dialect's rewrites that Ballista \
+                 executors do not have; run it with `engine: local`",
+                self.dialect
+            )));
+        }
+        Ok(df)
     }
 
     /// A Ballista client session with this engine's catalog: the pinned lake tables `sql` reads
@@ -167,6 +178,27 @@ impl Engine {
         }
         Ok(ctx)
     }
+}
+
+/// The first of Sluice's own functions (`sluice_…`, the dialect rewrites) that `plan` calls.
+fn sluice_function(plan: &LogicalPlan) -> Option<String> {
+    let mut found = None;
+    let mut visit = |e: &Expr| {
+        let name = match e {
+            Expr::ScalarFunction(f) => Some(f.func.name()),
+            Expr::AggregateFunction(f) => Some(f.func.name()),
+            Expr::WindowFunction(w) => Some(w.fun.name()),
+            _ => None,
+        };
+        if let Some(name) = name.filter(|n| n.starts_with("sluice_")) {
+            found = Some(name.to_string());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    };
+    // Walking a plan in memory cannot fail: the closure never returns an error.
+    let _ = plan.apply_with_subqueries(|node| node.apply_expressions(|e| e.apply(&mut visit)));
+    found
 }
 
 /// A table over the files of one version: a listing table, or (partitioned) a `UNION ALL` of one
@@ -293,6 +325,39 @@ mod tests {
         assert!(matches!(e, TransformError::EngineUnreachable(_)), "{e}");
         assert!(e.is_transient());
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    /// A dialect rewrite that calls one of Sluice's functions is refused before the plan is sent
+    /// (the scheduler only needs to accept a connection).
+    #[tokio::test]
+    async fn a_dialect_function_is_refused_before_the_plan_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let spec = EngineSpec::from_value(&serde_json::json!({
+            "kind": "ballista", "url": format!("df://127.0.0.1:{port}")
+        }))
+        .unwrap();
+        let sql = "SELECT a / b AS q, a + b AS s FROM (VALUES (7, 2)) t(a, b)";
+        let mut refused = Vec::new();
+        for dialect in [
+            crate::Dialect::BigQuery,
+            crate::Dialect::Databricks,
+            crate::Dialect::Snowflake,
+        ] {
+            let mut engine = Engine::open(&lake, None).await.unwrap();
+            engine.dialect = dialect;
+            if let Err(e) = engine.plan_on(&spec, sql, None).await {
+                assert!(matches!(e, TransformError::Distributed(_)), "{e}");
+                assert!(e.to_string().contains("`sluice_"), "{e}");
+                refused.push(dialect);
+            }
+        }
+        assert!(!refused.is_empty());
+        // Without a dialect, the same SQL plans (it would run on the cluster).
+        let engine = Engine::open(&lake, None).await.unwrap();
+        engine.plan_on(&spec, sql, None).await.unwrap();
     }
 
     /// A partitioned table read through its files (as executors read it) has the rows, the
