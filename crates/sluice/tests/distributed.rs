@@ -165,7 +165,7 @@ fn models_on_ballista_build_the_same_tables_as_locally() {
     );
     let after = job_dirs(&cluster);
     assert!(
-        after.iter().sum::<usize>() >= before + 1,
+        after.iter().sum::<usize>() > before,
         "no executor ran a task: job folders {after:?}"
     );
 
