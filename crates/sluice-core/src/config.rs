@@ -86,6 +86,9 @@ pub struct TargetConfig {
     /// Vars of this target (over the project's `vars:`; `--vars` still wins).
     #[serde(default)]
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// Where this target's models run (replaces `defaults.engine`); see [`crate::engine_spec`].
+    #[serde(default)]
+    pub engine: Option<crate::engine_spec::EngineSpec>,
 }
 
 impl ProjectConfig {
@@ -131,6 +134,9 @@ impl ProjectConfig {
                 state_field = format!("targets.{t}.state");
             }
             self.vars.extend(target.vars);
+            if let Some(engine) = target.engine {
+                self.defaults.engine = Some(engine);
+            }
             self.vars
                 .entry("sluice_target".into())
                 .or_insert_with(|| serde_json::Value::String(t.clone()));
@@ -305,6 +311,11 @@ pub struct Defaults {
     /// except under `sluice serve`, which takes `serve.limits.memory_limit`). docs/memory.md.
     #[serde(default)]
     pub memory_limit: Option<String>,
+    /// Where models run their SQL: `local` (none: in this process) or a distributed engine,
+    /// `{kind: ballista, url: df://host:50050}` (docs/distributed.md). A model's own `engine`
+    /// config wins.
+    #[serde(default)]
+    pub engine: Option<crate::engine_spec::EngineSpec>,
 }
 
 impl Default for Defaults {
@@ -318,6 +329,7 @@ impl Default for Defaults {
             timeout: None,
             on_failure: None,
             memory_limit: None,
+            engine: None,
         }
     }
 }
@@ -475,6 +487,31 @@ mod target_tests {
 
     fn config(text: &str) -> ProjectConfig {
         serde_yaml_ng::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn the_engine_is_read_from_defaults_and_targets() {
+        use crate::engine_spec::EngineSpec;
+        let path = std::path::Path::new("sluice.yml");
+        let c = load_project_config(path, "name: p\n").unwrap();
+        assert_eq!(c.defaults.engine, None);
+        let text = "name: p\ndefaults:\n  engine: {kind: ballista, url: 'df://h:7'}\n\
+                    targets:\n  dev:\n    engine: local\n";
+        let mut c = load_project_config(path, text).unwrap();
+        let Some(EngineSpec::Ballista(b)) = &c.defaults.engine else {
+            panic!("{:?}", c.defaults.engine);
+        };
+        assert_eq!((b.host.as_str(), b.port), ("h", 7));
+        c.resolve_target(Some("dev"), path).unwrap();
+        assert_eq!(c.defaults.engine, Some(EngineSpec::Local));
+        let errors = load_project_config(
+            path,
+            "name: p\ndefaults:\n  engine: {kind: ballista, url: 'http://h'}\n",
+        )
+        .unwrap_err();
+        let shown = errors[0].to_string();
+        assert!(shown.contains("sluice.yml:3"), "{shown}");
+        assert!(shown.contains("not a Ballista URL"), "{shown}");
     }
 
     #[test]

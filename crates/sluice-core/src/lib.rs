@@ -29,6 +29,7 @@ pub mod alerts;
 pub mod config;
 pub mod dashboard;
 pub mod duration;
+pub mod engine_spec;
 pub mod env;
 pub mod error;
 pub mod exports;

@@ -2,13 +2,15 @@
 //!
 //! Lake, ingest, transform and serve run SQL, register tables and stream record batches through
 //! this crate, so an upgrade of DataFusion is made here (deny.toml refuses `datafusion` as a direct
-//! dependency of any other crate of the workspace). It has three parts:
+//! dependency of any other crate of the workspace). It has four parts:
 //!
 //! - [`session`]: building a configured session — the lake's settings ([`session::lake_config`]),
 //!   the memory pool ([`session::runtime_env`]), DataFusion's functions plus Sluice's guards
 //!   ([`session::session_builder`]), read-only SQL options, record batch streams;
 //! - [`isolate`]: how plans execute — on a runtime of their own, cancelled on drop, each query within
 //!   its memory share, values of bounded size;
+//! - [`distributed`]: sessions whose plans run on an Apache DataFusion Ballista cluster (the client
+//!   side; the scheduler and executor are the `sluice-ballista` crate);
 //! - re-exports of the DataFusion types the other crates name, grouped by use: the items at the root
 //!   (session, data frame, streams, errors, scalar values), [`expr`] (filters built in code),
 //!   [`catalog`] (table registration), [`plan`] (logical plans and streaming sources), [`sql`] (the
@@ -41,6 +43,7 @@
 //! and its dialect), the Delta table providers (delta-rs, in `sluice-lake`), and the PostgreSQL wire
 //! adapter (`datafusion-postgres`, in `sluice-serve`).
 
+pub mod distributed;
 pub mod isolate;
 pub mod session;
 

@@ -87,6 +87,7 @@
 //! (docs/object-storage.md).
 
 pub mod error;
+pub mod files;
 pub mod history;
 pub mod layout;
 pub mod log;
@@ -105,6 +106,7 @@ pub mod write_stream;
 mod test_util;
 
 pub use error::{LakeError, Result};
+pub use files::{DataFile, VersionFiles};
 pub use history::{RUN_ID_KEY, RestoreOutcome, VersionInfo, parse_timestamp};
 pub use layout::{Layer, LayoutError, TableId};
 pub use log::{APP_ID_KEY, CommitSummary, CommittedBatch};

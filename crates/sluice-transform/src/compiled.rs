@@ -112,6 +112,8 @@ pub struct ModelConfig {
     pub timeout: Option<String>,
     /// `on_failure:` as written (`fail_fast` or `fail_open`); parsed by the orchestrator.
     pub on_failure: Option<String>,
+    /// `engine:` (where the SELECT runs); `None`: the project's `defaults.engine`, else local.
+    pub engine: Option<sluice_core::engine_spec::EngineSpec>,
     /// Every key as resolved, for materialization-specific settings (a seed's `column_types`, a
     /// snapshot's `strategy` and `updated_at`, …).
     pub raw: Map<String, Value>,
@@ -235,6 +237,37 @@ impl ModelConfig {
             }
             _ => (list("partition_by")?, None),
         };
+        let engine = match map.get("engine") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                sluice_core::engine_spec::EngineSpec::from_value(v)
+                    .map_err(|message| err("engine", message))?,
+            ),
+        };
+        if engine.as_ref().is_some_and(|e| !e.is_local())
+            && !matches!(
+                materialized,
+                Materialized::Table | Materialized::Incremental
+            )
+        {
+            return Err(err(
+                "engine",
+                format!(
+                    "a distributed engine runs table and incremental models, not {} (see docs/distributed.md)",
+                    materialized.as_str()
+                ),
+            ));
+        }
+        if engine.as_ref().is_some_and(|e| !e.is_local())
+            && matches!(map.get("partition_by"), Some(Value::Object(_)))
+        {
+            return Err(err(
+                "engine",
+                "a time-partitioned model builds window by window in this process; a distributed \
+                 engine runs table and incremental models without `partition_by: {field: ...}`"
+                    .into(),
+            ));
+        }
         Ok(ModelConfig {
             materialized,
             unique_key,
@@ -251,6 +284,7 @@ impl ModelConfig {
             retry_backoff: text("retry_backoff")?,
             timeout: text("timeout")?,
             on_failure: text("on_failure")?,
+            engine,
             raw: map.clone(),
         })
     }
@@ -318,6 +352,22 @@ pub struct CompiledProject {
 }
 
 impl CompiledProject {
+    /// Where `model`'s SELECT runs: its own `engine`, else the project's `defaults.engine` (after
+    /// `--target`), else in this process.
+    pub fn engine_of<'a>(
+        &'a self,
+        model: &'a CompiledModel,
+    ) -> &'a sluice_core::engine_spec::EngineSpec {
+        static LOCAL: sluice_core::engine_spec::EngineSpec =
+            sluice_core::engine_spec::EngineSpec::Local;
+        model
+            .config
+            .engine
+            .as_ref()
+            .or(self.project.config.defaults.engine.as_ref())
+            .unwrap_or(&LOCAL)
+    }
+
     /// Tags of an asset, for `tag:` selectors.
     pub fn tags_of(&self, name: &str) -> Vec<String> {
         match self.node_id(name) {
@@ -345,6 +395,51 @@ impl CompiledProject {
         match name.parse() {
             Ok(NodeId::Export(e)) if self.project.export(&e).is_some() => Some(NodeId::Export(e)),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod engine_config_tests {
+    use serde_json::json;
+    use sluice_core::engine_spec::EngineSpec;
+
+    use super::*;
+
+    fn config(value: Value) -> Result<ModelConfig, TransformError> {
+        let Value::Object(map) = value else {
+            panic!("not a map");
+        };
+        ModelConfig::from_map(&map, std::path::Path::new("models/m.sql"))
+    }
+
+    #[test]
+    fn a_model_chooses_its_engine() {
+        let c = config(json!({"engine": {"kind": "ballista", "url": "df://h:1"}})).unwrap();
+        assert!(matches!(c.engine, Some(EngineSpec::Ballista(_))));
+        let c = config(json!({"materialized": "view", "engine": "local"})).unwrap();
+        assert_eq!(c.engine, Some(EngineSpec::Local));
+        assert_eq!(config(json!({})).unwrap().engine, None);
+    }
+
+    #[test]
+    fn a_model_engine_that_cannot_apply_is_refused() {
+        let cases = [
+            (json!({"engine": {"kind": "spark"}}), "not supported"),
+            (
+                json!({"materialized": "view", "engine": {"kind": "ballista", "url": "df://h"}}),
+                "not view",
+            ),
+            (
+                json!({"engine": {"kind": "ballista", "url": "df://h"},
+                       "partition_by": {"field": "day", "granularity": "day"}}),
+                "time-partitioned",
+            ),
+        ];
+        for (value, expected) in cases {
+            let e = config(value.clone()).unwrap_err().to_string();
+            assert!(e.contains("config `engine`"), "{value}: {e}");
+            assert!(e.contains(expected), "{value}: {e}");
         }
     }
 }

@@ -33,6 +33,8 @@ use crate::guard::{SqlLimits, check_sql};
 use crate::relation::{CATALOG, STAGING_SCHEMA, sql_name};
 use crate::time_travel::{TIME_TRAVEL_SCHEMA, TimeTravel, TimeTravelSchema};
 
+mod distributed;
+
 /// Schemas every session has.
 pub const SCHEMAS: [&str; 5] = ["bronze", "silver", "gold", "quarantine", STAGING_SCHEMA];
 

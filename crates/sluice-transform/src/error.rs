@@ -49,6 +49,13 @@ pub enum TransformError {
     /// A `VERSION AS OF` / `TIMESTAMP AS OF` that cannot be resolved (see [`crate::time_travel`]).
     #[error("time travel: {0}")]
     TimeTravel(String),
+    /// The distributed engine a model runs on cannot be reached (within its `connect_timeout`).
+    #[error("distributed engine unreachable: {0}")]
+    EngineUnreachable(String),
+    /// What a model asks of a distributed engine that it cannot do (a table it cannot scan, a
+    /// plan it cannot ship); docs/distributed.md lists the limits.
+    #[error("distributed engine: {0}")]
+    Distributed(String),
     /// The lake failed.
     #[error(transparent)]
     Lake(#[from] sluice_lake::LakeError),
@@ -66,6 +73,8 @@ impl TransformError {
     pub fn is_transient(&self) -> bool {
         match self {
             TransformError::Lake(e) => e.is_transient(),
+            // A scheduler restarting, or a network partition: the next attempt may connect.
+            TransformError::EngineUnreachable(_) => true,
             _ => false,
         }
     }

@@ -119,7 +119,22 @@ async fn stage_rows(run: &ModelRun<'_>, is_incremental: bool) -> Result<Staged> 
             other => other.to_string(),
         },
     };
-    let df = run.engine.plan(&rendered.sql).await.map_err(sql_err)?;
+    let engine = run.project.engine_of(m);
+    if let sluice_core::engine_spec::EngineSpec::Ballista(b) = engine {
+        tracing::info!(model = %m.name, scheduler = %b.url, "running the model's SQL on Ballista");
+    }
+    let df = run
+        .engine
+        .plan_on(engine, &rendered.sql, Some(run.project))
+        .await
+        .map_err(|e| match e {
+            // Kept as they are: an unreachable engine is worth a retry, and its limits are not the
+            // model's SQL errors.
+            TransformError::EngineUnreachable(_)
+            | TransformError::Distributed(_)
+            | TransformError::Lake(_) => e,
+            other => sql_err(other),
+        })?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     if m.config.partition_by.is_empty() {
         return streamed::stage_files(run, df, schema, rendered.sql, is_incremental).await;

@@ -406,6 +406,11 @@ pub enum Command {
         /// Maintenance benchmark: appends (small files) the table is landed in.
         #[arg(long, default_value_t = 500)]
         maintenance_batches: usize,
+        /// Instead: a TPC-H-like aggregation over ShopFlow at --scale, in this process and on the
+        /// Ballista cluster at this URL (`df://host:50050`), with the median time of each and
+        /// whether both returned the same rows (docs/distributed.md).
+        #[arg(long, value_name = "URL")]
+        distributed: Option<String>,
     },
     /// Compact, Z-order, checkpoint and VACUUM the selected tables (and expire old bronze
     /// partitions) by their `maintenance:` policy in sluice.yml; prints what it did per table and

@@ -6,6 +6,7 @@ mod backfill;
 mod bench;
 mod bench_cdc;
 mod bench_dbt;
+mod bench_distributed;
 mod bench_maintain;
 mod bench_pg;
 mod bench_scheduler;
@@ -229,7 +230,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             soak_duration,
             maintenance,
             maintenance_batches,
+            distributed,
         } => {
+            if let Some(url) = distributed {
+                let settings = bench_distributed::DistributedBench { scale, seed, url };
+                return bench_distributed::bench_distributed(&settings, dir.as_deref()).await;
+            }
             if maintenance {
                 let settings = bench_maintain::MaintainBench {
                     scale,
