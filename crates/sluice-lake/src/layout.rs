@@ -238,6 +238,14 @@ impl FromStr for TableId {
     }
 }
 
+/// The Delta table property that limits file statistics to the listed columns.
+pub(crate) const STATS_COLUMNS_KEY: &str = "delta.dataSkippingStatsColumns";
+
+/// The value of [`STATS_COLUMNS_KEY`] on a quarantine table: every column but the rejected rows'
+/// content (`reason`, `raw`), whose values must not be repeated in statistics (they may hold PII).
+/// Here rather than in `quarantine` because the writer sets it when it creates such a table.
+pub(crate) const QUARANTINE_STATS_COLUMNS: &str = "source_file,line,batch_id,quarantined_at";
+
 #[cfg(test)]
 mod tests {
     use super::*;

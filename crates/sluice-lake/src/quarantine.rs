@@ -36,12 +36,6 @@ pub const BATCH_ID_KEY: &str = "sluice.batch_id";
 /// The columns of a quarantine table that carry the rejected rows' content: no statistics.
 pub const CONTENT_COLUMNS: [&str; 2] = ["reason", "raw"];
 
-/// The Delta table property that limits file statistics to the listed columns.
-pub(crate) const STATS_COLUMNS_KEY: &str = "delta.dataSkippingStatsColumns";
-
-/// The value of [`STATS_COLUMNS_KEY`] on a quarantine table: every column but [`CONTENT_COLUMNS`].
-pub(crate) const STATS_COLUMNS: &str = "source_file,line,batch_id,quarantined_at";
-
 /// `builder` with Parquet statistics (chunk and page min/max) off for [`CONTENT_COLUMNS`].
 pub(crate) fn without_content_statistics(
     builder: WriterPropertiesBuilder,
@@ -160,6 +154,7 @@ fn quarantine_batch(id: &TableId, rows: &[QuarantinedRow], batch_id: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::{QUARANTINE_STATS_COLUMNS as STATS_COLUMNS, STATS_COLUMNS_KEY};
     use crate::test_util::{sql, tmp_lake};
 
     fn row(line: Option<u64>, reason: &str) -> QuarantinedRow {

@@ -375,8 +375,8 @@ impl Lake {
                 }
                 if creating && id.layer == crate::layout::Layer::Quarantine {
                     builder = builder.with_configuration([(
-                        crate::quarantine::STATS_COLUMNS_KEY,
-                        Some(crate::quarantine::STATS_COLUMNS),
+                        crate::layout::STATS_COLUMNS_KEY,
+                        Some(crate::layout::QUARANTINE_STATS_COLUMNS),
                     )]);
                 }
                 builder

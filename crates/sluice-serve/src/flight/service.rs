@@ -326,7 +326,7 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info(
             &schema,
             query.as_any().encode_to_vec(),
@@ -391,7 +391,7 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info(
             &schema,
             query.as_any().encode_to_vec(),

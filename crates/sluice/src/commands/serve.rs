@@ -228,7 +228,7 @@ async fn serve_workspace_as(
     let flight = match flight {
         Some(mut server) => {
             if auth == AuthMode::Required {
-                server = server.with_auth(ws.state.clone());
+                server = server.with_auth((*ws.state).clone());
             }
             if tls.is_some() {
                 // tonic is built without its TLS feature: Flight SQL stays in clear, so only on
