@@ -67,8 +67,8 @@ pub mod expr {
 pub mod catalog {
     pub use datafusion::catalog::streaming::StreamingTable;
     pub use datafusion::catalog::{
-        CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
-        TableProvider,
+        CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+        SchemaProvider, Session, TableProvider,
     };
     pub use datafusion::datasource::{MemTable, TableType, provider_as_source};
 }

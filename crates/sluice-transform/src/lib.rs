@@ -26,6 +26,7 @@ pub mod dialect_review;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod lineage;
 pub mod macros;
 pub mod materialize;
 pub mod partition;

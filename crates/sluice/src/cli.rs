@@ -279,10 +279,14 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         timestamp: Option<String>,
     },
-    /// Upstream and downstream of an asset.
+    /// Upstream and downstream of an asset, or of one column (`ASSET.COLUMN`: which columns it is
+    /// computed from and which are computed from it, read from the models' query plans).
     Lineage {
-        /// The asset.
+        /// The asset, or `ASSET.COLUMN`.
         asset: String,
+        /// A column's lineage as JSON (`asset`, `column`, `upstream`, `downstream`).
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the HTTP API, the PostgreSQL wire protocol and Arrow Flight SQL until stopped.
     Serve {

@@ -32,6 +32,7 @@ pub mod assets;
 pub mod auth;
 pub mod backfills;
 pub mod checks;
+pub mod column_lineage;
 pub mod control;
 pub mod dashboards;
 pub mod freshness;
@@ -86,6 +87,16 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ),
         ("GET", "/api/freshness", get(freshness::freshness)),
         ("GET", "/api/lineage", get(assets::lineage)),
+        (
+            "GET",
+            "/api/lineage/columns/{name}",
+            get(column_lineage::asset_columns),
+        ),
+        (
+            "GET",
+            "/api/lineage/columns/{name}/{column}",
+            get(column_lineage::column),
+        ),
         ("GET", "/api/queries", get(queries::queries)),
         (
             "POST",

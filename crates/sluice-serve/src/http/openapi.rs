@@ -176,6 +176,9 @@ pub fn document() -> Value {
     });
     // Routes described next to their handlers.
     doc["paths"]["/api/assets/{name}/history"] = json!({"get": history_op()});
+    let [asset_columns, column] = column_lineage_ops();
+    doc["paths"]["/api/lineage/columns/{name}"] = json!({"get": asset_columns});
+    doc["paths"]["/api/lineage/columns/{name}/{column}"] = json!({"get": column});
     for (path, operations) in super::backfills::openapi_paths() {
         doc["paths"][path] = operations;
     }
@@ -410,6 +413,69 @@ fn name_param() -> Value {
         "name",
         "Asset name: a model (`daily_sales`) or a source table (`shop.orders`).",
     )
+}
+
+/// `GET /api/lineage/columns/{name}` and `GET /api/lineage/columns/{name}/{column}`.
+fn column_lineage_ops() -> [Value; 2] {
+    let asset_columns = with_errors(
+        op(
+            "getColumnLineage",
+            "Column lineage of an asset, from its query plan: each column with the upstream \
+             columns it is computed from and the columns that read it (one step each way), each \
+             with OpenLineage transformation subtypes; and the inputs that shape the whole table \
+             (filters, join and grouping keys).",
+            vec![path_param("name", "The asset.")],
+            ok_json(
+                "Columns.",
+                json!({"type": "object", "properties": {
+                    "asset": {"type": "string"},
+                    "columns": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string"},
+                        "inputs": {"type": "array", "items": edge_schema()},
+                        "readers": {"type": "array", "items": edge_schema()}}}},
+                    "dataset": {"type": "array", "items": edge_schema()},
+                    "error": {"type": ["string", "null"]}}}),
+            ),
+        ),
+        &["404"],
+    );
+    let column = with_errors(
+        op(
+            "getColumnLineagePath",
+            "The whole upstream and downstream of one column, depth first (`depth` 1 is a direct \
+             input or reader).",
+            vec![
+                path_param("name", "The asset."),
+                path_param("column", "The column."),
+            ],
+            ok_json(
+                "Upstream and downstream.",
+                json!({"type": "object", "properties": {
+                    "asset": {"type": "string"}, "column": {"type": "string"},
+                    "upstream": {"type": "array", "items": step_schema()},
+                    "downstream": {"type": "array", "items": step_schema()},
+                    "error": {"type": ["string", "null"]}}}),
+            ),
+        ),
+        &["400", "404"],
+    );
+    [asset_columns, column]
+}
+
+/// One input or reader of a column in the lineage endpoints.
+fn edge_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "asset": {"type": "string"}, "column": {"type": "string"},
+        "transformations": {"type": "array", "items": {"type": "string", "enum": [
+            "IDENTITY", "TRANSFORMATION", "AGGREGATION", "FILTER", "JOIN", "GROUP_BY", "SORT",
+            "WINDOW", "CONDITIONAL"]}}}})
+}
+
+/// An [`edge_schema`] with its distance from the column asked about.
+fn step_schema() -> Value {
+    let mut step = edge_schema();
+    step["properties"]["depth"] = json!({"type": "integer"});
+    step
 }
 
 fn path_param(name: &str, description: &str) -> Value {

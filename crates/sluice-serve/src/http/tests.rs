@@ -317,7 +317,9 @@ async fn every_route_answers_its_method_and_the_openapi_document_lists_it() {
         let uri = if path.starts_with("/api/dashboards") {
             path.replace("{name}", "sales").replace("{index}", "1")
         } else {
-            path.replace("{name}", "by_region").replace("{id}", "r1")
+            path.replace("{name}", "by_region")
+                .replace("{id}", "r1")
+                .replace("{column}", "revenue")
         };
         let body = if path == "/api/runs" {
             r#"{"select": "by_region"}"#

@@ -1,5 +1,5 @@
 // One asset: description, owner, schema, rows, partitions, freshness, last runs, checks, a sample of
-// rows, upstream and downstream, and a button that runs it with everything downstream.
+// rows, upstream and downstream, each column's lineage on a click, and a button that runs it with everything downstream.
 
 import { get, post, enc } from './api.js';
 import { h, badge, stateBadge, assetLink, runLink, table, panel, stat, fmtNumber, fmtDuration, fmtTime, timeAgo, errorBox, showBanner } from './dom.js';
@@ -23,6 +23,27 @@ export async function render(el, name) {
       trigger.disabled = false;
     }
   } }, `Run ${name} and downstream`);
+  // Clicking a column name of the schema shows where the column comes from and what reads it.
+  const lineage = h('div', { 'data-column-lineage': '' });
+  const steps = (title, list) => h('div', {},
+    h('h3', {}, title),
+    table(list, [
+      { key: 'depth', num: true },
+      { key: 'asset', render: (st) => assetLink(st.asset) },
+      { key: 'column', render: (st) => h('span', { class: 'mono' }, st.column) },
+      { key: 'transformations', label: 'how', render: (st) => st.transformations.join(', ') },
+    ], { empty: 'Nothing.' }));
+  const showLineage = async (column) => {
+    lineage.replaceChildren(h('p', { class: 'muted' }, `Reading the lineage of ${column}…`));
+    try {
+      const l = await get(`/api/lineage/columns/${enc(name)}/${enc(column)}`);
+      lineage.replaceChildren(panel(`Lineage of ${column}`,
+        l.error ? h('p', { class: 'muted' }, l.error) : null,
+        h('div', { class: 'grid two' }, steps('Computed from', l.upstream), steps('Read by', l.downstream))));
+    } catch (e) {
+      lineage.replaceChildren(errorBox('Column lineage unavailable', e));
+    }
+  };
   const links = (names) => (names.length ? h('div', { class: 'row' }, names.map((n) => assetLink(n))) : h('span', { class: 'muted' }, 'none'));
   el.append(
     h('div', { class: 'row' },
@@ -45,10 +66,11 @@ export async function render(el, name) {
           h('dt', {}, 'Downstream'), h('dd', {}, links(a.downstream)),
           h('dt', {}, 'Rows written by the last success'), h('dd', {}, fmtNumber(a.last_rows_written)))),
       panel(`Schema (${detail.columns.length} columns)`, table(detail.columns, [
-        { key: 'name', render: (c) => h('span', { class: 'mono' }, c.name) },
+        { key: 'name', render: (c) => h('button', { class: 'link mono', 'data-column': c.name, title: 'Show this column\'s lineage', onclick: () => showLineage(c.name) }, c.name) },
         { key: 'type', render: (c) => h('span', { class: 'mono' }, c.type) },
         { key: 'nullable', render: (c) => (c.nullable ? 'yes' : 'no') },
       ], { empty: 'No table yet.' }))),
+    lineage,
     h('div', { class: 'grid two' },
       panel('Last runs', table(detail.runs, [
         { key: 'run_id', label: 'run', render: (r) => runLink(r.run_id) },

@@ -172,7 +172,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             history::restore(&project, &asset, target).await
         }
-        Command::Lineage { asset } => inspect::lineage(&project, &asset),
+        Command::Lineage { asset, json } => inspect::lineage(&project, &asset, json).await,
         Command::Serve {
             http,
             pg,

@@ -165,6 +165,17 @@ async function assetPage() {
   const checks = page.locator('section.panel', { has: page.locator('h2', { hasText: /^Checks/ }) });
   eq(await checks.locator('tbody tr').count(), detail.checks.length, 'checks listed');
   eq(await page.locator('section.panel', { hasText: 'Upstream' }).locator('a', { hasText: 'fct_orders' }).count() > 0, true, 'upstream link to fct_orders');
+  // A click on a column shows its lineage: the same steps as the API, linked to their assets.
+  await schema.locator('button[data-column="net_revenue"]').click();
+  const lineagePanel = page.locator('[data-column-lineage] section.panel', { has: page.locator('h2', { hasText: 'Lineage of net_revenue' }) });
+  await lineagePanel.waitFor();
+  const columnLineage = await api(`/api/lineage/columns/${name}/net_revenue`);
+  check(columnLineage.upstream.some((st) => st.asset === 'fct_orders' && st.column === 'net_amount'), 'the API traces net_revenue to fct_orders.net_amount');
+  const upstreamShown = lineagePanel.locator('div', { has: page.locator('h3', { hasText: 'Computed from' }) }).locator('tbody tr');
+  eq(await upstreamShown.count(), columnLineage.upstream.length, 'upstream steps shown vs /api/lineage/columns');
+  const firstRow = await upstreamShown.first().locator('td').allTextContents();
+  const first = columnLineage.upstream[0];
+  eq(firstRow.slice(1), [first.asset, first.column, first.transformations.join(', ')], 'first upstream step');
   await shot('asset');
 }
 
