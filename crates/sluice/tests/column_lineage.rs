@@ -167,7 +167,7 @@ fn shopflow_columns_trace_to_their_sources() {
     // Asset lineage is unchanged.
     let assets = sluice_ok(&project, &["lineage", "stg_orders"]);
     assert!(
-        assets.contains("upstream of stg_orders:\n  shop_app.orders"),
+        assets.starts_with("upstream of stg_orders:\n") && assets.contains("\n  shop_app.orders\n"),
         "{assets}"
     );
 
