@@ -241,6 +241,52 @@ async fn distinct_values_and_literals() {
 }
 
 #[tokio::test]
+async fn distinct_on_unnest_and_recursive_ctes() {
+    let l = lineage(
+        "select distinct on (customer_id) customer_id, amount from orders \
+         order by customer_id, ordered_at desc",
+    )
+    .await;
+    assert_eq!(
+        column(&l, "customer_id"),
+        set(&["orders.customer_id: IDENTITY"])
+    );
+    assert_eq!(column(&l, "amount"), set(&["orders.amount: IDENTITY"]));
+    let dataset = render(&l.dataset);
+    for expected in [
+        "orders.customer_id: GROUP_BY,SORT",
+        "orders.ordered_at: SORT",
+    ] {
+        assert!(dataset.contains(expected), "{expected} not in {dataset:?}");
+    }
+
+    let l = lineage("select id, unnest(make_array(amount, amount * 2)) as a from orders").await;
+    assert_eq!(column(&l, "id"), set(&["orders.id: IDENTITY"]));
+    assert_eq!(column(&l, "a"), set(&["orders.amount: TRANSFORMATION"]));
+
+    // The recursive step reads the work table: its columns lead back to the static term's inputs.
+    let l = lineage(
+        "with recursive r(n, total) as ( \
+             select id, amount from orders where status = 'paid' \
+             union all select n + 1, total * 2 from r where n < 5) \
+         select n, total from r",
+    )
+    .await;
+    assert_eq!(
+        column(&l, "n"),
+        set(&["orders.id: IDENTITY,TRANSFORMATION"])
+    );
+    assert_eq!(
+        column(&l, "total"),
+        set(&["orders.amount: IDENTITY,TRANSFORMATION"])
+    );
+    assert_eq!(
+        render(&l.dataset),
+        set(&["orders.id: FILTER", "orders.status: FILTER"])
+    );
+}
+
+#[tokio::test]
 async fn statements_are_not_queries() {
     let ctx = SessionContext::new();
     ctx.sql("create table t (a int)").await.unwrap();

@@ -127,10 +127,7 @@ impl Walker {
                 let mut input = self.plan(&f.input, outer)?;
                 let used = self.expr(&f.predicate, &input, outer, plan)?;
                 merge(&mut input.dataset, indirect(used, Subtype::Filter));
-                Node {
-                    schema: f.input.schema().as_ref(),
-                    ..input
-                }
+                input
             }
             LogicalPlan::Aggregate(a) => {
                 let input = self.plan(&a.input, outer)?;
@@ -178,10 +175,7 @@ impl Walker {
                 let mut input = self.plan(&s.input, outer)?;
                 let used = self.sorts(&s.expr, &input, outer, plan)?;
                 merge(&mut input.dataset, indirect(used, Subtype::Sort));
-                Node {
-                    schema: s.input.schema().as_ref(),
-                    ..input
-                }
+                input
             }
             LogicalPlan::Join(j) => {
                 let left = self.plan(&j.left, outer)?;
@@ -253,58 +247,65 @@ impl Walker {
                 }
             }
             LogicalPlan::RecursiveQuery(r) => {
-                let mut fields = vec![Sources::new(); r.schema.fields().len()];
-                let mut dataset = Sources::new();
-                for term in [&r.static_term, &r.recursive_term] {
-                    let n = self.plan(term, outer)?;
-                    for (all, one) in fields.iter_mut().zip(n.fields) {
-                        merge(all, one);
+                let base = self.plan(&r.static_term, outer)?;
+                let step = self.plan(&r.recursive_term, outer)?;
+                // The recursive term reads the query's own work table, whose columns are those of
+                // the static term: trace through them to the real inputs.
+                let names: Vec<&String> = r
+                    .static_term
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name())
+                    .collect();
+                let resolve_own = |sources: Sources| -> Sources {
+                    let mut out = Sources::new();
+                    for (field, how) in sources {
+                        if field.relation != r.name {
+                            out.entry(field).or_default().extend(how);
+                            continue;
+                        }
+                        let Some(i) = names.iter().position(|n| **n == field.column) else {
+                            continue;
+                        };
+                        for use_ in how {
+                            let through = base.fields[i].clone();
+                            merge(
+                                &mut out,
+                                if use_.is_direct() {
+                                    promote(through, use_)
+                                } else {
+                                    indirect(through, use_)
+                                },
+                            );
+                        }
                     }
-                    merge(&mut dataset, n.dataset);
+                    out
+                };
+                let mut fields = base.fields.clone();
+                for (all, one) in fields.iter_mut().zip(step.fields) {
+                    merge(all, resolve_own(one));
                 }
-                // The recursive term reads the query's own work table: not an input.
-                let own = |f: &InputField| f.relation == r.name;
-                for s in fields.iter_mut().chain([&mut dataset]) {
-                    s.retain(|f, _| !own(f));
-                }
+                let mut dataset = base.dataset.clone();
+                merge(&mut dataset, resolve_own(step.dataset));
                 Node {
                     schema: r.schema.as_ref(),
                     fields,
                     dataset,
                 }
             }
-            LogicalPlan::SubqueryAlias(a) => {
-                let input = self.plan(&a.input, outer)?;
-                Node {
-                    schema: a.schema.as_ref(),
-                    ..input
-                }
-            }
-            LogicalPlan::Subquery(s) => {
-                let input = self.plan(&s.subquery, outer)?;
-                Node {
-                    schema: s.subquery.schema().as_ref(),
-                    ..input
-                }
-            }
-            LogicalPlan::Limit(l) => {
-                let input = self.plan(&l.input, outer)?;
-                Node {
-                    schema: l.input.schema().as_ref(),
-                    ..input
-                }
-            }
-            LogicalPlan::Repartition(r) => {
-                let input = self.plan(&r.input, outer)?;
-                Node {
-                    schema: r.input.schema().as_ref(),
-                    ..input
-                }
-            }
-            LogicalPlan::Distinct(Distinct::All(input_plan)) => {
+            // One input, the same columns in the same order (renamed at most).
+            LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Subquery(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Repartition(_)
+            | LogicalPlan::Distinct(Distinct::All(_)) => {
+                let [input_plan] = plan.inputs()[..] else {
+                    return Err(LineageError::Unsupported(node_name(plan)));
+                };
                 let input = self.plan(input_plan, outer)?;
                 Node {
-                    schema: input_plan.schema().as_ref(),
+                    schema: plan.schema().as_ref(),
                     ..input
                 }
             }
