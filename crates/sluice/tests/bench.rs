@@ -27,6 +27,7 @@ fn scheduler_bench_runs_every_no_op_node_and_parses_every_model() {
     let v = bench(&["--scheduler", "--models", "200", "--parse-models", "300"]);
     let d = &v["scheduler"]["dispatch"];
     assert_eq!(d["models"], 200);
+    assert_eq!(d["state"], "sqlite");
     // 10 layers of 20; each model below the first reads two of the layer before.
     assert_eq!(d["edges"], 2 * 180);
     assert_eq!(d["runs_s"].as_array().unwrap().len(), 3);
@@ -35,6 +36,68 @@ fn scheduler_bench_runs_every_no_op_node_and_parses_every_model() {
     assert_eq!(p["models"], 300);
     assert_eq!(p["checks"], 300, "one not_null check per model");
     assert!(p["total_s"].as_f64().unwrap() > 0.0);
+}
+
+/// With `--state-db postgres://…`, the dispatch runs against PostgreSQL state (a schema of its own,
+/// dropped afterwards), as several workers share it.
+#[test]
+fn scheduler_bench_runs_on_postgres_state() {
+    if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL is not reachable under CI=true"
+        );
+        eprintln!("skipping: PostgreSQL is not reachable");
+        return;
+    }
+    let schema = format!("bench_sched_{}", std::process::id());
+    let state = format!("postgres://postgres@127.0.0.1:5432/test?schema={schema}");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "--state-db",
+            &state,
+            "bench",
+            "--scheduler",
+            "--models",
+            "100",
+            "--parse-models",
+            "20",
+        ])
+        .env("SLUICE_LOG", "error")
+        .output()
+        .expect("run sluice bench");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=test",
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let runs: i64 = client
+            .query_one(&format!("select count(*) from {schema}.runs"), &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(-1);
+        client
+            .batch_execute(&format!("drop schema if exists {schema} cascade"))
+            .await
+            .unwrap();
+        assert_eq!(
+            runs, 3,
+            "the three dispatch runs are recorded in PostgreSQL"
+        );
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["scheduler"]["dispatch"]["state"], "postgres");
+    assert_eq!(v["scheduler"]["dispatch"]["models"], 100);
 }
 
 #[test]

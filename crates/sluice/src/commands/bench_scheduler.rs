@@ -2,7 +2,8 @@
 //!
 //! - **Dispatch**: a synthetic project of N models in a wide DAG (10 layers; each model reads two of
 //!   the layer before) runs through the real run loop, leases, state database and logs, with an
-//!   executor whose nodes do nothing, so the wall time is the scheduling overhead.
+//!   executor whose nodes do nothing, so the wall time is the scheduling overhead. The state database is
+//!   a SQLite file in the benchmark's folder, or `--state-db` (a PostgreSQL URL, as workers share it).
 //! - **Parse + validate**: a project of M models (each with a `not_null` check) is loaded, compiled
 //!   (Jinja rendered, refs resolved, graph built) and validated as `sluice validate` does.
 
@@ -133,15 +134,18 @@ pub async fn bench_scheduler(b: &SchedulerBench, dir: Option<&Path>) -> Result<E
     // Dispatch.
     let (_keep_run, run_dir) = temp_or(dir, "dispatch")?;
     write_project(&run_dir, b.models, false)?;
-    let project = sluice_core::Project::load(&run_dir).map_err(|e| anyhow!("{e}"))?;
-    let compiled = Arc::new(
-        sluice_transform::compile(Arc::new(project))
-            .map_err(|e| anyhow!("compiling the generated project: {e:?}"))?,
-    );
+    // Loaded as every command loads a project, so that `--state-db` (or SLUICE_STATE_DB) measures
+    // the overhead with the state in PostgreSQL, as several workers share it.
+    let compiled = super::load(&run_dir)?;
     let edges = compiled.graph.edges().len();
     let lake = super::open_lake(&compiled)?;
     let engine = Engine::open(&lake, Some(&compiled)).await?;
-    let state = Arc::new(StateStore::open(&compiled.project.state_location()?)?);
+    let location = compiled.project.state_location()?;
+    let state = Arc::new(StateStore::open(&location)?);
+    let backend = match location {
+        sluice_core::StateLocation::Sqlite(_) => "sqlite",
+        sluice_core::StateLocation::Postgres(_) => "postgres",
+    };
     let mut runs = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
@@ -173,6 +177,7 @@ pub async fn bench_scheduler(b: &SchedulerBench, dir: Option<&Path>) -> Result<E
                 "edges": edges,
                 "layers": LAYERS,
                 "threads": b.threads,
+                "state": backend,
                 "runs_s": runs.iter().map(|s| round(*s)).collect::<Vec<_>>(),
                 "best_s": round(best),
                 "per_task_ms": round(best * 1000.0 / b.models as f64),
