@@ -159,7 +159,7 @@ pub enum LineageError {
 /// The column lineage of a logical plan (use the planner's output, before optimization, so that the
 /// plan still has the query's shape).
 pub fn plan_lineage(plan: &LogicalPlan) -> Result<PlanLineage, LineageError> {
-    let node = walk::Walker::default().plan(plan, &[])?;
+    let node = walk::Walker.plan(plan, &[])?;
     let columns = plan
         .schema()
         .fields()
