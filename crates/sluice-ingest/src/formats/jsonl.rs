@@ -329,14 +329,10 @@ fn observe_temporal(temporal: &mut HashMap<String, TemporalInference>, value: &V
         return;
     };
     for (key, value) in object {
-        let state = match temporal.get_mut(key.as_str()) {
-            Some(state) => state,
-            None => temporal.entry(key.clone()).or_default(),
-        };
         match value {
-            Value::String(text) => state.observe(text),
+            Value::String(text) => shape::with_state(temporal, key, |s| s.observe(text)),
             Value::Null => {}
-            _ => state.observe_non_text(),
+            _ => shape::with_state(temporal, key, TemporalInference::observe_non_text),
         }
     }
 }

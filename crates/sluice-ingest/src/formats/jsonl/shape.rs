@@ -60,7 +60,7 @@ impl Shape<'_, '_> {
 }
 
 /// Calls `f` with the state of `key`, created on first use.
-fn with_state(
+pub(super) fn with_state(
     temporal: &mut HashMap<String, TemporalInference>,
     key: &str,
     f: impl FnOnce(&mut TemporalInference),
