@@ -113,11 +113,14 @@ fn ingestion_bench_lands_every_file_and_compares_with_duckdb() {
         assert_eq!(r["rows"], 10_000, "{format}: {r}");
         assert!(r["sluice_secs"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(r["sluice_type"], sluice_type, "{format}: {r}");
-        // DuckDB comes with .ci/run (PyPI); elsewhere its side may be missing.
+        // DuckDB comes with .ci/run (PyPI); elsewhere its side may be missing, and only then.
         if r["duckdb_secs"].is_null() {
+            let error = r["duckdb_error"].as_str().unwrap_or_default();
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "DuckDB is missing under CI=true: {r}"
+                std::env::var("CI").as_deref() != Ok("true")
+                    && (error.contains("No module named 'duckdb'")
+                        || error.contains("running python3")),
+                "DuckDB's side failed: {r}"
             );
             continue;
         }

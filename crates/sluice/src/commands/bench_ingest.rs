@@ -199,7 +199,7 @@ start = time.perf_counter()
 for i, f in enumerate(files):
     con.execute(f"COPY (SELECT * FROM {reader}('{f}')) TO '{out}/{reader}-{i}.parquet' (FORMAT parquet)")
 secs = time.perf_counter() - start
-kind = con.execute(f"SELECT data_type FROM (DESCRIBE SELECT * FROM {reader}('{files[0]}')) WHERE column_name = ?", [column]).fetchone()
+kind = con.execute(f"SELECT column_type FROM (DESCRIBE SELECT * FROM {reader}('{files[0]}')) WHERE column_name = ?", [column]).fetchone()
 print(json.dumps({"secs": secs, "type": kind[0] if kind else None}))
 "#;
     let output = std::process::Command::new("python3")
