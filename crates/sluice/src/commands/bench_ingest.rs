@@ -194,7 +194,9 @@ fn duckdb(format: &str, files: &[PathBuf], out: &Path, column: &str) -> Result<(
 import json, sys, time, duckdb
 reader, column, out = sys.argv[1], sys.argv[2], sys.argv[3]
 files = sys.argv[4:]
+# The progress bar (past 2 s) would print to stdout, where the answer goes.
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 start = time.perf_counter()
 for i, f in enumerate(files):
     con.execute(f"COPY (SELECT * FROM {reader}('{f}')) TO '{out}/{reader}-{i}.parquet' (FORMAT parquet)")
