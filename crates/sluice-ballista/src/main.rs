@@ -21,11 +21,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_ballista::{ExecutorOptions, start_executor, start_scheduler};
 
-/// The allocator of the `sluice` binary, for the same reason: DataFusion's operators allocate at a
-/// high rate.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A Ballista scheduler or executor for Sluice's distributed model SQL.
 #[derive(Debug, Parser)]
 #[command(name = "sluice-ballista", version)]

@@ -18,12 +18,6 @@ mod table;
 
 use clap::Parser;
 
-/// DataFusion's sorts, windows and joins and the Parquet writer allocate and free small buffers at
-/// a high rate; with the system allocator a profile of window-heavy models spent a third of the CPU
-/// in malloc, free and memmove. mimalloc keeps per-thread free lists (docs/operations.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     if let Err(e) = load_dotenv(&cli.project) {
