@@ -10,6 +10,7 @@
 //!     retention: {days: 90, action: move, cold_location: /mnt/cold/lake}
 //!   gold:
 //!     after_commits: 5
+//!     schedule: "0 3 * * *"     # ... and every night at 03:00 UTC, in `sluice serve`
 //!   assets:
 //!     fct_orders: {zorder_by: [customer_id, order_date], bloom_filter_columns: [order_id]}
 //! ```
@@ -63,6 +64,9 @@ pub struct MaintenancePolicy {
     pub after_commits: Option<u64>,
     /// Maintain automatically once this many files are below `small_file_size`.
     pub after_small_files: Option<u64>,
+    /// Maintain on a schedule, whatever the triggers above say: a cron expression (UTC), `@daily`,
+    /// `every 6h`… (the forms of a source's `schedule:`), run by `sluice serve`'s scheduler.
+    pub schedule: Option<String>,
     /// Files below this size are small (default `32MiB`).
     pub small_file_size: Option<String>,
     /// Size compaction aims at (default `128MiB`).
@@ -113,6 +117,8 @@ pub struct ResolvedPolicy {
     pub after_commits: Option<u64>,
     /// See [`MaintenancePolicy::after_small_files`].
     pub after_small_files: Option<u64>,
+    /// See [`MaintenancePolicy::schedule`] (as written; the scheduler parses it).
+    pub schedule: Option<String>,
     /// Bytes.
     pub small_file_size: u64,
     /// Bytes.
@@ -132,7 +138,8 @@ pub struct ResolvedPolicy {
 }
 
 impl ResolvedPolicy {
-    /// Whether the policy maintains tables on its own (after runs), not only by hand.
+    /// Whether the policy maintains tables on its own after runs (`after_commits`,
+    /// `after_small_files`); a `schedule` maintains them in `sluice serve` besides.
     pub fn is_automatic(&self) -> bool {
         self.after_commits.is_some() || self.after_small_files.is_some()
     }
@@ -144,6 +151,7 @@ impl MaintenancePolicy {
         MaintenancePolicy {
             after_commits: self.after_commits.or(base.after_commits),
             after_small_files: self.after_small_files.or(base.after_small_files),
+            schedule: self.schedule.clone().or(base.schedule.clone()),
             small_file_size: self
                 .small_file_size
                 .clone()
@@ -186,6 +194,12 @@ impl MaintenancePolicy {
         ResolvedPolicy {
             after_commits: self.after_commits,
             after_small_files: self.after_small_files,
+            schedule: self
+                .schedule
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             small_file_size: size(&self.small_file_size, DEFAULT_SMALL_FILE_SIZE),
             target_file_size: size(&self.target_file_size, DEFAULT_TARGET_FILE_SIZE),
             zorder_by: self.zorder_by.clone().unwrap_or_default(),
@@ -291,6 +305,16 @@ pub fn validate(path: &std::path::Path, doc: &Node, errors: &mut Vec<ConfigError
                 );
             }
         }
+        if let Some(n) = node.get("schedule")
+            && n.as_str().is_none_or(|text| text.trim().is_empty())
+        {
+            at(
+                n.pos,
+                field("schedule"),
+                "expected a schedule: a cron expression (`0 3 * * *`, UTC), `@daily` or `every 6h`"
+                    .into(),
+            );
+        }
         if let Some(n) = node.get("checkpoint_interval")
             && matches!(n.value, Value::UInt(0))
         {
@@ -336,7 +360,7 @@ mod tests {
 
     #[test]
     fn layers_and_assets_resolve_key_by_key() {
-        let text = "name: p\nmaintenance:\n  bronze:\n    after_commits: 20\n    vacuum_retention: 14d\n    retention: {days: 30}\n  gold:\n    after_small_files: 5\n    target_file_size: 64MiB\n  assets:\n    fct: {zorder_by: [a, b], after_commits: 3}\n";
+        let text = "name: p\nmaintenance:\n  bronze:\n    after_commits: 20\n    vacuum_retention: 14d\n    retention: {days: 30}\n  gold:\n    after_small_files: 5\n    target_file_size: 64MiB\n    schedule: '0 3 * * *'\n  assets:\n    fct: {zorder_by: [a, b], after_commits: 3}\n    dim: {schedule: '@hourly'}\n";
         let config =
             crate::config::load_project_config(std::path::Path::new("sluice.yml"), text).unwrap();
         let m = &config.maintenance;
@@ -350,6 +374,16 @@ mod tests {
         assert_eq!(fct.target_file_size, 64 * 1024 * 1024);
         assert_eq!(fct.zorder_by, vec!["a", "b"]);
         assert_eq!(fct.vacuum_retention, DEFAULT_VACUUM_RETENTION);
+        assert_eq!(
+            fct.schedule.as_deref(),
+            Some("0 3 * * *"),
+            "the layer's schedule"
+        );
+        assert_eq!(
+            m.resolve("gold", "dim").schedule.as_deref(),
+            Some("@hourly")
+        );
+        assert_eq!(bronze.schedule, None);
         let silver = m.resolve("silver", "stg");
         assert!(!silver.is_automatic());
         assert_eq!(silver.checkpoint_interval, DEFAULT_CHECKPOINT_INTERVAL);
@@ -358,7 +392,7 @@ mod tests {
     #[test]
     fn bad_values_are_reported_at_their_line() {
         let errs = errors(
-            "name: p\nmaintenance:\n  bronze:\n    vacuum_retention: 1d\n    small_file_size: lots\n  silver:\n    retention: {days: 3}\n  gold:\n    retention: {days: 3, action: move}\n    after_comits: 3\n",
+            "name: p\nmaintenance:\n  bronze:\n    vacuum_retention: 1d\n    small_file_size: lots\n  silver:\n    retention: {days: 3}\n    schedule: ''\n  gold:\n    retention: {days: 3, action: move}\n    after_comits: 3\n",
         );
         let all = errs.join("\n");
         assert!(
@@ -376,6 +410,10 @@ mod tests {
         );
         assert!(all.contains("needs a `cold_location`"), "{all}");
         assert!(all.contains("after_comits"), "{all}");
+        assert!(
+            all.contains("sluice.yml:8:") && all.contains("maintenance.silver.schedule"),
+            "{all}"
+        );
         // A lower minimum makes a shorter retention acceptable.
         assert!(
             errors("name: p\nmaintenance:\n  bronze: {vacuum_retention: 1d, min_vacuum_retention: 12h}\n")

@@ -96,6 +96,7 @@ mod merge;
 pub mod quarantine;
 pub mod retention;
 pub mod stage;
+pub mod stage_append;
 pub mod store;
 pub mod table;
 pub mod testing;

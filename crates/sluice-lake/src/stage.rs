@@ -45,11 +45,11 @@ pub const STAGE_TARGET_FILE_SIZE: u64 = 100 << 20;
 /// Parquet files written for a table and not committed yet (see the module docs).
 #[derive(Debug, Clone)]
 pub struct StagedFiles {
-    id: TableId,
+    pub(crate) id: TableId,
     /// The schema of the files, as Delta stores it (e.g. nanosecond timestamps as microseconds).
-    schema: SchemaRef,
-    adds: Vec<Add>,
-    rows: u64,
+    pub(crate) schema: SchemaRef,
+    pub(crate) adds: Vec<Add>,
+    pub(crate) rows: u64,
 }
 
 impl StagedFiles {
@@ -254,7 +254,7 @@ impl Lake {
     }
 
     /// Commits the staged files as added (after `removes`), as a WRITE of `mode`.
-    async fn commit_files(
+    pub(crate) async fn commit_files(
         &self,
         table: &DeltaTable,
         staged: &StagedFiles,
@@ -266,9 +266,10 @@ impl Lake {
         let properties = with_metrics(spec, staged, removes.len()).commit_properties(false);
         let mut actions = removes;
         actions.extend(staged.adds.iter().cloned().map(Action::Add));
+        let partition_by = state.metadata().partition_columns().to_vec();
         let operation = DeltaOperation::Write {
             mode,
-            partition_by: None,
+            partition_by: (!partition_by.is_empty()).then_some(partition_by),
             predicate: None,
         };
         let commit = CommitBuilder::from(properties)

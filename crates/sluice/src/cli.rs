@@ -410,6 +410,14 @@ pub enum Command {
         /// Maintenance benchmark: appends (small files) the table is landed in.
         #[arg(long, default_value_t = 500)]
         maintenance_batches: usize,
+        /// Instead: land 5 CSV and 5 JSON-lines files of --ingest-rows rows with the `files`
+        /// source, and convert the same files to Parquet with DuckDB (`COPY … TO`, python3's
+        /// `duckdb` module), in the same run: seconds, MB/s and the ratio of each, as JSON.
+        #[arg(long)]
+        ingest_vs_duckdb: bool,
+        /// Ingestion benchmark: rows per file.
+        #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+        ingest_rows: u64,
         /// Instead: a TPC-H-like aggregation over ShopFlow at --scale, in this process and on the
         /// Ballista cluster at this URL (`df://host:50050`), with the median time of each and
         /// whether both returned the same rows (docs/distributed.md).

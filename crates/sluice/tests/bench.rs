@@ -161,3 +161,33 @@ fn soak_bench_loads_a_served_demo_without_crash_or_server_error() {
     let peak = report["server_rss_mb"]["peak"].as_f64().unwrap();
     assert!(peak > 0.0, "{report:#}");
 }
+
+#[test]
+fn ingestion_bench_lands_every_file_and_compares_with_duckdb() {
+    let v = bench(&["--ingest-vs-duckdb", "--ingest-rows", "2000"]);
+    assert_eq!(v["files_per_format"], 5);
+    for (format, duckdb_type, sluice_type) in [
+        // DuckDB's TIMESTAMP (no zone) is Arrow's Timestamp(µs); TIMESTAMP WITH TIME ZONE is
+        // Timestamp(µs, "UTC").
+        ("csv", "TIMESTAMP", "Timestamp(µs)"),
+        ("jsonl", "TIMESTAMP", "Timestamp(µs, \"UTC\")"),
+    ] {
+        let r = &v[format];
+        assert_eq!(r["rows"], 10_000, "{format}: {r}");
+        assert!(r["sluice_secs"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["sluice_type"], sluice_type, "{format}: {r}");
+        // DuckDB comes with .ci/run (PyPI); elsewhere its side may be missing, and only then.
+        if r["duckdb_secs"].is_null() {
+            let error = r["duckdb_error"].as_str().unwrap_or_default();
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true")
+                    && (error.contains("No module named 'duckdb'")
+                        || error.contains("running python3")),
+                "DuckDB's side failed: {r}"
+            );
+            continue;
+        }
+        assert_eq!(r["duckdb_type"], duckdb_type, "{format}: {r}");
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}

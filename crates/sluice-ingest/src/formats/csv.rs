@@ -1,16 +1,18 @@
-//! CSV → Arrow, row-exactly.
+//! CSV → Arrow, row-exactly, in one pass.
 //!
-//! The file is streamed from disk and parsed twice with the `csv` crate (flexible, so a short or
-//! long row is seen rather than aborting the file), holding one record and one batch at a time: the
-//! first pass infers the types of columns that neither the table nor the source config types,
-//! ignoring rows with the wrong field count; the second converts each row with the column builders
-//! of `convert`, rejecting a row when its field count is wrong, a field is not UTF-8, or a value
-//! does not fit its column, and ends a batch at `batch_size` rows or [`BATCH_BYTES`] of text. Line
-//! numbers are physical (the header is line 1; a quoted field spanning lines counts every line), and
-//! the raw text of a rejected row is read back from the file by its byte range, so quarantine shows exactly what
-//! arrived.
+//! The file is streamed from disk and parsed once with the `csv` crate (flexible, so a short or long
+//! row is seen rather than aborting the file). When some column has neither a table type nor a
+//! declared one, the first [`CSV_SAMPLE_ROWS`] records (at most [`CSV_SAMPLE_BYTES`] of text) are held
+//! while their types are inferred (ignoring rows with the wrong field count), then converted like the
+//! rest: memory holds the sample, then one record and one batch at a time. Each row is converted
+//! with the column builders of `convert`, rejecting a row when its field count is wrong, a field is
+//! not UTF-8, or a value does not fit its column (past the sample, a value that does not fit an
+//! inferred type: the reason says to declare the column's type), and a batch ends at `batch_size`
+//! rows or [`BATCH_BYTES`] of text. Line numbers are physical (the header is line 1; a quoted field
+//! spanning lines counts every line), and the raw text of a rejected row is read back from the file
+//! by its byte range, so quarantine shows exactly what arrived.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -26,8 +28,8 @@ use super::schema::{
 };
 use super::sink::Emitter;
 use super::{
-    BATCH_BYTES, FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions, RejectedRow,
-    io_error, open_file, quote_value,
+    BATCH_BYTES, CSV_SAMPLE_BYTES, CSV_SAMPLE_ROWS, FileSink, FileSummary, FormatError,
+    MAX_COLUMNS, ReadOptions, RejectedRow, io_error, open_file, quote_value,
 };
 
 /// Reads a CSV file into `sink`; see the module documentation.
@@ -36,7 +38,8 @@ pub(crate) fn read_csv(
     opts: &ReadOptions,
     sink: &mut dyn FileSink,
 ) -> Result<FileSummary, FormatError> {
-    let names = read_header(path, opts)?;
+    let mut records = Records::open(path, opts)?;
+    let names = read_header(path, opts, &mut records)?;
     let existing = opts.existing_schema.as_deref();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     check_required_columns(path, existing, &name_refs)?;
@@ -68,10 +71,12 @@ pub(crate) fn read_csv(
         })
         .collect();
     let inferred = if fixed.iter().any(Option::is_none) {
-        infer_types(path, opts, &fixed)?
+        records.sample(CSV_SAMPLE_ROWS, CSV_SAMPLE_BYTES)?;
+        infer_types(records.replay.iter().map(|(record, _)| record), &fixed)
     } else {
         vec![None; names.len()]
     };
+    let is_inferred: Vec<bool> = fixed.iter().map(Option::is_none).collect();
     let fields: Vec<Field> = names
         .iter()
         .zip(fixed.into_iter().zip(inferred))
@@ -86,14 +91,17 @@ pub(crate) fn read_csv(
         None => Arc::clone(&file_schema),
     };
     let mut out = Emitter::new(sink, schema);
-    convert_rows(path, opts, file_schema, &mut out)?;
+    convert_rows(path, opts, file_schema, &is_inferred, records, &mut out)?;
     Ok(out.finish())
 }
 
 /// The column names: the header's (an empty name becomes `column_N`), or `column_1..n` after the
-/// first row's width when the file has no header.
-fn read_header(path: &Path, opts: &ReadOptions) -> Result<Vec<String>, FormatError> {
-    let mut records = Records::open(path, opts)?;
+/// first row's width when the file has no header (that row is then put back, to be read as data).
+fn read_header(
+    path: &Path,
+    opts: &ReadOptions,
+    records: &mut Records<'_>,
+) -> Result<Vec<String>, FormatError> {
     if !records.next()? {
         return Err(FormatError::EmptyCsv {
             path: path.to_path_buf(),
@@ -108,6 +116,7 @@ fn read_header(path: &Path, opts: &ReadOptions) -> Result<Vec<String>, FormatErr
         });
     }
     if !opts.csv_has_header {
+        records.put_back();
         return Ok((1..=width).map(|i| format!("column_{i}")).collect());
     }
     let mut names: Vec<String> = Vec::with_capacity(width);
@@ -133,26 +142,21 @@ fn read_header(path: &Path, opts: &ReadOptions) -> Result<Vec<String>, FormatErr
     Ok(names)
 }
 
-/// Infers the type of every column without a fixed type, over all rows with the right field count.
-fn infer_types(
-    path: &Path,
-    opts: &ReadOptions,
+/// Infers the type of every column without a fixed type, over the sampled rows with the right
+/// field count.
+fn infer_types<'r>(
+    sample: impl Iterator<Item = &'r ByteRecord>,
     fixed: &[Option<(DataType, bool)>],
-) -> Result<Vec<Option<DataType>>, FormatError> {
+) -> Vec<Option<DataType>> {
     let mut inference: Vec<Option<TextInference>> = fixed
         .iter()
         .map(|f| f.is_none().then(TextInference::default))
         .collect();
-    let mut records = Records::open(path, opts)?;
-    if opts.csv_has_header {
-        records.next()?;
-    }
-    while records.next()? {
-        if records.record.len() != fixed.len() {
+    for record in sample {
+        if record.len() != fixed.len() {
             continue;
         }
-        let Ok(fields) = records
-            .record
+        let Ok(fields) = record
             .iter()
             .map(std::str::from_utf8)
             .collect::<Result<Vec<&str>, _>>()
@@ -168,18 +172,20 @@ fn infer_types(
             break;
         }
     }
-    Ok(inference
+    inference
         .into_iter()
         .map(|s| s.map(|s| s.data_type()))
-        .collect())
+        .collect()
 }
 
-/// The second pass: converts every row or rejects it, handing batches and rejections to `out` as
-/// they come.
+/// Converts every row (the sample first) or rejects it, handing batches and rejections to `out` as
+/// they come. `inferred` says which columns have an inferred type, for the reasons of rejections.
 fn convert_rows(
     path: &Path,
     opts: &ReadOptions,
     file_schema: SchemaRef,
+    inferred: &[bool],
+    mut records: Records<'_>,
     out: &mut Emitter<'_>,
 ) -> Result<(), FormatError> {
     let fields = file_schema.fields();
@@ -191,10 +197,6 @@ fn convert_rows(
     let mut cells: Vec<Cell> = Vec::with_capacity(width);
     let mut in_batch = 0usize;
     let mut in_batch_bytes = 0usize;
-    let mut records = Records::open(path, opts)?;
-    if opts.csv_has_header {
-        records.next()?;
-    }
     while records.next()? {
         let record = &records.record;
         let mut failure = None;
@@ -202,7 +204,12 @@ fn convert_rows(
             failure = Some(format!("expected {width} fields, found {}", record.len()));
         } else {
             cells.clear();
-            for ((value, builder), field) in record.iter().zip(&builders).zip(fields.iter()) {
+            for (((value, builder), field), &inferred) in record
+                .iter()
+                .zip(&builders)
+                .zip(fields.iter())
+                .zip(inferred)
+            {
                 let Ok(text) = std::str::from_utf8(value) else {
                     failure = Some(format!(
                         "column `{}`: value is not valid UTF-8",
@@ -213,8 +220,17 @@ fn convert_rows(
                 match builder.parse(text) {
                     Ok(cell) => cells.push(cell),
                     Err(ParseFailure::Invalid) => {
+                        // Only a row past the sample can miss an inferred type.
+                        let hint = if inferred {
+                            format!(
+                                " (the type was inferred from the first {CSV_SAMPLE_ROWS} rows; \
+                                 declare the column's type under `columns:` to read such values)"
+                            )
+                        } else {
+                            String::new()
+                        };
                         failure = Some(format!(
-                            "column `{}`: expected {}, found {}",
+                            "column `{}`: expected {}, found {}{hint}",
                             field.name(),
                             field.data_type(),
                             quote_value(text)
@@ -336,6 +352,9 @@ struct Records<'a> {
     end: u64,
     /// A second handle on the file, to read a record's text back ([`Records::locate`]).
     raw_file: Option<File>,
+    /// Records read ahead (the inference sample), with their end offsets: [`Records::next`]
+    /// returns them before reading on.
+    replay: VecDeque<(ByteRecord, u64)>,
 }
 
 impl<'a> Records<'a> {
@@ -351,21 +370,56 @@ impl<'a> Records<'a> {
             record: ByteRecord::new(),
             end: 0,
             raw_file: None,
+            replay: VecDeque::new(),
         })
     }
 
-    /// Reads the next record into [`Records::record`]; false at the end of the file.
+    /// Makes the next record [`Records::record`]: a read-ahead one, else the next one parsed;
+    /// false at the end of the file.
     fn next(&mut self) -> Result<bool, FormatError> {
-        let more = self
-            .reader
-            .read_byte_record(&mut self.record)
-            .map_err(|source| FormatError::Csv {
-                path: self.path.to_path_buf(),
-                line: self.reader.position().line(),
-                source,
-            })?;
+        if let Some((record, end)) = self.replay.pop_front() {
+            self.record = record;
+            self.end = end;
+            return Ok(true);
+        }
+        let more = Self::read(self.path, &mut self.reader, &mut self.record)?;
         self.end = self.reader.position().byte();
         Ok(more)
+    }
+
+    fn read(
+        path: &Path,
+        reader: &mut ::csv::Reader<File>,
+        record: &mut ByteRecord,
+    ) -> Result<bool, FormatError> {
+        reader
+            .read_byte_record(record)
+            .map_err(|source| FormatError::Csv {
+                path: path.to_path_buf(),
+                line: reader.position().line(),
+                source,
+            })
+    }
+
+    /// Makes the current record the next one [`Records::next`] returns again.
+    fn put_back(&mut self) {
+        let record = std::mem::replace(&mut self.record, ByteRecord::new());
+        self.replay.push_front((record, self.end));
+    }
+
+    /// Reads ahead up to `rows` records or `bytes` of their text into [`Records::replay`].
+    fn sample(&mut self, rows: usize, bytes: usize) -> Result<(), FormatError> {
+        let mut held: usize = self.replay.iter().map(|(r, _)| r.as_slice().len()).sum();
+        while self.replay.len() < rows && held < bytes {
+            let mut record = ByteRecord::new();
+            if !Self::read(self.path, &mut self.reader, &mut record)? {
+                break;
+            }
+            held += record.as_slice().len();
+            self.replay
+                .push_back((record, self.reader.position().byte()));
+        }
+        Ok(())
     }
 
     /// The line and raw text of the current record, read back from the file.

@@ -4,18 +4,25 @@
 //! serde's message. The schema is inferred over the good lines with Arrow's JSON inference (nested
 //! objects → Struct, arrays → List); when two lines disagree in a way inference cannot reconcile
 //! (an object here, a number there), inference is redone line by line and the later, conflicting
-//! line is rejected. Declared and table types then override the inferred ones for top-level
-//! columns, and struct columns are merged with the table's so new nested fields evolve it.
+//! line is rejected. Only the first line of each shape (keys, nesting, kinds of values) is built
+//! as a `serde_json::Value` for inference; the others are only scanned ([`shape`]). A top-level
+//! column whose values are all strings in a date or date-time shape
+//! becomes Date32 or a timestamp, as in CSV ([`super::temporal`]). Declared and table types then
+//! override the inferred ones for top-level columns, and struct columns are merged with the table's
+//! so new nested fields evolve it.
 //!
-//! Decoding uses `arrow_json`'s decoder (`Decoder::serialize` over the parsed values) in chunks of
-//! `batch_size` lines (or [`BATCH_BYTES`] of text, whichever comes first). If a chunk fails (a value that does not fit its type), the chunk is decoded row by
-//! row to find the culprits, which are rejected with Arrow's message and the column it concerns,
-//! and the rest is kept. The file is streamed from disk and parsed twice (inference, then decoding)
-//! rather than held, so memory stays near one chunk (plus the rejected rows, handed on last in line
-//! order).
+//! The second pass hands the raw text of the lines to `arrow_json`'s decoder (its tape parser, no
+//! `serde_json::Value` per line), in chunks of `batch_size` lines (or [`BATCH_BYTES`] of text,
+//! whichever comes first). If a chunk fails (a value that does not fit its type), the chunk is
+//! decoded row by row to find the culprits, which are rejected with Arrow's message and the column
+//! it concerns, and the rest is kept. Arrow's decoder truncates 1.5 into an integer column, so when
+//! the table or the config types a column as an integer that this file's values do not all fit,
+//! each line is parsed again and checked first. The file is streamed from disk with one reused line
+//! buffer and parsed twice (inference, then decoding) rather than held, so memory stays near one
+//! chunk (plus the rejected rows, handed on last in line order).
 
-use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
@@ -28,10 +35,14 @@ use serde_json::Value;
 
 use super::schema::{by_name, merge_schemas, replace_null_types, type_lookups};
 use super::sink::{Collect, Emitter};
+use super::temporal::TemporalInference;
 use super::{
     BATCH_BYTES, FileBatches, FileSink, FileSummary, FormatError, MAX_COLUMNS, ReadOptions,
     RejectedRow, io_error, open_file, quote_value,
 };
+
+/// Most line shapes the first pass remembers (see [`shape`]).
+const MAX_SHAPES: usize = 4096;
 
 /// Reads a JSON Lines file into `sink`; see the module documentation.
 pub(crate) fn read_jsonl(
@@ -67,7 +78,11 @@ fn read_lines(
     opts: &ReadOptions,
     sink: &mut dyn FileSink,
 ) -> Result<FileSummary, FormatError> {
-    let (inferred, mut rejected) = infer_schema(path, source)?;
+    let Inferred {
+        schema: inferred,
+        temporal,
+        mut rejected,
+    } = infer_schema(path, source)?;
     // Each line is bounded in `parse_line`; many lines of different keys add up here.
     if inferred.fields().len() > MAX_COLUMNS {
         return Err(FormatError::TooManyColumns {
@@ -87,7 +102,10 @@ fn read_lines(
             let in_table = table_fields.contains_key(f.name().as_str());
             let data_type = match declared.get(f.name().as_str()).copied() {
                 Some(declared) if !in_table => declared.clone(),
-                _ => replace_null_types(f.data_type()),
+                _ => match (f.data_type(), temporal.get(f.name().as_str())) {
+                    (DataType::Utf8, Some(t)) => t.data_type().unwrap_or(DataType::Utf8),
+                    (other, _) => replace_null_types(other),
+                },
             };
             Arc::new(Field::new(f.name(), data_type, true))
         })
@@ -98,41 +116,53 @@ fn read_lines(
         None => file_schema,
     });
 
+    // Integer columns some value of this file may not fit (a table's or declared type): those
+    // values are checked before Arrow's decoder would truncate them. Inference over the whole file
+    // typed a column Int64 only if every value is an integer.
+    let inferred_by_name = by_name(inferred.fields());
+    let integer_columns: Vec<(&str, &DataType)> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_integer())
+        .filter(|f| {
+            inferred_by_name.get(f.name().as_str()).is_some_and(|&i| {
+                !matches!(
+                    inferred.field(i).data_type(),
+                    DataType::Int64 | DataType::Null
+                )
+            })
+        })
+        .map(|f| (f.name().as_str(), f.data_type()))
+        .collect();
+
     let mut out = Emitter::new(sink, Arc::clone(&schema));
     let mut chunk = Chunk {
         path,
         schema: &schema,
         batch_size: opts.batch_size,
+        text: Vec::new(),
         rows: Vec::with_capacity(opts.batch_size.min(65_536)),
-        bytes: 0,
     };
-    let integer_columns: Vec<(&str, &DataType)> = schema
-        .fields()
-        .iter()
-        .filter(|f| f.data_type().is_integer())
-        .map(|f| (f.name().as_str(), f.data_type()))
-        .collect();
-    for item in source.lines(path)? {
-        let (line, raw) = item?;
+    let mut lines = source.reader(path)?;
+    while let Some((line, raw)) = lines.next_line()? {
         if skip.contains(&line) {
             continue;
         }
-        // Lines that parsed during inference parse again; a failure here would be a bug, but the
-        // row is still not lost.
-        let value = match parse_line(line, &raw) {
-            Ok(value) => value,
-            Err(reason) => {
-                rejected.push(rejected_row(line, reason, &raw));
+        if !integer_columns.is_empty() {
+            // Lines that parsed during inference parse again; a failure here would be a bug, but
+            // the row is still not lost.
+            let reason = match parse_line(line, raw) {
+                Ok(value) => check_integers(&value, &integer_columns)
+                    .map(|reason| format!("line {line}: {reason}")),
+                Err(reason) => Some(reason),
+            };
+            if let Some(reason) = reason {
+                rejected.push(rejected_row(line, reason, raw));
                 continue;
             }
-        };
-        if let Some(reason) = check_integers(&value, &integer_columns) {
-            rejected.push(rejected_row(line, format!("line {line}: {reason}"), &raw));
-            continue;
         }
-        chunk.bytes += raw.len();
-        chunk.rows.push(Row { line, raw, value });
-        let full = chunk.rows.len() == opts.batch_size || chunk.bytes >= BATCH_BYTES;
+        chunk.push(line, raw);
+        let full = chunk.rows.len() == opts.batch_size || chunk.text.len() >= BATCH_BYTES;
         if full && !chunk.decode(&mut out, &mut rejected)? {
             return Ok(out.finish());
         }
@@ -156,66 +186,99 @@ enum LineSource<'a> {
     Bytes(&'a [u8]),
 }
 
-/// A line's number and its text without the line terminator.
-type Line<'a> = (u64, Cow<'a, [u8]>);
-
 impl<'a> LineSource<'a> {
-    /// The non-blank lines: (1-based line number, text without the line terminator).
-    fn lines(
-        self,
-        path: &Path,
-    ) -> Result<Box<dyn Iterator<Item = Result<Line<'a>, FormatError>> + 'a>, FormatError> {
-        let all: Box<dyn Iterator<Item = Result<Line<'a>, FormatError>> + 'a> = match self {
-            LineSource::Bytes(bytes) => Box::new(
-                bytes
-                    .split(|b| *b == b'\n')
-                    .zip(1u64..)
-                    .map(|(raw, line)| Ok((line, Cow::Borrowed(raw)))),
-            ),
+    /// A reader of the non-blank lines, from the start; `path` names the origin in errors.
+    fn reader(self, path: &'a Path) -> Result<LineReader<'a>, FormatError> {
+        let input = match self {
             LineSource::File(file) => {
-                let mut reader = BufReader::new(open_file(file)?);
-                let path = path.to_path_buf();
-                let mut line = 0u64;
-                let mut done = false;
-                Box::new(std::iter::from_fn(move || {
-                    if done {
-                        return None;
-                    }
-                    let mut buf = Vec::new();
-                    match reader.read_until(b'\n', &mut buf) {
-                        Ok(_) => {
-                            line += 1;
-                            // As `split`: the text after the last terminator is one more line.
-                            match buf.strip_suffix(b"\n") {
-                                Some(body) => buf.truncate(body.len()),
-                                None => done = true,
-                            }
-                            Some(Ok((line, Cow::Owned(buf))))
-                        }
-                        Err(source) => {
-                            done = true;
-                            Some(Err(io_error(&path, source)))
-                        }
-                    }
-                }))
+                Input::File(BufReader::with_capacity(256 * 1024, open_file(file)?))
             }
+            LineSource::Bytes(bytes) => Input::Bytes(bytes),
         };
-        Ok(Box::new(all.filter_map(|item| match item {
-            Ok((line, raw)) => {
-                let raw = match raw {
-                    Cow::Borrowed(raw) => Cow::Borrowed(raw.strip_suffix(b"\r").unwrap_or(raw)),
-                    Cow::Owned(mut raw) => {
-                        if raw.last() == Some(&b'\r') {
-                            raw.pop();
-                        }
-                        Cow::Owned(raw)
+        Ok(LineReader {
+            path,
+            input,
+            buf: Vec::new(),
+            line: 0,
+            done: false,
+        })
+    }
+}
+
+enum Input<'a> {
+    File(BufReader<File>),
+    /// What is left to read.
+    Bytes(&'a [u8]),
+}
+
+/// The non-blank lines of a source, one at a time, in one reused buffer (a file's lines are read
+/// into it, bytes in memory are lent as they are).
+struct LineReader<'a> {
+    path: &'a Path,
+    input: Input<'a>,
+    buf: Vec<u8>,
+    /// The 1-based number of the last line read.
+    line: u64,
+    done: bool,
+}
+
+impl<'a> LineReader<'a> {
+    /// The next non-blank line: its 1-based number and its text without the line terminator (the
+    /// text after the last terminator is one more line).
+    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, FormatError> {
+        match &mut self.input {
+            Input::Bytes(rest) => loop {
+                if self.done {
+                    return Ok(None);
+                }
+                let bytes: &'a [u8] = *rest;
+                let raw = match bytes.iter().position(|b| *b == b'\n') {
+                    Some(end) => {
+                        *rest = &bytes[end + 1..];
+                        &bytes[..end]
+                    }
+                    None => {
+                        self.done = true;
+                        *rest = &[];
+                        bytes
                     }
                 };
-                (!raw.iter().all(u8::is_ascii_whitespace)).then_some(Ok((line, raw)))
+                self.line += 1;
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                if !is_blank(raw) {
+                    return Ok(Some((self.line, raw)));
+                }
+            },
+            Input::File(reader) => {
+                loop {
+                    if self.done {
+                        return Ok(None);
+                    }
+                    self.buf.clear();
+                    reader
+                        .read_until(b'\n', &mut self.buf)
+                        .map_err(|source| io_error(self.path, source))?;
+                    self.line += 1;
+                    if self.buf.last() == Some(&b'\n') {
+                        self.buf.pop();
+                    } else {
+                        self.done = true;
+                    }
+                    if self.buf.last() == Some(&b'\r') {
+                        self.buf.pop();
+                    }
+                    if !is_blank(&self.buf) {
+                        break;
+                    }
+                }
+                Ok(Some((self.line, &self.buf)))
             }
-            Err(e) => Some(Err(e)),
-        })))
+        }
     }
+}
+
+fn is_blank(raw: &[u8]) -> bool {
+    raw.iter().all(u8::is_ascii_whitespace)
 }
 
 /// Parses one line into a JSON object, or explains why it is not one.
@@ -250,22 +313,61 @@ fn rejected_row(line: u64, reason: String, raw: &[u8]) -> RejectedRow {
     }
 }
 
-/// Infers the schema of the good lines; returns it with the rejected lines (unparseable, or
-/// conflicting with earlier lines).
-fn infer_schema(
-    path: &Path,
-    source: LineSource<'_>,
-) -> Result<(Schema, Vec<RejectedRow>), FormatError> {
+/// What the first pass found.
+struct Inferred {
+    /// Arrow's inference over the good lines.
+    schema: Schema,
+    /// What the string values of each top-level key look like.
+    temporal: HashMap<String, TemporalInference>,
+    /// Lines rejected: unparseable, or conflicting with earlier lines.
+    rejected: Vec<RejectedRow>,
+}
+
+/// Takes the top-level values of one line into account for date and date-time inference.
+fn observe_temporal(temporal: &mut HashMap<String, TemporalInference>, value: &Value) {
+    let Value::Object(object) = value else {
+        return;
+    };
+    for (key, value) in object {
+        match value {
+            Value::String(text) => shape::with_state(temporal, key, |s| s.observe(text)),
+            Value::Null => {}
+            _ => shape::with_state(temporal, key, TemporalInference::observe_non_text),
+        }
+    }
+}
+
+/// Infers the schema of the good lines; see [`Inferred`].
+fn infer_schema(path: &Path, source: LineSource<'_>) -> Result<Inferred, FormatError> {
     let mut rejected = Vec::new();
+    let mut temporal = HashMap::new();
+    let mut shapes: HashSet<Vec<u8>> = HashSet::new();
+    let mut signature = Vec::new();
     let mut failed = None;
-    let mut lines = source.lines(path)?;
+    let mut lines = source.reader(path)?;
     let values = std::iter::from_fn(|| {
         loop {
-            match lines.next()? {
-                Ok((line, raw)) => match parse_line(line, &raw) {
-                    Ok(value) => return Some(Ok::<_, ArrowError>(value)),
-                    Err(reason) => rejected.push(rejected_row(line, reason, &raw)),
-                },
+            match lines.next_line() {
+                Ok(Some((line, raw))) => {
+                    // A line of a shape seen before adds nothing to inference ([`shape`]).
+                    if let Ok(text) = std::str::from_utf8(raw)
+                        && shape::signature(text, &mut signature, &mut temporal).is_ok()
+                    {
+                        if shapes.contains(signature.as_slice()) {
+                            continue;
+                        }
+                        // Lines of ever new shapes (a key per line) are not remembered past this:
+                        // memory stays bounded, they are inferred the slow way.
+                        if shapes.len() < MAX_SHAPES {
+                            shapes.insert(signature.clone());
+                        }
+                    }
+                    match parse_line(line, raw) {
+                        Ok(value) => return Some(Ok::<_, ArrowError>(value)),
+                        Err(reason) => rejected.push(rejected_row(line, reason, raw)),
+                    }
+                }
+                Ok(None) => return None,
                 Err(e) => {
                     failed = Some(e);
                     return None;
@@ -278,7 +380,11 @@ fn infer_schema(
         return Err(e);
     }
     match inferred {
-        Ok(schema) => Ok((schema, rejected)),
+        Ok(schema) => Ok(Inferred {
+            schema,
+            temporal,
+            rejected,
+        }),
         Err(e) => {
             tracing::debug!(error = %e, "JSON lines disagree on types; inferring line by line");
             infer_row_by_row(path, source)
@@ -288,18 +394,16 @@ fn infer_schema(
 
 /// Inference that accepts lines in order and rejects a line whose types cannot be reconciled with
 /// the lines before it.
-fn infer_row_by_row(
-    path: &Path,
-    source: LineSource<'_>,
-) -> Result<(Schema, Vec<RejectedRow>), FormatError> {
+fn infer_row_by_row(path: &Path, source: LineSource<'_>) -> Result<Inferred, FormatError> {
     let mut rejected = Vec::new();
+    let mut temporal = HashMap::new();
     let mut fields = Fields::empty();
-    for item in source.lines(path)? {
-        let (line, raw) = item?;
-        let value = match parse_line(line, &raw) {
+    let mut lines = source.reader(path)?;
+    while let Some((line, raw)) = lines.next_line()? {
+        let value = match parse_line(line, raw) {
             Ok(value) => value,
             Err(reason) => {
-                rejected.push(rejected_row(line, reason, &raw));
+                rejected.push(rejected_row(line, reason, raw));
                 continue;
             }
         };
@@ -308,12 +412,15 @@ fn infer_row_by_row(
                 Ok(row) => row,
                 Err(e) => {
                     let reason = format!("line {line}: {}", arrow_message(&e));
-                    rejected.push(rejected_row(line, reason, &raw));
+                    rejected.push(rejected_row(line, reason, raw));
                     continue;
                 }
             };
         match coerce_fields(&fields, row.fields()) {
-            Ok(merged) => fields = merged,
+            Ok(merged) => {
+                fields = merged;
+                observe_temporal(&mut temporal, &value);
+            }
             Err(Conflict {
                 column,
                 earlier,
@@ -322,11 +429,15 @@ fn infer_row_by_row(
                 let reason = format!(
                     "line {line}: column `{column}`: {here} conflicts with {earlier} in earlier lines"
                 );
-                rejected.push(rejected_row(line, reason, &raw));
+                rejected.push(rejected_row(line, reason, raw));
             }
         }
     }
-    Ok((Schema::new(fields), rejected))
+    Ok(Inferred {
+        schema: Schema::new(fields),
+        temporal,
+        rejected,
+    })
 }
 
 /// Two inferred types that cannot be reconciled.
@@ -417,24 +528,24 @@ fn check_integers(value: &Value, columns: &[(&str, &DataType)]) -> Option<String
     })
 }
 
-/// A parsed line waiting to be decoded.
-struct Row<'a> {
-    line: u64,
-    raw: Cow<'a, [u8]>,
-    value: Value,
-}
-
-/// Rows waiting to be decoded into one batch.
-struct Chunk<'a, 'r> {
+/// Lines waiting to be decoded into one batch: their text, one after the other (each ended by a
+/// newline), and each one's number and range in it.
+struct Chunk<'a> {
     path: &'a Path,
     schema: &'a SchemaRef,
     batch_size: usize,
-    rows: Vec<Row<'r>>,
-    /// Bytes of line text in `rows`.
-    bytes: usize,
+    text: Vec<u8>,
+    rows: Vec<(u64, std::ops::Range<usize>)>,
 }
 
-impl Chunk<'_, '_> {
+impl Chunk<'_> {
+    fn push(&mut self, line: u64, raw: &[u8]) {
+        let start = self.text.len();
+        self.text.extend_from_slice(raw);
+        self.rows.push((line, start..self.text.len()));
+        self.text.push(b'\n');
+    }
+
     fn decoder(&self) -> Result<Decoder, FormatError> {
         decoder_for(self.schema, self.batch_size).map_err(|source| FormatError::Arrow {
             path: self.path.to_path_buf(),
@@ -453,28 +564,23 @@ impl Chunk<'_, '_> {
         if self.rows.is_empty() {
             return Ok(!out.stopped());
         }
-        let values: Vec<&Value> = self.rows.iter().map(|r| &r.value).collect();
-        let batch = match decode_values(self.decoder()?, &values) {
+        let batch = match decode_text(self.decoder()?, &self.text) {
             Ok(batch) => batch,
             Err(_) => {
                 // Find the culprits one row at a time, then decode the rest together.
-                let mut good: Vec<&Value> = Vec::with_capacity(values.len());
-                for row in &self.rows {
-                    if let Err(e) =
-                        decode_values(self.decoder()?, std::slice::from_ref(&&row.value))
-                    {
-                        let reason = format!(
-                            "line {}: {}",
-                            row.line,
-                            locate_failure(&row.value, self.schema, &e)
-                        );
-                        rejected.push(rejected_row(row.line, reason, &row.raw));
+                let mut good: Vec<u8> = Vec::with_capacity(self.text.len());
+                for (line, range) in &self.rows {
+                    let raw = &self.text[range.clone()];
+                    if let Err(e) = decode_text(self.decoder()?, raw) {
+                        let reason = format!("line {line}: {}", self.locate_failure(raw, &e));
+                        rejected.push(rejected_row(*line, reason, raw));
                     } else {
-                        good.push(&row.value);
+                        good.extend_from_slice(raw);
+                        good.push(b'\n');
                     }
                 }
-                let first_line = self.rows.first().map_or(0, |r| r.line);
-                decode_values(self.decoder()?, &good).map_err(|source| FormatError::Arrow {
+                let first_line = self.rows.first().map_or(0, |r| r.0);
+                decode_text(self.decoder()?, &good).map_err(|source| FormatError::Arrow {
                     path: self.path.to_path_buf(),
                     context: format!(
                         "decoding the rows from line {first_line} that decoded one by one"
@@ -484,11 +590,29 @@ impl Chunk<'_, '_> {
             }
         };
         self.rows.clear();
-        self.bytes = 0;
+        self.text.clear();
         Ok(match batch {
             Some(batch) => out.batch(batch),
             None => !out.stopped(),
         })
+    }
+
+    /// Names the top-level column a row fails on, by decoding it against one column at a time.
+    fn locate_failure(&self, raw: &[u8], error: &ArrowError) -> String {
+        for field in self.schema.fields() {
+            let single = Arc::new(Schema::new(vec![Arc::clone(field)]));
+            let Ok(decoder) = decoder_for(&single, 1) else {
+                continue;
+            };
+            if let Err(e) = decode_text(decoder, raw) {
+                let message = arrow_message(&e);
+                // Arrow names the field itself; the reason names it once, the way CSV reasons do.
+                let prefix = format!("whilst decoding field '{}': ", field.name());
+                let message = message.strip_prefix(&prefix).unwrap_or(&message);
+                return format!("column `{}`: {message}", field.name());
+            }
+        }
+        arrow_message(error)
     }
 }
 
@@ -499,31 +623,24 @@ fn decoder_for(schema: &SchemaRef, batch_size: usize) -> Result<Decoder, ArrowEr
         .build_decoder()
 }
 
-/// Decodes `values` with a fresh decoder (a failed flush leaves a decoder unusable).
-fn decode_values(
-    mut decoder: Decoder,
-    values: &[&Value],
-) -> Result<Option<RecordBatch>, ArrowError> {
-    decoder.serialize(values)?;
-    decoder.flush()
-}
-
-/// Names the top-level column a row fails on, by decoding it against one column at a time.
-fn locate_failure(value: &Value, schema: &SchemaRef, error: &ArrowError) -> String {
-    for field in schema.fields() {
-        let single = Arc::new(Schema::new(vec![Arc::clone(field)]));
-        let Ok(decoder) = decoder_for(&single, 1) else {
-            continue;
-        };
-        if let Err(e) = decode_values(decoder, &[value]) {
-            let message = arrow_message(&e);
-            // Arrow names the field itself; the reason names it once, the way CSV reasons do.
-            let prefix = format!("whilst decoding field '{}': ", field.name());
-            let message = message.strip_prefix(&prefix).unwrap_or(&message);
-            return format!("column `{}`: {message}", field.name());
+/// Decodes newline-separated JSON objects (at most the decoder's batch size) with a fresh decoder
+/// (a failed flush leaves a decoder unusable).
+fn decode_text(mut decoder: Decoder, text: &[u8]) -> Result<Option<RecordBatch>, ArrowError> {
+    let mut read = 0;
+    while read < text.len() {
+        let n = decoder.decode(&text[read..])?;
+        if n == 0 {
+            if is_blank(&text[read..]) {
+                break;
+            }
+            // The decoder is full: more rows than its batch size, which `Chunk` never sends.
+            return Err(ArrowError::JsonError(
+                "more rows than a batch holds".to_string(),
+            ));
         }
+        read += n;
     }
-    arrow_message(error)
+    decoder.flush()
 }
 
 /// Arrow's message without the "Json error: " prefix its Display adds.
@@ -533,6 +650,8 @@ fn arrow_message(error: &ArrowError) -> String {
         other => other.to_string(),
     }
 }
+
+mod shape;
 
 #[cfg(test)]
 mod tests;

@@ -4,19 +4,22 @@
 //! (or [`read_file`], which collects what it streams). The contract is that no row disappears: each
 //! row of the file either ends up in an accepted batch or in a [`RejectedRow`] with the physical line
 //! it came from and why it could not be read, so the caller can land the good rows and send the rest
-//! to quarantine. Files are read from disk as they are parsed (text formats twice: once to settle the
-//! schema, once to convert), so memory stays bounded by a batch whatever the file's size.
+//! to quarantine. Files are read from disk as they are parsed (CSV once, its types inferred from a
+//! bounded sample at its start; JSON Lines twice: once to settle the schema, once to convert), so
+//! memory stays bounded by a batch (and a CSV sample) whatever the file's size.
 //! Only problems that concern the whole file (unreadable, not Parquet, no CSV header, a column the
 //! table requires is absent) are errors ([`FormatError`]).
 //!
 //! Types are settled in this order: the type the target table already has (`existing_schema`), then
-//! the type declared in the source config (`declared`), then inference over the file. The result
+//! the type declared in the source config (`declared`), then inference (over a CSV file's first
+//! [`CSV_SAMPLE_ROWS`] rows, over a whole JSON Lines file). The result
 //! schema is [`merge_schemas`]`(existing, file)`, so a new column or a new nested field evolves the
 //! table, and every batch has exactly that schema so a file is appended in one write.
 //!
 //! Module map: `csv` and `jsonl` read text formats row by row,
 //! `parquet` reads typed files, `convert` holds the string → typed column builders used by CSV, and
-//! `schema` holds inference, merging and conforming batches to a schema.
+//! `schema` holds inference, merging and conforming batches to a schema, `temporal` recognises dates
+//! and date-times in text.
 
 /// Most columns a landing file may have: wider files are almost surely not tables (a runaway header
 /// or a record of generated keys), and every column costs a builder and a Parquet column.
@@ -28,12 +31,22 @@ pub const MAX_COLUMNS: usize = 10_000;
 /// size, while 2 MiB ones (and 8192-row ones, 8 MB) let it grow with the file.
 pub(crate) const BATCH_BYTES: usize = 512 * 1024;
 
+/// Rows of a CSV file its column types are inferred from (DuckDB's default `sample_size`): the
+/// file is parsed once, these rows held until their types are settled. A later value that does not
+/// fit its inferred type rejects its row (declare the column's type to choose another).
+pub const CSV_SAMPLE_ROWS: usize = 20_480;
+
+/// Most bytes of CSV text the inference sample holds, whatever its row count: wide rows end the
+/// sample early rather than hold megabytes.
+pub(crate) const CSV_SAMPLE_BYTES: usize = 8 * BATCH_BYTES;
+
 mod convert;
 mod csv;
 mod jsonl;
 mod parquet;
 mod schema;
 mod sink;
+mod temporal;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, LargeListArray, ListArray, StructArray, new_null_array,
 };
-use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, FieldRef, Fields, Schema, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::FormatError;
+use super::temporal::TemporalInference;
 
 /// Union of two schemas: `existing` fields first, in their order and with their type, then the
 /// fields only `incoming` has (made nullable). Struct columns present in both are merged the same
@@ -298,15 +298,17 @@ pub(crate) fn conform_array(array: &ArrayRef, target: &DataType) -> Result<Array
     }
 }
 
-/// Infers the type of one text (CSV) column from its non-empty values: Int64 if all parse as i64,
-/// else Float64 if all parse as f64, else Boolean if all are true/false, else Timestamp(µs, UTC) if
-/// all are RFC 3339 timestamps with `Z` or an offset, else Utf8. A column with no value is Utf8.
+/// Infers the type of one text (CSV) column from its non-empty values, as DuckDB's sniffer does:
+/// Int64 if all parse as i64, else Float64 if all parse as f64, else Boolean if all are true/false,
+/// else Date32 if all are dates (`2025-07-19`), else a timestamp if all are ISO 8601 date-times
+/// (`2025-07-19 20:25:47`, `2025-07-19T20:25:47.123`; see [`TemporalInference`] for which), else
+/// Utf8. A column with no value is Utf8.
 #[derive(Debug, Clone)]
 pub(crate) struct TextInference {
     int: bool,
     float: bool,
     boolean: bool,
-    timestamp: bool,
+    temporal: TemporalInference,
     seen: bool,
 }
 
@@ -316,7 +318,7 @@ impl Default for TextInference {
             int: true,
             float: true,
             boolean: true,
-            timestamp: true,
+            temporal: TemporalInference::default(),
             seen: false,
         }
     }
@@ -340,18 +342,14 @@ impl TextInference {
         if self.boolean && !(v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")) {
             self.boolean = false;
         }
-        // RFC 3339 demands the offset; Arrow's parser must also take it, as conversion uses it.
-        if self.timestamp
-            && (chrono::DateTime::parse_from_rfc3339(v).is_err()
-                || string_to_datetime(&chrono::Utc, v).is_err())
-        {
-            self.timestamp = false;
+        if !self.temporal.is_settled() {
+            self.temporal.observe(v);
         }
     }
 
     /// Whether further values can still change the answer.
     pub(crate) fn is_settled(&self) -> bool {
-        self.seen && !(self.int || self.float || self.boolean || self.timestamp)
+        self.seen && !(self.int || self.float || self.boolean) && self.temporal.is_settled()
     }
 
     /// The inferred type.
@@ -364,10 +362,8 @@ impl TextInference {
             DataType::Float64
         } else if self.boolean {
             DataType::Boolean
-        } else if self.timestamp {
-            utc_micros()
         } else {
-            DataType::Utf8
+            self.temporal.data_type().unwrap_or(DataType::Utf8)
         }
     }
 }

@@ -44,6 +44,7 @@
 pub mod cadence;
 pub mod clock;
 pub mod events;
+pub mod maintenance;
 pub mod plan;
 mod queued;
 pub mod scheduler;
@@ -52,6 +53,8 @@ mod shutdown;
 pub mod store;
 mod takeover;
 
+#[cfg(test)]
+mod maintenance_tests;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]
@@ -62,6 +65,7 @@ use std::path::PathBuf;
 pub use cadence::{CONTINUOUS_INTERVAL, Cadence, Catchup, Ticks};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{DueReason, ScheduleInfo, SchedulerEvent, SchedulerOptions};
+pub use maintenance::MaintenanceSchedule;
 pub use plan::{FileSensorSpec, NodeKind, NodeSchedule, SchedulePlan};
 pub use scheduler::{Scheduler, upcoming};
 pub use store::RunMark;

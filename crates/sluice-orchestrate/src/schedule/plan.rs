@@ -85,6 +85,8 @@ impl NodeSchedule {
 #[derive(Debug, Clone, Default)]
 pub struct SchedulePlan {
     nodes: BTreeMap<String, NodeSchedule>,
+    /// Table maintenance by `schedule:` ([`super::maintenance`]).
+    maintenance: Vec<super::maintenance::MaintenanceSchedule>,
 }
 
 impl SchedulePlan {
@@ -113,8 +115,15 @@ impl SchedulePlan {
                 Err(mut e) => errors.append(&mut e),
             }
         }
+        let maintenance = match super::maintenance::maintenance_schedules(project) {
+            Ok(list) => list,
+            Err(mut e) => {
+                errors.append(&mut e);
+                Vec::new()
+            }
+        };
         if errors.is_empty() {
-            Ok(SchedulePlan { nodes })
+            Ok(SchedulePlan { nodes, maintenance })
         } else {
             Err(ScheduleError::Plan(errors))
         }
@@ -128,6 +137,11 @@ impl SchedulePlan {
     /// Every asset, by name.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeSchedule> {
         self.nodes.values()
+    }
+
+    /// Table maintenance on a schedule: the tables of each distinct `schedule:` of `maintenance:`.
+    pub fn maintenance(&self) -> &[super::maintenance::MaintenanceSchedule] {
+        &self.maintenance
     }
 
     /// Assets with a `schedule:`.

@@ -19,6 +19,7 @@ use super::ScheduleError;
 use super::cadence::{Cadence, Catchup};
 use super::clock::Clock;
 use super::events::{DueReason, ScheduleInfo, SchedulerEvent, SchedulerOptions};
+use super::maintenance::{MaintenanceCursor, PassDone};
 use super::plan::SchedulePlan;
 use super::sensor::FileSensor;
 use super::store::RunMark;
@@ -69,6 +70,11 @@ pub(super) struct Live {
     pub(super) orphans: Vec<AbandonedRun>,
     /// When to look for queued runs next (with [`SchedulerOptions::queue_interval`]).
     pub(super) next_queue_poll: Option<DateTime<Utc>>,
+    /// Table maintenance on a schedule: one cursor per schedule, and the passes under way (by
+    /// task, the cursor's index).
+    pub(super) maintenance: Vec<MaintenanceCursor>,
+    pub(super) maintaining: JoinSet<PassDone>,
+    pub(super) maintenance_tasks: HashMap<tokio::task::Id, usize>,
 }
 
 impl Live {
@@ -242,8 +248,9 @@ impl Scheduler {
             if !due.is_empty() {
                 self.start_run(&mut live, due, &in_flight);
             }
+            self.start_maintenance(&mut live, now);
             let next_wake = self.next_wake(&live);
-            if live.tasks.is_empty() {
+            if live.tasks.is_empty() && live.maintaining.is_empty() {
                 self.emit(SchedulerEvent::Idle { now, next_wake });
             }
             let sleep = match next_wake {
@@ -255,6 +262,9 @@ impl Scheduler {
                 Some(joined) = live.tasks.join_next_with_id(), if !live.tasks.is_empty() => {
                     self.finish(&mut live, joined);
                     check_upstream = true;
+                }
+                Some(done) = live.maintaining.join_next_with_id(), if !live.maintaining.is_empty() => {
+                    self.maintenance_done(&mut live, done);
                 }
                 () = sleep => {}
             }
@@ -296,6 +306,23 @@ impl Scheduler {
                 },
             );
         }
+        let mut maintenance = Vec::new();
+        for schedule in self.plan.maintenance() {
+            let after = match ticks.get(&schedule.key) {
+                Some(t) if *t <= now => *t,
+                Some(_) => now,
+                None => {
+                    self.state.set_schedule_tick(&schedule.key, now)?;
+                    now
+                }
+            };
+            maintenance.push(MaintenanceCursor {
+                schedule: schedule.clone(),
+                after,
+                pending: None,
+                running: false,
+            });
+        }
         let sensors = self
             .plan
             .nodes()
@@ -313,6 +340,9 @@ impl Scheduler {
             cooldown: BTreeMap::new(),
             orphans,
             next_queue_poll: self.opts.queue_interval.map(|_| now),
+            maintenance,
+            maintaining: JoinSet::new(),
+            maintenance_tasks: HashMap::new(),
         })
     }
 
@@ -521,6 +551,11 @@ impl Scheduler {
         live.cursors
             .values()
             .filter_map(|c| c.cadence.next_after(c.after))
+            .chain(
+                live.maintenance
+                    .iter()
+                    .filter_map(MaintenanceCursor::next_wake),
+            )
             .chain(std::iter::once(live.next_poll))
             .chain(live.next_queue_poll)
             .min()

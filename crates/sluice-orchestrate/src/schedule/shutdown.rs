@@ -12,6 +12,9 @@ use crate::state::RunRecord;
 impl Scheduler {
     /// Waits for in-flight runs up to the grace period, then cancels the rest and marks them so.
     pub(super) async fn drain(&self, live: &mut Live) {
+        // A maintenance pass commits step by step; one cut short is whole again at the next
+        // start, which repeats its unrecorded tick.
+        live.maintaining.abort_all();
         // The grace period starts when shutdown is asked for, before anyone hears about it.
         let mut deadline = self
             .clock

@@ -38,6 +38,15 @@ pub(crate) struct Harness {
 }
 
 pub(crate) async fn harness(files: &[(&str, &str)], start: DateTime<Utc>) -> Harness {
+    harness_with("", files, start).await
+}
+
+/// [`harness`] with `config` (YAML lines) added to `sluice.yml`.
+pub(crate) async fn harness_with(
+    config: &str,
+    files: &[(&str, &str)],
+    start: DateTime<Utc>,
+) -> Harness {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     // The state backend under test: SQLite in the project, or a PostgreSQL schema of its own.
@@ -46,9 +55,9 @@ pub(crate) async fn harness(files: &[(&str, &str)], start: DateTime<Utc>) -> Har
         Some(s) => write(
             &dir,
             "sluice.yml",
-            &format!("name: sched\nstate: '{}'\n", s.yaml_value()),
+            &format!("name: sched\nstate: '{}'\n{config}", s.yaml_value()),
         ),
-        None => write(&dir, "sluice.yml", "name: sched\n"),
+        None => write(&dir, "sluice.yml", &format!("name: sched\n{config}")),
     }
     for (rel, text) in files {
         write(&dir, rel, text);

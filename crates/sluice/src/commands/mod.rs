@@ -7,6 +7,7 @@ mod bench;
 mod bench_cdc;
 mod bench_dbt;
 mod bench_distributed;
+mod bench_ingest;
 mod bench_maintain;
 mod bench_pg;
 mod bench_scheduler;
@@ -231,7 +232,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             maintenance,
             maintenance_batches,
             distributed,
+            ingest_vs_duckdb,
+            ingest_rows,
         } => {
+            if ingest_vs_duckdb {
+                let settings = bench_ingest::IngestBench { rows: ingest_rows };
+                return bench_ingest::bench_ingest(&settings, dir.as_deref()).await;
+            }
             if let Some(url) = distributed {
                 let settings = bench_distributed::DistributedBench { scale, seed, url };
                 return bench_distributed::bench_distributed(&settings, dir.as_deref()).await;

@@ -522,3 +522,6 @@ fn a_sink_can_stop_the_read_after_a_batch() {
         "the short row comes after the first batch"
     );
 }
+
+#[path = "sample_tests.rs"]
+mod sample_tests;

@@ -368,3 +368,116 @@ fn a_record_of_too_many_keys_is_rejected_and_too_many_columns_fail_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn date_and_date_time_strings_infer_as_in_csv() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "t.jsonl",
+        concat!(
+            r#"{"at":"2025-07-19 20:25:47","zoned":"2025-07-19T20:25:47Z","day":"2025-07-19","n":"2025-07-19","s":"x"}"#,
+            "\n",
+            r#"{"at":"2025-07-20T01:02:03","zoned":"2025-07-19 20:25:47.123+02:00","day":null,"n":5,"s":"2025-07-19"}"#,
+            "\n",
+        ),
+    );
+    let out = read_file(&path, &jsonl()).unwrap();
+    let types: Vec<_> = out
+        .schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type().clone()))
+        .collect();
+    // Keys in serde_json's order (sorted).
+    assert_eq!(
+        types,
+        vec![
+            ("at", DataType::Timestamp(TimeUnit::Microsecond, None)),
+            ("day", DataType::Date32),
+            ("n", DataType::Utf8),
+            ("s", DataType::Utf8),
+            (
+                "zoned",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            ),
+        ]
+    );
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    let batch = concat(&out.batches);
+    let at = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(at.value(0), 1_752_956_747_000_000);
+    let zoned = batch.column(4).as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(zoned.value(0), 1_752_956_747_000_000);
+    assert_eq!(zoned.value(1), 1_752_956_747_123_000 - 7_200_000_000);
+    let day = batch
+        .column(1)
+        .as_primitive::<arrow::datatypes::Date32Type>();
+    assert_eq!((day.value(0), day.is_null(1)), (20_288, true));
+}
+
+/// Clickstream-like lines, as ShopFlow's tracker writes them.
+fn clickstream(lines: usize) -> String {
+    let mut text = String::with_capacity(lines * 260);
+    for i in 0..lines {
+        let campaign = if i % 3 == 0 {
+            r#","campaign":"summer""#
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            r#"{{"event_id":"evt-{i:08}","user_id":{},"event_type":"page_view","event_timestamp":"2026-01-{:02}T{:02}:{:02}:{:02}Z","user_agent":"Mozilla/5.0 (X11; Linux x86_64)","properties":{{"page":"/products/{}","referrer":"google","device":"desktop"{campaign}}}}}"#,
+            i % 5000,
+            1 + i % 28,
+            i % 24,
+            i % 60,
+            (i * 7) % 60,
+            i % 300,
+        ));
+        text.push('\n');
+    }
+    text
+}
+
+/// Not a timing test: a fixed workload to measure with callgrind (instruction counts are
+/// deterministic, unlike the time of a debug build). Run:
+/// `valgrind --tool=callgrind <test binary> --ignored --exact formats::jsonl::tests::callgrind_workload`.
+#[test]
+#[ignore = "a profiling workload, run by hand under callgrind (see its doc comment)"]
+fn callgrind_workload() {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "events.jsonl", &clickstream(20_000));
+    let opts = ReadOptions {
+        declared: vec![(
+            "event_timestamp".to_string(),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )],
+        ..jsonl()
+    };
+    let out = read_file(&path, &opts).unwrap();
+    assert_eq!(out.rows, 20_000);
+    assert!(out.rejected.is_empty());
+}
+
+#[test]
+fn the_clickstream_workload_reads_every_line_with_its_drift() {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "events.jsonl", &clickstream(3_000));
+    let out = read_file(&path, &jsonl()).unwrap();
+    assert_eq!(out.rows, 3_000);
+    let properties = out.schema.field_with_name("properties").unwrap();
+    let DataType::Struct(fields) = properties.data_type() else {
+        panic!("{properties:?}")
+    };
+    assert!(fields.find("campaign").is_some());
+    assert_eq!(
+        out.schema
+            .field_with_name("event_timestamp")
+            .unwrap()
+            .data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        "inferred from the strings"
+    );
+    let batch = concat(&out.batches);
+    assert_eq!(ints(&batch, "user_id")[2_999], Some(2_999));
+}

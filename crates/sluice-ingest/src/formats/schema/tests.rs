@@ -22,9 +22,15 @@ fn text_inference_follows_the_type_ladder() {
         utc_micros()
     );
     assert_eq!(
-        infer(&["2024-01-02T03:04:05"]),
+        infer(&["2024-01-02T03:04:05", "2024-01-02 03:04:05.5"]),
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        "no offset: a timestamp without zone, as DuckDB's TIMESTAMP"
+    );
+    assert_eq!(infer(&["2024-01-02", ""]), DataType::Date32);
+    assert_eq!(
+        infer(&["2024-01-02", "2024-01-02 03:04:05"]),
         DataType::Utf8,
-        "no offset: text"
+        "dates and date-times mixed: text, as DuckDB"
     );
     assert_eq!(infer(&["NaN", "inf"]), DataType::Utf8);
     assert_eq!(infer(&["1", "abc"]), DataType::Utf8);

@@ -56,4 +56,25 @@ pub struct FilesTable {
     /// PII handling before landing: column → hash | mask | drop.
     #[serde(default)]
     pub pii: BTreeMap<String, Pii>,
+    /// How many files of one ingestion are read and written at once (default: the machine's
+    /// cores, at most [`DEFAULT_MAX_PARALLELISM`]); they still commit one by one, in file-name
+    /// order. `1` lands them one after another.
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+}
+
+/// The most files landed at once by default: each holds a batch and a row group in memory.
+pub const DEFAULT_MAX_PARALLELISM: usize = 8;
+
+impl FilesTable {
+    /// [`FilesTable::parallelism`], or its default.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(DEFAULT_MAX_PARALLELISM)
+            })
+            .max(1)
+    }
 }

@@ -43,7 +43,7 @@ pub(super) struct FileLanded {
 }
 
 /// What the reader thread hands over.
-enum Item {
+pub(super) enum Item {
     Schema(SchemaRef),
     Batch(RecordBatch),
     Rejected(RejectedRow),
@@ -51,7 +51,7 @@ enum Item {
 
 /// Sends what the reader reads; stops the read when the receiver is gone (the writer found the file
 /// already committed, or failed).
-struct ChannelSink(Sender<Item>);
+pub(super) struct ChannelSink(pub(super) Sender<Item>);
 
 impl FileSink for ChannelSink {
     fn schema(&mut self, schema: &SchemaRef) {
@@ -67,7 +67,7 @@ impl FileSink for ChannelSink {
     }
 }
 
-type Reader = tokio::task::JoinHandle<Result<FileSummary, FormatError>>;
+pub(super) type Reader = tokio::task::JoinHandle<Result<FileSummary, FormatError>>;
 
 /// The read under way: what it still sends, its thread, and the rows it rejected so far.
 struct Read {
@@ -239,7 +239,10 @@ async fn feed(
 }
 
 /// The reader's outcome: its summary, or why it failed.
-async fn join_reader(target: &FileTarget<'_>, reader: Reader) -> Result<FileSummary, IngestError> {
+pub(super) async fn join_reader(
+    target: &FileTarget<'_>,
+    reader: Reader,
+) -> Result<FileSummary, IngestError> {
     let read = reader.await.map_err(|e| IngestError::Read {
         source_name: target.source.to_string(),
         table: target.table.to_string(),
@@ -250,13 +253,13 @@ async fn join_reader(target: &FileTarget<'_>, reader: Reader) -> Result<FileSumm
 }
 
 /// The commit metadata naming the file, by which it is landed exactly once.
-fn file_metadata(target: &FileTarget<'_>) -> serde_json::Map<String, serde_json::Value> {
+pub(super) fn file_metadata(target: &FileTarget<'_>) -> serde_json::Map<String, serde_json::Value> {
     let mut metadata = serde_json::Map::new();
     metadata.insert("sluice.file".into(), target.rel.into());
     metadata
 }
 
-fn quarantined(target: &FileTarget<'_>, r: RejectedRow) -> QuarantinedRow {
+pub(super) fn quarantined(target: &FileTarget<'_>, r: RejectedRow) -> QuarantinedRow {
     QuarantinedRow {
         source_file: Some(target.rel.to_string()),
         line: Some(r.line),

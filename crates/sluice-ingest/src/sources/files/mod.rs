@@ -2,6 +2,7 @@
 
 mod config;
 mod land;
+mod parallel;
 mod source;
 
 pub use config::{FilesConfig, FilesTable};

@@ -3,18 +3,21 @@
 //! Each new file is landed in its own Delta commit whose metadata names the file; the set of landed
 //! files is read back from the table's log, so a file is landed exactly once even if the process dies
 //! between files, and no side database can drift from the lake. A file streams into its commit
-//! (`land`), so its size does not bound what memory it needs.
+//! (`land`), so its size does not bound what memory it needs. Once the table exists, up to
+//! `parallelism` files are read and written at once and committed in order (`parallel`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use sluice_core::SourceDecl;
 use sluice_core::env::expand_env;
 use sluice_lake::TableId;
 
 use super::config::{FilesConfig, FilesTable};
-use super::land::{FileLanded, FileTarget, land_file};
+use super::land::{FileLanded, land_file};
+use super::parallel::{Committed, FileJob, Staging, commit_staged};
 use crate::error::IngestError;
 use crate::formats::{FileFormat, ReadOptions, parse_type_name};
 use crate::landing::app_id;
@@ -43,6 +46,12 @@ impl FilesSource {
             for (col, ty) in &t.columns {
                 parse_type_name(ty)
                     .map_err(|e| invalid(format!("tables[{i}].columns.{col}"), e.to_string()))?;
+            }
+            if t.parallelism == Some(0) {
+                return Err(invalid(
+                    format!("tables[{i}].parallelism"),
+                    "must be at least 1 (1 lands the files one after another)".to_string(),
+                ));
             }
         }
         Ok(Self {
@@ -82,6 +91,61 @@ impl FilesSource {
         }
         files.sort();
         Ok(files)
+    }
+
+    /// What landing `file` as txn `txn_version` needs to know.
+    fn job(&self, t: &FilesTable, file: &Path, rel: String, txn_version: i64) -> FileJob {
+        FileJob {
+            source: self.name.clone(),
+            table: t.name.clone(),
+            rel,
+            pii: t.pii.clone(),
+            txn_version,
+            path: file.to_path_buf(),
+        }
+    }
+
+    /// How to read `file` for table `t` as it is now: its format, the table's current columns (the
+    /// reader fits rows to them), the declared types and the CSV options.
+    async fn read_options(
+        &self,
+        t: &FilesTable,
+        file: &Path,
+        declared: &[(String, arrow::datatypes::DataType)],
+        cx: &IngestContext,
+    ) -> Result<ReadOptions, IngestError> {
+        let format = self.format(t, file)?;
+        // The bronze metadata columns are added after parsing, so they are not part of what a
+        // file must provide.
+        let id = TableId::bronze(&self.name, &t.name);
+        let existing_schema = match cx.lake.load(&id).await? {
+            Some(table) => Some(crate::landing::without_metadata_columns(
+                sluice_lake::arrow_schema(&table)?.as_ref(),
+            )),
+            None => None,
+        };
+        let mut opts = ReadOptions::new(format);
+        opts.existing_schema = existing_schema;
+        opts.declared = declared.to_vec();
+        if let Some(d) = t.delimiter {
+            opts.csv_delimiter = u8::try_from(d).unwrap_or(b',');
+        }
+        if let Some(h) = t.header {
+            opts.csv_has_header = h;
+        }
+        Ok(opts)
+    }
+
+    /// The format of `file`: the table's, else its extension's.
+    fn format(
+        &self,
+        t: &FilesTable,
+        file: &Path,
+    ) -> Result<FileFormat, crate::formats::FormatError> {
+        match &t.format {
+            Some(f) => f.parse::<FileFormat>(),
+            None => FileFormat::from_path(file),
+        }
     }
 
     fn relative(&self, p: &Path) -> String {
@@ -131,52 +195,90 @@ impl Source for FilesSource {
             .map(|(c, ty)| parse_type_name(ty).map(|dt| (c.clone(), dt)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut report = IngestReport::default();
+        let mut files = Vec::new();
         for file in self.matching_files(t)? {
             let rel = self.relative(&file);
             if landed.contains(&rel) {
                 report.files_skipped += 1;
-                continue;
+            } else {
+                files.push((file, rel));
             }
-            let format = match &t.format {
-                Some(f) => f.parse::<FileFormat>()?,
-                None => FileFormat::from_path(&file)?,
+        }
+        let parallelism = t.parallelism();
+        let mut files = files.into_iter().peekable();
+        // One after another while the table does not exist: the first file creates it and fixes
+        // the types the others are read against.
+        while files.peek().is_some() && (parallelism == 1 || !cx.lake.exists(&id).await?) {
+            let Some((file, rel)) = files.next() else {
+                break;
             };
-            // The reader fits rows to the table's columns; the bronze metadata columns are added
-            // after parsing, so they are not part of what a file must provide.
-            let existing_schema = match cx.lake.load(&id).await? {
-                Some(table) => Some(crate::landing::without_metadata_columns(
-                    sluice_lake::arrow_schema(&table)?.as_ref(),
-                )),
-                None => None,
-            };
-            let mut opts = ReadOptions::new(format);
-            opts.existing_schema = existing_schema;
-            opts.declared = declared.clone();
-            if let Some(d) = t.delimiter {
-                opts.csv_delimiter = u8::try_from(d).unwrap_or(b',');
-            }
-            if let Some(h) = t.header {
-                opts.csv_has_header = h;
-            }
             txn_version += 1;
-            let target = FileTarget {
-                source: &self.name,
-                table: &t.name,
-                rel: &rel,
-                pii: &t.pii,
-                txn_version,
+            let job = self.job(t, &file, rel, txn_version);
+            let opts = self.read_options(t, &file, &declared, cx).await?;
+            let landed = land_file(cx, &job.target(), file, opts).await?;
+            add(&mut report, &job, landed, cx);
+        }
+        let jobs: Vec<FileJob> = files
+            .map(|(file, rel)| {
+                txn_version += 1;
+                self.job(t, &file, rel, txn_version)
+            })
+            .collect();
+        if jobs.is_empty() {
+            return Ok(report);
+        }
+        // Every file is read against the table as it is now (see `parallel` for a file that an
+        // earlier one changes).
+        let base = self.read_options(t, &jobs[0].path, &declared, cx).await?;
+        let mut staging = futures::stream::iter(jobs)
+            .map(|job| {
+                let task = self
+                    .format(t, &job.path)
+                    .map(|format| {
+                        let opts = ReadOptions {
+                            format,
+                            ..base.clone()
+                        };
+                        Staging::start(cx, job.clone(), opts)
+                    })
+                    .map_err(IngestError::from);
+                async move {
+                    let staged = match task {
+                        Ok(task) => task.finish(&job).await,
+                        Err(e) => Err(e),
+                    };
+                    (staged, job)
+                }
+            })
+            .buffered(parallelism);
+        while let Some((staged, job)) = staging.next().await {
+            let landed = match commit_staged(cx, &job, staged?).await? {
+                Committed::Landed(landed) => landed,
+                Committed::Again => {
+                    let opts = self.read_options(t, &job.path, &declared, cx).await?;
+                    land_file(cx, &job.target(), job.path.clone(), opts).await?
+                }
             };
-            let FileLanded {
-                rows_read,
-                landed: l,
-            } = land_file(cx, &target, file.clone(), opts).await?;
-            report.rows_read += rows_read;
-            report.rows_written += l.rows;
-            report.rows_quarantined += l.quarantined;
-            report.commits += u64::from(l.committed);
-            report.files.push(rel);
-            cx.report_progress(report.rows_written);
+            add(&mut report, &job, landed, cx);
         }
         Ok(report)
     }
 }
+
+/// Adds one landed file to the report.
+fn add(report: &mut IngestReport, job: &FileJob, landed: FileLanded, cx: &IngestContext) {
+    let FileLanded {
+        rows_read,
+        landed: l,
+    } = landed;
+    report.rows_read += rows_read;
+    report.rows_written += l.rows;
+    report.rows_quarantined += l.quarantined;
+    report.commits += u64::from(l.committed);
+    report.files.push(job.rel.clone());
+    cx.report_progress(report.rows_written);
+}
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;
