@@ -66,9 +66,10 @@ pub mod expr {
 /// Catalogs, schemas and tables: what a session's tables are registered as.
 pub mod catalog {
     pub use datafusion::catalog::streaming::StreamingTable;
+    pub use datafusion::catalog::view::ViewTable;
     pub use datafusion::catalog::{
-        CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
-        TableProvider,
+        CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+        SchemaProvider, Session, TableProvider,
     };
     pub use datafusion::datasource::{MemTable, TableType, provider_as_source};
 }
