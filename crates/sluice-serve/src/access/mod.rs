@@ -192,4 +192,4 @@ impl<T: Clone> ViewCache<T> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -18,7 +18,7 @@ use crate::audit::Auditor;
 use crate::auth::{AuthMode, create_token};
 use crate::test_support::{Reply, Served};
 
-const KEY: &[u8] = b"test-pii-key";
+pub(crate) const KEY: &[u8] = b"test-pii-key";
 
 const ACCESS_YML: &str = "\
 masks:
@@ -45,7 +45,7 @@ fn tables() -> BTreeMap<String, BTreeSet<String>> {
 
 /// A served project with access.yml in force and authentication on; the tokens of an analyst
 /// (`ana`), a principal reading two columns (`pat`) and an admin.
-async fn governed() -> (Served, String, String, String) {
+pub(crate) async fn governed() -> (Served, String, String, String) {
     let mut served = Served::new().await;
     let config = parse_access(Path::new("access.yml"), ACCESS_YML, &tables()).unwrap();
     served.state.access = Access::new(

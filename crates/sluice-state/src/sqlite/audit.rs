@@ -63,3 +63,43 @@ impl AuditLog for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_append_in_order_and_cannot_be_changed() {
+        let db = SqliteStore::in_memory().unwrap();
+        let first = db
+            .append_audit(&AuditRecord {
+                at: "2026-01-01T00:00:00.000Z".into(),
+                kind: "read".into(),
+                action: "sql".into(),
+                actor: "ana".into(),
+                rows: Some(3),
+                ..AuditRecord::default()
+            })
+            .unwrap();
+        let second = db
+            .append_audit(&AuditRecord {
+                at: "2026-01-01T00:00:01.000Z".into(),
+                kind: "admin".into(),
+                action: "token_create".into(),
+                actor: "root".into(),
+                ..AuditRecord::default()
+            })
+            .unwrap();
+        assert!(second > first);
+        let all = db.audit_records(0, 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].actor, "ana");
+        assert_eq!(all[0].rows, Some(3));
+        assert_eq!(db.audit_records(first, 10).unwrap().len(), 1);
+        for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
+            let e = db.with(|c| c.execute(sql, [])).unwrap_err();
+            assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+        }
+        assert_eq!(db.audit_records(0, 10).unwrap().len(), 2);
+    }
+}
