@@ -78,6 +78,7 @@ impl AppState {
             None => Ok(self.engine.clone()),
             Some(view) => self.engines.get_or_try(&view, || {
                 crate::access::session::engine_for(&self.engine, view.clone())
+                    .map_err(|e| ApiError::Engine(e.to_string()))
             }),
         }
     }

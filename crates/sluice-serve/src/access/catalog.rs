@@ -2,7 +2,6 @@
 //! schemas, live (a table re-registered after a run is seen at once), with the tables the role
 //! may not read left out and those it reads in part replaced by a view.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -38,10 +37,6 @@ impl GrantedCatalog {
 }
 
 impl CatalogProvider for GrantedCatalog {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema_names(&self) -> Vec<String> {
         self.inner
             .schema_names()
@@ -104,10 +99,6 @@ impl GrantedSchema {
 
 #[async_trait]
 impl SchemaProvider for GrantedSchema {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn table_names(&self) -> Vec<String> {
         self.inner
             .table_names()
@@ -210,10 +201,6 @@ struct Restricted {
 
 #[async_trait]
 impl TableProvider for Restricted {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         self.view.schema()
     }

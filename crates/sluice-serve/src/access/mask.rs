@@ -1,7 +1,6 @@
 //! Column masks as expressions: `hash` (HMAC-SHA-256 under the project's PII key, hex, the same
 //! value bronze's `pii: hash` rule writes, so masked columns still join), `null`, `redact`.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, StringArray};
@@ -66,10 +65,6 @@ impl std::fmt::Debug for PiiHash {
 }
 
 impl ScalarUDFImpl for PiiHash {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn name(&self) -> &str {
         "sluice_pii_hash"
     }

@@ -168,6 +168,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A cache of what is built per view (sessions), keyed by [`RoleView::key`].
 pub struct ViewCache<T>(Mutex<HashMap<String, T>>);
 
+impl<T> std::fmt::Debug for ViewCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewCache")
+            .field("views", &lock(&self.0).len())
+            .finish()
+    }
+}
+
 impl<T> Default for ViewCache<T> {
     fn default() -> Self {
         ViewCache(Mutex::new(HashMap::new()))

@@ -5,20 +5,19 @@
 use std::sync::Arc;
 
 use sluice_engine::catalog::MemoryCatalogProviderList;
-use sluice_engine::{SessionContext, SessionStateBuilder};
+use sluice_engine::{DataFusionError, SessionContext, SessionStateBuilder};
 use sluice_transform::Engine;
 use sluice_transform::relation::CATALOG;
 
 use super::catalog::GrantedCatalog;
 use super::view::RoleView;
-use crate::error::ApiError;
 
 /// The engine's session as `view` sees it (for the HTTP API: SQL, rows, dashboards, assets).
-pub fn engine_for(engine: &Engine, view: Arc<RoleView>) -> Result<Engine, ApiError> {
+pub fn engine_for(engine: &Engine, view: Arc<RoleView>) -> Result<Engine, DataFusionError> {
     let source = engine.context();
-    let lake = source
-        .catalog(CATALOG)
-        .ok_or_else(|| ApiError::Engine(format!("the engine has no `{CATALOG}` catalog")))?;
+    let lake = source.catalog(CATALOG).ok_or_else(|| {
+        DataFusionError::Internal(format!("the engine has no `{CATALOG}` catalog"))
+    })?;
     // A catalog list of its own: registering into the engine's would replace the engine's catalog.
     let state = SessionStateBuilder::new_from_existing(source.state())
         .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))

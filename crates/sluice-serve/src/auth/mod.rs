@@ -42,8 +42,8 @@ pub enum AuthMode {
     Required,
 }
 
-/// A role a token carries: a built-in one, or one `access.yml` defines ([`crate::access`] says what
-/// each may do).
+/// A role a token carries: a built-in one, or one `access.yml` defines (the `access` module says
+/// what each may do).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Reads every table (masked, when `access.yml` masks columns).
@@ -58,7 +58,7 @@ pub enum Role {
 
 impl Role {
     /// Whether the built-in meaning of the role lets it change something (start, cancel or retry
-    /// runs and backfills). With `access.yml`, [`crate::access::Access::may_operate`] decides.
+    /// runs and backfills). With `access.yml`, the `access` module's `Access::may_operate` decides.
     pub fn may_operate(&self) -> bool {
         matches!(self, Role::Operator | Role::Admin)
     }

@@ -77,7 +77,7 @@ pub async fn lineage(
         .compiled
         .graph
         .nodes()
-        .filter(|n| visible(n))
+        .filter(|n| visible(*n))
         .map(|n| {
             let (kind, layer) = match s.compiled.models.get(n) {
                 Some(m) => ("model", m.layer.as_str()),
@@ -95,7 +95,7 @@ pub async fn lineage(
         .graph
         .edges()
         .into_iter()
-        .filter(|(from, to)| visible(from) && visible(to))
+        .filter(|(from, to)| visible(from.as_str()) && visible(to.as_str()))
         .map(|(from, to)| json!({"from": from, "to": to}))
         .collect();
     Json(json!({"nodes": nodes, "edges": edges}))

@@ -76,7 +76,8 @@ pub async fn require_token(State(app): State<AppState>, mut req: Request, next: 
         return next.run(req).await;
     }
     if app.auth == AuthMode::Open {
-        if let Err(r) = audit_change(&app, &req, None).await {
+        let record = change_record(&req, None);
+        if let Err(r) = audit_change(&app, record).await {
             return r;
         }
         return next.run(req).await;
@@ -124,7 +125,8 @@ pub async fn require_token(State(app): State<AppState>, mut req: Request, next: 
             principal.user, principal.role
         ));
     }
-    if let Err(r) = audit_change(&app, &req, Some(&principal)).await {
+    let record = change_record(&req, Some(&principal));
+    if let Err(r) = audit_change(&app, record).await {
         return r;
     }
     req.extensions_mut().insert(principal);
@@ -136,16 +138,29 @@ pub async fn require_token(State(app): State<AppState>, mut req: Request, next: 
 /// refuses the request.
 async fn audit_change(
     app: &AppState,
-    req: &Request,
-    principal: Option<&Principal>,
+    record: Option<sluice_state::AuditRecord>,
 ) -> Result<(), Response> {
-    let Some(auditor) = app.access.auditor() else {
+    let (Some(auditor), Some(record)) = (app.access.auditor(), record) else {
         return Ok(());
     };
+    auditor.append(record).await.map(|_| ()).map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response()
+    })
+}
+
+/// The audit record of a request that changes something (None for reads).
+fn change_record(
+    req: &Request,
+    principal: Option<&Principal>,
+) -> Option<sluice_state::AuditRecord> {
     if reads_only(req) {
-        return Ok(());
+        return None;
     }
-    let record = sluice_state::AuditRecord {
+    Some(sluice_state::AuditRecord {
         at: crate::audit::now(),
         kind: "write".into(),
         action: format!("{} {}", req.method(), req.uri().path()),
@@ -157,12 +172,5 @@ async fn audit_change(
             .get::<crate::server::Peer>()
             .map(|p| p.0.to_string()),
         ..sluice_state::AuditRecord::default()
-    };
-    auditor.append(record).await.map(|_| ()).map_err(|e| {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": e.to_string() })),
-        )
-            .into_response()
     })
 }

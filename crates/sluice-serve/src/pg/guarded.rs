@@ -325,31 +325,45 @@ impl Drop for AuditTap {
 }
 
 impl Shared {
-    /// Records the reads among `responses` (answers to `sql` for `client`) in the audit log, before
-    /// any row is sent; the taps record their rows at the end. Refused when the log cannot be
-    /// written.
-    async fn audit<C: ClientInfo + ?Sized>(
+    /// The reads among `responses` (answers to `sql` for `client`), for [`Shared::audit`]; None
+    /// where the server keeps no audit log or a response is not rows.
+    fn reads_of<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         sql: &str,
         responses: &[Response],
+    ) -> Vec<Option<crate::audit::Read>> {
+        let audited = lock(&self.access).auditor().is_some();
+        let principal = client.session_extensions().get::<Principal>();
+        responses
+            .iter()
+            .map(|r| match r {
+                Response::Query(q) if audited => Some(crate::audit::Read {
+                    principal: principal.as_deref().cloned(),
+                    protocol: "pg",
+                    client: client.socket_addr().to_string(),
+                    action: "sql",
+                    sql: sql.to_string(),
+                    tables: crate::audit::tables_of_sql(sql),
+                    columns: q.row_schema.iter().map(|f| f.name().to_string()).collect(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Records `reads` in the audit log before any row is sent; the taps record their rows at
+    /// the end. Refused when the log cannot be written.
+    async fn audit(
+        &self,
+        reads: Vec<Option<crate::audit::Read>>,
     ) -> PgWireResult<Vec<Option<AuditTap>>> {
         let auditor = lock(&self.access).auditor().cloned();
-        let mut taps = Vec::with_capacity(responses.len());
-        for r in responses {
-            let (Some(auditor), Response::Query(q)) = (&auditor, r) else {
+        let mut taps = Vec::with_capacity(reads.len());
+        for read in reads {
+            let (Some(auditor), Some(read)) = (&auditor, read) else {
                 taps.push(None);
                 continue;
-            };
-            let principal = client.session_extensions().get::<Principal>();
-            let read = crate::audit::Read {
-                principal: principal.as_deref().cloned(),
-                protocol: "pg",
-                client: client.socket_addr().to_string(),
-                action: "sql",
-                sql: sql.to_string(),
-                tables: crate::audit::tables_of_sql(sql),
-                columns: q.row_schema.iter().map(|f| f.name().to_string()).collect(),
             };
             let seq = auditor
                 .read_started(&read)
@@ -358,7 +372,10 @@ impl Shared {
             taps.push(Some(AuditTap {
                 auditor: auditor.clone(),
                 seq,
-                actor: principal.map_or_else(|| "anonymous".to_string(), |p| p.user.clone()),
+                actor: read
+                    .principal
+                    .as_ref()
+                    .map_or_else(|| "anonymous".to_string(), |p| p.user.clone()),
                 client: read.client,
                 rows: 0,
                 complete: false,
@@ -469,7 +486,8 @@ impl SimpleQueryHandler for GuardedService {
             .during(SimpleQueryHandler::do_query(inner.as_ref(), client, &query))
             .await
             .map_err(|e| interrupted(&e))??;
-        let taps = self.shared.audit(client, &query, &responses).await?;
+        let reads = self.shared.reads_of(client, &query, &responses);
+        let taps = self.shared.audit(reads).await?;
         Ok(guard_responses(responses, &flight, taps))
     }
 }
@@ -582,7 +600,8 @@ impl ExtendedQueryHandler for GuardedService {
             .await
             .map_err(|e| interrupted(&e))??;
         let responses = vec![response];
-        let taps = self.shared.audit(client, &sql, &responses).await?;
+        let reads = self.shared.reads_of(client, &sql, &responses);
+        let taps = self.shared.audit(reads).await?;
         Ok(guard_responses(responses, &flight, taps)
             .pop()
             .unwrap_or(Response::EmptyQuery))
