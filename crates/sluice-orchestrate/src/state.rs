@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sluice_state::{AuditLog, RunProcess, SqliteStore, State, StateLocation};
+use sluice_state::{RunProcess, SqliteStore, State, StateLocation};
 
 use crate::process::{ProcessId, start_ticks};
 

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use chrono::{SecondsFormat, Utc};
 use futures::Stream;
-use sluice_engine::extension::tree_node::{TreeNode, TreeNodeRecursion};
+use sluice_engine::extension::tree_node::TreeNodeRecursion;
 use sluice_engine::plan::LogicalPlan;
 use sluice_engine::sql::sqlparser::ast::visit_relations;
 use sluice_engine::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -228,7 +228,7 @@ impl RecordBatchStream for Counted {
 /// The tables a logical plan scans (as the query named them, before views are inlined).
 pub fn tables_of_plan(plan: &LogicalPlan) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let _ = plan.apply(|node| {
+    let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let name = scan.table_name.to_string();
             let name = name.strip_prefix("sluice.").unwrap_or(&name).to_string();
