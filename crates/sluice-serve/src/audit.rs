@@ -1,15 +1,24 @@
 //! Recording reads in the audit log (`audit_log` of the state database, [`sluice_state::audit`]).
 //!
-//! Every query path records a read in two steps: [`Auditor::read_started`] appends who, when, from
-//! where, over which protocol, which tables and columns and the query's text and hash, and is
+//! Every query path records a read in two records: [`Auditor::read_started`] appends who, when,
+//! from where, over which protocol, which tables and columns and the query's text and hash, and is
 //! waited for **before** the first byte of the answer is sent; [`Auditor::count`] wraps the result
-//! stream and appends a `read_end` record with the rows actually returned when it ends (or is
+//! stream and queues a `read_end` record with the rows actually returned when it ends (or is
 //! dropped). A process killed mid-answer thus still leaves the record of what it began to answer.
 //! If the log cannot be written, the read is refused: an unrecorded read is what the log is for.
+//!
+//! One writer thread appends for the whole process and groups its work into transactions: the
+//! starts waiting at a moment are committed together, and the queued `read_end` records ride along
+//! with the next commit (or are committed on their own after [`FLUSH_ENDS_AFTER`]). A read thus
+//! costs about one commit, shared with the reads running beside it, rather than two of its own; the
+//! price is that a crash can lose the row counts of reads that ended in its last
+//! [`FLUSH_ENDS_AFTER`] (never the record that the read was answered).
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use futures::Stream;
@@ -20,12 +29,19 @@ use sluice_engine::sql::sqlparser::dialect::PostgreSqlDialect;
 use sluice_engine::sql::sqlparser::parser::Parser;
 use sluice_engine::{DfResult, RecordBatchStream, SendableRecordBatchStream};
 use sluice_orchestrate::StateStore;
-use sluice_state::{AuditLog, AuditRecord};
+use sluice_state::AuditRecord;
+use tokio::sync::oneshot;
 
 use crate::auth::Principal;
 
 /// How much of a query's text a record keeps.
 const KEPT_SQL_CHARS: usize = 10_000;
+
+/// How long a queued `read_end` record waits for a commit to ride along with.
+pub const FLUSH_ENDS_AFTER: Duration = Duration::from_millis(200);
+
+/// The most records one commit holds.
+const MAX_BATCH: usize = 512;
 
 /// A read about to be answered.
 #[derive(Debug, Clone, Default)]
@@ -46,10 +62,20 @@ pub struct Read {
     pub columns: Vec<String>,
 }
 
-/// Appends audit records for the listeners.
+/// Appends audit records for the listeners (see the module doc); clones share one writer.
 #[derive(Debug, Clone)]
 pub struct Auditor {
-    state: Arc<StateStore>,
+    jobs: Sender<Job>,
+}
+
+/// Work for the writer thread.
+#[derive(Debug)]
+enum Job {
+    /// A record the caller waits for (committed before it answers); the reply is its sequence
+    /// number.
+    Wait(AuditRecord, oneshot::Sender<Result<i64, String>>),
+    /// A record committed with the next batch.
+    Queue(AuditRecord),
 }
 
 /// The audit log could not be written; the read is refused.
@@ -69,18 +95,31 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 impl Auditor {
-    /// An auditor appending to `state`.
+    /// An auditor appending to `state`, with its writer thread (which ends when the last clone is
+    /// dropped, after committing what is queued).
     pub fn new(state: Arc<StateStore>) -> Self {
-        Self { state }
+        let (jobs, rx) = channel();
+        let spawned = std::thread::Builder::new()
+            .name("sluice-audit".into())
+            .spawn(move || write_loop(&state, &rx));
+        if let Err(e) = spawned {
+            // Without the thread every append fails (the channel is closed): reads are refused,
+            // which is the log's rule, and this says why.
+            tracing::error!(error = %e, "cannot start the audit log's writer thread");
+        }
+        Self { jobs }
     }
 
-    /// Appends `record` off the async threads and waits for it to be committed.
+    /// Appends `record` and waits for it to be committed.
     pub async fn append(&self, record: AuditRecord) -> Result<i64, AuditFailed> {
-        let state = self.state.clone();
-        tokio::task::spawn_blocking(move || state.backend().append_audit(&record))
+        let (reply, committed) = oneshot::channel();
+        self.jobs
+            .send(Job::Wait(record, reply))
+            .map_err(|_| AuditFailed("the audit log's writer has stopped".into()))?;
+        committed
             .await
-            .map_err(|e| AuditFailed(e.to_string()))?
-            .map_err(|e| AuditFailed(e.to_string()))
+            .map_err(|_| AuditFailed("the audit log's writer has stopped".into()))?
+            .map_err(AuditFailed)
     }
 
     /// Records the start of `read` (see the module doc); its sequence number goes to [`Auditor::count`].
@@ -154,19 +193,97 @@ impl Auditor {
             detail: Some(serde_json::json!({"read": seq, "complete": complete}).to_string()),
             ..AuditRecord::default()
         };
-        let state = self.state.clone();
-        // The answer is already out: the end is recorded without holding anyone up.
-        let write = move || {
-            if let Err(e) = state.backend().append_audit(&record) {
-                tracing::error!(error = %e, seq, "cannot record the end of a read in the audit log");
+        // The answer is already out: the end is queued without holding anyone up.
+        if self.jobs.send(Job::Queue(record)).is_err() {
+            tracing::error!(
+                seq,
+                "cannot record the end of a read: the audit log's writer has stopped"
+            );
+        }
+    }
+}
+
+/// The writer thread: commits the records waited for as soon as they come (with everything
+/// queued beside them), and queued ones at the latest [`FLUSH_ENDS_AFTER`] later.
+fn write_loop(state: &StateStore, jobs: &Receiver<Job>) {
+    let mut queued: Vec<AuditRecord> = Vec::new();
+    // When the oldest queued record was queued.
+    let mut since = Instant::now();
+    loop {
+        let first = if queued.is_empty() {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        } else {
+            let left = FLUSH_ENDS_AFTER.saturating_sub(since.elapsed());
+            match jobs.recv_timeout(left) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    commit(state, &mut queued, Vec::new());
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    commit(state, &mut queued, Vec::new());
+                    return;
+                }
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn_blocking(write);
+        let mut waiting = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Wait(record, reply) => waiting.push((record, reply)),
+                Job::Queue(record) => {
+                    if queued.is_empty() {
+                        since = Instant::now();
+                    }
+                    queued.push(record);
+                }
             }
-            Err(_) => write(),
+            if waiting.len() + queued.len() < MAX_BATCH {
+                next = jobs.try_recv().ok();
+            }
         }
+        if !waiting.is_empty() || queued.len() >= MAX_BATCH || since.elapsed() >= FLUSH_ENDS_AFTER {
+            commit(state, &mut queued, waiting);
+        }
+    }
+}
+
+type Waiting = Vec<(AuditRecord, oneshot::Sender<Result<i64, String>>)>;
+
+/// Commits `queued` and `waiting` in one transaction and answers the waiting.
+fn commit(state: &StateStore, queued: &mut Vec<AuditRecord>, waiting: Waiting) {
+    let ahead = queued.len();
+    let (mut records, replies): (Vec<AuditRecord>, Vec<_>) = waiting.into_iter().unzip();
+    let mut all = std::mem::take(queued);
+    all.append(&mut records);
+    let seqs = match state.backend().append_audit_batch(&all) {
+        Ok(seqs) => seqs,
+        Err(e) if ahead > 0 && !replies.is_empty() => {
+            // The queued records may be what fails: the waiting ones are tried alone, so a read
+            // is refused only when its own record cannot be written.
+            tracing::error!(error = %e, lost = ahead, "cannot record the ends of reads in the audit log");
+            match state.backend().append_audit_batch(&all[ahead..]) {
+                Ok(seqs) => std::iter::repeat_n(0, ahead).chain(seqs).collect(),
+                Err(e) => return refuse(replies, &e.to_string()),
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, records = all.len(), "cannot write the audit log");
+            return refuse(replies, &e.to_string());
+        }
+    };
+    for (reply, seq) in replies.into_iter().zip(seqs.into_iter().skip(ahead)) {
+        // A caller that gave up (its client left) needs no answer.
+        let _ = reply.send(Ok(seq));
+    }
+}
+
+fn refuse(replies: Vec<oneshot::Sender<Result<i64, String>>>, why: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(why.to_string()));
     }
 }
 

@@ -46,11 +46,23 @@ pub struct AuditRecord {
 /// Keeping the audit log.
 pub trait AuditLog: Send + Sync {
     /// Appends `record` (its `seq` is ignored) and returns its sequence number.
-    fn append_audit(&self, record: &AuditRecord) -> Result<i64, StateError>;
+    fn append_audit(&self, record: &AuditRecord) -> Result<i64, StateError> {
+        let seqs = self.append_audit_batch(std::slice::from_ref(record))?;
+        Ok(seqs.first().copied().unwrap_or_default())
+    }
+
+    /// Appends `records` in one transaction (all or none), in order, and returns their sequence
+    /// numbers: the server batches the records of concurrent reads into one commit.
+    fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<Vec<i64>, StateError>;
 
     /// Records after sequence number `after`, oldest first, at most `limit`.
     fn audit_records(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StateError>;
 }
+
+/// The insert both backends run (`?n` placeholders; PostgreSQL's are `$n`).
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log (at, kind, action, actor, role, \
+     protocol, client, tables, columns, rows, query_hash, query_text, detail) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// The columns, in the order the backends read and write them.
 pub const AUDIT_COLUMNS: &str = "seq, at, kind, action, actor, role, protocol, client, tables, \

@@ -122,7 +122,12 @@ impl SchemaProvider for GrantedSchema {
                     role: self.view.role().to_string(),
                 })))
             }
-            TableAccess::Restricted(r) => Ok(Some(restrict(name, table, &r, &self.view)?)),
+            TableAccess::Restricted(r) => {
+                // Named as the query names it, so the audit log's tables (read off the plan,
+                // where the view is inlined) are `layer.table`.
+                let reference = TableReference::partial(self.schema.as_str(), name);
+                Ok(Some(restrict(reference, table, &r, &self.view)?))
+            }
         }
     }
 
@@ -150,15 +155,15 @@ impl SchemaProvider for GrantedSchema {
 /// `table` seen through `r`: scan, row filter, then the granted columns with masks. The planner
 /// inlines the plan under the query, so the filter holds whatever the query does on top.
 pub fn restrict(
-    name: &str,
+    reference: TableReference,
     table: Arc<dyn TableProvider>,
     r: &Restriction,
     view: &RoleView,
 ) -> DfResult<Arc<dyn TableProvider>> {
     let kind = table.table_type();
     let schema = table.schema();
-    let mut plan =
-        LogicalPlanBuilder::scan(TableReference::bare(name), provider_as_source(table), None)?;
+    let name = reference.to_string();
+    let mut plan = LogicalPlanBuilder::scan(reference.clone(), provider_as_source(table), None)?;
     if let Some(filter) = &r.filter {
         let df_schema: DFSchema = plan.schema().as_ref().clone();
         let predicate = SessionContext::new()
@@ -179,7 +184,7 @@ pub fn restrict(
         {
             continue;
         }
-        let column = Expr::Column(Column::new(Some(TableReference::bare(name)), field.name()));
+        let column = Expr::Column(Column::new(Some(reference.clone()), field.name()));
         columns.push(match r.masks.get(field.name()) {
             Some(kind) => masked(column, field, *kind, view.pii_key())?,
             None => column,

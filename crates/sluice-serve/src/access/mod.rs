@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod mask;
+pub mod sample;
 pub mod session;
 pub mod view;
 

@@ -10,7 +10,6 @@ use axum::http::{Request, StatusCode, header};
 use chrono::Utc;
 use sluice_core::access::parse_access;
 use sluice_core::pii::PiiKey;
-use sluice_state::AuditLog;
 
 use super::mask::hmac_hex;
 use super::*;

@@ -11,7 +11,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use sluice_state::AuditLog;
 
 use crate::app::AppState;
 use crate::error::ApiError;

@@ -4,7 +4,7 @@ use tokio_postgres::Row;
 
 use super::PostgresStore;
 use crate::StateError;
-use crate::audit::{AUDIT_COLUMNS, AuditLog, AuditRecord};
+use crate::audit::{AUDIT_COLUMNS, AUDIT_INSERT, AuditLog, AuditRecord};
 
 fn record(row: &Row) -> AuditRecord {
     AuditRecord {
@@ -26,30 +26,40 @@ fn record(row: &Row) -> AuditRecord {
 }
 
 impl AuditLog for PostgresStore {
-    fn append_audit(&self, r: &AuditRecord) -> Result<i64, StateError> {
-        let r = r.clone();
+    fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<Vec<i64>, StateError> {
+        let records = records.to_vec();
+        let insert = AUDIT_INSERT.replace('?', "$") + " RETURNING seq";
         self.exec(move |c, rt| {
-            let row = rt.block_on(c.query_one(
-                "INSERT INTO audit_log (at, kind, action, actor, role, protocol, client, tables, \
-                 columns, rows, query_hash, query_text, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq",
-                &[
-                    &r.at,
-                    &r.kind,
-                    &r.action,
-                    &r.actor,
-                    &r.role,
-                    &r.protocol,
-                    &r.client,
-                    &r.tables,
-                    &r.columns,
-                    &r.rows,
-                    &r.query_hash,
-                    &r.query_text,
-                    &r.detail,
-                ],
-            ))?;
-            Ok(row.get(0))
+            rt.block_on(async {
+                let tx = c.transaction().await?;
+                let stmt = tx.prepare(&insert).await?;
+                let mut seqs = Vec::with_capacity(records.len());
+                for r in &records {
+                    let row = tx
+                        .query_one(
+                            &stmt,
+                            &[
+                                &r.at,
+                                &r.kind,
+                                &r.action,
+                                &r.actor,
+                                &r.role,
+                                &r.protocol,
+                                &r.client,
+                                &r.tables,
+                                &r.columns,
+                                &r.rows,
+                                &r.query_hash,
+                                &r.query_text,
+                                &r.detail,
+                            ],
+                        )
+                        .await?;
+                    seqs.push(row.get(0));
+                }
+                tx.commit().await?;
+                Ok(seqs)
+            })
         })
     }
 

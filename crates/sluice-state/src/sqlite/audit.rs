@@ -1,10 +1,10 @@
 //! [`AuditLog`] on SQLite (table `audit_log`).
 
-use rusqlite::{Row, params};
+use rusqlite::{Row, Transaction, TransactionBehavior, params};
 
 use super::SqliteStore;
 use crate::StateError;
-use crate::audit::{AUDIT_COLUMNS, AuditLog, AuditRecord};
+use crate::audit::{AUDIT_COLUMNS, AUDIT_INSERT, AuditLog, AuditRecord};
 
 fn record(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
     Ok(AuditRecord {
@@ -26,29 +26,35 @@ fn record(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
 }
 
 impl AuditLog for SqliteStore {
-    fn append_audit(&self, r: &AuditRecord) -> Result<i64, StateError> {
+    fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<Vec<i64>, StateError> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO audit_log (at, kind, action, actor, role, protocol, client, tables, \
-                 columns, rows, query_hash, query_text, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    r.at,
-                    r.kind,
-                    r.action,
-                    r.actor,
-                    r.role,
-                    r.protocol,
-                    r.client,
-                    r.tables,
-                    r.columns,
-                    r.rows,
-                    r.query_hash,
-                    r.query_text,
-                    r.detail
-                ],
-            )?;
-            Ok(c.last_insert_rowid())
+            // IMMEDIATE: the write lock is taken at once, so a busy database waits at the start
+            // (busy_timeout) rather than failing midway.
+            let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+            let mut seqs = Vec::with_capacity(records.len());
+            {
+                let mut insert = tx.prepare_cached(AUDIT_INSERT)?;
+                for r in records {
+                    insert.execute(params![
+                        r.at,
+                        r.kind,
+                        r.action,
+                        r.actor,
+                        r.role,
+                        r.protocol,
+                        r.client,
+                        r.tables,
+                        r.columns,
+                        r.rows,
+                        r.query_hash,
+                        r.query_text,
+                        r.detail
+                    ])?;
+                    seqs.push(tx.last_insert_rowid());
+                }
+            }
+            tx.commit()?;
+            Ok(seqs)
         })
     }
 
@@ -91,15 +97,35 @@ mod tests {
             })
             .unwrap();
         assert!(second > first);
+        let batch = db
+            .append_audit_batch(&[
+                AuditRecord {
+                    at: "2026-01-01T00:00:02.000Z".into(),
+                    kind: "read".into(),
+                    action: "read_end".into(),
+                    actor: "ana".into(),
+                    ..AuditRecord::default()
+                },
+                AuditRecord {
+                    at: "2026-01-01T00:00:02.000Z".into(),
+                    kind: "read".into(),
+                    action: "sql".into(),
+                    actor: "bo".into(),
+                    ..AuditRecord::default()
+                },
+            ])
+            .unwrap();
+        assert_eq!(batch, vec![second + 1, second + 2]);
         let all = db.audit_records(0, 10).unwrap();
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3].actor, "bo");
         assert_eq!(all[0].actor, "ana");
         assert_eq!(all[0].rows, Some(3));
-        assert_eq!(db.audit_records(first, 10).unwrap().len(), 1);
+        assert_eq!(db.audit_records(first, 10).unwrap().len(), 3);
         for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
             let e = db.with(|c| c.execute(sql, [])).unwrap_err();
             assert!(e.to_string().contains("append-only"), "{sql}: {e}");
         }
-        assert_eq!(db.audit_records(0, 10).unwrap().len(), 2);
+        assert_eq!(db.audit_records(0, 10).unwrap().len(), 4);
     }
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use sluice_orchestrate::StateStore;
 use sluice_serve::auth::{self, Role};
-use sluice_state::AuditLog;
 
 use super::load;
 use crate::cli::TokenAction;
