@@ -8,7 +8,7 @@
 mod common;
 mod governed;
 
-use common::{sluice, write};
+use common::{sluice, sluice_ok, write};
 use governed::{NORTH_ROWS, Server, connect, is_hash, project, request, sql};
 use tokio_postgres::error::SqlState;
 
@@ -171,6 +171,48 @@ fn grants_masks_and_row_filters_hold_on_every_http_path() {
     assert_eq!(
         request(addr, "POST", "/api/runs", Some(&ana), Some("{}")).0,
         403
+    );
+
+    // The command line previews the same view with `--as`, and reads everything without it.
+    let preview = sluice_ok(
+        &dir,
+        &[
+            "query",
+            "select region, email from bronze.files__sales",
+            "--format",
+            "json",
+            "--as",
+            "ana:analyst",
+        ],
+    );
+    let lines: Vec<serde_json::Value> = preview
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as i64, NORTH_ROWS, "{preview}");
+    assert!(
+        lines
+            .iter()
+            .all(|r| r["region"] == "north" && is_hash(r["email"].as_str().unwrap())),
+        "{preview}"
+    );
+    let all = sluice_ok(
+        &dir,
+        &[
+            "query",
+            "select email from bronze.files__sales",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(all.lines().count(), 4, "{all}");
+    assert!(all.contains("a@x.io"), "{all}");
+    let out = sluice(&dir, &["query", "select 1", "--as", "ana:analist"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown role `analist`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
