@@ -384,6 +384,58 @@ pub fn columns_of(schema: &arrow::datatypes::Schema) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_reads_are_each_committed_and_their_ends_follow() {
+        let state = Arc::new(StateStore::in_memory().unwrap());
+        let auditor = Auditor::new(state.clone());
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let a = auditor.clone();
+            let st = state.clone();
+            tasks.push(tokio::spawn(async move {
+                let read = Read {
+                    protocol: "http",
+                    action: "sql",
+                    sql: format!("select {i}"),
+                    ..Read::default()
+                };
+                let seq = a.read_started(&read).await.unwrap();
+                // The record is committed when read_started returns.
+                let found = st.backend().audit_records(seq - 1, 1).unwrap();
+                assert_eq!(
+                    found.first().map(|r| r.seq),
+                    Some(seq),
+                    "read {i} not committed"
+                );
+                a.read_ended(seq, "anonymous".into(), "http", String::new(), i, true);
+                seq
+            }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 64, "every read has its own sequence number");
+        // The ends are committed within FLUSH_ENDS_AFTER of being queued, with no read to ride on.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ends = state
+                .backend()
+                .audit_records(0, 1000)
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.action == "read_end")
+                .count();
+            if ends == 64 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{ends} of 64 ends");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     #[test]
     fn tables_come_from_the_sql() {
         assert_eq!(
