@@ -25,6 +25,7 @@
 //! (models, properties, check declarations), [`project`] (loading), [`graph`] (DAG, cycles), [`node_id`] (what a node is: source table, model, export), [`selector`] (dbt's selection grammar),
 //! [`error`], and small helpers for YAML ([`yaml`]), durations ([`duration`]) and `${ENV}` ([`env`]).
 
+pub mod access;
 pub mod alerts;
 pub mod config;
 pub mod dashboard;

@@ -35,6 +35,8 @@ pub struct Project {
     pub exports: Vec<ExportDecl>,
     /// `macros/**/*.sql`: Jinja macros every model can call.
     pub macros: Vec<crate::macros::MacroFile>,
+    /// `access.yml`: roles, grants, masks and row filters (None: the built-in roles only).
+    pub access: Option<crate::access::AccessConfig>,
 }
 
 /// Every error found while loading a project.
@@ -161,6 +163,16 @@ impl Project {
         let (exports, flawed_exports) =
             load_exports_partial(&root.join("exports"), &sources, &models, &mut errors);
         let all_exports: Vec<ExportDecl> = exports.iter().chain(&flawed_exports).cloned().collect();
+        let access = match crate::access::load_access(
+            &root,
+            &crate::access::project_tables(&models, &sources),
+        ) {
+            Ok(a) => a,
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        };
         let project = config.map(|config| Project {
             root,
             config,
@@ -170,6 +182,7 @@ impl Project {
             dashboards,
             exports,
             macros,
+            access,
         });
         Ok(PartialProject {
             project,

@@ -66,6 +66,7 @@ pub mod expr {
 /// Catalogs, schemas and tables: what a session's tables are registered as.
 pub mod catalog {
     pub use datafusion::catalog::streaming::StreamingTable;
+    pub use datafusion::catalog::view::ViewTable;
     pub use datafusion::catalog::{
         CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
         SchemaProvider, Session, TableProvider,

@@ -22,6 +22,11 @@ pub use sluice_state::StateError;
 /// The run-history records (defined by `sluice-state`, whose backends store them).
 pub use sluice_state::{CheckRecord, NodeRecord, RunRecord};
 
+/// This process as the audit log names it.
+fn process_name() -> String {
+    ProcessId::current().map_or_else(|| "sluice".to_string(), |p| p.to_string())
+}
+
 /// The state database, on whichever backend `state:` names: every caller in the workspace reads
 /// and writes state through this one object.
 #[derive(Debug, Clone)]
@@ -80,18 +85,72 @@ impl StateStore {
             process: me.map(|p| p.to_string()).unwrap_or_default(),
             heartbeat_ms: now_ms(),
         };
+        let actor = process.process.clone();
         self.db
-            .start_run(run_id, command, selection, started_at, &process)
+            .start_run(run_id, command, selection, started_at, &process)?;
+        self.audit_write(
+            "run_start",
+            actor,
+            None,
+            None,
+            serde_json::json!({"run_id": run_id, "command": command, "selection": selection}),
+        );
+        Ok(())
     }
 
     /// Records the end of a run with its counts.
     pub fn finish_run(&self, r: &RunRecord) -> Result<(), StateError> {
-        self.db.finish_run(r)
+        self.db.finish_run(r)?;
+        self.audit_write(
+            "run_end",
+            process_name(),
+            None,
+            None,
+            serde_json::json!({"run_id": r.run_id, "status": r.status}),
+        );
+        Ok(())
     }
 
-    /// Records one node result.
+    /// Records one node result (and, when it committed a table version, the commit in the audit
+    /// log).
     pub fn record_node(&self, n: &NodeRecord) -> Result<(), StateError> {
-        self.db.record_node(n)
+        self.db.record_node(n)?;
+        if let Some(version) = n.version {
+            self.audit_write(
+                "commit",
+                process_name(),
+                Some(n.node.clone()),
+                n.rows_out,
+                serde_json::json!({"run_id": n.run_id, "version": version, "status": n.status}),
+            );
+        }
+        Ok(())
+    }
+
+    /// Appends a write to the audit log ([`sluice_state::audit`]). The write itself is already
+    /// committed: a failure here is logged loudly rather than failing the run.
+    fn audit_write(
+        &self,
+        action: &str,
+        actor: String,
+        tables: Option<String>,
+        rows: Option<i64>,
+        detail: serde_json::Value,
+    ) {
+        let record = sluice_state::AuditRecord {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            kind: "write".into(),
+            action: action.into(),
+            actor,
+            protocol: Some("process".into()),
+            tables,
+            rows,
+            detail: Some(detail.to_string()),
+            ..sluice_state::AuditRecord::default()
+        };
+        if let Err(e) = self.db.append_audit(&record) {
+            tracing::error!(error = %e, action, "cannot append a write to the audit log");
+        }
     }
 
     /// Records one check result.

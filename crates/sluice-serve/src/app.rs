@@ -6,7 +6,8 @@ use std::sync::Arc;
 use sluice_orchestrate::StateStore;
 use sluice_transform::{CompiledProject, Engine};
 
-use crate::auth::AuthMode;
+use crate::access::{Access, ViewCache};
+use crate::auth::{AuthMode, Principal};
 use crate::counters::HttpMetrics;
 use crate::error::ApiError;
 use crate::limits::Limits;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub queue_runs: bool,
     /// Whether requests need a bearer token ([`crate::http::auth`]).
     pub auth: AuthMode,
+    /// Who may read, operate and administer what (`access.yml`, [`crate::access`]).
+    pub access: Access,
+    /// The engine as each restricted principal sees it.
+    engines: Arc<ViewCache<Engine>>,
 }
 
 impl AppState {
@@ -61,7 +66,57 @@ impl AppState {
             queries,
             queue_runs: false,
             auth: AuthMode::Open,
+            access: Access::default(),
+            engines: Arc::default(),
         }
+    }
+
+    /// The engine `principal` queries: the engine itself when it sees everything, else one over
+    /// its filtered catalog ([`crate::access`]).
+    pub fn engine_for(&self, principal: Option<&Principal>) -> Result<Engine, ApiError> {
+        match self.access.view(principal) {
+            None => Ok(self.engine.clone()),
+            Some(view) => self.engines.get_or_try(&view, || {
+                crate::access::session::engine_for(&self.engine, view.clone())
+                    .map_err(|e| ApiError::Engine(e.to_string()))
+            }),
+        }
+    }
+
+    /// 403 when `principal` may not read `relation` (`schema.table`); its absence from listings is
+    /// [`AppState::readable_assets`]'s.
+    pub fn check_readable(
+        &self,
+        principal: Option<&Principal>,
+        relation: &str,
+    ) -> Result<(), ApiError> {
+        let Some(view) = self.access.view(principal) else {
+            return Ok(());
+        };
+        let r = sluice_engine::TableReference::from(relation);
+        let schema = r.schema().unwrap_or("gold");
+        if view.table(schema, r.table()) == crate::access::TableAccess::Hidden {
+            return Err(ApiError::Forbidden(
+                crate::access::Denied {
+                    table: format!("{schema}.{}", r.table()),
+                    role: view.role().to_string(),
+                }
+                .to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `principal` may read asset `name` (a model or source table; other nodes, such as
+    /// exports, hold no rows and are readable).
+    pub fn may_read_asset(&self, principal: Option<&Principal>, name: &str) -> bool {
+        let is_table =
+            self.compiled.models.contains_key(name) || self.compiled.sources.contains_key(name);
+        !is_table
+            || self
+                .relation_of(name)
+                .and_then(|r| self.check_readable(principal, &r))
+                .is_ok()
     }
 
     /// The SQL relation of an asset, or 404 with a suggestion.

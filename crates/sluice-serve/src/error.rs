@@ -101,6 +101,9 @@ pub enum ApiError {
     /// A write, DDL or file-reading function was refused.
     #[error("read-only: {0}")]
     ReadOnly(String),
+    /// The principal may not do or read this (its role's grants).
+    #[error("{0}")]
+    Forbidden(String),
     /// No running query has this id.
     #[error("no running query `{id}` (it may have finished; see GET /api/queries)")]
     UnknownQuery {
@@ -152,7 +155,7 @@ impl ApiError {
             ApiError::Cancelled(m) if m.contains("timeout") => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Cancelled(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::ReadOnly(_) => StatusCode::FORBIDDEN,
+            ApiError::ReadOnly(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Engine(_) | ApiError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -163,6 +166,9 @@ impl ApiError {
         match e {
             sluice_transform::TransformError::ReadOnly(m) => ApiError::ReadOnly(m),
             sluice_transform::TransformError::Limit(m) => ApiError::Limit(m),
+            sluice_transform::TransformError::Query(m) if crate::access::is_denied(&m) => {
+                ApiError::Forbidden(m)
+            }
             sluice_transform::TransformError::Query(m) => ApiError::Query(m),
             other => ApiError::Query(other.to_string()),
         }

@@ -33,7 +33,9 @@
 //!
 //! ```text
 //! lib.rs        re-exports, `serve`
-//! app.rs        AppState: what every handler can reach; relation_of
+//! access/       authorization (access.yml): per-principal catalogs with grants, masks, row filters
+//! app.rs        AppState: what every handler can reach; relation_of, engine_for
+//! audit.rs      recording reads in the audit log (before the answer, rows at its end)
 //! auth/         tokens (create, verify_token) and SCRAM-SHA-256 for the wire (the HTTP bearer
 //!               check is http/auth.rs)
 //! tls.rs        certificate and key files → rustls acceptors for both listeners
@@ -63,7 +65,9 @@
 //! one line to [`http::routes`], and describe it in [`http::openapi::document`] (a test fails until
 //! both agree). Adding a format: see [`format`].
 
+pub mod access;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod counters;
 pub mod error;

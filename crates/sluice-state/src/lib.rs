@@ -106,6 +106,7 @@
 //! of its own (a thread that owns a `tokio_postgres::Client`, fed by a channel); the other way
 //! would be to make the traits async in one step for every caller.
 
+pub mod audit;
 pub mod auth;
 pub mod control;
 pub mod incidents;
@@ -125,6 +126,7 @@ use std::sync::Arc;
 
 pub use sluice_core::state_location::{PostgresUrl, StateLocation};
 
+pub use audit::{AuditLog, AuditRecord};
 pub use auth::{AuthTokens, TokenRecord, UserTokens};
 pub use control::{LeaseOutcome, LogLine, RunControl};
 pub use error::StateError;
@@ -151,6 +153,7 @@ pub trait State:
     + Partitions
     + Incidents
     + AuthTokens
+    + AuditLog
     + std::fmt::Debug
 {
     /// Where the database is, for messages (a file path, or a URL without its password).

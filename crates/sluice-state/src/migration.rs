@@ -86,6 +86,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_auth_tokens.sql"),
         postgres: Some(include_str!("../migrations/postgres/0004_auth_tokens.sql")),
     },
+    Migration {
+        version: 5,
+        name: "audit_log",
+        sqlite: include_str!("../migrations/sqlite/0005_audit_log.sql"),
+        postgres: Some(include_str!("../migrations/postgres/0005_audit_log.sql")),
+    },
 ];
 
 /// The schema version this binary brings a database to: the last migration's number.

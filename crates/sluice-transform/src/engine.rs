@@ -127,6 +127,16 @@ impl Engine {
         &self.ctx
     }
 
+    /// This engine planning in `ctx` instead of its own session (a serving adapter's session over
+    /// the same lake, such as a principal's filtered catalog); the pinned versions and time travel
+    /// are shared.
+    pub fn with_session(&self, ctx: SessionContext) -> Engine {
+        Engine {
+            ctx,
+            ..self.clone()
+        }
+    }
+
     /// (Re-)registers one lake table at its latest version. A registered provider is pinned to the
     /// version it was built from, so this runs after every write.
     pub async fn refresh_table(&self, id: &TableId) -> Result<()> {

@@ -183,6 +183,10 @@ pub enum Command {
         /// Output format: table, csv or json.
         #[arg(long, default_value = "table")]
         format: String,
+        /// Read as USER with ROLE sees the lake under access.yml (its grants, masks and row
+        /// filters), e.g. `--as ana:analyst`; without it the command line reads everything.
+        #[arg(long = "as", value_name = "USER:ROLE")]
+        as_principal: Option<String>,
     },
     /// Every asset: layer, rows, last success, fresh or stale, failing checks.
     Status,

@@ -213,6 +213,7 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<DbtProject, DbtErr
             dashboards: Vec::new(),
             exports: Vec::new(),
             macros,
+            access: None,
         },
         singular_tests,
         unsupported,

@@ -42,30 +42,34 @@ pub enum AuthMode {
     Required,
 }
 
-/// A role a token carries. Part 1 of issue 14 enforces only the split between reading and
-/// operating; grants per table are part 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A role a token carries: a built-in one, or one `access.yml` defines (the `access` module says
+/// what each may do).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
-    /// Reads: every GET, `POST /api/sql`, the wire.
+    /// Reads every table (masked, when `access.yml` masks columns).
     Reader,
     /// Also starts, cancels and retries runs and backfills, and cancels queries.
     Operator,
-    /// Everything an operator may (administration comes with part 2).
+    /// Everything, unmasked; manages tokens and reads the audit log.
     Admin,
+    /// A role of `access.yml`.
+    Named(String),
 }
 
 impl Role {
-    /// Whether the role may change something (start, cancel or retry runs and backfills).
-    pub fn may_operate(self) -> bool {
-        self >= Role::Operator
+    /// Whether the built-in meaning of the role lets it change something (start, cancel or retry
+    /// runs and backfills). With `access.yml`, the `access` module's `Access::may_operate` decides.
+    pub fn may_operate(&self) -> bool {
+        matches!(self, Role::Operator | Role::Admin)
     }
 
     /// The role's name.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Role::Reader => "reader",
             Role::Operator => "operator",
             Role::Admin => "admin",
+            Role::Named(n) => n,
         }
     }
 }
@@ -84,6 +88,9 @@ impl FromStr for Role {
             "reader" => Ok(Role::Reader),
             "operator" => Ok(Role::Operator),
             "admin" => Ok(Role::Admin),
+            other if sluice_core::source::is_valid_identifier(other) => {
+                Ok(Role::Named(other.to_string()))
+            }
             other => Err(AuthError::UnknownRole(other.to_string())),
         }
     }
@@ -129,7 +136,10 @@ pub enum AuthError {
         at: String,
     },
     /// The token's role is not one this binary knows (a newer sluice wrote it).
-    #[error("unknown role `{0}`: use reader, operator or admin")]
+    #[error(
+        "unknown role `{0}`: use reader, operator, admin or a role of access.yml (letters, digits \
+         and `_`)"
+    )]
     UnknownRole(String),
     /// A user name that cannot be used.
     #[error("invalid user name `{0}`: use 1 to 63 letters, digits, `_`, `-`, `.` or `@`")]

@@ -93,9 +93,13 @@ fn bad_users_roles_and_expiries_are_clear_errors() {
         ));
     }
     assert!(matches!(
-        "root".parse::<Role>(),
+        "no such role".parse::<Role>(),
         Err(AuthError::UnknownRole(_))
     ));
+    assert_eq!(
+        "analyst".parse::<Role>().unwrap(),
+        Role::Named("analyst".into())
+    );
     assert_eq!(parse_expiry("30d").unwrap(), Duration::days(30));
     assert_eq!(parse_expiry("12h").unwrap(), Duration::hours(12));
     assert_eq!(parse_expiry("2w").unwrap(), Duration::weeks(2));

@@ -107,6 +107,7 @@ pub fn query_failed(error: &(dyn std::error::Error + 'static)) -> Status {
     let code = sqlstate_of(error);
     let message = format!("[{code}] {}", root_message(error));
     match code {
+        "42501" => Status::permission_denied(message),
         "42P01" => Status::not_found(message),
         NOT_SUPPORTED => Status::unimplemented(message),
         "53200" => Status::resource_exhausted(message),

@@ -127,6 +127,17 @@ impl FlightServer {
         self
     }
 
+    /// Applies `access` (access.yml): each principal plans and lists in its own view of the lake
+    /// ([`crate::access`]), each query within `query_memory_limit`.
+    pub fn with_access(
+        mut self,
+        access: crate::access::Access,
+        query_memory_limit: Option<usize>,
+    ) -> FlightServer {
+        self.service = self.service.with_access(access, query_memory_limit);
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

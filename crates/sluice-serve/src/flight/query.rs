@@ -28,6 +28,8 @@ use sluice_transform::guard::{SqlLimits, check_sql};
 use tonic::Status;
 
 use super::error;
+use crate::access::{Access, ViewCache};
+use crate::auth::Principal;
 use crate::pg::read_only::{Verdict, classify, verify};
 use crate::query::registry::{QueryRegistry, QueryTicket};
 
@@ -42,6 +44,12 @@ pub struct QueryPath {
     engine: Engine,
     queries: Arc<QueryRegistry>,
     sql: SqlLimits,
+    /// Who reads what (access.yml).
+    access: Access,
+    /// The memory share of a query, for the sessions built per principal.
+    query_memory_limit: Option<usize>,
+    /// The session of each restricted principal.
+    sessions: Arc<ViewCache<Arc<SessionContext>>>,
 }
 
 impl std::fmt::Debug for QueryPath {
@@ -65,12 +73,39 @@ impl QueryPath {
             engine,
             queries,
             sql,
+            access: Access::default(),
+            query_memory_limit: None,
+            sessions: Arc::default(),
         }
     }
 
-    /// The session (for the catalog listings).
-    pub fn session(&self) -> &SessionContext {
-        &self.ctx
+    /// Applies `access` (access.yml): each principal plans and lists in its own view of the lake,
+    /// built with `query_memory_limit` per query.
+    pub fn with_access(mut self, access: Access, query_memory_limit: Option<usize>) -> Self {
+        self.access = access;
+        self.query_memory_limit = query_memory_limit;
+        self
+    }
+
+    /// Where reads are recorded, when they are.
+    pub fn auditor(&self) -> Option<&crate::audit::Auditor> {
+        self.access.auditor()
+    }
+
+    /// The session `principal` plans and lists in: the whole lake's when it sees everything (or
+    /// when authentication is off), else one over its view ([`crate::access`]).
+    pub fn session(&self, principal: Option<&Principal>) -> Result<Arc<SessionContext>, Status> {
+        let Some(view) = self.access.view(principal) else {
+            return Ok(self.ctx.clone());
+        };
+        self.sessions.get_or_try(&view, || {
+            crate::pg::catalog::session_for_view(
+                &self.engine,
+                self.query_memory_limit,
+                Some(view.clone()),
+            )
+            .map_err(|e| Status::internal(e.to_string()))
+        })
     }
 
     /// Checks the text and takes a query slot for `peer`.
@@ -83,7 +118,12 @@ impl QueryPath {
     }
 
     /// Plans `sql` read-only (see the module doc); the plan may hold `$n` placeholders.
-    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, Status> {
+    pub async fn plan(
+        &self,
+        principal: Option<&Principal>,
+        sql: &str,
+    ) -> Result<LogicalPlan, Status> {
+        let ctx = self.session(principal)?;
         let sql = self
             .engine
             .time_travel(sql)
@@ -113,8 +153,7 @@ impl QueryPath {
                 )));
             }
         }
-        let plan = self
-            .ctx
+        let plan = ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await
@@ -130,6 +169,7 @@ impl QueryPath {
         plan: LogicalPlan,
         params: Option<ParamValues>,
         ticket: QueryTicket,
+        principal: Option<&Principal>,
     ) -> Result<SendableRecordBatchStream, Status> {
         let plan = match params {
             Some(p) => {
@@ -139,7 +179,7 @@ impl QueryPath {
             }
             None => plan,
         };
-        let ctx = self.ctx.clone();
+        let ctx = self.session(principal)?;
         let stream = ticket
             .during(async move { ctx.execute_logical_plan(plan).await?.execute_stream().await })
             .await

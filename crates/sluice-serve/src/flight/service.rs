@@ -47,6 +47,7 @@ use super::prepared::PreparedStatements;
 use super::query::{
     QueryPath, bound_values, classic_schema, parameter_schema, result_schema, to_classic,
 };
+use crate::auth::Principal;
 
 /// Rows of parameters read from one `DoPut` before it is refused (a query binds one).
 const MAX_BOUND_ROWS: usize = 1024;
@@ -69,6 +70,18 @@ impl SluiceFlightSql {
         }
     }
 
+    /// The service with `access` applied (see [`QueryPath::with_access`]).
+    pub fn with_access(
+        self,
+        access: crate::access::Access,
+        query_memory_limit: Option<usize>,
+    ) -> Self {
+        Self {
+            path: self.path.with_access(access, query_memory_limit),
+            prepared: self.prepared,
+        }
+    }
+
     /// The gRPC service to mount, every RPC passing through `auth` first.
     pub fn into_server(
         self,
@@ -80,8 +93,9 @@ impl SluiceFlightSql {
     /// Plans `sql` under a query slot (planning reads table metadata; it counts as work).
     async fn plan<T>(&self, request: &Request<T>, sql: &str) -> Result<LogicalPlan, Status> {
         let ticket = self.path.admit(peer(request), sql).await?;
+        let principal = principal_of(request);
         ticket
-            .during(self.path.plan(sql))
+            .during(self.path.plan(principal.as_ref(), sql))
             .await
             .map_err(|e| error::interrupted(&e))?
     }
@@ -95,13 +109,41 @@ impl SluiceFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let ticket = self.path.admit(peer(request), sql).await?;
         tracing::debug!(query = ticket.id(), %sql, "Flight SQL query");
+        let principal = principal_of(request);
         let plan = ticket
-            .during(self.path.plan(sql))
+            .during(self.path.plan(principal.as_ref(), sql))
             .await
             .map_err(|e| error::interrupted(&e))??;
-        let stream = self.path.execute(plan, params, ticket).await?;
+        let read = crate::audit::Read {
+            principal: principal.clone(),
+            protocol: super::query::PROTOCOL,
+            client: peer(request),
+            action: "sql",
+            sql: sql.to_string(),
+            tables: crate::audit::tables_of_plan(&plan),
+            columns: crate::audit::columns_of(plan.schema().as_arrow()),
+        };
+        let stream = self
+            .path
+            .execute(plan, params, ticket, principal.as_ref())
+            .await?;
+        let stream = match self.path.auditor() {
+            Some(a) => {
+                let seq = a
+                    .read_started(&read)
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                a.count(seq, &read, stream)
+            }
+            None => stream,
+        };
         Ok(Response::new(encode(stream)))
     }
+}
+
+/// Who made the call (set by the token check; none when authentication is off).
+fn principal_of<T>(request: &Request<T>) -> Option<Principal> {
+    request.extensions().get::<Principal>().cloned()
 }
 
 /// The client's address, for the registry (`GET /api/queries`).
@@ -358,9 +400,10 @@ impl FlightSqlService for SluiceFlightSql {
     async fn do_get_schemas(
         &self,
         query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let batch = metadata::db_schemas(self.path.session(), query)?;
+        let session = self.path.session(principal_of(&request).as_ref())?;
+        let batch = metadata::db_schemas(&session, query)?;
         Ok(Response::new(encode_batch(batch)))
     }
 
@@ -380,9 +423,10 @@ impl FlightSqlService for SluiceFlightSql {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let batch = metadata::tables(self.path.session(), query).await?;
+        let session = self.path.session(principal_of(&request).as_ref())?;
+        let batch = metadata::tables(&session, query).await?;
         Ok(Response::new(encode_batch(batch)))
     }
 

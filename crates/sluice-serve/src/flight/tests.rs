@@ -393,3 +393,77 @@ async fn with_authentication_every_call_needs_a_token() {
     assert!(err.to_string().contains("revoked"), "{err}");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn access_yml_holds_over_flight_queries_and_listings() {
+    let (served, ana, _, _) = crate::access::tests::governed().await;
+    let server = FlightServer::bind(&served.state.engine, "127.0.0.1:0")
+        .await
+        .unwrap()
+        .with_auth((*served.state.state).clone())
+        .with_access(served.state.access.clone(), None)
+        .spawn();
+    let addr = server.local_addr();
+    let mut c = client(addr).await;
+    c.set_token(ana);
+
+    // The row filter and the mask: only north, hashed.
+    let batches = query(
+        &mut c,
+        "select count(*) as n, min(region) as r from bronze.files__sales",
+    )
+    .await;
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    let north = served
+        .state
+        .engine
+        .query("select count(*) from bronze.files__sales where region = 'north'")
+        .await
+        .unwrap()[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, north);
+    assert_eq!(
+        strings(&batches[0], "r"),
+        [crate::access::mask::hmac_hex(
+            crate::access::tests::KEY,
+            "north"
+        )]
+    );
+
+    // An ungranted table: PERMISSION_DENIED, and absent from GetTables.
+    let err = c
+        .execute("select * from gold.by_region".into(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("permission denied for table gold.by_region"),
+        "{err}"
+    );
+    let info = c
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: None,
+            table_name_filter_pattern: None,
+            table_types: vec![],
+            include_schema: false,
+        })
+        .await
+        .unwrap();
+    let batches = fetch(&mut c, info).await;
+    let names: Vec<String> = batches
+        .iter()
+        .flat_map(|b| strings(b, "table_name"))
+        .collect();
+    assert_eq!(names, ["files__sales"]);
+    server.stop().await.unwrap();
+}

@@ -1,18 +1,25 @@
 //! The assets and their graph: `GET /api/assets`, `GET /api/assets/{name}` (status, columns, recent
 //! runs, checks, SQL) and `GET /api/lineage`.
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::status::{asset_status, count_rows};
 
 /// `GET /api/assets`: every asset's status, with row counts.
-pub async fn assets(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn assets(
+    State(s): State<AppState>,
+    principal: Option<Extension<Principal>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let p = principal.as_deref();
     let mut list = asset_status(&s.compiled, &s.state)?;
-    count_rows(&mut list, &s.engine).await;
+    // A principal does not see the tables it may not read.
+    list.retain(|a| s.may_read_asset(p, &a.name));
+    count_rows(&mut list, &s.engine_for(p)?).await;
     Ok(Json(json!(list)))
 }
 
@@ -20,15 +27,19 @@ pub async fn assets(State(s): State<AppState>) -> Result<Json<serde_json::Value>
 pub async fn asset(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let p = principal.as_deref();
     let relation = s.relation_of(&name)?;
+    s.check_readable(p, &relation)?;
+    let engine = s.engine_for(p)?;
     let mut found: Vec<_> = asset_status(&s.compiled, &s.state)?
         .into_iter()
         .filter(|a| a.name == name)
         .collect();
-    count_rows(&mut found, &s.engine).await;
+    count_rows(&mut found, &engine).await;
     let status = found.into_iter().next();
-    let schema = match s.engine.plan(&format!("SELECT * FROM {relation} LIMIT 0")).await {
+    let schema = match engine.plan(&format!("SELECT * FROM {relation} LIMIT 0")).await {
         Ok(df) => df
             .schema()
             .fields()
@@ -55,11 +66,18 @@ pub async fn asset(
 }
 
 /// `GET /api/lineage`: the asset graph (nodes with their kind and layer, edges).
-pub async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {
+pub async fn lineage(
+    State(s): State<AppState>,
+    principal: Option<Extension<Principal>>,
+) -> Json<serde_json::Value> {
+    let p = principal.as_deref();
+    // The graph shows only what the principal may read (and the edges between those).
+    let visible = |n: &str| s.may_read_asset(p, n);
     let nodes: Vec<_> = s
         .compiled
         .graph
         .nodes()
+        .filter(|n| visible(*n))
         .map(|n| {
             let (kind, layer) = match s.compiled.models.get(n) {
                 Some(m) => ("model", m.layer.as_str()),
@@ -77,6 +95,7 @@ pub async fn lineage(State(s): State<AppState>) -> Json<serde_json::Value> {
         .graph
         .edges()
         .into_iter()
+        .filter(|(from, to)| visible(from.as_str()) && visible(to.as_str()))
         .map(|(from, to)| json!({"from": from, "to": to}))
         .collect();
     Json(json!({"nodes": nodes, "edges": edges}))

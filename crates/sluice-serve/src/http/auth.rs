@@ -5,7 +5,8 @@
 //! needs `Authorization: Bearer <token>`; without one, or with a token that is unknown, expired or
 //! revoked, the answer is 401 with `WWW-Authenticate: Bearer` and `{"error": "..."}`. A `reader`
 //! token may read (every `GET`, and `POST /api/sql`) but gets 403 on the operating endpoints
-//! (starting, cancelling and retrying runs and backfills, cancelling queries). The authenticated
+//! (starting, cancelling and retrying runs and backfills, cancelling queries); with `access.yml`
+//! the role's `operate` and `administer` grants decide ([`crate::access`]). The authenticated
 //! [`Principal`] is added to the request's extensions for the handlers.
 
 use axum::Json;
@@ -28,6 +29,15 @@ fn is_probe(req: &Request) -> bool {
 fn reads_only(req: &Request) -> bool {
     matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || (req.method() == Method::POST && req.uri().path() == "/api/sql")
+}
+
+/// Whether the request is administration (the audit log).
+fn is_administration(req: &Request) -> bool {
+    req.uri().path().starts_with("/api/audit")
+}
+
+fn forbidden(message: String) -> Response {
+    (StatusCode::FORBIDDEN, Json(json!({ "error": message }))).into_response()
 }
 
 fn unauthorized(error: &AuthError) -> Response {
@@ -62,7 +72,14 @@ fn bearer(req: &Request) -> Result<Option<&str>, AuthError> {
 
 /// The middleware (see the module doc).
 pub async fn require_token(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    if app.auth == AuthMode::Open || is_probe(&req) {
+    if is_probe(&req) {
+        return next.run(req).await;
+    }
+    if app.auth == AuthMode::Open {
+        let record = change_record(&req, None);
+        if let Err(r) = audit_change(&app, record).await {
+            return r;
+        }
         return next.run(req).await;
     }
     let token = match bearer(&req) {
@@ -94,19 +111,66 @@ pub async fn require_token(State(app): State<AppState>, mut req: Request, next: 
                 .into_response();
         }
     };
-    if !reads_only(&req) && !principal.role.may_operate() {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({
-                "error": format!(
-                    "user `{}` has role `{}`, which may only read; starting, cancelling and \
-                     retrying needs the operator or admin role",
-                    principal.user, principal.role
-                )
-            })),
-        )
-            .into_response();
+    if is_administration(&req) && !app.access.may_administer(&principal) {
+        return forbidden(format!(
+            "user `{}` has role `{}`, which may not administer; the audit log needs the admin \
+             role or a role with `administer: true` in access.yml",
+            principal.user, principal.role
+        ));
+    }
+    if !reads_only(&req) && !app.access.may_operate(&principal) {
+        return forbidden(format!(
+            "user `{}` has role `{}`, which may only read; starting, cancelling and retrying \
+             needs the operator or admin role, or a role with `operate: true` in access.yml",
+            principal.user, principal.role
+        ));
+    }
+    let record = change_record(&req, Some(&principal));
+    if let Err(r) = audit_change(&app, record).await {
+        return r;
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// Records an operating request (start, cancel, retry, backfill) in the audit log before it runs;
+/// reads are recorded where they are answered ([`crate::audit`]). A log that cannot be written
+/// refuses the request.
+async fn audit_change(
+    app: &AppState,
+    record: Option<sluice_state::AuditRecord>,
+) -> Result<(), Response> {
+    let (Some(auditor), Some(record)) = (app.access.auditor(), record) else {
+        return Ok(());
+    };
+    auditor.append(record).await.map(|_| ()).map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response()
+    })
+}
+
+/// The audit record of a request that changes something (None for reads).
+fn change_record(
+    req: &Request,
+    principal: Option<&Principal>,
+) -> Option<sluice_state::AuditRecord> {
+    if reads_only(req) {
+        return None;
+    }
+    Some(sluice_state::AuditRecord {
+        at: crate::audit::now(),
+        kind: "write".into(),
+        action: format!("{} {}", req.method(), req.uri().path()),
+        actor: principal.map_or_else(|| "anonymous".to_string(), |p| p.user.clone()),
+        role: principal.map(|p| p.role.to_string()),
+        protocol: Some("http".into()),
+        client: req
+            .extensions()
+            .get::<crate::server::Peer>()
+            .map(|p| p.0.to_string()),
+        ..sluice_state::AuditRecord::default()
+    })
 }

@@ -28,10 +28,13 @@ pub async fn history(
     State(s): State<AppState>,
     Path(name): Path<String>,
     q: Result<Query<HistoryQuery>, QueryRejection>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_param("limit", "", e.body_text()))?;
-    // Unknown assets are a 404 with a suggestion, as on every asset route.
-    s.relation_of(&name)?;
+    // Unknown assets are a 404 with a suggestion, as on every asset route; a table the principal
+    // may not read is a 403, as on its rows.
+    let relation = s.relation_of(&name)?;
+    s.check_readable(principal.as_deref(), &relation)?;
     let id = asset_table(&s.compiled, &name).map_err(|e| ApiError::Query(e.to_string()))?;
     let mut versions = match s.engine.lake().versions(&id).await {
         Ok(v) => v,

@@ -29,6 +29,7 @@
 //! [`negotiate`] picks the response format; [`respond`] streams a result in it.
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod backfills;
 pub mod checks;
@@ -53,6 +54,25 @@ use axum::routing::{MethodRouter, get, post};
 use axum::{Router, middleware};
 
 use crate::app::AppState;
+
+/// `stream` with its read recorded in the audit log first (and its rows when it ends), when the
+/// server keeps one ([`crate::audit`]); a log that cannot be written refuses the read.
+pub async fn audited(
+    s: &AppState,
+    read: &crate::audit::Read,
+    stream: sluice_engine::SendableRecordBatchStream,
+) -> Result<sluice_engine::SendableRecordBatchStream, crate::ApiError> {
+    match s.access.auditor() {
+        Some(a) => {
+            let seq = a
+                .read_started(read)
+                .await
+                .map_err(|e| crate::ApiError::Engine(e.to_string()))?;
+            Ok(a.count(seq, read, stream))
+        }
+        None => Ok(stream),
+    }
+}
 
 /// Every route: method (for the OpenAPI check), path template and handler.
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -103,6 +123,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/api/queries/{id}/cancel",
             post(queries::cancel_query),
         ),
+        ("GET", "/api/audit", get(audit::audit)),
         ("GET", "/api/openapi.json", get(openapi::openapi)),
         ("GET", "/metrics", get(metrics::metrics)),
     ]

@@ -131,6 +131,17 @@ pub fn document() -> Value {
                 vec![path_param("id", "Query id (from GET /api/queries).")],
                 json!({"202": {"description": "Cancelled: `{\"cancelled\": id}`."}})),
                 &["404"])},
+            "/api/audit": {"get": with_errors(op("getAudit",
+                "The audit log (admins): every read (who, when, tables, columns, rows, query text \
+                 and hash, client, protocol), write (runs, commits) and administrative change, \
+                 oldest first. `format=ndjson` exports it one record per line. See docs/security.md.",
+                vec![
+                    query_param("after", "Records after this sequence number.", json!({"type": "integer", "default": 0})),
+                    query_param("limit", "Records to return.", json!({"type": "integer", "minimum": 0, "default": 1000, "maximum": 10000})),
+                    query_param("format", "`json` or `ndjson`.", json!({"type": "string", "enum": ["json", "ndjson"]})),
+                ],
+                ok_json("`{\"records\": [...], \"next_after\": seq}`", json!({"type": "object"}))),
+                &["400", "403"])},
             "/api/openapi.json": {"get": op("getOpenApi", "This document.", vec![],
                 ok_json("OpenAPI 3.1 document.", json!({"type": "object"})))},
             "/metrics": {"get": op("getMetrics", "Prometheus metrics: sluice_build_info, sluice_assets, \

@@ -19,8 +19,13 @@ pub const MAX_PARTITIONS: usize = 100;
 pub async fn partitions(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Json<Value>, ApiError> {
     let relation = s.relation_of(&name)?;
+    // Partition values and counts are read from the rows: the principal's grants, masks and row
+    // filter apply ([`crate::access`]).
+    s.check_readable(principal.as_deref(), &relation)?;
+    let engine = s.engine_for(principal.as_deref())?;
     let columns: Vec<String> = match s.compiled.models.get(&name) {
         Some(m) => m.config.partition_by.clone(),
         None => vec!["_ingest_date".to_string()],
@@ -36,7 +41,7 @@ pub async fn partitions(
     let sql = format!(
         "SELECT {keys}, count(*) AS \"rows\" FROM {relation} GROUP BY {keys} ORDER BY {keys} DESC LIMIT {MAX_PARTITIONS}"
     );
-    let batches = match s.engine.query(&sql).await {
+    let batches = match engine.query(&sql).await {
         Ok(b) => b,
         Err(e) => {
             let built = s.state.latest_successes()?.iter().any(|n| n.node == name);

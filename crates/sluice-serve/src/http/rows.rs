@@ -15,6 +15,7 @@ use axum::response::Response;
 use super::negotiate::negotiate;
 use super::respond::stream_response;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::query::cursor::next_cursor;
 use crate::query::filter::RowsRequest;
@@ -28,14 +29,16 @@ pub async fn rows(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
     peer: Option<Extension<Peer>>,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Response, ApiError> {
     let relation = s.relation_of(&name)?;
+    s.check_readable(principal.as_deref(), &relation)?;
+    let engine = s.engine_for(principal.as_deref())?;
     let Query(params) = params.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
     let (as_of, rest) = as_of_clause(&params)?;
     let req = RowsRequest::parse(&rest)?;
     let format = negotiate(req.format.as_deref(), &headers)?;
-    let exists = s
-        .engine
+    let exists = engine
         .context()
         .table_exist(relation.as_str())
         .map_err(|e| ApiError::Engine(e.to_string()))?;
@@ -50,8 +53,7 @@ pub async fn rows(
         .as_ref()
         .map(|a| a.clause.as_str())
         .unwrap_or_default();
-    let df = s
-        .engine
+    let df = engine
         .plan(&format!("SELECT * FROM {relation}{clause}"))
         .await
         .map_err(|e| match (e, &as_of) {
@@ -70,10 +72,20 @@ pub async fn rows(
     };
     let df = req.page(sorted)?;
     tracing::debug!(asset = %name, format = format.name(), "streaming rows");
+    let read = crate::audit::Read {
+        principal: principal.as_deref().cloned(),
+        protocol: "http",
+        client: peer_of(&peer),
+        action: "rows",
+        tables: vec![relation.clone()],
+        columns: crate::audit::columns_of(df.schema().as_arrow()),
+        sql: format!("rows of {name}: {params:?}"),
+    };
     let stream = ticket
         .during(df.execute_stream())
         .await?
         .map_err(|e| ApiError::Engine(e.to_string()))?;
+    let stream = super::audited(&s, &read, stream).await?;
     let mut response = stream_response(ticket.guard(stream), format, ApiError::Engine).await?;
     if let Some(cursor) = next {
         let link = next_link(&name, &params, &cursor);

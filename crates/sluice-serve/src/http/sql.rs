@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::negotiate::negotiate;
 use super::respond::stream_response;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::server::{Peer, peer_of};
 
@@ -35,6 +36,7 @@ pub async fn sql(
     query: Result<Query<SqlQuery>, QueryRejection>,
     headers: HeaderMap,
     peer: Option<Extension<Peer>>,
+    principal: Option<Extension<Principal>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_param("query", "", e.body_text()))?;
@@ -45,19 +47,26 @@ pub async fn sql(
         .map_err(|e| ApiError::Limit(e.to_string()))?;
     let ticket = s.queries.admit("http", peer_of(&peer), &sql, None).await?;
     tracing::debug!(query = ticket.id(), format = format.name(), %sql, "streaming SQL result");
-    let engine = s.engine.clone();
+    let engine = s.engine_for(principal.as_deref())?;
     let limits = s.limits.sql;
-    let stream = ticket
-        .during(async move {
-            engine
-                .plan_within(&sql, &limits)
-                .await?
-                .execute_stream()
-                .await
-                .map_err(|e| sluice_transform::TransformError::Query(e.to_string()))
-        })
+    let text = sql.clone();
+    let df = ticket
+        .during(async move { engine.plan_within(&text, &limits).await })
         .await?
         .map_err(ApiError::from_user_sql)?;
+    let read = crate::audit::Read {
+        principal: principal.as_deref().cloned(),
+        protocol: "http",
+        client: peer_of(&peer),
+        action: "sql",
+        tables: crate::audit::tables_of_plan(df.logical_plan()),
+        columns: crate::audit::columns_of(df.schema().as_arrow()),
+        sql,
+    };
+    let stream = ticket.during(df.execute_stream()).await?.map_err(|e| {
+        ApiError::from_user_sql(sluice_transform::TransformError::Query(e.to_string()))
+    })?;
+    let stream = super::audited(&s, &read, stream).await?;
     stream_response(ticket.guard(stream), format, ApiError::Query).await
 }
 

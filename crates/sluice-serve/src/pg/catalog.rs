@@ -30,6 +30,8 @@ use sluice_transform::time_travel::TIME_TRAVEL_SCHEMA;
 use super::error::PgError;
 use super::information_schema::{self, PgInformationSchema};
 use super::pg_attribute::PgCatalogSchema;
+use crate::access::RoleView;
+use crate::access::catalog::GrantedCatalog;
 
 /// The schema the catalog emulation registers.
 const PG_CATALOG: &str = "pg_catalog";
@@ -42,10 +44,25 @@ pub fn session_for(
     engine: &Engine,
     query_memory_limit: Option<usize>,
 ) -> Result<Arc<SessionContext>, PgError> {
+    session_for_view(engine, query_memory_limit, None)
+}
+
+/// [`session_for`] as `view` sees the lake (None: all of it): its tables only, masked and
+/// filtered ([`crate::access`]), in queries and in every listing (`pg_catalog`,
+/// `information_schema`).
+pub fn session_for_view(
+    engine: &Engine,
+    query_memory_limit: Option<usize>,
+    view: Option<Arc<RoleView>>,
+) -> Result<Arc<SessionContext>, PgError> {
     let source = engine.context();
     let lake = source
         .catalog(CATALOG)
         .ok_or_else(|| PgError::NoCatalog(CATALOG.to_string()))?;
+    let lake: Arc<dyn CatalogProvider> = match view {
+        Some(view) => Arc::new(GrantedCatalog::new(lake, view)),
+        None => lake,
+    };
     // The engine's settings (default catalog `sluice`, default schema `gold`), but a catalog list of
     // its own: the default catalog is not created, ours is registered below. DataFusion's
     // information_schema is off: PostgreSQL's shape of it is registered instead (see

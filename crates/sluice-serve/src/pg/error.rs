@@ -55,6 +55,10 @@ pub const INTERNAL: &str = "XX000";
 /// Wrapped errors (`Context`, `Shared`, `Diagnostic`) are unwrapped to their root first. Unknown
 /// errors map to `XX000`, as PostgreSQL does for internal errors.
 pub fn sqlstate_of(error: &(dyn std::error::Error + 'static)) -> &'static str {
+    // A table the role may not read (access.yml): insufficient_privilege.
+    if crate::access::is_denied(&error.to_string()) {
+        return "42501";
+    }
     if error.downcast_ref::<ParserError>().is_some() {
         return "42601";
     }

@@ -49,6 +49,8 @@ use sluice_transform::{Engine, TransformError};
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::access::{Access, ViewCache};
+use crate::auth::Principal;
 use crate::query::registry::{Interrupted, QueryRegistry, QueryTicket};
 
 /// Where `datafusion-postgres` keeps a session's `SET statement_timeout` (milliseconds).
@@ -100,17 +102,59 @@ pub struct Shared {
     cancels: Mutex<HashMap<i32, (SecretKey, CancellationToken)>>,
     /// Activity per client address (registered by the accept loop).
     activity: Mutex<HashMap<SocketAddr, Arc<Activity>>>,
+    /// Who reads what (access.yml).
+    access: Mutex<Access>,
+    /// The memory share of a query, for the sessions built per principal.
+    query_memory_limit: Option<usize>,
+    /// The query service of each restricted principal.
+    services: ViewCache<Arc<DfSessionService>>,
 }
 
 impl Shared {
     /// Shared state over `queries`, refusing SQL past `sql`, resolving `AS OF` with `engine`.
-    pub fn new(queries: Arc<QueryRegistry>, sql: SqlLimits, engine: Engine) -> Arc<Self> {
+    pub fn new(
+        queries: Arc<QueryRegistry>,
+        sql: SqlLimits,
+        engine: Engine,
+        query_memory_limit: Option<usize>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             queries,
             sql,
             engine,
             cancels: Mutex::new(HashMap::new()),
             activity: Mutex::new(HashMap::new()),
+            access: Mutex::new(Access::default()),
+            query_memory_limit,
+            services: ViewCache::default(),
+        })
+    }
+
+    /// Applies `access` to the principals of later queries.
+    pub fn set_access(&self, access: Access) {
+        *lock(&self.access) = access;
+    }
+
+    /// The query service of `client`'s principal: `default` when it sees everything (or nobody
+    /// logged in: the open development mode), else one over its own view of the lake.
+    fn service_for<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        default: &Arc<DfSessionService>,
+    ) -> PgWireResult<Arc<DfSessionService>> {
+        let principal = client.session_extensions().get::<Principal>();
+        let access = lock(&self.access).clone();
+        let Some(view) = access.view(principal.as_deref()) else {
+            return Ok(default.clone());
+        };
+        self.services.get_or_try(&view, || {
+            super::catalog::session_for_view(
+                &self.engine,
+                self.query_memory_limit,
+                Some(view.clone()),
+            )
+            .map(super::handlers::service)
+            .map_err(|e| pg_error("XX000", e.to_string()))
         })
     }
 
@@ -211,9 +255,8 @@ impl GuardedService {
     /// Wraps `inner`.
     pub fn new(inner: Arc<DfSessionService>, shared: Arc<Shared>) -> Self {
         let parser = Arc::new(GuardedParser {
-            inner: ExtendedQueryHandler::query_parser(inner.as_ref()),
-            sql: shared.sql,
-            engine: shared.engine.clone(),
+            inner: inner.clone(),
+            shared: shared.clone(),
         });
         Self {
             inner,
@@ -258,18 +301,111 @@ impl GuardedService {
     }
 }
 
-/// Wraps the row streams of `responses` so they end at cancel or deadline.
-fn guard_responses(responses: Vec<Response>, flight: &Arc<InFlight>) -> Vec<Response> {
+/// The end of an audited read: who to record it for once its rows are counted.
+struct AuditTap {
+    auditor: crate::audit::Auditor,
+    seq: i64,
+    actor: String,
+    client: String,
+    rows: i64,
+    complete: bool,
+}
+
+impl Drop for AuditTap {
+    fn drop(&mut self) {
+        self.auditor.read_ended(
+            self.seq,
+            std::mem::take(&mut self.actor),
+            "pg",
+            std::mem::take(&mut self.client),
+            self.rows,
+            self.complete,
+        );
+    }
+}
+
+impl Shared {
+    /// The reads among `responses` (answers to `sql` for `client`), for [`Shared::audit`]; None
+    /// where the server keeps no audit log or a response is not rows.
+    fn reads_of<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        sql: &str,
+        responses: &[Response],
+    ) -> Vec<Option<crate::audit::Read>> {
+        let audited = lock(&self.access).auditor().is_some();
+        let principal = client.session_extensions().get::<Principal>();
+        responses
+            .iter()
+            .map(|r| match r {
+                Response::Query(q) if audited => Some(crate::audit::Read {
+                    principal: principal.as_deref().cloned(),
+                    protocol: "pg",
+                    client: client.socket_addr().to_string(),
+                    action: "sql",
+                    sql: sql.to_string(),
+                    tables: crate::audit::tables_of_sql(sql),
+                    columns: q.row_schema.iter().map(|f| f.name().to_string()).collect(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Records `reads` in the audit log before any row is sent; the taps record their rows at
+    /// the end. Refused when the log cannot be written.
+    async fn audit(
+        &self,
+        reads: Vec<Option<crate::audit::Read>>,
+    ) -> PgWireResult<Vec<Option<AuditTap>>> {
+        let auditor = lock(&self.access).auditor().cloned();
+        let mut taps = Vec::with_capacity(reads.len());
+        for read in reads {
+            let (Some(auditor), Some(read)) = (&auditor, read) else {
+                taps.push(None);
+                continue;
+            };
+            let seq = auditor
+                .read_started(&read)
+                .await
+                .map_err(|e| pg_error("XX000", e.to_string()))?;
+            taps.push(Some(AuditTap {
+                auditor: auditor.clone(),
+                seq,
+                actor: read
+                    .principal
+                    .as_ref()
+                    .map_or_else(|| "anonymous".to_string(), |p| p.user.clone()),
+                client: read.client,
+                rows: 0,
+                complete: false,
+            }));
+        }
+        Ok(taps)
+    }
+}
+
+/// Wraps the row streams of `responses` so they end at cancel or deadline (and count their rows
+/// for the audit log).
+fn guard_responses(
+    responses: Vec<Response>,
+    flight: &Arc<InFlight>,
+    taps: Vec<Option<AuditTap>>,
+) -> Vec<Response> {
+    let mut taps = taps.into_iter();
     responses
         .into_iter()
-        .map(|r| match r {
-            Response::Query(q) => Response::Query(guard_rows(q, flight.clone())),
-            other => other,
+        .map(|r| {
+            let tap = taps.next().flatten();
+            match r {
+                Response::Query(q) => Response::Query(guard_rows(q, flight.clone(), tap)),
+                other => other,
+            }
         })
         .collect()
 }
 
-fn guard_rows(q: QueryResponse, flight: Arc<InFlight>) -> QueryResponse {
+fn guard_rows(q: QueryResponse, flight: Arc<InFlight>, tap: Option<AuditTap>) -> QueryResponse {
     let QueryResponse {
         command_tag,
         row_schema,
@@ -282,6 +418,7 @@ fn guard_rows(q: QueryResponse, flight: Arc<InFlight>) -> QueryResponse {
         limit: flight.ticket.limit(),
         inner: Some(data_rows),
         _flight: flight,
+        tap,
     };
     let mut response = QueryResponse::new(row_schema, guarded);
     response.command_tag = command_tag;
@@ -294,6 +431,7 @@ struct GuardedRows {
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     limit: Duration,
     _flight: Arc<InFlight>,
+    tap: Option<AuditTap>,
 }
 
 impl Stream for GuardedRows {
@@ -317,8 +455,15 @@ impl Stream for GuardedRows {
             return Poll::Ready(Some(Err(interrupted(&why))));
         }
         let polled = inner.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = polled {
-            this.inner = None;
+        match (&polled, this.tap.as_mut()) {
+            (Poll::Ready(Some(Ok(_))), Some(tap)) => tap.rows += 1,
+            (Poll::Ready(None), tap) => {
+                if let Some(tap) = tap {
+                    tap.complete = true;
+                }
+                this.inner = None;
+            }
+            _ => {}
         }
         polled
     }
@@ -335,16 +480,15 @@ impl SimpleQueryHandler for GuardedService {
     {
         let flight = self.admit(client, query).await?;
         let query = time_travel(&self.shared.engine, query).await?;
+        let inner = self.shared.service_for(client, &self.inner)?;
         let responses = flight
             .ticket
-            .during(SimpleQueryHandler::do_query(
-                self.inner.as_ref(),
-                client,
-                &query,
-            ))
+            .during(SimpleQueryHandler::do_query(inner.as_ref(), client, &query))
             .await
             .map_err(|e| interrupted(&e))??;
-        Ok(guard_responses(responses, &flight))
+        let reads = self.shared.reads_of(client, &query, &responses);
+        let taps = self.shared.audit(reads).await?;
+        Ok(guard_responses(responses, &flight, taps))
     }
 }
 
@@ -444,17 +588,21 @@ impl ExtendedQueryHandler for GuardedService {
     {
         let sql = portal.statement.statement.0.clone();
         let flight = self.admit(client, &sql).await?;
+        let inner = self.shared.service_for(client, &self.inner)?;
         let response = flight
             .ticket
             .during(ExtendedQueryHandler::do_query(
-                self.inner.as_ref(),
+                inner.as_ref(),
                 client,
                 portal,
                 max_rows,
             ))
             .await
             .map_err(|e| interrupted(&e))??;
-        Ok(guard_responses(vec![response], &flight)
+        let responses = vec![response];
+        let reads = self.shared.reads_of(client, &sql, &responses);
+        let taps = self.shared.audit(reads).await?;
+        Ok(guard_responses(responses, &flight, taps)
             .pop()
             .unwrap_or(Response::EmptyQuery))
     }
@@ -463,9 +611,21 @@ impl ExtendedQueryHandler for GuardedService {
 /// The extended protocol's parser (a `Parse` message plans the statement), behind the same SQL
 /// limits as a simple query.
 pub struct GuardedParser {
-    inner: Arc<Parser>,
-    sql: SqlLimits,
-    engine: Engine,
+    /// The default service (its parser plans in the whole lake's session).
+    inner: Arc<DfSessionService>,
+    shared: Arc<Shared>,
+}
+
+impl GuardedParser {
+    /// The parser of the session `client`'s principal plans in.
+    fn parser_for<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<Parser>> {
+        let service = self.shared.service_for(client, &self.inner)?;
+        Ok(ExtendedQueryHandler::query_parser(service.as_ref()))
+    }
+
+    fn default_parser(&self) -> Arc<Parser> {
+        ExtendedQueryHandler::query_parser(self.inner.as_ref())
+    }
 }
 
 #[async_trait]
@@ -481,9 +641,12 @@ impl QueryParser for GuardedParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        check_sql(sql, &self.sql).map_err(|e| refused(&e))?;
-        let sql = time_travel(&self.engine, sql).await?;
-        let parsed = self.inner.parse_sql(client, &sql, types).await?;
+        check_sql(sql, &self.shared.sql).map_err(|e| refused(&e))?;
+        let sql = time_travel(&self.shared.engine, sql).await?;
+        let parsed = self
+            .parser_for(client)?
+            .parse_sql(client, &sql, types)
+            .await?;
         // Every `$n` the client will bind must stay in the plan's parameter list (see
         // `compat::keep_placeholders`).
         let highest = super::compat::highest_placeholder(&sql);
@@ -498,7 +661,7 @@ impl QueryParser for GuardedParser {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        self.inner.get_parameter_types(stmt)
+        self.default_parser().get_parameter_types(stmt)
     }
 
     fn get_result_schema(
@@ -506,7 +669,7 @@ impl QueryParser for GuardedParser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        self.inner.get_result_schema(stmt, column_format)
+        self.default_parser().get_result_schema(stmt, column_format)
     }
 }
 

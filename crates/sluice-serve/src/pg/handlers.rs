@@ -51,16 +51,8 @@ impl Handlers {
     /// library's cursor, `SET`/`SHOW` and transaction hooks (the ones `datafusion_postgres::serve`
     /// installs).
     pub fn new(ctx: Arc<SessionContext>, shared: Arc<Shared>) -> Self {
-        let hooks: Vec<Arc<dyn QueryHook>> = vec![
-            Arc::new(CompatHook),
-            Arc::new(ReadOnlyHook),
-            Arc::new(SettingsHook),
-            Arc::new(CursorStatementHook),
-            Arc::new(SetShowHook),
-            Arc::new(TransactionStatementHook),
-        ];
         let connections = Arc::new(ConnectionManager::new());
-        let inner = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
+        let inner = service(ctx);
         Self {
             service: Arc::new(GuardedService::new(inner, shared.clone())),
             startup: Arc::new(Startup {
@@ -76,6 +68,11 @@ impl Handlers {
         }
     }
 
+    /// Applies `access` (access.yml) to every logged-in principal's queries and listings.
+    pub fn set_access(&mut self, access: crate::access::Access) {
+        self.shared.set_access(access);
+    }
+
     /// Requires a SCRAM-SHA-256 login with a token of the state ([`Login`]).
     pub fn require_auth(&mut self, auth: WireAuth) {
         self.auth = Some(auth);
@@ -85,6 +82,21 @@ impl Handlers {
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
+}
+
+/// `datafusion-postgres`' query service over `ctx` with Sluice's hooks: the rewrites of catalog
+/// constructs DataFusion does not plan ([`CompatHook`]), the read-only hook, answers to `SHOW` of
+/// common settings, then the library's cursor, `SET`/`SHOW` and transaction hooks.
+pub fn service(ctx: Arc<SessionContext>) -> Arc<DfSessionService> {
+    let hooks: Vec<Arc<dyn QueryHook>> = vec![
+        Arc::new(CompatHook),
+        Arc::new(ReadOnlyHook),
+        Arc::new(SettingsHook),
+        Arc::new(CursorStatementHook),
+        Arc::new(SetShowHook),
+        Arc::new(TransactionStatementHook),
+    ];
+    Arc::new(DfSessionService::new_with_hooks(ctx, hooks))
 }
 
 impl PgWireServerHandlers for Handlers {

@@ -121,7 +121,15 @@ impl PgServer {
         Ok(PgServer {
             listener,
             addr: local,
-            handlers: Handlers::new(ctx, Shared::new(queries, limits.sql, engine.clone())),
+            handlers: Handlers::new(
+                ctx,
+                Shared::new(
+                    queries,
+                    limits.sql,
+                    engine.clone(),
+                    Some(limits.query_memory_limit),
+                ),
+            ),
             tls: None,
             max_connections: limits.pg_max_connections,
             idle_timeout: limits.pg_idle_timeout,
@@ -132,6 +140,13 @@ impl PgServer {
     /// its tokens as the password ([`startup::Login`]).
     pub fn with_auth(mut self, auth: WireAuth) -> Self {
         self.handlers.require_auth(auth);
+        self
+    }
+
+    /// Applies `access` (access.yml): each logged-in principal queries and lists its own view of
+    /// the lake ([`crate::access`]).
+    pub fn with_access(mut self, access: crate::access::Access) -> Self {
+        self.handlers.set_access(access);
         self
     }
 

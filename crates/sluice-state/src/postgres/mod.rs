@@ -11,6 +11,7 @@ use std::sync::mpsc;
 
 use tokio_postgres::{Client, NoTls};
 
+mod audit;
 mod auth;
 mod control;
 pub mod copy;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
+mod audit;
 mod auth;
 mod control;
 mod incidents;

@@ -17,6 +17,28 @@ fn open_state(dir: &Path) -> Result<StateStore> {
     StateStore::open(&location).with_context(|| format!("opening the state database {location}"))
 }
 
+/// Appends an administrative change made from the command line to the audit log; the change is
+/// not reported done unless it is recorded.
+fn admin_audit(state: &StateStore, action: &str, detail: serde_json::Value) -> Result<()> {
+    let actor = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    let record = sluice_state::AuditRecord {
+        at: sluice_serve::audit::now(),
+        kind: "admin".into(),
+        action: action.into(),
+        actor,
+        protocol: Some("cli".into()),
+        detail: Some(detail.to_string()),
+        ..sluice_state::AuditRecord::default()
+    };
+    state
+        .backend()
+        .append_audit(&record)
+        .context("recording the change in the audit log")?;
+    Ok(())
+}
+
 /// Runs one `sluice auth token` action.
 pub fn token(dir: &Path, action: TokenAction) -> Result<ExitCode> {
     let state = open_state(dir)?;
@@ -27,6 +49,20 @@ pub fn token(dir: &Path, action: TokenAction) -> Result<ExitCode> {
             expires,
         } => {
             let role: Role = role.parse().map_err(|e| anyhow!("{e}"))?;
+            if let Role::Named(name) = &role {
+                let compiled = load(dir)?;
+                let known = compiled
+                    .project
+                    .access
+                    .as_ref()
+                    .is_some_and(|a| a.role(name).is_some());
+                if !known {
+                    bail!(
+                        "unknown role `{name}`: use reader, operator, admin or a role defined under \
+                         `roles:` in access.yml"
+                    );
+                }
+            }
             let expires = expires
                 .as_deref()
                 .map(auth::parse_expiry)
@@ -35,6 +71,11 @@ pub fn token(dir: &Path, action: TokenAction) -> Result<ExitCode> {
             let first = state.backend().token_count()? == 0;
             let t = auth::create_token(&state, &user, role, expires, chrono::Utc::now())
                 .map_err(|e| anyhow!("{e}"))?;
+            admin_audit(
+                &state,
+                "token_create",
+                serde_json::json!({"token": t.record.id, "user": t.record.user, "role": t.record.role}),
+            )?;
             // The token alone on stdout, so that `TOKEN=$(sluice auth token create …)` works.
             println!("{}", t.secret);
             eprintln!(
@@ -101,6 +142,7 @@ pub fn token(dir: &Path, action: TokenAction) -> Result<ExitCode> {
             if !auth::revoke_token(&state, &id).map_err(|e| anyhow!("{e}"))? {
                 bail!("no token `{id}` that is not already revoked (see `sluice auth token list`)");
             }
+            admin_audit(&state, "token_revoke", serde_json::json!({"token": id}))?;
             println!("Revoked {id}");
             Ok(ExitCode::SUCCESS)
         }

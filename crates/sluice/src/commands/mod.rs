@@ -119,7 +119,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             resource_type,
         } => ls::ls(&project, &sel, output, &resource_type),
         Command::Compile { sel } => compile_sql::compile(&project, &sel),
-        Command::Query { sql, format } => query::query(&project, &sql, &format).await,
+        Command::Query {
+            sql,
+            format,
+            as_principal,
+        } => query::query(&project, &sql, &format, as_principal.as_deref()).await,
         Command::Status => inspect::status(&project).await,
         Command::Runs {
             action,

@@ -211,6 +211,19 @@ async fn serve_workspace_as(
     }
     let auth = check_exposure(&ws, &data_addrs, tls.is_some())?;
     app_state.auth = auth;
+    // access.yml: grants, masks and row filters on every listener (docs/security.md).
+    let access = sluice_serve::access::Access::new(
+        ws.compiled.project.access.clone(),
+        ws.compiled.project.config.pii_key.clone(),
+        Some(sluice_serve::audit::Auditor::new(ws.state.clone())),
+    );
+    if access.configured() && auth == AuthMode::Open {
+        tracing::warn!(
+            "access.yml is not enforced while authentication is off: without a token there is no \
+             user to apply it to"
+        );
+    }
+    app_state.access = access.clone();
     let pg = match pg {
         Some(mut server) => {
             if auth == AuthMode::Required {
@@ -218,6 +231,7 @@ async fn serve_workspace_as(
                     state: ws.state.clone(),
                 });
             }
+            server = server.with_access(access.clone());
             if let Some(files) = &tls {
                 server = server.with_tls(files.pg_acceptor().map_err(|e| anyhow!("{e}"))?);
             }
@@ -230,6 +244,7 @@ async fn serve_workspace_as(
             if auth == AuthMode::Required {
                 server = server.with_auth((*ws.state).clone());
             }
+            server = server.with_access(access.clone(), Some(limits.query_memory_limit));
             if tls.is_some() {
                 // tonic is built without its TLS feature: Flight SQL stays in clear, so only on
                 // loopback (behind a TLS-terminating proxy elsewhere; docs/flight-sql.md).
