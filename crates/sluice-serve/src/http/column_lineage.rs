@@ -1,48 +1,94 @@
 //! Column lineage: `GET /api/lineage/columns/{name}` (each column's inputs and readers, one step each
 //! way) and `GET /api/lineage/columns/{name}/{column}` (the whole upstream and downstream of one
 //! column). Computed from the models' query plans ([`sluice_transform::lineage`]).
+//!
+//! Under `access.yml`, a principal asks only about assets it may read, and sees only the edges to
+//! assets it may read (as `GET /api/lineage` shows only those nodes).
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
-use sluice_transform::lineage::project::{Edge, ProjectLineage};
+use sluice_transform::lineage::project::{Edge, ProjectLineage, Step};
 
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 
-/// The columns of an asset: a model's as planned, a source table's as ingested (none before that).
-async fn columns_of(s: &AppState, asset: &str, lineage: &ProjectLineage) -> Vec<String> {
-    if let Some(a) = lineage.assets.get(asset) {
-        return a.columns.iter().map(|c| c.name.clone()).collect();
-    }
-    let Ok(relation) = s.relation_of(asset) else {
-        return Vec::new();
-    };
-    match s
-        .engine
+/// The columns of an asset: a model's as planned, a source table's as ingested (none before that);
+/// with a principal, only those its view of the table has.
+async fn columns_of(
+    s: &AppState,
+    p: Option<&Principal>,
+    asset: &str,
+    lineage: &ProjectLineage,
+) -> Result<Vec<String>, ApiError> {
+    let relation = s.relation_of(asset)?;
+    let visible: Option<Vec<String>> = match s
+        .engine_for(p)?
         .plan(&format!("SELECT * FROM {relation} LIMIT 0"))
         .await
     {
-        Ok(df) => df
-            .schema()
-            .fields()
+        Ok(df) => Some(
+            df.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        ),
+        Err(_) => None,
+    };
+    // Under access.yml, a model's planned columns are cut to those the principal's view has.
+    let restricted = s.access.view(p).is_some();
+    Ok(match lineage.assets.get(asset) {
+        Some(a) => a
+            .columns
             .iter()
-            .map(|f| f.name().clone())
+            .map(|c| c.name.clone())
+            .filter(|c| !restricted || visible.as_ref().is_some_and(|v| v.contains(c)))
             .collect(),
-        Err(_) => Vec::new(),
+        None => visible.unwrap_or_default(),
+    })
+}
+
+fn readable_edges(s: &AppState, p: Option<&Principal>, edges: Vec<Edge>) -> Vec<Edge> {
+    edges
+        .into_iter()
+        .filter(|e| s.may_read_asset(p, &e.asset))
+        .collect()
+}
+
+/// The steps a principal may see: a step through an asset it may not read hides what lies beyond.
+fn readable_steps(s: &AppState, p: Option<&Principal>, steps: Vec<Step>) -> Vec<Step> {
+    let mut out = Vec::new();
+    let mut hidden_below: Option<usize> = None;
+    for step in steps {
+        if let Some(depth) = hidden_below {
+            if step.depth > depth {
+                continue;
+            }
+            hidden_below = None;
+        }
+        if s.may_read_asset(p, &step.edge.asset) {
+            out.push(step);
+        } else {
+            hidden_below = Some(step.depth);
+        }
     }
+    out
 }
 
 /// `GET /api/lineage/columns/{name}`.
 pub async fn asset_columns(
     State(s): State<AppState>,
     Path(asset): Path<String>,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Json<Value>, ApiError> {
-    s.relation_of(&asset)?;
+    let p = principal.as_deref();
+    s.check_readable(p, &s.relation_of(&asset)?)?;
     let lineage = ProjectLineage::compute(&s.engine, &s.compiled).await;
     let planned = lineage.assets.get(&asset);
-    let columns: Vec<Value> = columns_of(&s, &asset, &lineage)
-        .await
+    let columns: Vec<Value> = columns_of(&s, p, &asset, &lineage)
+        .await?
         .into_iter()
         .map(|name| {
             let inputs: Vec<Edge> = planned
@@ -55,13 +101,17 @@ pub async fn asset_columns(
                 .filter(|step| step.depth == 1)
                 .map(|step| step.edge)
                 .collect();
+            let (inputs, readers) = (
+                readable_edges(&s, p, inputs),
+                readable_edges(&s, p, readers),
+            );
             json!({"name": name, "inputs": inputs, "readers": readers})
         })
         .collect();
     Ok(Json(json!({
         "asset": asset,
         "columns": columns,
-        "dataset": planned.map(|a| a.dataset.clone()).unwrap_or_default(),
+        "dataset": readable_edges(&s, p, planned.map(|a| a.dataset.clone()).unwrap_or_default()),
         "error": lineage.errors.get(&asset),
     })))
 }
@@ -70,10 +120,12 @@ pub async fn asset_columns(
 pub async fn column(
     State(s): State<AppState>,
     Path((asset, column)): Path<(String, String)>,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Json<Value>, ApiError> {
-    s.relation_of(&asset)?;
+    let p = principal.as_deref();
+    s.check_readable(p, &s.relation_of(&asset)?)?;
     let lineage = ProjectLineage::compute(&s.engine, &s.compiled).await;
-    let available = columns_of(&s, &asset, &lineage).await;
+    let available = columns_of(&s, p, &asset, &lineage).await?;
     if !available.contains(&column) {
         return Err(ApiError::UnknownColumn {
             column,
@@ -84,8 +136,8 @@ pub async fn column(
     Ok(Json(json!({
         "asset": asset,
         "column": column,
-        "upstream": lineage.upstream(&asset, &column),
-        "downstream": lineage.downstream(&asset, &column),
+        "upstream": readable_steps(&s, p, lineage.upstream(&asset, &column)),
+        "downstream": readable_steps(&s, p, lineage.downstream(&asset, &column)),
         "error": lineage.errors.get(&asset),
     })))
 }
@@ -161,6 +213,49 @@ mod tests {
                 {"depth": 2, "asset": "unbuilt", "column": "region", "transformations": ["IDENTITY"]},
             ])
         );
+    }
+
+    #[tokio::test]
+    async fn under_access_yml_only_readable_assets_and_columns_show() {
+        use axum::body::Body;
+        use axum::http::{Request, header};
+        let (s, ana, pat, admin) = crate::access::tests::governed().await;
+        let get = |token: &str, uri: &str| {
+            Request::builder()
+                .uri(uri)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        // The analyst reads bronze only: the models are refused, and their edges hidden.
+        let r = s.send(get(&ana, "/api/lineage/columns/by_region")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+        let r = s
+            .send(get(&ana, "/api/lineage/columns/files.sales/amount"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json()["downstream"], json!([]));
+        // Two columns of the table: the others do not exist for this principal.
+        let body = s
+            .send(get(&pat, "/api/lineage/columns/files.sales"))
+            .await
+            .json();
+        let names: Vec<&str> = body["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["sale_id", "amount"]);
+        let r = s
+            .send(get(&pat, "/api/lineage/columns/files.sales/region"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        // An admin sees the whole path.
+        let r = s
+            .send(get(&admin, "/api/lineage/columns/files.sales/amount"))
+            .await;
+        assert_eq!(r.json()["downstream"][0]["asset"], "by_region");
     }
 
     #[tokio::test]

@@ -258,7 +258,9 @@ fn with_errors(mut operation: Value, codes: &[&str]) -> Value {
     for code in codes {
         let description = match *code {
             "400" => "A bad parameter, filter value or query.",
-            "403" => "A write, DDL or file-reading function was refused.",
+            "403" => {
+                "A write, DDL or file-reading function was refused, or the role may not read the table (access.yml)."
+            }
             "404" => "No such asset (or its table is not built yet), run, dashboard or chart.",
             "406" => "The requested format is not supported (the body lists the supported ones).",
             "409" => {
@@ -448,7 +450,7 @@ fn column_lineage_ops() -> [Value; 2] {
                     "error": {"type": ["string", "null"]}}}),
             ),
         ),
-        &["404"],
+        &["403", "404"],
     );
     let column = with_errors(
         op(
@@ -468,7 +470,7 @@ fn column_lineage_ops() -> [Value; 2] {
                     "error": {"type": ["string", "null"]}}}),
             ),
         ),
-        &["400", "404"],
+        &["400", "403", "404"],
     );
     [asset_columns, column]
 }
