@@ -231,7 +231,7 @@ impl<'a> LineReader<'a> {
                 if self.done {
                     return Ok(None);
                 }
-                let bytes: &'a [u8] = *rest;
+                let bytes: &'a [u8] = std::mem::take(rest);
                 let raw = match bytes.iter().position(|b| *b == b'\n') {
                     Some(end) => {
                         *rest = &bytes[end + 1..];

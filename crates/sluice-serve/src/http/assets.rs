@@ -77,7 +77,7 @@ pub async fn lineage(
         .compiled
         .graph
         .nodes()
-        .filter(|n| visible(*n))
+        .filter(|n| visible(n))
         .map(|n| {
             let (kind, layer) = match s.compiled.models.get(n) {
                 Some(m) => ("model", m.layer.as_str()),

@@ -58,11 +58,11 @@ fn governed(compiled: &CompiledProject, engine: &Engine, spec: &str) -> Result<E
         None,
     );
     if let Role::Named(name) = &role
-        && !compiled
+        && compiled
             .project
             .access
             .as_ref()
-            .is_some_and(|a| a.role(name).is_some())
+            .is_none_or(|a| a.role(name).is_none())
     {
         bail!(
             "--as `{spec}`: unknown role `{name}`: use reader, operator, admin or a role defined \
